@@ -1,0 +1,677 @@
+//! The resolved, immutable Catalog: every name checked, every reference linked. Later stages
+//! (SQL building, GraphQL schema) only ever see this, never a raw [`ModelDef`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use regex::Regex;
+
+use crate::def::{FieldDef, FieldType, ModelDef, OnDelete};
+use crate::error::{MetadataError, NameError};
+use crate::names::{english_plural, lower_first, snake_case, FieldName, ModelName, OptionName, SqlName};
+use crate::value::{self, Value};
+
+/// Field names every model has (system fields); user fields may not use them.
+pub const SYSTEM_FIELDS: &[&str] = &["id", "createdAt", "updatedAt", "createdBy", "updatedBy", "version"];
+/// Further field names kept for the platform (tenant column, soft delete, custom values, history).
+pub const RESERVED_FIELDS: &[&str] = &["orgId", "deletedAt", "custom", "history", "timeline", "node"];
+/// Column names every tenant table has.
+pub const SYSTEM_COLUMNS: &[&str] =
+    &["id", "org_id", "created_at", "updated_at", "created_by", "updated_by", "version", "deleted_at", "custom"];
+/// Suffixes appended to a model name to name its generated GraphQL types. The schema generator uses
+/// this same list, so a clash is caught here, when metadata is resolved.
+pub const GENERATED_TYPE_SUFFIXES: &[&str] = &[
+    "WhereInput",
+    "WhereUniqueInput",
+    "ManyWhereInput",
+    "OrderByInput",
+    "CreateInput",
+    "UpdateInput",
+    "UpsertInput",
+    "UpdateManyInput",
+    "Connection",
+    "Edge",
+    "Aggregate",
+    "CreateOneInlineInput",
+    "CreateManyInlineInput",
+    "UpdateOneInlineInput",
+    "UpdateManyInlineInput",
+    "ConnectInput",
+    "GroupBy",
+    "GroupByField",
+    "NumericAggregate",
+];
+/// Type names the platform defines itself.
+pub const BUILTIN_TYPES: &[&str] = &[
+    "Query", "Mutation", "Subscription", "Node", "PageInfo", "String", "Int", "Float", "Boolean", "ID", "Date",
+    "DateTime", "Decimal", "Json", "JSON", "Money", "MoneyInput", "Long", "Upload", "Principal", "History",
+    "Timeline",
+];
+const RESERVED_TABLE_PREFIXES: &[&str] = &["crm_", "_sqlx", "sqlite_", "pg_"];
+
+/// Scalar types after resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScalarType {
+    /// One line of text.
+    Text,
+    /// Multi-line text.
+    LongText,
+    /// E-mail address.
+    Email,
+    /// Phone number.
+    Phone,
+    /// URL.
+    Url,
+    /// 64-bit integer.
+    Int,
+    /// 64-bit float.
+    Float,
+    /// Exact decimal.
+    Decimal,
+    /// Amount + currency; the currency lives in `currency_column`.
+    Money {
+        /// Column of the ISO currency code.
+        currency_column: SqlName,
+    },
+    /// Boolean.
+    Boolean,
+    /// Date.
+    Date,
+    /// Date and time (UTC).
+    DateTime,
+    /// One option of a list.
+    Select(Vec<OptionName>),
+    /// A subset of a list of options.
+    MultiSelect(Vec<OptionName>),
+    /// Free list of strings.
+    Tags,
+    /// JSON document.
+    Json,
+    /// A record id (system field `id`).
+    Id,
+}
+
+/// The filter family a scalar type belongs to (which operators apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeClass {
+    /// Text-like: equality, lists, contains / starts / ends.
+    String,
+    /// Ordered: equality, lists, lt / lte / gt / gte.
+    Ordered,
+    /// Boolean: equality.
+    Boolean,
+    /// Enum: equality and lists.
+    Enum,
+    /// Lists of strings: contains all / some / none.
+    List,
+    /// JSON: null checks only.
+    Json,
+}
+
+impl ScalarType {
+    /// The filter family of this type.
+    #[must_use]
+    pub fn class(&self) -> TypeClass {
+        match self {
+            Self::Text | Self::LongText | Self::Email | Self::Phone | Self::Url | Self::Id => TypeClass::String,
+            Self::Int | Self::Float | Self::Decimal | Self::Money { .. } | Self::Date | Self::DateTime => {
+                TypeClass::Ordered
+            }
+            Self::Boolean => TypeClass::Boolean,
+            Self::Select(_) => TypeClass::Enum,
+            Self::MultiSelect(_) | Self::Tags => TypeClass::List,
+            Self::Json => TypeClass::Json,
+        }
+    }
+    /// True for types with numeric aggregates (sum, avg).
+    #[must_use]
+    pub fn is_numeric(&self) -> bool {
+        matches!(self, Self::Int | Self::Float | Self::Decimal | Self::Money { .. })
+    }
+    /// True for text types with a format of their own.
+    #[must_use]
+    pub fn is_text(&self) -> bool {
+        matches!(self, Self::Text | Self::LongText | Self::Email | Self::Phone | Self::Url)
+    }
+}
+
+/// What a field is, after resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldKind {
+    /// A stored value.
+    Scalar(ScalarType),
+    /// A foreign key `(org_id, column)` to `target`.
+    ToOne {
+        /// Target model.
+        target: ModelName,
+        /// What deleting the target does.
+        on_delete: OnDelete,
+    },
+    /// The inverse side of `target.via`.
+    ToMany {
+        /// Target model.
+        target: ModelName,
+        /// The to-one field on the target pointing back.
+        via: FieldName,
+    },
+    /// A reference to one of several models: `type_column` holds the model name, `column` the id.
+    Polymorphic {
+        /// Allowed target models.
+        targets: Vec<ModelName>,
+        /// Column holding the target's model name.
+        type_column: SqlName,
+    },
+}
+
+/// Compiled value checks.
+#[derive(Debug, Clone, Default)]
+pub struct Checks {
+    /// Minimum length in characters.
+    pub min_length: Option<u32>,
+    /// Maximum length in characters.
+    pub max_length: Option<u32>,
+    /// Minimum numeric value.
+    pub min: Option<f64>,
+    /// Maximum numeric value.
+    pub max: Option<f64>,
+    /// Anchored pattern.
+    pub pattern: Option<Regex>,
+}
+
+/// A resolved field.
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// API name.
+    pub name: FieldName,
+    /// SQL column (for to-one relations the foreign key column; unused for to-many).
+    pub column: SqlName,
+    /// What the field is.
+    pub kind: FieldKind,
+    /// Must be present, never null.
+    pub required: bool,
+    /// Unique within a tenant.
+    pub unique: bool,
+    /// Indexed `(org_id, column)`.
+    pub indexed: bool,
+    /// Part of `_search`.
+    pub searchable: bool,
+    /// Kept in property history.
+    pub tracked: bool,
+    /// Default on create, already checked.
+    pub default: Option<Value>,
+    /// Description from metadata.
+    pub description: Option<String>,
+    /// Value checks.
+    pub checks: Checks,
+    /// True for the system fields (`id`, `createdAt`, …), which clients cannot write.
+    pub system: bool,
+}
+
+impl Field {
+    /// The scalar type, if the field stores a scalar.
+    #[must_use]
+    pub fn scalar(&self) -> Option<&ScalarType> {
+        match &self.kind {
+            FieldKind::Scalar(t) => Some(t),
+            _ => None,
+        }
+    }
+    /// True when the field is stored in a column of this model's table.
+    #[must_use]
+    pub fn is_stored(&self) -> bool {
+        !matches!(self.kind, FieldKind::ToMany { .. })
+    }
+}
+
+/// A resolved model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// API name.
+    pub name: ModelName,
+    /// Singular root field name (`lead`).
+    pub singular: String,
+    /// Plural root field name (`leads`).
+    pub plural: String,
+    /// SQL table.
+    pub table: SqlName,
+    /// Description.
+    pub description: Option<String>,
+    /// Owner field, if any.
+    pub owner: Option<FieldName>,
+    /// System fields first, then declared fields in declaration order.
+    pub fields: IndexMap<FieldName, Field>,
+}
+
+impl Model {
+    /// Looks a field up by API name.
+    #[must_use]
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.get(name)
+    }
+    /// The fields that `_search` looks at.
+    pub fn searchable(&self) -> impl Iterator<Item = &Field> {
+        self.fields.values().filter(|f| f.searchable)
+    }
+    /// The fields stored as columns (scalars, to-one, polymorphic).
+    pub fn stored(&self) -> impl Iterator<Item = &Field> {
+        self.fields.values().filter(|f| f.is_stored())
+    }
+    /// The fields with a unique constraint (besides `id`).
+    pub fn unique_fields(&self) -> impl Iterator<Item = &Field> {
+        self.fields.values().filter(|f| f.unique)
+    }
+}
+
+/// The resolved set of models: immutable, shared behind an `Arc`.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    models: IndexMap<ModelName, Arc<Model>>,
+}
+
+impl Catalog {
+    /// A model by API name.
+    #[must_use]
+    pub fn model(&self, name: &str) -> Option<&Arc<Model>> {
+        self.models.get(name)
+    }
+    /// All models in declaration order.
+    pub fn models(&self) -> impl Iterator<Item = &Arc<Model>> {
+        self.models.values()
+    }
+    /// The to-many fields of all models that point at `target` through the to-one `via`.
+    pub fn referencing(&self, target: &ModelName) -> impl Iterator<Item = (&Arc<Model>, &Field)> {
+        self.models.values().flat_map(move |m| {
+            m.fields.values().filter_map(move |f| match &f.kind {
+                FieldKind::ToOne { target: t, .. } if t == target => Some((m, f)),
+                _ => None,
+            })
+        })
+    }
+}
+
+fn sys_field(name: &str, column: &str, ty: ScalarType) -> Option<Field> {
+    Some(Field {
+        name: FieldName::new(name).ok()?,
+        column: SqlName::new(column).ok()?,
+        kind: FieldKind::Scalar(ty),
+        required: true,
+        unique: false,
+        indexed: false,
+        searchable: false,
+        tracked: false,
+        default: None,
+        description: None,
+        checks: Checks::default(),
+        system: true,
+    })
+}
+
+fn system_fields() -> Vec<Field> {
+    [
+        sys_field("id", "id", ScalarType::Id),
+        sys_field("createdAt", "created_at", ScalarType::DateTime),
+        sys_field("updatedAt", "updated_at", ScalarType::DateTime),
+        sys_field("createdBy", "created_by", ScalarType::Text),
+        sys_field("updatedBy", "updated_by", ScalarType::Text),
+        sys_field("version", "version", ScalarType::Int),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|mut f| {
+        if matches!(f.name.as_str(), "createdBy" | "updatedBy") {
+            f.required = false;
+        }
+        f
+    })
+    .collect()
+}
+
+struct Ctx<'a> {
+    model: &'a str,
+}
+
+impl Ctx<'_> {
+    fn bad_name(&self, source: NameError) -> MetadataError {
+        MetadataError::BadName { model: self.model.to_owned(), source }
+    }
+    fn bad_field(&self, field: &str, reason: impl Into<String>) -> MetadataError {
+        MetadataError::BadField { model: self.model.to_owned(), field: field.to_owned(), reason: reason.into() }
+    }
+    fn clash(&self, what: &'static str, name: &str, other: impl Into<String>) -> MetadataError {
+        MetadataError::Clash { model: self.model.to_owned(), what, name: name.to_owned(), other: other.into() }
+    }
+}
+
+fn options(cx: &Ctx<'_>, field: &str, opts: &[String]) -> Result<Vec<OptionName>, MetadataError> {
+    if opts.is_empty() {
+        return Err(cx.bad_field(field, "a select needs at least one option"));
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(opts.len());
+    for o in opts {
+        let name = OptionName::new(o.as_str()).map_err(|e| cx.bad_field(field, e.to_string()))?;
+        if !seen.insert(o.as_str()) {
+            return Err(cx.bad_field(field, format!("option `{o}` is listed twice")));
+        }
+        out.push(name);
+    }
+    Ok(out)
+}
+
+fn compile_checks(cx: &Ctx<'_>, def: &FieldDef) -> Result<Checks, MetadataError> {
+    let v = &def.validation;
+    if let (Some(a), Some(b)) = (v.min_length, v.max_length) {
+        if a > b {
+            return Err(cx.bad_field(&def.name, "minLength is greater than maxLength"));
+        }
+    }
+    if let (Some(a), Some(b)) = (v.min, v.max) {
+        if a > b || a.is_nan() || b.is_nan() {
+            return Err(cx.bad_field(&def.name, "min is greater than max"));
+        }
+    }
+    let pattern = match &v.pattern {
+        None => None,
+        Some(p) => Some(
+            regex::RegexBuilder::new(&format!("^(?:{p})$"))
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|_| cx.bad_field(&def.name, format!("invalid pattern `{p}`")))?,
+        ),
+    };
+    Ok(Checks { min_length: v.min_length, max_length: v.max_length, min: v.min, max: v.max, pattern })
+}
+
+/// First pass over one model: names, columns, field kinds (targets not yet checked).
+fn resolve_model(def: &ModelDef) -> Result<Model, MetadataError> {
+    let cx = Ctx { model: &def.name };
+    let name = ModelName::new(def.name.as_str()).map_err(|e| cx.bad_name(e))?;
+    if BUILTIN_TYPES.contains(&def.name.as_str()) {
+        return Err(MetadataError::Reserved { model: def.name.clone(), name: def.name.clone() });
+    }
+    let singular = lower_first(&def.name);
+    let plural = match &def.plural {
+        Some(p) => FieldName::new(p.as_str()).map_err(|e| cx.bad_name(e))?.as_str().to_owned(),
+        None => lower_first(&english_plural(&def.name)),
+    };
+    if plural == singular {
+        return Err(cx.clash("plural", &plural, "the singular name; declare a distinct plural"));
+    }
+    let table = match &def.table {
+        Some(t) => SqlName::new(t.as_str()).map_err(|e| cx.bad_name(e))?,
+        None => SqlName::new(snake_case(&plural)).map_err(|e| cx.bad_name(e))?,
+    };
+    if RESERVED_TABLE_PREFIXES.iter().any(|p| table.as_str().starts_with(p)) {
+        return Err(MetadataError::Reserved { model: def.name.clone(), name: table.to_string() });
+    }
+
+    let mut fields = IndexMap::new();
+    let mut columns: HashMap<String, String> = HashMap::new();
+    for f in system_fields() {
+        columns.insert(f.column.to_string(), f.name.to_string());
+        fields.insert(f.name.clone(), f);
+    }
+    for c in SYSTEM_COLUMNS {
+        columns.entry((*c).to_owned()).or_insert_with(|| "a system column".to_owned());
+    }
+
+    for fd in &def.fields {
+        if SYSTEM_FIELDS.contains(&fd.name.as_str()) || RESERVED_FIELDS.contains(&fd.name.as_str()) {
+            return Err(MetadataError::Reserved { model: def.name.clone(), name: fd.name.clone() });
+        }
+        let fname = FieldName::new(fd.name.as_str()).map_err(|e| cx.bad_name(e))?;
+        if fields.contains_key(&fname) {
+            return Err(cx.clash("field", &fd.name, "another field of the same name"));
+        }
+        let snake = snake_case(&fd.name);
+        let mut extra_columns = Vec::new();
+        let (kind, column) = match &fd.ty {
+            FieldType::Relation { target, on_delete } => {
+                let target = ModelName::new(target.as_str()).map_err(|e| cx.bad_name(e))?;
+                let on_delete = on_delete.unwrap_or(if fd.required { OnDelete::Restrict } else { OnDelete::SetNull });
+                if on_delete == OnDelete::SetNull && fd.required {
+                    return Err(cx.bad_field(&fd.name, "a required relation cannot use onDelete: setNull"));
+                }
+                (FieldKind::ToOne { target, on_delete }, format!("{snake}_id"))
+            }
+            FieldType::Inverse { target, via } => {
+                let target = ModelName::new(target.as_str()).map_err(|e| cx.bad_name(e))?;
+                let via = FieldName::new(via.as_str()).map_err(|e| cx.bad_name(e))?;
+                if fd.required || fd.unique || fd.default.as_ref().is_some_and(|d| !d.is_null()) {
+                    return Err(cx.bad_field(&fd.name, "a to-many relation cannot be required, unique or defaulted"));
+                }
+                (FieldKind::ToMany { target, via }, snake.clone())
+            }
+            FieldType::Polymorphic { targets } => {
+                if targets.is_empty() {
+                    return Err(cx.bad_field(&fd.name, "a polymorphic reference needs at least one target"));
+                }
+                let targets = targets
+                    .iter()
+                    .map(|t| ModelName::new(t.as_str()).map_err(|e| cx.bad_name(e)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let type_column = SqlName::new(format!("{snake}_type")).map_err(|e| cx.bad_name(e))?;
+                extra_columns.push(type_column.to_string());
+                (FieldKind::Polymorphic { targets, type_column }, format!("{snake}_id"))
+            }
+            other => {
+                let st = match other {
+                    FieldType::Text => ScalarType::Text,
+                    FieldType::LongText => ScalarType::LongText,
+                    FieldType::Email => ScalarType::Email,
+                    FieldType::Phone => ScalarType::Phone,
+                    FieldType::Url => ScalarType::Url,
+                    FieldType::Int => ScalarType::Int,
+                    FieldType::Float => ScalarType::Float,
+                    FieldType::Decimal => ScalarType::Decimal,
+                    FieldType::Money => {
+                        let c = SqlName::new(format!("{snake}_currency")).map_err(|e| cx.bad_name(e))?;
+                        extra_columns.push(c.to_string());
+                        ScalarType::Money { currency_column: c }
+                    }
+                    FieldType::Boolean => ScalarType::Boolean,
+                    FieldType::Date => ScalarType::Date,
+                    FieldType::DateTime => ScalarType::DateTime,
+                    FieldType::Select { options: o } => ScalarType::Select(options(&cx, &fd.name, o)?),
+                    FieldType::MultiSelect { options: o } => ScalarType::MultiSelect(options(&cx, &fd.name, o)?),
+                    FieldType::Tags => ScalarType::Tags,
+                    _ => ScalarType::Json,
+                };
+                (FieldKind::Scalar(st), snake.clone())
+            }
+        };
+        let column = SqlName::new(column).map_err(|e| cx.bad_name(e))?;
+        for c in std::iter::once(column.to_string()).chain(extra_columns) {
+            if let Some(other) = columns.insert(c.clone(), fd.name.clone()) {
+                return Err(cx.clash("column", &c, format!("the column of `{other}`")));
+            }
+        }
+        if let FieldKind::Scalar(st) = &kind {
+            if fd.unique && matches!(st.class(), TypeClass::List | TypeClass::Json) {
+                return Err(cx.bad_field(&fd.name, "lists and JSON cannot be unique"));
+            }
+            if fd.searchable && !st.is_text() {
+                return Err(cx.bad_field(&fd.name, "only text fields can be searchable"));
+            }
+            let v = &fd.validation;
+            if (v.min_length.is_some() || v.max_length.is_some() || v.pattern.is_some()) && !st.is_text() {
+                return Err(cx.bad_field(&fd.name, "length and pattern checks apply to text fields only"));
+            }
+            if (v.min.is_some() || v.max.is_some()) && !st.is_numeric() {
+                return Err(cx.bad_field(&fd.name, "range checks apply to numeric fields only"));
+            }
+        } else if fd.searchable || !fd.validation.is_empty() {
+            return Err(cx.bad_field(&fd.name, "relations cannot be searchable or carry value checks"));
+        }
+        let checks = compile_checks(&cx, fd)?;
+        let mut field = Field {
+            name: fname.clone(),
+            column,
+            kind,
+            required: fd.required,
+            unique: fd.unique,
+            indexed: fd.indexed,
+            searchable: fd.searchable,
+            tracked: fd.tracked,
+            default: None,
+            description: fd.description.clone(),
+            checks,
+            system: false,
+        };
+        // `"default": null` means no default.
+        if let Some(d) = fd.default.as_ref().filter(|d| !d.is_null()) {
+            if !matches!(field.kind, FieldKind::Scalar(_)) {
+                return Err(cx.bad_field(&fd.name, "only scalar fields can have a default"));
+            }
+            let v = value::parse(&field, d)
+                .and_then(|v| value::validate(&field, &v).map(|()| v))
+                .map_err(|e| cx.bad_field(&fd.name, format!("invalid default: {}", e.reason)))?;
+            // `parse` takes a bare amount for filters; a stored money value needs its currency.
+            if matches!(field.scalar(), Some(ScalarType::Money { .. })) && !matches!(v, Value::Money { .. }) {
+                return Err(cx.bad_field(&fd.name, "invalid default: money needs {\"amount\", \"currency\"}"));
+            }
+            if field.unique {
+                return Err(cx.bad_field(&fd.name, "a unique field cannot have a default"));
+            }
+            field.default = Some(v);
+        }
+        fields.insert(fname, field);
+    }
+    for f in fields.values() {
+        if matches!(f.kind, FieldKind::ToMany { .. }) {
+            let conn = format!("{}Connection", f.name);
+            if fields.contains_key(conn.as_str()) {
+                return Err(cx.clash("field", &conn, format!("the connection field of `{}`", f.name)));
+            }
+        }
+    }
+    let owner = match &def.owner_field {
+        None => None,
+        Some(o) => {
+            let f = fields.get(o.as_str()).ok_or_else(|| MetadataError::BadModel {
+                model: def.name.clone(),
+                reason: format!("owner field `{o}` is not a field of the model"),
+            })?;
+            let ok = matches!(f.kind, FieldKind::ToOne { .. } | FieldKind::Scalar(ScalarType::Text)) && !f.system;
+            if !ok {
+                return Err(MetadataError::BadModel {
+                    model: def.name.clone(),
+                    reason: format!("owner field `{o}` must be a to-one relation or a text field"),
+                });
+            }
+            Some(f.name.clone())
+        }
+    };
+    Ok(Model { name, singular, plural, table, description: def.description.clone(), owner, fields })
+}
+
+/// Root field and type names a model generates, for clash detection.
+fn generated_names(m: &Model) -> (Vec<String>, Vec<String>) {
+    let n = m.name.as_str();
+    let pascal_plural = {
+        let mut c = m.plural.chars();
+        c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+    };
+    let roots = vec![
+        m.singular.clone(),
+        m.plural.clone(),
+        format!("{}Connection", m.plural),
+        format!("create{n}"),
+        format!("update{n}"),
+        format!("delete{n}"),
+        format!("upsert{n}"),
+        format!("updateMany{pascal_plural}Connection"),
+        format!("deleteMany{pascal_plural}Connection"),
+        format!("restore{n}"),
+    ];
+    let mut types = vec![n.to_owned()];
+    types.extend(GENERATED_TYPE_SUFFIXES.iter().map(|s| format!("{n}{s}")));
+    for f in m.fields.values() {
+        if let FieldKind::Scalar(ScalarType::Select(_) | ScalarType::MultiSelect(_)) = f.kind {
+            let mut c = f.name.as_str().chars();
+            let p = c.next().map(|x| x.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default();
+            types.push(format!("{n}{p}"));
+        }
+    }
+    (roots, types)
+}
+
+/// Validates and links a set of model definitions into an immutable [`Catalog`].
+///
+/// # Errors
+/// The first problem found, naming the model and field: bad or reserved names, GraphQL or SQL
+/// name clashes, unknown relation targets, inverse relations without their to-one side, bad
+/// defaults or options. Never panics.
+pub fn resolve(defs: &[ModelDef]) -> Result<Catalog, MetadataError> {
+    let mut models: IndexMap<ModelName, Model> = IndexMap::new();
+    let mut tables: HashMap<String, String> = HashMap::new();
+    let mut roots: HashMap<String, String> = HashMap::new();
+    let mut types: HashMap<String, String> = BUILTIN_TYPES.iter().map(|t| ((*t).to_owned(), "a built-in type".to_owned())).collect();
+    roots.insert("node".to_owned(), "the built-in `node` field".to_owned());
+    for def in defs {
+        let m = resolve_model(def)?;
+        let cx = Ctx { model: &def.name };
+        if models.contains_key(&m.name) {
+            return Err(cx.clash("model", m.name.as_str(), "another model of the same name"));
+        }
+        if let Some(other) = tables.insert(m.table.to_string(), def.name.clone()) {
+            return Err(cx.clash("table", m.table.as_str(), format!("the table of model `{other}`")));
+        }
+        let (r, t) = generated_names(&m);
+        for name in r {
+            if let Some(other) = roots.insert(name.clone(), def.name.clone()) {
+                return Err(cx.clash("root field", &name, format!("a root field of `{other}`")));
+            }
+        }
+        for name in t {
+            if let Some(other) = types.insert(name.clone(), def.name.clone()) {
+                return Err(cx.clash("GraphQL type", &name, format!("a type of `{other}`")));
+            }
+        }
+        models.insert(m.name.clone(), m);
+    }
+    // Second pass: relation targets and inverse sides.
+    for m in models.values() {
+        let cx = Ctx { model: m.name.as_str() };
+        for f in m.fields.values() {
+            match &f.kind {
+                FieldKind::ToOne { target, .. } => {
+                    if !models.contains_key(target) {
+                        return Err(MetadataError::UnknownTarget {
+                            model: m.name.to_string(),
+                            field: f.name.to_string(),
+                            target: target.to_string(),
+                        });
+                    }
+                }
+                FieldKind::Polymorphic { targets, .. } => {
+                    if let Some(t) = targets.iter().find(|t| !models.contains_key(*t)) {
+                        return Err(MetadataError::UnknownTarget {
+                            model: m.name.to_string(),
+                            field: f.name.to_string(),
+                            target: t.to_string(),
+                        });
+                    }
+                }
+                FieldKind::ToMany { target, via } => {
+                    let t = models.get(target).ok_or_else(|| MetadataError::UnknownTarget {
+                        model: m.name.to_string(),
+                        field: f.name.to_string(),
+                        target: target.to_string(),
+                    })?;
+                    let back = t.fields.get(via);
+                    let ok = matches!(back.map(|b| &b.kind), Some(FieldKind::ToOne { target: tt, .. }) if tt == &m.name);
+                    if !ok {
+                        return Err(cx.bad_field(
+                            f.name.as_str(),
+                            format!("`{target}.{via}` must be a to-one relation to `{}`", m.name),
+                        ));
+                    }
+                }
+                FieldKind::Scalar(_) => {}
+            }
+        }
+    }
+    Ok(Catalog { models: models.into_iter().map(|(k, v)| (k, Arc::new(v))).collect() })
+}

@@ -1,0 +1,20 @@
+//! Metadata for crm-platform: models and fields as users declare them ([`ModelDef`], in Rust or
+//! JSON), resolved by [`resolve`] into an immutable, validated [`Catalog`] that every later stage
+//! reads. Pure: no IO.
+#![forbid(unsafe_code)]
+
+mod catalog;
+mod def;
+mod error;
+mod names;
+pub mod standard;
+pub mod value;
+
+pub use catalog::{
+    resolve, Catalog, Checks, Field, FieldKind, Model, ScalarType, TypeClass, BUILTIN_TYPES, GENERATED_TYPE_SUFFIXES,
+    RESERVED_FIELDS, SYSTEM_COLUMNS, SYSTEM_FIELDS,
+};
+pub use def::{FieldDef, FieldType, ModelDef, OnDelete, Validation};
+pub use error::{MetadataError, NameError, ValueError};
+pub use names::{english_plural, lower_first, snake_case, FieldName, ModelName, OptionName, OrgId, RoleName, SqlName};
+pub use value::Value;

@@ -1,0 +1,135 @@
+//! The standard catalog every tenant has (see the domain guide), declared with the public builder
+//! API, so it doubles as the reference example of how to declare models.
+
+use serde_json::json;
+
+use crate::catalog::Catalog;
+use crate::def::{FieldDef as F, ModelDef, OnDelete};
+use crate::error::MetadataError;
+
+/// Lead lifecycle stages, in funnel order.
+pub const LEAD_STATUSES: &[&str] = &["NEW", "QUALIFIED", "CONTACTED", "CONVERTED", "REJECTED"];
+
+/// The standard model definitions, in dependency-free declaration order.
+#[must_use]
+pub fn standard_models() -> Vec<ModelDef> {
+    vec![
+        ModelDef::new("Member")
+            .describe("A person of the tenant who works in the CRM; the pool routing assigns from.")
+            .field(F::text("name").required().searchable().length(Some(1), Some(200)))
+            .field(F::email("email").unique().searchable())
+            .field(F::text("sub").unique().describe("The ZITADEL user id (`sub` claim)."))
+            .field(F::tags("skills").describe("What the member is good at; skill routing matches on it."))
+            .field(F::int("capacity").range(Some(0.0), None).describe("Most open records at once; null for no limit."))
+            .field(F::text("timeZone").describe("IANA time zone of the working hours, e.g. Europe/Berlin."))
+            .field(F::json("workingHours").describe("Working hours per weekday, e.g. {\"mon\": [\"09:00\", \"17:00\"]}."))
+            .field(F::boolean("away").default_value(json!(false)))
+            .field(F::boolean("active").default_value(json!(true))),
+        ModelDef::new("Account")
+            .describe("A company. Accounts form a hierarchy through `parent`.")
+            .owner("owner")
+            .field(F::text("name").required().searchable().length(Some(1), Some(300)))
+            .field(F::text("domain").indexed().searchable())
+            .field(F::url("website"))
+            .field(F::text("industry"))
+            .field(F::select("size", &["MICRO", "SMALL", "MEDIUM", "LARGE", "ENTERPRISE"]))
+            .field(F::phone("phone"))
+            .field(F::relation("parent", "Account").describe("The parent company."))
+            .field(F::inverse("children", "Account", "parent").describe("Subsidiaries."))
+            .field(F::relation("owner", "Member"))
+            .field(F::inverse("contacts", "Contact", "account"))
+            .field(F::inverse("opportunities", "Opportunity", "account")),
+        ModelDef::new("Contact")
+            .describe("A person the tenant deals with.")
+            .owner("owner")
+            .field(F::text("firstName").searchable())
+            .field(F::text("lastName").required().searchable().length(Some(1), Some(200)))
+            .field(F::email("email").indexed().searchable())
+            .field(F::phone("phone"))
+            .field(F::tags("emails").describe("Further e-mail addresses."))
+            .field(F::tags("phones").describe("Further phone numbers."))
+            .field(F::json("socialHandles").describe("Handles per platform: [{\"platform\": \"x\", \"handle\": \"@ada\"}]."))
+            .field(F::relation("account", "Account"))
+            .field(F::relation("owner", "Member"))
+            .field(F::inverse("leads", "Lead", "contact"))
+            .field(F::inverse("tickets", "Ticket", "contact")),
+        ModelDef::new("Lead")
+            .describe("A potential customer moving through the funnel.")
+            .owner("owner")
+            .field(F::text("name").required().searchable().length(Some(1), Some(300)))
+            .field(F::email("email").indexed().searchable())
+            .field(F::phone("phone"))
+            .field(F::text("company").searchable())
+            .field(F::select("source", &["WEB", "SOCIAL", "REFERRAL", "EVENT", "EMAIL", "PHONE", "OTHER"]))
+            .field(F::select("status", LEAD_STATUSES).required().tracked().indexed().default_value(json!("NEW")))
+            .field(F::int("score").range(Some(0.0), Some(100.0)))
+            .field(F::tags("tags"))
+            .field(F::relation("owner", "Member").tracked().describe("The assigned sales rep."))
+            .field(F::relation("contact", "Contact").describe("Set once converted."))
+            .field(F::relation("account", "Account").describe("Set once converted."))
+            .field(F::datetime("convertedAt")),
+        ModelDef::new("Opportunity")
+            .plural("opportunities")
+            .describe("A deal in the pipeline.")
+            .owner("owner")
+            .field(F::text("name").required().searchable())
+            .field(F::relation("account", "Account").on_delete(OnDelete::Cascade))
+            .field(F::money("amount").range(Some(0.0), None))
+            .field(
+                F::select("stage", &["PROSPECTING", "QUALIFICATION", "PROPOSAL", "NEGOTIATION", "CLOSED_WON", "CLOSED_LOST"])
+                    .required()
+                    .tracked()
+                    .default_value(json!("PROSPECTING")),
+            )
+            .field(F::date("expectedCloseDate"))
+            .field(F::int("probability").range(Some(0.0), Some(100.0)))
+            .field(F::relation("owner", "Member")),
+        ModelDef::new("Ticket")
+            .describe("An inquiry handled by staff: progress, assignee, contact dates.")
+            .owner("assignee")
+            .field(F::text("subject").required().searchable().length(Some(1), Some(500)))
+            .field(F::long_text("description").searchable())
+            .field(
+                F::select("status", &["OPEN", "IN_PROGRESS", "WAITING", "RESOLVED", "CLOSED"])
+                    .required()
+                    .tracked()
+                    .default_value(json!("OPEN")),
+            )
+            .field(F::select("priority", &["LOW", "NORMAL", "HIGH", "URGENT"]).default_value(json!("NORMAL")))
+            .field(F::relation("contact", "Contact"))
+            .field(F::relation("assignee", "Member").tracked())
+            .field(F::datetime("lastContactedAt"))
+            .field(F::datetime("nextContactAt")),
+        ModelDef::new("Activity")
+            .plural("activities")
+            .describe("An interaction or note on any record.")
+            .owner("author")
+            .field(F::select("kind", &["CALL", "EMAIL", "MEETING", "NOTE", "TASK", "SOCIAL"]).required())
+            .field(F::polymorphic("subject", &["Account", "Contact", "Lead", "Opportunity", "Ticket"]).describe("The record it is about."))
+            .field(F::text("title").searchable())
+            .field(F::long_text("body").searchable())
+            .field(F::datetime("occurredAt").indexed())
+            .field(F::relation("author", "Member")),
+        ModelDef::new("SocialEvent")
+            .describe("A post, reply, DM or mention ingested from a social platform.")
+            .field(F::text("platform").required().length(Some(1), Some(50)))
+            .field(F::select("kind", &["POST", "REPLY", "DM", "MENTION"]).required())
+            .field(F::text("externalId").required().indexed().describe("The platform's id; with `platform` the idempotency key."))
+            .field(F::text("thread").indexed())
+            .field(F::text("authorHandle").searchable())
+            .field(F::long_text("text").searchable())
+            .field(F::url("url"))
+            .field(F::datetime("occurredAt"))
+            .field(F::relation("contact", "Contact"))
+            .field(F::relation("lead", "Lead"))
+            .field(F::relation("ticket", "Ticket")),
+    ]
+}
+
+/// The standard catalog, resolved.
+///
+/// # Errors
+/// Never in practice (a test resolves it); typed so callers never unwrap.
+pub fn standard_catalog() -> Result<Catalog, MetadataError> {
+    crate::resolve(&standard_models())
+}

@@ -1,0 +1,261 @@
+//! Authorization: the single place where tenant, role and row rules are combined.
+//!
+//! [`authorize`] is the only constructor of [`Scoped`], and the executor only accepts `Scoped`
+//! queries, so no query reaches the database without the tenant predicate. A role with no grant
+//! for a model compiles to [`Filter::False`]: absence of a rule never means "allow".
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crm_model::{Catalog, FieldKind, Model, ModelName, OrgId, RoleName, ScalarType};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::{OrmError, Result};
+use crate::ir::{Filter, FilterOp, Operand};
+
+/// Who is asking: the subject, the tenant the request acts in, and the roles there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user id (ZITADEL `sub`).
+    pub sub: String,
+    /// The tenant.
+    pub org_id: OrgId,
+    /// Roles in that tenant.
+    pub roles: Vec<RoleName>,
+}
+
+/// Operations that can be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Op {
+    /// Read rows.
+    Read,
+    /// Insert rows.
+    Create,
+    /// Change rows.
+    Update,
+    /// Delete rows.
+    Delete,
+}
+
+/// Which rows a grant covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RowRule {
+    /// Rows whose owner is the caller (a member with the caller's `sub`).
+    Own,
+    /// Rows owned by the caller or by nobody.
+    OwnOrUnassigned,
+    /// Every row of the tenant.
+    All,
+}
+
+/// Row rules per operation; `None` is no grant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Grant {
+    /// Read.
+    #[serde(default)]
+    pub read: Option<RowRule>,
+    /// Create.
+    #[serde(default)]
+    pub create: Option<RowRule>,
+    /// Update.
+    #[serde(default)]
+    pub update: Option<RowRule>,
+    /// Delete.
+    #[serde(default)]
+    pub delete: Option<RowRule>,
+}
+
+impl Grant {
+    /// Everything on every row.
+    pub const ALL: Grant = Grant { read: Some(RowRule::All), create: Some(RowRule::All), update: Some(RowRule::All), delete: Some(RowRule::All) };
+    /// Read every row.
+    pub const READ: Grant = Grant { read: Some(RowRule::All), create: None, update: None, delete: None };
+
+    fn get(&self, op: Op) -> Option<RowRule> {
+        match op {
+            Op::Read => self.read,
+            Op::Create => self.create,
+            Op::Update => self.update,
+            Op::Delete => self.delete,
+        }
+    }
+    fn union(self, o: Grant) -> Grant {
+        Grant { read: self.read.max(o.read), create: self.create.max(o.create), update: self.update.max(o.update), delete: self.delete.max(o.delete) }
+    }
+}
+
+/// One role: a grant for every model unless a model has its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolePolicy {
+    /// Grant for models not listed.
+    #[serde(default)]
+    pub default: Grant,
+    /// Grants per model.
+    #[serde(default)]
+    pub models: HashMap<ModelName, Grant>,
+}
+
+/// Roles and their grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Policy {
+    /// Grants per role name.
+    pub roles: HashMap<RoleName, RolePolicy>,
+}
+
+impl Policy {
+    /// The default roles: `admin` (everything), `sales` (read all; write records they own or that
+    /// are unassigned; members read only), `viewer` (read only).
+    #[must_use]
+    pub fn default_roles() -> Policy {
+        let mut roles = HashMap::new();
+        if let Ok(admin) = RoleName::new("admin") {
+            roles.insert(admin, RolePolicy { default: Grant::ALL, models: HashMap::new() });
+        }
+        if let Ok(viewer) = RoleName::new("viewer") {
+            roles.insert(viewer, RolePolicy { default: Grant::READ, models: HashMap::new() });
+        }
+        if let Ok(sales) = RoleName::new("sales") {
+            let own = Some(RowRule::OwnOrUnassigned);
+            let mut models = HashMap::new();
+            if let Ok(m) = ModelName::new("Member") {
+                models.insert(m, Grant::READ);
+            }
+            if let Ok(m) = ModelName::new("SocialEvent") {
+                models.insert(m, Grant { read: Some(RowRule::All), create: Some(RowRule::All), update: Some(RowRule::All), delete: None });
+            }
+            roles.insert(sales, RolePolicy { default: Grant { read: Some(RowRule::All), create: own, update: own, delete: own }, models });
+        }
+        Policy { roles }
+    }
+
+    fn grant_for(&self, roles: &[RoleName], model: &ModelName) -> Grant {
+        roles
+            .iter()
+            .filter_map(|r| self.roles.get(r))
+            .map(|rp| rp.models.get(model).copied().unwrap_or(rp.default))
+            .fold(Grant::default(), Grant::union)
+    }
+}
+
+/// The caller's resolved access, carried by every [`Scoped`] query: the tenant and the row
+/// predicate of each model and operation.
+#[derive(Debug, Clone)]
+pub struct Access {
+    org: OrgId,
+    actor: String,
+    grants: Arc<HashMap<ModelName, Grant>>,
+}
+
+impl Access {
+    /// The tenant every statement is confined to.
+    #[must_use]
+    pub fn org(&self) -> &OrgId {
+        &self.org
+    }
+    /// The acting subject (written to `createdBy` / `updatedBy`).
+    #[must_use]
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+    /// Whether `op` on `model` is granted at all.
+    #[must_use]
+    pub fn allows(&self, model: &ModelName, op: Op) -> bool {
+        self.grants.get(model).and_then(|g| g.get(op)).is_some()
+    }
+    /// The row predicate of `op` on `model`: `True` for all rows, an owner filter for own rows,
+    /// `False` with no grant. Together with the tenant predicate the SQL builder always adds,
+    /// this is the whole scope.
+    #[must_use]
+    pub fn predicate(&self, model: &Model, op: Op) -> Filter {
+        let rule = self.grants.get(&model.name).and_then(|g| g.get(op));
+        match rule {
+            None => Filter::False,
+            Some(RowRule::All) => Filter::True,
+            Some(RowRule::Own) => self.own(model),
+            Some(RowRule::OwnOrUnassigned) => {
+                let unassigned = model.owner.as_ref().and_then(|o| model.field(o.as_str())).map(|f| match &f.kind {
+                    FieldKind::ToOne { .. } => Filter::ToOne { field: f.name.clone(), filter: None },
+                    _ => Filter::Cmp { field: f.name.clone(), op: FilterOp::Eq, value: Operand::One(crm_model::Value::Null) },
+                });
+                Filter::or(vec![self.own(model), unassigned.unwrap_or(Filter::False)])
+            }
+        }
+    }
+
+    /// Rows owned by the caller: the owner field is the caller's `sub` (text owner) or points at
+    /// the member whose `sub` is the caller's. A model without an owner has no own rows.
+    fn own(&self, model: &Model) -> Filter {
+        let Some(f) = model.owner.as_ref().and_then(|o| model.field(o.as_str())) else {
+            return Filter::False;
+        };
+        let sub = crm_model::Value::Text(self.actor.clone());
+        match &f.kind {
+            FieldKind::ToOne { .. } => {
+                let by_sub = crm_model::FieldName::new("sub")
+                    .map(|sub_field| Filter::Cmp { field: sub_field, op: FilterOp::Eq, value: Operand::One(sub) })
+                    .unwrap_or(Filter::False);
+                Filter::ToOne { field: f.name.clone(), filter: Some(Box::new(by_sub)) }
+            }
+            FieldKind::Scalar(ScalarType::Text) => Filter::Cmp { field: f.name.clone(), op: FilterOp::Eq, value: Operand::One(sub) },
+            _ => Filter::False,
+        }
+    }
+}
+
+/// A query that passed [`authorize`]: the only thing the executor runs. Fields are private and
+/// there is no public constructor besides [`authorize`].
+#[derive(Debug, Clone)]
+pub struct Scoped<Q> {
+    pub(crate) access: Access,
+    pub(crate) query: Q,
+    pub(crate) tenant_predicate: bool,
+}
+
+impl<Q> Scoped<Q> {
+    /// The query.
+    pub fn query(&self) -> &Q {
+        &self.query
+    }
+    /// The caller's access.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// TEST ONLY: the same query without the `org_id` predicate in its SQL, so a test can prove
+    /// that PostgreSQL row-level security alone keeps other tenants' rows out. Compiled only with
+    /// the `test-bypass` feature, which nothing but the test suite enables.
+    #[cfg(feature = "test-bypass")]
+    #[must_use]
+    pub fn danger_without_tenant_predicate(mut self) -> Self {
+        self.tenant_predicate = false;
+        self
+    }
+}
+
+/// Checks that `principal` may perform `op` on `model` at all and returns the query scoped to the
+/// principal's tenant and row rules.
+///
+/// # Errors
+/// `Forbidden` when no role of the principal grants `op` on `model`; `BadInput` for an unknown
+/// model.
+pub fn authorize<Q>(catalog: &Catalog, policy: &Policy, principal: &Principal, model: &ModelName, op: Op, query: Q) -> Result<Scoped<Q>> {
+    if catalog.model(model.as_str()).is_none() {
+        return Err(OrmError::bad("model", format!("unknown model `{model}`")));
+    }
+    let grants: HashMap<ModelName, Grant> = catalog
+        .models()
+        .map(|m| (m.name.clone(), policy.grant_for(&principal.roles, &m.name)))
+        .collect();
+    let access = Access { org: principal.org_id.clone(), actor: principal.sub.clone(), grants: Arc::new(grants) };
+    if !access.allows(model, op) {
+        let op_name = json!(op);
+        return Err(OrmError::Forbidden(format!("not allowed to {} {model}", op_name.as_str().unwrap_or("access"))));
+    }
+    Ok(Scoped { access, query, tenant_predicate: true })
+}

@@ -1,0 +1,331 @@
+//! Everything that differs between SQLite and PostgreSQL, in one place: column types, value
+//! binding, JSON construction, list operators, the tenant setting for row-level security, and
+//! how database errors are recognised. The rest of the engine is one code path.
+
+use crm_model::{ScalarType, Value};
+use sea_query::{Expr, PostgresQueryBuilder, SqliteQueryBuilder};
+use sea_query_sqlx::{SqlxBinder, SqlxValues};
+
+use crate::error::{OrmError, Result};
+
+/// The two supported backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// Embedded SQLite (bundled).
+    Sqlite,
+    /// PostgreSQL (production, row-level security).
+    Postgres,
+}
+
+/// Largest number of key/value pairs put in one JSON constructor call (PostgreSQL functions take
+/// at most 100 arguments); larger objects are merged from chunks.
+const JSON_CHUNK: usize = 48;
+
+impl Dialect {
+    /// Renders a statement to SQL and bound values.
+    pub fn build<S: SqlxBinder>(self, stmt: &S) -> (String, SqlxValues) {
+        match self {
+            Dialect::Sqlite => stmt.build_sqlx(SqliteQueryBuilder),
+            Dialect::Postgres => stmt.build_sqlx(PostgresQueryBuilder),
+        }
+    }
+
+    /// A custom expression: `{}` in `template` stands for the next of `exprs`, rendered with this
+    /// backend's placeholders. Only static templates written in this crate are passed here.
+    #[must_use]
+    pub fn cust(self, template: &str, exprs: Vec<Expr>) -> Expr {
+        let mut out = String::with_capacity(template.len() + 8);
+        let mut n = 0usize;
+        let mut rest = template;
+        while let Some(i) = rest.find("{}") {
+            out.push_str(&rest[..i]);
+            n += 1;
+            match self {
+                Dialect::Sqlite => out.push('?'),
+                Dialect::Postgres => {
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                }
+            }
+            rest = &rest[i + 2..];
+        }
+        out.push_str(rest);
+        Expr::cust_with_exprs(out, exprs)
+    }
+
+    /// The SQL type of a column holding `ty`.
+    #[must_use]
+    pub fn column_type(self, ty: &ScalarType) -> &'static str {
+        match (self, ty) {
+            (Dialect::Sqlite, ScalarType::Int | ScalarType::Boolean) => "INTEGER",
+            (Dialect::Sqlite, ScalarType::Float) => "REAL",
+            (Dialect::Sqlite, ScalarType::Decimal | ScalarType::Money { .. }) => "NUMERIC",
+            (Dialect::Sqlite, _) => "TEXT",
+            (Dialect::Postgres, ScalarType::Int) => "BIGINT",
+            (Dialect::Postgres, ScalarType::Boolean) => "BOOLEAN",
+            (Dialect::Postgres, ScalarType::Float) => "DOUBLE PRECISION",
+            (Dialect::Postgres, ScalarType::Decimal | ScalarType::Money { .. }) => "NUMERIC",
+            (Dialect::Postgres, ScalarType::Date) => "DATE",
+            (Dialect::Postgres, ScalarType::DateTime) => "TIMESTAMPTZ",
+            (Dialect::Postgres, ScalarType::Id) => "UUID",
+            (Dialect::Postgres, ScalarType::Json | ScalarType::Tags | ScalarType::MultiSelect(_)) => "JSONB",
+            (Dialect::Postgres, _) => "TEXT",
+        }
+    }
+
+    /// The SQL type of a record id column.
+    #[must_use]
+    pub fn id_type(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "TEXT",
+            Dialect::Postgres => "UUID",
+        }
+    }
+
+    /// A bound value. Decimals are cast to NUMERIC; instants, dates and ids are bound natively on
+    /// PostgreSQL and as fixed-format text on SQLite (where they sort as text).
+    #[must_use]
+    pub fn bind(self, v: &Value) -> Expr {
+        use sea_query::Value as Q;
+        match (self, v) {
+            (_, Value::Null) => Expr::cust("NULL"),
+            (_, Value::Bool(b)) => Expr::val(Q::Bool(Some(*b))),
+            (_, Value::Int(i)) => Expr::val(Q::BigInt(Some(*i))),
+            (_, Value::Float(f)) => Expr::val(Q::Double(Some(*f))),
+            (_, Value::Text(s)) => Expr::val(Q::String(Some(s.clone()))),
+            (_, Value::Decimal(s) | Value::Money { amount: s, .. }) => {
+                self.cust("CAST({} AS NUMERIC)", vec![Expr::val(Q::String(Some(s.clone())))])
+            }
+            (Dialect::Postgres, Value::Date(d)) => Expr::val(Q::ChronoDate(Some(*d))),
+            (Dialect::Sqlite, Value::Date(d)) => Expr::val(Q::String(Some(d.format("%Y-%m-%d").to_string()))),
+            (Dialect::Postgres, Value::DateTime(t)) => Expr::val(Q::ChronoDateTimeUtc(Some(*t))),
+            (Dialect::Sqlite, Value::DateTime(t)) => Expr::val(Q::String(Some(crm_model::value::format_datetime(t)))),
+            (Dialect::Postgres, Value::Uuid(u) | Value::Ref { id: u, .. }) => Expr::val(Q::Uuid(Some(*u))),
+            (Dialect::Sqlite, Value::Uuid(u) | Value::Ref { id: u, .. }) => Expr::val(Q::String(Some(u.to_string()))),
+            (Dialect::Postgres, Value::Json(_) | Value::List(_)) => Expr::val(Q::Json(Some(Box::new(v.to_json())))),
+            (Dialect::Sqlite, Value::Json(_) | Value::List(_)) => Expr::val(Q::String(Some(v.to_json().to_string()))),
+        }
+    }
+
+    /// A string literal for a JSON key. Keys are field names or GraphQL aliases; anything else is
+    /// refused rather than quoted.
+    ///
+    /// # Errors
+    /// When `key` is not a plain identifier.
+    pub fn key(self, key: &str) -> Result<Expr> {
+        let ok = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && key.len() <= 128;
+        if !ok {
+            return Err(OrmError::bad("selection", format!("`{key}` is not a valid result key")));
+        }
+        Ok(Expr::cust(format!("'{key}'")))
+    }
+
+    /// The JSON form of a column of type `ty` (as clients read it). `extra` is the second column
+    /// of money (currency) and polymorphic references (type).
+    #[must_use]
+    pub fn json_value(self, ty: Option<&ScalarType>, col: Expr, extra: Option<Expr>) -> Expr {
+        match (self, ty, extra) {
+            (_, Some(ScalarType::Money { .. }), Some(cur)) => {
+                let obj = self.object_call(vec![(Expr::cust("'amount'"), self.cust("CAST({} AS TEXT)", vec![col.clone()])), (Expr::cust("'currency'"), cur)]);
+                self.cust("CASE WHEN {} IS NULL THEN NULL ELSE {} END", vec![col, obj])
+            }
+            (_, None, Some(ty_col)) => {
+                let obj = self.object_call(vec![(Expr::cust("'type'"), ty_col), (Expr::cust("'id'"), col.clone())]);
+                self.cust("CASE WHEN {} IS NULL THEN NULL ELSE {} END", vec![col, obj])
+            }
+            (_, Some(ScalarType::Decimal), _) => self.cust("CAST({} AS TEXT)", vec![col]),
+            (Dialect::Sqlite, Some(ScalarType::Boolean), _) => {
+                self.cust("CASE WHEN {} IS NULL THEN NULL WHEN {} THEN json('true') ELSE json('false') END", vec![col.clone(), col])
+            }
+            (Dialect::Sqlite, Some(ScalarType::Json | ScalarType::Tags | ScalarType::MultiSelect(_)), _) => {
+                self.cust("json({})", vec![col])
+            }
+            (Dialect::Postgres, Some(ScalarType::DateTime), _) => {
+                self.cust("to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", vec![col])
+            }
+            (_, _, _) => col,
+        }
+    }
+
+    fn object_call(self, pairs: Vec<(Expr, Expr)>) -> Expr {
+        let f = match self {
+            Dialect::Sqlite => "json_object",
+            Dialect::Postgres => "json_build_object",
+        };
+        let args: Vec<Expr> = pairs.into_iter().flat_map(|(k, v)| [k, v]).collect();
+        let template = format!("{f}({})", vec!["{}"; args.len()].join(", "));
+        self.cust(&template, args)
+    }
+
+    /// A JSON object from key/value pairs, chunked so any number of fields fits.
+    #[must_use]
+    pub fn object(self, mut pairs: Vec<(Expr, Expr)>) -> Expr {
+        if pairs.len() <= JSON_CHUNK {
+            return self.object_call(pairs);
+        }
+        let mut chunks = Vec::new();
+        while !pairs.is_empty() {
+            let rest = pairs.split_off(pairs.len().min(JSON_CHUNK));
+            chunks.push(std::mem::replace(&mut pairs, rest));
+        }
+        match self {
+            Dialect::Sqlite => {
+                let parts: Vec<Expr> = chunks.into_iter().map(|c| self.object_call(c)).collect();
+                let n = parts.len().saturating_sub(1);
+                let template = format!("{}{{}}{}", "json_patch({}, ".repeat(n), ")".repeat(n));
+                self.cust(&template, parts)
+            }
+            Dialect::Postgres => {
+                let parts: Vec<Expr> = chunks
+                    .into_iter()
+                    .map(|c| {
+                        let args: Vec<Expr> = c.into_iter().flat_map(|(k, v)| [k, v]).collect();
+                        self.cust(&format!("jsonb_build_object({})", vec!["{}"; args.len()].join(", ")), args)
+                    })
+                    .collect();
+                let template = format!("({})::json", vec!["{}"; parts.len()].join(" || "));
+                self.cust(&template, parts)
+            }
+        }
+    }
+
+    /// A JSON array of expressions (cursor keys).
+    #[must_use]
+    pub fn array(self, items: Vec<Expr>) -> Expr {
+        let f = match self {
+            Dialect::Sqlite => "json_array",
+            Dialect::Postgres => "json_build_array",
+        };
+        self.cust(&format!("{f}({})", vec!["{}"; items.len()].join(", ")), items)
+    }
+
+    /// The text form of a JSON expression, as the row decoder reads it.
+    #[must_use]
+    pub fn json_text(self, e: Expr) -> Expr {
+        match self {
+            Dialect::Sqlite => e,
+            Dialect::Postgres => self.cust("CAST({} AS TEXT)", vec![e]),
+        }
+    }
+
+    /// A nested JSON value from a scalar subquery, usable inside an object.
+    #[must_use]
+    pub fn nested(self, sub: Expr) -> Expr {
+        match self {
+            Dialect::Sqlite => self.cust("json({})", vec![sub]),
+            Dialect::Postgres => sub,
+        }
+    }
+
+    /// The aggregate turning a subquery column of JSON objects into a JSON array (`[]` when empty).
+    #[must_use]
+    pub fn agg(self, col: Expr) -> Expr {
+        match self {
+            Dialect::Sqlite => self.cust("COALESCE(json_group_array(json({})), json('[]'))", vec![col]),
+            Dialect::Postgres => self.cust("COALESCE(json_agg({}), '[]'::json)", vec![col]),
+        }
+    }
+
+    /// The list elements of a JSON array column (`FROM` item with column `v`).
+    fn each(self) -> (&'static str, &'static str) {
+        match self {
+            Dialect::Sqlite => ("json_each({}) AS e", "e.value"),
+            Dialect::Postgres => ("jsonb_array_elements_text({}) AS e(v)", "e.v"),
+        }
+    }
+
+    /// `col` contains at least one of `items` (`EXISTS` over the elements).
+    #[must_use]
+    pub fn list_some(self, col: Expr, items: Vec<Expr>) -> Expr {
+        let (from, v) = self.each();
+        let n = items.len();
+        let mut args = vec![col];
+        args.extend(items);
+        self.cust(&format!("EXISTS (SELECT 1 FROM {from} WHERE {v} IN ({}))", vec!["{}"; n].join(", ")), args)
+    }
+
+    /// `col` contains every one of `items` (distinct matches counted).
+    #[must_use]
+    pub fn list_all(self, col: Expr, items: Vec<Expr>) -> Expr {
+        let (from, v) = self.each();
+        let n = items.len();
+        let mut args = vec![col];
+        args.extend(items);
+        self.cust(&format!("(SELECT COUNT(DISTINCT {v}) FROM {from} WHERE {v} IN ({})) = {n}", vec!["{}"; n].join(", ")), args)
+    }
+
+    /// Case-insensitive `LIKE` with `\` as escape; `pattern` is already lower-cased and escaped.
+    #[must_use]
+    pub fn ilike(self, col: Expr, pattern: String) -> Expr {
+        self.cust("lower({}) LIKE {} ESCAPE '\\'", vec![col, Expr::val(sea_query::Value::String(Some(pattern)))])
+    }
+
+    /// `(e) IS NOT TRUE`: the two-valued complement, so negations include rows where `e` is null.
+    #[must_use]
+    pub fn is_not_true(self, e: Expr) -> Expr {
+        self.cust("({}) IS NOT TRUE", vec![e])
+    }
+
+    /// `SQL` setting the tenant that row-level security reads (`None` on SQLite). `local` limits it
+    /// to the current transaction.
+    #[must_use]
+    pub fn set_tenant_sql(self, local: bool) -> Option<&'static str> {
+        match (self, local) {
+            (Dialect::Sqlite, _) => None,
+            (Dialect::Postgres, true) => Some("SELECT set_config('crm.org_id', $1, true)"),
+            (Dialect::Postgres, false) => Some("SELECT set_config('crm.org_id', $1, false)"),
+        }
+    }
+}
+
+/// A deterministic index or constraint name within PostgreSQL's 63-byte limit.
+#[must_use]
+pub fn index_name(prefix: &str, table: &str, column: &str) -> String {
+    let full = format!("{prefix}_{table}_{column}");
+    if full.len() <= 60 {
+        return full;
+    }
+    // FNV-1a keeps long names distinct after truncation.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in full.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{}_{h:08x}", full.get(..50).unwrap_or(&full))
+}
+
+/// What a database error means for the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DbFailure {
+    /// A unique index was violated; the column when it can be told.
+    Unique(Option<String>),
+    /// A foreign key blocked the statement.
+    ForeignKey,
+    /// Serialization failure or deadlock: the transaction can be retried.
+    Retry,
+    /// Anything else.
+    Other,
+}
+
+/// Classifies a database error. For unique violations the column is recovered from the
+/// constraint name (PostgreSQL: `ux_<table>_<column>`) or the message (SQLite: `table.column`).
+#[must_use]
+pub fn classify(e: &sqlx::Error) -> DbFailure {
+    let sqlx::Error::Database(db) = e else { return DbFailure::Other };
+    match db.kind() {
+        sqlx::error::ErrorKind::UniqueViolation => {
+            let col = match db.constraint() {
+                Some(c) => Some(c.to_owned()),
+                None => db.message().rsplit_once(", ").map(|(_, c)| c).or_else(|| db.message().split_once(": ").map(|(_, c)| c)).and_then(|c| c.split_once('.')).map(|(_, c)| c.trim().to_owned()),
+            };
+            DbFailure::Unique(col)
+        }
+        sqlx::error::ErrorKind::ForeignKeyViolation => DbFailure::ForeignKey,
+        _ => match db.code().as_deref() {
+            Some("40001" | "40P01") => DbFailure::Retry,
+            _ => DbFailure::Other,
+        },
+    }
+}

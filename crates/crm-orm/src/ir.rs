@@ -1,0 +1,784 @@
+//! The query IR: plain data describing reads and writes, independent of SQL and GraphQL.
+//!
+//! Each input family has its parser next to its definition ([`Filter::parse`],
+//! [`OrderBy::parse`], [`Data::parse`]), reading the JSON form of API.md (`{"email_contains":
+//! "acme", "account": {"name": "X"}}`) against the [`Catalog`], so unknown fields, operators that
+//! do not apply to a type and badly typed values are rejected here, naming the input path.
+
+use crm_model::{value, Catalog, Field, FieldKind, FieldName, Model, ModelName, ScalarType, TypeClass, Value};
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use crate::error::{OrmError, Result};
+
+/// Scalar filter operators with their API suffix: the one list both the schema generator and the
+/// parser read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FilterOp {
+    /// `f`: equal (or `IS NULL` for null).
+    Eq,
+    /// `f_not`: not equal (nulls included; `f_not: null` is `IS NOT NULL`).
+    Not,
+    /// `f_in`.
+    In,
+    /// `f_not_in` (nulls included).
+    NotIn,
+    /// `f_contains`, case-insensitive.
+    Contains,
+    /// `f_not_contains`.
+    NotContains,
+    /// `f_starts_with`, case-insensitive.
+    StartsWith,
+    /// `f_not_starts_with`.
+    NotStartsWith,
+    /// `f_ends_with`, case-insensitive.
+    EndsWith,
+    /// `f_not_ends_with`.
+    NotEndsWith,
+    /// `f_lt`.
+    Lt,
+    /// `f_lte`.
+    Lte,
+    /// `f_gt`.
+    Gt,
+    /// `f_gte`.
+    Gte,
+    /// `f_contains_all` (lists).
+    ContainsAll,
+    /// `f_contains_some` (lists).
+    ContainsSome,
+    /// `f_contains_none` (lists).
+    ContainsNone,
+}
+
+impl FilterOp {
+    /// Every operator.
+    pub const ALL: [Self; 17] = [
+        Self::Eq,
+        Self::Not,
+        Self::In,
+        Self::NotIn,
+        Self::Contains,
+        Self::NotContains,
+        Self::StartsWith,
+        Self::NotStartsWith,
+        Self::EndsWith,
+        Self::NotEndsWith,
+        Self::Lt,
+        Self::Lte,
+        Self::Gt,
+        Self::Gte,
+        Self::ContainsAll,
+        Self::ContainsSome,
+        Self::ContainsNone,
+    ];
+
+    /// The suffix appended to the field name in `WhereInput`.
+    #[must_use]
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::Eq => "",
+            Self::Not => "_not",
+            Self::In => "_in",
+            Self::NotIn => "_not_in",
+            Self::Contains => "_contains",
+            Self::NotContains => "_not_contains",
+            Self::StartsWith => "_starts_with",
+            Self::NotStartsWith => "_not_starts_with",
+            Self::EndsWith => "_ends_with",
+            Self::NotEndsWith => "_not_ends_with",
+            Self::Lt => "_lt",
+            Self::Lte => "_lte",
+            Self::Gt => "_gt",
+            Self::Gte => "_gte",
+            Self::ContainsAll => "_contains_all",
+            Self::ContainsSome => "_contains_some",
+            Self::ContainsNone => "_contains_none",
+        }
+    }
+
+    /// Whether the operator applies to a type family.
+    #[must_use]
+    pub fn applies_to(self, class: TypeClass) -> bool {
+        use FilterOp as O;
+        match class {
+            TypeClass::String => !matches!(self, O::Lt | O::Lte | O::Gt | O::Gte | O::ContainsAll | O::ContainsSome | O::ContainsNone),
+            TypeClass::Ordered => matches!(self, O::Eq | O::Not | O::In | O::NotIn | O::Lt | O::Lte | O::Gt | O::Gte),
+            TypeClass::Boolean | TypeClass::Json => matches!(self, O::Eq | O::Not),
+            TypeClass::Enum => matches!(self, O::Eq | O::Not | O::In | O::NotIn),
+            TypeClass::List => matches!(self, O::ContainsAll | O::ContainsSome | O::ContainsNone),
+        }
+    }
+
+    /// Whether the operator takes a list.
+    #[must_use]
+    pub fn takes_list(self) -> bool {
+        matches!(self, Self::In | Self::NotIn | Self::ContainsAll | Self::ContainsSome | Self::ContainsNone)
+    }
+
+    /// Splits `email_not_contains` into (`email`, `NotContains`).
+    #[must_use]
+    pub fn split(key: &str) -> Option<(&str, Self)> {
+        match key.split_once('_') {
+            None => Some((key, Self::Eq)),
+            Some((field, _)) => {
+                let rest = &key[field.len()..];
+                Self::ALL.iter().find(|op| op.suffix() == rest).map(|op| (field, *op))
+            }
+        }
+    }
+}
+
+/// Quantifiers of to-many relation filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quantifier {
+    /// `r_some`: at least one related record matches.
+    Some,
+    /// `r_every`: every related record matches (true when there are none).
+    Every,
+    /// `r_none`: no related record matches.
+    None,
+}
+
+impl Quantifier {
+    /// Every quantifier.
+    pub const ALL: [Self; 3] = [Self::Some, Self::Every, Self::None];
+    /// The API suffix.
+    #[must_use]
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::Some => "_some",
+            Self::Every => "_every",
+            Self::None => "_none",
+        }
+    }
+}
+
+/// The right-hand side of a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    /// One value.
+    One(Value),
+    /// A list (`_in`, `_contains_all`, …).
+    Many(Vec<Value>),
+}
+
+/// A filter over one model's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// Every row.
+    True,
+    /// No row (what an absent grant compiles to).
+    False,
+    /// All of.
+    And(Vec<Filter>),
+    /// Any of.
+    Or(Vec<Filter>),
+    /// The complement (rows for which the inner filter is not true).
+    Not(Box<Filter>),
+    /// A comparison of a stored field.
+    Cmp {
+        /// The field.
+        field: FieldName,
+        /// The operator.
+        op: FilterOp,
+        /// The typed operand.
+        value: Operand,
+    },
+    /// The to-one relation's target matches (`account: {...}`); `None` means the reference is null.
+    ToOne {
+        /// The to-one field.
+        field: FieldName,
+        /// Filter on the target, or `None` for `account: null`.
+        filter: Option<Box<Filter>>,
+    },
+    /// A to-many relation quantified (`contacts_some: {...}`).
+    ToMany {
+        /// The to-many field.
+        field: FieldName,
+        /// some / every / none.
+        quantifier: Quantifier,
+        /// Filter on the targets.
+        filter: Box<Filter>,
+    },
+    /// Case-insensitive match of a term across the searchable fields.
+    Search(String),
+}
+
+impl Filter {
+    /// AND with simplification (`True` vanishes, `False` absorbs).
+    #[must_use]
+    pub fn and(items: Vec<Filter>) -> Filter {
+        let mut out = Vec::with_capacity(items.len());
+        for f in items {
+            match f {
+                Filter::True => {}
+                Filter::False => return Filter::False,
+                Filter::And(inner) => out.extend(inner),
+                other => out.push(other),
+            }
+        }
+        match out.len() {
+            0 => Filter::True,
+            1 => out.pop().unwrap_or(Filter::True),
+            _ => Filter::And(out),
+        }
+    }
+
+    /// OR with simplification (`False` vanishes, `True` absorbs).
+    #[must_use]
+    pub fn or(items: Vec<Filter>) -> Filter {
+        let mut out = Vec::with_capacity(items.len());
+        for f in items {
+            match f {
+                Filter::False => {}
+                Filter::True => return Filter::True,
+                Filter::Or(inner) => out.extend(inner),
+                other => out.push(other),
+            }
+        }
+        match out.len() {
+            0 => Filter::False,
+            1 => out.pop().unwrap_or(Filter::False),
+            _ => Filter::Or(out),
+        }
+    }
+
+    /// A comparison of `field` with one JSON value (typed against the model).
+    ///
+    /// # Errors
+    /// Unknown field, operator not applicable, badly typed value.
+    pub fn cmp(model: &Model, field: &str, op: FilterOp, value: &Json) -> Result<Filter> {
+        parse_cmp(model, field, op, value, field)
+    }
+
+    /// Parses a `WhereInput` in its JSON form against `model`.
+    ///
+    /// # Errors
+    /// Unknown keys, operators that do not apply, badly typed values; the error names the path.
+    pub fn parse(catalog: &Catalog, model: &Model, input: &Json) -> Result<Filter> {
+        parse_where(catalog, model, input, "where", 0)
+    }
+}
+
+/// Deepest nesting of a where input (AND/OR/NOT and relations) accepted.
+pub const MAX_FILTER_DEPTH: usize = 16;
+
+fn parse_where(catalog: &Catalog, model: &Model, input: &Json, path: &str, depth: usize) -> Result<Filter> {
+    if depth > MAX_FILTER_DEPTH {
+        return Err(OrmError::bad(path, format!("filters nest deeper than {MAX_FILTER_DEPTH} levels")));
+    }
+    let obj = match input {
+        Json::Null => return Ok(Filter::True),
+        Json::Object(o) => o,
+        _ => return Err(OrmError::bad(path, "expected an object")),
+    };
+    let mut items = Vec::with_capacity(obj.len());
+    for (key, val) in obj {
+        let p = format!("{path}.{key}");
+        match key.as_str() {
+            "AND" | "OR" | "NOT" => {
+                let list: Vec<&Json> = match val {
+                    Json::Array(a) => a.iter().collect(),
+                    Json::Null => Vec::new(),
+                    one => vec![one],
+                };
+                let parsed = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| parse_where(catalog, model, v, &format!("{p}[{i}]"), depth + 1))
+                    .collect::<Result<Vec<_>>>()?;
+                items.push(match key.as_str() {
+                    "AND" => Filter::and(parsed),
+                    "OR" => Filter::or(parsed),
+                    _ => Filter::Not(Box::new(Filter::and(parsed))),
+                });
+            }
+            "_search" => match val {
+                Json::String(s) if !s.trim().is_empty() => items.push(Filter::Search(s.trim().to_owned())),
+                Json::String(_) | Json::Null => {}
+                _ => return Err(OrmError::bad(p, "expected a string")),
+            },
+            _ => items.push(parse_entry(catalog, model, key, val, &p, depth)?),
+        }
+    }
+    Ok(Filter::and(items))
+}
+
+fn parse_entry(catalog: &Catalog, model: &Model, key: &str, val: &Json, path: &str, depth: usize) -> Result<Filter> {
+    // Relation quantifiers first: `contacts_some`.
+    for q in Quantifier::ALL {
+        if let Some(name) = key.strip_suffix(q.suffix()) {
+            if let Some(f) = model.field(name) {
+                if let FieldKind::ToMany { target, .. } = &f.kind {
+                    let t = target_model(catalog, target, path)?;
+                    let inner = parse_where(catalog, t, val, path, depth + 1)?;
+                    return Ok(Filter::ToMany { field: f.name.clone(), quantifier: q, filter: Box::new(inner) });
+                }
+            }
+        }
+    }
+    if let Some(f) = model.field(key) {
+        if let FieldKind::ToOne { target, .. } = &f.kind {
+            if val.is_null() {
+                return Ok(Filter::ToOne { field: f.name.clone(), filter: None });
+            }
+            let t = target_model(catalog, target, path)?;
+            let inner = parse_where(catalog, t, val, path, depth + 1)?;
+            return Ok(Filter::ToOne { field: f.name.clone(), filter: Some(Box::new(inner)) });
+        }
+    }
+    let Some((name, op)) = FilterOp::split(key) else {
+        return Err(OrmError::bad(path, format!("unknown filter `{key}` on {}", model.name)));
+    };
+    parse_cmp(model, name, op, val, path)
+}
+
+fn target_model<'c>(catalog: &'c Catalog, target: &ModelName, path: &str) -> Result<&'c Model> {
+    catalog
+        .model(target.as_str())
+        .map(AsRef::as_ref)
+        .ok_or_else(|| OrmError::bad(path, format!("unknown model `{target}`")))
+}
+
+fn field_class(f: &Field) -> Option<TypeClass> {
+    match &f.kind {
+        FieldKind::Scalar(t) => Some(t.class()),
+        // A to-one compares its id; a polymorphic reference only null checks.
+        FieldKind::ToOne { .. } => Some(TypeClass::Enum),
+        FieldKind::Polymorphic { .. } => Some(TypeClass::Json),
+        FieldKind::ToMany { .. } => None,
+    }
+}
+
+fn parse_cmp(model: &Model, name: &str, op: FilterOp, val: &Json, path: &str) -> Result<Filter> {
+    let f = model
+        .field(name)
+        .ok_or_else(|| OrmError::bad(path, format!("unknown field `{name}` on {}", model.name)))?;
+    let class = field_class(f).ok_or_else(|| OrmError::bad(path, format!("`{name}` is a to-many relation: use {name}_some / _every / _none")))?;
+    if !op.applies_to(class) {
+        return Err(OrmError::bad(path, format!("operator `{}{}` does not apply to `{name}`", name, op.suffix())));
+    }
+    let typed = |j: &Json| -> Result<Value> {
+        match (&f.kind, j) {
+            // List operators take single options / tags.
+            (FieldKind::Scalar(ScalarType::MultiSelect(_) | ScalarType::Tags), Json::String(s)) => Ok(Value::Text(s.clone())),
+            (FieldKind::Scalar(ScalarType::MultiSelect(_) | ScalarType::Tags), _) => {
+                Err(OrmError::bad(path, "list filters take strings"))
+            }
+            (FieldKind::Polymorphic { .. }, Json::Null) => Ok(Value::Null),
+            (FieldKind::Polymorphic { .. }, _) => Err(OrmError::bad(path, "a polymorphic reference can only be compared with null")),
+            (FieldKind::Scalar(ScalarType::Json), Json::Null) => Ok(Value::Null),
+            (FieldKind::Scalar(ScalarType::Json), _) => Err(OrmError::bad(path, "a JSON field can only be compared with null")),
+            _ => value::parse(f, j).map_err(|e| OrmError::bad(path, e.reason)),
+        }
+    };
+    let value = if op.takes_list() {
+        let Json::Array(items) = val else {
+            return Err(OrmError::bad(path, "expected a list"));
+        };
+        Operand::Many(items.iter().map(typed).collect::<Result<_>>()?)
+    } else {
+        let v = typed(val)?;
+        if v.is_null() && !matches!(op, FilterOp::Eq | FilterOp::Not) {
+            return Err(OrmError::bad(path, "only equality compares with null"));
+        }
+        Operand::One(v)
+    };
+    Ok(Filter::Cmp { field: f.name.clone(), op, value })
+}
+
+/// One ordering key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderBy {
+    /// The field.
+    pub field: FieldName,
+    /// Descending.
+    pub desc: bool,
+}
+
+impl OrderBy {
+    /// Parses `createdAt_DESC` against `model`.
+    ///
+    /// # Errors
+    /// Unknown field or a field that cannot be ordered (relations, lists, JSON).
+    pub fn parse(model: &Model, s: &str) -> Result<OrderBy> {
+        let (name, desc) = if let Some(n) = s.strip_suffix("_DESC") {
+            (n, true)
+        } else if let Some(n) = s.strip_suffix("_ASC") {
+            (n, false)
+        } else {
+            return Err(OrmError::bad("orderBy", format!("`{s}` must end in _ASC or _DESC")));
+        };
+        let f = model.field(name).ok_or_else(|| OrmError::bad("orderBy", format!("unknown field `{name}`")))?;
+        if !orderable(f) {
+            return Err(OrmError::bad("orderBy", format!("`{name}` cannot be ordered")));
+        }
+        Ok(OrderBy { field: f.name.clone(), desc })
+    }
+}
+
+/// Whether a field can be an ordering key.
+#[must_use]
+pub fn orderable(f: &Field) -> bool {
+    matches!(&f.kind, FieldKind::Scalar(t) if !matches!(t.class(), TypeClass::List | TypeClass::Json))
+}
+
+/// Pagination arguments as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// Forward page size.
+    pub first: Option<u32>,
+    /// Backward page size.
+    pub last: Option<u32>,
+    /// Rows skipped in the direction of travel.
+    pub skip: u32,
+    /// Cursor to continue after.
+    pub after: Option<String>,
+    /// Cursor to continue before.
+    pub before: Option<String>,
+}
+
+/// What to return of each row: fields by API name and nested relations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// Stored fields (scalars, to-one ids are not selected this way: use `nested`).
+    pub fields: Vec<FieldName>,
+    /// Relations to follow.
+    pub nested: Vec<Nested>,
+}
+
+impl Selection {
+    /// Every stored scalar field of the model, no relations.
+    #[must_use]
+    pub fn scalars(model: &Model) -> Selection {
+        Selection {
+            fields: model.fields.values().filter(|f| matches!(f.kind, FieldKind::Scalar(_) | FieldKind::Polymorphic { .. })).map(|f| f.name.clone()).collect(),
+            nested: Vec::new(),
+        }
+    }
+    /// Adds a nested relation.
+    #[must_use]
+    pub fn with(mut self, nested: Nested) -> Selection {
+        self.nested.push(nested);
+        self
+    }
+}
+
+/// A relation followed inside a selection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nested {
+    /// Key of the result in the parent object (the field name or a GraphQL alias).
+    pub key: String,
+    /// The relation field.
+    pub field: FieldName,
+    /// What to return of the related rows.
+    pub select: Selection,
+    /// Filter on related rows (to-many).
+    pub filter: Filter,
+    /// Ordering of related rows (to-many).
+    pub order: Vec<OrderBy>,
+    /// Most related rows returned (to-many), limited in SQL.
+    pub first: Option<u32>,
+    /// Related rows skipped (to-many).
+    pub skip: u32,
+}
+
+impl Nested {
+    /// Follows `field` with `select`, no filter, default order.
+    #[must_use]
+    pub fn new(field: FieldName, select: Selection) -> Nested {
+        Nested { key: field.to_string(), field, select, filter: Filter::True, order: Vec::new(), first: None, skip: 0 }
+    }
+}
+
+/// A read of a page of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Read {
+    /// The model.
+    pub model: ModelName,
+    /// The caller's filter.
+    pub filter: Filter,
+    /// Ordering (the id is always appended as tie-breaker).
+    pub order: Vec<OrderBy>,
+    /// Pagination.
+    pub page: Page,
+    /// What to return.
+    pub select: Selection,
+    /// Whether to count all rows matching the filter.
+    pub count: bool,
+}
+
+impl Read {
+    /// All scalar fields of `model`, first page, default order.
+    #[must_use]
+    pub fn new(model: &Model) -> Read {
+        Read { model: model.name.clone(), filter: Filter::True, order: Vec::new(), page: Page::default(), select: Selection::scalars(model), count: false }
+    }
+}
+
+/// Identifies one record: by id or by a unique field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unique {
+    /// By id.
+    Id(Uuid),
+    /// By a unique field's value.
+    Field(FieldName, Value),
+}
+
+impl Unique {
+    /// Parses a `WhereUniqueInput` (`{"id": …}` or `{"email": …}`, exactly one key).
+    ///
+    /// # Errors
+    /// No key, several keys, a field that is not unique, a bad value.
+    pub fn parse(model: &Model, input: &Json, path: &str) -> Result<Unique> {
+        let Json::Object(o) = input else {
+            return Err(OrmError::bad(path, "expected an object with exactly one unique field"));
+        };
+        let given: Vec<(&String, &Json)> = o.iter().filter(|(_, v)| !v.is_null()).collect();
+        let [(key, val)] = given.as_slice() else {
+            return Err(OrmError::bad(path, "exactly one unique field must be given"));
+        };
+        let p = format!("{path}.{key}");
+        if key.as_str() == "id" {
+            return match val {
+                Json::String(s) => Uuid::parse_str(s).map(Unique::Id).map_err(|_| OrmError::bad(p, "not a valid id")),
+                _ => Err(OrmError::bad(p, "expected an id")),
+            };
+        }
+        let f = model.field(key).filter(|f| f.unique).ok_or_else(|| OrmError::bad(&p, format!("`{key}` is not a unique field of {}", model.name)))?;
+        let v = value::parse(f, val).map_err(|e| OrmError::bad(&p, e.reason))?;
+        Ok(Unique::Field(f.name.clone(), v))
+    }
+}
+
+/// A to-one relation write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToOneWrite {
+    /// Point at an existing record.
+    Connect(Unique),
+    /// Create the target and point at it.
+    Create(Box<Data>),
+    /// Clear the reference.
+    Disconnect,
+}
+
+/// A to-many relation write.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToManyWrite {
+    /// Point these existing records here.
+    pub connect: Vec<Unique>,
+    /// Create these records pointing here.
+    pub create: Vec<Data>,
+    /// Detach these records (their reference becomes null).
+    pub disconnect: Vec<Unique>,
+    /// Make exactly these records the related ones.
+    pub set: Option<Vec<Unique>>,
+}
+
+/// One field's write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldWrite {
+    /// A stored value (already parsed and validated).
+    Set(Value),
+    /// To-one relation write.
+    ToOne(ToOneWrite),
+    /// To-many relation write.
+    ToMany(ToManyWrite),
+}
+
+/// The data of a create or update.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Data {
+    /// Writes by field, in input order.
+    pub fields: IndexMap<FieldName, FieldWrite>,
+}
+
+/// Most records one nested write may touch.
+pub const MAX_NESTED_WRITES: usize = 1000;
+
+impl Data {
+    /// Parses a create or update input (`LeadCreateInput` in JSON form) against `model`. Values are
+    /// typed and validated; relations take `{connect, create, disconnect, set}`.
+    ///
+    /// # Errors
+    /// Unknown fields, system fields, bad values (typed error naming the field), malformed relation
+    /// inputs.
+    pub fn parse(catalog: &Catalog, model: &Model, input: &Json, path: &str) -> Result<Data> {
+        let mut budget = MAX_NESTED_WRITES;
+        parse_data(catalog, model, input, path, &mut budget, 0)
+    }
+}
+
+fn parse_data(catalog: &Catalog, model: &Model, input: &Json, path: &str, budget: &mut usize, depth: usize) -> Result<Data> {
+    if depth > MAX_FILTER_DEPTH {
+        return Err(OrmError::bad(path, "nested writes are too deep"));
+    }
+    *budget = budget.checked_sub(1).ok_or_else(|| OrmError::bad(path, format!("more than {MAX_NESTED_WRITES} nested writes")))?;
+    let Json::Object(obj) = input else {
+        return Err(OrmError::bad(path, "expected an object"));
+    };
+    let mut fields = IndexMap::with_capacity(obj.len());
+    for (key, val) in obj {
+        let p = format!("{path}.{key}");
+        let f = model.field(key).ok_or_else(|| OrmError::bad(&p, format!("unknown field `{key}` on {}", model.name)))?;
+        if f.system {
+            return Err(OrmError::bad(&p, format!("`{key}` is set by the system")));
+        }
+        let w = match &f.kind {
+            FieldKind::Scalar(_) | FieldKind::Polymorphic { .. } => {
+                let v = value::parse(f, val)?;
+                value::validate(f, &v)?;
+                FieldWrite::Set(v)
+            }
+            FieldKind::ToOne { target, .. } => {
+                let t = target_model(catalog, target, &p)?;
+                FieldWrite::ToOne(parse_to_one(catalog, t, val, &p, budget, depth)?)
+            }
+            FieldKind::ToMany { target, .. } => {
+                let t = target_model(catalog, target, &p)?;
+                FieldWrite::ToMany(parse_to_many(catalog, t, val, &p, budget, depth)?)
+            }
+        };
+        fields.insert(f.name.clone(), w);
+    }
+    Ok(Data { fields })
+}
+
+fn parse_to_one(catalog: &Catalog, target: &Model, val: &Json, path: &str, budget: &mut usize, depth: usize) -> Result<ToOneWrite> {
+    let Json::Object(o) = val else {
+        return Err(OrmError::bad(path, "expected {connect | create | disconnect}"));
+    };
+    let given: Vec<(&String, &Json)> = o.iter().filter(|(_, v)| !v.is_null()).collect();
+    let [(key, v)] = given.as_slice() else {
+        return Err(OrmError::bad(path, "give exactly one of connect, create, disconnect"));
+    };
+    let p = format!("{path}.{key}");
+    match key.as_str() {
+        "connect" => Ok(ToOneWrite::Connect(Unique::parse(target, v, &p)?)),
+        "create" => Ok(ToOneWrite::Create(Box::new(parse_data(catalog, target, v, &p, budget, depth + 1)?))),
+        "disconnect" => match v {
+            Json::Bool(true) => Ok(ToOneWrite::Disconnect),
+            _ => Err(OrmError::bad(p, "disconnect takes true")),
+        },
+        other => Err(OrmError::bad(p, format!("unknown relation operation `{other}`"))),
+    }
+}
+
+fn parse_uniques(target: &Model, v: &Json, path: &str, budget: &mut usize) -> Result<Vec<Unique>> {
+    let Json::Array(items) = v else {
+        return Err(OrmError::bad(path, "expected a list"));
+    };
+    *budget = budget.checked_sub(items.len()).ok_or_else(|| OrmError::bad(path, format!("more than {MAX_NESTED_WRITES} nested writes")))?;
+    items.iter().enumerate().map(|(i, u)| Unique::parse(target, u, &format!("{path}[{i}]"))).collect()
+}
+
+fn parse_to_many(catalog: &Catalog, target: &Model, val: &Json, path: &str, budget: &mut usize, depth: usize) -> Result<ToManyWrite> {
+    let Json::Object(o) = val else {
+        return Err(OrmError::bad(path, "expected {connect, create, disconnect, set}"));
+    };
+    let mut w = ToManyWrite::default();
+    for (key, v) in o {
+        let p = format!("{path}.{key}");
+        match key.as_str() {
+            "connect" => w.connect = parse_uniques(target, v, &p, budget)?,
+            "disconnect" => w.disconnect = parse_uniques(target, v, &p, budget)?,
+            "set" => w.set = Some(parse_uniques(target, v, &p, budget)?),
+            "create" => {
+                let Json::Array(items) = v else {
+                    return Err(OrmError::bad(p, "expected a list"));
+                };
+                w.create = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| parse_data(catalog, target, d, &format!("{p}[{i}]"), budget, depth + 1))
+                    .collect::<Result<_>>()?;
+            }
+            other => return Err(OrmError::bad(p, format!("unknown relation operation `{other}`"))),
+        }
+    }
+    Ok(w)
+}
+
+/// A write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Insert one record (with nested writes).
+    Create {
+        /// The model.
+        model: ModelName,
+        /// The data.
+        data: Data,
+    },
+    /// Update one record.
+    Update {
+        /// The model.
+        model: ModelName,
+        /// Which record.
+        target: Unique,
+        /// The changes.
+        data: Data,
+        /// Fail with a conflict unless the stored version is this.
+        expected_version: Option<i64>,
+    },
+    /// Delete one record.
+    Delete {
+        /// The model.
+        model: ModelName,
+        /// Which record.
+        target: Unique,
+        /// Fail with a conflict unless the stored version is this.
+        expected_version: Option<i64>,
+    },
+    /// Update the record if it exists, else create it.
+    Upsert {
+        /// The model.
+        model: ModelName,
+        /// Which record.
+        target: Unique,
+        /// Data when creating.
+        create: Data,
+        /// Data when updating.
+        update: Data,
+    },
+    /// Update every matching record (scalar fields only).
+    UpdateMany {
+        /// The model.
+        model: ModelName,
+        /// Which records.
+        filter: Filter,
+        /// Ordering and pagination of the affected set.
+        order: Vec<OrderBy>,
+        /// Page of the affected set.
+        page: Page,
+        /// The changes (scalars).
+        data: Data,
+    },
+    /// Delete every matching record.
+    DeleteMany {
+        /// The model.
+        model: ModelName,
+        /// Which records.
+        filter: Filter,
+        /// Ordering of the affected set.
+        order: Vec<OrderBy>,
+        /// Page of the affected set.
+        page: Page,
+    },
+}
+
+impl Write {
+    /// The model written.
+    #[must_use]
+    pub fn model(&self) -> &ModelName {
+        match self {
+            Write::Create { model, .. }
+            | Write::Update { model, .. }
+            | Write::Delete { model, .. }
+            | Write::Upsert { model, .. }
+            | Write::UpdateMany { model, .. }
+            | Write::DeleteMany { model, .. } => model,
+        }
+    }
+}

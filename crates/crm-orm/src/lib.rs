@@ -1,0 +1,18 @@
+//! The engine of crm-platform: query IR, authorization scope, SQL building (sea-query, pure) and
+//! execution (sqlx) on SQLite and PostgreSQL. The only crate that talks SQL.
+//!
+//! Pipeline: JSON/GraphQL input -> [`ir`] (parsed against the Catalog) -> [`authorize`] ->
+//! [`Scoped`] -> [`sql::Builder`] (pure: SQL + bound values) -> [`Engine`] (sqlx).
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod dialect;
+pub mod error;
+pub mod ir;
+pub mod sql;
+
+pub use auth::{authorize, Access, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped};
+pub use dialect::Dialect;
+pub use error::{OrmError, Result};
+pub use ir::{Data, FieldWrite, Filter, FilterOp, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write};
+pub use sql::Limits;

@@ -1,0 +1,556 @@
+//! Pure SQL building: IR + scope -> sea-query statements, for either dialect. No database here;
+//! values are always bound (only identifiers from the Catalog and static templates are text).
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use crm_model::{Catalog, Field, FieldKind, Model, ScalarType, SqlName, Value};
+use sea_query::{Alias, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement};
+use serde_json::Value as Json;
+
+use crate::auth::{Access, Op};
+use crate::dialect::Dialect;
+use crate::error::{OrmError, Result};
+use crate::ir::{orderable, Filter, FilterOp, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection};
+
+/// Page-size limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Rows per page when `first`/`last` is not given.
+    pub default_page: u32,
+    /// Largest `first`/`last` accepted.
+    pub max_page: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { default_page: 10, max_page: 100 }
+    }
+}
+
+/// How a page is fetched: direction, size and the ordering the cursors belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagePlan {
+    /// Fetching backwards (`last` / `before`): rows come reversed and are flipped after.
+    pub backward: bool,
+    /// Rows wanted (one more is fetched to learn whether there are more).
+    pub limit: u32,
+    /// Canonical ordering (`name:a,id:a`) that cursors carry.
+    pub spec: String,
+    /// Whether a cursor or skip was given (there are rows before, in the direction of travel).
+    pub from_cursor: bool,
+}
+
+const CURSOR_PREFIX: &str = "v1|";
+
+/// Encodes a cursor from the ordering spec and the JSON array of key values.
+#[must_use]
+pub fn encode_cursor(spec: &str, keys_json: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{spec}|{keys_json}"))
+}
+
+fn decode_cursor(spec: &str, cursor: &str, arg: &str) -> Result<Vec<Json>> {
+    let bad = || OrmError::bad(arg, "invalid cursor");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let rest = text.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
+    let (s, keys) = rest.split_once('|').ok_or_else(bad)?;
+    if s != spec {
+        return Err(OrmError::bad(arg, "the cursor belongs to a different ordering"));
+    }
+    match serde_json::from_str(keys) {
+        Ok(Json::Array(v)) => Ok(v),
+        _ => Err(bad()),
+    }
+}
+
+fn ident(name: &SqlName) -> Alias {
+    Alias::new(name.as_str())
+}
+
+fn t() -> Expr {
+    Expr::cust("TRUE")
+}
+fn f() -> Expr {
+    Expr::cust("FALSE")
+}
+
+fn all(items: Vec<Expr>) -> Expr {
+    let mut it = items.into_iter();
+    match it.next() {
+        None => t(),
+        Some(first) => it.fold(first, ExprTrait::and),
+    }
+}
+
+fn any(items: Vec<Expr>) -> Expr {
+    let mut it = items.into_iter();
+    match it.next() {
+        None => f(),
+        Some(first) => it.fold(first, ExprTrait::or),
+    }
+}
+
+fn like_pattern(s: &str, op: FilterOp) -> String {
+    let mut esc = String::with_capacity(s.len() + 2);
+    for c in s.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            esc.push('\\');
+        }
+        esc.push(c);
+    }
+    match op {
+        FilterOp::StartsWith | FilterOp::NotStartsWith => format!("{esc}%"),
+        FilterOp::EndsWith | FilterOp::NotEndsWith => format!("%{esc}"),
+        _ => format!("%{esc}%"),
+    }
+}
+
+/// One statement's builder: numbers table aliases (`t0`, `t1`, …) so output is deterministic.
+pub struct Builder<'a> {
+    d: Dialect,
+    cat: &'a Catalog,
+    access: &'a Access,
+    tenant: bool,
+    limits: Limits,
+    n: usize,
+}
+
+impl<'a> Builder<'a> {
+    /// A builder for one statement.
+    #[must_use]
+    pub fn new(d: Dialect, cat: &'a Catalog, access: &'a Access, tenant: bool, limits: Limits) -> Self {
+        Builder { d, cat, access, tenant, limits, n: 0 }
+    }
+
+    fn model(&self, name: &str) -> Result<&'a Arc<Model>> {
+        self.cat.model(name).ok_or_else(|| OrmError::bad("model", format!("unknown model `{name}`")))
+    }
+
+    fn alias(&mut self) -> String {
+        let a = format!("t{}", self.n);
+        self.n += 1;
+        a
+    }
+
+    fn col(alias: &str, column: &str) -> Expr {
+        Expr::col((Alias::new(alias), Alias::new(column)))
+    }
+
+    fn field<'m>(model: &'m Model, name: &str) -> Result<&'m Field> {
+        model.field(name).ok_or_else(|| OrmError::bad(name, format!("unknown field `{name}` on {}", model.name)))
+    }
+
+    /// The tenant predicate of `alias`.
+    fn org(&self, alias: &str) -> Expr {
+        Self::col(alias, "org_id").eq(Expr::val(self.access.org().as_str()))
+    }
+
+    /// Tenant + row predicate of `op` on `model`, for a root table.
+    pub fn scope(&mut self, model: &Model, alias: &str, op: Op) -> Result<Expr> {
+        let pred = self.access.predicate(model, op);
+        let mut parts = Vec::with_capacity(2);
+        if self.tenant {
+            parts.push(self.org(alias));
+        }
+        match pred {
+            Filter::True => {}
+            Filter::False => return Ok(f()),
+            p => parts.push(self.filter(model, alias, &p, false)?),
+        }
+        Ok(all(parts))
+    }
+
+    /// Link + row predicate of a related table `a1` reached from `a0`; the tenant is inherited
+    /// through `org_id` equality. Scope predicates themselves are compiled without nested scopes.
+    fn related(&mut self, target: &Model, a1: &str, a0: &str, scoped: bool) -> Result<Vec<Expr>> {
+        let mut parts = vec![Self::col(a1, "org_id").eq(Self::col(a0, "org_id"))];
+        if scoped {
+            match self.access.predicate(target, Op::Read) {
+                Filter::True => {}
+                Filter::False => parts.push(f()),
+                p => parts.push(self.filter(target, a1, &p, false)?),
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Compiles a filter over `model` rows aliased `alias`. With `scoped`, relation steps add the
+    /// target's read predicate, so filters cannot probe rows the caller may not read.
+    pub fn filter(&mut self, model: &Model, alias: &str, filter: &Filter, scoped: bool) -> Result<Expr> {
+        Ok(match filter {
+            Filter::True => t(),
+            Filter::False => f(),
+            Filter::And(items) => all(items.iter().map(|i| self.filter(model, alias, i, scoped)).collect::<Result<_>>()?),
+            Filter::Or(items) => {
+                let parts: Vec<Expr> = items.iter().map(|i| self.filter(model, alias, i, scoped)).collect::<Result<_>>()?;
+                self.d.cust("({})", vec![any(parts)])
+            }
+            Filter::Not(inner) => {
+                let e = self.filter(model, alias, inner, scoped)?;
+                self.d.is_not_true(e)
+            }
+            Filter::Cmp { field, op, value } => self.cmp(model, alias, field.as_str(), *op, value)?,
+            Filter::Search(term) => {
+                let parts: Vec<Expr> = model
+                    .searchable()
+                    .map(|fl| self.d.ilike(Self::col(alias, fl.column.as_str()), like_pattern(term, FilterOp::Contains)))
+                    .collect();
+                self.d.cust("({})", vec![any(parts)])
+            }
+            Filter::ToOne { field, filter } => {
+                let fl = Self::field(model, field.as_str())?;
+                let FieldKind::ToOne { target, .. } = &fl.kind else {
+                    return Err(OrmError::bad(field.as_str(), "not a to-one relation"));
+                };
+                let Some(inner) = filter else {
+                    return Ok(Self::col(alias, fl.column.as_str()).is_null());
+                };
+                let target = self.model(target.as_str())?;
+                let a1 = self.alias();
+                let mut parts = self.related(target, &a1, alias, scoped)?;
+                parts.push(Self::col(&a1, "id").eq(Self::col(alias, fl.column.as_str())));
+                parts.push(self.filter(target, &a1, inner, scoped)?);
+                Expr::exists(Query::select().expr(Expr::cust("1")).from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts)).take())
+            }
+            Filter::ToMany { field, quantifier, filter } => {
+                let fl = Self::field(model, field.as_str())?;
+                let FieldKind::ToMany { target, via } = &fl.kind else {
+                    return Err(OrmError::bad(field.as_str(), "not a to-many relation"));
+                };
+                let target = self.model(target.as_str())?;
+                let via = Self::field(target, via.as_str())?;
+                let a1 = self.alias();
+                let mut parts = self.related(target, &a1, alias, scoped)?;
+                parts.push(Self::col(&a1, via.column.as_str()).eq(Self::col(alias, "id")));
+                let inner = self.filter(target, &a1, filter, scoped)?;
+                parts.push(match quantifier {
+                    Quantifier::Every => self.d.is_not_true(inner),
+                    _ => inner,
+                });
+                let sub = Query::select().expr(Expr::cust("1")).from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts)).take();
+                match quantifier {
+                    Quantifier::Some => Expr::exists(sub),
+                    Quantifier::Every | Quantifier::None => Expr::not_exists(sub),
+                }
+            }
+        })
+    }
+
+    fn cmp(&mut self, model: &Model, alias: &str, name: &str, op: FilterOp, value: &Operand) -> Result<Expr> {
+        let fl = Self::field(model, name)?;
+        let c = Self::col(alias, fl.column.as_str());
+        let d = self.d;
+        Ok(match (op, value) {
+            (FilterOp::Eq, Operand::One(Value::Null)) => c.is_null(),
+            (FilterOp::Not, Operand::One(Value::Null)) => c.is_not_null(),
+            (FilterOp::Eq, Operand::One(v)) => c.eq(d.bind(v)),
+            (FilterOp::Not, Operand::One(v)) => d.is_not_true(c.eq(d.bind(v))),
+            (FilterOp::In | FilterOp::NotIn, Operand::Many(vs)) => {
+                let has_null = vs.iter().any(Value::is_null);
+                let binds: Vec<Expr> = vs.iter().filter(|v| !v.is_null()).map(|v| d.bind(v)).collect();
+                let mut parts = Vec::with_capacity(2);
+                if !binds.is_empty() {
+                    parts.push(c.clone().is_in(binds));
+                }
+                if has_null {
+                    parts.push(c.is_null());
+                }
+                let e = d.cust("({})", vec![any(parts)]);
+                if op == FilterOp::NotIn { d.is_not_true(e) } else { e }
+            }
+            (
+                FilterOp::Contains
+                | FilterOp::NotContains
+                | FilterOp::StartsWith
+                | FilterOp::NotStartsWith
+                | FilterOp::EndsWith
+                | FilterOp::NotEndsWith,
+                Operand::One(Value::Text(s)),
+            ) => {
+                let e = d.ilike(c, like_pattern(s, op));
+                if matches!(op, FilterOp::NotContains | FilterOp::NotStartsWith | FilterOp::NotEndsWith) { d.is_not_true(e) } else { e }
+            }
+            (FilterOp::Lt, Operand::One(v)) => c.lt(d.bind(v)),
+            (FilterOp::Lte, Operand::One(v)) => c.lte(d.bind(v)),
+            (FilterOp::Gt, Operand::One(v)) => c.gt(d.bind(v)),
+            (FilterOp::Gte, Operand::One(v)) => c.gte(d.bind(v)),
+            (FilterOp::ContainsAll, Operand::Many(vs)) if vs.is_empty() => t(),
+            (FilterOp::ContainsSome, Operand::Many(vs)) if vs.is_empty() => f(),
+            (FilterOp::ContainsNone, Operand::Many(vs)) if vs.is_empty() => t(),
+            (FilterOp::ContainsAll, Operand::Many(vs)) => d.list_all(c, vs.iter().map(|v| d.bind(v)).collect()),
+            (FilterOp::ContainsSome, Operand::Many(vs)) => d.list_some(c, vs.iter().map(|v| d.bind(v)).collect()),
+            (FilterOp::ContainsNone, Operand::Many(vs)) => d.is_not_true(d.list_some(c, vs.iter().map(|v| d.bind(v)).collect())),
+            _ => return Err(OrmError::bad(name, format!("operator `{name}{}` got an operand of the wrong shape", op.suffix()))),
+        })
+    }
+
+    /// The JSON of one stored field.
+    fn field_json(&self, alias: &str, fl: &Field) -> Result<Expr> {
+        let c = Self::col(alias, fl.column.as_str());
+        Ok(match &fl.kind {
+            FieldKind::Scalar(ty @ ScalarType::Money { currency_column }) => {
+                self.d.json_value(Some(ty), c, Some(Self::col(alias, currency_column.as_str())))
+            }
+            FieldKind::Scalar(ty) => self.d.json_value(Some(ty), c, None),
+            FieldKind::ToOne { .. } => self.d.json_value(Some(&ScalarType::Id), c, None),
+            FieldKind::Polymorphic { type_column, .. } => self.d.json_value(None, c, Some(Self::col(alias, type_column.as_str()))),
+            FieldKind::ToMany { .. } => {
+                return Err(OrmError::bad(fl.name.as_str(), "a to-many relation is selected as a nested relation"));
+            }
+        })
+    }
+
+    /// The JSON object of a selection over `model` rows aliased `alias`.
+    pub fn object(&mut self, model: &Model, alias: &str, sel: &Selection) -> Result<Expr> {
+        let mut pairs = Vec::with_capacity(sel.fields.len() + sel.nested.len());
+        for name in &sel.fields {
+            let fl = Self::field(model, name.as_str())?;
+            pairs.push((self.d.key(name.as_str())?, self.field_json(alias, fl)?));
+        }
+        for n in &sel.nested {
+            let e = self.nested(model, alias, n)?;
+            pairs.push((self.d.key(&n.key)?, e));
+        }
+        Ok(self.d.object(pairs))
+    }
+
+    fn order_exprs(&self, model: &Model, alias: &str, order: &[OrderBy], backward: bool) -> Result<Vec<(Expr, bool, Option<&'static ScalarType>)>> {
+        let mut out = Vec::with_capacity(order.len() + 1);
+        for o in order {
+            let fl = Self::field(model, o.field.as_str())?;
+            if !orderable(fl) {
+                return Err(OrmError::bad("orderBy", format!("`{}` cannot be ordered", o.field)));
+            }
+            out.push((Self::col(alias, fl.column.as_str()), o.desc != backward, None));
+        }
+        out.push((Self::col(alias, "id"), backward, None));
+        Ok(out)
+    }
+
+    fn apply_order(stmt: &mut SelectStatement, keys: Vec<(Expr, bool, Option<&'static ScalarType>)>) {
+        let n = keys.len();
+        for (i, (e, desc, _)) in keys.into_iter().enumerate() {
+            let order = if desc { Order::Desc } else { Order::Asc };
+            if i + 1 == n {
+                stmt.order_by_expr(e, order);
+            } else {
+                // Nulls last ascending, first descending (and the reverse when paging backwards,
+                // which is the same rule applied to the flipped direction).
+                let nulls = if desc { NullOrdering::First } else { NullOrdering::Last };
+                stmt.order_by_expr_with_nulls(e, order, nulls);
+            }
+        }
+    }
+
+    fn nested(&mut self, model: &Model, alias: &str, n: &Nested) -> Result<Expr> {
+        let fl = Self::field(model, n.field.as_str())?;
+        match &fl.kind {
+            FieldKind::ToOne { target, .. } => {
+                let target = self.model(target.as_str())?;
+                let a1 = self.alias();
+                let obj = self.object(target, &a1, &n.select)?;
+                let mut parts = self.related(target, &a1, alias, true)?;
+                parts.push(Self::col(&a1, "id").eq(Self::col(alias, fl.column.as_str())));
+                let sub = Query::select().expr(obj).from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts)).limit(1).take();
+                Ok(self.d.nested(Expr::SubQuery(None, Box::new(sub.into()))))
+            }
+            FieldKind::ToMany { target, via } => {
+                let target = self.model(target.as_str())?;
+                let via = Self::field(target, via.as_str())?;
+                let a1 = self.alias();
+                let obj = self.object(target, &a1, &n.select)?;
+                let mut parts = self.related(target, &a1, alias, true)?;
+                parts.push(Self::col(&a1, via.column.as_str()).eq(Self::col(alias, "id")));
+                parts.push(self.filter(target, &a1, &n.filter, true)?);
+                let limit = n.first.unwrap_or(self.limits.default_page);
+                if limit > self.limits.max_page {
+                    return Err(OrmError::Limit(format!("`first` on `{}` is above the maximum page size {}", n.key, self.limits.max_page)));
+                }
+                let mut inner = Query::select();
+                inner.expr_as(obj, Alias::new("j")).from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts));
+                let keys = self.order_exprs(target, &a1, &n.order, false)?;
+                Self::apply_order(&mut inner, keys);
+                inner.limit(u64::from(limit));
+                if n.skip > 0 {
+                    inner.offset(u64::from(n.skip));
+                }
+                let x = self.alias();
+                let agg = self.d.agg(Self::col(&x, "j"));
+                let outer = Query::select().expr(agg).from_subquery(inner.take(), Alias::new(&x)).take();
+                Ok(self.d.nested(Expr::SubQuery(None, Box::new(outer.into()))))
+            }
+            _ => Err(OrmError::bad(n.field.as_str(), "only relations can be selected as nested")),
+        }
+    }
+
+    /// Keyset predicate: rows strictly after `values` in the given key order.
+    fn after(&self, keys: &[(Expr, bool, Option<&'static ScalarType>)], values: &[Value]) -> Expr {
+        let d = self.d;
+        let mut acc: Option<Expr> = None;
+        for ((e, desc, _), v) in keys.iter().zip(values).rev() {
+            let is_last_key = acc.is_none();
+            // "strictly after on this key" under ASC NULLS LAST / DESC NULLS FIRST.
+            let gt = match (desc, v) {
+                (false, Value::Null) => f(),
+                (false, v) => d.cust("({})", vec![e.clone().gt(d.bind(v)).or(e.clone().is_null())]),
+                (true, Value::Null) => e.clone().is_not_null(),
+                (true, v) => e.clone().lt(d.bind(v)),
+            };
+            acc = Some(match acc {
+                None if is_last_key => gt,
+                None => gt,
+                Some(rest) => {
+                    let eq = match v {
+                        Value::Null => e.clone().is_null(),
+                        v => e.clone().eq(d.bind(v)),
+                    };
+                    d.cust("({})", vec![gt.or(eq.and(rest))])
+                }
+            });
+        }
+        acc.unwrap_or_else(t)
+    }
+
+    fn page_plan(&self, model: &Model, order: &[OrderBy], page: &Page) -> Result<PagePlan> {
+        if page.first.is_some() && page.before.is_some() {
+            return Err(OrmError::bad("first", "`first` cannot be combined with `before`"));
+        }
+        if page.last.is_some() && page.after.is_some() {
+            return Err(OrmError::bad("last", "`last` cannot be combined with `after`"));
+        }
+        if page.first.is_some() && page.last.is_some() {
+            return Err(OrmError::bad("last", "`first` cannot be combined with `last`"));
+        }
+        let backward = page.last.is_some() || page.before.is_some();
+        let limit = page.first.or(page.last).unwrap_or(self.limits.default_page);
+        if limit > self.limits.max_page {
+            return Err(OrmError::Limit(format!("page size {limit} is above the maximum {}", self.limits.max_page)));
+        }
+        let mut spec = String::new();
+        for o in order {
+            spec.push_str(o.field.as_str());
+            spec.push_str(if o.desc { ":d," } else { ":a," });
+        }
+        spec.push_str("id");
+        let _ = model;
+        Ok(PagePlan { backward, limit, spec, from_cursor: page.after.is_some() || page.before.is_some() || page.skip > 0 })
+    }
+
+    fn cursor_values(&self, model: &Model, order: &[OrderBy], plan: &PagePlan, cursor: &str, arg: &str) -> Result<Vec<Value>> {
+        let raw = decode_cursor(&plan.spec, cursor, arg)?;
+        if raw.len() != order.len() + 1 {
+            return Err(OrmError::bad(arg, "invalid cursor"));
+        }
+        let mut out = Vec::with_capacity(raw.len());
+        for (o, j) in order.iter().zip(&raw) {
+            let fl = Self::field(model, o.field.as_str())?;
+            let v = match (&fl.kind, j) {
+                (_, Json::Null) => Value::Null,
+                (FieldKind::Scalar(ScalarType::Boolean), Json::Number(n)) => Value::Bool(n.as_i64() == Some(1)),
+                _ => crm_model::value::parse(fl, j).map_err(|_| OrmError::bad(arg, "invalid cursor"))?,
+            };
+            out.push(v);
+        }
+        let id = raw.last().and_then(Json::as_str).and_then(|s| uuid::Uuid::parse_str(s).ok()).ok_or_else(|| OrmError::bad(arg, "invalid cursor"))?;
+        out.push(Value::Uuid(id));
+        Ok(out)
+    }
+
+    fn key_json(&self, model: &Model, alias: &str, order: &[OrderBy]) -> Result<Expr> {
+        let mut items = Vec::with_capacity(order.len() + 1);
+        for o in order {
+            let fl = Self::field(model, o.field.as_str())?;
+            let c = Self::col(alias, fl.column.as_str());
+            items.push(match &fl.kind {
+                FieldKind::Scalar(ScalarType::Money { .. }) => self.d.json_value(Some(&ScalarType::Decimal), c, None),
+                FieldKind::Scalar(ty) => self.d.json_value(Some(ty), c, None),
+                _ => c,
+            });
+        }
+        items.push(self.d.json_value(Some(&ScalarType::Id), Self::col(alias, "id"), None));
+        Ok(self.d.array(items))
+    }
+
+    /// The statement of one page of `read`: columns `j` (row JSON) and `k` (cursor keys), one row
+    /// more than the page size.
+    ///
+    /// # Errors
+    /// Bad pagination arguments, a foreign or malformed cursor, unknown fields.
+    pub fn select_page(&mut self, read: &Read) -> Result<(SelectStatement, PagePlan)> {
+        let model = self.model(read.model.as_str())?;
+        let plan = self.page_plan(model, &read.order, &read.page)?;
+        let a0 = self.alias();
+        let obj = self.object(model, &a0, &read.select)?;
+        let keys_json = self.key_json(model, &a0, &read.order)?;
+        let mut parts = vec![self.scope(model, &a0, Op::Read)?, self.filter(model, &a0, &read.filter, true)?];
+        let keys = self.order_exprs(model, &a0, &read.order, plan.backward)?;
+        let cursor = if plan.backward { read.page.before.as_deref().map(|c| (c, "before")) } else { read.page.after.as_deref().map(|c| (c, "after")) };
+        if let Some((c, arg)) = cursor {
+            let values = self.cursor_values(model, &read.order, &plan, c, arg)?;
+            parts.push(self.after(&keys, &values));
+        }
+        let mut stmt = Query::select();
+        stmt.expr_as(self.d.json_text(obj), Alias::new("j"))
+            .expr_as(self.d.json_text(keys_json), Alias::new("k"))
+            .from_as(ident(&model.table), Alias::new(&a0))
+            .cond_where(all(parts));
+        Self::apply_order(&mut stmt, keys);
+        stmt.limit(u64::from(plan.limit) + 1);
+        if read.page.skip > 0 {
+            stmt.offset(u64::from(read.page.skip));
+        }
+        Ok((stmt, plan))
+    }
+
+    /// `SELECT COUNT(*)` of the rows `read` matches (ignoring pagination).
+    ///
+    /// # Errors
+    /// Unknown fields in the filter.
+    pub fn count(&mut self, read: &Read) -> Result<SelectStatement> {
+        let model = self.model(read.model.as_str())?;
+        let a0 = self.alias();
+        let parts = vec![self.scope(model, &a0, Op::Read)?, self.filter(model, &a0, &read.filter, true)?];
+        Ok(Query::select().expr(Expr::cust("COUNT(*)")).from_as(ident(&model.table), Alias::new(&a0)).cond_where(all(parts)).take())
+    }
+
+    /// Ids (and versions) of the rows of `model` matching `filter` under `op`'s scope, in `order`,
+    /// paginated: the target set of an update, delete or batch.
+    ///
+    /// # Errors
+    /// Unknown fields, bad pagination.
+    pub fn target_ids(&mut self, model: &Model, filter: &Filter, op: Op, order: &[OrderBy], page: Option<&Page>) -> Result<SelectStatement> {
+        let a0 = self.alias();
+        let mut parts = vec![self.scope(model, &a0, op)?, self.filter(model, &a0, filter, true)?];
+        let mut stmt = Query::select();
+        stmt.expr_as(self.d.json_value(Some(&ScalarType::Id), Self::col(&a0, "id"), None), Alias::new("id"))
+            .expr_as(Self::col(&a0, "version"), Alias::new("version"))
+            .from_as(ident(&model.table), Alias::new(&a0));
+        if let Some(page) = page {
+            let plan = self.page_plan(model, order, page)?;
+            let keys = self.order_exprs(model, &a0, order, plan.backward)?;
+            let cursor = if plan.backward { page.before.as_deref().map(|c| (c, "before")) } else { page.after.as_deref().map(|c| (c, "after")) };
+            if let Some((c, arg)) = cursor {
+                let values = self.cursor_values(model, order, &plan, c, arg)?;
+                parts.push(self.after(&keys, &values));
+            }
+            Self::apply_order(&mut stmt, keys);
+            stmt.limit(u64::from(plan.limit));
+            if page.skip > 0 {
+                stmt.offset(u64::from(page.skip));
+            }
+        }
+        stmt.cond_where(all(parts));
+        Ok(stmt)
+    }
+
+    /// Whether a tenant row `id` of `model` is visible under `op`'s scope (`SELECT 1`).
+    ///
+    /// # Errors
+    /// Unknown model.
+    pub fn exists(&mut self, model: &Model, id: &Value, op: Op) -> Result<SelectStatement> {
+        let a0 = self.alias();
+        let parts = vec![self.scope(model, &a0, op)?, Self::col(&a0, "id").eq(self.d.bind(id))];
+        Ok(Query::select().expr(Expr::cust("1")).from_as(ident(&model.table), Alias::new(&a0)).cond_where(all(parts)).take())
+    }
+}
