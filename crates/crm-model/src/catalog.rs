@@ -279,7 +279,7 @@ impl Catalog {
     pub fn models(&self) -> impl Iterator<Item = &Arc<Model>> {
         self.models.values()
     }
-    /// The to-many fields of all models that point at `target` through the to-one `via`.
+    /// The to-one fields of all models (including `target` itself) that point at `target`.
     pub fn referencing(&self, target: &ModelName) -> impl Iterator<Item = (&Arc<Model>, &Field)> {
         self.models.values().flat_map(move |m| {
             m.fields.values().filter_map(move |f| match &f.kind {

@@ -8,7 +8,9 @@
 pub mod auth;
 pub mod dialect;
 pub mod error;
+mod exec;
 pub mod ir;
+pub mod schema;
 pub mod sql;
 
 pub use auth::{authorize, Access, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped};
@@ -16,3 +18,4 @@ pub use dialect::Dialect;
 pub use error::{OrmError, Result};
 pub use ir::{Data, FieldWrite, Filter, FilterOp, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write};
 pub use sql::Limits;
+pub use exec::{Engine, EngineOptions, PageResult, WriteResult};

@@ -1,0 +1,926 @@
+//! Execution with sqlx: the only module that touches a database. Reads run on a pooled
+//! connection, writes in one transaction each; both only accept [`Scoped`] queries.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crm_model::{Catalog, FieldKind, FieldName, Model, OnDelete, ScalarType, Value};
+use sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_query_sqlx::SqlxValues;
+use serde_json::Value as Json;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use uuid::Uuid;
+
+use crate::auth::{Access, Op, Scoped};
+use crate::dialect::{classify, DbFailure, Dialect};
+use crate::error::{OrmError, Result};
+use crate::ir::{Data, FieldWrite, Filter, FilterOp, Operand, OrderBy, Page, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write};
+use crate::schema;
+use crate::sql::{encode_cursor, Builder, Limits};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Largest pool size.
+    pub max_connections: u32,
+    /// Page-size limits.
+    pub limits: Limits,
+    /// How long to wait for a connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { max_connections: 10, limits: Limits::default(), acquire_timeout: Duration::from_secs(10) }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// One page of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageResult {
+    /// Rows as JSON objects keyed by the selection's keys.
+    pub rows: Vec<Json>,
+    /// The cursor of each row.
+    pub cursors: Vec<String>,
+    /// Rows exist after the page.
+    pub has_next: bool,
+    /// Rows exist before the page.
+    pub has_previous: bool,
+    /// Total matching rows, when asked for.
+    pub count: Option<i64>,
+}
+
+/// What a write returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteResult {
+    /// The record written (as selected; `None` if the caller cannot read it afterwards), or the
+    /// record deleted, as it was.
+    One(Option<Json>),
+    /// The records of a batch.
+    Many(PageResult),
+}
+
+/// The engine: a pool on either backend plus the Catalog it serves.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    db: Db,
+    catalog: Arc<Catalog>,
+    limits: Limits,
+}
+
+enum Ex<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Pg(&'a mut PgConnection),
+}
+
+enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Pg(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    fn ex(&mut self) -> Ex<'_> {
+        match self {
+            Tx::Sqlite(t) => Ex::Sqlite(&mut **t),
+            Tx::Pg(t) => Ex::Pg(&mut **t),
+        }
+    }
+    async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Pg(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+enum Conn {
+    Sqlite(PoolConnection<Sqlite>),
+    Pg(PoolConnection<Postgres>),
+}
+
+impl Conn {
+    fn ex(&mut self) -> Ex<'_> {
+        match self {
+            Conn::Sqlite(c) => Ex::Sqlite(&mut **c),
+            Conn::Pg(c) => Ex::Pg(&mut **c),
+        }
+    }
+}
+
+macro_rules! run {
+    ($ex:expr, $c:ident => $body:expr) => {
+        match $ex {
+            Ex::Sqlite($c) => $body,
+            Ex::Pg($c) => $body,
+        }
+    };
+}
+
+impl Ex<'_> {
+    async fn rows_jk(self, (sql, values): (String, SqlxValues)) -> Result<Vec<(String, String)>> {
+        Ok(run!(self, c => sqlx::query_as_with::<_, (String, String), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
+    }
+    async fn ids(self, (sql, values): (String, SqlxValues)) -> Result<Vec<(String, i64)>> {
+        Ok(run!(self, c => sqlx::query_as_with::<_, (String, i64), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
+    }
+    async fn scalar_i64(self, (sql, values): (String, SqlxValues)) -> Result<i64> {
+        Ok(run!(self, c => sqlx::query_scalar_with::<_, i64, _>(AssertSqlSafe(sql), values).fetch_one(&mut *c).await?))
+    }
+    async fn execute(self, (sql, values): (String, SqlxValues)) -> Result<u64> {
+        Ok(run!(self, c => sqlx::query_with(AssertSqlSafe(sql), values).execute(&mut *c).await?.rows_affected()))
+    }
+    async fn raw(self, sql: String) -> Result<()> {
+        run!(self, c => { sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *c).await?; });
+        Ok(())
+    }
+    async fn set_tenant(self, local: bool, org: &str) -> Result<()> {
+        if let Ex::Pg(c) = self {
+            let sql = if local { "SELECT set_config('crm.org_id', $1, true)" } else { "SELECT set_config('crm.org_id', $1, false)" };
+            sqlx::query(sql).bind(org).execute(&mut *c).await?;
+        }
+        Ok(())
+    }
+    async fn columns(self, d: Dialect, table: &str) -> Result<Vec<String>> {
+        Ok(run!(self, c => sqlx::query_scalar::<_, String>(schema::list_columns_sql(d)).bind(table).fetch_all(&mut *c).await?))
+    }
+}
+
+fn db_error(e: OrmError, model: &Model) -> OrmError {
+    let OrmError::Database(inner) = &e else { return e };
+    match classify(inner) {
+        DbFailure::Unique(col) => {
+            let field = col.and_then(|c| {
+                model.fields.values().find(|f| f.column.as_str() == c || c.ends_with(&format!("_{}", f.column))).map(|f| f.name.to_string())
+            });
+            OrmError::Unique { field: field.unwrap_or_else(|| "unique field".to_owned()) }
+        }
+        DbFailure::ForeignKey => OrmError::Referenced(format!("the {} is still referenced by other records", model.name)),
+        _ => e,
+    }
+}
+
+fn id_filter(ids: &[Uuid]) -> Result<Filter> {
+    Ok(Filter::Cmp {
+        field: FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?,
+        op: FilterOp::In,
+        value: Operand::Many(ids.iter().map(|u| Value::Uuid(*u)).collect()),
+    })
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s).map_err(|_| OrmError::Internal("the database returned a malformed id".to_owned()))
+}
+
+impl Engine {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`). For SQLite the file is created if
+    /// missing, in WAL mode with foreign keys on. For PostgreSQL the role must not bypass
+    /// row-level security (not a superuser, no `BYPASSRLS`): the engine refuses such a role.
+    ///
+    /// # Errors
+    /// An unsupported URL, an unreachable database, or a role that bypasses row-level security.
+    pub async fn connect(url: &str, catalog: Arc<Catalog>, opts: EngineOptions) -> Result<Engine> {
+        let db = if url.starts_with("sqlite:") {
+            let co = SqliteConnectOptions::from_str(url)
+                .map_err(|e| OrmError::Config(format!("bad SQLite URL: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(std::cmp::max(opts.max_connections, 1))
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(co)
+                .await?;
+            Db::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let co = PgConnectOptions::from_str(url).map_err(|e| OrmError::Config(format!("bad PostgreSQL URL: {e}")))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(std::cmp::max(opts.max_connections, 1))
+                .acquire_timeout(opts.acquire_timeout)
+                // A connection goes back to the pool with no tenant set, so anything that ever
+                // ran on it without setting one sees no rows.
+                .after_release(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::query("SELECT set_config('crm.org_id', '', false)").execute(&mut *conn).await?;
+                        Ok(true)
+                    })
+                })
+                .connect_with(co)
+                .await?;
+            let bypass: bool = sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+                .fetch_one(&pool)
+                .await?;
+            if bypass {
+                return Err(OrmError::Config(
+                    "the database role bypasses row-level security (superuser or BYPASSRLS); connect as an ordinary role".to_owned(),
+                ));
+            }
+            Db::Postgres(pool)
+        } else {
+            return Err(OrmError::Config("DATABASE_URL must start with sqlite: or postgres:".to_owned()));
+        };
+        Ok(Engine { db, catalog, limits: opts.limits })
+    }
+
+    /// The backend.
+    #[must_use]
+    pub fn dialect(&self) -> Dialect {
+        match self.db {
+            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// The Catalog served.
+    #[must_use]
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// The page-size limits.
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    async fn begin(&self) -> Result<Tx> {
+        Ok(match &self.db {
+            // IMMEDIATE takes the write lock up front, so two writers never deadlock on upgrade.
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Pg(p.begin().await?),
+        })
+    }
+
+    async fn acquire(&self) -> Result<Conn> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => Conn::Sqlite(p.acquire().await?),
+            Db::Postgres(p) => Conn::Pg(p.acquire().await?),
+        })
+    }
+
+    /// Whether the database answers and the system migrations are applied.
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn ready(&self) -> Result<bool> {
+        let mut c = self.acquire().await?;
+        let n = c.ex().scalar_i64((
+            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success".to_owned(),
+            SqlxValues(sea_query::Values(Vec::new())),
+        ));
+        Ok(n.await.unwrap_or(0) > 0)
+    }
+
+    /// Applies the system migrations (`migrations/<backend>`) and creates or extends the table of
+    /// every model of the Catalog. Idempotent; never drops anything. On PostgreSQL it also enables
+    /// and forces row-level security on every model table.
+    ///
+    /// # Errors
+    /// When a migration or DDL statement fails.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.db {
+            Db::Sqlite(p) => sqlx::migrate!("../../migrations/sqlite").run(p).await?,
+            Db::Postgres(p) => sqlx::migrate!("../../migrations/postgres").run(p).await?,
+        }
+        let d = self.dialect();
+        let mut tx = self.begin().await?;
+        if d == Dialect::Postgres {
+            tx.ex().raw("SELECT pg_advisory_xact_lock(72616368)".to_owned()).await?;
+        }
+        for m in self.catalog.models() {
+            tx.ex().raw(schema::create_table(d, &self.catalog, m)).await?;
+            let existing = tx.ex().columns(d, m.table.as_str()).await?;
+            for stmt in schema::add_columns(d, m, &existing) {
+                tx.ex().raw(stmt).await?;
+            }
+            for stmt in schema::indexes(m) {
+                tx.ex().raw(stmt).await?;
+            }
+        }
+        if d == Dialect::Postgres {
+            for m in self.catalog.models() {
+                for stmt in schema::foreign_keys(&self.catalog, m).into_iter().chain(schema::row_level_security(m)) {
+                    tx.ex().raw(stmt).await?;
+                }
+            }
+        }
+        for m in self.catalog.models() {
+            let stmt = Query::insert()
+                .into_table(Alias::new("crm_model_tables"))
+                .columns([Alias::new("table_name"), Alias::new("model"), Alias::new("migrated_at")])
+                .values([Expr::val(m.table.as_str()), Expr::val(m.name.as_str()), d.bind(&Value::DateTime(chrono::Utc::now()))])
+                .map_err(|e| OrmError::Internal(e.to_string()))?
+                .on_conflict(sea_query::OnConflict::column(Alias::new("table_name")).update_columns([Alias::new("model"), Alias::new("migrated_at")]).to_owned())
+                .to_owned();
+            tx.ex().execute(d.build(&stmt)).await?;
+        }
+        tx.commit().await
+    }
+
+    /// Registers a tenant (idempotent), optionally under a parent tenant.
+    ///
+    /// # Errors
+    /// Database failures, an unknown parent.
+    pub async fn ensure_tenant(&self, org: &crm_model::OrgId, parent: Option<&crm_model::OrgId>) -> Result<()> {
+        let d = self.dialect();
+        let stmt = Query::insert()
+            .into_table(Alias::new("crm_tenants"))
+            .columns([Alias::new("org_id"), Alias::new("parent_org_id"), Alias::new("created_at")])
+            .values([
+                Expr::val(org.as_str()),
+                parent.map_or_else(|| Expr::cust("NULL"), |p| Expr::val(p.as_str())),
+                d.bind(&Value::DateTime(chrono::Utc::now())),
+            ])
+            .map_err(|e| OrmError::Internal(e.to_string()))?
+            .on_conflict(sea_query::OnConflict::column(Alias::new("org_id")).do_nothing().to_owned())
+            .to_owned();
+        let mut c = self.acquire().await?;
+        c.ex().execute(d.build(&stmt)).await?;
+        Ok(())
+    }
+
+    /// Reads one page.
+    ///
+    /// # Errors
+    /// Bad arguments (typed, naming the input), limits, database failures.
+    pub async fn read(&self, q: &Scoped<Read>) -> Result<PageResult> {
+        let mut conn = self.acquire().await?;
+        conn.ex().set_tenant(false, q.access.org().as_str()).await?;
+        read_page(self.dialect(), &self.catalog, &q.access, q.tenant_predicate, self.limits, &mut conn, &q.query).await
+    }
+
+    /// Runs a write in one transaction and returns the written record(s) as `select` describes.
+    /// Any failure, nested writes included, rolls everything back.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`, `Unique`, `Version`, `Referenced`, bad input, database failures.
+    pub async fn write(&self, w: &Scoped<Write>, select: &Selection) -> Result<WriteResult> {
+        let mut tx = self.begin().await?;
+        tx.ex().set_tenant(true, w.access.org().as_str()).await?;
+        let mut wr = Writer { d: self.dialect(), cat: &self.catalog, access: &w.access, tenant: w.tenant_predicate, limits: self.limits, tx: &mut tx };
+        let out = wr.run(&w.query, select).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// Something that hands out executors: a pooled connection or a transaction.
+trait ExSource {
+    fn ex(&mut self) -> Ex<'_>;
+}
+impl ExSource for Conn {
+    fn ex(&mut self) -> Ex<'_> {
+        Conn::ex(self)
+    }
+}
+impl ExSource for Tx {
+    fn ex(&mut self) -> Ex<'_> {
+        Tx::ex(self)
+    }
+}
+
+async fn read_page<S: ExSource>(
+    d: Dialect,
+    cat: &Catalog,
+    access: &Access,
+    tenant: bool,
+    limits: Limits,
+    src: &mut S,
+    read: &Read,
+) -> Result<PageResult> {
+    let mut b = Builder::new(d, cat, access, tenant, limits);
+    let (stmt, plan) = b.select_page(read)?;
+    let rows = src.ex().rows_jk(d.build(&stmt)).await?;
+    let count = if read.count {
+        let mut b = Builder::new(d, cat, access, tenant, limits);
+        let c = b.count(read)?;
+        Some(src.ex().scalar_i64(d.build(&c)).await?)
+    } else {
+        None
+    };
+    let more = rows.len() > plan.limit as usize;
+    let mut out_rows = Vec::with_capacity(rows.len());
+    let mut cursors = Vec::with_capacity(rows.len());
+    for (j, k) in rows.into_iter().take(plan.limit as usize) {
+        out_rows.push(serde_json::from_str(&j).map_err(|e| OrmError::Internal(format!("row JSON: {e}")))?);
+        cursors.push(encode_cursor(&plan.spec, &k));
+    }
+    if plan.backward {
+        out_rows.reverse();
+        cursors.reverse();
+    }
+    let (has_next, has_previous) = if plan.backward { (plan.from_cursor, more) } else { (more, plan.from_cursor) };
+    Ok(PageResult { rows: out_rows, cursors, has_next, has_previous, count })
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+struct Writer<'a> {
+    d: Dialect,
+    cat: &'a Catalog,
+    access: &'a Access,
+    tenant: bool,
+    limits: Limits,
+    tx: &'a mut Tx,
+}
+
+impl<'a> Writer<'a> {
+    fn builder(&self) -> Builder<'a> {
+        Builder::new(self.d, self.cat, self.access, self.tenant, self.limits)
+    }
+
+    fn model(&self, name: &str) -> Result<&'a Arc<Model>> {
+        self.cat.model(name).ok_or_else(|| OrmError::bad("model", format!("unknown model `{name}`")))
+    }
+
+    async fn run(&mut self, w: &Write, select: &Selection) -> Result<WriteResult> {
+        let model = self.model(w.model().as_str())?;
+        match w {
+            Write::Create { data, .. } => {
+                let id = self.create(model, data, None).await?;
+                Ok(WriteResult::One(self.select_one(model, id, select).await?))
+            }
+            Write::Update { target, data, expected_version, .. } => {
+                let id = self.update(model, target, data, *expected_version).await?;
+                Ok(WriteResult::One(self.select_one(model, id, select).await?))
+            }
+            Write::Delete { target, expected_version, .. } => {
+                let (id, version) = self.find_for(model, target, Op::Delete).await?;
+                if let Some(e) = expected_version {
+                    if *e != version {
+                        return Err(OrmError::Version { expected: *e, found: version });
+                    }
+                }
+                let before = self.select_one(model, id, select).await?;
+                self.delete_ids(model, &[(id, version)]).await?;
+                Ok(WriteResult::One(before))
+            }
+            Write::Upsert { target, create, update, .. } => {
+                let found = self.find(model, target, Op::Update).await?;
+                let id = match found {
+                    Some(_) => self.update(model, target, update, None).await?,
+                    None => {
+                        if self.find(model, target, Op::Read).await?.is_some() {
+                            return Err(OrmError::Forbidden(format!("not allowed to update this {}", model.name)));
+                        }
+                        let mut create = create.clone();
+                        if let Unique::Field(f, v) = target {
+                            create.fields.entry(f.clone()).or_insert_with(|| FieldWrite::Set(v.clone()));
+                        }
+                        self.create(model, &create, None).await?
+                    }
+                };
+                Ok(WriteResult::One(self.select_one(model, id, select).await?))
+            }
+            Write::UpdateMany { filter, order, page, data, .. } => {
+                let targets = self.target_set(model, filter, Op::Update, order, page).await?;
+                let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
+                if !ids.is_empty() {
+                    let sets = self.scalar_sets(model, data, false)?;
+                    self.update_rows(model, &ids, sets, None).await?;
+                    self.check_rows(model, &ids, Op::Update).await?;
+                }
+                Ok(WriteResult::Many(self.select_many(model, &ids, order, select).await?))
+            }
+            Write::DeleteMany { filter, order, page, .. } => {
+                let targets = self.target_set(model, filter, Op::Delete, order, page).await?;
+                let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
+                let before = self.select_many(model, &ids, order, select).await?;
+                self.delete_ids(model, &targets).await?;
+                Ok(WriteResult::Many(before))
+            }
+        }
+    }
+
+    async fn select_one(&mut self, model: &Model, id: Uuid, select: &Selection) -> Result<Option<Json>> {
+        let page = self.select_many(model, &[id], &[], select).await?;
+        Ok(page.rows.into_iter().next())
+    }
+
+    async fn select_many(&mut self, model: &Model, ids: &[Uuid], order: &[OrderBy], select: &Selection) -> Result<PageResult> {
+        if ids.is_empty() {
+            return Ok(PageResult { rows: Vec::new(), cursors: Vec::new(), has_next: false, has_previous: false, count: Some(0) });
+        }
+        let n = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        let read = Read {
+            model: model.name.clone(),
+            filter: id_filter(ids)?,
+            order: order.to_vec(),
+            page: Page { first: Some(n), ..Page::default() },
+            select: select.clone(),
+            count: false,
+        };
+        let limits = Limits { default_page: n, max_page: std::cmp::max(n, self.limits.max_page) };
+        let mut page = read_page(self.d, self.cat, self.access, self.tenant, limits, &mut *self.tx, &read).await?;
+        page.count = Some(i64::from(n));
+        Ok(page)
+    }
+
+    fn unique_filter(model: &Model, u: &Unique) -> Result<Filter> {
+        Ok(match u {
+            Unique::Id(id) => Filter::Cmp {
+                field: FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?,
+                op: FilterOp::Eq,
+                value: Operand::One(Value::Uuid(*id)),
+            },
+            Unique::Field(f, v) => {
+                if !model.field(f.as_str()).is_some_and(|fl| fl.unique) {
+                    return Err(OrmError::bad(f.as_str(), "not a unique field"));
+                }
+                Filter::Cmp { field: f.clone(), op: FilterOp::Eq, value: Operand::One(v.clone()) }
+            }
+        })
+    }
+
+    /// The id and version of the record `u` identifies, if visible under `op`'s scope.
+    async fn find(&mut self, model: &Model, u: &Unique, op: Op) -> Result<Option<(Uuid, i64)>> {
+        let filter = Self::unique_filter(model, u)?;
+        let stmt = self.builder().target_ids(model, &filter, op, &[], None)?;
+        let rows = self.tx.ex().ids(self.d.build(&stmt)).await?;
+        match rows.into_iter().next() {
+            Some((id, v)) => Ok(Some((parse_uuid(&id)?, v))),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`Self::find`], failing with `NotFound`, or `Forbidden` when the record is readable
+    /// but `op` is not granted on it.
+    async fn find_for(&mut self, model: &Model, u: &Unique, op: Op) -> Result<(Uuid, i64)> {
+        if let Some(found) = self.find(model, u, op).await? {
+            return Ok(found);
+        }
+        if op != Op::Read && self.find(model, u, Op::Read).await?.is_some() {
+            let verb = serde_json::to_value(op).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            return Err(OrmError::Forbidden(format!("not allowed to {verb} this {}", model.name)));
+        }
+        Err(OrmError::NotFound(format!("no {} matches the given where", model.name)))
+    }
+
+    async fn target_set(&mut self, model: &Model, filter: &Filter, op: Op, order: &[OrderBy], page: &Page) -> Result<Vec<(Uuid, i64)>> {
+        let stmt = self.builder().target_ids(model, filter, op, order, Some(page))?;
+        let rows = self.tx.ex().ids(self.d.build(&stmt)).await?;
+        rows.into_iter().map(|(id, v)| Ok((parse_uuid(&id)?, v))).collect()
+    }
+
+    /// WITH CHECK: every row in `ids` must still satisfy `op`'s row rules after the write.
+    async fn check_rows(&mut self, model: &Model, ids: &[Uuid], op: Op) -> Result<()> {
+        if matches!(self.access.predicate(model, op), Filter::True) || ids.is_empty() {
+            return Ok(());
+        }
+        let stmt = self.builder().target_ids(model, &id_filter(ids)?, op, &[], None)?;
+        let visible = self.tx.ex().ids(self.d.build(&stmt)).await?.len();
+        if visible == ids.len() {
+            Ok(())
+        } else {
+            let verb = serde_json::to_value(op).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            Err(OrmError::Forbidden(format!("the {} would be outside what you may {verb}", model.name)))
+        }
+    }
+
+    /// Columns and bound values of scalar writes (`for_create` adds nothing; relations refused
+    /// unless handled by the caller).
+    fn scalar_sets(&self, model: &Model, data: &Data, allow_relations: bool) -> Result<Vec<(String, Expr)>> {
+        let mut sets = Vec::new();
+        for (name, w) in &data.fields {
+            let f = model.field(name.as_str()).ok_or_else(|| OrmError::bad(name.as_str(), "unknown field"))?;
+            match w {
+                FieldWrite::Set(v) => {
+                    if f.required && v.is_null() {
+                        return Err(OrmError::bad(format!("data.{name}"), format!("`{name}` is required and cannot be null")));
+                    }
+                    sets.extend(self.columns_of(f, v));
+                }
+                _ if allow_relations => {}
+                _ => return Err(OrmError::bad(format!("data.{name}"), "relations cannot be written in a batch update")),
+            }
+        }
+        Ok(sets)
+    }
+
+    fn columns_of(&self, f: &crm_model::Field, v: &Value) -> Vec<(String, Expr)> {
+        let d = self.d;
+        match (&f.kind, v) {
+            (FieldKind::Scalar(ScalarType::Money { currency_column }), Value::Money { amount, currency }) => vec![
+                (f.column.to_string(), d.bind(&Value::Decimal(amount.clone()))),
+                (currency_column.to_string(), d.bind(&Value::Text(currency.clone()))),
+            ],
+            (FieldKind::Scalar(ScalarType::Money { currency_column }), _) => {
+                vec![(f.column.to_string(), d.bind(v)), (currency_column.to_string(), Expr::cust("NULL"))]
+            }
+            (FieldKind::Polymorphic { type_column, .. }, Value::Ref { model, id }) => vec![
+                (type_column.to_string(), d.bind(&Value::Text(model.to_string()))),
+                (f.column.to_string(), d.bind(&Value::Uuid(*id))),
+            ],
+            (FieldKind::Polymorphic { type_column, .. }, _) => {
+                vec![(type_column.to_string(), Expr::cust("NULL")), (f.column.to_string(), Expr::cust("NULL"))]
+            }
+            _ => vec![(f.column.to_string(), d.bind(v))],
+        }
+    }
+
+    async fn must_exist(&mut self, model: &Model, id: Uuid, op: Op, path: &str) -> Result<()> {
+        let stmt = self.builder().target_ids(model, &id_filter(&[id])?, op, &[], None)?;
+        if self.tx.ex().ids(self.d.build(&stmt)).await?.is_empty() {
+            return Err(OrmError::NotFound(format!("{path}: no {} with id {id}", model.name)));
+        }
+        Ok(())
+    }
+
+    async fn polymorphic_check(&mut self, model: &Model, data: &Data) -> Result<()> {
+        for (name, w) in &data.fields {
+            if let (Some(f), FieldWrite::Set(Value::Ref { model: t, id })) = (model.field(name.as_str()), w) {
+                if matches!(f.kind, FieldKind::Polymorphic { .. }) {
+                    let target = self.model(t.as_str())?;
+                    self.must_exist(target, *id, Op::Read, &format!("data.{name}")).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn create<'s>(&'s mut self, model: &'s Model, data: &'s Data, back: Option<(&'s crm_model::Field, Uuid)>) -> BoxFut<'s, Uuid> {
+        Box::pin(async move {
+            if !self.access.allows(&model.name, Op::Create) {
+                return Err(OrmError::Forbidden(format!("not allowed to create {}", model.name)));
+            }
+            let id = Uuid::now_v7();
+            let now = Value::DateTime(chrono::Utc::now());
+            let actor = Value::Text(self.access.actor().to_owned());
+            let d = self.d;
+            let mut cols: Vec<(String, Expr)> = vec![
+                ("org_id".into(), Expr::val(self.access.org().as_str())),
+                ("id".into(), d.bind(&Value::Uuid(id))),
+                ("created_at".into(), d.bind(&now)),
+                ("updated_at".into(), d.bind(&now)),
+                ("created_by".into(), d.bind(&actor)),
+                ("updated_by".into(), d.bind(&actor)),
+                ("version".into(), d.bind(&Value::Int(1))),
+            ];
+            self.polymorphic_check(model, data).await?;
+            for f in model.stored().filter(|f| !f.system) {
+                let given = data.fields.get(&f.name);
+                let value = match (given, &f.kind) {
+                    (_, FieldKind::ToOne { .. }) if back.is_some_and(|(b, _)| b.name == f.name) => {
+                        Value::Uuid(back.map(|(_, i)| i).unwrap_or(id))
+                    }
+                    (Some(FieldWrite::Set(v)), _) => v.clone(),
+                    (Some(FieldWrite::ToOne(op)), FieldKind::ToOne { target, .. }) => {
+                        let target = self.model(target.as_str())?;
+                        self.to_one(target, op, &format!("data.{}", f.name)).await?
+                    }
+                    (Some(_), _) => return Err(OrmError::bad(format!("data.{}", f.name), "wrong kind of write for this field")),
+                    (None, _) => f.default.clone().unwrap_or(Value::Null),
+                };
+                if f.required && value.is_null() {
+                    return Err(OrmError::bad(format!("data.{}", f.name), format!("`{}` is required", f.name)));
+                }
+                cols.extend(self.columns_of(f, &value));
+            }
+            let stmt = Query::insert()
+                .into_table(Alias::new(model.table.as_str()))
+                .columns(cols.iter().map(|(c, _)| Alias::new(c.as_str())))
+                .values(cols.into_iter().map(|(_, e)| e))
+                .map_err(|e| OrmError::Internal(e.to_string()))?
+                .to_owned();
+            self.tx.ex().execute(d.build(&stmt)).await.map_err(|e| db_error(e, model))?;
+            self.to_many(model, id, data, true).await?;
+            self.check_rows(model, &[id], Op::Create).await?;
+            Ok(id)
+        })
+    }
+
+    async fn to_one(&mut self, target: &Model, op: &ToOneWrite, path: &str) -> Result<Value> {
+        Ok(match op {
+            ToOneWrite::Connect(u) => match self.find(target, u, Op::Read).await? {
+                Some((id, _)) => Value::Uuid(id),
+                None => return Err(OrmError::NotFound(format!("{path}.connect: no {} matches", target.name))),
+            },
+            ToOneWrite::Create(d) => Value::Uuid(self.create(target, d, None).await?),
+            ToOneWrite::Disconnect => Value::Null,
+        })
+    }
+
+    async fn to_many(&mut self, model: &Model, id: Uuid, data: &Data, creating: bool) -> Result<()> {
+        for (name, w) in &data.fields {
+            let FieldWrite::ToMany(tm) = w else { continue };
+            let f = model.field(name.as_str()).ok_or_else(|| OrmError::bad(name.as_str(), "unknown field"))?;
+            let FieldKind::ToMany { target, via } = &f.kind else {
+                return Err(OrmError::bad(format!("data.{name}"), "not a to-many relation"));
+            };
+            let target = self.model(target.as_str())?;
+            let via = target.field(via.as_str()).ok_or_else(|| OrmError::Internal("inverse without its to-one".into()))?;
+            self.apply_to_many(target, via, id, tm, creating, &format!("data.{name}")).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_to_many(&mut self, target: &Model, via: &crm_model::Field, id: Uuid, tm: &ToManyWrite, creating: bool, path: &str) -> Result<()> {
+        let via_col = via.column.to_string();
+        if let Some(set) = &tm.set {
+            if !creating {
+                if via.required {
+                    return Err(OrmError::bad(format!("{path}.set"), format!("`{}.{}` is required, so records cannot be detached", target.name, via.name)));
+                }
+                let mut keep = Vec::with_capacity(set.len());
+                for u in set {
+                    keep.push(self.find_for(target, u, Op::Update).await?.0);
+                }
+                // Detach every current member not in the set, then connect the set.
+                let stmt = Query::update()
+                    .table(Alias::new(target.table.as_str()))
+                    .value(Alias::new(via_col.as_str()), Expr::cust("NULL"))
+                    .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
+                    .cond_where(
+                        Expr::col(Alias::new("org_id"))
+                            .eq(Expr::val(self.access.org().as_str()))
+                            .and(Expr::col(Alias::new(via_col.as_str())).eq(self.d.bind(&Value::Uuid(id))))
+                            .and(if keep.is_empty() {
+                                Expr::cust("TRUE")
+                            } else {
+                                Expr::col(Alias::new("id")).is_not_in(keep.iter().map(|k| self.d.bind(&Value::Uuid(*k))))
+                            }),
+                    )
+                    .to_owned();
+                self.tx.ex().execute(self.d.build(&stmt)).await.map_err(|e| db_error(e, target))?;
+            }
+            for u in set {
+                self.connect_child(target, &via_col, id, u, &format!("{path}.set")).await?;
+            }
+        }
+        for u in &tm.connect {
+            self.connect_child(target, &via_col, id, u, &format!("{path}.connect")).await?;
+        }
+        for u in &tm.disconnect {
+            if via.required {
+                return Err(OrmError::bad(format!("{path}.disconnect"), format!("`{}.{}` is required, so records cannot be detached", target.name, via.name)));
+            }
+            let (cid, _) = self.find_for(target, u, Op::Update).await?;
+            let stmt = Query::update()
+                .table(Alias::new(target.table.as_str()))
+                .value(Alias::new(via_col.as_str()), Expr::cust("NULL"))
+                .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
+                .cond_where(
+                    Expr::col(Alias::new("org_id"))
+                        .eq(Expr::val(self.access.org().as_str()))
+                        .and(Expr::col(Alias::new("id")).eq(self.d.bind(&Value::Uuid(cid))))
+                        .and(Expr::col(Alias::new(via_col.as_str())).eq(self.d.bind(&Value::Uuid(id)))),
+                )
+                .to_owned();
+            if self.tx.ex().execute(self.d.build(&stmt)).await? == 0 {
+                return Err(OrmError::NotFound(format!("{path}.disconnect: the {} is not connected", target.name)));
+            }
+        }
+        for c in &tm.create {
+            self.create(target, c, Some((via, id))).await?;
+        }
+        Ok(())
+    }
+
+    async fn connect_child(&mut self, target: &Model, via_col: &str, parent: Uuid, u: &Unique, path: &str) -> Result<()> {
+        let Some((cid, _)) = self.find(target, u, Op::Update).await? else {
+            if self.find(target, u, Op::Read).await?.is_some() {
+                return Err(OrmError::Forbidden(format!("{path}: not allowed to update this {}", target.name)));
+            }
+            return Err(OrmError::NotFound(format!("{path}: no {} matches", target.name)));
+        };
+        self.update_rows(target, &[cid], vec![(via_col.to_owned(), self.d.bind(&Value::Uuid(parent)))], None).await?;
+        self.check_rows(target, &[cid], Op::Update).await
+    }
+
+    async fn update_rows(&mut self, model: &Model, ids: &[Uuid], sets: Vec<(String, Expr)>, version: Option<i64>) -> Result<u64> {
+        let d = self.d;
+        let now = Value::DateTime(chrono::Utc::now());
+        let mut stmt = Query::update();
+        stmt.table(Alias::new(model.table.as_str()));
+        for (c, e) in sets {
+            stmt.value(Alias::new(c.as_str()), e);
+        }
+        stmt.value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
+            .value(Alias::new("updated_at"), d.bind(&now))
+            .value(Alias::new("updated_by"), d.bind(&Value::Text(self.access.actor().to_owned())));
+        let mut cond = Expr::col(Alias::new("org_id"))
+            .eq(Expr::val(self.access.org().as_str()))
+            .and(Expr::col(Alias::new("id")).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i)))));
+        if let Some(v) = version {
+            cond = cond.and(Expr::col(Alias::new("version")).eq(Expr::val(v)));
+        }
+        stmt.cond_where(cond);
+        self.tx.ex().execute(d.build(&stmt)).await.map_err(|e| db_error(e, model))
+    }
+
+    fn update<'s>(&'s mut self, model: &'s Model, target: &'s Unique, data: &'s Data, expected: Option<i64>) -> BoxFut<'s, Uuid> {
+        Box::pin(async move {
+            let (id, version) = self.find_for(model, target, Op::Update).await?;
+            if let Some(e) = expected {
+                if e != version {
+                    return Err(OrmError::Version { expected: e, found: version });
+                }
+            }
+            self.polymorphic_check(model, data).await?;
+            let mut sets = self.scalar_sets(model, data, true)?;
+            for (name, w) in &data.fields {
+                if let FieldWrite::ToOne(op) = w {
+                    let f = model.field(name.as_str()).ok_or_else(|| OrmError::bad(name.as_str(), "unknown field"))?;
+                    let FieldKind::ToOne { target, .. } = &f.kind else { continue };
+                    if f.required && matches!(op, ToOneWrite::Disconnect) {
+                        return Err(OrmError::bad(format!("data.{name}"), format!("`{name}` is required and cannot be disconnected")));
+                    }
+                    let t = self.model(target.as_str())?;
+                    let v = self.to_one(t, op, &format!("data.{name}")).await?;
+                    sets.push((f.column.to_string(), self.d.bind(&v)));
+                }
+            }
+            // The version guard makes a concurrent change between find and update a conflict.
+            if self.update_rows(model, &[id], sets, Some(version)).await? == 0 {
+                let now = self.find(model, target, Op::Read).await?.map_or(version, |(_, v)| v);
+                return Err(OrmError::Version { expected: expected.unwrap_or(version), found: now });
+            }
+            self.to_many(model, id, data, false).await?;
+            self.check_rows(model, &[id], Op::Update).await?;
+            Ok(id)
+        })
+    }
+
+    /// Deletes rows: clears set-null references (and polymorphic ones) first, then deletes with
+    /// the version guard; restrict relations surface as `Referenced`.
+    async fn delete_ids(&mut self, model: &Model, targets: &[(Uuid, i64)]) -> Result<()> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let d = self.d;
+        let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
+        let org = self.access.org().as_str().to_owned();
+        let refs: Vec<(Arc<Model>, String)> = self
+            .cat
+            .referencing(&model.name)
+            .filter(|(_, f)| matches!(f.kind, FieldKind::ToOne { on_delete: OnDelete::SetNull, .. }))
+            .map(|(m, f)| (Arc::clone(m), f.column.to_string()))
+            .collect();
+        for (m, col) in refs {
+            let stmt = Query::update()
+                .table(Alias::new(m.table.as_str()))
+                .value(Alias::new(col.as_str()), Expr::cust("NULL"))
+                .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
+                .cond_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())).and(Expr::col(Alias::new(col.as_str())).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))))))
+                .to_owned();
+            self.tx.ex().execute(d.build(&stmt)).await?;
+        }
+        let polys: Vec<(Arc<Model>, String, String)> = self
+            .cat
+            .models()
+            .flat_map(|m| {
+                m.fields.values().filter_map(move |f| match &f.kind {
+                    FieldKind::Polymorphic { targets, type_column } if targets.contains(&model.name) => {
+                        Some((Arc::clone(m), f.column.to_string(), type_column.to_string()))
+                    }
+                    _ => None,
+                })
+            })
+            .collect();
+        for (m, col, ty) in polys {
+            let stmt = Query::update()
+                .table(Alias::new(m.table.as_str()))
+                .value(Alias::new(col.as_str()), Expr::cust("NULL"))
+                .value(Alias::new(ty.as_str()), Expr::cust("NULL"))
+                .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
+                .cond_where(
+                    Expr::col(Alias::new("org_id"))
+                        .eq(Expr::val(org.as_str()))
+                        .and(Expr::col(Alias::new(ty.as_str())).eq(Expr::val(model.name.as_str())))
+                        .and(Expr::col(Alias::new(col.as_str())).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))))),
+                )
+                .to_owned();
+            self.tx.ex().execute(d.build(&stmt)).await?;
+        }
+        for (id, version) in targets {
+            let stmt = Query::delete()
+                .from_table(Alias::new(model.table.as_str()))
+                .cond_where(
+                    Expr::col(Alias::new("org_id"))
+                        .eq(Expr::val(org.as_str()))
+                        .and(Expr::col(Alias::new("id")).eq(d.bind(&Value::Uuid(*id))))
+                        .and(Expr::col(Alias::new("version")).eq(Expr::val(*version))),
+                )
+                .to_owned();
+            let n = self.tx.ex().execute(d.build(&stmt)).await.map_err(|e| db_error(e, model))?;
+            if n == 0 {
+                return Err(OrmError::Version { expected: *version, found: *version + 1 });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! Tables from metadata: pure DDL generation per dialect. Idempotent by construction (`IF NOT
+//! EXISTS`, missing columns added, nothing ever dropped). [`crate::Engine::migrate`] runs it.
+
+use crm_model::{Catalog, Field, FieldKind, Model, OnDelete, ScalarType};
+
+use crate::dialect::{index_name, Dialect};
+
+fn q(ident: &str) -> String {
+    // Identifiers come from the Catalog (validated `snake_case`); quoting keeps keywords usable.
+    format!("\"{ident}\"")
+}
+
+/// The columns a field occupies, with their SQL type and whether they are NOT NULL at creation.
+#[must_use]
+pub fn field_columns(d: Dialect, f: &Field) -> Vec<(String, &'static str, bool)> {
+    match &f.kind {
+        FieldKind::Scalar(ty @ ScalarType::Money { currency_column }) => {
+            vec![(f.column.to_string(), d.column_type(ty), f.required), (currency_column.to_string(), "TEXT", f.required)]
+        }
+        FieldKind::Scalar(ty) => vec![(f.column.to_string(), d.column_type(ty), f.required)],
+        FieldKind::ToOne { .. } => vec![(f.column.to_string(), d.id_type(), f.required)],
+        FieldKind::Polymorphic { type_column, .. } => {
+            vec![(type_column.to_string(), "TEXT", f.required), (f.column.to_string(), d.id_type(), f.required)]
+        }
+        FieldKind::ToMany { .. } => Vec::new(),
+    }
+}
+
+fn datetime_type(d: Dialect) -> &'static str {
+    d.column_type(&ScalarType::DateTime)
+}
+
+fn foreign_key(catalog: &Catalog, f: &Field) -> Option<(String, String, OnDelete)> {
+    let FieldKind::ToOne { target, on_delete } = &f.kind else { return None };
+    let t = catalog.model(target.as_str())?;
+    Some((f.column.to_string(), t.table.to_string(), *on_delete))
+}
+
+fn fk_clause(column: &str, target_table: &str, on_delete: OnDelete) -> String {
+    // Set-null is done by the engine (a composite key cannot null only its id part on SQLite), so
+    // the constraint itself only restricts or cascades.
+    let action = match on_delete {
+        OnDelete::Cascade => " ON DELETE CASCADE",
+        OnDelete::Restrict | OnDelete::SetNull => "",
+    };
+    format!("FOREIGN KEY ({}, {}) REFERENCES {} ({}, {}){action}", q("org_id"), q(column), q(target_table), q("org_id"), q("id"))
+}
+
+/// `CREATE TABLE IF NOT EXISTS` of a model: system columns, one or two columns per stored field,
+/// primary key `(org_id, id)`. On SQLite the foreign keys are inline; on PostgreSQL they are added
+/// by [`foreign_keys`] once every table exists.
+#[must_use]
+pub fn create_table(d: Dialect, catalog: &Catalog, m: &Model) -> String {
+    let mut cols = vec![
+        format!("{} TEXT NOT NULL", q("org_id")),
+        format!("{} {} NOT NULL", q("id"), d.id_type()),
+        format!("{} {} NOT NULL", q("created_at"), datetime_type(d)),
+        format!("{} {} NOT NULL", q("updated_at"), datetime_type(d)),
+        format!("{} TEXT", q("created_by")),
+        format!("{} TEXT", q("updated_by")),
+        format!("{} {} NOT NULL DEFAULT 1", q("version"), d.column_type(&ScalarType::Int)),
+    ];
+    for f in m.stored().filter(|f| !f.system) {
+        for (c, ty, not_null) in field_columns(d, f) {
+            cols.push(format!("{} {ty}{}", q(&c), if not_null { " NOT NULL" } else { "" }));
+        }
+    }
+    cols.push(format!("PRIMARY KEY ({}, {})", q("org_id"), q("id")));
+    if d == Dialect::Sqlite {
+        for f in m.stored() {
+            if let Some((c, t, od)) = foreign_key(catalog, f) {
+                cols.push(fk_clause(&c, &t, od));
+            }
+        }
+    }
+    format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", q(m.table.as_str()), cols.join(",\n  "))
+}
+
+/// `ALTER TABLE … ADD COLUMN` for the columns of `m` not in `existing` (nullable: rows already
+/// there have no value; the engine enforces `required` on writes).
+#[must_use]
+pub fn add_columns(d: Dialect, m: &Model, existing: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in m.stored().filter(|f| !f.system) {
+        for (c, ty, _) in field_columns(d, f) {
+            if !existing.iter().any(|e| e == &c) {
+                out.push(format!("ALTER TABLE {} ADD COLUMN {} {ty}", q(m.table.as_str()), q(&c)));
+            }
+        }
+    }
+    out
+}
+
+/// Indexes: `(org_id, created_at)`, one per indexed field and foreign key, unique per tenant for
+/// unique fields.
+#[must_use]
+pub fn indexes(m: &Model) -> Vec<String> {
+    let t = m.table.as_str();
+    let mut out = vec![format!(
+        "CREATE INDEX IF NOT EXISTS {} ON {} ({}, {})",
+        q(&index_name("ix", t, "created_at")),
+        q(t),
+        q("org_id"),
+        q("created_at")
+    )];
+    for f in m.stored().filter(|f| !f.system) {
+        let c = f.column.as_str();
+        if f.unique {
+            out.push(format!("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}, {})", q(&index_name("ux", t, c)), q(t), q("org_id"), q(c)));
+        } else if let FieldKind::Polymorphic { type_column, .. } = &f.kind {
+            out.push(format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({}, {}, {})",
+                q(&index_name("ix", t, c)),
+                q(t),
+                q("org_id"),
+                q(type_column.as_str()),
+                q(c)
+            ));
+        } else if f.indexed || matches!(f.kind, FieldKind::ToOne { .. }) {
+            out.push(format!("CREATE INDEX IF NOT EXISTS {} ON {} ({}, {})", q(&index_name("ix", t, c)), q(t), q("org_id"), q(c)));
+        }
+    }
+    out
+}
+
+/// PostgreSQL: composite foreign keys, added when missing (checked by constraint name).
+#[must_use]
+pub fn foreign_keys(catalog: &Catalog, m: &Model) -> Vec<String> {
+    let t = m.table.as_str();
+    m.stored()
+        .filter_map(|f| foreign_key(catalog, f))
+        .map(|(c, target, od)| {
+            let name = index_name("fk", t, &c);
+            format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = '{name}' AND conrelid = '{t}'::regclass) THEN ALTER TABLE {} ADD CONSTRAINT {} {}; END IF; END $$",
+                q(t),
+                q(&name),
+                fk_clause(&c, &target, od)
+            )
+        })
+        .collect()
+}
+
+/// PostgreSQL: row-level security on a tenant table, forced for the table owner too, keyed by
+/// `crm.org_id`. With the setting absent or empty no row is visible or writable.
+#[must_use]
+pub fn row_level_security(m: &Model) -> Vec<String> {
+    let t = m.table.as_str();
+    vec![
+        format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", q(t)),
+        format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", q(t)),
+        format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = current_schema() AND tablename = '{t}' AND policyname = 'crm_tenant') THEN CREATE POLICY crm_tenant ON {} USING (org_id = current_setting('crm.org_id', true)) WITH CHECK (org_id = current_setting('crm.org_id', true)); END IF; END $$",
+            q(t)
+        ),
+    ]
+}
+
+/// SQL listing the columns of a table (one bound parameter: the table name).
+#[must_use]
+pub fn list_columns_sql(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "SELECT name FROM pragma_table_info(?1)",
+        Dialect::Postgres => "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1",
+    }
+}
