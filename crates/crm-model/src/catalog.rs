@@ -9,7 +9,7 @@ use regex::Regex;
 
 use crate::def::{FieldDef, FieldType, ModelDef, OnDelete};
 use crate::error::{MetadataError, NameError};
-use crate::names::{english_plural, lower_first, snake_case, FieldName, ModelName, OptionName, SqlName};
+use crate::names::{FieldName, ModelName, OptionName, SqlName, english_plural, lower_first, snake_case};
 use crate::value::{self, Value};
 
 /// Field names every model has (system fields); user fields may not use them.
@@ -44,8 +44,27 @@ pub const GENERATED_TYPE_SUFFIXES: &[&str] = &[
 ];
 /// Type names the platform defines itself.
 pub const BUILTIN_TYPES: &[&str] = &[
-    "Query", "Mutation", "Subscription", "Node", "PageInfo", "String", "Int", "Float", "Boolean", "ID", "Date",
-    "DateTime", "Decimal", "Json", "JSON", "Money", "MoneyInput", "Long", "Upload", "Principal", "History",
+    "Query",
+    "Mutation",
+    "Subscription",
+    "Node",
+    "PageInfo",
+    "String",
+    "Int",
+    "Float",
+    "Boolean",
+    "ID",
+    "Date",
+    "DateTime",
+    "Decimal",
+    "Json",
+    "JSON",
+    "Money",
+    "MoneyInput",
+    "Long",
+    "Upload",
+    "Principal",
+    "History",
     "Timeline",
 ];
 const RESERVED_TABLE_PREFIXES: &[&str] = &["crm_", "_sqlx", "sqlite_", "pg_"];
@@ -115,9 +134,7 @@ impl ScalarType {
     pub fn class(&self) -> TypeClass {
         match self {
             Self::Text | Self::LongText | Self::Email | Self::Phone | Self::Url | Self::Id => TypeClass::String,
-            Self::Int | Self::Float | Self::Decimal | Self::Money { .. } | Self::Date | Self::DateTime => {
-                TypeClass::Ordered
-            }
+            Self::Int | Self::Float | Self::Decimal | Self::Money { .. } | Self::Date | Self::DateTime => TypeClass::Ordered,
             Self::Boolean => TypeClass::Boolean,
             Self::Select(_) => TypeClass::Enum,
             Self::MultiSelect(_) | Self::Tags => TypeClass::List,
@@ -447,10 +464,8 @@ fn resolve_model(def: &ModelDef) -> Result<Model, MetadataError> {
                 if targets.is_empty() {
                     return Err(cx.bad_field(&fd.name, "a polymorphic reference needs at least one target"));
                 }
-                let targets = targets
-                    .iter()
-                    .map(|t| ModelName::new(t.as_str()).map_err(|e| cx.bad_name(e)))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let targets =
+                    targets.iter().map(|t| ModelName::new(t.as_str()).map_err(|e| cx.bad_name(e))).collect::<Result<Vec<_>, _>>()?;
                 let type_column = SqlName::new(format!("{snake}_type")).map_err(|e| cx.bad_name(e))?;
                 extra_columns.push(type_column.to_string());
                 (FieldKind::Polymorphic { targets, type_column }, format!("{snake}_id"))
@@ -663,10 +678,7 @@ pub fn resolve(defs: &[ModelDef]) -> Result<Catalog, MetadataError> {
                     let back = t.fields.get(via);
                     let ok = matches!(back.map(|b| &b.kind), Some(FieldKind::ToOne { target: tt, .. }) if tt == &m.name);
                     if !ok {
-                        return Err(cx.bad_field(
-                            f.name.as_str(),
-                            format!("`{target}.{via}` must be a to-one relation to `{}`", m.name),
-                        ));
+                        return Err(cx.bad_field(f.name.as_str(), format!("`{target}.{via}` must be a to-one relation to `{}`", m.name)));
                     }
                 }
                 FieldKind::Scalar(_) => {}

@@ -90,8 +90,7 @@ struct FieldCommon {
     validation: Validation,
 }
 
-const COMMON_KEYS: &[&str] =
-    &["name", "required", "unique", "indexed", "searchable", "tracked", "description", "validation"];
+const COMMON_KEYS: &[&str] = &["name", "required", "unique", "indexed", "searchable", "tracked", "description", "validation"];
 
 impl<'de> Deserialize<'de> for FieldDef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -11,10 +11,10 @@ pub mod standard;
 pub mod value;
 
 pub use catalog::{
-    resolve, Catalog, Checks, Field, FieldKind, Model, ScalarType, TypeClass, BUILTIN_TYPES, GENERATED_TYPE_SUFFIXES,
-    RESERVED_FIELDS, SYSTEM_COLUMNS, SYSTEM_FIELDS,
+    BUILTIN_TYPES, Catalog, Checks, Field, FieldKind, GENERATED_TYPE_SUFFIXES, Model, RESERVED_FIELDS, SYSTEM_COLUMNS, SYSTEM_FIELDS,
+    ScalarType, TypeClass, resolve,
 };
 pub use def::{FieldDef, FieldType, ModelDef, OnDelete, Validation};
 pub use error::{MetadataError, NameError, ValueError};
-pub use names::{english_plural, lower_first, snake_case, FieldName, ModelName, OptionName, OrgId, RoleName, SqlName};
+pub use names::{FieldName, ModelName, OptionName, OrgId, RoleName, SqlName, english_plural, lower_first, snake_case};
 pub use value::Value;

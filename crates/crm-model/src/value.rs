@@ -77,8 +77,12 @@ impl Value {
             Self::Uuid(u) => Json::String(u.to_string()),
             Self::Json(j) => j.clone(),
             Self::List(l) => Json::Array(l.iter().cloned().map(Json::String).collect()),
-            Self::Money { amount, currency } => serde_json::json!({ "amount": amount, "currency": currency }),
-            Self::Ref { model, id } => serde_json::json!({ "type": model.as_str(), "id": id.to_string() }),
+            Self::Money { amount, currency } => {
+                serde_json::json!({ "amount": amount, "currency": currency })
+            }
+            Self::Ref { model, id } => {
+                serde_json::json!({ "type": model.as_str(), "id": id.to_string() })
+            }
         }
     }
 }
@@ -153,9 +157,9 @@ fn parse_scalar(field: &Field, ty: &ScalarType, j: &Json) -> Result<Value, Value
         (ScalarType::Text | ScalarType::LongText | ScalarType::Email | ScalarType::Phone | ScalarType::Url, Json::String(s)) => {
             Ok(Value::Text(s.clone()))
         }
-        (ScalarType::Id, Json::String(s)) => Uuid::parse_str(s)
-            .map(Value::Uuid)
-            .map_err(|_| ValueError::new(name, format!("`{s}` is not a valid id"))),
+        (ScalarType::Id, Json::String(s)) => {
+            Uuid::parse_str(s).map(Value::Uuid).map_err(|_| ValueError::new(name, format!("`{s}` is not a valid id")))
+        }
         (ScalarType::Int, Json::Number(n)) => {
             n.as_i64().map(Value::Int).ok_or_else(|| ValueError::new(name, format!("{n} is not a 64-bit integer")))
         }
@@ -172,7 +176,9 @@ fn parse_scalar(field: &Field, ty: &ScalarType, j: &Json) -> Result<Value, Value
             };
             let currency = match o.get("currency") {
                 Some(Json::String(c)) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => c.clone(),
-                _ => return Err(ValueError::new(name, "money needs a `currency` (ISO 4217 code such as EUR)")),
+                _ => {
+                    return Err(ValueError::new(name, "money needs a `currency` (ISO 4217 code such as EUR)"));
+                }
             };
             if o.len() > 2 {
                 return Err(ValueError::new(name, "money takes only `amount` and `currency`"));
@@ -203,7 +209,9 @@ fn parse_scalar(field: &Field, ty: &ScalarType, j: &Json) -> Result<Value, Value
                             out.push(s.clone());
                         }
                     }
-                    _ => return Err(ValueError::new(name, format!("{i} is not one of the options"))),
+                    _ => {
+                        return Err(ValueError::new(name, format!("{i} is not one of the options")));
+                    }
                 }
             }
             Ok(Value::List(out))
@@ -218,7 +226,9 @@ fn parse_scalar(field: &Field, ty: &ScalarType, j: &Json) -> Result<Value, Value
                             out.push(t);
                         }
                     }
-                    _ => return Err(ValueError::new(name, "tags are non-empty strings of at most 200 bytes")),
+                    _ => {
+                        return Err(ValueError::new(name, "tags are non-empty strings of at most 200 bytes"));
+                    }
                 }
             }
             Ok(Value::List(out))
@@ -260,9 +270,7 @@ pub fn parse(field: &Field, j: &Json) -> Result<Value, ValueError> {
     match &field.kind {
         FieldKind::Scalar(ty) => parse_scalar(field, ty, j),
         FieldKind::ToOne { .. } => match j {
-            Json::String(s) => Uuid::parse_str(s)
-                .map(Value::Uuid)
-                .map_err(|_| ValueError::new(name, format!("`{s}` is not a valid id"))),
+            Json::String(s) => Uuid::parse_str(s).map(Value::Uuid).map_err(|_| ValueError::new(name, format!("`{s}` is not a valid id"))),
             _ => Err(expected(field, "an id", j)),
         },
         FieldKind::Polymorphic { targets, .. } => {
@@ -282,7 +290,9 @@ pub fn parse(field: &Field, j: &Json) -> Result<Value, ValueError> {
 }
 
 fn valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
     let local_ok = !local.is_empty()
         && local.len() <= 64
         && !local.starts_with('.')
@@ -334,9 +344,15 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), ValueError> {
                 return Err(ValueError::new(name, format!("longer than {MAX_TEXT} characters")));
             }
             match ty {
-                ScalarType::Email if !valid_email(s) => return Err(ValueError::new(name, format!("`{s}` is not a valid e-mail address"))),
-                ScalarType::Phone if !valid_phone(s) => return Err(ValueError::new(name, format!("`{s}` is not a valid phone number"))),
-                ScalarType::Url if !valid_url(s) => return Err(ValueError::new(name, format!("`{s}` is not a valid http(s) URL"))),
+                ScalarType::Email if !valid_email(s) => {
+                    return Err(ValueError::new(name, format!("`{s}` is not a valid e-mail address")));
+                }
+                ScalarType::Phone if !valid_phone(s) => {
+                    return Err(ValueError::new(name, format!("`{s}` is not a valid phone number")));
+                }
+                ScalarType::Url if !valid_url(s) => {
+                    return Err(ValueError::new(name, format!("`{s}` is not a valid http(s) URL")));
+                }
                 _ => {}
             }
             if let Some(min) = c.min_length {

@@ -7,10 +7,9 @@ use std::fmt::Write as _;
 use crm_model::standard::{standard_catalog, standard_models};
 use crm_model::value::{parse, validate};
 use crm_model::{
-    resolve, Catalog, Field, FieldDef as F, FieldKind, MetadataError, ModelDef, NameError, OnDelete, ScalarType, Value,
-    ValueError,
+    Catalog, Field, FieldDef as F, FieldKind, MetadataError, ModelDef, NameError, OnDelete, ScalarType, Value, ValueError, resolve,
 };
-use serde_json::{json, Value as Json};
+use serde_json::{Value as Json, json};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -64,7 +63,9 @@ fn assert_bad_name(e: &MetadataError, model: &str, kind: &'static str, name: &st
 
 fn kind_label(k: &FieldKind) -> String {
     match k {
-        FieldKind::Scalar(ScalarType::Money { currency_column }) => format!("money(+{currency_column})"),
+        FieldKind::Scalar(ScalarType::Money { currency_column }) => {
+            format!("money(+{currency_column})")
+        }
         FieldKind::Scalar(ScalarType::Select(o)) => {
             format!("select[{}]", o.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(","))
         }
@@ -74,10 +75,9 @@ fn kind_label(k: &FieldKind) -> String {
         FieldKind::Scalar(s) => format!("{s:?}").to_lowercase(),
         FieldKind::ToOne { target, on_delete } => format!("-> {target} onDelete={on_delete:?}"),
         FieldKind::ToMany { target, via } => format!("<- {target}.{via}"),
-        FieldKind::Polymorphic { targets, type_column } => format!(
-            "-> {} (+{type_column})",
-            targets.iter().map(|t| t.as_str()).collect::<Vec<_>>().join("|")
-        ),
+        FieldKind::Polymorphic { targets, type_column } => {
+            format!("-> {} (+{type_column})", targets.iter().map(|t| t.as_str()).collect::<Vec<_>>().join("|"))
+        }
     }
 }
 
@@ -274,7 +274,9 @@ fn builder_and_json_forms_are_equal() {
     let p = cat.model("Project").unwrap();
     assert_eq!(p.table.as_str(), "projects");
     assert_eq!(p.field("account").unwrap().column.as_str(), "account_id");
-    assert!(matches!(p.field("budget").unwrap().scalar(), Some(ScalarType::Money { currency_column }) if currency_column.as_str() == "budget_currency"));
+    assert!(
+        matches!(p.field("budget").unwrap().scalar(), Some(ScalarType::Money { currency_column }) if currency_column.as_str() == "budget_currency")
+    );
     assert_eq!(p.field("manager").unwrap().column.as_str(), "manager_id");
     assert_eq!(p.owner.as_ref().map(|o| o.as_str()), Some("manager"));
     assert_eq!(p.field("dueOn").unwrap().column.as_str(), "due_on");
@@ -320,15 +322,29 @@ fn tenant_json_model_with_every_type_resolves() {
     assert_eq!(
         cols,
         [
-            "label", "notes", "code", "contact_email", "hotline", "homepage", "units", "weight", "ratio", "price", "active",
-            "bought_on", "seen_at", "grade", "colors", "labels", "extra", "holder_id", "about_id"
+            "label",
+            "notes",
+            "code",
+            "contact_email",
+            "hotline",
+            "homepage",
+            "units",
+            "weight",
+            "ratio",
+            "price",
+            "active",
+            "bought_on",
+            "seen_at",
+            "grade",
+            "colors",
+            "labels",
+            "extra",
+            "holder_id",
+            "about_id"
         ]
     );
     assert_eq!(a.field("ratio").unwrap().default, Some(Value::Decimal("0.50".into())));
-    assert_eq!(
-        a.field("price").unwrap().default,
-        Some(Value::Money { amount: "9.90".into(), currency: "EUR".into() })
-    );
+    assert_eq!(a.field("price").unwrap().default, Some(Value::Money { amount: "9.90".into(), currency: "EUR".into() }));
     assert_eq!(a.field("colors").unwrap().default, Some(Value::List(vec!["RED".into()])));
     assert_eq!(a.field("units").unwrap().default, Some(Value::Int(1)));
     assert!(matches!(a.field("holder").unwrap().kind, FieldKind::ToOne { on_delete: OnDelete::Restrict, .. }));
@@ -374,8 +390,7 @@ fn unknown_json_keys_are_rejected() {
         assert!(serde_json::from_value::<ModelDef>(c.clone()).is_err(), "{c}");
     }
     // Errors keep the position of the outer document.
-    let e = serde_json::from_str::<ModelDef>(r#"{"name": "Thing", "fields": [{"name": "a", "type": "text", "x": 1}]}"#)
-        .unwrap_err();
+    let e = serde_json::from_str::<ModelDef>(r#"{"name": "Thing", "fields": [{"name": "a", "type": "text", "x": 1}]}"#).unwrap_err();
     assert!(e.to_string().contains("unknown field `x`"), "{e}");
 }
 
@@ -387,29 +402,14 @@ fn bad_names_are_rejected() {
     assert_bad_name(&reject(vec![ModelDef::new("project")]), "project", "model name", "project");
     assert_bad_name(&reject(vec![ModelDef::new("Pro_ject")]), "Pro_ject", "model name", "Pro_ject");
     assert_bad_name(&reject(vec![ModelDef::new("")]), "", "model name", "");
-    assert_bad_name(
-        &reject(vec![ModelDef::new("Project").field(F::text("first_name"))]),
-        "Project",
-        "field name",
-        "first_name",
-    );
+    assert_bad_name(&reject(vec![ModelDef::new("Project").field(F::text("first_name"))]), "Project", "field name", "first_name");
     assert_bad_name(&reject(vec![ModelDef::new("Project").field(F::text("Name"))]), "Project", "field name", "Name");
-    assert_bad_name(
-        &reject(vec![ModelDef::new("Project").field(F::text("näme"))]),
-        "Project",
-        "field name",
-        "näme",
-    );
+    assert_bad_name(&reject(vec![ModelDef::new("Project").field(F::text("näme"))]), "Project", "field name", "näme");
     let long = format!("a{}", "b".repeat(48));
     assert_bad_name(&reject(vec![ModelDef::new("Project").field(F::text(&long))]), "Project", "field name", &long);
     assert_bad_name(&reject(vec![ModelDef::new("Project").plural("Projects")]), "Project", "field name", "Projects");
     assert_bad_name(&reject(vec![ModelDef::new("Project").table("Projects")]), "Project", "SQL name", "Projects");
-    assert_bad_name(
-        &reject(vec![ModelDef::new("Project").field(F::relation("account", "account"))]),
-        "Project",
-        "model name",
-        "account",
-    );
+    assert_bad_name(&reject(vec![ModelDef::new("Project").field(F::relation("account", "account"))]), "Project", "model name", "account");
     assert_bad_field(
         &reject(vec![ModelDef::new("Project").field(F::select("state", &["OK", "NOT OK"]))]),
         "Project",
@@ -475,10 +475,12 @@ fn duplicates_and_clashes_are_rejected() {
     assert_clash(&e, "Deal", "column", "account_id");
     let e = reject(vec![ModelDef::new("Deal").field(F::text("fooBar")).field(F::text("fooBAR"))]);
     assert_clash(&e, "Deal", "column", "foo_bar");
-    let e = reject(vec![ModelDef::new("Deal")
-        .field(F::inverse("items", "Deal", "parent"))
-        .field(F::relation("parent", "Deal"))
-        .field(F::text("itemsConnection"))]);
+    let e = reject(vec![
+        ModelDef::new("Deal")
+            .field(F::inverse("items", "Deal", "parent"))
+            .field(F::relation("parent", "Deal"))
+            .field(F::text("itemsConnection")),
+    ]);
     assert_clash(&e, "Deal", "field", "itemsConnection");
 }
 
@@ -498,22 +500,13 @@ fn unknown_relation_targets_are_rejected() {
 fn inverse_needs_a_to_one_back() {
     let project = || ModelDef::new("Project").field(F::text("name")).field(F::relation("owner", "Member"));
     // `via` is a text field.
-    let e = reject_alone(vec![
-        ModelDef::new("Member").field(F::inverse("projects", "Project", "name")),
-        project(),
-    ]);
+    let e = reject_alone(vec![ModelDef::new("Member").field(F::inverse("projects", "Project", "name")), project()]);
     assert_bad_field(&e, "Member", "projects", "must be a to-one relation to `Member`");
     // `via` does not exist.
-    let e = reject_alone(vec![
-        ModelDef::new("Member").field(F::inverse("projects", "Project", "member")),
-        project(),
-    ]);
+    let e = reject_alone(vec![ModelDef::new("Member").field(F::inverse("projects", "Project", "member")), project()]);
     assert_bad_field(&e, "Member", "projects", "Project.member");
     // `via` is a to-one to another model.
-    let e = reject(vec![
-        project(),
-        ModelDef::new("Team").field(F::inverse("projects", "Project", "owner")),
-    ]);
+    let e = reject(vec![project(), ModelDef::new("Team").field(F::inverse("projects", "Project", "owner"))]);
     assert_bad_field(&e, "Team", "projects", "to-one relation to `Team`");
     // A to-many cannot be required.
     let e = reject(vec![project(), ModelDef::new("Team").field(F::inverse("projects", "Project", "owner").required())]);
@@ -534,12 +527,7 @@ fn bad_defaults_are_rejected() {
         "score",
         "must be at most 100",
     );
-    assert_bad_field(
-        &with(F::text("code").length(Some(2), None).default_value(json!("x"))),
-        "Thing",
-        "code",
-        "shorter than 2",
-    );
+    assert_bad_field(&with(F::text("code").length(Some(2), None).default_value(json!("x"))), "Thing", "code", "shorter than 2");
     assert_bad_field(
         &with(F::select("state", &["OPEN", "DONE"]).default_value(json!("CLOSED"))),
         "Thing",
@@ -580,20 +568,21 @@ fn bad_options_and_checks_are_rejected() {
     assert_bad_field(&with(F::int("n").searchable()), "Thing", "n", "only text fields can be searchable");
     assert_bad_field(&with(F::tags("t").unique()), "Thing", "t", "cannot be unique");
     assert_bad_field(&with(F::relation("account", "Account").searchable()), "Thing", "account", "relations cannot");
-    assert_bad_field(
-        &with(F::relation("account", "Account").required().on_delete(OnDelete::SetNull)),
-        "Thing",
-        "account",
-        "setNull",
-    );
+    assert_bad_field(&with(F::relation("account", "Account").required().on_delete(OnDelete::SetNull)), "Thing", "account", "setNull");
 }
 
 #[test]
 fn owner_field_is_checked() {
     let e = reject(vec![ModelDef::new("Thing").owner("owner").field(F::text("name"))]);
-    assert!(matches!(&e, MetadataError::BadModel { model, reason } if model == "Thing" && reason.contains("`owner` is not a field")), "{e:?}");
+    assert!(
+        matches!(&e, MetadataError::BadModel { model, reason } if model == "Thing" && reason.contains("`owner` is not a field")),
+        "{e:?}"
+    );
     let e = reject(vec![ModelDef::new("Thing").owner("count").field(F::int("count"))]);
-    assert!(matches!(&e, MetadataError::BadModel { model, reason } if model == "Thing" && reason.contains("must be a to-one relation or a text field")), "{e:?}");
+    assert!(
+        matches!(&e, MetadataError::BadModel { model, reason } if model == "Thing" && reason.contains("must be a to-one relation or a text field")),
+        "{e:?}"
+    );
     let e = reject(vec![ModelDef::new("Thing").owner("createdBy")]);
     assert!(matches!(&e, MetadataError::BadModel { model, .. } if model == "Thing"), "{e:?}");
     // A text owner (e.g. a ZITADEL user id) is fine.
@@ -633,20 +622,99 @@ impl XorShift {
 }
 
 const NAMES: &[&str] = &[
-    "", "a", "A", "id", "orgId", "node", "Node", "Lead", "lead", "leads", "Account", "Member", "owner", "account",
-    "amount", "amountCurrency", "subjectType", "first_name", "Ünïcode", "x y", "NEW", "CLOSED_WON", "PageInfo",
-    "LeadConnection", "leadsConnection", "crm_x", "social_events", "Opportunity", "status", "parent", "children",
-    "[a-z", "(a+)+$", ".*", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "setNull", "cascade",
-    "restrict", "ada@example.com", "2026-01-31", "2026-01-31T10:00:00Z", "1.50", "-0", "EUR",
+    "",
+    "a",
+    "A",
+    "id",
+    "orgId",
+    "node",
+    "Node",
+    "Lead",
+    "lead",
+    "leads",
+    "Account",
+    "Member",
+    "owner",
+    "account",
+    "amount",
+    "amountCurrency",
+    "subjectType",
+    "first_name",
+    "Ünïcode",
+    "x y",
+    "NEW",
+    "CLOSED_WON",
+    "PageInfo",
+    "LeadConnection",
+    "leadsConnection",
+    "crm_x",
+    "social_events",
+    "Opportunity",
+    "status",
+    "parent",
+    "children",
+    "[a-z",
+    "(a+)+$",
+    ".*",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "setNull",
+    "cascade",
+    "restrict",
+    "ada@example.com",
+    "2026-01-31",
+    "2026-01-31T10:00:00Z",
+    "1.50",
+    "-0",
+    "EUR",
 ];
 const TYPES: &[&str] = &[
-    "text", "longText", "email", "phone", "url", "int", "float", "decimal", "money", "boolean", "date", "dateTime",
-    "select", "multiSelect", "tags", "json", "relation", "inverse", "polymorphic", "nope",
+    "text",
+    "longText",
+    "email",
+    "phone",
+    "url",
+    "int",
+    "float",
+    "decimal",
+    "money",
+    "boolean",
+    "date",
+    "dateTime",
+    "select",
+    "multiSelect",
+    "tags",
+    "json",
+    "relation",
+    "inverse",
+    "polymorphic",
+    "nope",
 ];
 const KEYS: &[&str] = &[
-    "name", "type", "required", "unique", "indexed", "searchable", "tracked", "default", "description", "validation",
-    "options", "target", "targets", "via", "onDelete", "minLength", "maxLength", "min", "max", "pattern", "plural",
-    "table", "ownerField", "fields", "bogus",
+    "name",
+    "type",
+    "required",
+    "unique",
+    "indexed",
+    "searchable",
+    "tracked",
+    "default",
+    "description",
+    "validation",
+    "options",
+    "target",
+    "targets",
+    "via",
+    "onDelete",
+    "minLength",
+    "maxLength",
+    "min",
+    "max",
+    "pattern",
+    "plural",
+    "table",
+    "ownerField",
+    "fields",
+    "bogus",
 ];
 
 fn random_leaf(r: &mut XorShift) -> Json {
@@ -729,8 +797,12 @@ fn mutated_definitions_never_panic() {
             mutate(&mut r, &mut doc, &donor);
         }
         let outcome = std::panic::catch_unwind(|| {
-            let Ok(defs) = serde_json::from_value::<Vec<ModelDef>>(doc.clone()) else { return (false, false) };
-            let Ok(cat) = resolve(&defs) else { return (true, false) };
+            let Ok(defs) = serde_json::from_value::<Vec<ModelDef>>(doc.clone()) else {
+                return (false, false);
+            };
+            let Ok(cat) = resolve(&defs) else {
+                return (true, false);
+            };
             // Ok results are stable: resolving again, or after a JSON round trip, gives the same.
             let again = resolve(&defs).unwrap();
             assert_eq!(format!("{cat:?}"), format!("{again:?}"));
@@ -821,10 +893,7 @@ fn selects_tags_and_booleans() {
     assert_eq!(parsed(&cat, "Lead", "status", json!("QUALIFIED")).unwrap(), Value::Text("QUALIFIED".into()));
     assert_eq!(value_err(&cat, "Lead", "status", json!("qualified")).reason, "`qualified` is not one of the options");
     assert_eq!(value_err(&cat, "Lead", "status", json!(["NEW"])).reason, "expected one of the options, got a list");
-    assert_eq!(
-        parsed(&cat, "Lead", "tags", json!([" vip ", "vip", "hot", "hot"])).unwrap(),
-        Value::List(vec!["vip".into(), "hot".into()])
-    );
+    assert_eq!(parsed(&cat, "Lead", "tags", json!([" vip ", "vip", "hot", "hot"])).unwrap(), Value::List(vec!["vip".into(), "hot".into()]));
     assert!(value_err(&cat, "Lead", "tags", json!(["ok", " "])).reason.contains("non-empty"));
     assert!(value_err(&cat, "Lead", "tags", json!(["x".repeat(201)])).reason.contains("at most 200"));
     assert!(value_err(&cat, "Lead", "tags", json!([1])).reason.contains("non-empty strings"));
@@ -907,10 +976,7 @@ fn references() {
     assert_eq!(value_err(&cat, "Lead", "owner", json!(42)).reason, "expected an id, got a number");
     let r = parsed(&cat, "Activity", "subject", json!({"type": "Lead", "id": id})).unwrap();
     assert_eq!(r.to_json(), json!({"type": "Lead", "id": id}));
-    assert_eq!(
-        value_err(&cat, "Activity", "subject", json!({"type": "Member", "id": id})).reason,
-        "`Member` is not an allowed target"
-    );
+    assert_eq!(value_err(&cat, "Activity", "subject", json!({"type": "Member", "id": id})).reason, "`Member` is not an allowed target");
     assert!(value_err(&cat, "Activity", "subject", json!(id)).reason.contains("expected {\"type\""));
     assert!(value_err(&cat, "Account", "contacts", json!([id])).reason.contains("to-many"));
 }

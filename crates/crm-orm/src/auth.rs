@@ -71,7 +71,8 @@ pub struct Grant {
 
 impl Grant {
     /// Everything on every row.
-    pub const ALL: Grant = Grant { read: Some(RowRule::All), create: Some(RowRule::All), update: Some(RowRule::All), delete: Some(RowRule::All) };
+    pub const ALL: Grant =
+        Grant { read: Some(RowRule::All), create: Some(RowRule::All), update: Some(RowRule::All), delete: Some(RowRule::All) };
     /// Read every row.
     pub const READ: Grant = Grant { read: Some(RowRule::All), create: None, update: None, delete: None };
 
@@ -84,7 +85,12 @@ impl Grant {
         }
     }
     fn union(self, o: Grant) -> Grant {
-        Grant { read: self.read.max(o.read), create: self.create.max(o.create), update: self.update.max(o.update), delete: self.delete.max(o.delete) }
+        Grant {
+            read: self.read.max(o.read),
+            create: self.create.max(o.create),
+            update: self.update.max(o.update),
+            delete: self.delete.max(o.delete),
+        }
     }
 }
 
@@ -248,10 +254,8 @@ pub fn authorize<Q>(catalog: &Catalog, policy: &Policy, principal: &Principal, m
     if catalog.model(model.as_str()).is_none() {
         return Err(OrmError::bad("model", format!("unknown model `{model}`")));
     }
-    let grants: HashMap<ModelName, Grant> = catalog
-        .models()
-        .map(|m| (m.name.clone(), policy.grant_for(&principal.roles, &m.name)))
-        .collect();
+    let grants: HashMap<ModelName, Grant> =
+        catalog.models().map(|m| (m.name.clone(), policy.grant_for(&principal.roles, &m.name))).collect();
     let access = Access { org: principal.org_id.clone(), actor: principal.sub.clone(), grants: Arc::new(grants) };
     if !access.allows(model, op) {
         let op_name = json!(op);

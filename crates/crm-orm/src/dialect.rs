@@ -128,7 +128,10 @@ impl Dialect {
     pub fn json_value(self, ty: Option<&ScalarType>, col: Expr, extra: Option<Expr>) -> Expr {
         match (self, ty, extra) {
             (_, Some(ScalarType::Money { .. }), Some(cur)) => {
-                let obj = self.object_call(vec![(Expr::cust("'amount'"), self.cust("CAST({} AS TEXT)", vec![col.clone()])), (Expr::cust("'currency'"), cur)]);
+                let obj = self.object_call(vec![
+                    (Expr::cust("'amount'"), self.cust("CAST({} AS TEXT)", vec![col.clone()])),
+                    (Expr::cust("'currency'"), cur),
+                ]);
                 self.cust("CASE WHEN {} IS NULL THEN NULL ELSE {} END", vec![col, obj])
             }
             (_, None, Some(ty_col)) => {
@@ -318,7 +321,13 @@ pub fn classify(e: &sqlx::Error) -> DbFailure {
         sqlx::error::ErrorKind::UniqueViolation => {
             let col = match db.constraint() {
                 Some(c) => Some(c.to_owned()),
-                None => db.message().rsplit_once(", ").map(|(_, c)| c).or_else(|| db.message().split_once(": ").map(|(_, c)| c)).and_then(|c| c.split_once('.')).map(|(_, c)| c.trim().to_owned()),
+                None => db
+                    .message()
+                    .rsplit_once(", ")
+                    .map(|(_, c)| c)
+                    .or_else(|| db.message().split_once(": ").map(|(_, c)| c))
+                    .and_then(|c| c.split_once('.'))
+                    .map(|(_, c)| c.trim().to_owned()),
             };
             DbFailure::Unique(col)
         }

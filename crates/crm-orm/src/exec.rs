@@ -18,11 +18,11 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Sqlite, SqliteConnecti
 use uuid::Uuid;
 
 use crate::auth::{Access, Op, Scoped};
-use crate::dialect::{classify, DbFailure, Dialect};
+use crate::dialect::{DbFailure, Dialect, classify};
 use crate::error::{OrmError, Result};
 use crate::ir::{Data, FieldWrite, Filter, FilterOp, Operand, OrderBy, Page, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write};
 use crate::schema;
-use crate::sql::{encode_cursor, Builder, Limits};
+use crate::sql::{Builder, Limits, encode_cursor};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -221,9 +221,8 @@ impl Engine {
                 })
                 .connect_with(co)
                 .await?;
-            let bypass: bool = sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
-                .fetch_one(&pool)
-                .await?;
+            let bypass: bool =
+                sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user").fetch_one(&pool).await?;
             if bypass {
                 return Err(OrmError::Config(
                     "the database role bypasses row-level security (superuser or BYPASSRLS); connect as an ordinary role".to_owned(),
@@ -278,10 +277,9 @@ impl Engine {
     /// When the database cannot be reached.
     pub async fn ready(&self) -> Result<bool> {
         let mut c = self.acquire().await?;
-        let n = c.ex().scalar_i64((
-            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success".to_owned(),
-            SqlxValues(sea_query::Values(Vec::new())),
-        ));
+        let n = c
+            .ex()
+            .scalar_i64(("SELECT COUNT(*) FROM _sqlx_migrations WHERE success".to_owned(), SqlxValues(sea_query::Values(Vec::new()))));
         Ok(n.await.unwrap_or(0) > 0)
     }
 
@@ -324,7 +322,11 @@ impl Engine {
                 .columns([Alias::new("table_name"), Alias::new("model"), Alias::new("migrated_at")])
                 .values([Expr::val(m.table.as_str()), Expr::val(m.name.as_str()), d.bind(&Value::DateTime(chrono::Utc::now()))])
                 .map_err(|e| OrmError::Internal(e.to_string()))?
-                .on_conflict(sea_query::OnConflict::column(Alias::new("table_name")).update_columns([Alias::new("model"), Alias::new("migrated_at")]).to_owned())
+                .on_conflict(
+                    sea_query::OnConflict::column(Alias::new("table_name"))
+                        .update_columns([Alias::new("model"), Alias::new("migrated_at")])
+                        .to_owned(),
+                )
                 .to_owned();
             tx.ex().execute(d.build(&stmt)).await?;
         }
@@ -371,7 +373,14 @@ impl Engine {
     pub async fn write(&self, w: &Scoped<Write>, select: &Selection) -> Result<WriteResult> {
         let mut tx = self.begin().await?;
         tx.ex().set_tenant(true, w.access.org().as_str()).await?;
-        let mut wr = Writer { d: self.dialect(), cat: &self.catalog, access: &w.access, tenant: w.tenant_predicate, limits: self.limits, tx: &mut tx };
+        let mut wr = Writer {
+            d: self.dialect(),
+            cat: &self.catalog,
+            access: &w.access,
+            tenant: w.tenant_predicate,
+            limits: self.limits,
+            tx: &mut tx,
+        };
         let out = wr.run(&w.query, select).await?;
         tx.commit().await?;
         Ok(out)
@@ -621,10 +630,9 @@ impl<'a> Writer<'a> {
             (FieldKind::Scalar(ScalarType::Money { currency_column }), _) => {
                 vec![(f.column.to_string(), d.bind(v)), (currency_column.to_string(), Expr::cust("NULL"))]
             }
-            (FieldKind::Polymorphic { type_column, .. }, Value::Ref { model, id }) => vec![
-                (type_column.to_string(), d.bind(&Value::Text(model.to_string()))),
-                (f.column.to_string(), d.bind(&Value::Uuid(*id))),
-            ],
+            (FieldKind::Polymorphic { type_column, .. }, Value::Ref { model, id }) => {
+                vec![(type_column.to_string(), d.bind(&Value::Text(model.to_string()))), (f.column.to_string(), d.bind(&Value::Uuid(*id)))]
+            }
             (FieldKind::Polymorphic { type_column, .. }, _) => {
                 vec![(type_column.to_string(), Expr::cust("NULL")), (f.column.to_string(), Expr::cust("NULL"))]
             }
@@ -728,12 +736,23 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    async fn apply_to_many(&mut self, target: &Model, via: &crm_model::Field, id: Uuid, tm: &ToManyWrite, creating: bool, path: &str) -> Result<()> {
+    async fn apply_to_many(
+        &mut self,
+        target: &Model,
+        via: &crm_model::Field,
+        id: Uuid,
+        tm: &ToManyWrite,
+        creating: bool,
+        path: &str,
+    ) -> Result<()> {
         let via_col = via.column.to_string();
         if let Some(set) = &tm.set {
             if !creating {
                 if via.required {
-                    return Err(OrmError::bad(format!("{path}.set"), format!("`{}.{}` is required, so records cannot be detached", target.name, via.name)));
+                    return Err(OrmError::bad(
+                        format!("{path}.set"),
+                        format!("`{}.{}` is required, so records cannot be detached", target.name, via.name),
+                    ));
                 }
                 let mut keep = Vec::with_capacity(set.len());
                 for u in set {
@@ -766,7 +785,10 @@ impl<'a> Writer<'a> {
         }
         for u in &tm.disconnect {
             if via.required {
-                return Err(OrmError::bad(format!("{path}.disconnect"), format!("`{}.{}` is required, so records cannot be detached", target.name, via.name)));
+                return Err(OrmError::bad(
+                    format!("{path}.disconnect"),
+                    format!("`{}.{}` is required, so records cannot be detached", target.name, via.name),
+                ));
             }
             let (cid, _) = self.find_for(target, u, Op::Update).await?;
             let stmt = Query::update()
@@ -875,7 +897,11 @@ impl<'a> Writer<'a> {
                 .table(Alias::new(m.table.as_str()))
                 .value(Alias::new(col.as_str()), Expr::cust("NULL"))
                 .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
-                .cond_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())).and(Expr::col(Alias::new(col.as_str())).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))))))
+                .cond_where(
+                    Expr::col(Alias::new("org_id"))
+                        .eq(Expr::val(org.as_str()))
+                        .and(Expr::col(Alias::new(col.as_str())).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))))),
+                )
                 .to_owned();
             self.tx.ex().execute(d.build(&stmt)).await?;
         }

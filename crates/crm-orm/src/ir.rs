@@ -5,7 +5,7 @@
 //! "acme", "account": {"name": "X"}}`) against the [`Catalog`], so unknown fields, operators that
 //! do not apply to a type and badly typed values are rejected here, naming the input path.
 
-use crm_model::{value, Catalog, Field, FieldKind, FieldName, Model, ModelName, ScalarType, TypeClass, Value};
+use crm_model::{Catalog, Field, FieldKind, FieldName, Model, ModelName, ScalarType, TypeClass, Value, value};
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -336,10 +336,7 @@ fn parse_entry(catalog: &Catalog, model: &Model, key: &str, val: &Json, path: &s
 }
 
 fn target_model<'c>(catalog: &'c Catalog, target: &ModelName, path: &str) -> Result<&'c Model> {
-    catalog
-        .model(target.as_str())
-        .map(AsRef::as_ref)
-        .ok_or_else(|| OrmError::bad(path, format!("unknown model `{target}`")))
+    catalog.model(target.as_str()).map(AsRef::as_ref).ok_or_else(|| OrmError::bad(path, format!("unknown model `{target}`")))
 }
 
 fn field_class(f: &Field) -> Option<TypeClass> {
@@ -353,10 +350,9 @@ fn field_class(f: &Field) -> Option<TypeClass> {
 }
 
 fn parse_cmp(model: &Model, name: &str, op: FilterOp, val: &Json, path: &str) -> Result<Filter> {
-    let f = model
-        .field(name)
-        .ok_or_else(|| OrmError::bad(path, format!("unknown field `{name}` on {}", model.name)))?;
-    let class = field_class(f).ok_or_else(|| OrmError::bad(path, format!("`{name}` is a to-many relation: use {name}_some / _every / _none")))?;
+    let f = model.field(name).ok_or_else(|| OrmError::bad(path, format!("unknown field `{name}` on {}", model.name)))?;
+    let class =
+        field_class(f).ok_or_else(|| OrmError::bad(path, format!("`{name}` is a to-many relation: use {name}_some / _every / _none")))?;
     if !op.applies_to(class) {
         return Err(OrmError::bad(path, format!("operator `{}{}` does not apply to `{name}`", name, op.suffix())));
     }
@@ -364,9 +360,7 @@ fn parse_cmp(model: &Model, name: &str, op: FilterOp, val: &Json, path: &str) ->
         match (&f.kind, j) {
             // List operators take single options / tags.
             (FieldKind::Scalar(ScalarType::MultiSelect(_) | ScalarType::Tags), Json::String(s)) => Ok(Value::Text(s.clone())),
-            (FieldKind::Scalar(ScalarType::MultiSelect(_) | ScalarType::Tags), _) => {
-                Err(OrmError::bad(path, "list filters take strings"))
-            }
+            (FieldKind::Scalar(ScalarType::MultiSelect(_) | ScalarType::Tags), _) => Err(OrmError::bad(path, "list filters take strings")),
             (FieldKind::Polymorphic { .. }, Json::Null) => Ok(Value::Null),
             (FieldKind::Polymorphic { .. }, _) => Err(OrmError::bad(path, "a polymorphic reference can only be compared with null")),
             (FieldKind::Scalar(ScalarType::Json), Json::Null) => Ok(Value::Null),
@@ -454,7 +448,12 @@ impl Selection {
     #[must_use]
     pub fn scalars(model: &Model) -> Selection {
         Selection {
-            fields: model.fields.values().filter(|f| matches!(f.kind, FieldKind::Scalar(_) | FieldKind::Polymorphic { .. })).map(|f| f.name.clone()).collect(),
+            fields: model
+                .fields
+                .values()
+                .filter(|f| matches!(f.kind, FieldKind::Scalar(_) | FieldKind::Polymorphic { .. }))
+                .map(|f| f.name.clone())
+                .collect(),
             nested: Vec::new(),
         }
     }
@@ -514,7 +513,14 @@ impl Read {
     /// All scalar fields of `model`, first page, default order.
     #[must_use]
     pub fn new(model: &Model) -> Read {
-        Read { model: model.name.clone(), filter: Filter::True, order: Vec::new(), page: Page::default(), select: Selection::scalars(model), count: false }
+        Read {
+            model: model.name.clone(),
+            filter: Filter::True,
+            order: Vec::new(),
+            page: Page::default(),
+            select: Selection::scalars(model),
+            count: false,
+        }
     }
 }
 
@@ -547,7 +553,10 @@ impl Unique {
                 _ => Err(OrmError::bad(p, "expected an id")),
             };
         }
-        let f = model.field(key).filter(|f| f.unique).ok_or_else(|| OrmError::bad(&p, format!("`{key}` is not a unique field of {}", model.name)))?;
+        let f = model
+            .field(key)
+            .filter(|f| f.unique)
+            .ok_or_else(|| OrmError::bad(&p, format!("`{key}` is not a unique field of {}", model.name)))?;
         let v = value::parse(f, val).map_err(|e| OrmError::bad(&p, e.reason))?;
         Ok(Unique::Field(f.name.clone(), v))
     }

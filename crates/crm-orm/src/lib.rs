@@ -13,9 +13,11 @@ pub mod ir;
 pub mod schema;
 pub mod sql;
 
-pub use auth::{authorize, Access, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped};
+pub use auth::{Access, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped, authorize};
 pub use dialect::Dialect;
 pub use error::{OrmError, Result};
-pub use ir::{Data, FieldWrite, Filter, FilterOp, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write};
-pub use sql::Limits;
 pub use exec::{Engine, EngineOptions, PageResult, WriteResult};
+pub use ir::{
+    Data, FieldWrite, Filter, FilterOp, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write,
+};
+pub use sql::Limits;

@@ -3,7 +3,7 @@
 
 use crm_model::{Catalog, Field, FieldKind, Model, OnDelete, ScalarType};
 
-use crate::dialect::{index_name, Dialect};
+use crate::dialect::{Dialect, index_name};
 
 fn q(ident: &str) -> String {
     // Identifiers come from the Catalog (validated `snake_case`); quoting keeps keywords usable.
@@ -161,6 +161,8 @@ pub fn row_level_security(m: &Model) -> Vec<String> {
 pub fn list_columns_sql(d: Dialect) -> &'static str {
     match d {
         Dialect::Sqlite => "SELECT name FROM pragma_table_info(?1)",
-        Dialect::Postgres => "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1",
+        Dialect::Postgres => {
+            "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1"
+        }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use crate::auth::{Access, Op};
 use crate::dialect::Dialect;
 use crate::error::{OrmError, Result};
-use crate::ir::{orderable, Filter, FilterOp, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection};
+use crate::ir::{Filter, FilterOp, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection, orderable};
 
 /// Page-size limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +211,9 @@ impl<'a> Builder<'a> {
                 let mut parts = self.related(target, &a1, alias, scoped)?;
                 parts.push(Self::col(&a1, "id").eq(Self::col(alias, fl.column.as_str())));
                 parts.push(self.filter(target, &a1, inner, scoped)?);
-                Expr::exists(Query::select().expr(Expr::cust("1")).from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts)).take())
+                Expr::exists(
+                    Query::select().expr(Expr::cust("1")).from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts)).take(),
+                )
             }
             Filter::ToMany { field, quantifier, filter } => {
                 let fl = Self::field(model, field.as_str())?;
@@ -228,7 +230,8 @@ impl<'a> Builder<'a> {
                     Quantifier::Every => self.d.is_not_true(inner),
                     _ => inner,
                 });
-                let sub = Query::select().expr(Expr::cust("1")).from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts)).take();
+                let sub =
+                    Query::select().expr(Expr::cust("1")).from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts)).take();
                 match quantifier {
                     Quantifier::Some => Expr::exists(sub),
                     Quantifier::Every | Quantifier::None => Expr::not_exists(sub),
@@ -315,7 +318,13 @@ impl<'a> Builder<'a> {
         Ok(self.d.object(pairs))
     }
 
-    fn order_exprs(&self, model: &Model, alias: &str, order: &[OrderBy], backward: bool) -> Result<Vec<(Expr, bool, Option<&'static ScalarType>)>> {
+    fn order_exprs(
+        &self,
+        model: &Model,
+        alias: &str,
+        order: &[OrderBy],
+        backward: bool,
+    ) -> Result<Vec<(Expr, bool, Option<&'static ScalarType>)>> {
         let mut out = Vec::with_capacity(order.len() + 1);
         for o in order {
             let fl = Self::field(model, o.field.as_str())?;
@@ -452,7 +461,11 @@ impl<'a> Builder<'a> {
             };
             out.push(v);
         }
-        let id = raw.last().and_then(Json::as_str).and_then(|s| uuid::Uuid::parse_str(s).ok()).ok_or_else(|| OrmError::bad(arg, "invalid cursor"))?;
+        let id = raw
+            .last()
+            .and_then(Json::as_str)
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .ok_or_else(|| OrmError::bad(arg, "invalid cursor"))?;
         out.push(Value::Uuid(id));
         Ok(out)
     }
@@ -485,7 +498,11 @@ impl<'a> Builder<'a> {
         let keys_json = self.key_json(model, &a0, &read.order)?;
         let mut parts = vec![self.scope(model, &a0, Op::Read)?, self.filter(model, &a0, &read.filter, true)?];
         let keys = self.order_exprs(model, &a0, &read.order, plan.backward)?;
-        let cursor = if plan.backward { read.page.before.as_deref().map(|c| (c, "before")) } else { read.page.after.as_deref().map(|c| (c, "after")) };
+        let cursor = if plan.backward {
+            read.page.before.as_deref().map(|c| (c, "before"))
+        } else {
+            read.page.after.as_deref().map(|c| (c, "after"))
+        };
         if let Some((c, arg)) = cursor {
             let values = self.cursor_values(model, &read.order, &plan, c, arg)?;
             parts.push(self.after(&keys, &values));
@@ -519,7 +536,14 @@ impl<'a> Builder<'a> {
     ///
     /// # Errors
     /// Unknown fields, bad pagination.
-    pub fn target_ids(&mut self, model: &Model, filter: &Filter, op: Op, order: &[OrderBy], page: Option<&Page>) -> Result<SelectStatement> {
+    pub fn target_ids(
+        &mut self,
+        model: &Model,
+        filter: &Filter,
+        op: Op,
+        order: &[OrderBy],
+        page: Option<&Page>,
+    ) -> Result<SelectStatement> {
         let a0 = self.alias();
         let mut parts = vec![self.scope(model, &a0, op)?, self.filter(model, &a0, filter, true)?];
         let mut stmt = Query::select();
@@ -529,7 +553,8 @@ impl<'a> Builder<'a> {
         if let Some(page) = page {
             let plan = self.page_plan(model, order, page)?;
             let keys = self.order_exprs(model, &a0, order, plan.backward)?;
-            let cursor = if plan.backward { page.before.as_deref().map(|c| (c, "before")) } else { page.after.as_deref().map(|c| (c, "after")) };
+            let cursor =
+                if plan.backward { page.before.as_deref().map(|c| (c, "before")) } else { page.after.as_deref().map(|c| (c, "after")) };
             if let Some((c, arg)) = cursor {
                 let values = self.cursor_values(model, order, &plan, c, arg)?;
                 parts.push(self.after(&keys, &values));
