@@ -444,18 +444,10 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// Every stored scalar field of the model, no relations.
+    /// Every stored field of the model (to-one relations as their id), no nested relations.
     #[must_use]
     pub fn scalars(model: &Model) -> Selection {
-        Selection {
-            fields: model
-                .fields
-                .values()
-                .filter(|f| matches!(f.kind, FieldKind::Scalar(_) | FieldKind::Polymorphic { .. }))
-                .map(|f| f.name.clone())
-                .collect(),
-            nested: Vec::new(),
-        }
+        Selection { fields: model.stored().map(|f| f.name.clone()).collect(), nested: Vec::new() }
     }
     /// Adds a nested relation.
     #[must_use]
