@@ -10,5 +10,6 @@ CREATE TABLE IF NOT EXISTS crm_tenants (
 CREATE TABLE IF NOT EXISTS crm_model_tables (
     table_name  TEXT PRIMARY KEY,
     model       TEXT NOT NULL,
+    ddl_hash    TEXT NOT NULL,
     migrated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );

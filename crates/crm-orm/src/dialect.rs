@@ -129,7 +129,7 @@ impl Dialect {
         match (self, ty, extra) {
             (_, Some(ScalarType::Money { .. }), Some(cur)) => {
                 let obj = self.object_call(vec![
-                    (Expr::cust("'amount'"), self.cust("CAST({} AS TEXT)", vec![col.clone()])),
+                    (Expr::cust("'amount'"), self.json_value(Some(&ScalarType::Decimal), col.clone(), None)),
                     (Expr::cust("'currency'"), cur),
                 ]);
                 self.cust("CASE WHEN {} IS NULL THEN NULL ELSE {} END", vec![col, obj])
@@ -138,7 +138,9 @@ impl Dialect {
                 let obj = self.object_call(vec![(Expr::cust("'type'"), ty_col), (Expr::cust("'id'"), col.clone())]);
                 self.cust("CASE WHEN {} IS NULL THEN NULL ELSE {} END", vec![col, obj])
             }
-            (_, Some(ScalarType::Decimal), _) => self.cust("CAST({} AS TEXT)", vec![col]),
+            // Same text on both backends: PostgreSQL keeps the scale (12.50), SQLite does not.
+            (Dialect::Postgres, Some(ScalarType::Decimal), _) => self.cust("CAST(trim_scale({}) AS TEXT)", vec![col]),
+            (Dialect::Sqlite, Some(ScalarType::Decimal), _) => self.cust("CAST({} AS TEXT)", vec![col]),
             (Dialect::Sqlite, Some(ScalarType::Boolean), _) => {
                 self.cust("CASE WHEN {} IS NULL THEN NULL WHEN {} THEN json('true') ELSE json('false') END", vec![col.clone(), col])
             }

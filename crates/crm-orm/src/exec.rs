@@ -299,32 +299,58 @@ impl Engine {
         if d == Dialect::Postgres {
             tx.ex().raw("SELECT pg_advisory_xact_lock(72616368)".to_owned()).await?;
         }
+        // Each table's DDL is fingerprinted; a table whose DDL is unchanged is not touched, so
+        // a restart (or a second instance starting) takes no locks on live tables.
+        let known: std::collections::HashMap<String, String> = match &mut tx {
+            Tx::Sqlite(t) => {
+                sqlx::query_as::<_, (String, String)>("SELECT table_name, ddl_hash FROM crm_model_tables").fetch_all(&mut **t).await?
+            }
+            Tx::Pg(t) => {
+                sqlx::query_as::<_, (String, String)>("SELECT table_name, ddl_hash FROM crm_model_tables").fetch_all(&mut **t).await?
+            }
+        }
+        .into_iter()
+        .collect();
+        let mut changed = Vec::new();
         for m in self.catalog.models() {
-            tx.ex().raw(schema::create_table(d, &self.catalog, m)).await?;
+            let mut ddl = vec![schema::create_table(d, &self.catalog, m)];
+            ddl.extend(schema::indexes(m));
+            if d == Dialect::Postgres {
+                ddl.extend(schema::foreign_keys(&self.catalog, m));
+                ddl.extend(schema::row_level_security(m));
+            }
+            let hash = schema::fingerprint(&ddl);
+            if known.get(m.table.as_str()) != Some(&hash) {
+                changed.push((m, ddl, hash));
+            }
+        }
+        // Tables first (PostgreSQL foreign keys need their targets), then the rest.
+        for (m, ddl, _) in &changed {
+            if let Some(create) = ddl.first() {
+                tx.ex().raw(create.clone()).await?;
+            }
             let existing = tx.ex().columns(d, m.table.as_str()).await?;
             for stmt in schema::add_columns(d, m, &existing) {
                 tx.ex().raw(stmt).await?;
             }
-            for stmt in schema::indexes(m) {
-                tx.ex().raw(stmt).await?;
-            }
         }
-        if d == Dialect::Postgres {
-            for m in self.catalog.models() {
-                for stmt in schema::foreign_keys(&self.catalog, m).into_iter().chain(schema::row_level_security(m)) {
-                    tx.ex().raw(stmt).await?;
-                }
+        for (m, ddl, hash) in &changed {
+            for stmt in ddl.iter().skip(1) {
+                tx.ex().raw(stmt.clone()).await?;
             }
-        }
-        for m in self.catalog.models() {
             let stmt = Query::insert()
                 .into_table(Alias::new("crm_model_tables"))
-                .columns([Alias::new("table_name"), Alias::new("model"), Alias::new("migrated_at")])
-                .values([Expr::val(m.table.as_str()), Expr::val(m.name.as_str()), d.bind(&Value::DateTime(chrono::Utc::now()))])
+                .columns([Alias::new("table_name"), Alias::new("model"), Alias::new("ddl_hash"), Alias::new("migrated_at")])
+                .values([
+                    Expr::val(m.table.as_str()),
+                    Expr::val(m.name.as_str()),
+                    Expr::val(hash.as_str()),
+                    d.bind(&Value::DateTime(chrono::Utc::now())),
+                ])
                 .map_err(|e| OrmError::Internal(e.to_string()))?
                 .on_conflict(
                     sea_query::OnConflict::column(Alias::new("table_name"))
-                        .update_columns([Alias::new("model"), Alias::new("migrated_at")])
+                        .update_columns([Alias::new("model"), Alias::new("ddl_hash"), Alias::new("migrated_at")])
                         .to_owned(),
                 )
                 .to_owned();
@@ -371,6 +397,20 @@ impl Engine {
     /// # Errors
     /// `NotFound`, `Forbidden`, `Unique`, `Version`, `Referenced`, bad input, database failures.
     pub async fn write(&self, w: &Scoped<Write>, select: &Selection) -> Result<WriteResult> {
+        // A deadlock or serialization failure is retried a few times: the transaction left no trace.
+        let mut attempt = 0;
+        loop {
+            match self.write_once(w, select).await {
+                Err(OrmError::Database(e)) if classify(&e) == DbFailure::Retry && attempt < 3 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "retrying write");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn write_once(&self, w: &Scoped<Write>, select: &Selection) -> Result<WriteResult> {
         let mut tx = self.begin().await?;
         tx.ex().set_tenant(true, w.access.org().as_str()).await?;
         let mut wr = Writer {

@@ -166,3 +166,16 @@ pub fn list_columns_sql(d: Dialect) -> &'static str {
         }
     }
 }
+
+/// A stable fingerprint of a table's DDL (FNV-1a 64), to skip unchanged tables on start-up.
+#[must_use]
+pub fn fingerprint(ddl: &[String]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for s in ddl {
+        for b in s.bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}

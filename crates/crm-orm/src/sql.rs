@@ -547,7 +547,7 @@ impl<'a> Builder<'a> {
         let a0 = self.alias();
         let mut parts = vec![self.scope(model, &a0, op)?, self.filter(model, &a0, filter, true)?];
         let mut stmt = Query::select();
-        stmt.expr_as(self.d.json_value(Some(&ScalarType::Id), Self::col(&a0, "id"), None), Alias::new("id"))
+        stmt.expr_as(self.d.cust("CAST({} AS TEXT)", vec![Self::col(&a0, "id")]), Alias::new("id"))
             .expr_as(Self::col(&a0, "version"), Alias::new("version"))
             .from_as(ident(&model.table), Alias::new(&a0));
         if let Some(page) = page {

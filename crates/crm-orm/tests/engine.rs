@@ -15,7 +15,13 @@ fn page(first: u32) -> Page {
 async fn crud_of_every_standard_model() {
     for b in backends().await {
         let a = client(&b, principal(&org(), "admin-1", &["admin"]));
-        let member = a.create("Member", json!({"name": "Rita Rep", "email": "rita@example.com", "sub": "rita", "skills": ["de", "saas"], "capacity": 5})).await.unwrap();
+        let member = a
+            .create(
+                "Member",
+                json!({"name": "Rita Rep", "email": "rita@example.com", "sub": "rita", "skills": ["de", "saas"], "capacity": 5}),
+            )
+            .await
+            .unwrap();
         assert_eq!(member["away"], json!(false), "{}: default applied", b.name);
         assert_eq!(member["skills"], json!(["de", "saas"]));
         let acc = a
@@ -25,11 +31,17 @@ async fn crud_of_every_standard_model() {
         assert_eq!(acc["version"], json!(1));
         assert_eq!(acc["createdBy"], json!("admin-1"));
         let contact = a
-            .create("Contact", json!({"firstName": "Ada", "lastName": "Lovelace", "email": "ada@acme.test", "account": {"connect": by_id(&acc)}}))
+            .create(
+                "Contact",
+                json!({"firstName": "Ada", "lastName": "Lovelace", "email": "ada@acme.test", "account": {"connect": by_id(&acc)}}),
+            )
             .await
             .unwrap();
         let lead = a
-            .create("Lead", json!({"name": "Ada L", "email": "ada@acme.test", "score": 40, "tags": ["vip"], "contact": {"connect": by_id(&contact)}}))
+            .create(
+                "Lead",
+                json!({"name": "Ada L", "email": "ada@acme.test", "score": 40, "tags": ["vip"], "contact": {"connect": by_id(&contact)}}),
+            )
             .await
             .unwrap();
         assert_eq!(lead["status"], json!("NEW"));
@@ -43,7 +55,10 @@ async fn crud_of_every_standard_model() {
         assert_eq!(opp["amount"], json!({"amount": "12500.5", "currency": "EUR"}), "{}", b.name);
         assert_eq!(opp["expectedCloseDate"], json!("2026-12-31"));
         let ticket = a
-            .create("Ticket", json!({"subject": "Login broken", "contact": {"connect": by_id(&contact)}, "nextContactAt": "2026-11-25T09:30:00Z"}))
+            .create(
+                "Ticket",
+                json!({"subject": "Login broken", "contact": {"connect": by_id(&contact)}, "nextContactAt": "2026-11-25T09:30:00Z"}),
+            )
             .await
             .unwrap();
         assert_eq!(ticket["nextContactAt"], json!("2026-11-25T09:30:00.000000Z"), "{}", b.name);
@@ -54,7 +69,10 @@ async fn crud_of_every_standard_model() {
             .unwrap();
         assert_eq!(act["subject"], json!({"type": "Lead", "id": id(&lead)}));
         let ev = a
-            .create("SocialEvent", json!({"platform": "x", "kind": "DM", "externalId": "123", "text": "hi", "lead": {"connect": by_id(&lead)}}))
+            .create(
+                "SocialEvent",
+                json!({"platform": "x", "kind": "DM", "externalId": "123", "text": "hi", "lead": {"connect": by_id(&lead)}}),
+            )
             .await
             .unwrap();
 
@@ -140,7 +158,8 @@ async fn every_scalar_filter_operator_with_null_semantics() {
         let names = |f: serde_json::Value| {
             let a = &a;
             async move {
-                let mut v: Vec<String> = a.values("Lead", f, &["name_ASC"], "name").await.iter().map(|j| j.as_str().unwrap().to_owned()).collect();
+                let mut v: Vec<String> =
+                    a.values("Lead", f, &["name_ASC"], "name").await.iter().map(|j| j.as_str().unwrap().to_owned()).collect();
                 v.sort();
                 v.join(",")
             }
@@ -192,7 +211,13 @@ async fn every_scalar_filter_operator_with_null_semantics() {
             assert_eq!(names(f.clone()).await, want, "{}: {f}", b.name);
         }
         // Operators that do not apply, unknown fields and wrong types are BAD_USER_INPUT naming the path.
-        for bad in [json!({"score_contains": "1"}), json!({"nope": 1}), json!({"score": "ten"}), json!({"status": "MAYBE"}), json!({"score_lt": null})] {
+        for bad in [
+            json!({"score_contains": "1"}),
+            json!({"nope": 1}),
+            json!({"score": "ten"}),
+            json!({"status": "MAYBE"}),
+            json!({"score_lt": null}),
+        ] {
             let e = a.list("Lead", bad.clone(), &[], page(5)).await.unwrap_err();
             assert_eq!(e.code(), "BAD_USER_INPUT", "{bad}");
             assert!(e.field().unwrap().starts_with("where."), "{bad}: {e}");
@@ -214,7 +239,14 @@ async fn relation_filters_to_one_and_to_many() {
         a.create("Contact", json!({"lastName": "Dan"})).await.unwrap();
         let last = |f: serde_json::Value| {
             let a = &a;
-            async move { a.values("Contact", f, &["lastName_ASC"], "lastName").await.iter().map(|j| j.as_str().unwrap().to_owned()).collect::<Vec<_>>().join(",") }
+            async move {
+                a.values("Contact", f, &["lastName_ASC"], "lastName")
+                    .await
+                    .iter()
+                    .map(|j| j.as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
         };
         assert_eq!(last(json!({"account": {"name": "Acme"}})).await, "Ada,Bea", "{}", b.name);
         assert_eq!(last(json!({"account": {"parent": {"name_starts_with": "parent"}}})).await, "Ada,Bea");
@@ -222,10 +254,22 @@ async fn relation_filters_to_one_and_to_many() {
         assert_eq!(last(json!({"NOT": [{"account": {"name": "Acme"}}]})).await, "Cid,Dan");
         let acc = |f: serde_json::Value| {
             let a = &a;
-            async move { a.values("Account", f, &["name_ASC"], "name").await.iter().map(|j| j.as_str().unwrap().to_owned()).collect::<Vec<_>>().join(",") }
+            async move {
+                a.values("Account", f, &["name_ASC"], "name")
+                    .await
+                    .iter()
+                    .map(|j| j.as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
         };
         assert_eq!(acc(json!({"contacts_some": {"email": null}})).await, "Acme");
-        assert_eq!(acc(json!({"contacts_every": {"email_not": null}})).await, "Empty Inc,Parent Holdings", "{}: every is vacuously true", b.name);
+        assert_eq!(
+            acc(json!({"contacts_every": {"email_not": null}})).await,
+            "Empty Inc,Parent Holdings",
+            "{}: every is vacuously true",
+            b.name
+        );
         assert_eq!(acc(json!({"contacts_none": {"lastName": "Cid"}})).await, "Acme,Empty Inc");
         assert_eq!(acc(json!({"children_some": {"name": "Acme"}})).await, "Parent Holdings");
         assert_eq!(acc(json!({"children_some": {"contacts_some": {"lastName": "Bea"}}})).await, "Parent Holdings");
@@ -240,7 +284,9 @@ async fn ordering_is_total_with_nulls_last_ascending() {
         a.create("Lead", json!({"name": "Eve", "score": 50})).await.unwrap();
         let v = |o: &'static [&'static str]| {
             let a = &a;
-            async move { a.values("Lead", json!({}), o, "name").await.iter().map(|j| j.as_str().unwrap().to_owned()).collect::<Vec<_>>().join(",") }
+            async move {
+                a.values("Lead", json!({}), o, "name").await.iter().map(|j| j.as_str().unwrap().to_owned()).collect::<Vec<_>>().join(",")
+            }
         };
         assert_eq!(v(&["score_ASC"]).await, "Alice,Bob,Eve,Carol,Dave", "{}", b.name);
         assert_eq!(v(&["score_DESC"]).await, "Dave,Carol,Bob,Eve,Alice", "{}", b.name);
@@ -318,7 +364,10 @@ async fn keyset_pagination_forwards_and_backwards_with_inserts_between_pages() {
         assert_eq!(e.code(), "LIMIT_EXCEEDED");
         // A cursor of one ordering is refused by another; garbage is refused.
         let p = a.list("Lead", json!({}), &["name_ASC"], page(2)).await.unwrap();
-        let e = a.list("Lead", json!({}), &["score_ASC"], Page { first: Some(2), after: p.cursors.last().cloned(), ..Page::default() }).await.unwrap_err();
+        let e = a
+            .list("Lead", json!({}), &["score_ASC"], Page { first: Some(2), after: p.cursors.last().cloned(), ..Page::default() })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), "BAD_USER_INPUT");
         let e = a.list("Lead", json!({}), &[], Page { first: Some(2), after: Some("bm9wZQ".into()), ..Page::default() }).await.unwrap_err();
         assert_eq!(e.code(), "BAD_USER_INPUT");
@@ -411,7 +460,10 @@ async fn nested_writes_commit_together_and_roll_back_together() {
         let before_acc = a.count("Account", json!({})).await;
         let before_con = a.count("Contact", json!({})).await;
         let e = a
-            .create("Account", json!({"name": "Doomed", "contacts": {"create": [{"lastName": "Fine"}, {"lastName": "Bad", "email": "not-an-email"}]}}))
+            .create(
+                "Account",
+                json!({"name": "Doomed", "contacts": {"create": [{"lastName": "Fine"}, {"lastName": "Bad", "email": "not-an-email"}]}}),
+            )
             .await
             .unwrap_err();
         assert_eq!(e.code(), "BAD_USER_INPUT");
@@ -479,8 +531,18 @@ async fn bad_input_is_typed_names_the_field_and_writes_nothing() {
             ("Member", json!({"name": "Dup", "email": "taken@x.test"}), "CONFLICT", "email"),
             ("Opportunity", json!({"name": "x", "amount": {"amount": "-1", "currency": "EUR"}}), "BAD_USER_INPUT", "amount"),
             ("Opportunity", json!({"name": "x", "amount": {"amount": "1", "currency": "euro"}}), "BAD_USER_INPUT", "amount"),
-            ("Activity", json!({"kind": "CALL", "subject": {"type": "Member", "id": "01890000-0000-7000-8000-000000000000"}}), "BAD_USER_INPUT", "subject"),
-            ("Activity", json!({"kind": "CALL", "subject": {"type": "Lead", "id": "01890000-0000-7000-8000-000000000000"}}), "NOT_FOUND", ""),
+            (
+                "Activity",
+                json!({"kind": "CALL", "subject": {"type": "Member", "id": "01890000-0000-7000-8000-000000000000"}}),
+                "BAD_USER_INPUT",
+                "subject",
+            ),
+            (
+                "Activity",
+                json!({"kind": "CALL", "subject": {"type": "Lead", "id": "01890000-0000-7000-8000-000000000000"}}),
+                "NOT_FOUND",
+                "",
+            ),
         ];
         for (m, data, code, field) in cases {
             let e = a.create(m, data.clone()).await.unwrap_err();

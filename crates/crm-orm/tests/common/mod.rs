@@ -7,10 +7,10 @@ use std::sync::Arc;
 use crm_model::standard::standard_catalog;
 use crm_model::{Catalog, ModelName, OrgId, RoleName};
 use crm_orm::{
-    authorize, Data, Engine, EngineOptions, Filter, Op, OrderBy, OrmError, Page, PageResult, Policy, Principal, Read, Selection, Unique,
-    Write, WriteResult,
+    Data, Engine, EngineOptions, Filter, Op, OrderBy, OrmError, Page, PageResult, Policy, Principal, Read, Selection, Unique, Write,
+    WriteResult, authorize,
 };
-use serde_json::{json, Value as Json};
+use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
 pub struct Backend {
@@ -89,7 +89,10 @@ impl Client<'_> {
         let model = self.model(m);
         let target = Unique::parse(&model, &target, "where")?;
         let data = Data::parse(self.cat(), &model, &data, "data")?;
-        Ok(self.one(Write::Update { model: model.name.clone(), target, data, expected_version: expected }, Op::Update).await?.unwrap_or(Json::Null))
+        Ok(self
+            .one(Write::Update { model: model.name.clone(), target, data, expected_version: expected }, Op::Update)
+            .await?
+            .unwrap_or(Json::Null))
     }
 
     pub async fn delete(&self, m: &str, target: Json, expected: Option<i64>) -> Result<Option<Json>, OrmError> {
@@ -110,7 +113,13 @@ impl Client<'_> {
         let model = self.model(m);
         let filter = Filter::parse(self.cat(), &model, &filter)?;
         let data = Data::parse(self.cat(), &model, &data, "data")?;
-        let w = Write::UpdateMany { model: model.name.clone(), filter, order: vec![], page: Page { first: Some(100), ..Page::default() }, data };
+        let w = Write::UpdateMany {
+            model: model.name.clone(),
+            filter,
+            order: vec![],
+            page: Page { first: Some(100), ..Page::default() },
+            data,
+        };
         match self.write_sel(w, Op::Update, &Selection::scalars(&model)).await? {
             WriteResult::Many(p) => Ok(p),
             WriteResult::One(_) => panic!("expected many"),
