@@ -41,7 +41,7 @@ fn lead_page(cat: &Catalog, access: &Access, d: Dialect, where_json: &Json) -> u
     read.filter = Filter::parse(cat, lead, where_json).unwrap();
     read.order = vec![OrderBy::parse(lead, "createdAt_DESC").unwrap(), OrderBy::parse(lead, "name_ASC").unwrap()];
     read.page.first = Some(25);
-    let (stmt, _) = Builder::new(d, cat, access, true, Limits::default()).select_page(&read).unwrap();
+    let (stmt, _) = Builder::new(d, cat, access, Limits::default()).select_page(&read).unwrap();
     let (sql, values) = d.build(&stmt);
     sql.len() + values.0.0.len()
 }
@@ -68,7 +68,7 @@ fn account_nested(cat: &Catalog, access: &Access, d: Dialect) -> usize {
         .with(contacts);
     read.order = vec![OrderBy::parse(account, "name_ASC").unwrap()];
     read.page.first = Some(20);
-    let (stmt, _) = Builder::new(d, cat, access, true, Limits::default()).select_page(&read).unwrap();
+    let (stmt, _) = Builder::new(d, cat, access, Limits::default()).select_page(&read).unwrap();
     let (sql, values) = d.build(&stmt);
     sql.len() + values.0.0.len()
 }

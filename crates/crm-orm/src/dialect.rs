@@ -261,10 +261,11 @@ impl Dialect {
         self.cust(&format!("(SELECT COUNT(DISTINCT {v}) FROM {from} WHERE {v} IN ({})) = {n}", vec!["{}"; n].join(", ")), args)
     }
 
-    /// Case-insensitive `LIKE` with `\` as escape; `pattern` is already lower-cased and escaped.
+    /// Case-insensitive `LIKE` with `\` as escape: both sides go through the database's own
+    /// `lower()`, so they fold alike (Unicode on PostgreSQL, ASCII on SQLite); `pattern` is escaped.
     #[must_use]
     pub fn ilike(self, col: Expr, pattern: String) -> Expr {
-        self.cust("lower({}) LIKE {} ESCAPE '\\'", vec![col, Expr::val(sea_query::Value::String(Some(pattern)))])
+        self.cust("lower({}) LIKE lower({}) ESCAPE '\\'", vec![col, Expr::val(sea_query::Value::String(Some(pattern)))])
     }
 
     /// `(e) IS NOT TRUE`: the two-valued complement, so negations include rows where `e` is null.

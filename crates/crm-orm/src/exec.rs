@@ -147,8 +147,7 @@ impl Ex<'_> {
         Ok(())
     }
     async fn set_tenant(self, local: bool, org: &str) -> Result<()> {
-        if let Ex::Pg(c) = self {
-            let sql = if local { "SELECT set_config('crm.org_id', $1, true)" } else { "SELECT set_config('crm.org_id', $1, false)" };
+        if let (Ex::Pg(c), Some(sql)) = (self, Dialect::Postgres.set_tenant_sql(local)) {
             sqlx::query(sql).bind(org).execute(&mut *c).await?;
         }
         Ok(())
@@ -163,11 +162,16 @@ fn db_error(e: OrmError, model: &Model) -> OrmError {
     match classify(inner) {
         DbFailure::Unique(col) => {
             let field = col.and_then(|c| {
-                model.fields.values().find(|f| f.column.as_str() == c || c.ends_with(&format!("_{}", f.column))).map(|f| f.name.to_string())
+                model
+                    .unique_fields()
+                    .find(|f| c == f.column.as_str() || c == crate::dialect::index_name("ux", model.table.as_str(), f.column.as_str()))
+                    .map(|f| f.name.to_string())
             });
             OrmError::Unique { field: field.unwrap_or_else(|| "unique field".to_owned()) }
         }
-        DbFailure::ForeignKey => OrmError::Referenced(format!("the {} is still referenced by other records", model.name)),
+        DbFailure::ForeignKey => {
+            OrmError::Referenced(format!("the {} is referenced by, or refers to, a record that does not allow this change", model.name))
+        }
         _ => e,
     }
 }
@@ -451,11 +455,11 @@ async fn read_page<S: ExSource>(
     src: &mut S,
     read: &Read,
 ) -> Result<PageResult> {
-    let mut b = Builder::new(d, cat, access, tenant, limits);
+    let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits);
     let (stmt, plan) = b.select_page(read)?;
     let rows = src.ex().rows_jk(d.build(&stmt)).await?;
     let count = if read.count {
-        let mut b = Builder::new(d, cat, access, tenant, limits);
+        let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits);
         let c = b.count(read)?;
         Some(src.ex().scalar_i64(d.build(&c)).await?)
     } else {
@@ -489,7 +493,7 @@ struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     fn builder(&self) -> Builder<'a> {
-        Builder::new(self.d, self.cat, self.access, self.tenant, self.limits)
+        Builder::with_tenant_predicate(self.d, self.cat, self.access, self.tenant, self.limits)
     }
 
     fn model(&self, name: &str) -> Result<&'a Arc<Model>> {
@@ -539,6 +543,7 @@ impl<'a> Writer<'a> {
                 let targets = self.target_set(model, filter, Op::Update, order, page).await?;
                 let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
                 if !ids.is_empty() {
+                    self.polymorphic_check(model, data).await?;
                     let sets = self.scalar_sets(model, data, false)?;
                     self.update_rows(model, &ids, sets, None).await?;
                     self.check_rows(model, &ids, Op::Update).await?;

@@ -93,7 +93,7 @@ fn any(items: Vec<Expr>) -> Expr {
 
 fn like_pattern(s: &str, op: FilterOp) -> String {
     let mut esc = String::with_capacity(s.len() + 2);
-    for c in s.to_lowercase().chars() {
+    for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {
             esc.push('\\');
         }
@@ -119,7 +119,13 @@ pub struct Builder<'a> {
 impl<'a> Builder<'a> {
     /// A builder for one statement.
     #[must_use]
-    pub fn new(d: Dialect, cat: &'a Catalog, access: &'a Access, tenant: bool, limits: Limits) -> Self {
+    pub fn new(d: Dialect, cat: &'a Catalog, access: &'a Access, limits: Limits) -> Self {
+        Builder { d, cat, access, tenant: true, limits, n: 0 }
+    }
+
+    /// A builder that may leave the tenant predicate out: only for the test-only bypass of
+    /// [`crate::Scoped`], which proves row-level security on its own.
+    pub(crate) fn with_tenant_predicate(d: Dialect, cat: &'a Catalog, access: &'a Access, tenant: bool, limits: Limits) -> Self {
         Builder { d, cat, access, tenant, limits, n: 0 }
     }
 

@@ -7,7 +7,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use common::{backends, by_id, client, id, org, principal};
-use crm_orm::{authorize, Filter, Op, Page, Policy, Read};
+use crm_orm::{Filter, Op, Page, Policy, Read, authorize};
 use serde_json::json;
 
 struct Rng(u64);
@@ -95,7 +95,15 @@ async fn randomized_operations_never_cross_tenants() {
                 _ => {
                     // Reads, filters through relations and by foreign ids.
                     let (_, any_id) = pick(&mut rng, "Account").unwrap_or((t, "01890000-0000-7000-8000-000000000000".into()));
-                    let p = c.list("Contact", json!({"OR": [{"account": {"id": any_id}}, {"lastName_starts_with": "c-"}]}), &[], Page { first: Some(100), ..Page::default() }).await.unwrap();
+                    let p = c
+                        .list(
+                            "Contact",
+                            json!({"OR": [{"account": {"id": any_id}}, {"lastName_starts_with": "c-"}]}),
+                            &[],
+                            Page { first: Some(100), ..Page::default() },
+                        )
+                        .await
+                        .unwrap();
                     for r in &p.rows {
                         assert!(owned[t]["Contact"].contains(&id(r)), "{}: step {step}: foreign row visible", b.name);
                     }

@@ -62,7 +62,7 @@ impl Fx {
     }
 
     fn builder<'a>(&'a self, d: Dialect, access: &'a Access) -> Builder<'a> {
-        Builder::new(d, &self.cat, access, true, Limits::default())
+        Builder::new(d, &self.cat, access, Limits::default())
     }
 
     fn read(&self, model: &str, where_json: &Json) -> Read {
