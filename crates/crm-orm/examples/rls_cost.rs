@@ -3,7 +3,8 @@
 //! - `raw`: the query alone (a role that bypasses RLS) — the ceiling;
 //! - `tx-local`: the common pattern `BEGIN; set_config(.., true); query; COMMIT` (4 round trips);
 //! - `session`: what the engine does for reads: `set_config(.., false)` on the checked-out
-//!   connection, then the query (2 round trips; the pool clears the setting on release);
+//!   connection, then the query (2 round trips);
+//! - `sess+reset`: the same plus clearing the setting when the connection is released;
 //! - `engine`: `Engine::read` end to end (scope, SQL building, JSON rows, cursors).
 //!
 //! Usage (a throwaway database from `.ci/pg-start`):
@@ -79,7 +80,8 @@ async fn main() {
         engine.write(&w, &Selection::default()).await.unwrap();
     }
     let admin: PgPool = PgPoolOptions::new().max_connections(TASKS as u32).connect(&admin_url).await.unwrap();
-    let app: PgPool = PgPoolOptions::new()
+    let app: PgPool = PgPoolOptions::new().max_connections(TASKS as u32).connect(&app_url).await.unwrap();
+    let app_reset: PgPool = PgPoolOptions::new()
         .max_connections(TASKS as u32)
         .after_release(|c, _| {
             Box::pin(async move {
@@ -116,6 +118,17 @@ async fn main() {
     .await;
     let (pool, org_s) = (app.clone(), o.clone());
     measure("session", move || {
+        let (pool, org_s) = (pool.clone(), org_s.clone());
+        async move {
+            let mut c = pool.acquire().await.unwrap();
+            sqlx::query("SELECT set_config('crm.org_id', $1, false)").bind(&org_s).execute(&mut *c).await.unwrap();
+            let rows = sqlx::query(QUERY).bind(&org_s).fetch_all(&mut *c).await.unwrap();
+            assert_eq!(rows.len(), 11);
+        }
+    })
+    .await;
+    let (pool, org_s) = (app_reset.clone(), o.clone());
+    measure("sess+reset", move || {
         let (pool, org_s) = (pool.clone(), org_s.clone());
         async move {
             let mut c = pool.acquire().await.unwrap();
