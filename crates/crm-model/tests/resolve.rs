@@ -980,3 +980,15 @@ fn references() {
     assert!(value_err(&cat, "Activity", "subject", json!(id)).reason.contains("expected {\"type\""));
     assert!(value_err(&cat, "Account", "contacts", json!([id])).reason.contains("to-many"));
 }
+
+#[test]
+fn the_json_example_model_resolves_next_to_the_standard_catalog() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/project.model.json")).unwrap();
+    let def: crm_model::ModelDef = serde_json::from_str(&text).unwrap();
+    let mut models = crm_model::standard::standard_models();
+    models.push(def);
+    let cat = crm_model::resolve(&models).unwrap();
+    let p = cat.model("Project").unwrap();
+    assert_eq!(p.table.as_str(), "projects");
+    assert_eq!(p.field("account").unwrap().column.as_str(), "account_id");
+}
