@@ -378,15 +378,15 @@ fn options(cx: &Ctx<'_>, field: &str, opts: &[String]) -> Result<Vec<OptionName>
 
 fn compile_checks(cx: &Ctx<'_>, def: &FieldDef) -> Result<Checks, MetadataError> {
     let v = &def.validation;
-    if let (Some(a), Some(b)) = (v.min_length, v.max_length) {
-        if a > b {
-            return Err(cx.bad_field(&def.name, "minLength is greater than maxLength"));
-        }
+    if let (Some(a), Some(b)) = (v.min_length, v.max_length)
+        && a > b
+    {
+        return Err(cx.bad_field(&def.name, "minLength is greater than maxLength"));
     }
-    if let (Some(a), Some(b)) = (v.min, v.max) {
-        if a > b || a.is_nan() || b.is_nan() {
-            return Err(cx.bad_field(&def.name, "min is greater than max"));
-        }
+    if let (Some(a), Some(b)) = (v.min, v.max)
+        && (a > b || a.is_nan() || b.is_nan())
+    {
+        return Err(cx.bad_field(&def.name, "min is greater than max"));
     }
     let pattern = match &v.pattern {
         None => None,

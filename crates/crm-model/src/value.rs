@@ -355,20 +355,20 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), ValueError> {
                 }
                 _ => {}
             }
-            if let Some(min) = c.min_length {
-                if chars < min as usize {
-                    return Err(ValueError::new(name, format!("shorter than {min} characters")));
-                }
+            if let Some(min) = c.min_length
+                && chars < min as usize
+            {
+                return Err(ValueError::new(name, format!("shorter than {min} characters")));
             }
-            if let Some(max) = c.max_length {
-                if chars > max as usize {
-                    return Err(ValueError::new(name, format!("longer than {max} characters")));
-                }
+            if let Some(max) = c.max_length
+                && chars > max as usize
+            {
+                return Err(ValueError::new(name, format!("longer than {max} characters")));
             }
-            if let Some(re) = &c.pattern {
-                if !re.is_match(s) {
-                    return Err(ValueError::new(name, "does not match the required pattern"));
-                }
+            if let Some(re) = &c.pattern
+                && !re.is_match(s)
+            {
+                return Err(ValueError::new(name, "does not match the required pattern"));
             }
             Ok(())
         }
@@ -380,15 +380,15 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), ValueError> {
                 Value::Decimal(s) | Value::Money { amount: s, .. } => decimal_as_f64(s),
                 _ => return Ok(()),
             };
-            if let Some(min) = c.min {
-                if x < min {
-                    return Err(ValueError::new(name, format!("must be at least {min}")));
-                }
+            if let Some(min) = c.min
+                && x < min
+            {
+                return Err(ValueError::new(name, format!("must be at least {min}")));
             }
-            if let Some(max) = c.max {
-                if x > max {
-                    return Err(ValueError::new(name, format!("must be at most {max}")));
-                }
+            if let Some(max) = c.max
+                && x > max
+            {
+                return Err(ValueError::new(name, format!("must be at most {max}")));
             }
             Ok(())
         }

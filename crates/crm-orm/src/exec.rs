@@ -93,8 +93,8 @@ enum Tx {
 impl Tx {
     fn ex(&mut self) -> Ex<'_> {
         match self {
-            Tx::Sqlite(t) => Ex::Sqlite(&mut **t),
-            Tx::Pg(t) => Ex::Pg(&mut **t),
+            Tx::Sqlite(t) => Ex::Sqlite(t),
+            Tx::Pg(t) => Ex::Pg(t),
         }
     }
     async fn commit(self) -> Result<()> {
@@ -114,8 +114,8 @@ enum Conn {
 impl Conn {
     fn ex(&mut self) -> Ex<'_> {
         match self {
-            Conn::Sqlite(c) => Ex::Sqlite(&mut **c),
-            Conn::Pg(c) => Ex::Pg(&mut **c),
+            Conn::Sqlite(c) => Ex::Sqlite(c),
+            Conn::Pg(c) => Ex::Pg(c),
         }
     }
 }
@@ -509,10 +509,10 @@ impl<'a> Writer<'a> {
             }
             Write::Delete { target, expected_version, .. } => {
                 let (id, version) = self.find_for(model, target, Op::Delete).await?;
-                if let Some(e) = expected_version {
-                    if *e != version {
-                        return Err(OrmError::Version { expected: *e, found: version });
-                    }
+                if let Some(e) = expected_version
+                    && *e != version
+                {
+                    return Err(OrmError::Version { expected: *e, found: version });
                 }
                 let before = self.select_one(model, id, select).await?;
                 self.delete_ids(model, &[(id, version)]).await?;
@@ -691,11 +691,11 @@ impl<'a> Writer<'a> {
 
     async fn polymorphic_check(&mut self, model: &Model, data: &Data) -> Result<()> {
         for (name, w) in &data.fields {
-            if let (Some(f), FieldWrite::Set(Value::Ref { model: t, id })) = (model.field(name.as_str()), w) {
-                if matches!(f.kind, FieldKind::Polymorphic { .. }) {
-                    let target = self.model(t.as_str())?;
-                    self.must_exist(target, *id, Op::Read, &format!("data.{name}")).await?;
-                }
+            if let (Some(f), FieldWrite::Set(Value::Ref { model: t, id })) = (model.field(name.as_str()), w)
+                && matches!(f.kind, FieldKind::Polymorphic { .. })
+            {
+                let target = self.model(t.as_str())?;
+                self.must_exist(target, *id, Op::Read, &format!("data.{name}")).await?;
             }
         }
         Ok(())
@@ -888,10 +888,10 @@ impl<'a> Writer<'a> {
     fn update<'s>(&'s mut self, model: &'s Model, target: &'s Unique, data: &'s Data, expected: Option<i64>) -> BoxFut<'s, Uuid> {
         Box::pin(async move {
             let (id, version) = self.find_for(model, target, Op::Update).await?;
-            if let Some(e) = expected {
-                if e != version {
-                    return Err(OrmError::Version { expected: e, found: version });
-                }
+            if let Some(e) = expected
+                && e != version
+            {
+                return Err(OrmError::Version { expected: e, found: version });
             }
             self.polymorphic_check(model, data).await?;
             let mut sets = self.scalar_sets(model, data, true)?;

@@ -309,25 +309,24 @@ fn parse_where(catalog: &Catalog, model: &Model, input: &Json, path: &str, depth
 fn parse_entry(catalog: &Catalog, model: &Model, key: &str, val: &Json, path: &str, depth: usize) -> Result<Filter> {
     // Relation quantifiers first: `contacts_some`.
     for q in Quantifier::ALL {
-        if let Some(name) = key.strip_suffix(q.suffix()) {
-            if let Some(f) = model.field(name) {
-                if let FieldKind::ToMany { target, .. } = &f.kind {
-                    let t = target_model(catalog, target, path)?;
-                    let inner = parse_where(catalog, t, val, path, depth + 1)?;
-                    return Ok(Filter::ToMany { field: f.name.clone(), quantifier: q, filter: Box::new(inner) });
-                }
-            }
-        }
-    }
-    if let Some(f) = model.field(key) {
-        if let FieldKind::ToOne { target, .. } = &f.kind {
-            if val.is_null() {
-                return Ok(Filter::ToOne { field: f.name.clone(), filter: None });
-            }
+        if let Some(name) = key.strip_suffix(q.suffix())
+            && let Some(f) = model.field(name)
+            && let FieldKind::ToMany { target, .. } = &f.kind
+        {
             let t = target_model(catalog, target, path)?;
             let inner = parse_where(catalog, t, val, path, depth + 1)?;
-            return Ok(Filter::ToOne { field: f.name.clone(), filter: Some(Box::new(inner)) });
+            return Ok(Filter::ToMany { field: f.name.clone(), quantifier: q, filter: Box::new(inner) });
         }
+    }
+    if let Some(f) = model.field(key)
+        && let FieldKind::ToOne { target, .. } = &f.kind
+    {
+        if val.is_null() {
+            return Ok(Filter::ToOne { field: f.name.clone(), filter: None });
+        }
+        let t = target_model(catalog, target, path)?;
+        let inner = parse_where(catalog, t, val, path, depth + 1)?;
+        return Ok(Filter::ToOne { field: f.name.clone(), filter: Some(Box::new(inner)) });
     }
     let Some((name, op)) = FilterOp::split(key) else {
         return Err(OrmError::bad(path, format!("unknown filter `{key}` on {}", model.name)));
