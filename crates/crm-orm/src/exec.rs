@@ -800,22 +800,13 @@ impl<'a> Writer<'a> {
                     keep.push(self.find_for(target, u, Op::Update).await?.0);
                 }
                 // Detach every current member not in the set, then connect the set.
-                let stmt = Query::update()
-                    .table(Alias::new(target.table.as_str()))
-                    .value(Alias::new(via_col.as_str()), Expr::cust("NULL"))
-                    .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
-                    .cond_where(
-                        Expr::col(Alias::new("org_id"))
-                            .eq(Expr::val(self.access.org().as_str()))
-                            .and(Expr::col(Alias::new(via_col.as_str())).eq(self.d.bind(&Value::Uuid(id))))
-                            .and(if keep.is_empty() {
-                                Expr::cust("TRUE")
-                            } else {
-                                Expr::col(Alias::new("id")).is_not_in(keep.iter().map(|k| self.d.bind(&Value::Uuid(*k))))
-                            }),
-                    )
-                    .to_owned();
-                self.tx.ex().execute(self.d.build(&stmt)).await.map_err(|e| db_error(e, target))?;
+                let others = if keep.is_empty() {
+                    Expr::cust("TRUE")
+                } else {
+                    Expr::col(Alias::new("id")).is_not_in(keep.iter().map(|k| self.d.bind(&Value::Uuid(*k))))
+                };
+                let cond = Expr::col(Alias::new(via_col.as_str())).eq(self.d.bind(&Value::Uuid(id))).and(others);
+                self.clear_columns(target, &[via_col.as_str()], cond).await?;
             }
             for u in set {
                 self.connect_child(target, &via_col, id, u, &format!("{path}.set")).await?;
@@ -832,18 +823,10 @@ impl<'a> Writer<'a> {
                 ));
             }
             let (cid, _) = self.find_for(target, u, Op::Update).await?;
-            let stmt = Query::update()
-                .table(Alias::new(target.table.as_str()))
-                .value(Alias::new(via_col.as_str()), Expr::cust("NULL"))
-                .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
-                .cond_where(
-                    Expr::col(Alias::new("org_id"))
-                        .eq(Expr::val(self.access.org().as_str()))
-                        .and(Expr::col(Alias::new("id")).eq(self.d.bind(&Value::Uuid(cid))))
-                        .and(Expr::col(Alias::new(via_col.as_str())).eq(self.d.bind(&Value::Uuid(id)))),
-                )
-                .to_owned();
-            if self.tx.ex().execute(self.d.build(&stmt)).await? == 0 {
+            let cond = Expr::col(Alias::new("id"))
+                .eq(self.d.bind(&Value::Uuid(cid)))
+                .and(Expr::col(Alias::new(via_col.as_str())).eq(self.d.bind(&Value::Uuid(id))));
+            if self.clear_columns(target, &[via_col.as_str()], cond).await? == 0 {
                 return Err(OrmError::NotFound(format!("{path}.disconnect: the {} is not connected", target.name)));
             }
         }
@@ -862,6 +845,22 @@ impl<'a> Writer<'a> {
         };
         self.update_rows(target, &[cid], vec![(via_col.to_owned(), self.d.bind(&Value::Uuid(parent)))], None).await?;
         self.check_rows(target, &[cid], Op::Update).await
+    }
+
+    /// Sets `columns` to null on the tenant's rows of `model` matching `cond`, as a write: the
+    /// version is bumped and `updatedAt`/`updatedBy` are set. Returns the rows changed.
+    async fn clear_columns(&mut self, model: &Model, columns: &[&str], cond: Expr) -> Result<u64> {
+        let d = self.d;
+        let mut stmt = Query::update();
+        stmt.table(Alias::new(model.table.as_str()));
+        for c in columns {
+            stmt.value(Alias::new(*c), Expr::cust("NULL"));
+        }
+        stmt.value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
+            .value(Alias::new("updated_at"), d.bind(&Value::DateTime(chrono::Utc::now())))
+            .value(Alias::new("updated_by"), d.bind(&Value::Text(self.access.actor().to_owned())))
+            .cond_where(Expr::col(Alias::new("org_id")).eq(Expr::val(self.access.org().as_str())).and(cond));
+        self.tx.ex().execute(d.build(&stmt)).await.map_err(|e| db_error(e, model))
     }
 
     async fn update_rows(&mut self, model: &Model, ids: &[Uuid], sets: Vec<(String, Expr)>, version: Option<i64>) -> Result<u64> {
@@ -934,17 +933,8 @@ impl<'a> Writer<'a> {
             .map(|(m, f)| (Arc::clone(m), f.column.to_string()))
             .collect();
         for (m, col) in refs {
-            let stmt = Query::update()
-                .table(Alias::new(m.table.as_str()))
-                .value(Alias::new(col.as_str()), Expr::cust("NULL"))
-                .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
-                .cond_where(
-                    Expr::col(Alias::new("org_id"))
-                        .eq(Expr::val(org.as_str()))
-                        .and(Expr::col(Alias::new(col.as_str())).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))))),
-                )
-                .to_owned();
-            self.tx.ex().execute(d.build(&stmt)).await?;
+            let cond = Expr::col(Alias::new(col.as_str())).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))));
+            self.clear_columns(&m, &[col.as_str()], cond).await?;
         }
         let polys: Vec<(Arc<Model>, String, String)> = self
             .cat
@@ -959,19 +949,10 @@ impl<'a> Writer<'a> {
             })
             .collect();
         for (m, col, ty) in polys {
-            let stmt = Query::update()
-                .table(Alias::new(m.table.as_str()))
-                .value(Alias::new(col.as_str()), Expr::cust("NULL"))
-                .value(Alias::new(ty.as_str()), Expr::cust("NULL"))
-                .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
-                .cond_where(
-                    Expr::col(Alias::new("org_id"))
-                        .eq(Expr::val(org.as_str()))
-                        .and(Expr::col(Alias::new(ty.as_str())).eq(Expr::val(model.name.as_str())))
-                        .and(Expr::col(Alias::new(col.as_str())).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))))),
-                )
-                .to_owned();
-            self.tx.ex().execute(d.build(&stmt)).await?;
+            let cond = Expr::col(Alias::new(ty.as_str()))
+                .eq(Expr::val(model.name.as_str()))
+                .and(Expr::col(Alias::new(col.as_str())).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i)))));
+            self.clear_columns(&m, &[col.as_str(), ty.as_str()], cond).await?;
         }
         for (id, version) in targets {
             let stmt = Query::delete()
