@@ -8,7 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use crm_model::standard::standard_catalog;
 use crm_model::{Catalog, FieldName, ModelName, OrgId, RoleName};
 use crm_orm::sql::Builder;
-use crm_orm::{Access, Dialect, Filter, Limits, Nested, Op, OrderBy, Policy, Principal, Read, Selection, authorize};
+use crm_orm::{Access, Dialect, Filter, Limits, Nested, Op, OrderBy, Page, Policy, Principal, Read, Selection, authorize};
 use serde_json::{Value as Json, json};
 
 fn access(cat: &Catalog, model: &str) -> Access {
@@ -55,7 +55,7 @@ fn account_nested(cat: &Catalog, access: &Access, d: Dialect) -> usize {
     let account = cat.model("Account").unwrap();
     let contact = cat.model("Contact").unwrap();
     let contacts = Nested {
-        first: Some(5),
+        page: Page { first: Some(5), ..Page::default() },
         order: vec![OrderBy::parse(contact, "lastName_ASC").unwrap()],
         ..Nested::new(
             FieldName::new("contacts").unwrap(),

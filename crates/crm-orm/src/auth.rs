@@ -244,6 +244,41 @@ impl<Q> Scoped<Q> {
     }
 }
 
+/// Resolves the caller's access once: the tenant plus the grant of every model of `catalog` for
+/// the principal's roles. A request builds this once and scopes each of its queries with
+/// [`Access::scope`].
+#[must_use]
+pub fn access(catalog: &Catalog, policy: &Policy, principal: &Principal) -> Access {
+    let grants: HashMap<ModelName, Grant> =
+        catalog.models().map(|m| (m.name.clone(), policy.grant_for(&principal.roles, &m.name))).collect();
+    Access { org: principal.org_id.clone(), actor: principal.sub.clone(), grants: Arc::new(grants) }
+}
+
+impl Access {
+    /// Checks that `op` on `model` is granted at all and returns `query` scoped to the caller's
+    /// tenant and row rules.
+    ///
+    /// # Errors
+    /// `Forbidden` when no role grants `op` on `model`; `BadInput` for an unknown model.
+    pub fn scope<Q>(&self, catalog: &Catalog, model: &ModelName, op: Op, query: Q) -> Result<Scoped<Q>> {
+        if catalog.model(model.as_str()).is_none() {
+            return Err(OrmError::bad("model", format!("unknown model `{model}`")));
+        }
+        if !self.allows(model, op) {
+            let op_name = json!(op);
+            return Err(OrmError::Forbidden(format!("not allowed to {} {model}", op_name.as_str().unwrap_or("access"))));
+        }
+        Ok(Scoped { access: self.clone(), query, tenant_predicate: true })
+    }
+
+    /// Scopes a query that spans models (such as [`crate::ir::Locate`]) to the caller's tenant;
+    /// the executor applies each model's read rule itself and skips models without a grant.
+    #[must_use]
+    pub fn scope_tenant<Q>(&self, query: Q) -> Scoped<Q> {
+        Scoped { access: self.clone(), query, tenant_predicate: true }
+    }
+}
+
 /// Checks that `principal` may perform `op` on `model` at all and returns the query scoped to the
 /// principal's tenant and row rules.
 ///
@@ -251,15 +286,5 @@ impl<Q> Scoped<Q> {
 /// `Forbidden` when no role of the principal grants `op` on `model`; `BadInput` for an unknown
 /// model.
 pub fn authorize<Q>(catalog: &Catalog, policy: &Policy, principal: &Principal, model: &ModelName, op: Op, query: Q) -> Result<Scoped<Q>> {
-    if catalog.model(model.as_str()).is_none() {
-        return Err(OrmError::bad("model", format!("unknown model `{model}`")));
-    }
-    let grants: HashMap<ModelName, Grant> =
-        catalog.models().map(|m| (m.name.clone(), policy.grant_for(&principal.roles, &m.name))).collect();
-    let access = Access { org: principal.org_id.clone(), actor: principal.sub.clone(), grants: Arc::new(grants) };
-    if !access.allows(model, op) {
-        let op_name = json!(op);
-        return Err(OrmError::Forbidden(format!("not allowed to {} {model}", op_name.as_str().unwrap_or("access"))));
-    }
-    Ok(Scoped { access, query, tenant_predicate: true })
+    access(catalog, policy, principal).scope(catalog, model, op, query)
 }

@@ -233,6 +233,30 @@ impl Dialect {
         }
     }
 
+    /// Like [`Self::agg`], with the array in the given order: `(expr, descending)` pairs, nulls
+    /// last ascending and first descending, as page ordering does.
+    #[must_use]
+    pub fn agg_ordered(self, col: Expr, order: Vec<(Expr, bool)>) -> Expr {
+        let keys: Vec<&str> = order.iter().map(|(_, desc)| if *desc { "{} DESC NULLS FIRST" } else { "{} ASC NULLS LAST" }).collect();
+        let keys = keys.join(", ");
+        let mut args = vec![col];
+        args.extend(order.into_iter().map(|(e, _)| e));
+        match self {
+            Dialect::Sqlite => self.cust(&format!("COALESCE(json_group_array(json({{}}) ORDER BY {keys}), json('[]'))"), args),
+            Dialect::Postgres => self.cust(&format!("COALESCE(json_agg({{}} ORDER BY {keys}), '[]'::json)"), args),
+        }
+    }
+
+    /// A numeric aggregate as a float (`SUM`, `AVG`, `MIN`, `MAX` over `col`).
+    #[must_use]
+    pub fn float_agg(self, func: &str, col: Expr) -> Expr {
+        let ty = match self {
+            Dialect::Sqlite => "REAL",
+            Dialect::Postgres => "DOUBLE PRECISION",
+        };
+        self.cust(&format!("CAST({func}({{}}) AS {ty})"), vec![col])
+    }
+
     /// The list elements of a JSON array column (`FROM` item with column `v`).
     fn each(self) -> (&'static str, &'static str) {
         match self {

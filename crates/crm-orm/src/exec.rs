@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crm_model::{Catalog, FieldKind, FieldName, Model, OnDelete, ScalarType, Value};
+use crm_model::{Catalog, FieldKind, FieldName, Model, ModelName, OnDelete, ScalarType, Value};
 use sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_query_sqlx::SqlxValues;
 use serde_json::Value as Json;
@@ -20,7 +20,9 @@ use uuid::Uuid;
 use crate::auth::{Access, Op, Scoped};
 use crate::dialect::{DbFailure, Dialect, classify};
 use crate::error::{OrmError, Result};
-use crate::ir::{Data, FieldWrite, Filter, FilterOp, Operand, OrderBy, Page, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write};
+use crate::ir::{
+    Data, FieldWrite, Filter, FilterOp, GroupBy, Locate, Operand, OrderBy, Page, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write,
+};
 use crate::schema;
 use crate::sql::{Builder, Limits, encode_cursor};
 
@@ -60,6 +62,9 @@ pub struct PageResult {
     pub has_previous: bool,
     /// Total matching rows, when asked for.
     pub count: Option<i64>,
+    /// The aggregate object (`{"count": n, "sum": {…}, …}`), when a count or aggregates were
+    /// asked for.
+    pub aggregate: Option<Json>,
 }
 
 /// What a write returns.
@@ -129,25 +134,60 @@ macro_rules! run {
     };
 }
 
+tokio::task_local! {
+    static STATEMENTS: std::sync::atomic::AtomicU64;
+}
+
+/// Runs `fut` and returns its output with the number of SQL statements the engine sent to the
+/// database while running it (on this task): how tests prove a request's statement count does
+/// not grow with its rows.
+pub async fn count_statements<F: Future>(fut: F) -> (F::Output, u64) {
+    STATEMENTS
+        .scope(std::sync::atomic::AtomicU64::new(0), async move {
+            let out = fut.await;
+            let n = STATEMENTS.try_with(|c| c.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
+            (out, n)
+        })
+        .await
+}
+
+fn counted() {
+    let _ = STATEMENTS.try_with(|c| c.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+}
+
 impl Ex<'_> {
     async fn rows_jk(self, (sql, values): (String, SqlxValues)) -> Result<Vec<(String, String)>> {
+        counted();
         Ok(run!(self, c => sqlx::query_as_with::<_, (String, String), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
     }
     async fn ids(self, (sql, values): (String, SqlxValues)) -> Result<Vec<(String, i64)>> {
+        counted();
         Ok(run!(self, c => sqlx::query_as_with::<_, (String, i64), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
     }
     async fn scalar_i64(self, (sql, values): (String, SqlxValues)) -> Result<i64> {
+        counted();
         Ok(run!(self, c => sqlx::query_scalar_with::<_, i64, _>(AssertSqlSafe(sql), values).fetch_one(&mut *c).await?))
     }
+    async fn texts(self, (sql, values): (String, SqlxValues)) -> Result<Vec<String>> {
+        counted();
+        Ok(run!(self, c => sqlx::query_scalar_with::<_, String, _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
+    }
+    async fn scalar_text(self, (sql, values): (String, SqlxValues)) -> Result<String> {
+        counted();
+        Ok(run!(self, c => sqlx::query_scalar_with::<_, String, _>(AssertSqlSafe(sql), values).fetch_one(&mut *c).await?))
+    }
     async fn execute(self, (sql, values): (String, SqlxValues)) -> Result<u64> {
+        counted();
         Ok(run!(self, c => sqlx::query_with(AssertSqlSafe(sql), values).execute(&mut *c).await?.rows_affected()))
     }
     async fn raw(self, sql: String) -> Result<()> {
+        counted();
         run!(self, c => { sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *c).await?; });
         Ok(())
     }
     async fn set_tenant(self, local: bool, org: &str) -> Result<()> {
         if let (Ex::Pg(c), Some(sql)) = (self, Dialect::Postgres.set_tenant_sql(local)) {
+            counted();
             sqlx::query(sql).bind(org).execute(&mut *c).await?;
         }
         Ok(())
@@ -391,6 +431,36 @@ impl Engine {
         read_page(self.dialect(), &self.catalog, &q.access, q.tenant_predicate, self.limits, &mut conn, &q.query).await
     }
 
+    /// Groups and aggregates rows (the report query); one object per group.
+    ///
+    /// # Errors
+    /// Bad keys or fields, limits, database failures.
+    pub async fn group_by(&self, q: &Scoped<GroupBy>) -> Result<Vec<Json>> {
+        let d = self.dialect();
+        let stmt = Builder::with_tenant_predicate(d, &self.catalog, &q.access, q.tenant_predicate, self.limits).group_by(&q.query)?;
+        let mut conn = self.acquire().await?;
+        conn.ex().set_tenant(false, q.access.org().as_str()).await?;
+        let rows = conn.ex().texts(d.build(&stmt)).await?;
+        rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("group JSON: {e}")))).collect()
+    }
+
+    /// The model of the record `q.id` in the caller's tenant, among the models the caller may read
+    /// (and only if the caller may read that record).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn locate(&self, q: &Scoped<Locate>) -> Result<Option<ModelName>> {
+        let d = self.dialect();
+        let Some(stmt) = Builder::with_tenant_predicate(d, &self.catalog, &q.access, q.tenant_predicate, self.limits).locate(&q.query)?
+        else {
+            return Ok(None);
+        };
+        let mut conn = self.acquire().await?;
+        conn.ex().set_tenant(false, q.access.org().as_str()).await?;
+        let found = conn.ex().texts(d.build(&stmt)).await?;
+        Ok(found.into_iter().next().and_then(|m| self.catalog.model(&m).map(|m| m.name.clone())))
+    }
+
     /// Runs a write in one transaction and returns the written record(s) as `select` describes.
     /// Any failure, nested writes included, rolls everything back.
     ///
@@ -454,12 +524,19 @@ async fn read_page<S: ExSource>(
     let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits);
     let (stmt, plan) = b.select_page(read)?;
     let rows = src.ex().rows_jk(d.build(&stmt)).await?;
-    let count = if read.count {
+    let (count, aggregate) = if !read.aggregates.is_empty() {
+        let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits);
+        let stmt = b.aggregate(read)?;
+        let text = src.ex().scalar_text(d.build(&stmt)).await?;
+        let agg: Json = serde_json::from_str(&text).map_err(|e| OrmError::Internal(format!("aggregate JSON: {e}")))?;
+        (agg.get("count").and_then(Json::as_i64), Some(agg))
+    } else if read.count {
         let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits);
         let c = b.count(read)?;
-        Some(src.ex().scalar_i64(d.build(&c)).await?)
+        let n = src.ex().scalar_i64(d.build(&c)).await?;
+        (Some(n), Some(serde_json::json!({ "count": n })))
     } else {
-        None
+        (None, None)
     };
     let more = rows.len() > plan.limit as usize;
     let mut out_rows = Vec::with_capacity(rows.len());
@@ -473,7 +550,7 @@ async fn read_page<S: ExSource>(
         cursors.reverse();
     }
     let (has_next, has_previous) = if plan.backward { (plan.from_cursor, more) } else { (more, plan.from_cursor) };
-    Ok(PageResult { rows: out_rows, cursors, has_next, has_previous, count })
+    Ok(PageResult { rows: out_rows, cursors, has_next, has_previous, count, aggregate })
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -563,7 +640,14 @@ impl<'a> Writer<'a> {
 
     async fn select_many(&mut self, model: &Model, ids: &[Uuid], order: &[OrderBy], select: &Selection) -> Result<PageResult> {
         if ids.is_empty() {
-            return Ok(PageResult { rows: Vec::new(), cursors: Vec::new(), has_next: false, has_previous: false, count: Some(0) });
+            return Ok(PageResult {
+                rows: Vec::new(),
+                cursors: Vec::new(),
+                has_next: false,
+                has_previous: false,
+                count: Some(0),
+                aggregate: None,
+            });
         }
         let n = u32::try_from(ids.len()).unwrap_or(u32::MAX);
         let read = Read {
@@ -573,6 +657,7 @@ impl<'a> Writer<'a> {
             page: Page { first: Some(n), ..Page::default() },
             select: select.clone(),
             count: false,
+            aggregates: Vec::new(),
         };
         let limits = Limits { default_page: n, max_page: std::cmp::max(n, self.limits.max_page) };
         let mut page = read_page(self.d, self.cat, self.access, self.tenant, limits, &mut *self.tx, &read).await?;

@@ -469,18 +469,135 @@ pub struct Nested {
     pub filter: Filter,
     /// Ordering of related rows (to-many).
     pub order: Vec<OrderBy>,
-    /// Most related rows returned (to-many), limited in SQL.
-    pub first: Option<u32>,
-    /// Related rows skipped (to-many).
-    pub skip: u32,
+    /// Pagination of related rows (to-many), limited in SQL per parent row.
+    pub page: Page,
+    /// Connection form (to-many): the value is `{"e": [{"n": row, "k": keys}, …], "a": aggregate}`
+    /// with one probe row beyond the page, so the caller can tell whether more rows exist and
+    /// build cursors; otherwise a plain array of rows.
+    pub connection: bool,
+    /// Aggregate of all related rows matching `filter` (connection form only).
+    pub aggregate: Aggregate,
 }
 
 impl Nested {
     /// Follows `field` with `select`, no filter, default order.
     #[must_use]
     pub fn new(field: FieldName, select: Selection) -> Nested {
-        Nested { key: field.to_string(), field, select, filter: Filter::True, order: Vec::new(), first: None, skip: 0 }
+        Nested {
+            key: field.to_string(),
+            field,
+            select,
+            filter: Filter::True,
+            order: Vec::new(),
+            page: Page::default(),
+            connection: false,
+            aggregate: Aggregate::default(),
+        }
     }
+    /// Forward page of `first` rows.
+    #[must_use]
+    pub fn first(mut self, n: u32) -> Nested {
+        self.page.first = Some(n);
+        self
+    }
+}
+
+/// An aggregate function over a numeric field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AggFn {
+    /// Sum.
+    Sum,
+    /// Average.
+    Avg,
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+}
+
+impl AggFn {
+    /// Every function, in output order.
+    pub const ALL: [Self; 4] = [Self::Sum, Self::Avg, Self::Min, Self::Max];
+    /// The key of the function in aggregate results and in the API (`sum`, `avg`, `min`, `max`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sum => "sum",
+            Self::Avg => "avg",
+            Self::Min => "min",
+            Self::Max => "max",
+        }
+    }
+    /// The SQL aggregate.
+    #[must_use]
+    pub fn sql(self) -> &'static str {
+        match self {
+            Self::Sum => "SUM",
+            Self::Avg => "AVG",
+            Self::Min => "MIN",
+            Self::Max => "MAX",
+        }
+    }
+}
+
+/// Which aggregates to compute over the rows matching a filter (pagination ignored). The result
+/// is a JSON object `{"count": n, "sum": {"amount": x, …}, "avg": {…}, …}` with only the asked
+/// parts; numeric aggregates are floats (null over no rows).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Aggregate {
+    /// Count the rows.
+    pub count: bool,
+    /// Numeric aggregates by function and field.
+    pub numeric: Vec<(AggFn, FieldName)>,
+}
+
+impl Aggregate {
+    /// Nothing asked.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        !self.count && self.numeric.is_empty()
+    }
+}
+
+/// Whether a field has numeric aggregates.
+#[must_use]
+pub fn aggregatable(f: &Field) -> bool {
+    matches!(&f.kind, FieldKind::Scalar(t) if t.is_numeric())
+}
+
+/// Whether a field can be a group-by key: ordered, text-like, enum and boolean scalars, and
+/// to-one relations (grouped by the related id).
+#[must_use]
+pub fn groupable(f: &Field) -> bool {
+    match &f.kind {
+        FieldKind::Scalar(ScalarType::LongText | ScalarType::Json | ScalarType::Tags | ScalarType::MultiSelect(_)) => false,
+        FieldKind::Scalar(_) | FieldKind::ToOne { .. } => f.name.as_str() != "id",
+        _ => false,
+    }
+}
+
+/// Rows of `model` grouped by fields, with aggregates per group: the report query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupBy {
+    /// The model.
+    pub model: ModelName,
+    /// The caller's filter.
+    pub filter: Filter,
+    /// Group keys, in output order (at least one).
+    pub by: Vec<FieldName>,
+    /// Aggregates per group (`count` is always computed).
+    pub aggregate: Aggregate,
+    /// Most groups returned (default/max page size apply).
+    pub first: Option<u32>,
+    /// Groups skipped.
+    pub skip: u32,
+}
+
+/// Finds which model a record id belongs to in the caller's tenant (for `node(id:)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locate {
+    /// The record id.
+    pub id: Uuid,
 }
 
 /// A read of a page of rows.
@@ -498,6 +615,9 @@ pub struct Read {
     pub select: Selection,
     /// Whether to count all rows matching the filter.
     pub count: bool,
+    /// Numeric aggregates over all rows matching the filter (computed with the count, in one
+    /// statement).
+    pub aggregates: Vec<(AggFn, FieldName)>,
 }
 
 impl Read {
@@ -511,6 +631,7 @@ impl Read {
             page: Page::default(),
             select: Selection::scalars(model),
             count: false,
+            aggregates: Vec::new(),
         }
     }
 }

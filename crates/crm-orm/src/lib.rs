@@ -13,11 +13,12 @@ pub mod ir;
 pub mod schema;
 pub mod sql;
 
-pub use auth::{Access, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped, authorize};
+pub use auth::{Access, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped, access, authorize};
 pub use dialect::Dialect;
 pub use error::{OrmError, Result};
-pub use exec::{Engine, EngineOptions, PageResult, WriteResult};
+pub use exec::{Engine, EngineOptions, PageResult, WriteResult, count_statements};
 pub use ir::{
-    Data, FieldWrite, Filter, FilterOp, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write,
+    AggFn, Aggregate, Data, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection,
+    ToManyWrite, ToOneWrite, Unique, Write,
 };
 pub use sql::Limits;

@@ -11,7 +11,10 @@ use serde_json::Value as Json;
 use crate::auth::{Access, Op};
 use crate::dialect::Dialect;
 use crate::error::{OrmError, Result};
-use crate::ir::{Filter, FilterOp, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection, orderable};
+use crate::ir::{
+    AggFn, Aggregate, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection, aggregatable,
+    groupable, orderable,
+};
 
 /// Page-size limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,27 +376,66 @@ impl<'a> Builder<'a> {
             FieldKind::ToMany { target, via } => {
                 let target = self.model(target.as_str())?;
                 let via = Self::field(target, via.as_str())?;
+                let plan = self.page_plan(target, &n.order, &n.page).map_err(|e| match e {
+                    OrmError::Limit(_) => OrmError::Limit(format!("`{}`: page size above the maximum {}", n.key, self.limits.max_page)),
+                    other => other,
+                })?;
                 let a1 = self.alias();
-                let obj = self.object(target, &a1, &n.select)?;
+                let row = self.object(target, &a1, &n.select)?;
+                let j = if n.connection {
+                    let k = self.key_json(target, &a1, &n.order)?;
+                    self.d.object(vec![(self.d.key("n")?, row), (self.d.key("k")?, k)])
+                } else {
+                    row
+                };
+                let link = Self::col(&a1, via.column.as_str()).eq(Self::col(alias, "id"));
                 let mut parts = self.related(target, &a1, alias, true)?;
-                parts.push(Self::col(&a1, via.column.as_str()).eq(Self::col(alias, "id")));
+                parts.push(link);
                 parts.push(self.filter(target, &a1, &n.filter, true)?);
-                let limit = n.first.unwrap_or(self.limits.default_page);
-                if limit > self.limits.max_page {
-                    return Err(OrmError::Limit(format!("`first` on `{}` is above the maximum page size {}", n.key, self.limits.max_page)));
-                }
-                let mut inner = Query::select();
-                inner.expr_as(obj, Alias::new("j")).from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts));
-                let keys = self.order_exprs(target, &a1, &n.order, false)?;
-                Self::apply_order(&mut inner, keys);
-                inner.limit(u64::from(limit));
-                if n.skip > 0 {
-                    inner.offset(u64::from(n.skip));
+                let keys = self.order_exprs(target, &a1, &n.order, plan.backward)?;
+                let cursor = if plan.backward {
+                    n.page.before.as_deref().map(|c| (c, "before"))
+                } else {
+                    n.page.after.as_deref().map(|c| (c, "after"))
+                };
+                if let Some((c, arg)) = cursor {
+                    let values = self.cursor_values(target, &n.order, &plan, c, arg)?;
+                    parts.push(self.after(&keys, &values));
                 }
                 let x = self.alias();
-                let agg = self.d.agg(Self::col(&x, "j"));
+                let mut inner = Query::select();
+                inner.expr_as(j, Alias::new("j"));
+                let mut natural = Vec::with_capacity(keys.len());
+                for (i, (e, desc, _)) in keys.iter().enumerate() {
+                    let name = format!("o{i}");
+                    inner.expr_as(e.clone(), Alias::new(&name));
+                    natural.push((Self::col(&x, &name), *desc != plan.backward));
+                }
+                inner.from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts));
+                Self::apply_order(&mut inner, keys);
+                inner.limit(u64::from(plan.limit) + u64::from(n.connection));
+                if n.page.skip > 0 {
+                    inner.offset(u64::from(n.page.skip));
+                }
+                // The page is fetched in the direction of travel and aggregated in natural order.
+                let agg = self.d.agg_ordered(Self::col(&x, "j"), natural);
                 let outer = Query::select().expr(agg).from_subquery(inner.take(), Alias::new(&x)).take();
-                Ok(self.d.nested(Expr::SubQuery(None, Box::new(outer.into()))))
+                let rows = self.d.nested(Expr::SubQuery(None, Box::new(outer.into())));
+                if !n.connection {
+                    return Ok(rows);
+                }
+                let aggregate = if n.aggregate.is_empty() {
+                    Expr::cust("NULL")
+                } else {
+                    let a2 = self.alias();
+                    let obj = self.aggregate_object(target, &a2, &n.aggregate)?;
+                    let mut parts = self.related(target, &a2, alias, true)?;
+                    parts.push(Self::col(&a2, via.column.as_str()).eq(Self::col(alias, "id")));
+                    parts.push(self.filter(target, &a2, &n.filter, true)?);
+                    let sub = Query::select().expr(obj).from_as(ident(&target.table), Alias::new(&a2)).cond_where(all(parts)).take();
+                    self.d.nested(Expr::SubQuery(None, Box::new(sub.into())))
+                };
+                Ok(self.d.object(vec![(self.d.key("e")?, rows), (self.d.key("a")?, aggregate)]))
             }
             _ => Err(OrmError::bad(n.field.as_str(), "only relations can be selected as nested")),
         }
@@ -535,6 +577,127 @@ impl<'a> Builder<'a> {
         let a0 = self.alias();
         let parts = vec![self.scope(model, &a0, Op::Read)?, self.filter(model, &a0, &read.filter, true)?];
         Ok(Query::select().expr(Expr::cust("COUNT(*)")).from_as(ident(&model.table), Alias::new(&a0)).cond_where(all(parts)).take())
+    }
+
+    /// The aggregate object over rows of `model` aliased `alias` (to be selected with a `WHERE`).
+    fn aggregate_object(&mut self, model: &Model, alias: &str, agg: &Aggregate) -> Result<Expr> {
+        let pairs = self.aggregate_pairs(model, alias, agg)?;
+        Ok(self.d.object(pairs))
+    }
+
+    fn aggregate_pairs(&mut self, model: &Model, alias: &str, agg: &Aggregate) -> Result<Vec<(Expr, Expr)>> {
+        let mut pairs = Vec::with_capacity(5);
+        if agg.count {
+            pairs.push((self.d.key("count")?, Expr::cust("COUNT(*)")));
+        }
+        for func in AggFn::ALL {
+            let mut inner = Vec::new();
+            for (_, name) in agg.numeric.iter().filter(|(f, _)| *f == func) {
+                let fl = Self::field(model, name.as_str())?;
+                if !aggregatable(fl) {
+                    return Err(OrmError::bad(name.as_str(), format!("`{name}` has no numeric aggregates")));
+                }
+                inner.push((self.d.key(name.as_str())?, self.d.float_agg(func.sql(), Self::col(alias, fl.column.as_str()))));
+            }
+            if !inner.is_empty() {
+                pairs.push((self.d.key(func.name())?, self.d.object(inner)));
+            }
+        }
+        Ok(pairs)
+    }
+
+    /// One row, column `j`: the aggregate object (`{"count": …, "sum": {…}}`) of the rows `read`
+    /// matches, ignoring pagination.
+    ///
+    /// # Errors
+    /// Unknown or non-numeric fields.
+    pub fn aggregate(&mut self, read: &Read) -> Result<SelectStatement> {
+        let model = self.model(read.model.as_str())?;
+        let a0 = self.alias();
+        let agg = Aggregate { count: read.count, numeric: read.aggregates.clone() };
+        let obj = self.aggregate_object(model, &a0, &agg)?;
+        let parts = vec![self.scope(model, &a0, Op::Read)?, self.filter(model, &a0, &read.filter, true)?];
+        Ok(Query::select()
+            .expr_as(self.d.json_text(obj), Alias::new("j"))
+            .from_as(ident(&model.table), Alias::new(&a0))
+            .cond_where(all(parts))
+            .take())
+    }
+
+    /// Groups of the rows `q` matches, column `j`: `{"key": {field: value, …}, "count": n, …}`,
+    /// ordered by the keys (nulls last).
+    ///
+    /// # Errors
+    /// No keys, keys that cannot be grouped, page size above the maximum.
+    pub fn group_by(&mut self, q: &GroupBy) -> Result<SelectStatement> {
+        let model = self.model(q.model.as_str())?;
+        if q.by.is_empty() {
+            return Err(OrmError::bad("by", "give at least one field to group by"));
+        }
+        let limit = q.first.unwrap_or(self.limits.default_page);
+        if limit > self.limits.max_page {
+            return Err(OrmError::Limit(format!("page size {limit} is above the maximum {}", self.limits.max_page)));
+        }
+        let a0 = self.alias();
+        let mut key_pairs = Vec::with_capacity(q.by.len());
+        let mut cols = Vec::with_capacity(q.by.len());
+        for name in &q.by {
+            let fl = Self::field(model, name.as_str())?;
+            if !groupable(fl) || matches!(fl.kind, FieldKind::Scalar(ScalarType::Money { .. })) {
+                return Err(OrmError::bad("by", format!("`{name}` cannot be grouped by")));
+            }
+            key_pairs.push((self.d.key(name.as_str())?, self.field_json(&a0, fl)?));
+            cols.push(Self::col(&a0, fl.column.as_str()));
+        }
+        let mut pairs = vec![(self.d.key("key")?, self.d.object(key_pairs))];
+        let agg = Aggregate { count: true, numeric: q.aggregate.numeric.clone() };
+        pairs.extend(self.aggregate_pairs(model, &a0, &agg)?);
+        let parts = vec![self.scope(model, &a0, Op::Read)?, self.filter(model, &a0, &q.filter, true)?];
+        let mut stmt = Query::select();
+        stmt.expr_as(self.d.json_text(self.d.object(pairs)), Alias::new("j"))
+            .from_as(ident(&model.table), Alias::new(&a0))
+            .cond_where(all(parts));
+        for c in &cols {
+            stmt.add_group_by([c.clone()]);
+        }
+        for c in cols {
+            stmt.order_by_expr_with_nulls(c, Order::Asc, NullOrdering::Last);
+        }
+        stmt.limit(u64::from(limit));
+        if q.skip > 0 {
+            stmt.offset(u64::from(q.skip));
+        }
+        Ok(stmt)
+    }
+
+    /// One row (column `m`, the model name) per readable model holding the record `q.id` in the
+    /// caller's tenant; models without a read grant are not consulted.
+    ///
+    /// # Errors
+    /// None in practice; `NotFound`-free: an empty union selects nothing.
+    pub fn locate(&mut self, q: &Locate) -> Result<Option<SelectStatement>> {
+        let mut out: Option<SelectStatement> = None;
+        let id = Value::Uuid(q.id);
+        for model in self.cat.models() {
+            if !self.access.allows(&model.name, Op::Read) {
+                continue;
+            }
+            let a = self.alias();
+            let parts = vec![self.scope(model, &a, Op::Read)?, Self::col(&a, "id").eq(self.d.bind(&id))];
+            let sel = Query::select()
+                .expr_as(self.d.cust("CAST({} AS TEXT)", vec![Expr::val(model.name.as_str())]), Alias::new("m"))
+                .from_as(ident(&model.table), Alias::new(&a))
+                .cond_where(all(parts))
+                .take();
+            out = Some(match out {
+                None => sel,
+                Some(mut u) => {
+                    u.union(sea_query::UnionType::All, sel);
+                    u
+                }
+            });
+        }
+        Ok(out)
     }
 
     /// Ids (and versions) of the rows of `model` matching `filter` under `op`'s scope, in `order`,

@@ -20,7 +20,7 @@ use crm_model::standard::standard_catalog;
 use crm_model::{Catalog, FieldName, Model, ModelName, OrgId, RoleName};
 use crm_orm::sql::{Builder, encode_cursor};
 use crm_orm::{
-    Access, Dialect, Filter, Grant, Limits, Nested, Op, OrderBy, OrmError, Policy, Principal, Read, RolePolicy, Selection, authorize,
+    Access, Dialect, Filter, Grant, Limits, Nested, Op, OrderBy, OrmError, Page, Policy, Principal, Read, RolePolicy, Selection, authorize,
 };
 use sea_query::{Alias, Expr, Query, SelectStatement};
 use serde_json::{Value as Json, json};
@@ -499,7 +499,7 @@ fn nested_selection() {
     let contact = fx.model("Contact");
     let lead = fx.model("Lead");
     let leads = Nested {
-        first: Some(3),
+        page: Page { first: Some(3), ..Page::default() },
         filter: Filter::parse(&fx.cat, lead, &json!({"status_not": "REJECTED"})).unwrap(),
         order: order(lead, &["createdAt_DESC"]),
         ..Nested::new(field("leads"), Selection { fields: fields(&["name", "status"]), nested: Vec::new() })
@@ -507,7 +507,11 @@ fn nested_selection() {
     let contact_sel = Selection { fields: fields(&["firstName", "lastName", "email"]), nested: Vec::new() }
         .with(Nested::new(field("owner"), Selection { fields: fields(&["name"]), nested: Vec::new() }))
         .with(leads);
-    let contacts = Nested { first: Some(5), order: order(contact, &["lastName_ASC"]), ..Nested::new(field("contacts"), contact_sel) };
+    let contacts = Nested {
+        page: Page { first: Some(5), ..Page::default() },
+        order: order(contact, &["lastName_ASC"]),
+        ..Nested::new(field("contacts"), contact_sel)
+    };
     let mut read = fx.read("Account", &json!({"name_starts_with": "Analytical"}));
     read.select = Selection { fields: fields(&["name", "domain"]), nested: Vec::new() }
         .with(Nested::new(field("parent"), Selection { fields: fields(&["name"]), nested: Vec::new() }))
@@ -523,7 +527,8 @@ fn nested_selection() {
     assert!(fx.builder(Dialect::Sqlite, &access).select_page(&bad).is_err());
     // A nested page above the maximum is refused.
     let mut big = fx.read("Account", &json!({}));
-    big.select = Selection::default().with(Nested { first: Some(101), ..Nested::new(field("contacts"), Selection::default()) });
+    big.select = Selection::default()
+        .with(Nested { page: Page { first: Some(101), ..Page::default() }, ..Nested::new(field("contacts"), Selection::default()) });
     assert!(matches!(fx.builder(Dialect::Sqlite, &access).select_page(&big), Err(OrmError::Limit(_))));
 }
 
