@@ -39,6 +39,7 @@ pub const GENERATED_TYPE_SUFFIXES: &[&str] = &[
     "UpdateManyInlineInput",
     "ConnectInput",
     "GroupBy",
+    "GroupByKey",
     "GroupByField",
     "NumericAggregate",
 ];
@@ -61,6 +62,8 @@ pub const BUILTIN_TYPES: &[&str] = &[
     "JSON",
     "Money",
     "MoneyInput",
+    "RecordRef",
+    "RecordRefInput",
     "Long",
     "Upload",
     "Principal",
@@ -599,6 +602,7 @@ fn generated_names(m: &Model) -> (Vec<String>, Vec<String>) {
         format!("updateMany{pascal_plural}Connection"),
         format!("deleteMany{pascal_plural}Connection"),
         format!("restore{n}"),
+        format!("{}GroupBy", m.plural),
     ];
     let mut types = vec![n.to_owned()];
     types.extend(GENERATED_TYPE_SUFFIXES.iter().map(|s| format!("{n}{s}")));

@@ -659,7 +659,7 @@ impl<'a> Writer<'a> {
             count: false,
             aggregates: Vec::new(),
         };
-        let limits = Limits { default_page: n, max_page: std::cmp::max(n, self.limits.max_page) };
+        let limits = Limits { default_page: self.limits.default_page, max_page: std::cmp::max(n, self.limits.max_page) };
         let mut page = read_page(self.d, self.cat, self.access, self.tenant, limits, &mut *self.tx, &read).await?;
         page.count = Some(i64::from(n));
         Ok(page)

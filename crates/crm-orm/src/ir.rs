@@ -562,7 +562,7 @@ impl Aggregate {
 /// Whether a field has numeric aggregates.
 #[must_use]
 pub fn aggregatable(f: &Field) -> bool {
-    matches!(&f.kind, FieldKind::Scalar(t) if t.is_numeric())
+    !f.system && matches!(&f.kind, FieldKind::Scalar(t) if t.is_numeric())
 }
 
 /// Whether a field can be a group-by key: ordered, text-like, enum and boolean scalars, and
@@ -571,7 +571,8 @@ pub fn aggregatable(f: &Field) -> bool {
 pub fn groupable(f: &Field) -> bool {
     match &f.kind {
         FieldKind::Scalar(ScalarType::LongText | ScalarType::Json | ScalarType::Tags | ScalarType::MultiSelect(_)) => false,
-        FieldKind::Scalar(_) | FieldKind::ToOne { .. } => f.name.as_str() != "id",
+        FieldKind::Scalar(ScalarType::Text) => true,
+        FieldKind::Scalar(_) | FieldKind::ToOne { .. } => !f.system,
         _ => false,
     }
 }

@@ -52,6 +52,19 @@ pub fn encode_cursor(spec: &str, keys_json: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{spec}|{keys_json}"))
 }
 
+/// The canonical text of an ordering (`name:a,id`) that cursors carry, so a cursor is only
+/// accepted by a query with the same ordering.
+#[must_use]
+pub fn order_spec(order: &[OrderBy]) -> String {
+    let mut spec = String::new();
+    for o in order {
+        spec.push_str(o.field.as_str());
+        spec.push_str(if o.desc { ":d," } else { ":a," });
+    }
+    spec.push_str("id");
+    spec
+}
+
 fn decode_cursor(spec: &str, cursor: &str, arg: &str) -> Result<Vec<Json>> {
     let bad = || OrmError::bad(arg, "invalid cursor");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| bad())?;
@@ -484,12 +497,7 @@ impl<'a> Builder<'a> {
         if limit > self.limits.max_page {
             return Err(OrmError::Limit(format!("page size {limit} is above the maximum {}", self.limits.max_page)));
         }
-        let mut spec = String::new();
-        for o in order {
-            spec.push_str(o.field.as_str());
-            spec.push_str(if o.desc { ":d," } else { ":a," });
-        }
-        spec.push_str("id");
+        let spec = order_spec(order);
         let _ = model;
         Ok(PagePlan { backward, limit, spec, from_cursor: page.after.is_some() || page.before.is_some() || page.skip > 0 })
     }

@@ -1,0 +1,647 @@
+//! Resolvers. A root field compiles its whole selection (nested relations, connections,
+//! aggregates) into one IR read, so it costs one statement (plus one for aggregates); fields below
+//! it only read the JSON the database built, borrowing it without copies.
+
+use std::sync::Arc;
+
+use async_graphql::dynamic::{FieldFuture, FieldValue, ObjectAccessor, ResolverContext};
+use async_graphql::{Name, SelectionField, Value};
+use crm_model::{Catalog, FieldKind, Model};
+use crm_orm::ir::aggregatable;
+use crm_orm::sql::{encode_cursor, order_spec};
+use crm_orm::{
+    Access, AggFn, Aggregate, Data, Engine, Filter, GroupBy, Locate, Nested, Op, OrderBy, OrmError, Page, PageResult, Read, Selection,
+    Unique, Write, WriteResult,
+};
+use serde_json::{Map, Value as Json};
+
+use crate::error::to_graphql_error;
+use crate::schema::is_null;
+
+/// What a request carries into the resolvers: the engine and the caller's resolved access.
+#[derive(Clone)]
+pub struct RequestCtx {
+    /// The engine to run on.
+    pub engine: Engine,
+    /// The caller's tenant and grants.
+    pub access: Access,
+}
+
+/// A resolved connection: edges, page info and aggregate, as the connection type's fields read
+/// them.
+pub struct Conn {
+    pub(crate) edges: Vec<Edge>,
+    pub(crate) page_info: Json,
+    pub(crate) aggregate: Json,
+}
+
+/// One edge of a connection.
+pub struct Edge {
+    pub(crate) cursor: String,
+    pub(crate) node: Json,
+}
+
+type GqlResult<T> = async_graphql::Result<T>;
+
+fn err(e: &OrmError) -> async_graphql::Error {
+    to_graphql_error(e)
+}
+
+fn bad(path: &str, message: impl Into<String>) -> OrmError {
+    OrmError::BadInput { path: path.to_owned(), message: message.into() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values
+
+/// JSON -> GraphQL value.
+pub(crate) fn to_value(j: &Json) -> Value {
+    match j {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Boolean(*b),
+        Json::Number(n) => Value::Number(n.clone()),
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(items) => Value::List(items.iter().map(to_value).collect()),
+        Json::Object(o) => Value::Object(o.iter().map(|(k, v)| (Name::new(k), to_value(v))).collect()),
+    }
+}
+
+fn parent_json<'a>(ctx: &ResolverContext<'a>) -> Option<&'a Json> {
+    ctx.parent_value.downcast_ref::<Json>()
+}
+
+/// A scalar read from the parent JSON object by field name.
+pub(crate) fn json_leaf(key: &str) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    let key = key.to_owned();
+    move |ctx| {
+        let v = parent_json(&ctx).and_then(|p| p.get(&key));
+        FieldFuture::Value(if is_null(v) { None } else { v.map(|v| FieldValue::value(to_value(v))) })
+    }
+}
+
+/// An object read from the parent JSON object by field name (money, references, aggregates).
+pub(crate) fn json_object(key: &str) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    let key = key.to_owned();
+    move |ctx| {
+        let v = parent_json(&ctx).and_then(|p| p.get(&key));
+        FieldFuture::Value(if is_null(v) { None } else { v.map(|x| FieldValue::borrowed_any(x)) })
+    }
+}
+
+fn response_key<'a>(ctx: &ResolverContext<'a>, name: &'a str) -> &'a str {
+    ctx.ctx.item.node.alias.as_ref().map_or(name, |a| a.node.as_str())
+}
+
+/// A to-one relation: the nested object the statement built under the response key.
+pub(crate) fn json_aliased_object(name: String) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    move |ctx| {
+        let key = response_key(&ctx, &name).to_owned();
+        let v = parent_json(&ctx).and_then(|p| p.get(&key));
+        FieldFuture::Value(if is_null(v) { None } else { v.map(|x| FieldValue::borrowed_any(x)) })
+    }
+}
+
+/// A to-many relation: the nested array the statement built under the response key.
+pub(crate) fn json_aliased_list(name: String) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    move |ctx| {
+        let key = response_key(&ctx, &name).to_owned();
+        let items = parent_json(&ctx).and_then(|p| p.get(&key)).and_then(Json::as_array);
+        FieldFuture::Value(Some(FieldValue::list(items.into_iter().flatten().map(|x| FieldValue::borrowed_any(x)))))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments
+
+fn args_json(args: &ObjectAccessor<'_>) -> Map<String, Json> {
+    args.as_index_map().iter().map(|(k, v)| (k.to_string(), v.clone().into_json().unwrap_or(Json::Null))).collect()
+}
+
+fn raw_args_json(sf: &SelectionField<'_>) -> Result<Map<String, Json>, OrmError> {
+    let args = sf.arguments().map_err(|e| bad(sf.name(), e.message))?;
+    Ok(args.into_iter().map(|(k, v)| (k.to_string(), v.into_json().unwrap_or(Json::Null))).collect())
+}
+
+fn opt_u32(args: &Map<String, Json>, key: &str) -> Result<Option<u32>, OrmError> {
+    match args.get(key) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()).map(Some).ok_or_else(|| bad(key, "must be zero or more")),
+        Some(_) => Err(bad(key, "expected an integer")),
+    }
+}
+
+fn opt_string(args: &Map<String, Json>, key: &str) -> Result<Option<String>, OrmError> {
+    match args.get(key) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad(key, "expected a string")),
+    }
+}
+
+fn parse_page(args: &Map<String, Json>) -> Result<Page, OrmError> {
+    Ok(Page {
+        first: opt_u32(args, "first")?,
+        last: opt_u32(args, "last")?,
+        skip: opt_u32(args, "skip")?.unwrap_or(0),
+        after: opt_string(args, "after")?,
+        before: opt_string(args, "before")?,
+    })
+}
+
+fn parse_order(model: &Model, args: &Map<String, Json>) -> Result<Vec<OrderBy>, OrmError> {
+    match args.get("orderBy") {
+        None | Some(Json::Null) => Ok(Vec::new()),
+        // A single value is accepted by list coercion.
+        Some(Json::String(s)) => Ok(vec![OrderBy::parse(model, s)?]),
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Json::String(s) => OrderBy::parse(model, s),
+                _ => Err(bad("orderBy", "expected ordering keys")),
+            })
+            .collect(),
+        Some(_) => Err(bad("orderBy", "expected ordering keys")),
+    }
+}
+
+fn parse_where(cat: &Catalog, model: &Model, args: &Map<String, Json>) -> Result<Filter, OrmError> {
+    match args.get("where") {
+        None | Some(Json::Null) => Ok(Filter::True),
+        Some(w) => Filter::parse(cat, model, w),
+    }
+}
+
+/// The record `where` names, as a filter (after checking it is a valid unique input).
+fn unique_filter(cat: &Catalog, model: &Model, w: &Json) -> Result<(Unique, Filter), OrmError> {
+    let u = Unique::parse(model, w, "where")?;
+    let given: Map<String, Json> =
+        w.as_object().into_iter().flatten().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    Ok((u, Filter::parse(cat, model, &Json::Object(given))?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selections
+
+fn skipped(sf: &SelectionField<'_>) -> bool {
+    let Ok(dirs) = sf.directives() else { return false };
+    dirs.iter().any(|d| {
+        let cond = d.arguments.iter().find(|(n, _)| n.node.as_str() == "if").map(|(_, v)| &v.node);
+        match (d.name.node.as_str(), cond) {
+            ("skip", Some(Value::Boolean(true))) | ("include", Some(Value::Boolean(false))) => true,
+            _ => false,
+        }
+    })
+}
+
+fn merge(into: &mut Selection, other: Selection) {
+    for f in other.fields {
+        if !into.fields.contains(&f) {
+            into.fields.push(f);
+        }
+    }
+    for n in other.nested {
+        add_nested(into, n);
+    }
+}
+
+fn add_nested(sel: &mut Selection, n: Nested) {
+    if let Some(existing) = sel.nested.iter_mut().find(|e| e.key == n.key) {
+        merge(&mut existing.select, n.select);
+        existing.aggregate.count |= n.aggregate.count;
+        for a in n.aggregate.numeric {
+            if !existing.aggregate.numeric.contains(&a) {
+                existing.aggregate.numeric.push(a);
+            }
+        }
+    } else {
+        sel.nested.push(n);
+    }
+}
+
+/// The IR selection of the object fields `sf` selects on `model` rows. Fields of other types
+/// (from fragments on other `Node` types) are ignored.
+pub(crate) fn selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -> Result<Selection, OrmError> {
+    let mut sel = Selection::default();
+    for child in sf.selection_set() {
+        if skipped(&child) {
+            continue;
+        }
+        let name = child.name();
+        let key = child.alias().unwrap_or(name);
+        if let Some(f) = model.field(name) {
+            match &f.kind {
+                FieldKind::Scalar(_) | FieldKind::Polymorphic { .. } => {
+                    if !sel.fields.contains(&f.name) {
+                        sel.fields.push(f.name.clone());
+                    }
+                }
+                FieldKind::ToOne { target, .. } => {
+                    let t = target_of(cat, target.as_str())?;
+                    let n = Nested { key: key.to_owned(), ..Nested::new(f.name.clone(), selection(cat, t, &child)?) };
+                    add_nested(&mut sel, n);
+                }
+                FieldKind::ToMany { target, .. } => {
+                    let t = target_of(cat, target.as_str())?;
+                    let args = raw_args_json(&child)?;
+                    let n = Nested {
+                        key: key.to_owned(),
+                        filter: parse_where(cat, t, &args)?,
+                        order: parse_order(t, &args)?,
+                        page: parse_page(&args)?,
+                        ..Nested::new(f.name.clone(), selection(cat, t, &child)?)
+                    };
+                    add_nested(&mut sel, n);
+                }
+            }
+        } else if let Some(base) = name.strip_suffix("Connection")
+            && let Some(f) = model.field(base)
+            && let FieldKind::ToMany { target, .. } = &f.kind
+        {
+            let t = target_of(cat, target.as_str())?;
+            let args = raw_args_json(&child)?;
+            let (select, aggregate) = connection_selection(cat, t, &child)?;
+            let n = Nested {
+                key: key.to_owned(),
+                filter: parse_where(cat, t, &args)?,
+                order: parse_order(t, &args)?,
+                page: parse_page(&args)?,
+                connection: true,
+                aggregate,
+                ..Nested::new(f.name.clone(), select)
+            };
+            add_nested(&mut sel, n);
+        }
+    }
+    Ok(sel)
+}
+
+fn target_of<'c>(cat: &'c Catalog, name: &str) -> Result<&'c Model, OrmError> {
+    cat.model(name).map(AsRef::as_ref).ok_or_else(|| OrmError::Internal(format!("unknown model `{name}`")))
+}
+
+/// What a connection field selects: the node selection under `edges` and the aggregates.
+fn connection_selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -> Result<(Selection, Aggregate), OrmError> {
+    let mut select = Selection::default();
+    let mut agg = Aggregate::default();
+    for c in sf.selection_set().filter(|c| !skipped(c)) {
+        match c.name() {
+            "edges" => {
+                for e in c.selection_set().filter(|e| !skipped(e) && e.name() == "node") {
+                    merge(&mut select, selection(cat, model, &e)?);
+                }
+            }
+            "aggregate" => aggregate_selection(model, &c, &mut agg),
+            _ => {}
+        }
+    }
+    Ok((select, agg))
+}
+
+fn aggregate_selection(model: &Model, sf: &SelectionField<'_>, agg: &mut Aggregate) {
+    for a in sf.selection_set().filter(|a| !skipped(a)) {
+        if a.name() == "count" {
+            agg.count = true;
+            continue;
+        }
+        let Some(func) = AggFn::ALL.into_iter().find(|f| f.name() == a.name()) else { continue };
+        for x in a.selection_set().filter(|x| !skipped(x)) {
+            if let Some(f) = model.field(x.name()).filter(|f| aggregatable(f))
+                && !agg.numeric.contains(&(func, f.name.clone()))
+            {
+                agg.numeric.push((func, f.name.clone()));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+
+fn page_info(edges: &[Edge], has_next: bool, has_previous: bool) -> Json {
+    serde_json::json!({
+        "hasNextPage": has_next,
+        "hasPreviousPage": has_previous,
+        "startCursor": edges.first().map(|e| e.cursor.clone()),
+        "endCursor": edges.last().map(|e| e.cursor.clone()),
+        "pageSize": edges.len(),
+    })
+}
+
+fn conn_of(page: PageResult) -> Conn {
+    let edges: Vec<Edge> = page.rows.into_iter().zip(page.cursors).map(|(node, cursor)| Edge { cursor, node }).collect();
+    let page_info = page_info(&edges, page.has_next, page.has_previous);
+    Conn { edges, page_info, aggregate: page.aggregate.unwrap_or(Json::Null) }
+}
+
+/// A nested connection: the statement fetched one probe row beyond the page, in natural order.
+pub(crate) fn nested_connection(
+    target: Arc<Model>,
+    name: String,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    move |ctx| {
+        let key = response_key(&ctx, &name).to_owned();
+        let built = (|| -> Result<Option<Conn>, OrmError> {
+            let Some(v) = parent_json(&ctx).and_then(|p| p.get(&key)) else { return Ok(None) };
+            let rc = ctx.data::<RequestCtx>().map_err(|_| OrmError::Internal("request context missing".to_owned()))?;
+            let args = args_json(&ctx.args);
+            let order = parse_order(&target, &args)?;
+            let page = parse_page(&args)?;
+            let backward = page.last.is_some() || page.before.is_some();
+            let limit = page.first.or(page.last).unwrap_or(rc.engine.limits().default_page) as usize;
+            let spec = order_spec(&order);
+            let rows = v.get("e").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
+            let more = rows.len() > limit;
+            let window = if more {
+                if backward { rows.get(rows.len() - limit..).unwrap_or_default() } else { rows.get(..limit).unwrap_or_default() }
+            } else {
+                rows
+            };
+            let edges: Vec<Edge> = window
+                .iter()
+                .map(|r| Edge {
+                    cursor: encode_cursor(&spec, &r.get("k").map(Json::to_string).unwrap_or_default()),
+                    node: r.get("n").cloned().unwrap_or(Json::Null),
+                })
+                .collect();
+            let from_cursor = page.after.is_some() || page.before.is_some() || page.skip > 0;
+            let (has_next, has_previous) = if backward { (from_cursor, more) } else { (more, from_cursor) };
+            let page_info = page_info(&edges, has_next, has_previous);
+            Ok(Some(Conn { edges, page_info, aggregate: v.get("a").cloned().unwrap_or(Json::Null) }))
+        })();
+        match built {
+            Ok(c) => FieldFuture::Value(c.map(FieldValue::owned_any)),
+            Err(e) => FieldFuture::new(async move { Err::<Option<FieldValue>, _>(err(&e)) }),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Root fields
+
+fn request<'a>(ctx: &ResolverContext<'a>) -> GqlResult<&'a RequestCtx> {
+    ctx.data::<RequestCtx>().map_err(|_| err(&OrmError::Internal("request context missing".to_owned())))
+}
+
+macro_rules! root {
+    ($cat:ident, $model:ident, |$ctx:ident, $rc:ident| $body:expr) => {
+        move |$ctx: ResolverContext<'_>| {
+            let $cat = $cat.clone();
+            let $model = $model.clone();
+            FieldFuture::new(async move {
+                let $rc = request(&$ctx)?;
+                let out: Result<Option<FieldValue<'_>>, OrmError> = async { $body }.await;
+                out.map_err(|e| err(&e))
+            })
+        }
+    };
+}
+
+/// `lead(where:)`.
+pub(crate) fn one(cat: Arc<Catalog>, model: Arc<Model>) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let (_, filter) = unique_filter(&cat, &model, args.get("where").unwrap_or(&Json::Null))?;
+        let read = Read {
+            filter,
+            page: Page { first: Some(1), ..Page::default() },
+            select: selection(&cat, &model, &ctx.ctx.field())?,
+            ..Read::new(&model)
+        };
+        let q = rc.access.scope(&cat, &model.name, Op::Read, read)?;
+        let page = rc.engine.read(&q).await?;
+        Ok(page.rows.into_iter().next().map(FieldValue::owned_any))
+    })
+}
+
+fn list_read(cat: &Catalog, model: &Model, args: &Map<String, Json>) -> Result<Read, OrmError> {
+    Ok(Read { filter: parse_where(cat, model, args)?, order: parse_order(model, args)?, page: parse_page(args)?, ..Read::new(model) })
+}
+
+/// `leads(...)`.
+pub(crate) fn list(
+    cat: Arc<Catalog>,
+    model: Arc<Model>,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let read = Read { select: selection(&cat, &model, &ctx.ctx.field())?, ..list_read(&cat, &model, &args)? };
+        let q = rc.access.scope(&cat, &model.name, Op::Read, read)?;
+        let page = rc.engine.read(&q).await?;
+        Ok(Some(FieldValue::list(page.rows.into_iter().map(FieldValue::owned_any))))
+    })
+}
+
+/// `leadsConnection(...)`.
+pub(crate) fn connection(
+    cat: Arc<Catalog>,
+    model: Arc<Model>,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let (select, agg) = connection_selection(&cat, &model, &ctx.ctx.field())?;
+        let read = Read { select, count: agg.count, aggregates: agg.numeric, ..list_read(&cat, &model, &args)? };
+        let q = rc.access.scope(&cat, &model.name, Op::Read, read)?;
+        let page = rc.engine.read(&q).await?;
+        Ok(Some(FieldValue::owned_any(conn_of(page))))
+    })
+}
+
+/// `leadsGroupBy(...)`.
+pub(crate) fn group_by(
+    cat: Arc<Catalog>,
+    model: Arc<Model>,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let by = match args.get("by") {
+            Some(Json::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().and_then(|s| model.field(s)).map(|f| f.name.clone()).ok_or_else(|| bad("by", "unknown field")))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(Json::String(s)) => vec![model.field(s).map(|f| f.name.clone()).ok_or_else(|| bad("by", "unknown field"))?],
+            _ => return Err(bad("by", "give at least one field to group by")),
+        };
+        let mut aggregate = Aggregate { count: true, numeric: Vec::new() };
+        let field = ctx.ctx.field();
+        let mut as_agg = Aggregate::default();
+        aggregate_selection(&model, &field, &mut as_agg);
+        aggregate.numeric = as_agg.numeric;
+        let q = GroupBy {
+            model: model.name.clone(),
+            filter: parse_where(&cat, &model, &args)?,
+            by,
+            aggregate,
+            first: opt_u32(&args, "first")?,
+            skip: opt_u32(&args, "skip")?.unwrap_or(0),
+        };
+        let q = rc.access.scope(&cat, &model.name, Op::Read, q)?;
+        let groups = rc.engine.group_by(&q).await?;
+        Ok(Some(FieldValue::list(groups.into_iter().map(FieldValue::owned_any))))
+    })
+}
+
+/// `node(id:)`: finds the model (one statement), then reads the record with the selection the
+/// fragments ask of that type.
+pub(crate) fn node(cat: Arc<Catalog>) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    move |ctx: ResolverContext<'_>| {
+        let cat = cat.clone();
+        FieldFuture::new(async move {
+            let rc = request(&ctx)?;
+            let out: Result<Option<FieldValue<'_>>, OrmError> = async {
+                let args = args_json(&ctx.args);
+                let id = args.get("id").and_then(Json::as_str).unwrap_or_default();
+                let Ok(uuid) = uuid::Uuid::parse_str(id) else {
+                    return Err(bad("id", "not a valid id"));
+                };
+                let Some(name) = rc.engine.locate(&rc.access.scope_tenant(Locate { id: uuid })).await? else { return Ok(None) };
+                let model = target_of(&cat, name.as_str())?;
+                let read = Read {
+                    filter: Filter::parse(&cat, model, &serde_json::json!({ "id": id }))?,
+                    page: Page { first: Some(1), ..Page::default() },
+                    select: selection(&cat, model, &ctx.ctx.field())?,
+                    ..Read::new(model)
+                };
+                let q = rc.access.scope(&cat, &model.name, Op::Read, read)?;
+                let page = rc.engine.read(&q).await?;
+                Ok(page.rows.into_iter().next().map(|r| FieldValue::owned_any(r).with_type(model.name.to_string())))
+            }
+            .await;
+            out.map_err(|e| err(&e))
+        })
+    }
+}
+
+fn arg<'m>(args: &'m Map<String, Json>, key: &str) -> &'m Json {
+    args.get(key).unwrap_or(&Json::Null)
+}
+
+fn expected_version(args: &Map<String, Json>) -> Result<Option<i64>, OrmError> {
+    match args.get("expectedVersion") {
+        None | Some(Json::Null) => Ok(None),
+        Some(v) => v.as_i64().map(Some).ok_or_else(|| bad("expectedVersion", "expected an integer")),
+    }
+}
+
+async fn write_one<'a>(
+    cat: &Catalog,
+    rc: &RequestCtx,
+    model: &Model,
+    op: Op,
+    w: Write,
+    sf: &SelectionField<'_>,
+) -> Result<Option<FieldValue<'a>>, OrmError> {
+    let select = selection(cat, model, sf)?;
+    let q = rc.access.scope(cat, &model.name, op, w)?;
+    match rc.engine.write(&q, &select).await? {
+        WriteResult::One(row) => Ok(row.map(FieldValue::owned_any)),
+        WriteResult::Many(page) => Ok(Some(FieldValue::owned_any(conn_of(page)))),
+    }
+}
+
+/// `createLead(data:)`.
+pub(crate) fn create(
+    cat: Arc<Catalog>,
+    model: Arc<Model>,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let data = Data::parse(&cat, &model, arg(&args, "data"), "data")?;
+        write_one(&cat, rc, &model, Op::Create, Write::Create { model: model.name.clone(), data }, &ctx.ctx.field()).await
+    })
+}
+
+/// `updateLead(where:, data:, expectedVersion:)`.
+pub(crate) fn update(
+    cat: Arc<Catalog>,
+    model: Arc<Model>,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let target = Unique::parse(&model, arg(&args, "where"), "where")?;
+        let data = Data::parse(&cat, &model, arg(&args, "data"), "data")?;
+        let w = Write::Update { model: model.name.clone(), target, data, expected_version: expected_version(&args)? };
+        write_one(&cat, rc, &model, Op::Update, w, &ctx.ctx.field()).await
+    })
+}
+
+/// `deleteLead(where:, expectedVersion:)`.
+pub(crate) fn delete(
+    cat: Arc<Catalog>,
+    model: Arc<Model>,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let target = Unique::parse(&model, arg(&args, "where"), "where")?;
+        let w = Write::Delete { model: model.name.clone(), target, expected_version: expected_version(&args)? };
+        write_one(&cat, rc, &model, Op::Delete, w, &ctx.ctx.field()).await
+    })
+}
+
+/// `upsertLead(where:, upsert: {create, update})`: needs both the create and the update grant.
+pub(crate) fn upsert(
+    cat: Arc<Catalog>,
+    model: Arc<Model>,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let target = Unique::parse(&model, arg(&args, "where"), "where")?;
+        let up = arg(&args, "upsert");
+        let create = Data::parse(&cat, &model, up.get("create").unwrap_or(&Json::Null), "upsert.create")?;
+        let update = Data::parse(&cat, &model, up.get("update").unwrap_or(&Json::Null), "upsert.update")?;
+        if !rc.access.allows(&model.name, Op::Create) {
+            return Err(OrmError::Forbidden(format!("not allowed to create {}", model.name)));
+        }
+        let w = Write::Upsert { model: model.name.clone(), target, create, update };
+        write_one(&cat, rc, &model, Op::Update, w, &ctx.ctx.field()).await
+    })
+}
+
+fn many_selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -> Result<Selection, OrmError> {
+    Ok(connection_selection(cat, model, sf)?.0)
+}
+
+/// `updateManyLeadsConnection(where:, data:, <page>)`.
+pub(crate) fn update_many(
+    cat: Arc<Catalog>,
+    model: Arc<Model>,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let data = Data::parse(&cat, &model, arg(&args, "data"), "data")?;
+        let w = Write::UpdateMany {
+            model: model.name.clone(),
+            filter: parse_where(&cat, &model, &args)?,
+            order: Vec::new(),
+            page: parse_page(&args)?,
+            data,
+        };
+        let select = many_selection(&cat, &model, &ctx.ctx.field())?;
+        let q = rc.access.scope(&cat, &model.name, Op::Update, w)?;
+        match rc.engine.write(&q, &select).await? {
+            WriteResult::Many(page) => Ok(Some(FieldValue::owned_any(conn_of(page)))),
+            WriteResult::One(_) => Err(OrmError::Internal("a batch returned one record".to_owned())),
+        }
+    })
+}
+
+/// `deleteManyLeadsConnection(where:, <page>)`.
+pub(crate) fn delete_many(
+    cat: Arc<Catalog>,
+    model: Arc<Model>,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let w = Write::DeleteMany {
+            model: model.name.clone(),
+            filter: parse_where(&cat, &model, &args)?,
+            order: Vec::new(),
+            page: parse_page(&args)?,
+        };
+        let select = many_selection(&cat, &model, &ctx.ctx.field())?;
+        let q = rc.access.scope(&cat, &model.name, Op::Delete, w)?;
+        match rc.engine.write(&q, &select).await? {
+            WriteResult::Many(page) => Ok(Some(FieldValue::owned_any(conn_of(page)))),
+            WriteResult::One(_) => Err(OrmError::Internal("a batch returned one record".to_owned())),
+        }
+    })
+}

@@ -1,0 +1,100 @@
+//! Test harness: every test runs on SQLite (always) and PostgreSQL (when `CRM_TEST_DATABASE_URL`
+//! is set; required under `CI=true`), through the GraphQL API as several principals.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::sync::Arc;
+
+use crm_graphql::{Api, Request, SchemaOptions, Variables};
+use crm_model::standard::standard_catalog;
+use crm_model::{OrgId, RoleName};
+use crm_orm::{Engine, EngineOptions, Policy, Principal};
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+pub struct Backend {
+    pub name: &'static str,
+    pub engine: Engine,
+    pub api: Arc<Api>,
+}
+
+pub async fn backends() -> Vec<Backend> {
+    let cat = Arc::new(standard_catalog().unwrap());
+    let api = Arc::new(Api::new(SchemaOptions::default(), Policy::default_roles()));
+    let mut out = Vec::new();
+    let path = std::env::temp_dir().join(format!("crm-gql-test-{}.db", Uuid::now_v7()));
+    let e = Engine::connect(&format!("sqlite://{}", path.display()), cat.clone(), EngineOptions::default()).await.unwrap();
+    e.migrate().await.unwrap();
+    out.push(Backend { name: "sqlite", engine: e, api: api.clone() });
+    match std::env::var("CRM_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let e = Engine::connect(&url, cat, EngineOptions { max_connections: 5, ..EngineOptions::default() })
+                .await
+                .unwrap_or_else(|err| panic!("CRM_TEST_DATABASE_URL is set but unusable: {err}"));
+            e.migrate().await.unwrap();
+            out.push(Backend { name: "postgres", engine: e, api });
+        }
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true: PostgreSQL tests need CRM_TEST_DATABASE_URL"),
+        _ => eprintln!("note: PostgreSQL skipped (CRM_TEST_DATABASE_URL not set)"),
+    }
+    out
+}
+
+/// A fresh tenant id.
+pub fn org() -> OrgId {
+    OrgId::new(format!("org-{}", Uuid::now_v7().simple())).unwrap()
+}
+
+pub fn principal(org: &OrgId, sub: &str, roles: &[&str]) -> Principal {
+    Principal { sub: sub.to_owned(), org_id: org.clone(), roles: roles.iter().map(|r| RoleName::new(*r).unwrap()).collect() }
+}
+
+/// A GraphQL client acting as one principal.
+pub struct Gql<'a> {
+    pub b: &'a Backend,
+    pub p: Principal,
+}
+
+pub fn gql(b: &Backend, p: Principal) -> Gql<'_> {
+    Gql { b, p }
+}
+
+impl Gql<'_> {
+    /// The whole response as JSON (`data`, `errors`).
+    pub async fn run(&self, query: &str, vars: Json) -> Json {
+        let req = Request::new(query).variables(Variables::from_json(vars));
+        let resp = self.b.api.execute(&self.b.engine, &self.p, req).await;
+        serde_json::to_value(&resp).unwrap()
+    }
+
+    /// `data`, failing the test on any error.
+    pub async fn ok(&self, query: &str, vars: Json) -> Json {
+        let r = self.run(query, vars).await;
+        if let Some(errs) = r.get("errors") {
+            panic!("[{}] unexpected errors for {query}: {errs:#}", self.b.name);
+        }
+        r["data"].clone()
+    }
+
+    /// The `extensions.code` of the first error, failing the test if there is none.
+    pub async fn code(&self, query: &str, vars: Json) -> String {
+        let r = self.run(query, vars).await;
+        let Some(e) = r.get("errors").and_then(|e| e.get(0)) else {
+            panic!("[{}] expected an error for {query}, got {r:#}", self.b.name);
+        };
+        e["extensions"]["code"].as_str().unwrap_or_else(|| panic!("error without code: {e:#}")).to_owned()
+    }
+
+    /// The first error object.
+    pub async fn error(&self, query: &str, vars: Json) -> Json {
+        let r = self.run(query, vars).await;
+        r.get("errors")
+            .and_then(|e| e.get(0))
+            .cloned()
+            .unwrap_or_else(|| panic!("[{}] expected an error for {query}, got {r:#}", self.b.name))
+    }
+}
+
+/// Shorthand for `json!({})`.
+pub fn no_vars() -> Json {
+    json!({})
+}
