@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use crm_server::{Config, ServerError, connect, run};
+use crm_server::{AppState, Config, ServerError, connect, run};
 
 #[derive(Parser)]
 #[command(name = "crm-server", version, about = "The crm-platform server")]
@@ -52,9 +52,10 @@ async fn main_inner(cli: Cli) -> Result<(), ServerError> {
             Ok(())
         }
         Command::Serve => {
+            let state = AppState::new(Arc::new(engine), &cli.config)?;
             let listener = tokio::net::TcpListener::bind(cli.config.listen).await?;
-            tracing::info!(addr = %listener.local_addr()?, backend = ?engine.dialect(), "listening");
-            run(Arc::new(engine), listener, shutdown_signal()).await
+            tracing::info!(addr = %listener.local_addr()?, "listening");
+            run(state, listener, shutdown_signal()).await
         }
     }
 }
