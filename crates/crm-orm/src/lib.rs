@@ -11,6 +11,7 @@ pub mod error;
 mod exec;
 pub mod ir;
 pub mod schema;
+pub mod search;
 pub mod sql;
 
 pub use auth::{Access, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped, access, authorize};

@@ -65,6 +65,9 @@ pub fn create_table(d: Dialect, catalog: &Catalog, m: &Model) -> String {
             cols.push(format!("{} {ty}{}", q(&c), if not_null { " NOT NULL" } else { "" }));
         }
     }
+    if let Some(def) = crate::search::column_def(d, m) {
+        cols.push(def);
+    }
     cols.push(format!("PRIMARY KEY ({}, {})", q("org_id"), q("id")));
     if d == Dialect::Sqlite {
         for f in m.stored() {
@@ -87,6 +90,11 @@ pub fn add_columns(d: Dialect, m: &Model, existing: &[String]) -> Vec<String> {
                 out.push(format!("ALTER TABLE {} ADD COLUMN {} {ty}", q(m.table.as_str()), q(&c)));
             }
         }
+    }
+    if !existing.iter().any(|e| e == crate::search::SEARCH_COLUMN)
+        && let Some(def) = crate::search::column_def(d, m)
+    {
+        out.push(format!("ALTER TABLE {} ADD COLUMN {def}", q(m.table.as_str())));
     }
     out
 }
@@ -160,7 +168,7 @@ pub fn row_level_security(m: &Model) -> Vec<String> {
 #[must_use]
 pub fn list_columns_sql(d: Dialect) -> &'static str {
     match d {
-        Dialect::Sqlite => "SELECT name FROM pragma_table_info(?1)",
+        Dialect::Sqlite => "SELECT name FROM pragma_table_xinfo(?1)",
         Dialect::Postgres => {
             "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1"
         }

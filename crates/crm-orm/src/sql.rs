@@ -214,11 +214,15 @@ impl<'a> Builder<'a> {
             }
             Filter::Cmp { field, op, value } => self.cmp(model, alias, field.as_str(), *op, value)?,
             Filter::Search(term) => {
-                let parts: Vec<Expr> = model
-                    .searchable()
-                    .map(|fl| self.d.ilike(Self::col(alias, fl.column.as_str()), like_pattern(term, FilterOp::Contains)))
+                if model.searchable().next().is_none() {
+                    return Ok(f());
+                }
+                let col = Self::col(alias, crate::search::SEARCH_COLUMN);
+                let parts: Vec<Expr> = crate::search::words(term)
+                    .iter()
+                    .map(|w| self.d.cust("{} LIKE {} ESCAPE '\\'", vec![col.clone(), Expr::val(like_pattern(w, FilterOp::Contains))]))
                     .collect();
-                self.d.cust("({})", vec![any(parts)])
+                self.d.cust("({})", vec![all(parts)])
             }
             Filter::ToOne { field, filter } => {
                 let fl = Self::field(model, field.as_str())?;
