@@ -80,3 +80,59 @@ impl SchemaCache {
         Ok(schema.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crm_model::standard::standard_catalog;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn builds_once_per_key_and_evicts_older_versions() {
+        let cache = Arc::new(SchemaCache::new(SchemaOptions::default()));
+        let cat = Arc::new(standard_catalog().unwrap());
+        let builds = Arc::new(AtomicUsize::new(0));
+        let a = OrgId::new("org-a").unwrap();
+        let key = |v| SchemaKey { tenant: Some(a.clone()), version: v };
+        // Ten concurrent requests for the same key build it once.
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let (cache, cat, builds, k) = (cache.clone(), cat.clone(), builds.clone(), key(1));
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_build(&k, || {
+                        builds.fetch_add(1, Ordering::SeqCst);
+                        cat
+                    })
+                    .await
+                    .map(|s| Arc::as_ptr(&s) as usize)
+            }));
+        }
+        let mut ptrs = Vec::new();
+        for t in tasks {
+            ptrs.push(t.await.unwrap().unwrap());
+        }
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        assert!(ptrs.windows(2).all(|w| w[0] == w[1]), "every request got the same schema");
+        // Another tenant and the shared schema are separate entries.
+        let b = SchemaKey { tenant: Some(OrgId::new("org-b").unwrap()), version: 1 };
+        cache.get_or_build(&b, || cat.clone()).await.unwrap();
+        cache.get_or_build(&SchemaKey { tenant: None, version: 0 }, || cat.clone()).await.unwrap();
+        assert_eq!(cache.len(), 3);
+        // A new version of org-a replaces its old one; org-b is untouched.
+        cache.get_or_build(&key(2), || cat.clone()).await.unwrap();
+        assert_eq!(cache.len(), 3);
+        let rebuilt = AtomicUsize::new(0);
+        cache
+            .get_or_build(&b, || {
+                rebuilt.fetch_add(1, Ordering::SeqCst);
+                cat.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rebuilt.load(Ordering::SeqCst), 0, "org-b was still cached");
+    }
+}

@@ -186,10 +186,7 @@ fn skipped(sf: &SelectionField<'_>) -> bool {
     let Ok(dirs) = sf.directives() else { return false };
     dirs.iter().any(|d| {
         let cond = d.arguments.iter().find(|(n, _)| n.node.as_str() == "if").map(|(_, v)| &v.node);
-        match (d.name.node.as_str(), cond) {
-            ("skip", Some(Value::Boolean(true))) | ("include", Some(Value::Boolean(false))) => true,
-            _ => false,
-        }
+        matches!((d.name.node.as_str(), cond), ("skip", Some(Value::Boolean(true))) | ("include", Some(Value::Boolean(false))))
     })
 }
 

@@ -188,16 +188,6 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
             )
             .field(page_args(
                 Field::new(
-                    names::update_many(m),
-                    TypeRef::named_nn(names::of(m, names::CONNECTION)),
-                    resolve::update_many(catalog.clone(), model.clone()),
-                )
-                .description(format!("Updates every {} matching `where` (within the page given) and returns them.", m.name))
-                .argument(InputValue::new("where", TypeRef::named(names::of(m, names::MANY_WHERE))))
-                .argument(InputValue::new("data", TypeRef::named_nn(names::of(m, names::UPDATE_MANY)))),
-            ))
-            .field(page_args(
-                Field::new(
                     names::delete_many(m),
                     TypeRef::named_nn(names::of(m, names::CONNECTION)),
                     resolve::delete_many(catalog.clone(), model.clone()),
@@ -205,6 +195,18 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
                 .description(format!("Deletes every {} matching `where` (within the page given) and returns them as they were.", m.name))
                 .argument(InputValue::new("where", TypeRef::named(names::of(m, names::MANY_WHERE)))),
             ));
+        if m.fields.values().any(|f| !f.system && input_type(m, f, false).is_some()) {
+            mutation = mutation.field(page_args(
+                Field::new(
+                    names::update_many(m),
+                    TypeRef::named_nn(names::of(m, names::CONNECTION)),
+                    resolve::update_many(catalog.clone(), model.clone()),
+                )
+                .description(format!("Updates every {} matching `where` (within the page given) and returns them.", m.name))
+                .argument(InputValue::new("where", TypeRef::named(names::of(m, names::MANY_WHERE))))
+                .argument(InputValue::new("data", TypeRef::named_nn(names::of(m, names::UPDATE_MANY)))),
+            ));
+        }
     }
     b = b.register(query).register(mutation).limit_depth(options.max_depth).limit_complexity(options.max_complexity);
     if !options.introspection {
@@ -441,6 +443,7 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
     let mut update =
         InputObject::new(names::of(m, names::UPDATE)).description(format!("Changes to a {}; absent fields are left as they are.", m.name));
     let mut many = InputObject::new(names::of(m, names::UPDATE_MANY)).description(format!("Changes applied to every {} matched.", m.name));
+    let mut many_fields = 0usize;
     for f in m.fields.values().filter(|f| !f.system) {
         let d = f.description.as_ref();
         match &f.kind {
@@ -464,13 +467,17 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
                     create = create.field(described(InputValue::new(f.name.as_str(), c), d));
                     update = update.field(described(InputValue::new(f.name.as_str(), u.clone()), d));
                     many = many.field(described(InputValue::new(f.name.as_str(), u), d));
+                    many_fields += 1;
                 }
             }
         }
     }
     out.push(Gen::Input(create));
     out.push(Gen::Input(update));
-    out.push(Gen::Input(many));
+    // A model whose own fields are all relations has nothing a batch update could set.
+    if many_fields > 0 {
+        out.push(Gen::Input(many));
+    }
     out.push(Gen::Input(
         InputObject::new(names::of(m, names::UPSERT))
             .description(format!("What to write when the {} exists (`update`) or not (`create`).", m.name))

@@ -814,7 +814,7 @@ impl<'a> Writer<'a> {
                     (Some(FieldWrite::Set(v)), _) => v.clone(),
                     (Some(FieldWrite::ToOne(op)), FieldKind::ToOne { target, .. }) => {
                         let target = self.model(target.as_str())?;
-                        self.to_one(target, op, &format!("data.{}", f.name)).await?
+                        self.write_to_one(target, op, &format!("data.{}", f.name)).await?
                     }
                     (Some(_), _) => return Err(OrmError::bad(format!("data.{}", f.name), "wrong kind of write for this field")),
                     (None, _) => f.default.clone().unwrap_or(Value::Null),
@@ -831,13 +831,13 @@ impl<'a> Writer<'a> {
                 .map_err(|e| OrmError::Internal(e.to_string()))?
                 .to_owned();
             self.tx.ex().execute(d.build(&stmt)).await.map_err(|e| db_error(e, model))?;
-            self.to_many(model, id, data, true).await?;
+            self.write_to_many(model, id, data, true).await?;
             self.check_rows(model, &[id], Op::Create).await?;
             Ok(id)
         })
     }
 
-    async fn to_one(&mut self, target: &Model, op: &ToOneWrite, path: &str) -> Result<Value> {
+    async fn write_to_one(&mut self, target: &Model, op: &ToOneWrite, path: &str) -> Result<Value> {
         Ok(match op {
             ToOneWrite::Connect(u) => match self.find(target, u, Op::Read).await? {
                 Some((id, _)) => Value::Uuid(id),
@@ -848,7 +848,7 @@ impl<'a> Writer<'a> {
         })
     }
 
-    async fn to_many(&mut self, model: &Model, id: Uuid, data: &Data, creating: bool) -> Result<()> {
+    async fn write_to_many(&mut self, model: &Model, id: Uuid, data: &Data, creating: bool) -> Result<()> {
         for (name, w) in &data.fields {
             let FieldWrite::ToMany(tm) = w else { continue };
             let f = model.field(name.as_str()).ok_or_else(|| OrmError::bad(name.as_str(), "unknown field"))?;
@@ -987,7 +987,7 @@ impl<'a> Writer<'a> {
                         return Err(OrmError::bad(format!("data.{name}"), format!("`{name}` is required and cannot be disconnected")));
                     }
                     let t = self.model(target.as_str())?;
-                    let v = self.to_one(t, op, &format!("data.{name}")).await?;
+                    let v = self.write_to_one(t, op, &format!("data.{name}")).await?;
                     sets.push((f.column.to_string(), self.d.bind(&v)));
                 }
             }
@@ -996,7 +996,7 @@ impl<'a> Writer<'a> {
                 let now = self.find(model, target, Op::Read).await?.map_or(version, |(_, v)| v);
                 return Err(OrmError::Version { expected: expected.unwrap_or(version), found: now });
             }
-            self.to_many(model, id, data, false).await?;
+            self.write_to_many(model, id, data, false).await?;
             self.check_rows(model, &[id], Op::Update).await?;
             Ok(id)
         })
