@@ -30,7 +30,7 @@ pub struct SchemaOptions {
 
 impl Default for SchemaOptions {
     fn default() -> Self {
-        SchemaOptions { max_depth: 12, max_complexity: 2000, introspection: true }
+        SchemaOptions { max_depth: 15, max_complexity: 2000, introspection: true }
     }
 }
 
@@ -561,7 +561,10 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
         }
         out.push(Gen::Obj(num));
         for func in AggFn::ALL {
-            agg = agg.field(Field::new(func.name(), TypeRef::named_nn(names::of(m, names::NUMERIC)), resolve::json_object(func.name())));
+            agg = agg.field(
+                Field::new(func.name(), TypeRef::named(names::of(m, names::NUMERIC)), resolve::json_object(func.name()))
+                    .description("Null on the results of batch mutations, whose aggregate counts the records affected."),
+            );
             group =
                 group.field(Field::new(func.name(), TypeRef::named_nn(names::of(m, names::NUMERIC)), resolve::json_object(func.name())));
         }

@@ -553,6 +553,14 @@ async fn read_page<S: ExSource>(
     Ok(PageResult { rows: out_rows, cursors, has_next, has_previous, count, aggregate })
 }
 
+/// Page flags of a batch result: `more` rows matched beyond the page in the direction of travel.
+fn with_page_flags(mut out: PageResult, page: &Page, more: bool) -> PageResult {
+    let backward = page.last.is_some() || page.before.is_some();
+    let from_cursor = page.after.is_some() || page.before.is_some() || page.skip > 0;
+    (out.has_next, out.has_previous) = if backward { (from_cursor, more) } else { (more, from_cursor) };
+    out
+}
+
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 struct Writer<'a> {
@@ -613,7 +621,7 @@ impl<'a> Writer<'a> {
                 Ok(WriteResult::One(self.select_one(model, id, select).await?))
             }
             Write::UpdateMany { filter, order, page, data, .. } => {
-                let targets = self.target_set(model, filter, Op::Update, order, page).await?;
+                let (targets, more) = self.target_set(model, filter, Op::Update, order, page).await?;
                 let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
                 if !ids.is_empty() {
                     self.polymorphic_check(model, data).await?;
@@ -621,14 +629,15 @@ impl<'a> Writer<'a> {
                     self.update_rows(model, &ids, sets, None).await?;
                     self.check_rows(model, &ids, Op::Update).await?;
                 }
-                Ok(WriteResult::Many(self.select_many(model, &ids, order, select).await?))
+                let out = self.select_many(model, &ids, order, select).await?;
+                Ok(WriteResult::Many(with_page_flags(out, page, more)))
             }
             Write::DeleteMany { filter, order, page, .. } => {
-                let targets = self.target_set(model, filter, Op::Delete, order, page).await?;
+                let (targets, more) = self.target_set(model, filter, Op::Delete, order, page).await?;
                 let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
                 let before = self.select_many(model, &ids, order, select).await?;
                 self.delete_ids(model, &targets).await?;
-                Ok(WriteResult::Many(before))
+                Ok(WriteResult::Many(with_page_flags(before, page, more)))
             }
         }
     }
@@ -646,7 +655,7 @@ impl<'a> Writer<'a> {
                 has_next: false,
                 has_previous: false,
                 count: Some(0),
-                aggregate: None,
+                aggregate: Some(serde_json::json!({ "count": 0 })),
             });
         }
         let n = u32::try_from(ids.len()).unwrap_or(u32::MAX);
@@ -662,6 +671,7 @@ impl<'a> Writer<'a> {
         let limits = Limits { default_page: self.limits.default_page, max_page: std::cmp::max(n, self.limits.max_page) };
         let mut page = read_page(self.d, self.cat, self.access, self.tenant, limits, &mut *self.tx, &read).await?;
         page.count = Some(i64::from(n));
+        page.aggregate = Some(serde_json::json!({ "count": n }));
         Ok(page)
     }
 
@@ -705,10 +715,16 @@ impl<'a> Writer<'a> {
         Err(OrmError::NotFound(format!("no {} matches the given where", model.name)))
     }
 
-    async fn target_set(&mut self, model: &Model, filter: &Filter, op: Op, order: &[OrderBy], page: &Page) -> Result<Vec<(Uuid, i64)>> {
+    /// The page of a batch's target set, and whether more matching rows lie beyond it (the
+    /// statement fetches one probe row).
+    async fn target_set(&mut self, model: &Model, filter: &Filter, op: Op, order: &[OrderBy], page: &Page) -> Result<(Vec<(Uuid, i64)>, bool)> {
         let stmt = self.builder().target_ids(model, filter, op, order, Some(page))?;
-        let rows = self.tx.ex().ids(self.d.build(&stmt)).await?;
-        rows.into_iter().map(|(id, v)| Ok((parse_uuid(&id)?, v))).collect()
+        let mut rows = self.tx.ex().ids(self.d.build(&stmt)).await?;
+        let limit = page.first.or(page.last).unwrap_or(self.limits.default_page) as usize;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let rows = rows.into_iter().map(|(id, v)| Ok((parse_uuid(&id)?, v))).collect::<Result<_>>()?;
+        Ok((rows, more))
     }
 
     /// WITH CHECK: every row in `ids` must still satisfy `op`'s row rules after the write.

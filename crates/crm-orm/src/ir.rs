@@ -111,7 +111,16 @@ impl FilterOp {
         }
     }
 
-    /// Whether the operator takes a list.
+    /// Whether the operator matches text (contains / starts / ends, and their negations).
+    #[must_use]
+    pub fn is_text_match(self) -> bool {
+        matches!(
+            self,
+            Self::Contains | Self::NotContains | Self::StartsWith | Self::NotStartsWith | Self::EndsWith | Self::NotEndsWith
+        )
+    }
+
+    /// Whether the operand is a list.
     #[must_use]
     pub fn takes_list(self) -> bool {
         matches!(self, Self::In | Self::NotIn | Self::ContainsAll | Self::ContainsSome | Self::ContainsNone)
@@ -360,6 +369,8 @@ fn parse_cmp(model: &Model, name: &str, op: FilterOp, val: &Json, path: &str) ->
             // List operators take single options / tags.
             (FieldKind::Scalar(ScalarType::MultiSelect(_) | ScalarType::Tags), Json::String(s)) => Ok(Value::Text(s.clone())),
             (FieldKind::Scalar(ScalarType::MultiSelect(_) | ScalarType::Tags), _) => Err(OrmError::bad(path, "list filters take strings")),
+            // Text matching on an id takes any part of its text form.
+            (FieldKind::Scalar(ScalarType::Id), Json::String(s)) if op.is_text_match() => Ok(Value::Text(s.clone())),
             (FieldKind::Polymorphic { .. }, Json::Null) => Ok(Value::Null),
             (FieldKind::Polymorphic { .. }, _) => Err(OrmError::bad(path, "a polymorphic reference can only be compared with null")),
             (FieldKind::Scalar(ScalarType::Json), Json::Null) => Ok(Value::Null),

@@ -297,6 +297,8 @@ impl<'a> Builder<'a> {
                 | FilterOp::NotEndsWith,
                 Operand::One(Value::Text(s)),
             ) => {
+                // Ids are matched on their text form (a UUID column on PostgreSQL).
+                let c = if matches!(fl.kind, FieldKind::Scalar(ScalarType::Id)) { d.cust("CAST({} AS TEXT)", vec![c]) } else { c };
                 let e = d.ilike(c, like_pattern(s, op));
                 if matches!(op, FilterOp::NotContains | FilterOp::NotStartsWith | FilterOp::NotEndsWith) { d.is_not_true(e) } else { e }
             }
@@ -741,7 +743,8 @@ impl<'a> Builder<'a> {
                 parts.push(self.after(&keys, &values));
             }
             Self::apply_order(&mut stmt, keys);
-            stmt.limit(u64::from(plan.limit));
+            // One probe row tells the caller whether more rows match beyond the page.
+            stmt.limit(u64::from(plan.limit) + 1);
             if page.skip > 0 {
                 stmt.offset(u64::from(page.skip));
             }

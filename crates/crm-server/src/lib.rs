@@ -47,7 +47,7 @@ pub struct Config {
     #[arg(long, env = "CRM_MAX_PAGE_SIZE", default_value_t = 100)]
     pub max_page_size: u32,
     /// Deepest GraphQL selection accepted (LIMIT_EXCEEDED beyond).
-    #[arg(long, env = "CRM_MAX_DEPTH", default_value_t = 12)]
+    #[arg(long, env = "CRM_MAX_DEPTH", default_value_t = 15)]
     pub max_depth: usize,
     /// Most fields one GraphQL request may select (LIMIT_EXCEEDED beyond).
     #[arg(long, env = "CRM_MAX_COMPLEXITY", default_value_t = 2000)]

@@ -98,3 +98,82 @@ impl Gql<'_> {
 pub fn no_vars() -> Json {
     json!({})
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers of the golden tests (golden_read.rs, golden_write.rs, statements.rs, errors.rs).
+
+/// The three principals every golden case runs as: an admin of tenant A, a restricted user of A
+/// (`sales` with sub `alice`, or `viewer` with sub `val`), and an admin of tenant B.
+pub struct Cast<'a> {
+    pub a: OrgId,
+    pub b: OrgId,
+    pub admin: Gql<'a>,
+    pub restricted: Gql<'a>,
+    pub other: Gql<'a>,
+}
+
+/// A fresh pair of tenants with the three principals; `restricted` is `"sales"` (sub `alice`) or
+/// `"viewer"` (sub `val`).
+pub fn cast<'a>(b: &'a Backend, restricted: &str) -> Cast<'a> {
+    let (a_org, b_org) = (org(), org());
+    let sub = if restricted == "sales" { "alice" } else { "val" };
+    Cast {
+        admin: gql(b, principal(&a_org, "admin-a", &["admin"])),
+        restricted: gql(b, principal(&a_org, sub, &[restricted])),
+        other: gql(b, principal(&b_org, "admin-b", &["admin"])),
+        a: a_org,
+        b: b_org,
+    }
+}
+
+/// The string values of `key` in a JSON array of objects (`null` and absent become `"<null>"`).
+pub fn strs(list: &Json, key: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {list}"))
+        .iter()
+        .map(|o| o.get(key).and_then(Json::as_str).unwrap_or("<null>").to_owned())
+        .collect()
+}
+
+/// Like [`strs`], sorted.
+pub fn sorted(list: &Json, key: &str) -> Vec<String> {
+    let mut v = strs(list, key);
+    v.sort();
+    v
+}
+
+/// Replaces, anywhere in `v`, the value of every object key in `keys` by `"[key]"` (for snapshots
+/// of responses with ids, cursors and timestamps).
+pub fn redact(v: &mut Json, keys: &[&str]) {
+    match v {
+        Json::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if keys.contains(&k.as_str()) && !x.is_null() {
+                    *x = Json::String(format!("[{k}]"));
+                } else {
+                    redact(x, keys);
+                }
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(|x| redact(x, keys)),
+        _ => {}
+    }
+}
+
+/// A fresh migrated SQLite backend and the path of its file (for tests that open the file
+/// directly, e.g. to break a table).
+pub async fn sqlite_backend() -> (Backend, std::path::PathBuf) {
+    let cat = Arc::new(standard_catalog().unwrap());
+    let api = Arc::new(Api::new(SchemaOptions::default(), Policy::default_roles()));
+    let path = std::env::temp_dir().join(format!("crm-gql-test-{}.db", Uuid::now_v7()));
+    let e = Engine::connect(&format!("sqlite://{}", path.display()), cat, EngineOptions::default()).await.unwrap();
+    e.migrate().await.unwrap();
+    (Backend { name: "sqlite", engine: e, api }, path)
+}
+
+/// Creates a `model` record from `data` (the JSON of its `CreateInput`) and returns its id.
+pub async fn create(g: &Gql<'_>, model: &str, data: Json) -> String {
+    let q = format!("mutation($d: {model}CreateInput!) {{ create{model}(data: $d) {{ id }} }}");
+    let d = g.ok(&q, json!({ "d": data })).await;
+    d[format!("create{model}")]["id"].as_str().unwrap().to_owned()
+}

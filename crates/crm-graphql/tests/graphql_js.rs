@@ -1,0 +1,122 @@
+//! External validation: the standard catalog's schema, as a client sees it through introspection,
+//! is checked by the reference implementation (graphql-js 16: `buildClientSchema` +
+//! `validateSchema`, see `tests/graphql-js/validate.mjs`).
+//!
+//! Needs `node` and `npm ci` (or `npm install`) run in `tests/graphql-js/` (`.ci/run` does it).
+//! Without them the test prints a note and passes, except under `CI=true`, where it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use crm_graphql::{Request, Schema, SchemaOptions, build_schema};
+use crm_model::standard::standard_catalog;
+
+/// graphql-js's `getIntrospectionQuery()` with its default options (what most clients send).
+const QUERY_DEFAULT: &str = include_str!("graphql-js/introspection.graphql");
+/// `getIntrospectionQuery({...})` with every optional field async-graphql serves: schema
+/// description, `isRepeatable`, `specifiedByURL`, `isOneOf`, deprecated arguments and input fields.
+const QUERY_FULL: &str = include_str!("graphql-js/introspection-full.graphql");
+/// The selection depth of both queries as async-graphql counts it (`typeDepth: 9` of `TypeRef`
+/// under `__schema.types.fields.type`): the default depth limit must admit it.
+const INTROSPECTION_DEPTH: usize = 15;
+
+fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("graphql-js")
+}
+
+/// Whether the validator can run; if not, fails under `CI=true` and otherwise says why.
+fn validator_available(dir: &Path) -> bool {
+    let missing = match Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => {
+            if dir.join("node_modules").join("graphql").join("package.json").is_file() {
+                None
+            } else {
+                Some(format!("{} has no node_modules/graphql (run `npm ci` there)", dir.display()))
+            }
+        }
+        Ok(out) => Some(format!("`node --version` failed: {}", out.status)),
+        Err(e) => Some(format!("`node` not found: {e}")),
+    };
+    match missing {
+        None => true,
+        Some(why) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true: the graphql-js validator cannot run: {why}"),
+        Some(why) => {
+            eprintln!("note: graphql-js validation skipped: {why}");
+            false
+        }
+    }
+}
+
+/// Runs `node <args>` in `dir`, returning stdout; fails the test with node's output otherwise.
+fn node(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("node").args(args).current_dir(dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "node {args:?} failed ({}):\n{stdout}{stderr}", out.status);
+    stdout
+}
+
+/// Lines without trailing whitespace (the checked-in queries are stripped of it).
+fn normalized(s: &str) -> String {
+    s.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_owned()
+}
+
+/// Introspects `schema` with `query`, hands the `data` to graphql-js and returns its report.
+async fn validate(dir: &Path, schema: &Schema, label: &str, query: &str) -> String {
+    let resp = schema.execute(Request::new(query)).await;
+    assert!(resp.errors.is_empty(), "{label} introspection failed: {:#?}", resp.errors);
+    let data = serde_json::to_vec(&resp.data).unwrap();
+    let file = std::env::temp_dir().join(format!("crm-gql-introspection-{label}-{}.json", uuid::Uuid::now_v7()));
+    std::fs::write(&file, data).unwrap();
+    let out = Command::new("node").arg(dir.join("validate.mjs")).arg(&file).output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "graphql-js rejects the {label} introspection of the standard schema ({}):\n{stdout}{stderr}",
+        out.status
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn standard_schema_is_valid_for_graphql_js() {
+    let dir = js_dir();
+    if !validator_available(&dir) {
+        return;
+    }
+    // The checked-in queries are the installed graphql-js's own (regenerate with `--print-query`).
+    assert_eq!(
+        normalized(QUERY_DEFAULT),
+        normalized(&node(&dir, &["validate.mjs", "--print-query"])),
+        "tests/graphql-js/introspection.graphql is stale: `node validate.mjs --print-query > introspection.graphql`"
+    );
+    assert_eq!(
+        normalized(QUERY_FULL),
+        normalized(&node(&dir, &["validate.mjs", "--print-query", "full"])),
+        "tests/graphql-js/introspection-full.graphql is stale: `node validate.mjs --print-query full > introspection-full.graphql`"
+    );
+
+    let cat = Arc::new(standard_catalog().unwrap());
+    let schema = build_schema(cat, &SchemaOptions::default()).unwrap();
+    for (label, query) in [("default", QUERY_DEFAULT), ("full", QUERY_FULL)] {
+        let report = validate(&dir, &schema, label, query).await;
+        println!("{label} introspection: {}", report.trim());
+        assert!(report.contains("valid schema"), "unexpected validator output: {report}");
+    }
+}
+
+/// What GraphiQL, Apollo and codegen tools send must pass the default limits too.
+#[tokio::test]
+async fn default_limits_admit_the_standard_introspection_query() {
+    assert!(SchemaOptions::default().max_depth >= INTROSPECTION_DEPTH);
+    let cat = Arc::new(standard_catalog().unwrap());
+    let schema = build_schema(cat, &SchemaOptions::default()).unwrap();
+    for (label, query) in [("default", QUERY_DEFAULT), ("full", QUERY_FULL)] {
+        let resp = schema.execute(Request::new(query)).await;
+        assert!(resp.errors.is_empty(), "{label} introspection under the default limits: {:?}", resp.errors);
+    }
+}
