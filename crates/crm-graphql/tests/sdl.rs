@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used)]
 //! The SDL of the standard catalog, snapshotted: any change to the generated API is a visible diff.
 
 use std::sync::Arc;

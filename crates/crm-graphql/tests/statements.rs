@@ -1,0 +1,113 @@
+//! The number of SQL statements a request costs is bounded by the depth of the query, not by the
+//! number of rows: a nested read is compiled into one statement (plus one for aggregates), never
+//! one per parent row (no N+1).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod common;
+use common::*;
+use crm_graphql::Request;
+use crm_orm::count_statements;
+use serde_json::{Value as Json, json};
+
+/// `n` accounts, each with 6 contacts, each contact with 4 leads.
+async fn seed(g: &Gql<'_>, n: usize) {
+    for a in 0..n {
+        let contacts: Vec<Json> = (0..6)
+            .map(|c| {
+                let leads: Vec<Json> = (0..4).map(|l| json!({"name": format!("L{a}-{c}-{l}"), "score": l})).collect();
+                json!({"lastName": format!("C{a}-{c}"), "leads": {"create": leads}})
+            })
+            .collect();
+        create(g, "Account", json!({"name": format!("A{a:02}"), "contacts": {"create": contacts}})).await;
+    }
+}
+
+/// Runs `q` as `g` and returns the data and the number of statements it cost.
+async fn measured(g: &Gql<'_>, q: &str) -> (Json, u64) {
+    let (resp, n) = count_statements(g.b.api.execute(&g.b.engine, &g.p, Request::new(q))).await;
+    let r = serde_json::to_value(&resp).unwrap();
+    assert!(r.get("errors").is_none(), "[{}] {q}: {r:#}", g.b.name);
+    (r["data"].clone(), n)
+}
+
+const LIST: &str = r#"{ accounts(first: 20, orderBy: name_ASC) { name
+    contacts(first: 5, orderBy: lastName_ASC) { lastName account { name owner { name } }
+      leads(last: 3, orderBy: score_ASC) { name score } } } }"#;
+
+const CONNECTION: &str = r#"{ accountsConnection(first: 20, orderBy: name_ASC) {
+    edges { cursor node { name
+      contactsConnection(first: 5, orderBy: lastName_ASC) { pageInfo { hasNextPage endCursor } aggregate { count }
+        edges { node { lastName leadsConnection(last: 3, orderBy: score_ASC) { pageInfo { hasPreviousPage } aggregate { count }
+          edges { node { name } } } } } } } }
+    pageInfo { hasNextPage } aggregate { count } } }"#;
+
+/// Contacts per account, leads per contact, and the scores of the first contact's leads.
+fn shape_of_list(d: &Json) -> (usize, Vec<usize>, Vec<usize>, Json) {
+    let accounts = d["accounts"].as_array().unwrap();
+    let contacts: Vec<usize> = accounts.iter().map(|a| a["contacts"].as_array().unwrap().len()).collect();
+    let leads: Vec<usize> =
+        accounts.iter().flat_map(|a| a["contacts"].as_array().unwrap().iter().map(|c| c["leads"].as_array().unwrap().len())).collect();
+    let scores = accounts.first().map_or(Json::Null, |a| {
+        json!(a["contacts"][0]["leads"].as_array().unwrap().iter().map(|l| l["score"].clone()).collect::<Vec<_>>())
+    });
+    (accounts.len(), contacts, leads, scores)
+}
+
+#[tokio::test]
+async fn statements_are_bounded_by_depth_not_rows() {
+    for b in backends().await {
+        // Tenant A has 20 accounts, tenant B 2; the restricted user of A reads A's 20.
+        let c = cast(&b, "sales");
+        seed(&c.admin, 20).await;
+        seed(&c.other, 2).await;
+
+        let (many, n_admin) = measured(&c.admin, LIST).await;
+        let (many_r, n_restricted) = measured(&c.restricted, LIST).await;
+        let (few, n_other) = measured(&c.other, LIST).await;
+        assert_eq!(shape_of_list(&many), (20, vec![5; 20], vec![3; 100], json!([1, 2, 3])), "[{}]", b.name);
+        assert_eq!(many_r, many, "[{}]", b.name);
+        assert_eq!(shape_of_list(&few), (2, vec![5; 2], vec![3; 10], json!([1, 2, 3])), "[{}]", b.name);
+        assert_eq!(many["accounts"][3]["contacts"][2]["account"], json!({"name": "A03", "owner": null}), "[{}]", b.name);
+        eprintln!("[{}] list: {n_admin} statements for 20 accounts, {n_restricted} (restricted), {n_other} for 2", b.name);
+        assert_eq!(n_admin, n_other, "[{}] 20 rows cost {n_admin} statements, 2 rows {n_other}", b.name);
+        assert_eq!(n_restricted, n_other, "[{}]", b.name);
+        assert!(n_admin <= 2, "[{}] a nested list read costs {n_admin} statements", b.name);
+
+        let (many, n_admin) = measured(&c.admin, CONNECTION).await;
+        let (_, n_restricted) = measured(&c.restricted, CONNECTION).await;
+        let (few, n_other) = measured(&c.other, CONNECTION).await;
+        let conn = &many["accountsConnection"];
+        assert_eq!(conn["edges"].as_array().unwrap().len(), 20, "[{}]", b.name);
+        assert_eq!((&conn["pageInfo"]["hasNextPage"], &conn["aggregate"]["count"]), (&json!(false), &json!(20)), "[{}]", b.name);
+        let first = &conn["edges"][0]["node"]["contactsConnection"];
+        assert_eq!((&first["pageInfo"]["hasNextPage"], &first["aggregate"]["count"]), (&json!(true), &json!(6)), "[{}]", b.name);
+        let leads = &first["edges"][0]["node"]["leadsConnection"];
+        assert_eq!((&leads["pageInfo"]["hasPreviousPage"], &leads["aggregate"]["count"]), (&json!(true), &json!(4)), "[{}]", b.name);
+        assert_eq!(few["accountsConnection"]["aggregate"]["count"], 2, "[{}]", b.name);
+        eprintln!("[{}] connection: {n_admin} statements for 20 accounts, {n_restricted} (restricted), {n_other} for 2", b.name);
+        assert_eq!(n_admin, n_other, "[{}] 20 rows cost {n_admin} statements, 2 rows {n_other}", b.name);
+        assert_eq!(n_restricted, n_other, "[{}]", b.name);
+        assert!(n_admin <= 3, "[{}] a nested connection read costs {n_admin} statements", b.name);
+    }
+}
+
+/// Several root fields cost their statements each, independent of the rows.
+#[tokio::test]
+async fn statements_of_several_root_fields() {
+    for b in backends().await {
+        let c = cast(&b, "viewer");
+        seed(&c.admin, 5).await;
+        seed(&c.other, 1).await;
+        let q =
+            r#"{ accounts { name } contacts(first: 50) { lastName account { name } } leadsGroupBy(by: [score]) { key { score } count } }"#;
+        let (d, n_many) = measured(&c.admin, q).await;
+        let (_, n_restricted) = measured(&c.restricted, q).await;
+        let (d_few, n_few) = measured(&c.other, q).await;
+        assert_eq!(
+            d["leadsGroupBy"],
+            json!([{"key": {"score": 0}, "count": 30}, {"key": {"score": 1}, "count": 30}, {"key": {"score": 2}, "count": 30}, {"key": {"score": 3}, "count": 30}])
+        );
+        assert_eq!(d_few["contacts"].as_array().unwrap().len(), 6, "[{}]", b.name);
+        eprintln!("[{}] three root fields: {n_many} statements (5 accounts), {n_restricted} (restricted), {n_few} (1 account)", b.name);
+        assert_eq!((n_many, n_restricted), (n_few, n_few), "[{}]", b.name);
+    }
+}
