@@ -86,14 +86,15 @@ async fn main() {
     // (1) Hand-written SQL through sqlx.
     let raw = match engine.dialect() {
         crm_orm::Dialect::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(16).test_before_acquire(false).connect(&url).await.unwrap();
             let org = org.to_string();
             measure("hand-written SQL (sqlx)", move || {
                 let (pool, org) = (pool.clone(), org.clone());
                 async move {
                     let rows: Vec<(String, String, Option<String>, String, Option<i64>, Option<String>)> = sqlx::query_as(
-                        "SELECT l.id, l.name, l.email, l.status, l.score, m.name FROM leads l LEFT JOIN members m \
-                         ON m.org_id = l.org_id AND m.id = l.owner_id WHERE l.org_id = ?1 ORDER BY l.created_at DESC, l.id LIMIT 20",
+                        "SELECT l.id, l.name, l.email, l.status, l.score, (SELECT m.name FROM members m \
+                         WHERE m.org_id = l.org_id AND m.id = l.owner_id) FROM leads l WHERE l.org_id = ?1 \
+                         ORDER BY l.created_at DESC, l.id LIMIT 20",
                     )
                     .bind(&org)
                     .fetch_all(&pool)
@@ -105,7 +106,7 @@ async fn main() {
             .await
         }
         crm_orm::Dialect::Postgres => {
-            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(16).connect(&url).await.unwrap();
+            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(16).test_before_acquire(false).connect(&url).await.unwrap();
             let org = org.to_string();
             measure("hand-written SQL (sqlx)", move || {
                 let (pool, org) = (pool.clone(), org.clone());
@@ -115,8 +116,9 @@ async fn main() {
                     let mut c = pool.acquire().await.unwrap();
                     sqlx::query("SELECT set_config('crm.org_id', $1, false)").bind(&org).execute(&mut *c).await.unwrap();
                     let rows: Vec<(uuid::Uuid, String, Option<String>, String, Option<i64>, Option<String>)> = sqlx::query_as(
-                        "SELECT l.id, l.name, l.email, l.status, l.score, m.name FROM leads l LEFT JOIN members m \
-                         ON m.org_id = l.org_id AND m.id = l.owner_id WHERE l.org_id = $1 ORDER BY l.created_at DESC, l.id LIMIT 20",
+                        "SELECT l.id, l.name, l.email, l.status, l.score, (SELECT m.name FROM members m \
+                         WHERE m.org_id = l.org_id AND m.id = l.owner_id) FROM leads l WHERE l.org_id = $1 \
+                         ORDER BY l.created_at DESC, l.id LIMIT 20",
                     )
                     .bind(&org)
                     .fetch_all(&mut *c)

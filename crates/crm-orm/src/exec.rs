@@ -247,6 +247,9 @@ impl Engine {
             let pool = SqlitePoolOptions::new()
                 .max_connections(std::cmp::max(opts.max_connections, 1))
                 .acquire_timeout(opts.acquire_timeout)
+                // A ping before every checkout is a round trip per request; a broken connection
+                // fails its statement instead and is dropped by the pool.
+                .test_before_acquire(false)
                 .connect_with(co)
                 .await?;
             Db::Sqlite(pool)
@@ -255,6 +258,7 @@ impl Engine {
             let pool = PgPoolOptions::new()
                 .max_connections(std::cmp::max(opts.max_connections, 1))
                 .acquire_timeout(opts.acquire_timeout)
+                .test_before_acquire(false)
                 // No reset on release: every statement the engine runs on a pooled connection is
                 // preceded by setting that request's tenant, and the pool is private to the
                 // engine. A reset would cost one more statement per request (measured in
@@ -717,7 +721,14 @@ impl<'a> Writer<'a> {
 
     /// The page of a batch's target set, and whether more matching rows lie beyond it (the
     /// statement fetches one probe row).
-    async fn target_set(&mut self, model: &Model, filter: &Filter, op: Op, order: &[OrderBy], page: &Page) -> Result<(Vec<(Uuid, i64)>, bool)> {
+    async fn target_set(
+        &mut self,
+        model: &Model,
+        filter: &Filter,
+        op: Op,
+        order: &[OrderBy],
+        page: &Page,
+    ) -> Result<(Vec<(Uuid, i64)>, bool)> {
         let stmt = self.builder().target_ids(model, filter, op, order, Some(page))?;
         let mut rows = self.tx.ex().ids(self.d.build(&stmt)).await?;
         let limit = page.first.or(page.last).unwrap_or(self.limits.default_page) as usize;

@@ -114,10 +114,7 @@ impl FilterOp {
     /// Whether the operator matches text (contains / starts / ends, and their negations).
     #[must_use]
     pub fn is_text_match(self) -> bool {
-        matches!(
-            self,
-            Self::Contains | Self::NotContains | Self::StartsWith | Self::NotStartsWith | Self::EndsWith | Self::NotEndsWith
-        )
+        matches!(self, Self::Contains | Self::NotContains | Self::StartsWith | Self::NotStartsWith | Self::EndsWith | Self::NotEndsWith)
     }
 
     /// Whether the operand is a list.
