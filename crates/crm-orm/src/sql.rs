@@ -122,6 +122,14 @@ fn like_pattern(s: &str, op: FilterOp) -> String {
     }
 }
 
+/// One ordering key of a statement: expression, descending, and whether the column can hold
+/// nulls (the NULLS clause and the null arms of keyset predicates are only needed then; leaving
+/// them out keeps the index order usable, notably on SQLite whose default null order differs).
+type OrderKey = (Expr, bool, bool);
+
+/// System columns that are NOT NULL by construction.
+const NOT_NULL_SYSTEM: &[&str] = &["id", "createdAt", "updatedAt", "version"];
+
 /// One statement's builder: numbers table aliases (`t0`, `t1`, …) so output is deterministic.
 pub struct Builder<'a> {
     d: Dialect,
@@ -346,30 +354,25 @@ impl<'a> Builder<'a> {
         Ok(self.d.object(pairs))
     }
 
-    fn order_exprs(
-        &self,
-        model: &Model,
-        alias: &str,
-        order: &[OrderBy],
-        backward: bool,
-    ) -> Result<Vec<(Expr, bool, Option<&'static ScalarType>)>> {
+    fn order_exprs(&self, model: &Model, alias: &str, order: &[OrderBy], backward: bool) -> Result<Vec<OrderKey>> {
         let mut out = Vec::with_capacity(order.len() + 1);
         for o in order {
             let fl = Self::field(model, o.field.as_str())?;
             if !orderable(fl) {
                 return Err(OrmError::bad("orderBy", format!("`{}` cannot be ordered", o.field)));
             }
-            out.push((Self::col(alias, fl.column.as_str()), o.desc != backward, None));
+            let nullable = !(fl.system && NOT_NULL_SYSTEM.contains(&fl.name.as_str()));
+            out.push((Self::col(alias, fl.column.as_str()), o.desc != backward, nullable));
         }
-        out.push((Self::col(alias, "id"), backward, None));
+        out.push((Self::col(alias, "id"), backward, false));
         Ok(out)
     }
 
-    fn apply_order(stmt: &mut SelectStatement, keys: Vec<(Expr, bool, Option<&'static ScalarType>)>) {
+    fn apply_order(stmt: &mut SelectStatement, keys: Vec<OrderKey>) {
         let n = keys.len();
-        for (i, (e, desc, _)) in keys.into_iter().enumerate() {
+        for (i, (e, desc, nullable)) in keys.into_iter().enumerate() {
             let order = if desc { Order::Desc } else { Order::Asc };
-            if i + 1 == n {
+            if i + 1 == n || !nullable {
                 stmt.order_by_expr(e, order);
             } else {
                 // Nulls last ascending, first descending (and the reverse when paging backwards,
@@ -461,13 +464,14 @@ impl<'a> Builder<'a> {
     }
 
     /// Keyset predicate: rows strictly after `values` in the given key order.
-    fn after(&self, keys: &[(Expr, bool, Option<&'static ScalarType>)], values: &[Value]) -> Expr {
+    fn after(&self, keys: &[OrderKey], values: &[Value]) -> Expr {
         let d = self.d;
         let mut acc: Option<Expr> = None;
-        for ((e, desc, _), v) in keys.iter().zip(values).rev() {
+        for ((e, desc, nullable), v) in keys.iter().zip(values).rev() {
             let is_last_key = acc.is_none();
             // "strictly after on this key" under ASC NULLS LAST / DESC NULLS FIRST.
             let gt = match (desc, v) {
+                (false, v) if !nullable && !v.is_null() => e.clone().gt(d.bind(v)),
                 (false, Value::Null) => f(),
                 (false, v) => d.cust("({})", vec![e.clone().gt(d.bind(v)).or(e.clone().is_null())]),
                 (true, Value::Null) => e.clone().is_not_null(),
