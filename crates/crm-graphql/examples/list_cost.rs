@@ -11,7 +11,7 @@
 //! newest leads with their owner's name" through sqlx, (2) the same read through `Engine::read`
 //! (scope, SQL building, JSON rows; on PostgreSQL also the tenant setting for row-level
 //! security), (3) the GraphQL query through `Api::execute` (parse, validate, resolve, response).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::type_complexity)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

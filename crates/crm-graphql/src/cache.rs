@@ -83,7 +83,7 @@ impl SchemaCache {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use crm_model::standard::standard_catalog;

@@ -593,8 +593,21 @@ pub(crate) fn upsert(
     })
 }
 
-fn many_selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -> Result<Selection, OrmError> {
-    Ok(connection_selection(cat, model, sf)?.0)
+/// Runs a batch write and returns its connection.
+async fn write_many<'a>(
+    cat: &Catalog,
+    rc: &RequestCtx,
+    model: &Model,
+    op: Op,
+    w: Write,
+    sf: &SelectionField<'_>,
+) -> Result<Option<FieldValue<'a>>, OrmError> {
+    let select = connection_selection(cat, model, sf)?.0;
+    let q = rc.access.scope(cat, &model.name, op, w)?;
+    match rc.engine.write(&q, &select).await? {
+        WriteResult::Many(page) => Ok(Some(FieldValue::owned_any(conn_of(page)))),
+        WriteResult::One(_) => Err(OrmError::Internal("a batch returned one record".to_owned())),
+    }
 }
 
 /// `updateManyLeadsConnection(where:, data:, <page>)`.
@@ -612,12 +625,7 @@ pub(crate) fn update_many(
             page: parse_page(&args)?,
             data,
         };
-        let select = many_selection(&cat, &model, &ctx.ctx.field())?;
-        let q = rc.access.scope(&cat, &model.name, Op::Update, w)?;
-        match rc.engine.write(&q, &select).await? {
-            WriteResult::Many(page) => Ok(Some(FieldValue::owned_any(conn_of(page)))),
-            WriteResult::One(_) => Err(OrmError::Internal("a batch returned one record".to_owned())),
-        }
+        write_many(&cat, rc, &model, Op::Update, w, &ctx.ctx.field()).await
     })
 }
 
@@ -634,11 +642,6 @@ pub(crate) fn delete_many(
             order: Vec::new(),
             page: parse_page(&args)?,
         };
-        let select = many_selection(&cat, &model, &ctx.ctx.field())?;
-        let q = rc.access.scope(&cat, &model.name, Op::Delete, w)?;
-        match rc.engine.write(&q, &select).await? {
-            WriteResult::Many(page) => Ok(Some(FieldValue::owned_any(conn_of(page)))),
-            WriteResult::One(_) => Err(OrmError::Internal("a batch returned one record".to_owned())),
-        }
+        write_many(&cat, rc, &model, Op::Delete, w, &ctx.ctx.field()).await
     })
 }

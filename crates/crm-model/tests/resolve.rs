@@ -1,6 +1,6 @@
 //! What a user of `crm-model` relies on: the standard catalog, the JSON form of definitions,
 //! precise rejections from `resolve`, and value parsing / validation.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::fmt::Write as _;
 

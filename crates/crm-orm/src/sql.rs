@@ -415,14 +415,8 @@ impl<'a> Builder<'a> {
                 parts.push(link);
                 parts.push(self.filter(target, &a1, &n.filter, true)?);
                 let keys = self.order_exprs(target, &a1, &n.order, plan.backward)?;
-                let cursor = if plan.backward {
-                    n.page.before.as_deref().map(|c| (c, "before"))
-                } else {
-                    n.page.after.as_deref().map(|c| (c, "after"))
-                };
-                if let Some((c, arg)) = cursor {
-                    let values = self.cursor_values(target, &n.order, &plan, c, arg)?;
-                    parts.push(self.after(&keys, &values));
+                if let Some(p) = self.cursor_predicate(target, &n.order, &plan, &n.page, &keys)? {
+                    parts.push(p);
                 }
                 let x = self.alias();
                 let mut inner = Query::select();
@@ -512,6 +506,16 @@ impl<'a> Builder<'a> {
         Ok(PagePlan { backward, limit, spec, from_cursor: page.after.is_some() || page.before.is_some() || page.skip > 0 })
     }
 
+    /// The keyset predicate of the page's cursor in its direction of travel (`after` forwards,
+    /// `before` backwards), if one is given.
+    fn cursor_predicate(&self, model: &Model, order: &[OrderBy], plan: &PagePlan, page: &Page, keys: &[OrderKey]) -> Result<Option<Expr>> {
+        let cursor =
+            if plan.backward { page.before.as_deref().map(|c| (c, "before")) } else { page.after.as_deref().map(|c| (c, "after")) };
+        let Some((c, arg)) = cursor else { return Ok(None) };
+        let values = self.cursor_values(model, order, plan, c, arg)?;
+        Ok(Some(self.after(keys, &values)))
+    }
+
     fn cursor_values(&self, model: &Model, order: &[OrderBy], plan: &PagePlan, cursor: &str, arg: &str) -> Result<Vec<Value>> {
         let raw = decode_cursor(&plan.spec, cursor, arg)?;
         if raw.len() != order.len() + 1 {
@@ -564,14 +568,8 @@ impl<'a> Builder<'a> {
         let keys_json = self.key_json(model, &a0, &read.order)?;
         let mut parts = vec![self.scope(model, &a0, Op::Read)?, self.filter(model, &a0, &read.filter, true)?];
         let keys = self.order_exprs(model, &a0, &read.order, plan.backward)?;
-        let cursor = if plan.backward {
-            read.page.before.as_deref().map(|c| (c, "before"))
-        } else {
-            read.page.after.as_deref().map(|c| (c, "after"))
-        };
-        if let Some((c, arg)) = cursor {
-            let values = self.cursor_values(model, &read.order, &plan, c, arg)?;
-            parts.push(self.after(&keys, &values));
+        if let Some(p) = self.cursor_predicate(model, &read.order, &plan, &read.page, &keys)? {
+            parts.push(p);
         }
         let mut stmt = Query::select();
         stmt.expr_as(self.d.json_text(obj), Alias::new("j"))
@@ -740,11 +738,8 @@ impl<'a> Builder<'a> {
         if let Some(page) = page {
             let plan = self.page_plan(model, order, page)?;
             let keys = self.order_exprs(model, &a0, order, plan.backward)?;
-            let cursor =
-                if plan.backward { page.before.as_deref().map(|c| (c, "before")) } else { page.after.as_deref().map(|c| (c, "after")) };
-            if let Some((c, arg)) = cursor {
-                let values = self.cursor_values(model, order, &plan, c, arg)?;
-                parts.push(self.after(&keys, &values));
+            if let Some(p) = self.cursor_predicate(model, order, &plan, page, &keys)? {
+                parts.push(p);
             }
             Self::apply_order(&mut stmt, keys);
             // One probe row tells the caller whether more rows match beyond the page.

@@ -336,7 +336,7 @@ async fn ordering_is_total_with_nulls_last_ascending() {
         assert_eq!(v(&["score_ASC"]).await, "Alice,Bob,Eve,Carol,Dave", "{}", b.name);
         assert_eq!(v(&["score_DESC"]).await, "Dave,Carol,Bob,Eve,Alice", "{}", b.name);
         assert_eq!(v(&["score_ASC", "name_DESC"]).await, "Alice,Eve,Bob,Carol,Dave");
-        assert_eq!(v(&["email_ASC"]).await, "Dave,Alice,Bob,Carol,Eve".to_owned().replace("Carol,Eve", "Carol,Eve"), "{}", b.name);
+        assert_eq!(v(&["email_ASC"]).await, "Dave,Alice,Bob,Carol,Eve", "{}", b.name);
         assert_eq!(v(&["name_DESC"]).await, "Eve,Dave,Carol,Bob,Alice");
         let e = a.list("Lead", json!({}), &["tags_ASC"], page(5)).await.unwrap_err();
         assert_eq!(e.code(), "BAD_USER_INPUT");
