@@ -2,6 +2,8 @@
 //! embedded ([`run`]) and tested on port 0.
 #![forbid(unsafe_code)]
 
+pub mod auth;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,10 +16,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use crm_graphql::{Api, Request, SchemaOptions};
 use crm_model::standard::standard_catalog;
-use crm_model::{OrgId, RoleName};
-use crm_orm::{Engine, EngineOptions, OrmError, Policy, Principal};
+use crm_orm::{Engine, EngineOptions, OrmError, Policy};
 use serde_json::json;
 use tokio::net::TcpListener;
+
+use crate::auth::{Authenticator, DevKey, Oidc, OidcSettings, Secret};
 
 /// Server configuration.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,12 +37,26 @@ pub struct Config {
     /// Largest database pool.
     #[arg(long, env = "CRM_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
-    /// INSECURE development mode: `POST /graphql` trusts the `x-dev-org`, `x-dev-sub` and
-    /// `x-dev-roles` headers (defaults `dev`, `dev`, `admin`) instead of a token. Only allowed on
-    /// a loopback address. Without it, `/graphql` refuses every request until authentication is
-    /// configured.
-    #[arg(long, env = "CRM_INSECURE_DEV", default_value_t = false)]
-    pub insecure_dev: bool,
+    /// The OpenID provider (ZITADEL) issuer URL, exactly as in its tokens. Without it the server
+    /// runs in development mode: it signs its own tokens (`crm-server dev-token`) with a key in the
+    /// data directory and listens on loopback only.
+    #[arg(long, env = "CRM_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The ZITADEL project id: required in every token's `aud`; its role claim gives the roles.
+    #[arg(long, env = "CRM_OIDC_PROJECT_ID")]
+    pub oidc_project_id: Option<String>,
+    /// Client id for token introspection (opaque tokens).
+    #[arg(long, env = "CRM_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// Client secret for token introspection (never printed).
+    #[arg(long, env = "CRM_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// Clock leeway for token times, in seconds (at most 30).
+    #[arg(long, env = "CRM_OIDC_LEEWAY_SECS", default_value_t = 30)]
+    pub oidc_leeway_secs: u64,
+    /// In development mode, allow a non-loopback listen address anyway.
+    #[arg(long, env = "CRM_DEV_ALLOW_REMOTE", default_value_t = false)]
+    pub dev_allow_remote: bool,
     /// Rows per page when a query gives no `first`/`last`.
     #[arg(long, env = "CRM_DEFAULT_PAGE_SIZE", default_value_t = 10)]
     pub default_page_size: u32,
@@ -106,29 +123,51 @@ pub async fn connect(config: &Config) -> Result<Engine, ServerError> {
 pub struct AppState {
     engine: Arc<Engine>,
     api: Arc<Api>,
-    insecure_dev: bool,
+    auth: Authenticator,
 }
 
 impl AppState {
-    /// State for `engine` with the GraphQL limits of `config`. Refuses development mode on an
-    /// address other than loopback.
+    /// State for `engine` with the authentication and limits of `config`: OpenID provider
+    /// discovery when an issuer is configured, else development mode (refused on a non-loopback
+    /// address unless allowed).
     ///
     /// # Errors
-    /// `--insecure-dev` with a non-loopback listen address.
-    pub fn new(engine: Arc<Engine>, config: &Config) -> Result<AppState, ServerError> {
-        if config.insecure_dev && !config.listen.ip().is_loopback() {
-            return Err(ServerError::Config(format!(
-                "--insecure-dev trusts request headers for identity and only listens on loopback, not {}",
-                config.listen
-            )));
-        }
-        if config.insecure_dev {
-            tracing::warn!(
-                "INSECURE DEVELOPMENT MODE: /graphql trusts x-dev-org / x-dev-sub / x-dev-roles headers; never expose this server"
-            );
-        }
+    /// Incomplete OIDC settings, an unreachable provider, development mode exposed.
+    pub async fn new(engine: Arc<Engine>, config: &Config) -> Result<AppState, ServerError> {
+        let auth = match &config.oidc_issuer {
+            Some(issuer) => {
+                let project_id = config
+                    .oidc_project_id
+                    .clone()
+                    .ok_or_else(|| ServerError::Config("--oidc-project-id is required with --oidc-issuer".to_owned()))?;
+                let introspection = match (&config.oidc_client_id, &config.oidc_client_secret) {
+                    (Some(id), Some(secret)) => Some((id.clone(), Secret(secret.clone()))),
+                    (None, None) => None,
+                    _ => return Err(ServerError::Config("give both --oidc-client-id and --oidc-client-secret, or neither".to_owned())),
+                };
+                let settings = OidcSettings {
+                    issuer: issuer.clone(),
+                    project_id,
+                    introspection,
+                    leeway: std::time::Duration::from_secs(config.oidc_leeway_secs),
+                };
+                Authenticator::Oidc(Arc::new(Oidc::discover(settings).await.map_err(ServerError::Config)?))
+            }
+            None => {
+                if !config.listen.ip().is_loopback() && !config.dev_allow_remote {
+                    return Err(ServerError::Config(format!(
+                        "development mode (no --oidc-issuer) listens on loopback only, not {}; configure an issuer or pass --dev-allow-remote",
+                        config.listen
+                    )));
+                }
+                tracing::warn!(
+                    "DEVELOPMENT MODE: no OpenID provider configured; the server accepts tokens it signs itself (`crm-server dev-token`). Never use this in production"
+                );
+                Authenticator::Dev(DevKey::load_or_create(&config.data_dir)?)
+            }
+        };
         let options = SchemaOptions { max_depth: config.max_depth, max_complexity: config.max_complexity, introspection: true };
-        Ok(AppState { engine, api: Arc::new(Api::new(options, Policy::default_roles())), insecure_dev: config.insecure_dev })
+        Ok(AppState { engine, api: Arc::new(Api::new(options, Policy::default_roles())), auth })
     }
 }
 
@@ -151,33 +190,11 @@ fn gql_error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))).into_response()
 }
 
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
-}
-
-/// The development principal from `x-dev-*` headers.
-fn dev_principal(headers: &HeaderMap) -> Result<Principal, String> {
-    let org = OrgId::new(header(headers, "x-dev-org").unwrap_or("dev")).map_err(|e| format!("x-dev-org: {e}"))?;
-    let sub = header(headers, "x-dev-sub").unwrap_or("dev").to_owned();
-    let roles = header(headers, "x-dev-roles")
-        .unwrap_or("admin")
-        .split(',')
-        .map(|r| RoleName::new(r.trim()).map_err(|e| format!("x-dev-roles: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Principal { sub, org_id: org, roles })
-}
-
 async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Result<Json<Request>, JsonRejection>) -> Response {
-    if !state.insecure_dev {
-        return gql_error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "authentication is not configured on this server (start it with --insecure-dev for local development)",
-        );
-    }
-    let principal = match dev_principal(&headers) {
+    // Authentication comes before anything else is looked at.
+    let principal = match state.auth.authenticate(&headers).await {
         Ok(p) => p,
-        Err(e) => return gql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &e),
+        Err(e) => return e.into_response(),
     };
     let request = match body {
         Ok(Json(r)) => r,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use clap::Parser;
+use crm_server::auth::DevKey;
 use crm_server::{AppState, Config, connect, run};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -52,7 +53,7 @@ async fn fresh_data_dir_is_created_migrated_and_served() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(Arc::new(engine), &config).unwrap();
+    let state = AppState::new(Arc::new(engine), &config).await.unwrap();
     let server = tokio::spawn(run(state, listener, async move {
         let _ = rx.await;
     }));
@@ -68,55 +69,68 @@ async fn fresh_data_dir_is_created_migrated_and_served() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// `/graphql` refuses everyone without authentication configured; in development mode it takes
-/// the principal from `x-dev-*` headers, so two tenants stay apart over HTTP too.
+/// Development mode over HTTP: `/graphql` needs a token the server signed itself; the token's
+/// tenant (or `X-Org-Id`, proven by its role map) confines every request.
 #[tokio::test]
-async fn graphql_over_http_in_dev_mode_only() {
+async fn graphql_over_http_with_dev_tokens() {
     let dir = std::env::temp_dir().join(format!("crm-serve-gql-{}", uuid_like()));
-    let mut config = Args::parse_from(["crm-server", "--data-dir", dir.to_str().unwrap(), "--insecure-dev"]).config;
+    let mut config = Args::parse_from(["crm-server", "--data-dir", dir.to_str().unwrap()]).config;
     config.database_url = None;
+    config.oidc_issuer = None;
     let engine = Arc::new(connect(&config).await.unwrap());
     engine.migrate().await.unwrap();
 
-    // Development mode refuses a non-loopback address.
+    // Development mode refuses a non-loopback address unless told otherwise.
     let mut exposed = config.clone();
     exposed.listen = "0.0.0.0:8080".parse().unwrap();
-    assert!(AppState::new(engine.clone(), &exposed).is_err());
+    assert!(AppState::new(engine.clone(), &exposed).await.is_err());
 
-    let mut closed = config.clone();
-    closed.insecure_dev = false;
-    for (cfg, dev) in [(closed, false), (config.clone(), true)] {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(run(AppState::new(engine.clone(), &cfg).unwrap(), listener, async move {
-            let _ = rx.await;
-        }));
-        let create = r#"{"query": "mutation { createLead(data: {name: \"Ada\"}) { name status } }"}"#;
-        let resp = post(addr, "/graphql", &[("x-dev-org", "org-a")], create).await;
-        if !dev {
-            assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
-            assert_eq!(body_json(&resp)["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
-        } else {
-            assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-            assert_eq!(body_json(&resp)["data"]["createLead"]["name"], "Ada");
-            let list = r#"{"query": "{ leads { name } }"}"#;
-            let a = body_json(&post(addr, "/graphql", &[("x-dev-org", "org-a"), ("x-dev-roles", "viewer")], list).await);
-            assert_eq!(a["data"]["leads"][0]["name"], "Ada");
-            let b = body_json(&post(addr, "/graphql", &[("x-dev-org", "org-b")], list).await);
-            assert_eq!(b["data"]["leads"], serde_json::json!([]));
-            let viewer = body_json(&post(addr, "/graphql", &[("x-dev-org", "org-a"), ("x-dev-roles", "viewer")], create).await);
-            assert_eq!(viewer["errors"][0]["extensions"]["code"], "FORBIDDEN");
-            let bad = post(addr, "/graphql", &[], "{not json").await;
-            assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
-            assert_eq!(body_json(&bad)["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
-            let huge = format!(r#"{{"query": "{{ leads {{ name }} }}", "variables": {{"x": "{}"}}}}"#, "x".repeat(crm_server::BODY_LIMIT));
-            let big = post(addr, "/graphql", &[], &huge).await;
-            assert!(big.starts_with("HTTP/1.1 413"), "{}", &big[..big.len().min(200)]);
-        }
-        tx.send(()).unwrap();
-        server.await.unwrap().unwrap();
+    let key = DevKey::load_or_create(&dir).unwrap();
+    let ttl = std::time::Duration::from_secs(600);
+    let admin_a = format!("Bearer {}", key.token("ann", "org-a", &["admin".into()], &["org-c".into()], ttl).unwrap());
+    let viewer_a = format!("Bearer {}", key.token("val", "org-a", &["viewer".into()], &[], ttl).unwrap());
+    let admin_b = format!("Bearer {}", key.token("bob", "org-b", &["admin".into()], &[], ttl).unwrap());
+    let foreign = DevKey::load_or_create(&dir.join("elsewhere")).unwrap();
+    let forged = format!("Bearer {}", foreign.token("eve", "org-a", &["admin".into()], &[], ttl).unwrap());
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(AppState::new(engine.clone(), &config).await.unwrap(), listener, async move {
+        let _ = rx.await;
+    }));
+    let create = r#"{"query": "mutation { createLead(data: {name: \"Ada\"}) { name status } }"}"#;
+    let list = r#"{"query": "{ leads { name } }"}"#;
+
+    for (auth, why) in [(None, "no token"), (Some(forged.as_str()), "signed by another key"), (Some("Bearer abc.def.ghi"), "garbage")] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
+        let resp = post(addr, "/graphql", &headers, create).await;
+        assert!(resp.starts_with("HTTP/1.1 401"), "{why}: {resp}");
+        assert!(resp.to_ascii_lowercase().contains("www-authenticate: bearer"), "{why}: {resp}");
+        assert_eq!(body_json(&resp)["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{why}");
     }
+    let resp = post(addr, "/graphql", &[("authorization", &admin_a)], create).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert_eq!(body_json(&resp)["data"]["createLead"]["name"], "Ada");
+    let a = body_json(&post(addr, "/graphql", &[("authorization", &viewer_a)], list).await);
+    assert_eq!(a["data"]["leads"][0]["name"], "Ada");
+    let b = body_json(&post(addr, "/graphql", &[("authorization", &admin_b)], list).await);
+    assert_eq!(b["data"]["leads"], serde_json::json!([]));
+    // The same admin switches to their other tenant with X-Org-Id; a tenant without grant is 403.
+    let c = body_json(&post(addr, "/graphql", &[("authorization", &admin_a), ("x-org-id", "org-c")], list).await);
+    assert_eq!(c["data"]["leads"], serde_json::json!([]));
+    let denied = post(addr, "/graphql", &[("authorization", &admin_a), ("x-org-id", "org-b")], list).await;
+    assert!(denied.starts_with("HTTP/1.1 403"), "{denied}");
+    let viewer = body_json(&post(addr, "/graphql", &[("authorization", &viewer_a)], create).await);
+    assert_eq!(viewer["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    let bad = post(addr, "/graphql", &[("authorization", &admin_a)], "{not json").await;
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    assert_eq!(body_json(&bad)["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    let huge = format!(r#"{{"query": "{{ leads {{ name }} }}", "variables": {{"x": "{}"}}}}"#, "x".repeat(crm_server::BODY_LIMIT));
+    let big = post(addr, "/graphql", &[("authorization", &admin_a)], &huge).await;
+    assert!(big.starts_with("HTTP/1.1 413"), "{}", &big[..big.len().min(200)]);
+    tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
 
