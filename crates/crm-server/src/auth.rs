@@ -211,9 +211,6 @@ impl Oidc {
         if let Ok(mut k) = self.jwks.keys.write() {
             *k = keys;
         }
-        if let Ok(mut t) = self.jwks.last_fetch.lock() {
-            *t = Some(Instant::now());
-        }
         Ok(())
     }
 
@@ -231,8 +228,12 @@ impl Oidc {
         if let Some(k) = self.cached_key(kid) {
             return Ok(k);
         }
+        // Refetches caused by unknown key ids are rate-limited (the initial load does not count).
         let recent = self.jwks.last_fetch.lock().ok().and_then(|t| *t).is_some_and(|t| t.elapsed() < JWKS_MIN_REFETCH);
         if !recent {
+            if let Ok(mut t) = self.jwks.last_fetch.lock() {
+                *t = Some(Instant::now());
+            }
             if let Err(e) = self.refetch_keys().await {
                 tracing::warn!(error = %e, "JWKS refetch failed");
                 return Err(AuthError::Unavailable);
