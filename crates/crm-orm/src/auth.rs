@@ -4,10 +4,10 @@
 //! queries, so no query reaches the database without the tenant predicate. A role with no grant
 //! for a model compiles to [`Filter::False`]: absence of a rule never means "allow".
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crm_model::{Catalog, FieldKind, Model, ModelName, OrgId, RoleName, ScalarType};
+use crm_model::{Catalog, FieldKind, FieldName, Model, ModelName, OrgId, RoleName, ScalarType};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -94,7 +94,19 @@ impl Grant {
     }
 }
 
-/// One role: a grant for every model unless a model has its own.
+/// Fields a role may not read or write on one model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FieldRules {
+    /// Fields never returned to, filtered or ordered by, or searched by this role.
+    #[serde(default)]
+    pub deny_read: Vec<FieldName>,
+    /// Fields this role may not set.
+    #[serde(default)]
+    pub deny_write: Vec<FieldName>,
+}
+
+/// One role: a grant for every model unless a model has its own, and field denials per model.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolePolicy {
@@ -104,6 +116,9 @@ pub struct RolePolicy {
     /// Grants per model.
     #[serde(default)]
     pub models: HashMap<ModelName, Grant>,
+    /// Field denials per model.
+    #[serde(default)]
+    pub fields: HashMap<ModelName, FieldRules>,
 }
 
 /// Roles and their grants.
@@ -121,10 +136,10 @@ impl Policy {
     pub fn default_roles() -> Policy {
         let mut roles = HashMap::new();
         if let Ok(admin) = RoleName::new("admin") {
-            roles.insert(admin, RolePolicy { default: Grant::ALL, models: HashMap::new() });
+            roles.insert(admin, RolePolicy { default: Grant::ALL, ..RolePolicy::default() });
         }
         if let Ok(viewer) = RoleName::new("viewer") {
-            roles.insert(viewer, RolePolicy { default: Grant::READ, models: HashMap::new() });
+            roles.insert(viewer, RolePolicy { default: Grant::READ, ..RolePolicy::default() });
         }
         if let Ok(sales) = RoleName::new("sales") {
             let own = Some(RowRule::OwnOrUnassigned);
@@ -135,7 +150,14 @@ impl Policy {
             if let Ok(m) = ModelName::new("SocialEvent") {
                 models.insert(m, Grant { read: Some(RowRule::All), create: Some(RowRule::All), update: Some(RowRule::All), delete: None });
             }
-            roles.insert(sales, RolePolicy { default: Grant { read: Some(RowRule::All), create: own, update: own, delete: own }, models });
+            roles.insert(
+                sales,
+                RolePolicy {
+                    default: Grant { read: Some(RowRule::All), create: own, update: own, delete: own },
+                    models,
+                    ..RolePolicy::default()
+                },
+            );
         }
         Policy { roles }
     }
@@ -147,6 +169,34 @@ impl Policy {
             .map(|rp| rp.models.get(model).copied().unwrap_or(rp.default))
             .fold(Grant::default(), Grant::union)
     }
+
+    /// The fields of `model` denied to a principal with `roles`: denied only when every role of
+    /// theirs that has a policy denies it (roles add up).
+    fn denials_for(&self, roles: &[RoleName], model: &ModelName) -> Denials {
+        let mut read: Option<HashSet<FieldName>> = None;
+        let mut write: Option<HashSet<FieldName>> = None;
+        for rp in roles.iter().filter_map(|r| self.roles.get(r)) {
+            let rules = rp.fields.get(model);
+            let r: HashSet<FieldName> = rules.map(|f| f.deny_read.iter().cloned().collect()).unwrap_or_default();
+            let w: HashSet<FieldName> = rules.map(|f| f.deny_write.iter().cloned().collect()).unwrap_or_default();
+            read = Some(match read {
+                None => r,
+                Some(prev) => prev.intersection(&r).cloned().collect(),
+            });
+            write = Some(match write {
+                None => w,
+                Some(prev) => prev.intersection(&w).cloned().collect(),
+            });
+        }
+        Denials { read: read.unwrap_or_default(), write: write.unwrap_or_default() }
+    }
+}
+
+/// Fields denied to the caller on one model.
+#[derive(Debug, Clone, Default)]
+struct Denials {
+    read: HashSet<FieldName>,
+    write: HashSet<FieldName>,
 }
 
 /// The caller's resolved access, carried by every [`Scoped`] query: the tenant and the row
@@ -156,6 +206,7 @@ pub struct Access {
     org: OrgId,
     actor: String,
     grants: Arc<HashMap<ModelName, Grant>>,
+    denials: Arc<HashMap<ModelName, Denials>>,
 }
 
 impl Access {
@@ -214,6 +265,48 @@ impl Access {
     }
 }
 
+/// What a query reads and writes, field by field: checked against the caller's field denials by
+/// [`Access::scope`], so a denied field is never returned, filtered, ordered, searched or written.
+pub trait FieldUse {
+    /// Fails with `Forbidden` on the first denied field the query uses.
+    ///
+    /// # Errors
+    /// `Forbidden` naming the field.
+    fn check_fields(&self, catalog: &Catalog, check: &FieldCheck<'_>) -> Result<()>;
+}
+
+/// The field check handed to [`FieldUse::check_fields`].
+pub struct FieldCheck<'a> {
+    access: &'a Access,
+}
+
+impl FieldCheck<'_> {
+    /// `field` of `model` may be read.
+    ///
+    /// # Errors
+    /// `Forbidden` when it is denied.
+    pub fn read(&self, model: &ModelName, field: &str) -> Result<()> {
+        match self.access.denials.get(model) {
+            Some(d) if d.read.iter().any(|f| f.as_str() == field) => {
+                Err(OrmError::Forbidden(format!("the field `{field}` of {model} is not readable with your roles")))
+            }
+            _ => Ok(()),
+        }
+    }
+    /// `field` of `model` may be written.
+    ///
+    /// # Errors
+    /// `Forbidden` when it is denied.
+    pub fn write(&self, model: &ModelName, field: &str) -> Result<()> {
+        match self.access.denials.get(model) {
+            Some(d) if d.write.iter().any(|f| f.as_str() == field) => {
+                Err(OrmError::Forbidden(format!("the field `{field}` of {model} is not writable with your roles")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A query that passed [`authorize`]: the only thing the executor runs. Fields are private and
 /// there is no public constructor besides [`authorize`].
 #[derive(Debug, Clone)]
@@ -251,7 +344,12 @@ impl<Q> Scoped<Q> {
 pub fn access(catalog: &Catalog, policy: &Policy, principal: &Principal) -> Access {
     let grants: HashMap<ModelName, Grant> =
         catalog.models().map(|m| (m.name.clone(), policy.grant_for(&principal.roles, &m.name))).collect();
-    Access { org: principal.org_id.clone(), actor: principal.sub.clone(), grants: Arc::new(grants) }
+    let denials: HashMap<ModelName, Denials> = catalog
+        .models()
+        .map(|m| (m.name.clone(), policy.denials_for(&principal.roles, &m.name)))
+        .filter(|(_, d)| !d.read.is_empty() || !d.write.is_empty())
+        .collect();
+    Access { org: principal.org_id.clone(), actor: principal.sub.clone(), grants: Arc::new(grants), denials: Arc::new(denials) }
 }
 
 impl Access {
@@ -260,13 +358,16 @@ impl Access {
     ///
     /// # Errors
     /// `Forbidden` when no role grants `op` on `model`; `BadInput` for an unknown model.
-    pub fn scope<Q>(&self, catalog: &Catalog, model: &ModelName, op: Op, query: Q) -> Result<Scoped<Q>> {
+    pub fn scope<Q: FieldUse>(&self, catalog: &Catalog, model: &ModelName, op: Op, query: Q) -> Result<Scoped<Q>> {
         if catalog.model(model.as_str()).is_none() {
             return Err(OrmError::bad("model", format!("unknown model `{model}`")));
         }
         if !self.allows(model, op) {
             let op_name = json!(op);
             return Err(OrmError::Forbidden(format!("not allowed to {} {model}", op_name.as_str().unwrap_or("access"))));
+        }
+        if !self.denials.is_empty() {
+            query.check_fields(catalog, &FieldCheck { access: self })?;
         }
         Ok(Scoped { access: self.clone(), query, tenant_predicate: true })
     }
@@ -285,6 +386,13 @@ impl Access {
 /// # Errors
 /// `Forbidden` when no role of the principal grants `op` on `model`; `BadInput` for an unknown
 /// model.
-pub fn authorize<Q>(catalog: &Catalog, policy: &Policy, principal: &Principal, model: &ModelName, op: Op, query: Q) -> Result<Scoped<Q>> {
+pub fn authorize<Q: FieldUse>(
+    catalog: &Catalog,
+    policy: &Policy,
+    principal: &Principal,
+    model: &ModelName,
+    op: Op,
+    query: Q,
+) -> Result<Scoped<Q>> {
     access(catalog, policy, principal).scope(catalog, model, op, query)
 }

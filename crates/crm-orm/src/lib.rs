@@ -9,12 +9,13 @@ pub mod auth;
 pub mod dialect;
 pub mod error;
 mod exec;
+mod field_use;
 pub mod ir;
 pub mod schema;
 pub mod search;
 pub mod sql;
 
-pub use auth::{Access, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped, access, authorize};
+pub use auth::{Access, FieldCheck, FieldRules, FieldUse, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped, access, authorize};
 pub use dialect::Dialect;
 pub use error::{OrmError, Result};
 pub use exec::{Engine, EngineOptions, PageResult, WriteResult, count_statements};

@@ -596,7 +596,7 @@ fn lead_only_policy() -> Policy {
     let mut models = HashMap::new();
     models.insert(ModelName::new("Lead").unwrap(), Grant::READ);
     let mut roles = HashMap::new();
-    roles.insert(RoleName::new("leadreader").unwrap(), RolePolicy { default: Grant::default(), models });
+    roles.insert(RoleName::new("leadreader").unwrap(), RolePolicy { default: Grant::default(), models, ..RolePolicy::default() });
     Policy { roles }
 }
 
