@@ -53,7 +53,13 @@ impl Api {
                 return Response::from_errors(errors);
             }
         };
-        let access = crm_orm::access(engine.catalog(), &self.policy, principal);
+        let access = match engine.access(&self.policy, principal).await {
+            Ok(a) => a,
+            Err(e) => {
+                let err = to_graphql_error(&e);
+                return Response::from_errors(vec![err.into_server_error(async_graphql::Pos::default())]);
+            }
+        };
         let rc = RequestCtx { engine: engine.clone(), access };
         let mut response = schema.execute(request.data(rc)).await;
         classify(&mut response.errors);

@@ -119,6 +119,10 @@ pub struct RolePolicy {
     /// Field denials per model.
     #[serde(default)]
     pub fields: HashMap<ModelName, FieldRules>,
+    /// Whether this role's reads also cover the tenant's descendant tenants (child tenants,
+    /// their children, …). Writes stay in the tenant itself.
+    #[serde(default)]
+    pub descendants: bool,
 }
 
 /// Roles and their grants.
@@ -137,6 +141,9 @@ impl Policy {
         let mut roles = HashMap::new();
         if let Ok(admin) = RoleName::new("admin") {
             roles.insert(admin, RolePolicy { default: Grant::ALL, ..RolePolicy::default() });
+        }
+        if let Ok(parent) = RoleName::new("parent_admin") {
+            roles.insert(parent, RolePolicy { default: Grant::READ, descendants: true, ..RolePolicy::default() });
         }
         if let Ok(viewer) = RoleName::new("viewer") {
             roles.insert(viewer, RolePolicy { default: Grant::READ, ..RolePolicy::default() });
@@ -160,6 +167,12 @@ impl Policy {
             );
         }
         Policy { roles }
+    }
+
+    /// Whether any of `roles` reads descendant tenants.
+    #[must_use]
+    pub fn reads_descendants(&self, roles: &[RoleName]) -> bool {
+        roles.iter().filter_map(|r| self.roles.get(r)).any(|rp| rp.descendants)
     }
 
     fn grant_for(&self, roles: &[RoleName], model: &ModelName) -> Grant {
@@ -207,6 +220,8 @@ pub struct Access {
     actor: String,
     grants: Arc<HashMap<ModelName, Grant>>,
     denials: Arc<HashMap<ModelName, Denials>>,
+    /// Further tenants reads cover (descendants, for parent roles); empty for everyone else.
+    read_orgs: Arc<Vec<OrgId>>,
 }
 
 impl Access {
@@ -214,6 +229,16 @@ impl Access {
     #[must_use]
     pub fn org(&self) -> &OrgId {
         &self.org
+    }
+    /// Further tenants the caller's reads cover (descendant tenants of a parent role).
+    #[must_use]
+    pub fn read_orgs(&self) -> &[OrgId] {
+        &self.read_orgs
+    }
+    /// Only the engine, which looked the descendants up, widens reads.
+    pub(crate) fn with_descendants(mut self, orgs: Vec<OrgId>) -> Access {
+        self.read_orgs = Arc::new(orgs);
+        self
     }
     /// The acting subject (written to `createdBy` / `updatedBy`).
     #[must_use]
@@ -349,7 +374,13 @@ pub fn access(catalog: &Catalog, policy: &Policy, principal: &Principal) -> Acce
         .map(|m| (m.name.clone(), policy.denials_for(&principal.roles, &m.name)))
         .filter(|(_, d)| !d.read.is_empty() || !d.write.is_empty())
         .collect();
-    Access { org: principal.org_id.clone(), actor: principal.sub.clone(), grants: Arc::new(grants), denials: Arc::new(denials) }
+    Access {
+        org: principal.org_id.clone(),
+        actor: principal.sub.clone(),
+        grants: Arc::new(grants),
+        denials: Arc::new(denials),
+        read_orgs: Arc::new(Vec::new()),
+    }
 }
 
 impl Access {

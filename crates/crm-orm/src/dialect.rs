@@ -304,8 +304,8 @@ impl Dialect {
     pub fn set_tenant_sql(self, local: bool) -> Option<&'static str> {
         match (self, local) {
             (Dialect::Sqlite, _) => None,
-            (Dialect::Postgres, true) => Some("SELECT set_config('crm.org_id', $1, true)"),
-            (Dialect::Postgres, false) => Some("SELECT set_config('crm.org_id', $1, false)"),
+            (Dialect::Postgres, true) => Some("SELECT set_config('crm.org_id', $1, true), set_config('crm.read_orgs', $2, true)"),
+            (Dialect::Postgres, false) => Some("SELECT set_config('crm.org_id', $1, false), set_config('crm.read_orgs', $2, false)"),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crm_model::{Catalog, FieldKind, FieldName, Model, ModelName, OnDelete, ScalarType, Value};
+use crm_model::{Catalog, FieldKind, FieldName, Model, ModelName, OnDelete, OrgId, ScalarType, Value};
 use sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_query_sqlx::SqlxValues;
 use serde_json::Value as Json;
@@ -185,10 +185,13 @@ impl Ex<'_> {
         run!(self, c => { sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *c).await?; });
         Ok(())
     }
-    async fn set_tenant(self, local: bool, org: &str) -> Result<()> {
+    /// Sets the tenant (and the further tenants reads may cover) for row-level security. Both
+    /// settings are always written, so nothing of an earlier request stays on the connection.
+    async fn set_tenant(self, local: bool, access: &Access) -> Result<()> {
         if let (Ex::Pg(c), Some(sql)) = (self, Dialect::Postgres.set_tenant_sql(local)) {
             counted();
-            sqlx::query(sql).bind(org).execute(&mut *c).await?;
+            let read_orgs = access.read_orgs().iter().map(OrgId::as_str).collect::<Vec<_>>().join(",");
+            sqlx::query(sql).bind(access.org().as_str()).bind(read_orgs).execute(&mut *c).await?;
         }
         Ok(())
     }
@@ -425,13 +428,39 @@ impl Engine {
         Ok(())
     }
 
+    /// The caller's access, with the descendant tenants their roles may read (roles with
+    /// `descendants: true`, such as `parent_admin`), looked up in `crm_tenants`.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn access(&self, policy: &crate::Policy, principal: &crate::Principal) -> Result<Access> {
+        let access = crate::auth::access(&self.catalog, policy, principal);
+        if !policy.reads_descendants(&principal.roles) {
+            return Ok(access);
+        }
+        let sql = "WITH RECURSIVE d(org_id) AS (SELECT org_id FROM crm_tenants WHERE parent_org_id = $1 \
+                   UNION SELECT t.org_id FROM crm_tenants t JOIN d ON t.parent_org_id = d.org_id) SELECT org_id FROM d";
+        let sql = match self.dialect() {
+            Dialect::Postgres => sql.to_owned(),
+            Dialect::Sqlite => sql.replace("$1", "?1"),
+        };
+        let mut c = self.acquire().await?;
+        counted();
+        let orgs: Vec<String> = match c.ex() {
+            Ex::Sqlite(c) => sqlx::query_scalar(AssertSqlSafe(sql)).bind(principal.org_id.as_str()).fetch_all(&mut *c).await?,
+            Ex::Pg(c) => sqlx::query_scalar(AssertSqlSafe(sql)).bind(principal.org_id.as_str()).fetch_all(&mut *c).await?,
+        };
+        let orgs = orgs.into_iter().filter_map(|o| OrgId::new(o).ok()).collect();
+        Ok(access.with_descendants(orgs))
+    }
+
     /// Reads one page.
     ///
     /// # Errors
     /// Bad arguments (typed, naming the input), limits, database failures.
     pub async fn read(&self, q: &Scoped<Read>) -> Result<PageResult> {
         let mut conn = self.acquire().await?;
-        conn.ex().set_tenant(false, q.access.org().as_str()).await?;
+        conn.ex().set_tenant(false, &q.access).await?;
         read_page(self.dialect(), &self.catalog, &q.access, q.tenant_predicate, self.limits, &mut conn, &q.query).await
     }
 
@@ -443,7 +472,7 @@ impl Engine {
         let d = self.dialect();
         let stmt = Builder::with_tenant_predicate(d, &self.catalog, &q.access, q.tenant_predicate, self.limits).group_by(&q.query)?;
         let mut conn = self.acquire().await?;
-        conn.ex().set_tenant(false, q.access.org().as_str()).await?;
+        conn.ex().set_tenant(false, &q.access).await?;
         let rows = conn.ex().texts(d.build(&stmt)).await?;
         rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("group JSON: {e}")))).collect()
     }
@@ -460,7 +489,7 @@ impl Engine {
             return Ok(None);
         };
         let mut conn = self.acquire().await?;
-        conn.ex().set_tenant(false, q.access.org().as_str()).await?;
+        conn.ex().set_tenant(false, &q.access).await?;
         let found = conn.ex().texts(d.build(&stmt)).await?;
         Ok(found.into_iter().next().and_then(|m| self.catalog.model(&m).map(|m| m.name.clone())))
     }
@@ -486,7 +515,7 @@ impl Engine {
 
     async fn write_once(&self, w: &Scoped<Write>, select: &Selection) -> Result<WriteResult> {
         let mut tx = self.begin().await?;
-        tx.ex().set_tenant(true, w.access.org().as_str()).await?;
+        tx.ex().set_tenant(true, &w.access).await?;
         let mut wr = Writer {
             d: self.dialect(),
             cat: &self.catalog,

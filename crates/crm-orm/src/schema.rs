@@ -161,6 +161,12 @@ pub fn row_level_security(m: &Model) -> Vec<String> {
             "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = current_schema() AND tablename = '{t}' AND policyname = 'crm_tenant') THEN CREATE POLICY crm_tenant ON {} USING (org_id = current_setting('crm.org_id', true)) WITH CHECK (org_id = current_setting('crm.org_id', true)); END IF; END $$",
             q(t)
         ),
+        // Reads may also cover the descendant tenants a parent role was resolved to (the engine
+        // sets `crm.read_orgs` on every read, empty otherwise). Policies are permissive: OR-ed.
+        format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = current_schema() AND tablename = '{t}' AND policyname = 'crm_tenant_read') THEN CREATE POLICY crm_tenant_read ON {} FOR SELECT USING (org_id = ANY (string_to_array(current_setting('crm.read_orgs', true), ','))); END IF; END $$",
+            q(t)
+        ),
     ]
 }
 

@@ -181,7 +181,14 @@ impl<'a> Builder<'a> {
         let pred = self.access.predicate(model, op);
         let mut parts = Vec::with_capacity(2);
         if self.tenant {
-            parts.push(self.org(alias));
+            let others = self.access.read_orgs();
+            if op == Op::Read && !others.is_empty() {
+                // A parent role reads its tenant and the descendant tenants the engine resolved.
+                let orgs: Vec<Expr> = std::iter::once(self.access.org()).chain(others).map(|o| Expr::val(o.as_str())).collect();
+                parts.push(Self::col(alias, "org_id").is_in(orgs));
+            } else {
+                parts.push(self.org(alias));
+            }
         }
         match pred {
             Filter::True => {}
