@@ -1,90 +1,42 @@
 //! The crm-platform server: configuration, CLI and HTTP. Also a library, so the service can be
-//! embedded ([`run`]) and tested on port 0.
+//! embedded ([`App`], [`run`]) and tested on port 0.
+//!
+//! Routes: `POST /graphql` (JSON in/out, bearer token required), `GET /graphql` (GraphiQL),
+//! `/healthz`, `/readyz`, `/metrics` (Prometheus text; on its own listener with
+//! `--metrics-listen`). Every response carries an `x-request-id`; every log line of a request is
+//! written in its span. Layers, outermost first: request id, trace span, metrics, CORS (when
+//! configured), panic catcher (500 `INTERNAL`), timeout (503 `LIMIT_EXCEEDED`), body limit
+//! (413 `LIMIT_EXCEEDED`).
 #![forbid(unsafe_code)]
 
 pub mod auth;
+mod config;
+mod http;
+pub mod metrics;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::get;
+use axum::{Extension, Json, Router, middleware};
 use crm_graphql::{Api, Request, SchemaOptions};
 use crm_model::standard::standard_catalog;
 use crm_orm::{Engine, EngineOptions, OrmError, Policy};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::CorsLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::auth::{Authenticator, DevKey, Oidc, OidcSettings, Secret};
-
-/// Server configuration.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Config {
-    /// Database URL: `sqlite://…` or `postgres://…`. Default: a SQLite file in the data directory.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// Directory for the embedded database and local state.
-    #[arg(long, env = "CRM_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
-    /// Address to listen on (loopback unless told otherwise).
-    #[arg(long, env = "CRM_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Largest database pool.
-    #[arg(long, env = "CRM_DB_MAX_CONNECTIONS", default_value_t = 10)]
-    pub db_max_connections: u32,
-    /// The OpenID provider (ZITADEL) issuer URL, exactly as in its tokens. Without it the server
-    /// runs in development mode: it signs its own tokens (`crm-server dev-token`) with a key in the
-    /// data directory and listens on loopback only.
-    #[arg(long, env = "CRM_OIDC_ISSUER")]
-    pub oidc_issuer: Option<String>,
-    /// The ZITADEL project id: required in every token's `aud`; its role claim gives the roles.
-    #[arg(long, env = "CRM_OIDC_PROJECT_ID")]
-    pub oidc_project_id: Option<String>,
-    /// Client id for token introspection (opaque tokens).
-    #[arg(long, env = "CRM_OIDC_CLIENT_ID")]
-    pub oidc_client_id: Option<String>,
-    /// Client secret for token introspection (never printed).
-    #[arg(long, env = "CRM_OIDC_CLIENT_SECRET", hide_env_values = true)]
-    pub oidc_client_secret: Option<String>,
-    /// Clock leeway for token times, in seconds (at most 30).
-    #[arg(long, env = "CRM_OIDC_LEEWAY_SECS", default_value_t = 30)]
-    pub oidc_leeway_secs: u64,
-    /// In development mode, allow a non-loopback listen address anyway.
-    #[arg(long, env = "CRM_DEV_ALLOW_REMOTE", default_value_t = false)]
-    pub dev_allow_remote: bool,
-    /// Rows per page when a query gives no `first`/`last`.
-    #[arg(long, env = "CRM_DEFAULT_PAGE_SIZE", default_value_t = 10)]
-    pub default_page_size: u32,
-    /// Largest `first`/`last` accepted (LIMIT_EXCEEDED beyond).
-    #[arg(long, env = "CRM_MAX_PAGE_SIZE", default_value_t = 100)]
-    pub max_page_size: u32,
-    /// Deepest GraphQL selection accepted (LIMIT_EXCEEDED beyond).
-    #[arg(long, env = "CRM_MAX_DEPTH", default_value_t = 15)]
-    pub max_depth: usize,
-    /// Most fields one GraphQL request may select (LIMIT_EXCEEDED beyond).
-    #[arg(long, env = "CRM_MAX_COMPLEXITY", default_value_t = 2000)]
-    pub max_complexity: usize,
-}
-
-impl Config {
-    /// The database URL to use: the configured one, or `sqlite://<data_dir>/crm.db` (the data
-    /// directory is created).
-    ///
-    /// # Errors
-    /// When the data directory cannot be created.
-    pub fn resolved_database_url(&self) -> std::io::Result<String> {
-        if let Some(u) = &self.database_url {
-            return Ok(u.clone());
-        }
-        std::fs::create_dir_all(&self.data_dir)?;
-        Ok(format!("sqlite://{}", self.data_dir.join("crm.db").display()))
-    }
-}
+use crate::auth::{AuthError, Authenticator, DevKey, Oidc, OidcSettings, Secret};
+pub use crate::config::{BODY_LIMIT, Config, DEFAULT_LISTEN, LogFormat, REQUEST_TIMEOUT_SECS, redact_url};
+use crate::http::{OperationSlot, Outcome, gql_error};
+pub use crate::http::{RequestId, X_REQUEST_ID};
+use crate::metrics::Metrics;
 
 /// Server start-up failures.
 #[derive(Debug, thiserror::Error)]
@@ -118,22 +70,64 @@ pub async fn connect(config: &Config) -> Result<Engine, ServerError> {
     Ok(Engine::connect(&url, catalog, opts).await?)
 }
 
-/// What the HTTP handlers share.
-#[derive(Clone)]
-pub struct AppState {
+/// Sets up logging to standard output in `format`, at the level `RUST_LOG` gives (default
+/// `info`). Does nothing when a subscriber is already installed.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = match format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).try_init(),
+        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(true).with_span_list(true).try_init(),
+    };
+}
+
+/// HTTP settings taken from the configuration.
+struct HttpSettings {
+    body_limit: usize,
+    timeout: Option<Duration>,
+    cors: Option<CorsLayer>,
+    /// `/metrics` on the main router (no separate metrics listener configured).
+    metrics_on_main: bool,
+}
+
+struct Shared {
     engine: Arc<Engine>,
     api: Arc<Api>,
     auth: Authenticator,
+    http: HttpSettings,
+    metrics: Metrics,
+    routes: Option<Router<AppState>>,
+}
+
+/// What the HTTP handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
 }
 
 impl AppState {
-    /// State for `engine` with the authentication and limits of `config`: OpenID provider
-    /// discovery when an issuer is configured, else development mode (refused on a non-loopback
-    /// address unless allowed).
+    /// State for `engine` with the authentication, limits and HTTP settings of `config`: OpenID
+    /// provider discovery when an issuer is configured, else development mode (refused on a
+    /// non-loopback address unless allowed).
     ///
     /// # Errors
-    /// Incomplete OIDC settings, an unreachable provider, development mode exposed.
+    /// Incomplete OIDC settings, an unreachable provider, development mode exposed, an invalid
+    /// CORS origin.
     pub async fn new(engine: Arc<Engine>, config: &Config) -> Result<AppState, ServerError> {
+        AppState::with_routes(engine, config, None).await
+    }
+
+    async fn with_routes(engine: Arc<Engine>, config: &Config, routes: Option<Router<AppState>>) -> Result<AppState, ServerError> {
+        config.validate()?;
+        let http = HttpSettings {
+            body_limit: config.body_limit,
+            timeout: config.request_timeout(),
+            cors: http::cors_layer(&config.cors_origins)?,
+            metrics_on_main: config.metrics_listen.is_none(),
+        };
         let auth = match &config.oidc_issuer {
             Some(issuer) => {
                 let project_id = config
@@ -167,7 +161,120 @@ impl AppState {
             }
         };
         let options = SchemaOptions { max_depth: config.max_depth, max_complexity: config.max_complexity, introspection: true };
-        Ok(AppState { engine, api: Arc::new(Api::new(options, Policy::default_roles())), auth })
+        let api = Arc::new(Api::new(options, Policy::default_roles()));
+        Ok(AppState(Arc::new(Shared { engine, api, auth, http, metrics: Metrics::default(), routes })))
+    }
+
+    /// The engine.
+    #[must_use]
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.0.engine
+    }
+
+    /// The request metrics.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// The HTTP service: [`app`] of this state.
+    pub fn router(&self) -> Router {
+        app(self.clone())
+    }
+}
+
+/// Builds an [`AppState`]: connects and migrates the database unless given an engine, sets up
+/// authentication, and optionally adds routes of the embedding program (served under the same
+/// layers).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), crm_server::ServerError> {
+/// let config = crm_server::Config { data_dir: "/tmp/crm".into(), ..Default::default() };
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let state = crm_server::App::new(config).build().await?;
+/// crm_server::run(state, listener, std::future::pending()).await
+/// # }
+/// ```
+pub struct App {
+    config: Config,
+    engine: Option<Arc<Engine>>,
+    migrate: bool,
+    routes: Option<Router<AppState>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("config", &self.config).field("migrate", &self.migrate).finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// A builder for `config`.
+    #[must_use]
+    pub fn new(config: Config) -> App {
+        App { config, engine: None, migrate: true, routes: None }
+    }
+
+    /// Uses `engine` instead of connecting to the configured database.
+    #[must_use]
+    pub fn engine(mut self, engine: Arc<Engine>) -> App {
+        self.engine = Some(engine);
+        self
+    }
+
+    /// Whether [`App::build`] applies migrations (default: yes; they are idempotent).
+    #[must_use]
+    pub fn migrate(mut self, migrate: bool) -> App {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Extra routes served next to the server's own, under the same layers (request id, timeout,
+    /// metrics…). They must not overlap the server's routes.
+    #[must_use]
+    pub fn routes(mut self, routes: Router<AppState>) -> App {
+        self.routes = Some(routes);
+        self
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Connects (unless given an engine), migrates (unless told not to) and builds the state.
+    ///
+    /// # Errors
+    /// See [`connect`] and [`AppState::new`].
+    pub async fn build(self) -> Result<AppState, ServerError> {
+        let engine = match self.engine {
+            Some(e) => e,
+            None => Arc::new(connect(&self.config).await?),
+        };
+        if self.migrate {
+            engine.migrate().await?;
+        }
+        AppState::with_routes(engine, &self.config, self.routes).await
+    }
+
+    /// Builds, then serves on `listener` (and on `--metrics-listen` when configured) until
+    /// `shutdown` completes.
+    ///
+    /// # Errors
+    /// See [`App::build`]; a metrics address that cannot be bound.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let metrics_listen = self.config.metrics_listen;
+        let state = self.build().await?;
+        let metrics_listener = match metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        serve(state, listener, metrics_listener, shutdown).await
     }
 }
 
@@ -176,7 +283,7 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    match state.engine.ready().await {
+    match state.0.engine.ready().await {
         Ok(true) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "migrations pending" }))),
         Err(e) => {
@@ -186,15 +293,35 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
     }
 }
 
-fn gql_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))).into_response()
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().render()).into_response()
 }
 
-async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Result<Json<Request>, JsonRejection>) -> Response {
+/// The outcome label of an authentication failure (the code its response carries).
+fn auth_outcome(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::Forbidden(_) => "FORBIDDEN",
+        AuthError::Unavailable => "INTERNAL",
+        _ => "UNAUTHENTICATED",
+    }
+}
+
+async fn graphql(
+    State(state): State<AppState>,
+    slot: Option<Extension<OperationSlot>>,
+    headers: HeaderMap,
+    body: Result<Json<Request>, JsonRejection>,
+) -> Response {
+    let state = &state.0;
     // Authentication comes before anything else is looked at.
     let principal = match state.auth.authenticate(&headers).await {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            let outcome = auth_outcome(&e);
+            let mut resp = e.into_response();
+            resp.extensions_mut().insert(Outcome(outcome.to_owned()));
+            return resp;
+        }
     };
     let request = match body {
         Ok(Json(r)) => r,
@@ -205,22 +332,61 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Result
             return gql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &format!("expected a GraphQL request as JSON: {}", e.body_text()));
         }
     };
+    let operation = metrics::operation_label(request.operation_name.as_deref(), &request.query);
+    tracing::Span::current().record("operation", operation.as_str());
+    if let Some(Extension(slot)) = slot {
+        slot.set(operation);
+    }
     let response = state.api.execute(&state.engine, &principal, request).await;
-    Json(response).into_response()
+    let outcome = match response.errors.first() {
+        None => "ok".to_owned(),
+        Some(e) => e
+            .extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .and_then(|v| serde_json::to_value(v).ok())
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "error".to_owned()),
+    };
+    let mut resp = Json(response).into_response();
+    resp.extensions_mut().insert(Outcome(outcome));
+    resp
 }
 
-/// The HTTP routes.
+/// The HTTP service of `state`: its routes (and the embedder's, see [`App::routes`]) under the
+/// server's layers.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/graphql", post(graphql))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    let s = &state.0;
+    let mut router =
+        Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/graphql", get(http::graphiql).post(graphql));
+    if s.http.metrics_on_main {
+        router = router.route("/metrics", get(metrics_text));
+    }
+    if let Some(extra) = &s.routes {
+        router = router.merge(extra.clone());
+    }
+    let mut router = router
+        .layer(DefaultBodyLimit::max(s.http.body_limit))
+        .layer(middleware::from_fn_with_state(s.http.timeout, http::timeout))
+        .layer(CatchPanicLayer::custom(http::panic_response));
+    if let Some(cors) = &s.http.cors {
+        router = router.layer(cors.clone());
+    }
+    router
+        .layer(middleware::from_fn_with_state(state.clone(), http::track))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(http::make_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Millis)),
+        )
+        .layer(middleware::from_fn(http::request_id))
         .with_state(state)
 }
 
-/// Largest request body accepted.
-pub const BODY_LIMIT: usize = 1024 * 1024;
+/// The metrics service (`GET /metrics`), for a separate listener.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics_text)).with_state(state)
+}
 
 /// Serves on `listener` until `shutdown` completes.
 ///
@@ -231,6 +397,36 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+    serve(state, listener, None, shutdown).await
+}
+
+/// Serves [`app`] on `listener` and, when given, [`metrics_app`] on `metrics_listener`, until
+/// `shutdown` completes (both stop gracefully).
+///
+/// # Errors
+/// When a listener fails.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let main = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let main = async move { main.await.map_err(ServerError::from) };
+    let metrics = async move {
+        if let Some(l) = metrics_listener {
+            axum::serve(l, metrics_app(state))
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await?;
+        }
+        Ok::<(), ServerError>(())
+    };
+    tokio::try_join!(main, metrics)?;
     Ok(())
 }

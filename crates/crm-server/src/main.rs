@@ -1,15 +1,21 @@
-//! `crm-server`: `serve` (the default) and `migrate`.
+//! `crm-server`: `serve` (the default), `migrate`, `dev-token`, `check-config`.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crm_server::auth::DevKey;
-use crm_server::{AppState, Config, ServerError, connect, run};
+use crm_server::{App, Config, ServerError, connect, init_logging, serve};
+
+const AFTER_HELP: &str = "\
+Configuration: each option is a flag, an environment variable (shown) and a key of the TOML file
+given by --config / CRM_CONFIG (the long name with `_`, e.g. `max_depth = 10`). Precedence: flags,
+then environment variables, then the file, then the defaults. Secrets are never printed.
+Options go before the command: `crm-server --listen 127.0.0.1:9000 serve`. See docs/CONFIG.md.";
 
 #[derive(Parser)]
-#[command(name = "crm-server", version, about = "The crm-platform server")]
+#[command(name = "crm-server", version, about = "The crm-platform server", after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -42,6 +48,8 @@ enum Command {
         #[arg(long, default_value_t = 12 * 3600)]
         ttl_secs: u64,
     },
+    /// Print the effective configuration (secrets redacted) and exit.
+    CheckConfig,
 }
 
 async fn shutdown_signal() {
@@ -64,6 +72,10 @@ async fn shutdown_signal() {
 }
 
 async fn main_inner(cli: Cli) -> Result<(), ServerError> {
+    if let Some(Command::CheckConfig) = &cli.command {
+        println!("{:#?}", cli.config);
+        return Ok(());
+    }
     if let Some(Command::DevToken { org, sub, roles, also_org, ttl_secs }) = &cli.command {
         if cli.config.oidc_issuer.is_some() {
             return Err(ServerError::Config("dev-token is for development mode; an OpenID provider is configured".to_owned()));
@@ -80,22 +92,42 @@ async fn main_inner(cli: Cli) -> Result<(), ServerError> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::DevToken { .. } => Ok(()),
+        Command::DevToken { .. } | Command::CheckConfig => Ok(()),
         Command::Serve => {
-            let state = AppState::new(Arc::new(engine), &cli.config).await?;
+            let state = App::new(cli.config.clone()).engine(Arc::new(engine)).migrate(false).build().await?;
             let listener = tokio::net::TcpListener::bind(cli.config.listen).await?;
             tracing::info!(addr = %listener.local_addr()?, "listening");
-            run(state, listener, shutdown_signal()).await
+            let metrics_listener = match cli.config.metrics_listen {
+                Some(addr) => {
+                    let l = tokio::net::TcpListener::bind(addr).await?;
+                    tracing::info!(addr = %l.local_addr()?, "metrics listening");
+                    Some(l)
+                }
+                None => None,
+            };
+            serve(state, listener, metrics_listener, shutdown_signal()).await
         }
     }
 }
 
+/// Flags and environment (clap), then the configuration file under them.
+fn parse_cli() -> Result<Cli, ServerError> {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.config = cli.config.resolve(&matches)?;
+    Ok(cli)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("crm-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(cli.config.log_format);
     match main_inner(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

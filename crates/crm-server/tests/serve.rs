@@ -44,7 +44,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> String {
 async fn fresh_data_dir_is_created_migrated_and_served() {
     let dir = std::env::temp_dir().join(format!("crm-serve-{}", uuid_like()));
     let args = Args::parse_from(["crm-server", "--data-dir", dir.to_str().unwrap()]);
-    assert!(args.config.database_url.is_none() || std::env::var("DATABASE_URL").is_ok());
+    assert!(args.config.database_url.is_none() || std::env::var("CRM_DATABASE_URL").is_ok());
     let mut config = args.config;
     config.database_url = None;
     let engine = connect(&config).await.unwrap();

@@ -1,0 +1,418 @@
+//! Configuration: command-line flags, `CRM_*` environment variables and an optional TOML file.
+//!
+//! Precedence, highest first: flags, environment variables, the file (`--config` / `CRM_CONFIG`),
+//! built-in defaults. [`Config`] is a `clap::Args` (so `--help` documents every option with its
+//! variable); [`Config::resolve`] then fills whatever the command line and environment left at its
+//! default from the file, using clap's record of where each value came from. The file is read with
+//! `deny_unknown_fields`, so a misspelt key is an error rather than a silently ignored setting.
+//!
+//! Secrets (`oidc_client_secret`, the password in `database_url`) are never printed: `Debug`
+//! redacts them, and file errors never quote a secret's value.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches};
+
+use crate::ServerError;
+
+/// Largest request body accepted by default, in bytes (`--body-limit`).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Default request timeout in seconds (`--request-timeout-secs`).
+pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+/// Default listen address (`--listen`).
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+
+/// How log lines are written (to standard output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; the request span (`request{id=… method=… path=…}`) prefixes each line.
+    #[default]
+    Text,
+    /// One JSON object per line, with the request span's fields under `span`/`spans`.
+    Json,
+}
+
+/// Server configuration. Each option is a flag, a `CRM_*` environment variable and a key of the
+/// TOML file (`--config`); see `docs/CONFIG.md`. A `Config` may also be built in code (embedding,
+/// tests): start from [`Config::default`].
+#[derive(Clone, clap::Args)]
+pub struct Config {
+    /// TOML configuration file: keys are the long option names with `_` (`max_depth = 10`);
+    /// flags and environment variables override it. Unknown keys are an error.
+    #[arg(long = "config", env = "CRM_CONFIG", value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
+    /// Database URL: `sqlite://…` or `postgres://…` (its password is never printed). Also read from
+    /// `DATABASE_URL` when `CRM_DATABASE_URL` is unset. Default: a SQLite file in the data directory.
+    #[arg(long, env = "CRM_DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Directory for the embedded database and local state.
+    #[arg(long, env = "CRM_DATA_DIR", default_value = "data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Address to listen on (loopback unless told otherwise).
+    #[arg(long, env = "CRM_LISTEN", default_value_t = DEFAULT_LISTEN, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Largest database pool.
+    #[arg(long, env = "CRM_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+    /// The OpenID provider (ZITADEL) issuer URL, exactly as in its tokens. Without it the server
+    /// runs in development mode: it signs its own tokens (`crm-server dev-token`) with a key in the
+    /// data directory and listens on loopback only.
+    #[arg(long, env = "CRM_OIDC_ISSUER", value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+    /// The ZITADEL project id: required in every token's `aud`; its role claim gives the roles.
+    #[arg(long, env = "CRM_OIDC_PROJECT_ID", value_name = "ID")]
+    pub oidc_project_id: Option<String>,
+    /// Client id for token introspection (opaque tokens).
+    #[arg(long, env = "CRM_OIDC_CLIENT_ID", value_name = "ID")]
+    pub oidc_client_id: Option<String>,
+    /// Client secret for token introspection (never printed).
+    #[arg(long, env = "CRM_OIDC_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET")]
+    pub oidc_client_secret: Option<String>,
+    /// Clock leeway for token times, in seconds (at most 30).
+    #[arg(long, env = "CRM_OIDC_LEEWAY_SECS", default_value_t = 30, value_name = "SECS")]
+    pub oidc_leeway_secs: u64,
+    /// In development mode, allow a non-loopback listen address anyway.
+    #[arg(long, env = "CRM_DEV_ALLOW_REMOTE", default_value_t = false)]
+    pub dev_allow_remote: bool,
+    /// Rows per page when a query gives no `first`/`last`.
+    #[arg(long, env = "CRM_DEFAULT_PAGE_SIZE", default_value_t = 10, value_name = "ROWS")]
+    pub default_page_size: u32,
+    /// Largest `first`/`last` accepted (LIMIT_EXCEEDED beyond).
+    #[arg(long, env = "CRM_MAX_PAGE_SIZE", default_value_t = 100, value_name = "ROWS")]
+    pub max_page_size: u32,
+    /// Deepest GraphQL selection accepted (LIMIT_EXCEEDED beyond).
+    #[arg(long, env = "CRM_MAX_DEPTH", default_value_t = 15)]
+    pub max_depth: usize,
+    /// Most fields one GraphQL request may select (LIMIT_EXCEEDED beyond).
+    #[arg(long, env = "CRM_MAX_COMPLEXITY", default_value_t = 2000)]
+    pub max_complexity: usize,
+    /// A browser origin allowed to call the API cross-origin (`https://app.example.com`);
+    /// repeatable, or a comma-separated list in the variable; `*` allows any origin. None: no CORS
+    /// headers at all.
+    #[arg(long = "cors-origin", env = "CRM_CORS_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Largest request body, in bytes (413 LIMIT_EXCEEDED beyond).
+    #[arg(long, env = "CRM_BODY_LIMIT", default_value_t = BODY_LIMIT, value_name = "BYTES")]
+    pub body_limit: usize,
+    /// Longest a request may take, in seconds (503 LIMIT_EXCEEDED beyond); 0: no limit.
+    #[arg(long, env = "CRM_REQUEST_TIMEOUT_SECS", default_value_t = REQUEST_TIMEOUT_SECS, value_name = "SECS")]
+    pub request_timeout_secs: u64,
+    /// Log format: `text` or `json` (one object per line). The level comes from `RUST_LOG`
+    /// (default `info`).
+    #[arg(long, env = "CRM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+    /// Serve `/metrics` on this separate address only (keep it private). Without it `/metrics` is
+    /// served on `--listen`.
+    #[arg(long, env = "CRM_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl Default for Config {
+    /// The built-in defaults, as `--help` shows them (no file, no environment).
+    fn default() -> Self {
+        Config {
+            config_file: None,
+            database_url: None,
+            data_dir: PathBuf::from("data"),
+            listen: DEFAULT_LISTEN,
+            db_max_connections: 10,
+            oidc_issuer: None,
+            oidc_project_id: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_leeway_secs: 30,
+            dev_allow_remote: false,
+            default_page_size: 10,
+            max_page_size: 100,
+            max_depth: 15,
+            max_complexity: 2000,
+            cors_origins: Vec::new(),
+            body_limit: BODY_LIMIT,
+            request_timeout_secs: REQUEST_TIMEOUT_SECS,
+            log_format: LogFormat::Text,
+            metrics_listen: None,
+        }
+    }
+}
+
+/// The TOML file: every key optional, unknown keys refused. Not `Debug` (it holds secrets).
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    db_max_connections: Option<u32>,
+    oidc_issuer: Option<String>,
+    oidc_project_id: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    oidc_leeway_secs: Option<u64>,
+    dev_allow_remote: Option<bool>,
+    default_page_size: Option<u32>,
+    max_page_size: Option<u32>,
+    max_depth: Option<usize>,
+    max_complexity: Option<usize>,
+    cors_origins: Option<Vec<String>>,
+    body_limit: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    log_format: Option<LogFormat>,
+    metrics_listen: Option<SocketAddr>,
+}
+
+/// File keys whose values are never quoted in an error message.
+const SECRET_KEYS: [&str; 2] = ["oidc_client_secret", "database_url"];
+
+impl FileConfig {
+    fn load(path: &Path) -> Result<FileConfig, ServerError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServerError::Config(format!("cannot read the configuration file {}: {e}", path.display())))?;
+        FileConfig::parse(&text).map_err(|e| ServerError::Config(format!("file {}: {e}", path.display())))
+    }
+
+    /// Parses the file text. The error names the line and the problem, never the file's text
+    /// itself (toml's `Display` would quote the line, which may hold a secret).
+    fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str::<FileConfig>(text).map_err(|e| {
+            let Some(span) = e.span() else { return e.message().to_owned() };
+            let start = span.start.min(text.len());
+            let line_no = text.get(..start).map_or(0, |t| t.matches('\n').count()) + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or_default();
+            let key = line.split('=').next().unwrap_or_default().trim().trim_matches('"');
+            if SECRET_KEYS.contains(&key) {
+                format!("line {line_no}: invalid value for `{key}` (not shown)")
+            } else {
+                format!("line {line_no}: {}", e.message().trim_end())
+            }
+        })
+    }
+}
+
+impl Config {
+    /// Parses `args` (the program name first) and the environment, then applies the file and
+    /// validates: what `crm-server` does at start-up, for embedding and tests.
+    ///
+    /// # Errors
+    /// Bad flags (the message is clap's, `--help` included), an unreadable or invalid file, an
+    /// invalid value.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Config, ServerError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let command = Config::augment_args(clap::Command::new("crm-server"));
+        let matches = command.try_get_matches_from(args).map_err(|e| ServerError::Config(e.to_string()))?;
+        let config = Config::from_arg_matches(&matches).map_err(|e| ServerError::Config(e.to_string()))?;
+        config.resolve(&matches)
+    }
+
+    /// Completes a configuration parsed from `matches` (which must come from a command that
+    /// flattens [`Config`]): options the command line and environment did not set take the TOML
+    /// file's value when it has one (`DATABASE_URL` counts as environment); then [`Config::validate`].
+    ///
+    /// # Errors
+    /// An unreadable or invalid file, an invalid value.
+    pub fn resolve(mut self, matches: &ArgMatches) -> Result<Config, ServerError> {
+        let explicit = |id: &str| {
+            matches.ids().any(|i| i.as_str() == id)
+                && matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
+        };
+        let mut database_url_set = explicit("database_url");
+        if !database_url_set && let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            self.database_url = Some(url);
+            database_url_set = true;
+        }
+        if let Some(path) = self.config_file.clone() {
+            let file = FileConfig::load(&path)?;
+            let keep = |id: &str| if id == "database_url" { database_url_set } else { explicit(id) };
+            self.apply_file(file, keep);
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Takes every value of `file` whose option `keep` does not claim.
+    fn apply_file(&mut self, file: FileConfig, keep: impl Fn(&str) -> bool) {
+        macro_rules! take {
+            (opt $($field:ident),*) => {$(
+                if let Some(v) = file.$field && !keep(stringify!($field)) {
+                    self.$field = Some(v);
+                }
+            )*};
+            (val $($field:ident),*) => {$(
+                if let Some(v) = file.$field && !keep(stringify!($field)) {
+                    self.$field = v;
+                }
+            )*};
+        }
+        take!(opt database_url, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen);
+        take!(val data_dir, listen, db_max_connections, oidc_leeway_secs, dev_allow_remote, default_page_size, max_page_size);
+        take!(val max_depth, max_complexity, cors_origins, body_limit, request_timeout_secs, log_format);
+    }
+
+    /// Checks values no type can: CORS origins, the body limit.
+    ///
+    /// # Errors
+    /// The first invalid value, named.
+    pub fn validate(&self) -> Result<(), ServerError> {
+        for origin in &self.cors_origins {
+            check_origin(origin).map_err(|why| ServerError::Config(format!("CORS origin `{origin}`: {why}")))?;
+        }
+        if self.body_limit == 0 {
+            return Err(ServerError::Config("the body limit must be at least 1 byte".to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The request timeout; `None` when disabled (0).
+    #[must_use]
+    pub fn request_timeout(&self) -> Option<Duration> {
+        (self.request_timeout_secs > 0).then(|| Duration::from_secs(self.request_timeout_secs))
+    }
+
+    /// The database URL to use: the configured one, or `sqlite://<data_dir>/crm.db` (the data
+    /// directory is created).
+    ///
+    /// # Errors
+    /// When the data directory cannot be created.
+    pub fn resolved_database_url(&self) -> std::io::Result<String> {
+        if let Some(u) = &self.database_url {
+            return Ok(u.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)?;
+        Ok(format!("sqlite://{}", self.data_dir.join("crm.db").display()))
+    }
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, nothing after; or `*`.
+fn check_origin(origin: &str) -> Result<(), &'static str> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")).ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return Err("must be scheme://host[:port] with no path (no trailing slash)");
+    }
+    if !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)) {
+        return Err("contains characters an origin cannot");
+    }
+    Ok(())
+}
+
+/// `url` with the password of its user info and any `password`-like query parameter replaced by
+/// `***`. Anything unparsable is shown as is only when it cannot hold user info.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return if url.contains('@') || url.contains("password") { "***".to_owned() } else { url.to_owned() };
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
+            let params: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+            format!("{path}?{}{fragment}", params.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+fn is_secret_param(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password") || k.contains("secret") || k.contains("token") || k == "pwd" || k == "pass" || k == "sslkey"
+}
+
+struct Redacted<'a>(&'a str);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::fmt::Debug for Config {
+    /// Every option, with the client secret as `***` and the database URL's password redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let database_url = self.database_url.as_deref().map(redact_url);
+        f.debug_struct("Config")
+            .field("config_file", &self.config_file)
+            .field("database_url", &database_url)
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("oidc_issuer", &self.oidc_issuer)
+            .field("oidc_project_id", &self.oidc_project_id)
+            .field("oidc_client_id", &self.oidc_client_id)
+            .field("oidc_client_secret", &self.oidc_client_secret.as_ref().map(|_| Redacted("***")))
+            .field("oidc_leeway_secs", &self.oidc_leeway_secs)
+            .field("dev_allow_remote", &self.dev_allow_remote)
+            .field("default_page_size", &self.default_page_size)
+            .field("max_page_size", &self.max_page_size)
+            .field("max_depth", &self.max_depth)
+            .field("max_complexity", &self.max_complexity)
+            .field("cors_origins", &self.cors_origins)
+            .field("body_limit", &self.body_limit)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("log_format", &self.log_format)
+            .field("metrics_listen", &self.metrics_listen)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(redact_url("postgres://crm:s3cret@db:5432/crm"), "postgres://crm:***@db:5432/crm");
+        assert_eq!(redact_url("postgres://crm@db/crm"), "postgres://crm@db/crm");
+        assert_eq!(
+            redact_url("postgres://u:p%40ss@h/db?sslmode=require&password=x#f"),
+            "postgres://u:***@h/db?sslmode=require&password=***#f"
+        );
+        assert_eq!(redact_url("sqlite://data/crm.db"), "sqlite://data/crm.db");
+        assert_eq!(redact_url("user:pw@host"), "***");
+    }
+
+    #[test]
+    fn origins() {
+        assert!(check_origin("https://app.example.com").is_ok());
+        assert!(check_origin("http://127.0.0.1:5173").is_ok());
+        assert!(check_origin("*").is_ok());
+        assert!(check_origin("https://app.example.com/").is_err());
+        assert!(check_origin("app.example.com").is_err());
+        assert!(check_origin("https://a b").is_err());
+    }
+
+    #[test]
+    fn file_errors_never_quote_secrets() {
+        let e = FileConfig::parse("max_depth = 3\noidc_client_secret = 12345\n").err().unwrap();
+        assert!(e.contains("line 2") && !e.contains("12345"), "{e}");
+        let e = FileConfig::parse("oidc_client_secrett = \"hunter2\"\n").err().unwrap();
+        assert!(e.contains("oidc_client_secrett") && !e.contains("hunter2"), "{e}");
+        let e = FileConfig::parse("database_url = \"postgres://u:hunter2@h/db\n").err().unwrap();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+}
