@@ -188,7 +188,13 @@ impl Policy {
     fn denials_for(&self, roles: &[RoleName], model: &ModelName) -> Denials {
         let mut read: Option<HashSet<FieldName>> = None;
         let mut write: Option<HashSet<FieldName>> = None;
-        for rp in roles.iter().filter_map(|r| self.roles.get(r)) {
+        // Only roles that grant something on the model count: a role without access to it
+        // cannot lift another role's denials there.
+        let granting = roles.iter().filter_map(|r| self.roles.get(r)).filter(|rp| {
+            let g = rp.models.get(model).copied().unwrap_or(rp.default);
+            g != Grant::default()
+        });
+        for rp in granting {
             let rules = rp.fields.get(model);
             let r: HashSet<FieldName> = rules.map(|f| f.deny_read.iter().cloned().collect()).unwrap_or_default();
             let w: HashSet<FieldName> = rules.map(|f| f.deny_write.iter().cloned().collect()).unwrap_or_default();

@@ -109,6 +109,10 @@ pub struct Config {
     /// served on `--listen`.
     #[arg(long, env = "CRM_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Roles and their grants, from the file's `[roles]` table only: each role given there
+    /// replaces (or adds to) the default roles `admin`, `sales`, `viewer` and `parent_admin`.
+    #[arg(skip)]
+    pub roles: Option<crm_orm::Policy>,
 }
 
 impl Default for Config {
@@ -135,6 +139,7 @@ impl Default for Config {
             request_timeout_secs: REQUEST_TIMEOUT_SECS,
             log_format: LogFormat::Text,
             metrics_listen: None,
+            roles: None,
         }
     }
 }
@@ -162,6 +167,7 @@ struct FileConfig {
     request_timeout_secs: Option<u64>,
     log_format: Option<LogFormat>,
     metrics_listen: Option<SocketAddr>,
+    roles: Option<crm_orm::Policy>,
 }
 
 /// File keys whose values are never quoted in an error message.
@@ -193,6 +199,17 @@ impl FileConfig {
 }
 
 impl Config {
+    /// The role policy in effect: the default roles, with the file's `[roles]` replacing or adding
+    /// roles by name.
+    #[must_use]
+    pub fn policy(&self) -> crm_orm::Policy {
+        let mut p = crm_orm::Policy::default_roles();
+        if let Some(extra) = &self.roles {
+            p.roles.extend(extra.roles.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        p
+    }
+
     /// Parses `args` (the program name first) and the environment, then applies the file and
     /// validates: what `crm-server` does at start-up, for embedding and tests.
     ///
@@ -252,6 +269,9 @@ impl Config {
         take!(opt database_url, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen);
         take!(val data_dir, listen, db_max_connections, oidc_leeway_secs, dev_allow_remote, default_page_size, max_page_size);
         take!(val max_depth, max_complexity, cors_origins, body_limit, request_timeout_secs, log_format);
+        if let Some(roles) = file.roles {
+            self.roles = Some(roles);
+        }
     }
 
     /// Checks values no type can: CORS origins, the body limit.
@@ -375,6 +395,7 @@ impl std::fmt::Debug for Config {
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("log_format", &self.log_format)
             .field("metrics_listen", &self.metrics_listen)
+            .field("roles", &self.roles.as_ref().map(|p| p.roles.len()))
             .finish()
     }
 }

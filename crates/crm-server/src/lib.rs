@@ -17,7 +17,6 @@ pub mod metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +24,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router, middleware};
 use crm_graphql::{Api, Request, SchemaOptions};
 use crm_model::standard::standard_catalog;
-use crm_orm::{Engine, EngineOptions, OrmError, Policy};
+use crm_orm::{Engine, EngineOptions, OrmError};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -161,7 +160,7 @@ impl AppState {
             }
         };
         let options = SchemaOptions { max_depth: config.max_depth, max_complexity: config.max_complexity, introspection: true };
-        let api = Arc::new(Api::new(options, Policy::default_roles()));
+        let api = Arc::new(Api::new(options, config.policy()));
         Ok(AppState(Arc::new(Shared { engine, api, auth, http, metrics: Metrics::default(), routes })))
     }
 
@@ -310,7 +309,7 @@ async fn graphql(
     State(state): State<AppState>,
     slot: Option<Extension<OperationSlot>>,
     headers: HeaderMap,
-    body: Result<Json<Request>, JsonRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let state = &state.0;
     // Authentication comes before anything else is looked at.
@@ -323,13 +322,15 @@ async fn graphql(
             return resp;
         }
     };
-    let request = match body {
-        Ok(Json(r)) => r,
-        Err(JsonRejection::BytesRejection(_)) => {
-            return gql_error(StatusCode::PAYLOAD_TOO_LARGE, "LIMIT_EXCEEDED", "the request body is too large");
-        }
+    // Only an authenticated request's body is read at all.
+    let bytes = match axum::body::to_bytes(body, state.http.body_limit).await {
+        Ok(b) => b,
+        Err(_) => return gql_error(StatusCode::PAYLOAD_TOO_LARGE, "LIMIT_EXCEEDED", "the request body is too large"),
+    };
+    let request: Request = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
         Err(e) => {
-            return gql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &format!("expected a GraphQL request as JSON: {}", e.body_text()));
+            return gql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &format!("expected a GraphQL request as JSON: {e}"));
         }
     };
     let operation = metrics::operation_label(request.operation_name.as_deref(), &request.query);

@@ -68,8 +68,8 @@ fn unknown_keys_and_bad_values_are_refused() {
     let path = write(&dir, "typo.toml", "max_depth = 3\nmax_dept = 4\n");
     let e = Config::try_parse_args(["crm-server", "--config", &path]).unwrap_err().to_string();
     assert!(e.contains("unknown field `max_dept`") && e.contains("line 2"), "{e}");
-    // A table where a later change will put `[roles]` is refused today, like any unknown key.
-    let path = write(&dir, "roles.toml", "[roles]\nadmin = []\n");
+    // Unknown keys inside the `[roles]` table are refused too.
+    let path = write(&dir, "roles.toml", "[roles.admin]\nbogus = 1\n");
     assert!(Config::try_parse_args(["crm-server", "--config", &path]).is_err());
     // Error messages never quote a secret's value.
     let path = write(&dir, "secret.toml", "oidc_client_secret = 987654321\n");
