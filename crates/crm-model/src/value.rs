@@ -398,6 +398,7 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), ValueError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::panic)]
     use super::*;
 
     #[test]
