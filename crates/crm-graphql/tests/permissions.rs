@@ -187,3 +187,24 @@ async fn parent_roles_read_descendant_tenants() {
         assert_eq!(names(&d), ["P2"], "[{}]", b.name);
     }
 }
+
+#[tokio::test]
+async fn tenant_hierarchy_registration_refuses_cycles() {
+    for b in backends().await {
+        let (top, mid, low) = (org(), org(), org());
+        b.engine.register_tenant(&mid, Some(&top)).await.unwrap();
+        b.engine.register_tenant(&low, Some(&mid)).await.unwrap();
+        // Moving the top under its own grandchild, or a tenant under itself, is refused.
+        assert!(b.engine.register_tenant(&top, Some(&low)).await.is_err(), "[{}]", b.name);
+        assert!(b.engine.register_tenant(&mid, Some(&mid)).await.is_err(), "[{}]", b.name);
+        // A parent role in the top reads the whole chain; after moving `low` to its own root,
+        // no longer.
+        let admin_low = gql(&b, principal(&low, "a", &["admin"]));
+        create(&admin_low, "Lead", json!({"name": "Low"})).await;
+        let head = gql(&b, principal(&top, "h", &["parent_admin"]));
+        assert_eq!(head.ok("{ leads { name } }", no_vars()).await["leads"], json!([{"name": "Low"}]), "[{}]", b.name);
+        let root = org();
+        b.engine.register_tenant(&low, Some(&root)).await.unwrap();
+        assert_eq!(head.ok("{ leads { name } }", no_vars()).await["leads"], json!([]), "[{}]", b.name);
+    }
+}

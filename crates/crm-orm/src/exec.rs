@@ -318,6 +318,67 @@ impl Engine {
         })
     }
 
+    /// The connection pool: connections open and, of those, idle.
+    #[must_use]
+    pub fn pool_stats(&self) -> (u32, usize) {
+        match &self.db {
+            Db::Sqlite(p) => (p.size(), p.num_idle()),
+            Db::Postgres(p) => (p.size(), p.num_idle()),
+        }
+    }
+
+    /// Registers a tenant, under `parent` when given (the parent is registered too). A tenant's
+    /// parent can be changed, but never to itself or one of its own descendants.
+    ///
+    /// # Errors
+    /// A cycle (`BadInput`), database failures.
+    pub async fn register_tenant(&self, org: &OrgId, parent: Option<&OrgId>) -> Result<()> {
+        if let Some(p) = parent {
+            if p == org {
+                return Err(OrmError::bad("parent", "a tenant cannot be its own parent"));
+            }
+            self.ensure_tenant(p, None).await?;
+            let below = self.descendants(org).await?;
+            if below.iter().any(|d| d == p) {
+                return Err(OrmError::bad("parent", format!("`{p}` is below `{org}`: that would make a cycle")));
+            }
+        }
+        self.ensure_tenant(org, parent).await?;
+        if let Some(p) = parent {
+            let sql = match self.dialect() {
+                Dialect::Postgres => "UPDATE crm_tenants SET parent_org_id = $1 WHERE org_id = $2",
+                Dialect::Sqlite => "UPDATE crm_tenants SET parent_org_id = ?1 WHERE org_id = ?2",
+            };
+            let mut c = self.acquire().await?;
+            counted();
+            match c.ex() {
+                Ex::Sqlite(c) => {
+                    sqlx::query(sql).bind(p.as_str()).bind(org.as_str()).execute(&mut *c).await?;
+                }
+                Ex::Pg(c) => {
+                    sqlx::query(sql).bind(p.as_str()).bind(org.as_str()).execute(&mut *c).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn descendants(&self, org: &OrgId) -> Result<Vec<OrgId>> {
+        let sql = "WITH RECURSIVE d(org_id) AS (SELECT org_id FROM crm_tenants WHERE parent_org_id = $1 \
+                   UNION SELECT t.org_id FROM crm_tenants t JOIN d ON t.parent_org_id = d.org_id) SELECT org_id FROM d";
+        let sql = match self.dialect() {
+            Dialect::Postgres => sql.to_owned(),
+            Dialect::Sqlite => sql.replace("$1", "?1"),
+        };
+        let mut c = self.acquire().await?;
+        counted();
+        let orgs: Vec<String> = match c.ex() {
+            Ex::Sqlite(c) => sqlx::query_scalar(AssertSqlSafe(sql)).bind(org.as_str()).fetch_all(&mut *c).await?,
+            Ex::Pg(c) => sqlx::query_scalar(AssertSqlSafe(sql)).bind(org.as_str()).fetch_all(&mut *c).await?,
+        };
+        Ok(orgs.into_iter().filter_map(|o| OrgId::new(o).ok()).collect())
+    }
+
     /// Whether the database answers and the system migrations are applied.
     ///
     /// # Errors
@@ -438,19 +499,7 @@ impl Engine {
         if !policy.reads_descendants(&principal.roles) {
             return Ok(access);
         }
-        let sql = "WITH RECURSIVE d(org_id) AS (SELECT org_id FROM crm_tenants WHERE parent_org_id = $1 \
-                   UNION SELECT t.org_id FROM crm_tenants t JOIN d ON t.parent_org_id = d.org_id) SELECT org_id FROM d";
-        let sql = match self.dialect() {
-            Dialect::Postgres => sql.to_owned(),
-            Dialect::Sqlite => sql.replace("$1", "?1"),
-        };
-        let mut c = self.acquire().await?;
-        counted();
-        let orgs: Vec<String> = match c.ex() {
-            Ex::Sqlite(c) => sqlx::query_scalar(AssertSqlSafe(sql)).bind(principal.org_id.as_str()).fetch_all(&mut *c).await?,
-            Ex::Pg(c) => sqlx::query_scalar(AssertSqlSafe(sql)).bind(principal.org_id.as_str()).fetch_all(&mut *c).await?,
-        };
-        let orgs = orgs.into_iter().filter_map(|o| OrgId::new(o).ok()).collect();
+        let orgs = self.descendants(&principal.org_id).await?;
         Ok(access.with_descendants(orgs))
     }
 

@@ -293,7 +293,13 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().render()).into_response()
+    let mut text = state.metrics().render();
+    let (size, idle) = state.0.engine.pool_stats();
+    text.push_str("# HELP crm_db_pool_connections Database connections open.\n# TYPE crm_db_pool_connections gauge\n");
+    text.push_str(&format!("crm_db_pool_connections {size}\n"));
+    text.push_str("# HELP crm_db_pool_idle_connections Open database connections not in use.\n# TYPE crm_db_pool_idle_connections gauge\n");
+    text.push_str(&format!("crm_db_pool_idle_connections {idle}\n"));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 /// The outcome label of an authentication failure (the code its response carries).

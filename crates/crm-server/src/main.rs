@@ -29,6 +29,16 @@ enum Command {
     Migrate,
     /// Migrate, then serve HTTP (the default).
     Serve,
+    /// Register a tenant (organization id), optionally as a child of another: roles with
+    /// `descendants` (such as `parent_admin`) in the parent then read the child's data.
+    Tenant {
+        /// The tenant's organization id.
+        #[arg(long)]
+        org: String,
+        /// The parent tenant's organization id.
+        #[arg(long)]
+        parent: Option<String>,
+    },
     /// Print a development access token (development mode only: no --oidc-issuer), signed with
     /// the key in the data directory.
     DevToken {
@@ -93,6 +103,13 @@ async fn main_inner(cli: Cli) -> Result<(), ServerError> {
             Ok(())
         }
         Command::DevToken { .. } | Command::CheckConfig => Ok(()),
+        Command::Tenant { org, parent } => {
+            let org = crm_model::OrgId::new(&org).map_err(|e| ServerError::Config(e.to_string()))?;
+            let parent = parent.map(|p| crm_model::OrgId::new(&p)).transpose().map_err(|e| ServerError::Config(e.to_string()))?;
+            engine.register_tenant(&org, parent.as_ref()).await?;
+            println!("tenant {org} registered{}", parent.map(|p| format!(" under {p}")).unwrap_or_default());
+            Ok(())
+        }
         Command::Serve => {
             let state = App::new(cli.config.clone()).engine(Arc::new(engine)).migrate(false).build().await?;
             let listener = tokio::net::TcpListener::bind(cli.config.listen).await?;

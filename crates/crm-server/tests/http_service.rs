@@ -157,6 +157,8 @@ async fn metrics_count_graphql_requests_by_operation_and_outcome() {
         "# TYPE crm_graphql_request_duration_seconds histogram",
         // The scrape itself is in flight while rendered.
         "crm_http_requests_in_flight 1",
+        "# TYPE crm_db_pool_connections gauge",
+        "# TYPE crm_db_pool_idle_connections gauge",
     ] {
         assert!(has_line(&text, line), "missing `{line}` in\n{text}");
     }
