@@ -27,6 +27,9 @@ use sha2::{Digest, Sha256};
 pub const MAX_AUTHORIZATION_LEN: usize = 8 * 1024;
 /// The least time between two JWKS fetches caused by unknown key ids.
 const JWKS_MIN_REFETCH: Duration = Duration::from_secs(5);
+/// How long a loaded key set is trusted before it is reloaded (ZITADEL serves its JWKS with
+/// `max-age=300`).
+const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 /// How long an introspection answer is reused.
 const INTROSPECTION_TTL: Duration = Duration::from_secs(30);
 const INTROSPECTION_CACHE_MAX: usize = 10_000;
@@ -114,6 +117,9 @@ struct Discovery {
 struct Jwks {
     uri: String,
     keys: RwLock<HashMap<String, (Algorithm, Arc<DecodingKey>)>>,
+    /// When the key set was last loaded: older than [`JWKS_MAX_AGE`], it is reloaded, so keys the
+    /// provider withdrew stop being accepted.
+    loaded_at: Mutex<Instant>,
     last_fetch: Mutex<Option<Instant>>,
     fetching: tokio::sync::Mutex<()>,
 }
@@ -178,6 +184,7 @@ impl Oidc {
             jwks: Jwks {
                 uri: doc.jwks_uri,
                 keys: RwLock::new(HashMap::new()),
+                loaded_at: Mutex::new(Instant::now()),
                 last_fetch: Mutex::new(None),
                 fetching: tokio::sync::Mutex::new(()),
             },
@@ -211,6 +218,9 @@ impl Oidc {
         if let Ok(mut k) = self.jwks.keys.write() {
             *k = keys;
         }
+        if let Ok(mut t) = self.jwks.loaded_at.lock() {
+            *t = Instant::now();
+        }
         Ok(())
     }
 
@@ -221,6 +231,17 @@ impl Oidc {
     /// The key of `kid`; an unknown `kid` triggers one refetch (single flight, at most one per
     /// [`JWKS_MIN_REFETCH`]), since providers rotate keys without notice.
     async fn key(&self, kid: &str) -> Result<(Algorithm, Arc<DecodingKey>), AuthError> {
+        // A stale key set is reloaded by one request (the others go on with the cached keys).
+        let stale = self.jwks.loaded_at.lock().map(|t| t.elapsed() > JWKS_MAX_AGE).unwrap_or(false);
+        if stale
+            && let Ok(_flight) = self.jwks.fetching.try_lock()
+            && let Err(e) = self.refetch_keys().await
+        {
+            tracing::warn!(error = %e, "JWKS reload failed; keeping the cached keys");
+            if let Ok(mut t) = self.jwks.loaded_at.lock() {
+                *t = Instant::now();
+            }
+        }
         if let Some(k) = self.cached_key(kid) {
             return Ok(k);
         }
