@@ -136,10 +136,12 @@ async fn main() {
     let member = cat.model("Member").unwrap().clone();
     let mut sel = Selection {
         fields: ["id", "name", "email", "status", "score"].iter().map(|f| FieldName::new(*f).unwrap()).collect(),
-        nested: Vec::new(),
+        ..Selection::default()
     };
-    sel.nested
-        .push(Nested::new(FieldName::new("owner").unwrap(), Selection { fields: vec![FieldName::new("name").unwrap()], nested: vec![] }));
+    sel.nested.push(Nested::new(
+        FieldName::new("owner").unwrap(),
+        Selection { fields: vec![FieldName::new("name").unwrap()], nested: vec![], ..Selection::default() },
+    ));
     let _ = member;
     let read = Read {
         order: vec![OrderBy::parse(&lead, "createdAt_DESC").unwrap()],

@@ -10,8 +10,8 @@ use crm_model::{Catalog, FieldKind, Model};
 use crm_orm::ir::aggregatable;
 use crm_orm::sql::{encode_cursor, order_spec};
 use crm_orm::{
-    Access, AggFn, Aggregate, Data, Engine, Filter, GroupBy, Locate, Nested, Op, OrderBy, OrmError, Page, PageResult, Read, Selection,
-    Unique, Write, WriteResult,
+    Access, AggFn, Aggregate, Data, Engine, Extra, Filter, GroupBy, Locate, Nested, Op, OrderBy, OrmError, Page, PageResult, Read,
+    Selection, Unique, Write, WriteResult,
 };
 use serde_json::{Map, Value as Json};
 
@@ -107,6 +107,19 @@ pub(crate) fn json_aliased_list(name: String) -> impl for<'a> Fn(ResolverContext
         let key = response_key(&ctx, &name).to_owned();
         let items = parent_json(&ctx).and_then(|p| p.get(&key)).and_then(Json::as_array);
         FieldFuture::Value(Some(FieldValue::list(items.into_iter().flatten().map(|x| FieldValue::borrowed_any(x)))))
+    }
+}
+
+/// Seconds spent in a stage: until `exitedAt`, or until now.
+pub(crate) fn stage_duration() -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    |ctx| {
+        let p = parent_json(&ctx);
+        let at = |k: &str| p.and_then(|p| p.get(k)).and_then(Json::as_str).and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+        let secs = at("enteredAt").map(|entered| {
+            let until = at("exitedAt").map_or_else(chrono::Utc::now, |e| e.with_timezone(&chrono::Utc));
+            (until - entered.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0
+        });
+        FieldFuture::Value(secs.map(|s| FieldValue::value(Value::from(s))))
     }
 }
 
@@ -225,6 +238,22 @@ pub(crate) fn selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -
         }
         let name = child.name();
         let key = child.alias().unwrap_or(name);
+        if matches!(name, "history" | "stages") && model.field(name).is_none() {
+            let args = raw_args_json(&child)?;
+            let field = match opt_string(&args, "field")? {
+                Some(f) => Some(model.field(&f).map(|f| f.name.clone()).ok_or_else(|| bad("field", format!("unknown field `{f}`")))?),
+                None => None,
+            };
+            let extra = if name == "history" {
+                Extra::History { key: key.to_owned(), field, first: opt_u32(&args, "first")?.unwrap_or(20) }
+            } else {
+                Extra::Stages { key: key.to_owned(), field }
+            };
+            if !sel.extras.iter().any(|e| e.key() == key) {
+                sel.extras.push(extra);
+            }
+            continue;
+        }
         if let Some(f) = model.field(name) {
             match &f.kind {
                 FieldKind::Scalar(_) | FieldKind::Polymorphic { .. } => {

@@ -93,6 +93,8 @@ const MONEY_INPUT: &str = "MoneyInput";
 const RECORD_REF: &str = "RecordRef";
 const RECORD_REF_INPUT: &str = "RecordRefInput";
 const PAGE_INFO: &str = "PageInfo";
+const HISTORY: &str = "History";
+const STAGE_TRANSITION: &str = "StageTransition";
 const NODE: &str = "Node";
 
 /// Builds the schema of `catalog`: per model its object type, inputs, connection and aggregate
@@ -255,6 +257,34 @@ fn shared_types(b: async_graphql::dynamic::SchemaBuilder) -> async_graphql::dyna
                 .description("A reference to a record of one of several models.")
                 .field(InputValue::new("type", TypeRef::named_nn(TypeRef::STRING)).description("The model name."))
                 .field(InputValue::new("id", TypeRef::named_nn(TypeRef::ID))),
+        )
+        .register(
+            Object::new(HISTORY)
+                .description("One change of a tracked field.")
+                .field(Field::new("field", TypeRef::named_nn(TypeRef::STRING), resolve::json_leaf("field")))
+                .field(Field::new("oldValue", TypeRef::named(JSON_SCALAR), resolve::json_leaf("oldValue")))
+                .field(Field::new("newValue", TypeRef::named(JSON_SCALAR), resolve::json_leaf("newValue")))
+                .field(Field::new("changedAt", TypeRef::named_nn(DATETIME), resolve::json_leaf("changedAt")))
+                .field(
+                    Field::new("changedBy", TypeRef::named(TypeRef::STRING), resolve::json_leaf("changedBy"))
+                        .description("The acting user's id."),
+                ),
+        )
+        .register(
+            Object::new(STAGE_TRANSITION)
+                .description("A stay in one stage of a lifecycle (stage) field.")
+                .field(Field::new("field", TypeRef::named_nn(TypeRef::STRING), resolve::json_leaf("field")))
+                .field(Field::new("stage", TypeRef::named_nn(TypeRef::STRING), resolve::json_leaf("stage")))
+                .field(Field::new("enteredAt", TypeRef::named_nn(DATETIME), resolve::json_leaf("enteredAt")))
+                .field(
+                    Field::new("exitedAt", TypeRef::named(DATETIME), resolve::json_leaf("exitedAt"))
+                        .description("Null while the record is still in the stage."),
+                )
+                .field(Field::new("enteredBy", TypeRef::named(TypeRef::STRING), resolve::json_leaf("enteredBy")))
+                .field(
+                    Field::new("durationSeconds", TypeRef::named_nn(TypeRef::FLOAT), resolve::stage_duration())
+                        .description("Time spent in the stage: until it was left, or until now."),
+                ),
         )
         .register(
             Object::new(PAGE_INFO)
@@ -648,6 +678,23 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
             Some(d) => field.description(d.clone()),
             None => field,
         });
+    }
+    let tracked: Vec<&str> = m.fields.values().filter(|f| f.tracked).map(|f| f.name.as_str()).collect();
+    if !tracked.is_empty() {
+        o = o.field(
+            Field::new("history", TypeRef::named_nn_list_nn(HISTORY), resolve::json_aliased_list("history".to_owned()))
+                .description(format!("Changes of the tracked fields ({}), newest first.", tracked.join(", ")))
+                .argument(InputValue::new("field", TypeRef::named(TypeRef::STRING)).description("Only this field's changes."))
+                .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)).description("Most entries (default 20).")),
+        );
+    }
+    let stages: Vec<&str> = m.fields.values().filter(|f| f.stage).map(|f| f.name.as_str()).collect();
+    if !stages.is_empty() {
+        o = o.field(
+            Field::new("stages", TypeRef::named_nn_list_nn(STAGE_TRANSITION), resolve::json_aliased_list("stages".to_owned()))
+                .description(format!("Stays in each stage of {}, oldest first, with entered and exited times.", stages.join(", ")))
+                .argument(InputValue::new("field", TypeRef::named(TypeRef::STRING)).description("Only this stage field.")),
+        );
     }
     o
 }

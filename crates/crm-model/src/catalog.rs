@@ -15,7 +15,7 @@ use crate::value::{self, Value};
 /// Field names every model has (system fields); user fields may not use them.
 pub const SYSTEM_FIELDS: &[&str] = &["id", "createdAt", "updatedAt", "createdBy", "updatedBy", "version"];
 /// Further field names kept for the platform (tenant column, soft delete, custom values, history).
-pub const RESERVED_FIELDS: &[&str] = &["orgId", "deletedAt", "custom", "history", "timeline", "node"];
+pub const RESERVED_FIELDS: &[&str] = &["orgId", "deletedAt", "custom", "history", "stages", "timeline", "node"];
 /// Column names every tenant table has.
 pub const SYSTEM_COLUMNS: &[&str] =
     &["id", "org_id", "created_at", "updated_at", "created_by", "updated_by", "version", "deleted_at", "custom"];
@@ -68,6 +68,7 @@ pub const BUILTIN_TYPES: &[&str] = &[
     "Upload",
     "Principal",
     "History",
+    "StageTransition",
     "Timeline",
 ];
 const RESERVED_TABLE_PREFIXES: &[&str] = &["crm_", "_sqlx", "sqlite_", "pg_"];
@@ -218,6 +219,8 @@ pub struct Field {
     pub searchable: bool,
     /// Kept in property history.
     pub tracked: bool,
+    /// A lifecycle stage field: transitions are kept with entered / exited times.
+    pub stage: bool,
     /// Default on create, already checked.
     pub default: Option<Value>,
     /// Description from metadata.
@@ -320,6 +323,7 @@ fn sys_field(name: &str, column: &str, ty: ScalarType) -> Option<Field> {
         indexed: false,
         searchable: false,
         tracked: false,
+        stage: false,
         default: None,
         description: None,
         checks: Checks::default(),
@@ -522,6 +526,9 @@ fn resolve_model(def: &ModelDef) -> Result<Model, MetadataError> {
         } else if fd.searchable || !fd.validation.is_empty() {
             return Err(cx.bad_field(&fd.name, "relations cannot be searchable or carry value checks"));
         }
+        if fd.stage && !matches!(kind, FieldKind::Scalar(ScalarType::Select(_))) {
+            return Err(cx.bad_field(&fd.name, "only select fields can be stage fields"));
+        }
         let checks = compile_checks(&cx, fd)?;
         let mut field = Field {
             name: fname.clone(),
@@ -532,6 +539,7 @@ fn resolve_model(def: &ModelDef) -> Result<Model, MetadataError> {
             indexed: fd.indexed,
             searchable: fd.searchable,
             tracked: fd.tracked,
+            stage: fd.stage,
             default: None,
             description: fd.description.clone(),
             checks,

@@ -53,6 +53,10 @@ pub struct FieldDef {
     /// Changes are kept in the property history.
     #[serde(default, skip_serializing_if = "is_false")]
     pub tracked: bool,
+    /// A lifecycle stage field (a select): each record keeps when it entered and left each
+    /// option (lead status, opportunity stage, ticket status).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stage: bool,
     /// Value used on create when none is given (JSON, in the field's input form).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
@@ -85,12 +89,14 @@ struct FieldCommon {
     #[serde(default)]
     tracked: bool,
     #[serde(default)]
+    stage: bool,
+    #[serde(default)]
     description: Option<String>,
     #[serde(default)]
     validation: Validation,
 }
 
-const COMMON_KEYS: &[&str] = &["name", "required", "unique", "indexed", "searchable", "tracked", "description", "validation"];
+const COMMON_KEYS: &[&str] = &["name", "required", "unique", "indexed", "searchable", "tracked", "stage", "description", "validation"];
 
 impl<'de> Deserialize<'de> for FieldDef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -127,6 +133,7 @@ impl<'de> Deserialize<'de> for FieldDef {
             indexed: c.indexed,
             searchable: c.searchable,
             tracked: c.tracked,
+            stage: c.stage,
             default,
             description: c.description,
             validation: c.validation,
@@ -302,6 +309,7 @@ impl FieldDef {
             indexed: false,
             searchable: false,
             tracked: false,
+            stage: false,
             default: None,
             description: None,
             validation: Validation::default(),
@@ -384,6 +392,12 @@ impl FieldDef {
     #[must_use]
     pub fn searchable(mut self) -> Self {
         self.searchable = true;
+        self
+    }
+    /// Marks a select field as a lifecycle stage (entered / exited times per option).
+    #[must_use]
+    pub fn stage(mut self) -> Self {
+        self.stage = true;
         self
     }
     /// Marks the field tracked (property history).

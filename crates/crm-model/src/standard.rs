@@ -61,7 +61,7 @@ pub fn standard_models() -> Vec<ModelDef> {
             .field(F::phone("phone"))
             .field(F::text("company").searchable())
             .field(F::select("source", &["WEB", "SOCIAL", "REFERRAL", "EVENT", "EMAIL", "PHONE", "OTHER"]))
-            .field(F::select("status", LEAD_STATUSES).required().tracked().indexed().default_value(json!("NEW")))
+            .field(F::select("status", LEAD_STATUSES).required().tracked().stage().indexed().default_value(json!("NEW")))
             .field(F::int("score").range(Some(0.0), Some(100.0)))
             .field(F::tags("tags"))
             .field(F::relation("owner", "Member").tracked().describe("The assigned sales rep."))
@@ -79,6 +79,7 @@ pub fn standard_models() -> Vec<ModelDef> {
                 F::select("stage", &["PROSPECTING", "QUALIFICATION", "PROPOSAL", "NEGOTIATION", "CLOSED_WON", "CLOSED_LOST"])
                     .required()
                     .tracked()
+                    .stage()
                     .default_value(json!("PROSPECTING")),
             )
             .field(F::date("expectedCloseDate"))
@@ -93,6 +94,7 @@ pub fn standard_models() -> Vec<ModelDef> {
                 F::select("status", &["OPEN", "IN_PROGRESS", "WAITING", "RESOLVED", "CLOSED"])
                     .required()
                     .tracked()
+                    .stage()
                     .default_value(json!("OPEN")),
             )
             .field(F::select("priority", &["LOW", "NORMAL", "HIGH", "URGENT"]).default_value(json!("NORMAL")))

@@ -47,7 +47,7 @@ fn lead_page(cat: &Catalog, access: &Access, d: Dialect, where_json: &Json) -> u
 }
 
 fn sel(names: &[&str]) -> Selection {
-    Selection { fields: names.iter().map(|n| FieldName::new(*n).unwrap()).collect(), nested: Vec::new() }
+    Selection { fields: names.iter().map(|n| FieldName::new(*n).unwrap()).collect(), nested: Vec::new(), ..Selection::default() }
 }
 
 /// Build + render an Account page with its parent and 5 contacts each (with their owner).

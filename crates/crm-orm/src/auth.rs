@@ -241,6 +241,10 @@ impl Access {
     pub fn read_orgs(&self) -> &[OrgId] {
         &self.read_orgs
     }
+    /// The fields of `model` the caller may not read.
+    pub(crate) fn denied_reads(&self, model: &ModelName) -> Vec<&FieldName> {
+        self.denials.get(model).map(|d| d.read.iter().collect()).unwrap_or_default()
+    }
     /// Only the engine, which looked the descendants up, widens reads.
     pub(crate) fn with_descendants(mut self, orgs: Vec<OrgId>) -> Access {
         self.read_orgs = Arc::new(orgs);

@@ -423,6 +423,7 @@ impl Engine {
         for m in self.catalog.models() {
             let mut ddl = vec![schema::create_table(d, &self.catalog, m)];
             ddl.extend(schema::indexes(m));
+            ddl.extend(schema::track_triggers(d, m));
             if d == Dialect::Postgres {
                 ddl.extend(schema::foreign_keys(&self.catalog, m));
                 ddl.extend(schema::row_level_security(m));

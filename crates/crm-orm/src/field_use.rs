@@ -4,7 +4,7 @@ use crm_model::{Catalog, FieldKind, Model};
 
 use crate::auth::{FieldCheck, FieldUse};
 use crate::error::{OrmError, Result};
-use crate::ir::{Data, FieldWrite, Filter, GroupBy, Locate, OrderBy, Read, Selection, ToOneWrite, Unique, Write};
+use crate::ir::{Data, Extra, FieldWrite, Filter, GroupBy, Locate, OrderBy, Read, Selection, ToOneWrite, Unique, Write};
 
 fn model<'c>(cat: &'c Catalog, name: &str) -> Result<&'c Model> {
     cat.model(name).map(AsRef::as_ref).ok_or_else(|| OrmError::bad("model", format!("unknown model `{name}`")))
@@ -48,6 +48,11 @@ fn order(m: &Model, o: &[OrderBy], c: &FieldCheck<'_>) -> Result<()> {
 fn selection(cat: &Catalog, m: &Model, s: &Selection, c: &FieldCheck<'_>) -> Result<()> {
     for f in &s.fields {
         c.read(&m.name, f.as_str())?;
+    }
+    for x in &s.extras {
+        if let Extra::History { field: Some(f), .. } | Extra::Stages { field: Some(f), .. } = x {
+            c.read(&m.name, f.as_str())?;
+        }
     }
     for n in &s.nested {
         c.read(&m.name, n.field.as_str())?;

@@ -448,13 +448,48 @@ pub struct Selection {
     pub fields: Vec<FieldName>,
     /// Relations to follow.
     pub nested: Vec<Nested>,
+    /// Property history and stage transitions of each row.
+    pub extras: Vec<Extra>,
+}
+
+/// Per-row data kept beside the record: its property history or its stage transitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extra {
+    /// Changes of tracked fields, newest first: `[{"field", "oldValue", "newValue", "changedAt",
+    /// "changedBy"}]`.
+    History {
+        /// Key of the result in the row object.
+        key: String,
+        /// Only this field's changes.
+        field: Option<FieldName>,
+        /// Most entries.
+        first: u32,
+    },
+    /// Stage transitions, oldest first: `[{"field", "stage", "enteredAt", "exitedAt",
+    /// "enteredBy"}]`.
+    Stages {
+        /// Key of the result in the row object.
+        key: String,
+        /// Only this stage field's transitions.
+        field: Option<FieldName>,
+    },
+}
+
+impl Extra {
+    /// The result key.
+    #[must_use]
+    pub fn key(&self) -> &str {
+        match self {
+            Extra::History { key, .. } | Extra::Stages { key, .. } => key,
+        }
+    }
 }
 
 impl Selection {
     /// Every stored field of the model (to-one relations as their id), no nested relations.
     #[must_use]
     pub fn scalars(model: &Model) -> Selection {
-        Selection { fields: model.stored().map(|f| f.name.clone()).collect(), nested: Vec::new() }
+        Selection { fields: model.stored().map(|f| f.name.clone()).collect(), ..Selection::default() }
     }
     /// Adds a nested relation.
     #[must_use]

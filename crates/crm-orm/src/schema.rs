@@ -193,3 +193,112 @@ pub fn fingerprint(ddl: &[String]) -> String {
     }
     format!("{h:016x}")
 }
+
+/// Triggers writing the property history (tracked fields) and the stage transitions (stage
+/// fields) of `m`, in the transaction of every insert and update. Time and actor are the row's
+/// own `created_at`/`updated_at` and `created_by`/`updated_by`, which the engine sets on every
+/// write, so every write path (updates, batches, cleared references) is recorded alike. None for
+/// a model without such fields (and any earlier triggers are dropped).
+#[must_use]
+pub fn track_triggers(d: Dialect, m: &Model) -> Vec<String> {
+    let t = m.table.as_str();
+    let tracked: Vec<&Field> = m.fields.values().filter(|f| f.tracked && f.is_stored()).collect();
+    let stages: Vec<&Field> = m.fields.values().filter(|f| f.stage && f.is_stored()).collect();
+    let model = m.name.as_str();
+    match d {
+        Dialect::Postgres => {
+            let func = q(&format!("crm_track_{t}"));
+            let mut out = vec![format!("DROP TRIGGER IF EXISTS crm_track ON {}", q(t))];
+            if tracked.is_empty() && stages.is_empty() {
+                return out;
+            }
+            let hist = |f: &Field, old: &str, new: &str, at: &str, by: &str| {
+                format!(
+                    "INSERT INTO crm_history (org_id, model, record_id, field, old_value, new_value, changed_at, changed_by) \
+                     VALUES (NEW.org_id, '{model}', NEW.id, '{}', {old}, {new}, NEW.{at}, NEW.{by});",
+                    f.name
+                )
+            };
+            let enter = |f: &Field, at: &str, by: &str| {
+                format!(
+                    "INSERT INTO crm_stage_transitions (org_id, model, record_id, field, stage, entered_at, entered_by) \
+                     VALUES (NEW.org_id, '{model}', NEW.id, '{}', NEW.{}, NEW.{at}, NEW.{by});",
+                    f.name,
+                    q(f.column.as_str())
+                )
+            };
+            let mut ins = String::new();
+            let mut upd = String::new();
+            for f in &tracked {
+                let c = q(f.column.as_str());
+                ins.push_str(&format!(
+                    "IF NEW.{c} IS NOT NULL THEN {} END IF; ",
+                    hist(f, "NULL", &format!("to_jsonb(NEW.{c})"), "created_at", "created_by")
+                ));
+                upd.push_str(&format!(
+                    "IF NEW.{c} IS DISTINCT FROM OLD.{c} THEN {} END IF; ",
+                    hist(f, &format!("to_jsonb(OLD.{c})"), &format!("to_jsonb(NEW.{c})"), "updated_at", "updated_by")
+                ));
+            }
+            for f in &stages {
+                let c = q(f.column.as_str());
+                ins.push_str(&format!("IF NEW.{c} IS NOT NULL THEN {} END IF; ", enter(f, "created_at", "created_by")));
+                upd.push_str(&format!(
+                    "IF NEW.{c} IS DISTINCT FROM OLD.{c} THEN UPDATE crm_stage_transitions SET exited_at = NEW.updated_at \
+                     WHERE org_id = NEW.org_id AND model = '{model}' AND record_id = NEW.id AND field = '{}' AND exited_at IS NULL; \
+                     IF NEW.{c} IS NOT NULL THEN {} END IF; END IF; ",
+                    f.name,
+                    enter(f, "updated_at", "updated_by")
+                ));
+            }
+            out.push(format!(
+                "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $crm$ BEGIN \
+                 IF TG_OP = 'INSERT' THEN {ins}ELSE {upd}END IF; RETURN NULL; END $crm$"
+            ));
+            out.push(format!("CREATE TRIGGER crm_track AFTER INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {func}()", q(t)));
+            out
+        }
+        Dialect::Sqlite => {
+            let (ti, tu) = (q(&format!("crm_track_{t}_ins")), q(&format!("crm_track_{t}_upd")));
+            let mut out = vec![format!("DROP TRIGGER IF EXISTS {ti}"), format!("DROP TRIGGER IF EXISTS {tu}")];
+            if tracked.is_empty() && stages.is_empty() {
+                return out;
+            }
+            let mut ins = String::new();
+            let mut upd = String::new();
+            for f in &tracked {
+                let c = q(f.column.as_str());
+                let cols = "org_id, model, record_id, field, old_value, new_value, changed_at, changed_by";
+                ins.push_str(&format!(
+                    "INSERT INTO crm_history ({cols}) SELECT NEW.org_id, '{model}', NEW.id, '{}', NULL, json_quote(NEW.{c}), \
+                     NEW.created_at, NEW.created_by WHERE NEW.{c} IS NOT NULL; ",
+                    f.name
+                ));
+                upd.push_str(&format!(
+                    "INSERT INTO crm_history ({cols}) SELECT NEW.org_id, '{model}', NEW.id, '{}', json_quote(OLD.{c}), json_quote(NEW.{c}), \
+                     NEW.updated_at, NEW.updated_by WHERE OLD.{c} IS NOT NEW.{c}; ",
+                    f.name
+                ));
+            }
+            for f in &stages {
+                let c = q(f.column.as_str());
+                let cols = "org_id, model, record_id, field, stage, entered_at, entered_by";
+                ins.push_str(&format!(
+                    "INSERT INTO crm_stage_transitions ({cols}) SELECT NEW.org_id, '{model}', NEW.id, '{}', NEW.{c}, NEW.created_at, \
+                     NEW.created_by WHERE NEW.{c} IS NOT NULL; ",
+                    f.name
+                ));
+                upd.push_str(&format!(
+                    "UPDATE crm_stage_transitions SET exited_at = NEW.updated_at WHERE OLD.{c} IS NOT NEW.{c} AND org_id = NEW.org_id \
+                     AND model = '{model}' AND record_id = NEW.id AND field = '{}' AND exited_at IS NULL; \
+                     INSERT INTO crm_stage_transitions ({cols}) SELECT NEW.org_id, '{model}', NEW.id, '{}', NEW.{c}, NEW.updated_at, \
+                     NEW.updated_by WHERE OLD.{c} IS NOT NEW.{c} AND NEW.{c} IS NOT NULL; ",
+                    f.name, f.name
+                ));
+            }
+            out.push(format!("CREATE TRIGGER {ti} AFTER INSERT ON {} BEGIN {ins}END", q(t)));
+            out.push(format!("CREATE TRIGGER {tu} AFTER UPDATE ON {} BEGIN {upd}END", q(t)));
+            out
+        }
+    }
+}

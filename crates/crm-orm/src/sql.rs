@@ -12,7 +12,7 @@ use crate::auth::{Access, Op};
 use crate::dialect::Dialect;
 use crate::error::{OrmError, Result};
 use crate::ir::{
-    AggFn, Aggregate, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection, aggregatable,
+    AggFn, Aggregate, Extra, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection, aggregatable,
     groupable, orderable,
 };
 
@@ -358,7 +358,81 @@ impl<'a> Builder<'a> {
             let e = self.nested(model, alias, n)?;
             pairs.push((self.d.key(&n.key)?, e));
         }
+        for x in &sel.extras {
+            let e = self.extra(model, alias, x)?;
+            pairs.push((self.d.key(x.key())?, e));
+        }
         Ok(self.d.object(pairs))
+    }
+
+    /// The history or stage transitions of the row aliased `alias`, as a JSON array built in the
+    /// database (one correlated subquery, limited per row). Fields the caller may not read are
+    /// left out.
+    fn extra(&mut self, model: &Model, alias: &str, x: &Extra) -> Result<Expr> {
+        let (table, field, limit, newest_first) = match x {
+            Extra::History { field, first, .. } => {
+                if *first > self.limits.max_page {
+                    return Err(OrmError::Limit(format!("history: page size above the maximum {}", self.limits.max_page)));
+                }
+                ("crm_history", field, *first, true)
+            }
+            Extra::Stages { field, .. } => ("crm_stage_transitions", field, self.limits.max_page, false),
+        };
+        if let Some(f) = field {
+            let fl = Self::field(model, f.as_str())?;
+            let ok = match x {
+                Extra::History { .. } => fl.tracked,
+                Extra::Stages { .. } => fl.stage,
+            };
+            if !ok {
+                return Err(OrmError::bad(
+                    "field",
+                    format!("`{f}` of {} keeps no {}", model.name, if newest_first { "history" } else { "stages" }),
+                ));
+            }
+        }
+        let h = self.alias();
+        let col = |c: &str| Self::col(&h, c);
+        let obj = match x {
+            Extra::History { .. } => self.d.object(vec![
+                (self.d.key("field")?, col("field")),
+                (self.d.key("oldValue")?, self.d.json_value(Some(&ScalarType::Json), col("old_value"), None)),
+                (self.d.key("newValue")?, self.d.json_value(Some(&ScalarType::Json), col("new_value"), None)),
+                (self.d.key("changedAt")?, self.d.json_value(Some(&ScalarType::DateTime), col("changed_at"), None)),
+                (self.d.key("changedBy")?, col("changed_by")),
+            ]),
+            Extra::Stages { .. } => self.d.object(vec![
+                (self.d.key("field")?, col("field")),
+                (self.d.key("stage")?, col("stage")),
+                (self.d.key("enteredAt")?, self.d.json_value(Some(&ScalarType::DateTime), col("entered_at"), None)),
+                (self.d.key("exitedAt")?, self.d.json_value(Some(&ScalarType::DateTime), col("exited_at"), None)),
+                (self.d.key("enteredBy")?, col("entered_by")),
+            ]),
+        };
+        let mut parts = vec![
+            col("org_id").eq(Self::col(alias, "org_id")),
+            col("model").eq(Expr::val(model.name.as_str())),
+            col("record_id").eq(Self::col(alias, "id")),
+        ];
+        if let Some(f) = field {
+            parts.push(col("field").eq(Expr::val(f.as_str())));
+        }
+        let denied: Vec<Expr> = self.access.denied_reads(&model.name).into_iter().map(|f| Expr::val(f.as_str())).collect();
+        if !denied.is_empty() {
+            parts.push(col("field").is_not_in(denied));
+        }
+        let x_alias = self.alias();
+        let mut inner = Query::select();
+        inner
+            .expr_as(obj, Alias::new("j"))
+            .expr_as(col("seq"), Alias::new("o"))
+            .from_as(Alias::new(table), Alias::new(&h))
+            .cond_where(all(parts))
+            .order_by_expr(col("seq"), if newest_first { Order::Desc } else { Order::Asc })
+            .limit(u64::from(limit));
+        let agg = self.d.agg_ordered(Self::col(&x_alias, "j"), vec![(Self::col(&x_alias, "o"), newest_first)]);
+        let outer = Query::select().expr(agg).from_subquery(inner.take(), Alias::new(&x_alias)).take();
+        Ok(self.d.nested(Expr::SubQuery(None, Box::new(outer.into()))))
     }
 
     fn order_exprs(&self, model: &Model, alias: &str, order: &[OrderBy], backward: bool) -> Result<Vec<OrderKey>> {
@@ -756,6 +830,11 @@ impl<'a> Builder<'a> {
             }
         }
         stmt.cond_where(all(parts));
+        // Rows about to be written are locked when found, so nothing changes them between the
+        // check and the write (SQLite's write transactions are serial already).
+        if op != Op::Read && self.d == Dialect::Postgres {
+            stmt.lock(sea_query::LockType::Update);
+        }
         Ok(stmt)
     }
 

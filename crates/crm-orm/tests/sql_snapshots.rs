@@ -427,7 +427,7 @@ fn ordering_multiple_keys() {
     let fx = Fx::new();
     let lead = fx.model("Lead");
     let mut read = fx.read("Lead", &json!({}));
-    read.select = Selection { fields: fields(&["name", "status", "score", "convertedAt"]), nested: Vec::new() };
+    read.select = Selection { fields: fields(&["name", "status", "score", "convertedAt"]), nested: Vec::new(), ..Selection::default() };
     read.order = order(lead, &["status_ASC", "score_DESC", "convertedAt_ASC"]);
     page_case(&fx, "order_multi_keys", &read, &[]);
 }
@@ -436,7 +436,7 @@ fn ordering_multiple_keys() {
 fn pages_with_cursors() {
     let fx = Fx::new();
     let lead = fx.model("Lead");
-    let select = Selection { fields: fields(&["name", "score"]), nested: Vec::new() };
+    let select = Selection { fields: fields(&["name", "score"]), nested: Vec::new(), ..Selection::default() };
 
     // Forward after a cursor.
     let mut read = fx.read("Lead", &json!({"status": "NEW"}));
@@ -502,10 +502,10 @@ fn nested_selection() {
         page: Page { first: Some(3), ..Page::default() },
         filter: Filter::parse(&fx.cat, lead, &json!({"status_not": "REJECTED"})).unwrap(),
         order: order(lead, &["createdAt_DESC"]),
-        ..Nested::new(field("leads"), Selection { fields: fields(&["name", "status"]), nested: Vec::new() })
+        ..Nested::new(field("leads"), Selection { fields: fields(&["name", "status"]), nested: Vec::new(), ..Selection::default() })
     };
-    let contact_sel = Selection { fields: fields(&["firstName", "lastName", "email"]), nested: Vec::new() }
-        .with(Nested::new(field("owner"), Selection { fields: fields(&["name"]), nested: Vec::new() }))
+    let contact_sel = Selection { fields: fields(&["firstName", "lastName", "email"]), nested: Vec::new(), ..Selection::default() }
+        .with(Nested::new(field("owner"), Selection { fields: fields(&["name"]), nested: Vec::new(), ..Selection::default() }))
         .with(leads);
     let contacts = Nested {
         page: Page { first: Some(5), ..Page::default() },
@@ -513,8 +513,8 @@ fn nested_selection() {
         ..Nested::new(field("contacts"), contact_sel)
     };
     let mut read = fx.read("Account", &json!({"name_starts_with": "Analytical"}));
-    read.select = Selection { fields: fields(&["name", "domain"]), nested: Vec::new() }
-        .with(Nested::new(field("parent"), Selection { fields: fields(&["name"]), nested: Vec::new() }))
+    read.select = Selection { fields: fields(&["name", "domain"]), nested: Vec::new(), ..Selection::default() }
+        .with(Nested::new(field("parent"), Selection { fields: fields(&["name"]), nested: Vec::new(), ..Selection::default() }))
         .with(contacts);
     read.order = order(account, &["name_ASC"]);
     page_case(&fx, "nested_account_parent_contacts", &read, &["Analytical"]);
@@ -567,7 +567,7 @@ fn two_tenants_differ_only_in_org_param() {
     let lead = fx.model("Lead");
     let w = json!({"account": {"name": "Analytical Engines Ltd"}, "contact": null});
     let mut read = fx.read("Lead", &w);
-    read.select = Selection { fields: fields(&["name"]), nested: Vec::new() };
+    read.select = Selection { fields: fields(&["name"]), nested: Vec::new(), ..Selection::default() };
     read.order = order(lead, &["name_ASC"]);
     for (d, dn) in DIALECTS {
         let mut text = String::new();
@@ -627,7 +627,7 @@ fn fail_closed_without_grant() {
         // (2) A Lead filter through `contact` cannot probe contacts: FALSE inside the subquery.
         let w = json!({"contact": {"lastName": "Lovelace"}});
         let mut read = fx.read("Lead", &w);
-        read.select = Selection { fields: fields(&["name"]), nested: Vec::new() };
+        read.select = Selection { fields: fields(&["name"]), nested: Vec::new(), ..Selection::default() };
         let (stmt, _) = fx.builder(d, &access).select_page(&read).unwrap();
         let r = render(d, &stmt);
         r.check(ORG_A, &strings(&w));
@@ -640,8 +640,8 @@ fn fail_closed_without_grant() {
 
         // (3) Nor can a nested selection of `contact` return one.
         let mut read = fx.read("Lead", &json!({}));
-        read.select = Selection { fields: fields(&["name"]), nested: Vec::new() }
-            .with(Nested::new(field("contact"), Selection { fields: fields(&["lastName"]), nested: Vec::new() }));
+        read.select = Selection { fields: fields(&["name"]), nested: Vec::new(), ..Selection::default() }
+            .with(Nested::new(field("contact"), Selection { fields: fields(&["lastName"]), nested: Vec::new(), ..Selection::default() }));
         read.order = order(lead, &["name_ASC"]);
         let (stmt, _) = fx.builder(d, &access).select_page(&read).unwrap();
         let r = render(d, &stmt);
