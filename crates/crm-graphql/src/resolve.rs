@@ -590,6 +590,70 @@ pub(crate) fn update(
     })
 }
 
+/// `leadsTrash(...)`: the soft-deleted records.
+pub(crate) fn trash(
+    cat: Arc<Catalog>,
+    model: Arc<Model>,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let mut read = Read { select: selection(&cat, &model, &ctx.ctx.field())?, trash: true, ..list_read(&cat, &model, &args)? };
+        if read.order.is_empty()
+            && let Some(f) = model.field("deletedAt")
+        {
+            read.order.push(OrderBy { field: f.name.clone(), desc: true });
+        }
+        let q = rc.access.scope(&cat, &model.name, Op::Delete, read)?;
+        let page = rc.engine.read(&q).await?;
+        Ok(Some(FieldValue::list(page.rows.into_iter().map(FieldValue::owned_any))))
+    })
+}
+
+/// `restoreLead(where:)`.
+pub(crate) fn restore(
+    cat: Arc<Catalog>,
+    model: Arc<Model>,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let target = Unique::parse(&model, arg(&args, "where"), "where")?;
+        write_one(&cat, rc, &model, Op::Delete, Write::Restore { model: model.name.clone(), target }, &ctx.ctx.field()).await
+    })
+}
+
+/// `destroyLead(where:)`.
+pub(crate) fn destroy(
+    cat: Arc<Catalog>,
+    model: Arc<Model>,
+) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    root!(cat, model, |ctx, rc| {
+        let args = args_json(&ctx.args);
+        let target = Unique::parse(&model, arg(&args, "where"), "where")?;
+        write_one(&cat, rc, &model, Op::Destroy, Write::Destroy { model: model.name.clone(), target }, &ctx.ctx.field()).await
+    })
+}
+
+/// `auditLog(model:, first:)`.
+pub(crate) fn audit_log() -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    |ctx: ResolverContext<'_>| {
+        FieldFuture::new(async move {
+            let rc = request(&ctx)?;
+            let out: Result<Option<FieldValue<'_>>, OrmError> = async {
+                let args = args_json(&ctx.args);
+                let model = match opt_string(&args, "model")? {
+                    Some(m) => Some(crm_model::ModelName::new(&m).map_err(|_| bad("model", "not a model name"))?),
+                    None => None,
+                };
+                let q = crm_orm::AuditQuery { model, first: opt_u32(&args, "first")?.unwrap_or(50) };
+                let rows = rc.engine.audit_log(&rc.access.scope_tenant(q)).await?;
+                Ok(Some(FieldValue::list(rows.into_iter().map(FieldValue::owned_any))))
+            }
+            .await;
+            out.map_err(|e| err(&e))
+        })
+    }
+}
+
 /// `deleteLead(where:, expectedVersion:)`.
 pub(crate) fn delete(
     cat: Arc<Catalog>,

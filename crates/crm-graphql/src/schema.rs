@@ -94,6 +94,7 @@ const RECORD_REF: &str = "RecordRef";
 const RECORD_REF_INPUT: &str = "RecordRefInput";
 const PAGE_INFO: &str = "PageInfo";
 const HISTORY: &str = "History";
+const AUDIT_ENTRY: &str = "AuditEntry";
 const STAGE_TRANSITION: &str = "StageTransition";
 const NODE: &str = "Node";
 
@@ -143,6 +144,16 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
                 .description(format!("A page of {} records with cursors, page info and aggregates.", m.name)),
                 true,
             ));
+        query = query.field(list_args(
+            m,
+            Field::new(
+                format!("{}Trash", m.plural),
+                TypeRef::named_nn_list_nn(m.name.as_str()),
+                resolve::trash(catalog.clone(), model.clone()),
+            )
+            .description(format!("{} records in the trash (deleted, restorable), newest first unless ordered.", m.name)),
+            true,
+        ));
         if m.fields.values().any(groupable) {
             query = query.field(
                 Field::new(
@@ -183,6 +194,16 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
                     .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
             )
             .field(
+                Field::new(format!("restore{}", m.name), TypeRef::named(m.name.as_str()), resolve::restore(catalog.clone(), model.clone()))
+                    .description(format!("Takes a {} out of the trash.", m.name))
+                    .argument(InputValue::new("where", TypeRef::named_nn(names::of(m, names::WHERE_UNIQUE)))),
+            )
+            .field(
+                Field::new(format!("destroy{}", m.name), TypeRef::named(m.name.as_str()), resolve::destroy(catalog.clone(), model.clone()))
+                    .description(format!("Removes a {} for good (from the trash or not) and returns it as it was.", m.name))
+                    .argument(InputValue::new("where", TypeRef::named_nn(names::of(m, names::WHERE_UNIQUE)))),
+            )
+            .field(
                 Field::new(format!("upsert{}", m.name), TypeRef::named(m.name.as_str()), resolve::upsert(catalog.clone(), model.clone()))
                     .description(format!("Updates the {} `where` names, or creates it.", m.name))
                     .argument(InputValue::new("where", TypeRef::named_nn(names::of(m, names::WHERE_UNIQUE))))
@@ -210,6 +231,24 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
             ));
         }
     }
+    query = query.field(
+        Field::new("auditLog", TypeRef::named_nn_list_nn(AUDIT_ENTRY), resolve::audit_log())
+            .description("The newest entries of the tenant's audit log: deletions, restores, destructions (roles with the audit right).")
+            .argument(InputValue::new("model", TypeRef::named(TypeRef::STRING)).description("Only entries about this model."))
+            .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)).description("Most entries (default 50).")),
+    );
+    b = b.register(
+        Object::new(AUDIT_ENTRY)
+            .description("Who did what, when.")
+            .field(Field::new("at", TypeRef::named_nn(DATETIME), resolve::json_leaf("at")))
+            .field(Field::new("actor", TypeRef::named(TypeRef::STRING), resolve::json_leaf("actor")))
+            .field(
+                Field::new("action", TypeRef::named_nn(TypeRef::STRING), resolve::json_leaf("action"))
+                    .description("delete, restore or destroy."),
+            )
+            .field(Field::new("model", TypeRef::named(TypeRef::STRING), resolve::json_leaf("model")))
+            .field(Field::new("recordId", TypeRef::named(TypeRef::ID), resolve::json_leaf("recordId"))),
+    );
     b = b.register(query).register(mutation).limit_depth(options.max_depth).limit_complexity(options.max_complexity);
     if !options.introspection {
         b = b.disable_introspection();

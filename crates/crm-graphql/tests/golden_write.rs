@@ -561,9 +561,13 @@ async fn delete_cascades_and_clears_references() {
         assert_eq!(c.other.code(q, json!({ "id": id })).await, "NOT_FOUND", "[{}]", b.name);
         assert_eq!(c.other.code("mutation($id: ID!) { deleteAccount(where: {id: $id}) { id } }", json!({ "id": id })).await, "NOT_FOUND");
 
-        let q = "mutation($id: ID!) { deleteAccount(where: {id: $id}) { name contacts { lastName } opportunities { name } } }";
+        // Destroying (not trashing: that keeps references for a restore) cascades and clears.
+        let q = "mutation($id: ID!) { destroyAccount(where: {id: $id}) { name contacts { lastName } opportunities { name } } }";
         let d = c.admin.ok(q, json!({ "id": id })).await;
-        assert_eq!(d, json!({"deleteAccount": {"name": "Gone", "contacts": [{"lastName": "Stays"}], "opportunities": [{"name": "Deal"}]}}));
+        assert_eq!(
+            d,
+            json!({"destroyAccount": {"name": "Gone", "contacts": [{"lastName": "Stays"}], "opportunities": [{"name": "Deal"}]}})
+        );
         let state = r#"{ accounts { name } opportunities { name } contacts { lastName account { name } version } activities { title subject { id } version } }"#;
         let want = json!({"accounts": [], "opportunities": [], "contacts": [{"lastName": "Stays", "account": null, "version": 2}],
                           "activities": [{"title": "About Gone", "subject": null, "version": 2}]});

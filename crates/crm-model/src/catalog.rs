@@ -13,7 +13,7 @@ use crate::names::{FieldName, ModelName, OptionName, SqlName, english_plural, lo
 use crate::value::{self, Value};
 
 /// Field names every model has (system fields); user fields may not use them.
-pub const SYSTEM_FIELDS: &[&str] = &["id", "createdAt", "updatedAt", "createdBy", "updatedBy", "version"];
+pub const SYSTEM_FIELDS: &[&str] = &["id", "createdAt", "updatedAt", "createdBy", "updatedBy", "version", "deletedAt"];
 /// Further field names kept for the platform (tenant column, soft delete, custom values, history).
 pub const RESERVED_FIELDS: &[&str] = &["orgId", "deletedAt", "custom", "history", "stages", "timeline", "node"];
 /// Column names every tenant table has.
@@ -69,6 +69,7 @@ pub const BUILTIN_TYPES: &[&str] = &[
     "Principal",
     "History",
     "StageTransition",
+    "AuditEntry",
     "Timeline",
 ];
 const RESERVED_TABLE_PREFIXES: &[&str] = &["crm_", "_sqlx", "sqlite_", "pg_"];
@@ -339,11 +340,12 @@ fn system_fields() -> Vec<Field> {
         sys_field("createdBy", "created_by", ScalarType::Text),
         sys_field("updatedBy", "updated_by", ScalarType::Text),
         sys_field("version", "version", ScalarType::Int),
+        sys_field("deletedAt", "deleted_at", ScalarType::DateTime),
     ]
     .into_iter()
     .flatten()
     .map(|mut f| {
-        if matches!(f.name.as_str(), "createdBy" | "updatedBy") {
+        if matches!(f.name.as_str(), "createdBy" | "updatedBy" | "deletedAt") {
             f.required = false;
         }
         f
@@ -611,6 +613,8 @@ fn generated_names(m: &Model) -> (Vec<String>, Vec<String>) {
         format!("deleteMany{pascal_plural}Connection"),
         format!("restore{n}"),
         format!("{}GroupBy", m.plural),
+        format!("{}Trash", m.plural),
+        format!("destroy{n}"),
     ];
     let mut types = vec![n.to_owned()];
     types.extend(GENERATED_TYPE_SUFFIXES.iter().map(|s| format!("{n}{s}")));
@@ -636,6 +640,7 @@ pub fn resolve(defs: &[ModelDef]) -> Result<Catalog, MetadataError> {
     let mut roots: HashMap<String, String> = HashMap::new();
     let mut types: HashMap<String, String> = BUILTIN_TYPES.iter().map(|t| ((*t).to_owned(), "a built-in type".to_owned())).collect();
     roots.insert("node".to_owned(), "the built-in `node` field".to_owned());
+    roots.insert("auditLog".to_owned(), "the built-in `auditLog` field".to_owned());
     for def in defs {
         let m = resolve_model(def)?;
         let cx = Ctx { model: &def.name };

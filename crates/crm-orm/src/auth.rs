@@ -35,8 +35,10 @@ pub enum Op {
     Create,
     /// Change rows.
     Update,
-    /// Delete rows.
+    /// Move rows to the trash (soft delete) and restore them.
     Delete,
+    /// Remove rows for good (from the trash or not).
+    Destroy,
 }
 
 /// Which rows a grant covers.
@@ -64,17 +66,25 @@ pub struct Grant {
     /// Update.
     #[serde(default)]
     pub update: Option<RowRule>,
-    /// Delete.
+    /// Delete (to the trash) and restore.
     #[serde(default)]
     pub delete: Option<RowRule>,
+    /// Destroy for good.
+    #[serde(default)]
+    pub destroy: Option<RowRule>,
 }
 
 impl Grant {
     /// Everything on every row.
-    pub const ALL: Grant =
-        Grant { read: Some(RowRule::All), create: Some(RowRule::All), update: Some(RowRule::All), delete: Some(RowRule::All) };
+    pub const ALL: Grant = Grant {
+        read: Some(RowRule::All),
+        create: Some(RowRule::All),
+        update: Some(RowRule::All),
+        delete: Some(RowRule::All),
+        destroy: Some(RowRule::All),
+    };
     /// Read every row.
-    pub const READ: Grant = Grant { read: Some(RowRule::All), create: None, update: None, delete: None };
+    pub const READ: Grant = Grant { read: Some(RowRule::All), create: None, update: None, delete: None, destroy: None };
 
     fn get(&self, op: Op) -> Option<RowRule> {
         match op {
@@ -82,6 +92,7 @@ impl Grant {
             Op::Create => self.create,
             Op::Update => self.update,
             Op::Delete => self.delete,
+            Op::Destroy => self.destroy,
         }
     }
     fn union(self, o: Grant) -> Grant {
@@ -90,6 +101,7 @@ impl Grant {
             create: self.create.max(o.create),
             update: self.update.max(o.update),
             delete: self.delete.max(o.delete),
+            destroy: self.destroy.max(o.destroy),
         }
     }
 }
@@ -123,6 +135,9 @@ pub struct RolePolicy {
     /// their children, …). Writes stay in the tenant itself.
     #[serde(default)]
     pub descendants: bool,
+    /// Whether this role reads the audit log (deletions, restores, destructions, metadata changes).
+    #[serde(default)]
+    pub audit: bool,
 }
 
 /// Roles and their grants.
@@ -140,7 +155,7 @@ impl Policy {
     pub fn default_roles() -> Policy {
         let mut roles = HashMap::new();
         if let Ok(admin) = RoleName::new("admin") {
-            roles.insert(admin, RolePolicy { default: Grant::ALL, ..RolePolicy::default() });
+            roles.insert(admin, RolePolicy { default: Grant::ALL, audit: true, ..RolePolicy::default() });
         }
         if let Ok(parent) = RoleName::new("parent_admin") {
             roles.insert(parent, RolePolicy { default: Grant::READ, descendants: true, ..RolePolicy::default() });
@@ -155,12 +170,15 @@ impl Policy {
                 models.insert(m, Grant::READ);
             }
             if let Ok(m) = ModelName::new("SocialEvent") {
-                models.insert(m, Grant { read: Some(RowRule::All), create: Some(RowRule::All), update: Some(RowRule::All), delete: None });
+                models.insert(
+                    m,
+                    Grant { read: Some(RowRule::All), create: Some(RowRule::All), update: Some(RowRule::All), ..Grant::default() },
+                );
             }
             roles.insert(
                 sales,
                 RolePolicy {
-                    default: Grant { read: Some(RowRule::All), create: own, update: own, delete: own },
+                    default: Grant { read: Some(RowRule::All), create: own, update: own, delete: own, destroy: None },
                     models,
                     ..RolePolicy::default()
                 },
@@ -173,6 +191,12 @@ impl Policy {
     #[must_use]
     pub fn reads_descendants(&self, roles: &[RoleName]) -> bool {
         roles.iter().filter_map(|r| self.roles.get(r)).any(|rp| rp.descendants)
+    }
+
+    /// Whether any of `roles` reads the audit log.
+    #[must_use]
+    pub fn audits(&self, roles: &[RoleName]) -> bool {
+        roles.iter().filter_map(|r| self.roles.get(r)).any(|rp| rp.audit)
     }
 
     fn grant_for(&self, roles: &[RoleName], model: &ModelName) -> Grant {
@@ -228,6 +252,8 @@ pub struct Access {
     denials: Arc<HashMap<ModelName, Denials>>,
     /// Further tenants reads cover (descendants, for parent roles); empty for everyone else.
     read_orgs: Arc<Vec<OrgId>>,
+    /// May read the audit log.
+    audit: bool,
 }
 
 impl Access {
@@ -235,6 +261,11 @@ impl Access {
     #[must_use]
     pub fn org(&self) -> &OrgId {
         &self.org
+    }
+    /// Whether the caller may read the audit log.
+    #[must_use]
+    pub fn audits(&self) -> bool {
+        self.audit
     }
     /// Further tenants the caller's reads cover (descendant tenants of a parent role).
     #[must_use]
@@ -390,6 +421,7 @@ pub fn access(catalog: &Catalog, policy: &Policy, principal: &Principal) -> Acce
         grants: Arc::new(grants),
         denials: Arc::new(denials),
         read_orgs: Arc::new(Vec::new()),
+        audit: policy.audits(&principal.roles),
     }
 }
 

@@ -21,7 +21,8 @@ use crate::auth::{Access, Op, Scoped};
 use crate::dialect::{DbFailure, Dialect, classify};
 use crate::error::{OrmError, Result};
 use crate::ir::{
-    Data, FieldWrite, Filter, FilterOp, GroupBy, Locate, Operand, OrderBy, Page, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write,
+    AuditQuery, Data, FieldWrite, Filter, FilterOp, GroupBy, Locate, Operand, OrderBy, Page, Read, Selection, ToManyWrite, ToOneWrite,
+    Unique, Write,
 };
 use crate::schema;
 use crate::sql::{Builder, Limits, encode_cursor};
@@ -527,6 +528,45 @@ impl Engine {
         rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("group JSON: {e}")))).collect()
     }
 
+    /// The newest entries of the caller's tenant's audit log (roles with `audit` only), as
+    /// `{"at", "actor", "action", "model", "recordId"}` objects.
+    ///
+    /// # Errors
+    /// `Forbidden` without the audit right; limits; database failures.
+    pub async fn audit_log(&self, q: &Scoped<AuditQuery>) -> Result<Vec<Json>> {
+        if !q.access.audits() {
+            return Err(OrmError::Forbidden("the audit log is for administrators".to_owned()));
+        }
+        if q.query.first > self.limits.max_page {
+            return Err(OrmError::Limit(format!("page size {} is above the maximum {}", q.query.first, self.limits.max_page)));
+        }
+        let d = self.dialect();
+        let a = || Alias::new("a");
+        let col = |c: &str| Expr::col((a(), Alias::new(c)));
+        let obj = d.object(vec![
+            (d.key("at")?, d.json_value(Some(&ScalarType::DateTime), col("at"), None)),
+            (d.key("actor")?, col("actor")),
+            (d.key("action")?, col("action")),
+            (d.key("model")?, col("model")),
+            (d.key("recordId")?, d.json_value(Some(&ScalarType::Id), col("record_id"), None)),
+        ]);
+        let mut cond = col("org_id").eq(Expr::val(q.access.org().as_str()));
+        if let Some(m) = &q.query.model {
+            cond = cond.and(col("model").eq(Expr::val(m.as_str())));
+        }
+        let stmt = Query::select()
+            .expr(d.json_text(obj))
+            .from_as(Alias::new("crm_audit"), a())
+            .cond_where(cond)
+            .order_by_expr(col("seq"), sea_query::Order::Desc)
+            .limit(u64::from(q.query.first))
+            .to_owned();
+        let mut conn = self.acquire().await?;
+        conn.ex().set_tenant(false, &q.access).await?;
+        let rows = conn.ex().texts(d.build(&stmt)).await?;
+        rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("audit JSON: {e}")))).collect()
+    }
+
     /// The model of the record `q.id` in the caller's tenant, among the models the caller may read
     /// (and only if the caller may read that record).
     ///
@@ -604,17 +644,17 @@ async fn read_page<S: ExSource>(
     src: &mut S,
     read: &Read,
 ) -> Result<PageResult> {
-    let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits);
+    let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
     let (stmt, plan) = b.select_page(read)?;
     let rows = src.ex().rows_jk(d.build(&stmt)).await?;
     let (count, aggregate) = if !read.aggregates.is_empty() {
-        let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits);
+        let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
         let stmt = b.aggregate(read)?;
         let text = src.ex().scalar_text(d.build(&stmt)).await?;
         let agg: Json = serde_json::from_str(&text).map_err(|e| OrmError::Internal(format!("aggregate JSON: {e}")))?;
         (agg.get("count").and_then(Json::as_i64), Some(agg))
     } else if read.count {
-        let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits);
+        let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
         let c = b.count(read)?;
         let n = src.ex().scalar_i64(d.build(&c)).await?;
         (Some(n), Some(serde_json::json!({ "count": n })))
@@ -683,7 +723,38 @@ impl<'a> Writer<'a> {
                     return Err(OrmError::Version { expected: *e, found: version });
                 }
                 let before = self.select_one(model, id, select).await?;
-                self.delete_ids(model, &[(id, version)]).await?;
+                self.set_deleted(model, &[(id, version)], true).await?;
+                Ok(WriteResult::One(before))
+            }
+            Write::Restore { target, .. } => {
+                let Some((id, version)) = self.find_in(model, target, Op::Delete, true).await? else {
+                    if self.find_in(model, target, Op::Read, true).await?.is_some() {
+                        return Err(OrmError::Forbidden(format!("not allowed to restore this {}", model.name)));
+                    }
+                    return Err(OrmError::NotFound(format!("no {} in the trash matches the given where", model.name)));
+                };
+                self.set_deleted(model, &[(id, version)], false).await?;
+                Ok(WriteResult::One(self.select_one(model, id, select).await?))
+            }
+            Write::Destroy { target, .. } => {
+                let (found, trash) = match self.find_in(model, target, Op::Destroy, false).await? {
+                    Some(f) => (f, false),
+                    None => match self.find_in(model, target, Op::Destroy, true).await? {
+                        Some(f) => (f, true),
+                        None => {
+                            let readable = self.find_in(model, target, Op::Read, false).await?.is_some()
+                                || self.find_in(model, target, Op::Read, true).await?.is_some();
+                            return Err(if readable {
+                                OrmError::Forbidden(format!("not allowed to destroy this {}", model.name))
+                            } else {
+                                OrmError::NotFound(format!("no {} matches the given where", model.name))
+                            });
+                        }
+                    },
+                };
+                let before = self.select_from(model, &[found.0], &[], select, trash).await?.rows.into_iter().next();
+                self.delete_ids(model, &[found]).await?;
+                self.audit(model, &[found.0], "destroy").await?;
                 Ok(WriteResult::One(before))
             }
             Write::Upsert { target, create, update, .. } => {
@@ -719,7 +790,7 @@ impl<'a> Writer<'a> {
                 let (targets, more) = self.target_set(model, filter, Op::Delete, order, page).await?;
                 let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
                 let before = self.select_many(model, &ids, order, select).await?;
-                self.delete_ids(model, &targets).await?;
+                self.set_deleted(model, &targets, true).await?;
                 Ok(WriteResult::Many(with_page_flags(before, page, more)))
             }
         }
@@ -731,6 +802,10 @@ impl<'a> Writer<'a> {
     }
 
     async fn select_many(&mut self, model: &Model, ids: &[Uuid], order: &[OrderBy], select: &Selection) -> Result<PageResult> {
+        self.select_from(model, ids, order, select, false).await
+    }
+
+    async fn select_from(&mut self, model: &Model, ids: &[Uuid], order: &[OrderBy], select: &Selection, trash: bool) -> Result<PageResult> {
         if ids.is_empty() {
             return Ok(PageResult {
                 rows: Vec::new(),
@@ -750,6 +825,7 @@ impl<'a> Writer<'a> {
             select: select.clone(),
             count: false,
             aggregates: Vec::new(),
+            trash,
         };
         let limits = Limits { default_page: self.limits.default_page, max_page: std::cmp::max(n, self.limits.max_page) };
         let mut page = read_page(self.d, self.cat, self.access, self.tenant, limits, &mut *self.tx, &read).await?;
@@ -776,8 +852,13 @@ impl<'a> Writer<'a> {
 
     /// The id and version of the record `u` identifies, if visible under `op`'s scope.
     async fn find(&mut self, model: &Model, u: &Unique, op: Op) -> Result<Option<(Uuid, i64)>> {
+        self.find_in(model, u, op, false).await
+    }
+
+    /// Like [`Self::find`], among the live rows or (`trash`) the soft-deleted ones.
+    async fn find_in(&mut self, model: &Model, u: &Unique, op: Op, trash: bool) -> Result<Option<(Uuid, i64)>> {
         let filter = Self::unique_filter(model, u)?;
-        let stmt = self.builder().target_ids(model, &filter, op, &[], None)?;
+        let stmt = self.builder().in_trash(trash).target_ids(model, &filter, op, &[], None)?;
         let rows = self.tx.ex().ids(self.d.build(&stmt)).await?;
         match rows.into_iter().next() {
             Some((id, v)) => Ok(Some((parse_uuid(&id)?, v))),
@@ -1106,6 +1187,64 @@ impl<'a> Writer<'a> {
             self.check_rows(model, &[id], Op::Update).await?;
             Ok(id)
         })
+    }
+
+    /// Moves rows to the trash (`deleted`) or out of it, as a write (version, updatedAt,
+    /// updatedBy), and records it in the audit log. References to trashed rows stay, so a
+    /// restore brings everything back; reads leave trashed rows out everywhere.
+    async fn set_deleted(&mut self, model: &Model, targets: &[(Uuid, i64)], deleted: bool) -> Result<()> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let d = self.d;
+        let now = Value::DateTime(chrono::Utc::now());
+        let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
+        let stmt = Query::update()
+            .table(Alias::new(model.table.as_str()))
+            .value(Alias::new("deleted_at"), if deleted { d.bind(&now) } else { Expr::cust("NULL") })
+            .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
+            .value(Alias::new("updated_at"), d.bind(&now))
+            .value(Alias::new("updated_by"), d.bind(&Value::Text(self.access.actor().to_owned())))
+            .cond_where(
+                Expr::col(Alias::new("org_id"))
+                    .eq(Expr::val(self.access.org().as_str()))
+                    .and(Expr::col(Alias::new("id")).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i)))))
+                    .and(if deleted {
+                        Expr::col(Alias::new("deleted_at")).is_null()
+                    } else {
+                        Expr::col(Alias::new("deleted_at")).is_not_null()
+                    }),
+            )
+            .to_owned();
+        let n = self.tx.ex().execute(d.build(&stmt)).await.map_err(|e| db_error(e, model))?;
+        if n != targets.len() as u64 {
+            return Err(OrmError::Version { expected: targets.first().map_or(0, |t| t.1), found: -1 });
+        }
+        self.audit(model, &ids, if deleted { "delete" } else { "restore" }).await
+    }
+
+    /// One audit-log entry per record, in the writing transaction.
+    async fn audit(&mut self, model: &Model, ids: &[Uuid], action: &str) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let d = self.d;
+        let now = Value::DateTime(chrono::Utc::now());
+        let mut stmt = Query::insert();
+        stmt.into_table(Alias::new("crm_audit")).columns(["org_id", "at", "actor", "action", "model", "record_id"].map(Alias::new));
+        for id in ids {
+            stmt.values([
+                Expr::val(self.access.org().as_str()),
+                d.bind(&now),
+                d.bind(&Value::Text(self.access.actor().to_owned())),
+                Expr::val(action),
+                Expr::val(model.name.as_str()),
+                d.bind(&Value::Uuid(*id)),
+            ])
+            .map_err(|e| OrmError::Internal(e.to_string()))?;
+        }
+        self.tx.ex().execute(d.build(&stmt)).await?;
+        Ok(())
     }
 
     /// Deletes rows: clears set-null references (and polymorphic ones) first, then deletes with

@@ -123,7 +123,7 @@ impl FieldUse for Write {
                 unique(m, t, c)?;
                 data(cat, m, d, c)
             }
-            Write::Delete { target: t, .. } => unique(m, t, c),
+            Write::Delete { target: t, .. } | Write::Restore { target: t, .. } | Write::Destroy { target: t, .. } => unique(m, t, c),
             Write::Upsert { target: t, create, update, .. } => {
                 unique(m, t, c)?;
                 data(cat, m, create, c)?;
@@ -139,6 +139,12 @@ impl FieldUse for Write {
                 order(m, o, c)
             }
         }
+    }
+}
+
+impl FieldUse for crate::ir::AuditQuery {
+    fn check_fields(&self, _: &Catalog, _: &FieldCheck<'_>) -> Result<()> {
+        Ok(())
     }
 }
 

@@ -637,6 +637,15 @@ pub struct GroupBy {
     pub skip: u32,
 }
 
+/// The newest entries of the tenant's audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only entries about this model.
+    pub model: Option<ModelName>,
+    /// Most entries.
+    pub first: u32,
+}
+
 /// Finds which model a record id belongs to in the caller's tenant (for `node(id:)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Locate {
@@ -662,6 +671,8 @@ pub struct Read {
     /// Numeric aggregates over all rows matching the filter (computed with the count, in one
     /// statement).
     pub aggregates: Vec<(AggFn, FieldName)>,
+    /// Read the trash (soft-deleted rows) instead of the live rows.
+    pub trash: bool,
 }
 
 impl Read {
@@ -676,6 +687,7 @@ impl Read {
             select: Selection::scalars(model),
             count: false,
             aggregates: Vec::new(),
+            trash: false,
         }
     }
 }
@@ -887,7 +899,21 @@ pub enum Write {
         /// Fail with a conflict unless the stored version is this.
         expected_version: Option<i64>,
     },
-    /// Delete one record.
+    /// Take a record out of the trash.
+    Restore {
+        /// The model.
+        model: ModelName,
+        /// Which record (in the trash).
+        target: Unique,
+    },
+    /// Remove a record for good, from the trash or not.
+    Destroy {
+        /// The model.
+        model: ModelName,
+        /// Which record.
+        target: Unique,
+    },
+    /// Move one record to the trash.
     Delete {
         /// The model.
         model: ModelName,
@@ -941,6 +967,8 @@ impl Write {
             Write::Create { model, .. }
             | Write::Update { model, .. }
             | Write::Delete { model, .. }
+            | Write::Restore { model, .. }
+            | Write::Destroy { model, .. }
             | Write::Upsert { model, .. }
             | Write::UpdateMany { model, .. }
             | Write::DeleteMany { model, .. } => model,

@@ -20,7 +20,7 @@ pub use dialect::Dialect;
 pub use error::{OrmError, Result};
 pub use exec::{Engine, EngineOptions, PageResult, WriteResult, count_statements};
 pub use ir::{
-    AggFn, Aggregate, Data, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Page, Quantifier, Read,
-    Selection, ToManyWrite, ToOneWrite, Unique, Write,
+    AggFn, Aggregate, AuditQuery, Data, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Page, Quantifier,
+    Read, Selection, ToManyWrite, ToOneWrite, Unique, Write,
 };
 pub use sql::Limits;

@@ -59,6 +59,7 @@ pub fn create_table(d: Dialect, catalog: &Catalog, m: &Model) -> String {
         format!("{} TEXT", q("created_by")),
         format!("{} TEXT", q("updated_by")),
         format!("{} {} NOT NULL DEFAULT 1", q("version"), d.column_type(&ScalarType::Int)),
+        format!("{} {}", q("deleted_at"), datetime_type(d)),
     ];
     for f in m.stored().filter(|f| !f.system) {
         for (c, ty, not_null) in field_columns(d, f) {
@@ -90,6 +91,9 @@ pub fn add_columns(d: Dialect, m: &Model, existing: &[String]) -> Vec<String> {
                 out.push(format!("ALTER TABLE {} ADD COLUMN {} {ty}", q(m.table.as_str()), q(&c)));
             }
         }
+    }
+    if !existing.iter().any(|e| e == "deleted_at") {
+        out.push(format!("ALTER TABLE {} ADD COLUMN {} {}", q(m.table.as_str()), q("deleted_at"), datetime_type(d)));
     }
     if !existing.iter().any(|e| e == crate::search::SEARCH_COLUMN)
         && let Some(def) = crate::search::column_def(d, m)

@@ -138,19 +138,28 @@ pub struct Builder<'a> {
     tenant: bool,
     limits: Limits,
     n: usize,
+    trash: bool,
 }
 
 impl<'a> Builder<'a> {
     /// A builder for one statement.
     #[must_use]
     pub fn new(d: Dialect, cat: &'a Catalog, access: &'a Access, limits: Limits) -> Self {
-        Builder { d, cat, access, tenant: true, limits, n: 0 }
+        Builder { d, cat, access, tenant: true, limits, n: 0, trash: false }
     }
 
     /// A builder that may leave the tenant predicate out: only for the test-only bypass of
     /// [`crate::Scoped`], which proves row-level security on its own.
     pub(crate) fn with_tenant_predicate(d: Dialect, cat: &'a Catalog, access: &'a Access, tenant: bool, limits: Limits) -> Self {
-        Builder { d, cat, access, tenant, limits, n: 0 }
+        Builder { d, cat, access, tenant, limits, n: 0, trash: false }
+    }
+
+    /// Root rows come from the trash (soft-deleted) instead of the live rows. Related rows are
+    /// always live ones.
+    #[must_use]
+    pub fn in_trash(mut self, trash: bool) -> Self {
+        self.trash = trash;
+        self
     }
 
     fn model(&self, name: &str) -> Result<&'a Arc<Model>> {
@@ -190,6 +199,7 @@ impl<'a> Builder<'a> {
                 parts.push(self.org(alias));
             }
         }
+        parts.push(if self.trash { Self::col(alias, "deleted_at").is_not_null() } else { Self::col(alias, "deleted_at").is_null() });
         match pred {
             Filter::True => {}
             Filter::False => return Ok(f()),
@@ -201,7 +211,7 @@ impl<'a> Builder<'a> {
     /// Link + row predicate of a related table `a1` reached from `a0`; the tenant is inherited
     /// through `org_id` equality. Scope predicates themselves are compiled without nested scopes.
     fn related(&mut self, target: &Model, a1: &str, a0: &str, scoped: bool) -> Result<Vec<Expr>> {
-        let mut parts = vec![Self::col(a1, "org_id").eq(Self::col(a0, "org_id"))];
+        let mut parts = vec![Self::col(a1, "org_id").eq(Self::col(a0, "org_id")), Self::col(a1, "deleted_at").is_null()];
         if scoped {
             match self.access.predicate(target, Op::Read) {
                 Filter::True => {}

@@ -97,24 +97,29 @@ async fn crud_of_every_standard_model() {
         let by_sub = a.update("Member", json!({"sub": "rita"}), json!({"capacity": 6}), None).await.unwrap();
         assert_eq!(by_sub["capacity"], json!(6));
 
-        // Delete: returns the deleted record; set-null references are cleared, polymorphic too.
+        // Delete moves to the trash: the record is gone from reads, references to it stay.
         let gone = a.delete("Lead", by_id(&lead), None).await.unwrap().unwrap();
         assert_eq!(gone["name"], json!("Ada L"));
         assert_eq!(a.count("Lead", json!({})).await, 0);
+        assert_eq!(a.values("SocialEvent", json!({}), &[], "lead").await, vec![json!(id(&lead))], "{}", b.name);
+        // Destroy: returns the record as it was; set-null references are cleared, polymorphic too.
+        let gone = a.destroy("Lead", by_id(&lead)).await.unwrap().unwrap();
+        assert_eq!(gone["name"], json!("Ada L"));
         assert_eq!(a.values("SocialEvent", json!({}), &[], "lead").await, vec![json!(null)], "{}", b.name);
         assert_eq!(a.values("Activity", json!({}), &[], "subject").await, vec![json!(null)], "{}", b.name);
-        // Cascade: deleting the account deletes its opportunities.
-        a.delete("Account", by_id(&acc), None).await.unwrap();
+        // Cascade: destroying the account destroys its opportunities.
+        a.destroy("Account", by_id(&acc)).await.unwrap();
         assert_eq!(a.count("Opportunity", json!({})).await, 0, "{}", b.name);
         assert_eq!(a.values("Contact", json!({}), &[], "account").await, vec![json!(null)]);
         for m in ["Ticket", "Contact", "Activity", "SocialEvent", "Member"] {
             let all = a.list(m, json!({}), &[], page(100)).await.unwrap();
             for r in &all.rows {
-                a.delete(m, by_id(r), None).await.unwrap();
+                a.destroy(m, by_id(r)).await.unwrap();
             }
             assert_eq!(a.count(m, json!({})).await, 0, "{} {m}", b.name);
         }
-        // Deleting something that is gone is NOT_FOUND.
+        // Deleting or destroying something that is gone is NOT_FOUND.
+        assert_eq!(a.destroy("Lead", by_id(&lead)).await.unwrap_err().code(), "NOT_FOUND");
         let e = a.delete("Lead", by_id(&lead), None).await.unwrap_err();
         assert_eq!(e.code(), "NOT_FOUND");
     }
@@ -130,7 +135,7 @@ async fn restrict_relation_blocks_delete() {
         let m = a.create("Member", json!({"name": "Owner"})).await.unwrap();
         let l = a.create("Lead", json!({"name": "L", "owner": {"connect": by_id(&m)}})).await.unwrap();
         assert_eq!(l["owner"], json!(id(&m)));
-        a.delete("Member", by_id(&m), None).await.unwrap();
+        a.destroy("Member", by_id(&m)).await.unwrap();
         assert_eq!(a.values("Lead", json!({}), &[], "owner").await, vec![json!(null)], "{}", b.name);
     }
 }

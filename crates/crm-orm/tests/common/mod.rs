@@ -101,6 +101,13 @@ impl Client<'_> {
         self.one(Write::Delete { model: model.name.clone(), target, expected_version: expected }, Op::Delete).await
     }
 
+    /// Removes a record for good (the delete that cascades and clears references).
+    pub async fn destroy(&self, m: &str, target: Json) -> Result<Option<Json>, OrmError> {
+        let model = self.model(m);
+        let target = Unique::parse(&model, &target, "where")?;
+        self.one(Write::Destroy { model: model.name.clone(), target }, Op::Destroy).await
+    }
+
     pub async fn upsert(&self, m: &str, target: Json, create: Json, update: Json) -> Result<Json, OrmError> {
         let model = self.model(m);
         let target = Unique::parse(&model, &target, "where")?;
