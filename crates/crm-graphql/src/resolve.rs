@@ -101,6 +101,15 @@ pub(crate) fn json_aliased_object(name: String) -> impl for<'a> Fn(ResolverConte
     }
 }
 
+/// A JSON value the statement built under the response key (the timeline).
+pub(crate) fn json_aliased_leaf(name: String) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+    move |ctx| {
+        let key = response_key(&ctx, &name).to_owned();
+        let v = parent_json(&ctx).and_then(|p| p.get(&key));
+        FieldFuture::Value(v.map(|v| FieldValue::value(to_value(v))))
+    }
+}
+
 /// A to-many relation: the nested array the statement built under the response key.
 pub(crate) fn json_aliased_list(name: String) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
     move |ctx| {
@@ -238,6 +247,13 @@ pub(crate) fn selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -
         }
         let name = child.name();
         let key = child.alias().unwrap_or(name);
+        if name == "timeline" && model.field(name).is_none() {
+            let args = raw_args_json(&child)?;
+            if !sel.extras.iter().any(|e| e.key() == key) {
+                sel.extras.push(Extra::Timeline { key: key.to_owned(), first: opt_u32(&args, "first")?.unwrap_or(20) });
+            }
+            continue;
+        }
         if matches!(name, "history" | "stages") && model.field(name).is_none() {
             let args = raw_args_json(&child)?;
             let field = match opt_string(&args, "field")? {

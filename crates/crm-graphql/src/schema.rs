@@ -727,6 +727,14 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
                 .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)).description("Most entries (default 20).")),
         );
     }
+    o = o.field(
+        Field::new("timeline", TypeRef::named_nn(JSON_SCALAR), resolve::json_aliased_leaf("timeline".to_owned()))
+            .description(
+                "The record's timeline, newest first: its property changes (`{kind: \"change\", at, actor, field, oldValue, newValue}`) \
+                 merged with the records that refer to it (`{kind: \"Activity\", at, actor, id, record}`).",
+            )
+            .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)).description("Most entries (default 20).")),
+    );
     let stages: Vec<&str> = m.fields.values().filter(|f| f.stage).map(|f| f.name.as_str()).collect();
     if !stages.is_empty() {
         o = o.field(

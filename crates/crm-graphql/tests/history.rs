@@ -166,3 +166,39 @@ async fn concurrent_updates_keep_an_unbroken_history() {
         assert_eq!(stages.last().unwrap()["stage"], lead["status"]);
     }
 }
+
+/// A record's timeline merges its changes with the activities about it, newest first.
+#[tokio::test]
+async fn timeline_merges_changes_and_activities() {
+    for b in backends().await {
+        let c = cast(&b, "viewer");
+        let id = create(&c.admin, "Lead", json!({"name": "Ada"})).await;
+        let q = r#"mutation($id: ID!, $t: String!, $at: DateTime!) { createActivity(data: {kind: CALL, title: $t, occurredAt: $at, subject: {type: "Lead", id: $id}}) { id } }"#;
+        c.admin.ok(q, json!({"id": id, "t": "Old call", "at": "2020-01-01T10:00:00Z"})).await;
+        let (sq, sv) = set_status(&id, "CONTACTED");
+        c.admin.ok(&sq, sv).await;
+        let future = c.admin.ok(q, json!({"id": id, "t": "Planned call", "at": "2999-01-01T10:00:00Z"})).await;
+        // An activity about another record stays out; a trashed one too.
+        let other = create(&c.admin, "Lead", json!({"name": "Bob"})).await;
+        c.admin.ok(q, json!({"id": other, "t": "Not Ada", "at": "2021-01-01T10:00:00Z"})).await;
+        let gone = c.admin.ok(q, json!({"id": id, "t": "Trashed", "at": "2022-01-01T10:00:00Z"})).await["createActivity"]["id"].clone();
+        c.admin.ok("mutation($id: ID!) { deleteActivity(where: {id: $id}) { id } }", json!({"id": gone})).await;
+        for g in [&c.admin, &c.restricted] {
+            let d = g.ok("query($id: ID!) { lead(where: {id: $id}) { timeline } }", json!({"id": id})).await;
+            let t = d["lead"]["timeline"].as_array().unwrap();
+            let summary: Vec<String> = t
+                .iter()
+                .map(|e| match e["kind"].as_str().unwrap() {
+                    "change" => format!("{}:{}", e["field"].as_str().unwrap(), e["newValue"].as_str().unwrap()),
+                    k => format!("{k}:{}", e["record"]["title"].as_str().unwrap()),
+                })
+                .collect();
+            assert_eq!(summary, ["Activity:Planned call", "status:CONTACTED", "status:NEW", "Activity:Old call"], "[{}]", b.name);
+            assert_eq!(t[0]["id"], future["createActivity"]["id"]);
+        }
+        let d = c.other.ok("query($id: ID!) { lead(where: {id: $id}) { timeline } }", json!({"id": id})).await;
+        assert_eq!(d["lead"], Json::Null);
+        let d = c.admin.ok("query($id: ID!) { lead(where: {id: $id}) { timeline(first: 1) } }", json!({"id": id})).await;
+        assert_eq!(d["lead"]["timeline"].as_array().unwrap().len(), 1);
+    }
+}

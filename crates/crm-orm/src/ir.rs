@@ -473,6 +473,16 @@ pub enum Extra {
         /// Only this stage field's transitions.
         field: Option<FieldName>,
     },
+    /// The record's timeline, newest first: its property changes merged with the records that
+    /// point at it through a polymorphic reference (activities): `[{"kind": "change", "at",
+    /// "actor", "field", "oldValue", "newValue"} | {"kind": "<model>", "at", "actor", "id",
+    /// "record": {…all stored fields…}}]`.
+    Timeline {
+        /// Key of the result in the row object.
+        key: String,
+        /// Most entries.
+        first: u32,
+    },
 }
 
 impl Extra {
@@ -480,7 +490,7 @@ impl Extra {
     #[must_use]
     pub fn key(&self) -> &str {
         match self {
-            Extra::History { key, .. } | Extra::Stages { key, .. } => key,
+            Extra::History { key, .. } | Extra::Stages { key, .. } | Extra::Timeline { key, .. } => key,
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use crm_model::{Catalog, Field, FieldKind, Model, ScalarType, SqlName, Value};
+use crm_model::{Catalog, Field, FieldKind, FieldName, Model, ScalarType, SqlName, Value};
 use sea_query::{Alias, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement};
 use serde_json::Value as Json;
 
@@ -379,7 +379,11 @@ impl<'a> Builder<'a> {
     /// database (one correlated subquery, limited per row). Fields the caller may not read are
     /// left out.
     fn extra(&mut self, model: &Model, alias: &str, x: &Extra) -> Result<Expr> {
+        if let Extra::Timeline { first, .. } = x {
+            return self.timeline(model, alias, *first);
+        }
         let (table, field, limit, newest_first) = match x {
+            Extra::Timeline { .. } => return Err(OrmError::Internal("timeline".to_owned())),
             Extra::History { field, first, .. } => {
                 if *first > self.limits.max_page {
                     return Err(OrmError::Limit(format!("history: page size above the maximum {}", self.limits.max_page)));
@@ -393,6 +397,7 @@ impl<'a> Builder<'a> {
             let ok = match x {
                 Extra::History { .. } => fl.tracked,
                 Extra::Stages { .. } => fl.stage,
+                Extra::Timeline { .. } => false,
             };
             if !ok {
                 return Err(OrmError::bad(
@@ -411,6 +416,7 @@ impl<'a> Builder<'a> {
                 (self.d.key("changedAt")?, self.d.json_value(Some(&ScalarType::DateTime), col("changed_at"), None)),
                 (self.d.key("changedBy")?, col("changed_by")),
             ]),
+            Extra::Timeline { .. } => return Err(OrmError::Internal("timeline".to_owned())),
             Extra::Stages { .. } => self.d.object(vec![
                 (self.d.key("field")?, col("field")),
                 (self.d.key("stage")?, col("stage")),
@@ -442,6 +448,88 @@ impl<'a> Builder<'a> {
             .limit(u64::from(limit));
         let agg = self.d.agg_ordered(Self::col(&x_alias, "j"), vec![(Self::col(&x_alias, "o"), newest_first)]);
         let outer = Query::select().expr(agg).from_subquery(inner.take(), Alias::new(&x_alias)).take();
+        Ok(self.d.nested(Expr::SubQuery(None, Box::new(outer.into()))))
+    }
+
+    /// The timeline of the row aliased `alias`: its history (minus denied fields) and the
+    /// readable records of every model whose polymorphic reference can point at `model`, merged
+    /// newest first, limited in SQL.
+    fn timeline(&mut self, model: &Model, alias: &str, first: u32) -> Result<Expr> {
+        if first > self.limits.max_page {
+            return Err(OrmError::Limit(format!("timeline: page size above the maximum {}", self.limits.max_page)));
+        }
+        let dt = Some(&ScalarType::DateTime);
+        let h = self.alias();
+        let col = |a: &str, c: &str| Self::col(a, c);
+        let change = self.d.object(vec![
+            (self.d.key("kind")?, Expr::val("change")),
+            (self.d.key("at")?, self.d.json_value(dt, col(&h, "changed_at"), None)),
+            (self.d.key("actor")?, col(&h, "changed_by")),
+            (self.d.key("field")?, col(&h, "field")),
+            (self.d.key("oldValue")?, self.d.json_value(Some(&ScalarType::Json), col(&h, "old_value"), None)),
+            (self.d.key("newValue")?, self.d.json_value(Some(&ScalarType::Json), col(&h, "new_value"), None)),
+        ]);
+        let mut hparts = vec![
+            col(&h, "org_id").eq(col(alias, "org_id")),
+            col(&h, "model").eq(Expr::val(model.name.as_str())),
+            col(&h, "record_id").eq(col(alias, "id")),
+        ];
+        let denied: Vec<Expr> = self.access.denied_reads(&model.name).into_iter().map(|f| Expr::val(f.as_str())).collect();
+        if !denied.is_empty() {
+            hparts.push(col(&h, "field").is_not_in(denied));
+        }
+        let mut union = Query::select()
+            .expr_as(change, Alias::new("j"))
+            .expr_as(col(&h, "changed_at"), Alias::new("o"))
+            .from_as(Alias::new("crm_history"), Alias::new(&h))
+            .cond_where(all(hparts))
+            .take();
+        let cat = self.cat;
+        for other in cat.models() {
+            for f in other.fields.values() {
+                let FieldKind::Polymorphic { targets, type_column } = &f.kind else { continue };
+                if !targets.contains(&model.name) || !self.access.allows(&other.name, Op::Read) {
+                    continue;
+                }
+                let a = self.alias();
+                // The referencing record, without the fields the caller may not read.
+                let denied: Vec<FieldName> = self.access.denied_reads(&other.name).into_iter().cloned().collect();
+                let mut shown = Selection::scalars(other);
+                shown.fields.retain(|f| !denied.contains(f));
+                let record = self.object(other, &a, &shown)?;
+                let at = other.fields.values().find(|x| x.name.as_str() == "occurredAt" && x.is_stored()).map_or_else(
+                    || col(&a, "created_at"),
+                    |x| self.d.cust("COALESCE({}, {})", vec![col(&a, x.column.as_str()), col(&a, "created_at")]),
+                );
+                let entry = self.d.object(vec![
+                    (self.d.key("kind")?, Expr::val(other.name.as_str())),
+                    (self.d.key("at")?, self.d.json_value(dt, at.clone(), None)),
+                    (self.d.key("actor")?, col(&a, "created_by")),
+                    (self.d.key("id")?, self.d.json_value(Some(&ScalarType::Id), col(&a, "id"), None)),
+                    (self.d.key("record")?, record),
+                ]);
+                let mut parts = self.related(other, &a, alias, true)?;
+                parts.push(col(&a, type_column.as_str()).eq(Expr::val(model.name.as_str())));
+                parts.push(col(&a, f.column.as_str()).eq(col(alias, "id")));
+                let sel = Query::select()
+                    .expr_as(entry, Alias::new("j"))
+                    .expr_as(at, Alias::new("o"))
+                    .from_as(ident(&other.table), Alias::new(&a))
+                    .cond_where(all(parts))
+                    .take();
+                union.union(sea_query::UnionType::All, sel);
+            }
+        }
+        let (v, u) = (self.alias(), self.alias());
+        let page = Query::select()
+            .column((Alias::new(&v), Alias::new("j")))
+            .column((Alias::new(&v), Alias::new("o")))
+            .from_subquery(union, Alias::new(&v))
+            .order_by_expr(col(&v, "o"), Order::Desc)
+            .limit(u64::from(first))
+            .take();
+        let agg = self.d.agg_ordered(col(&u, "j"), vec![(col(&u, "o"), true)]);
+        let outer = Query::select().expr(agg).from_subquery(page, Alias::new(&u)).take();
         Ok(self.d.nested(Expr::SubQuery(None, Box::new(outer.into()))))
     }
 
