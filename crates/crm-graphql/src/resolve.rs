@@ -16,7 +16,6 @@ use crm_orm::{
 use serde_json::{Map, Value as Json};
 
 use crate::error::to_graphql_error;
-use crate::schema::is_null;
 
 /// What a request carries into the resolvers: the engine and the caller's resolved access.
 #[derive(Clone)]
@@ -70,51 +69,44 @@ fn parent_json<'a>(ctx: &ResolverContext<'a>) -> Option<&'a Json> {
     ctx.parent_value.downcast_ref::<Json>()
 }
 
+/// The non-null value under `key` in the parent JSON object.
+fn child<'a>(ctx: &ResolverContext<'a>, key: &str) -> Option<&'a Json> {
+    parent_json(ctx).and_then(|p| p.get(key)).filter(|v| !v.is_null())
+}
+
+/// The non-null value the statement built under this field's response key (its alias, else
+/// `name`): relations and extras are keyed so, since one field may be selected under several
+/// aliases with different arguments.
+fn aliased<'a>(ctx: &ResolverContext<'a>, name: &str) -> Option<&'a Json> {
+    child(ctx, ctx.ctx.item.node.alias.as_ref().map_or(name, |a| a.node.as_str()))
+}
+
 /// A scalar read from the parent JSON object by field name.
 pub(crate) fn json_leaf(key: &str) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
     let key = key.to_owned();
-    move |ctx| {
-        let v = parent_json(&ctx).and_then(|p| p.get(&key));
-        FieldFuture::Value(if is_null(v) { None } else { v.map(|v| FieldValue::value(to_value(v))) })
-    }
+    move |ctx| FieldFuture::Value(child(&ctx, &key).map(|v| FieldValue::value(to_value(v))))
 }
 
 /// An object read from the parent JSON object by field name (money, references, aggregates).
 pub(crate) fn json_object(key: &str) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
     let key = key.to_owned();
-    move |ctx| {
-        let v = parent_json(&ctx).and_then(|p| p.get(&key));
-        FieldFuture::Value(if is_null(v) { None } else { v.map(|x| FieldValue::borrowed_any(x)) })
-    }
-}
-
-fn response_key<'a>(ctx: &ResolverContext<'a>, name: &'a str) -> &'a str {
-    ctx.ctx.item.node.alias.as_ref().map_or(name, |a| a.node.as_str())
+    move |ctx| FieldFuture::Value(child(&ctx, &key).map(|x| FieldValue::borrowed_any(x)))
 }
 
 /// A to-one relation: the nested object the statement built under the response key.
 pub(crate) fn json_aliased_object(name: String) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
-    move |ctx| {
-        let key = response_key(&ctx, &name).to_owned();
-        let v = parent_json(&ctx).and_then(|p| p.get(&key));
-        FieldFuture::Value(if is_null(v) { None } else { v.map(|x| FieldValue::borrowed_any(x)) })
-    }
+    move |ctx| FieldFuture::Value(aliased(&ctx, &name).map(|x| FieldValue::borrowed_any(x)))
 }
 
 /// A JSON value the statement built under the response key (the timeline).
 pub(crate) fn json_aliased_leaf(name: String) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
-    move |ctx| {
-        let key = response_key(&ctx, &name).to_owned();
-        let v = parent_json(&ctx).and_then(|p| p.get(&key));
-        FieldFuture::Value(v.map(|v| FieldValue::value(to_value(v))))
-    }
+    move |ctx| FieldFuture::Value(aliased(&ctx, &name).map(|v| FieldValue::value(to_value(v))))
 }
 
 /// A to-many relation: the nested array the statement built under the response key.
 pub(crate) fn json_aliased_list(name: String) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
     move |ctx| {
-        let key = response_key(&ctx, &name).to_owned();
-        let items = parent_json(&ctx).and_then(|p| p.get(&key)).and_then(Json::as_array);
+        let items = aliased(&ctx, &name).and_then(Json::as_array);
         FieldFuture::Value(Some(FieldValue::list(items.into_iter().flatten().map(|x| FieldValue::borrowed_any(x)))))
     }
 }
@@ -381,9 +373,8 @@ pub(crate) fn nested_connection(
     name: String,
 ) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
     move |ctx| {
-        let key = response_key(&ctx, &name).to_owned();
         let built = (|| -> Result<Option<Conn>, OrmError> {
-            let Some(v) = parent_json(&ctx).and_then(|p| p.get(&key)) else { return Ok(None) };
+            let Some(v) = aliased(&ctx, &name) else { return Ok(None) };
             let rc = ctx.data::<RequestCtx>().map_err(|_| OrmError::Internal("request context missing".to_owned()))?;
             let args = args_json(&ctx.args);
             let order = parse_order(&target, &args)?;
@@ -467,10 +458,15 @@ pub(crate) fn list(
     root!(cat, model, |ctx, rc| {
         let args = args_json(&ctx.args);
         let read = Read { select: selection(&cat, &model, &ctx.ctx.field())?, ..list_read(&cat, &model, &args)? };
-        let q = rc.access.scope(&cat, &model.name, Op::Read, read)?;
-        let page = rc.engine.read(&q).await?;
-        Ok(Some(FieldValue::list(page.rows.into_iter().map(FieldValue::owned_any))))
+        rows(&cat, rc, &model, Op::Read, read).await
     })
+}
+
+/// Runs a list read authorized for `op` and returns its rows.
+async fn rows<'a>(cat: &Catalog, rc: &RequestCtx, model: &Model, op: Op, read: Read) -> Result<Option<FieldValue<'a>>, OrmError> {
+    let q = rc.access.scope(cat, &model.name, op, read)?;
+    let page = rc.engine.read(&q).await?;
+    Ok(Some(FieldValue::list(page.rows.into_iter().map(FieldValue::owned_any))))
 }
 
 /// `leadsConnection(...)`.
@@ -503,11 +499,9 @@ pub(crate) fn group_by(
             Some(Json::String(s)) => vec![model.field(s).map(|f| f.name.clone()).ok_or_else(|| bad("by", "unknown field"))?],
             _ => return Err(bad("by", "give at least one field to group by")),
         };
+        // The group's numeric aggregates are selected like a connection's; `count` always comes.
         let mut aggregate = Aggregate { count: true, numeric: Vec::new() };
-        let field = ctx.ctx.field();
-        let mut as_agg = Aggregate::default();
-        aggregate_selection(&model, &field, &mut as_agg);
-        aggregate.numeric = as_agg.numeric;
+        aggregate_selection(&model, &ctx.ctx.field(), &mut aggregate);
         let q = GroupBy {
             model: model.name.clone(),
             filter: parse_where(&cat, &model, &args)?,
@@ -619,9 +613,8 @@ pub(crate) fn trash(
         {
             read.order.push(OrderBy { field: f.name.clone(), desc: true });
         }
-        let q = rc.access.scope(&cat, &model.name, Op::Delete, read)?;
-        let page = rc.engine.read(&q).await?;
-        Ok(Some(FieldValue::list(page.rows.into_iter().map(FieldValue::owned_any))))
+        // Seeing the trash takes the right to delete (and so to restore).
+        rows(&cat, rc, &model, Op::Delete, read).await
     })
 }
 

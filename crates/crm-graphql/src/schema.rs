@@ -11,7 +11,6 @@ use async_graphql::dynamic::{
 use crm_model::{Catalog, Field as MField, FieldKind, Model, ScalarType, TypeClass};
 use crm_orm::ir::{aggregatable, groupable, orderable};
 use crm_orm::{AggFn, FilterOp, Quantifier};
-use serde_json::Value as Json;
 
 use crate::error::GraphqlError;
 use crate::resolve::{self, Conn, Edge};
@@ -744,9 +743,4 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
         );
     }
     o
-}
-
-/// `true` when `j` is a JSON null or absent.
-pub(crate) fn is_null(j: Option<&Json>) -> bool {
-    matches!(j, None | Some(Json::Null))
 }

@@ -647,17 +647,13 @@ async fn read_page<S: ExSource>(
     let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
     let (stmt, plan) = b.select_page(read)?;
     let rows = src.ex().rows_jk(d.build(&stmt)).await?;
-    let (count, aggregate) = if !read.aggregates.is_empty() {
+    // Count and numeric aggregates come in one statement, only when asked for.
+    let (count, aggregate) = if read.count || !read.aggregates.is_empty() {
         let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
         let stmt = b.aggregate(read)?;
         let text = src.ex().scalar_text(d.build(&stmt)).await?;
         let agg: Json = serde_json::from_str(&text).map_err(|e| OrmError::Internal(format!("aggregate JSON: {e}")))?;
         (agg.get("count").and_then(Json::as_i64), Some(agg))
-    } else if read.count {
-        let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
-        let c = b.count(read)?;
-        let n = src.ex().scalar_i64(d.build(&c)).await?;
-        (Some(n), Some(serde_json::json!({ "count": n })))
     } else {
         (None, None)
     };
@@ -737,20 +733,12 @@ impl<'a> Writer<'a> {
                 Ok(WriteResult::One(self.select_one(model, id, select).await?))
             }
             Write::Destroy { target, .. } => {
-                let (found, trash) = match self.find_in(model, target, Op::Destroy, false).await? {
-                    Some(f) => (f, false),
-                    None => match self.find_in(model, target, Op::Destroy, true).await? {
-                        Some(f) => (f, true),
-                        None => {
-                            let readable = self.find_in(model, target, Op::Read, false).await?.is_some()
-                                || self.find_in(model, target, Op::Read, true).await?.is_some();
-                            return Err(if readable {
-                                OrmError::Forbidden(format!("not allowed to destroy this {}", model.name))
-                            } else {
-                                OrmError::NotFound(format!("no {} matches the given where", model.name))
-                            });
-                        }
-                    },
+                let Some((found, trash)) = self.find_anywhere(model, target, Op::Destroy).await? else {
+                    return Err(if self.find_anywhere(model, target, Op::Read).await?.is_some() {
+                        OrmError::Forbidden(format!("not allowed to destroy this {}", model.name))
+                    } else {
+                        OrmError::NotFound(format!("no {} matches the given where", model.name))
+                    });
                 };
                 let before = self.select_from(model, &[found.0], &[], select, trash).await?.rows.into_iter().next();
                 self.delete_ids(model, &[found]).await?;
@@ -853,6 +841,16 @@ impl<'a> Writer<'a> {
     /// The id and version of the record `u` identifies, if visible under `op`'s scope.
     async fn find(&mut self, model: &Model, u: &Unique, op: Op) -> Result<Option<(Uuid, i64)>> {
         self.find_in(model, u, op, false).await
+    }
+
+    /// Like [`Self::find`], among the live rows and then the trash; says which it was found in.
+    async fn find_anywhere(&mut self, model: &Model, u: &Unique, op: Op) -> Result<Option<((Uuid, i64), bool)>> {
+        for trash in [false, true] {
+            if let Some(found) = self.find_in(model, u, op, trash).await? {
+                return Ok(Some((found, trash)));
+            }
+        }
+        Ok(None)
     }
 
     /// Like [`Self::find`], among the live rows or (`trash`) the soft-deleted ones.

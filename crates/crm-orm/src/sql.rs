@@ -379,52 +379,76 @@ impl<'a> Builder<'a> {
     /// database (one correlated subquery, limited per row). Fields the caller may not read are
     /// left out.
     fn extra(&mut self, model: &Model, alias: &str, x: &Extra) -> Result<Expr> {
-        if let Extra::Timeline { first, .. } = x {
-            return self.timeline(model, alias, *first);
-        }
-        let (table, field, limit, newest_first) = match x {
-            Extra::Timeline { .. } => return Err(OrmError::Internal("timeline".to_owned())),
+        const DT: Option<&ScalarType> = Some(&ScalarType::DateTime);
+        const JSON: Option<&ScalarType> = Some(&ScalarType::Json);
+        match x {
+            Extra::Timeline { first, .. } => self.timeline(model, alias, *first),
             Extra::History { field, first, .. } => {
                 if *first > self.limits.max_page {
                     return Err(OrmError::Limit(format!("history: page size above the maximum {}", self.limits.max_page)));
                 }
-                ("crm_history", field, *first, true)
+                Self::kept(model, field.as_ref(), |f| f.tracked, "history")?;
+                let shape = [
+                    ("field", "field", None),
+                    ("oldValue", "old_value", JSON),
+                    ("newValue", "new_value", JSON),
+                    ("changedAt", "changed_at", DT),
+                    ("changedBy", "changed_by", None),
+                ];
+                self.row_log(model, alias, "crm_history", field.as_ref(), *first, true, &shape)
             }
-            Extra::Stages { field, .. } => ("crm_stage_transitions", field, self.limits.max_page, false),
-        };
-        if let Some(f) = field {
-            let fl = Self::field(model, f.as_str())?;
-            let ok = match x {
-                Extra::History { .. } => fl.tracked,
-                Extra::Stages { .. } => fl.stage,
-                Extra::Timeline { .. } => false,
-            };
-            if !ok {
-                return Err(OrmError::bad(
-                    "field",
-                    format!("`{f}` of {} keeps no {}", model.name, if newest_first { "history" } else { "stages" }),
-                ));
+            Extra::Stages { field, .. } => {
+                Self::kept(model, field.as_ref(), |f| f.stage, "stages")?;
+                let shape = [
+                    ("field", "field", None),
+                    ("stage", "stage", None),
+                    ("enteredAt", "entered_at", DT),
+                    ("exitedAt", "exited_at", DT),
+                    ("enteredBy", "entered_by", None),
+                ];
+                self.row_log(model, alias, "crm_stage_transitions", field.as_ref(), self.limits.max_page, false, &shape)
             }
         }
+    }
+
+    /// A predicate keeping log entries of fields the caller may read (none when nothing is
+    /// denied).
+    fn readable_fields(&self, model: &Model, field_col: Expr) -> Option<Expr> {
+        let denied: Vec<Expr> = self.access.denied_reads(&model.name).into_iter().map(|f| Expr::val(f.as_str())).collect();
+        (!denied.is_empty()).then(|| field_col.is_not_in(denied))
+    }
+
+    /// `field`, when given, must be one the model keeps `what` of.
+    fn kept(model: &Model, field: Option<&FieldName>, keeps: impl Fn(&Field) -> bool, what: &str) -> Result<()> {
+        match field {
+            Some(f) if !keeps(Self::field(model, f.as_str())?) => {
+                Err(OrmError::bad("field", format!("`{f}` of {} keeps no {what}", model.name)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The entries of a per-record log table (`crm_history`, `crm_stage_transitions`) about the
+    /// row aliased `alias`, as a JSON array of objects shaped by `shape` (key, column, type),
+    /// ordered by `seq` and limited per row; fields the caller may not read are left out.
+    #[allow(clippy::too_many_arguments)]
+    fn row_log(
+        &mut self,
+        model: &Model,
+        alias: &str,
+        table: &str,
+        field: Option<&FieldName>,
+        limit: u32,
+        newest_first: bool,
+        shape: &[(&str, &str, Option<&ScalarType>)],
+    ) -> Result<Expr> {
         let h = self.alias();
         let col = |c: &str| Self::col(&h, c);
-        let obj = match x {
-            Extra::History { .. } => self.d.object(vec![
-                (self.d.key("field")?, col("field")),
-                (self.d.key("oldValue")?, self.d.json_value(Some(&ScalarType::Json), col("old_value"), None)),
-                (self.d.key("newValue")?, self.d.json_value(Some(&ScalarType::Json), col("new_value"), None)),
-                (self.d.key("changedAt")?, self.d.json_value(Some(&ScalarType::DateTime), col("changed_at"), None)),
-                (self.d.key("changedBy")?, col("changed_by")),
-            ]),
-            Extra::Timeline { .. } => return Err(OrmError::Internal("timeline".to_owned())),
-            Extra::Stages { .. } => self.d.object(vec![
-                (self.d.key("field")?, col("field")),
-                (self.d.key("stage")?, col("stage")),
-                (self.d.key("enteredAt")?, self.d.json_value(Some(&ScalarType::DateTime), col("entered_at"), None)),
-                (self.d.key("exitedAt")?, self.d.json_value(Some(&ScalarType::DateTime), col("exited_at"), None)),
-                (self.d.key("enteredBy")?, col("entered_by")),
-            ]),
-        };
+        let mut pairs = Vec::with_capacity(shape.len());
+        for (key, column, ty) in shape {
+            pairs.push((self.d.key(key)?, self.d.json_value(*ty, col(column), None)));
+        }
+        let obj = self.d.object(pairs);
         let mut parts = vec![
             col("org_id").eq(Self::col(alias, "org_id")),
             col("model").eq(Expr::val(model.name.as_str())),
@@ -433,10 +457,7 @@ impl<'a> Builder<'a> {
         if let Some(f) = field {
             parts.push(col("field").eq(Expr::val(f.as_str())));
         }
-        let denied: Vec<Expr> = self.access.denied_reads(&model.name).into_iter().map(|f| Expr::val(f.as_str())).collect();
-        if !denied.is_empty() {
-            parts.push(col("field").is_not_in(denied));
-        }
+        parts.extend(self.readable_fields(model, col("field")));
         let x_alias = self.alias();
         let mut inner = Query::select();
         inner
@@ -474,10 +495,7 @@ impl<'a> Builder<'a> {
             col(&h, "model").eq(Expr::val(model.name.as_str())),
             col(&h, "record_id").eq(col(alias, "id")),
         ];
-        let denied: Vec<Expr> = self.access.denied_reads(&model.name).into_iter().map(|f| Expr::val(f.as_str())).collect();
-        if !denied.is_empty() {
-            hparts.push(col(&h, "field").is_not_in(denied));
-        }
+        hparts.extend(self.readable_fields(model, col(&h, "field")));
         let mut union = Query::select()
             .expr_as(change, Alias::new("j"))
             .expr_as(col(&h, "changed_at"), Alias::new("o"))
