@@ -9,7 +9,7 @@ use regex::Regex;
 
 use crate::def::{FieldDef, FieldType, ModelDef, OnDelete};
 use crate::error::{MetadataError, NameError};
-use crate::names::{FieldName, ModelName, OptionName, SqlName, english_plural, lower_first, snake_case};
+use crate::names::{FieldName, ModelName, OptionName, SqlName, english_plural, humanize, lower_first, snake_case};
 use crate::value::{self, Value};
 
 /// Field names every model has (system fields); user fields may not use them.
@@ -71,8 +71,38 @@ pub const BUILTIN_TYPES: &[&str] = &[
     "StageTransition",
     "AuditEntry",
     "Timeline",
+    "Metadata",
+    "ModelInfo",
+    "FieldInfo",
+    "CustomDefinition",
+    "MetadataChange",
+];
+/// Root fields the platform defines itself (node lookup, audit log, the metadata API).
+pub const BUILTIN_ROOTS: &[&str] = &[
+    "node",
+    "auditLog",
+    "metadata",
+    "customFields",
+    "createCustomField",
+    "updateCustomField",
+    "activateCustomField",
+    "deactivateCustomField",
+    "deleteCustomField",
+    "createCustomObject",
+    "updateCustomObject",
+    "deleteCustomObject",
 ];
 const RESERVED_TABLE_PREFIXES: &[&str] = &["crm_", "_sqlx", "sqlite_", "pg_"];
+/// The column of every tenant table holding the values of tenant-defined (custom) fields: one
+/// JSON object keyed by field API name.
+pub const CUSTOM_COLUMN: &str = "custom";
+/// The shared table holding the records of every tenant's custom objects, told apart by the
+/// `object` column.
+pub const RECORDS_TABLE: &str = "crm_records";
+/// Most custom fields one model may get in one tenant.
+pub const MAX_CUSTOM_FIELDS: usize = 200;
+/// Most custom objects one tenant may define.
+pub const MAX_CUSTOM_OBJECTS: usize = 100;
 
 /// Scalar types after resolution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,10 +256,15 @@ pub struct Field {
     pub default: Option<Value>,
     /// Description from metadata.
     pub description: Option<String>,
+    /// The name people see.
+    pub label: String,
     /// Value checks.
     pub checks: Checks,
     /// True for the system fields (`id`, `createdAt`, …), which clients cannot write.
     pub system: bool,
+    /// True for tenant-defined fields and every field of a custom object: the value lives in the
+    /// row's [`CUSTOM_COLUMN`] JSON object under the field's API name, not in a column of its own.
+    pub custom: bool,
 }
 
 impl Field {
@@ -261,6 +296,11 @@ pub struct Model {
     pub table: SqlName,
     /// Description.
     pub description: Option<String>,
+    /// The name people see.
+    pub label: String,
+    /// True for a tenant-defined (custom) object: its rows live in the shared [`RECORDS_TABLE`],
+    /// told apart by the `object` column, and all its fields are custom.
+    pub custom: bool,
     /// Owner field, if any.
     pub owner: Option<FieldName>,
     /// System fields first, then declared fields in declaration order.
@@ -291,6 +331,26 @@ impl Model {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     models: IndexMap<ModelName, Arc<Model>>,
+    /// The definitions the base catalog was resolved from; tenant extensions start from these.
+    base: Arc<Vec<ModelDef>>,
+}
+
+/// A tenant's own definitions on top of a base catalog: custom fields on any model and custom
+/// objects, in the same JSON form as [`ModelDef`] / [`FieldDef`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extension {
+    /// Custom objects.
+    pub objects: Vec<ModelDef>,
+    /// Custom fields: (model API name, definition), on base models or custom objects.
+    pub fields: Vec<(String, FieldDef)>,
+}
+
+impl Extension {
+    /// True when the extension adds nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty() && self.fields.is_empty()
+    }
 }
 
 impl Catalog {
@@ -328,7 +388,9 @@ fn sys_field(name: &str, column: &str, ty: ScalarType) -> Option<Field> {
         default: None,
         description: None,
         checks: Checks::default(),
+        label: humanize(name),
         system: true,
+        custom: false,
     })
 }
 
@@ -409,8 +471,39 @@ fn compile_checks(cx: &Ctx<'_>, def: &FieldDef) -> Result<Checks, MetadataError>
     Ok(Checks { min_length: v.min_length, max_length: v.max_length, min: v.min, max: v.max, pattern })
 }
 
+/// The rules custom (tenant-defined) fields follow beyond those of every field: their values
+/// live in a shared JSON column, so nothing that needs a column, an index or a trigger of its own.
+fn custom_field_rules(cx: &Ctx<'_>, fd: &FieldDef) -> Result<(), MetadataError> {
+    let refuse = |reason: &str| Err(cx.bad_field(&fd.name, reason));
+    if fd.unique {
+        return refuse("custom fields cannot be unique");
+    }
+    if fd.indexed {
+        return refuse("custom fields cannot be indexed");
+    }
+    if fd.stage {
+        return refuse("stage fields are declared in code, not at runtime");
+    }
+    match &fd.ty {
+        FieldType::Polymorphic { .. } => refuse("custom fields cannot be polymorphic references"),
+        FieldType::Relation { on_delete: Some(OnDelete::Cascade), .. } => {
+            refuse("custom relations support onDelete setNull or restrict, not cascade")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Which fields of a definition are custom, and whether it is a custom object.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    /// Fields from this index on are custom.
+    custom_from: usize,
+    /// A custom object (every field custom, stored in the shared records table).
+    object: bool,
+}
+
 /// First pass over one model: names, columns, field kinds (targets not yet checked).
-fn resolve_model(def: &ModelDef) -> Result<Model, MetadataError> {
+fn resolve_model(def: &ModelDef, mark: Mark) -> Result<Model, MetadataError> {
     let cx = Ctx { model: &def.name };
     let name = ModelName::new(def.name.as_str()).map_err(|e| cx.bad_name(e))?;
     if BUILTIN_TYPES.contains(&def.name.as_str()) {
@@ -425,10 +518,17 @@ fn resolve_model(def: &ModelDef) -> Result<Model, MetadataError> {
         return Err(cx.clash("plural", &plural, "the singular name; declare a distinct plural"));
     }
     let table = match &def.table {
+        Some(_) if mark.object => {
+            return Err(MetadataError::BadModel {
+                model: def.name.clone(),
+                reason: "custom objects live in a shared table; `table` cannot be set".to_owned(),
+            });
+        }
+        None if mark.object => SqlName::new(RECORDS_TABLE).map_err(|e| cx.bad_name(e))?,
         Some(t) => SqlName::new(t.as_str()).map_err(|e| cx.bad_name(e))?,
         None => SqlName::new(snake_case(&plural)).map_err(|e| cx.bad_name(e))?,
     };
-    if RESERVED_TABLE_PREFIXES.iter().any(|p| table.as_str().starts_with(p)) {
+    if !mark.object && RESERVED_TABLE_PREFIXES.iter().any(|p| table.as_str().starts_with(p)) {
         return Err(MetadataError::Reserved { model: def.name.clone(), name: table.to_string() });
     }
 
@@ -442,13 +542,17 @@ fn resolve_model(def: &ModelDef) -> Result<Model, MetadataError> {
         columns.entry((*c).to_owned()).or_insert_with(|| "a system column".to_owned());
     }
 
-    for fd in &def.fields {
+    for (index, fd) in def.fields.iter().enumerate() {
+        let custom = mark.object || index >= mark.custom_from;
         if SYSTEM_FIELDS.contains(&fd.name.as_str()) || RESERVED_FIELDS.contains(&fd.name.as_str()) {
             return Err(MetadataError::Reserved { model: def.name.clone(), name: fd.name.clone() });
         }
         let fname = FieldName::new(fd.name.as_str()).map_err(|e| cx.bad_name(e))?;
         if fields.contains_key(&fname) {
             return Err(cx.clash("field", &fd.name, "another field of the same name"));
+        }
+        if custom {
+            custom_field_rules(&cx, fd)?;
         }
         let snake = snake_case(&fd.name);
         let mut extra_columns = Vec::new();
@@ -540,12 +644,15 @@ fn resolve_model(def: &ModelDef) -> Result<Model, MetadataError> {
             unique: fd.unique,
             indexed: fd.indexed,
             searchable: fd.searchable,
-            tracked: fd.tracked,
+            // Every change of a custom value is kept.
+            tracked: fd.tracked || custom,
             stage: fd.stage,
             default: None,
             description: fd.description.clone(),
+            label: fd.label.clone().unwrap_or_else(|| humanize(&fd.name)),
             checks,
             system: false,
+            custom,
         };
         // `"default": null` means no default.
         if let Some(d) = fd.default.as_ref().filter(|d| !d.is_null()) {
@@ -591,7 +698,8 @@ fn resolve_model(def: &ModelDef) -> Result<Model, MetadataError> {
             Some(f.name.clone())
         }
     };
-    Ok(Model { name, singular, plural, table, description: def.description.clone(), owner, fields })
+    let label = def.label.clone().unwrap_or_else(|| humanize(&def.name));
+    Ok(Model { name, singular, plural, table, description: def.description.clone(), label, custom: mark.object, owner, fields })
 }
 
 /// Root field and type names a model generates, for clash detection.
@@ -635,19 +743,125 @@ fn generated_names(m: &Model) -> (Vec<String>, Vec<String>) {
 /// name clashes, unknown relation targets, inverse relations without their to-one side, bad
 /// defaults or options. Never panics.
 pub fn resolve(defs: &[ModelDef]) -> Result<Catalog, MetadataError> {
+    let marks: Vec<Mark> = defs.iter().map(|d| Mark { custom_from: d.fields.len(), object: false }).collect();
+    let mut cat = resolve_marked(defs, &marks)?;
+    cat.base = Arc::new(defs.to_vec());
+    Ok(cat)
+}
+
+impl Catalog {
+    /// This catalog's base definitions plus a tenant's `ext`: custom fields appended to their
+    /// models, custom objects after the base models, everything validated again by the same rules
+    /// as [`resolve`] plus those of custom definitions (no unique, indexed, stage or polymorphic
+    /// custom fields, no cascading custom relations, no table of their own). Extending an
+    /// extended catalog starts again from the base: extensions replace, they do not stack.
+    ///
+    /// # Errors
+    /// The first problem found, naming the model and field.
+    pub fn extend(&self, ext: &Extension) -> Result<Catalog, MetadataError> {
+        let mut defs: Vec<ModelDef> = self.base.to_vec();
+        let mut marks: Vec<Mark> = defs.iter().map(|d| Mark { custom_from: d.fields.len(), object: false }).collect();
+        if ext.objects.len() > MAX_CUSTOM_OBJECTS {
+            let model = ext.objects.last().map(|o| o.name.clone()).unwrap_or_default();
+            return Err(MetadataError::BadModel { model, reason: format!("a tenant may define at most {MAX_CUSTOM_OBJECTS} custom objects") });
+        }
+        for o in &ext.objects {
+            defs.push(o.clone());
+            marks.push(Mark { custom_from: 0, object: true });
+        }
+        let mut added: HashMap<&str, usize> = HashMap::new();
+        for (model, fd) in &ext.fields {
+            let def = defs.iter_mut().find(|d| &d.name == model).ok_or_else(|| MetadataError::BadModel {
+                model: model.clone(),
+                reason: "there is no such model".to_owned(),
+            })?;
+            def.fields.push(fd.clone());
+            let n = added.entry(model.as_str()).or_default();
+            *n += 1;
+            if *n > MAX_CUSTOM_FIELDS {
+                return Err(MetadataError::BadModel {
+                    model: model.clone(),
+                    reason: format!("a model may get at most {MAX_CUSTOM_FIELDS} custom fields"),
+                });
+            }
+        }
+        let mut cat = resolve_marked(&defs, &marks)?;
+        cat.base = Arc::clone(&self.base);
+        Ok(cat)
+    }
+
+    /// Like [`Self::extend`], keeping what resolves when the whole does not (stored definitions
+    /// that a newer base catalog now contradicts): objects are added while any can be, then
+    /// fields one by one; what could not be added comes back with its error.
+    #[must_use]
+    pub fn extend_lenient(&self, ext: &Extension) -> (Catalog, Vec<MetadataError>) {
+        let first = match self.extend(ext) {
+            Ok(c) => return (c, Vec::new()),
+            Err(e) => e,
+        };
+        let mut kept = Extension::default();
+        let mut objects: Vec<&ModelDef> = ext.objects.iter().collect();
+        loop {
+            let before = objects.len();
+            objects.retain(|o| {
+                let mut trial = kept.clone();
+                trial.objects.push((*o).clone());
+                if self.extend(&trial).is_ok() {
+                    kept = trial;
+                    false
+                } else {
+                    true
+                }
+            });
+            if objects.len() == before {
+                break;
+            }
+        }
+        let mut skipped: Vec<MetadataError> = Vec::new();
+        for o in objects {
+            let mut trial = kept.clone();
+            trial.objects.push(o.clone());
+            skipped.extend(self.extend(&trial).err());
+        }
+        for f in &ext.fields {
+            let mut trial = kept.clone();
+            trial.fields.push(f.clone());
+            match self.extend(&trial) {
+                Ok(_) => kept = trial,
+                Err(e) => skipped.push(e),
+            }
+        }
+        if skipped.is_empty() {
+            skipped.push(first);
+        }
+        (self.extend(&kept).unwrap_or_else(|_| self.clone()), skipped)
+    }
+
+    /// The definitions the base catalog was resolved from.
+    #[must_use]
+    pub fn base_defs(&self) -> &[ModelDef] {
+        &self.base
+    }
+}
+
+fn resolve_marked(defs: &[ModelDef], marks: &[Mark]) -> Result<Catalog, MetadataError> {
     let mut models: IndexMap<ModelName, Model> = IndexMap::new();
     let mut tables: HashMap<String, String> = HashMap::new();
     let mut roots: HashMap<String, String> = HashMap::new();
     let mut types: HashMap<String, String> = BUILTIN_TYPES.iter().map(|t| ((*t).to_owned(), "a built-in type".to_owned())).collect();
-    roots.insert("node".to_owned(), "the built-in `node` field".to_owned());
-    roots.insert("auditLog".to_owned(), "the built-in `auditLog` field".to_owned());
-    for def in defs {
-        let m = resolve_model(def)?;
+    for r in BUILTIN_ROOTS {
+        roots.insert((*r).to_owned(), format!("the built-in `{r}` field"));
+    }
+    for (i, def) in defs.iter().enumerate() {
+        let mark = marks.get(i).copied().unwrap_or(Mark { custom_from: def.fields.len(), object: false });
+        let m = resolve_model(def, mark)?;
         let cx = Ctx { model: &def.name };
         if models.contains_key(&m.name) {
             return Err(cx.clash("model", m.name.as_str(), "another model of the same name"));
         }
-        if let Some(other) = tables.insert(m.table.to_string(), def.name.clone()) {
+        if !m.custom
+            && let Some(other) = tables.insert(m.table.to_string(), def.name.clone())
+        {
             return Err(cx.clash("table", m.table.as_str(), format!("the table of model `{other}`")));
         }
         let (r, t) = generated_names(&m);
@@ -702,5 +916,5 @@ pub fn resolve(defs: &[ModelDef]) -> Result<Catalog, MetadataError> {
             }
         }
     }
-    Ok(Catalog { models: models.into_iter().map(|(k, v)| (k, Arc::new(v))).collect() })
+    Ok(Catalog { models: models.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(), base: Arc::default() })
 }

@@ -19,6 +19,9 @@ pub struct ModelDef {
     /// Shown in the GraphQL schema and to people building forms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The name people see (`"Social event"`); defaults to the API name in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// The to-one field (to `Member`) or text field holding the record's owner; row rules such as
     /// "own records only" use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +66,10 @@ pub struct FieldDef {
     /// Shown in the GraphQL schema and forms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The name people see in forms and tables (`"Last contacted at"`); defaults to the API name
+    /// in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// Checks on written values beyond the type's own format checks.
     #[serde(default, skip_serializing_if = "Validation::is_empty")]
     pub validation: Validation,
@@ -93,10 +100,13 @@ struct FieldCommon {
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
     validation: Validation,
 }
 
-const COMMON_KEYS: &[&str] = &["name", "required", "unique", "indexed", "searchable", "tracked", "stage", "description", "validation"];
+const COMMON_KEYS: &[&str] =
+    &["name", "required", "unique", "indexed", "searchable", "tracked", "stage", "description", "label", "validation"];
 
 impl<'de> Deserialize<'de> for FieldDef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -136,6 +146,7 @@ impl<'de> Deserialize<'de> for FieldDef {
             stage: c.stage,
             default,
             description: c.description,
+            label: c.label,
             validation: c.validation,
         })
     }
@@ -251,7 +262,7 @@ impl ModelDef {
     /// Starts a model with its API name.
     #[must_use]
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), plural: None, table: None, description: None, owner_field: None, fields: Vec::new() }
+        Self { name: name.into(), plural: None, table: None, description: None, label: None, owner_field: None, fields: Vec::new() }
     }
     /// Sets the plural API name.
     #[must_use]
@@ -269,6 +280,12 @@ impl ModelDef {
     #[must_use]
     pub fn describe(mut self, text: impl Into<String>) -> Self {
         self.description = Some(text.into());
+        self
+    }
+    /// Sets the label people see.
+    #[must_use]
+    pub fn label(mut self, text: impl Into<String>) -> Self {
+        self.label = Some(text.into());
         self
     }
     /// Names the owner field.
@@ -312,6 +329,7 @@ impl FieldDef {
             stage: false,
             default: None,
             description: None,
+            label: None,
             validation: Validation::default(),
         }
     }
@@ -416,6 +434,12 @@ impl FieldDef {
     #[must_use]
     pub fn describe(mut self, text: impl Into<String>) -> Self {
         self.description = Some(text.into());
+        self
+    }
+    /// Sets the label people see.
+    #[must_use]
+    pub fn label(mut self, text: impl Into<String>) -> Self {
+        self.label = Some(text.into());
         self
     }
     /// Sets the relation's delete behaviour (to-one relations only).

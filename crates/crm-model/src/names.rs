@@ -123,6 +123,17 @@ pub fn snake_case(s: &str) -> String {
     out
 }
 
+/// An API name in words, for labels (`lastContactedAt` -> `Last contacted at`).
+#[must_use]
+pub fn humanize(s: &str) -> String {
+    let words = snake_case(s).replace('_', " ");
+    let mut c = words.chars();
+    match c.next() {
+        Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+        None => String::new(),
+    }
+}
+
 /// `PascalCase` to `camelCase` (`SocialEvent` -> `socialEvent`).
 #[must_use]
 pub fn lower_first(s: &str) -> String {

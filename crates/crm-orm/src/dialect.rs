@@ -73,6 +73,107 @@ impl Dialect {
         }
     }
 
+    /// A custom field's value read from the row's JSON document `doc` (key: the field's API
+    /// name), typed as a column of `ty` would be, for filters, ordering, cursors and aggregates:
+    /// numbers compare as numbers, instants as instants. Lists and JSON stay JSON. `guard` (the
+    /// `object` column and the object's name) makes PostgreSQL cast only rows of that custom
+    /// object: other objects in the shared table may keep other types under the same key.
+    #[must_use]
+    pub fn custom_value(self, doc: Expr, key: &str, ty: &ScalarType, guard: Option<(Expr, &str)>) -> Expr {
+        let e = match (self, ty) {
+            (Dialect::Sqlite, ScalarType::Json | ScalarType::Tags | ScalarType::MultiSelect(_)) => {
+                self.cust(&format!("({{}} -> '$.{key}')"), vec![doc])
+            }
+            (Dialect::Sqlite, ScalarType::Decimal) => self.cust(&format!("CAST({{}} ->> '$.{key}' AS NUMERIC)"), vec![doc]),
+            (Dialect::Sqlite, ScalarType::Money { .. }) => self.cust(&format!("CAST({{}} ->> '$.{key}.amount' AS NUMERIC)"), vec![doc]),
+            (Dialect::Sqlite, _) => self.cust(&format!("({{}} ->> '$.{key}')"), vec![doc]),
+            (Dialect::Postgres, ScalarType::Json | ScalarType::Tags | ScalarType::MultiSelect(_)) => {
+                self.cust(&format!("({{}} -> '{key}')"), vec![doc])
+            }
+            (Dialect::Postgres, ScalarType::Money { .. }) => self.cust(&format!("(({{}} -> '{key}') ->> 'amount')::numeric"), vec![doc]),
+            (Dialect::Postgres, ty) => {
+                let cast = match ty {
+                    ScalarType::Int => "::bigint",
+                    ScalarType::Float => "::double precision",
+                    ScalarType::Decimal => "::numeric",
+                    ScalarType::Boolean => "::boolean",
+                    ScalarType::Date => "::date",
+                    ScalarType::DateTime => "::timestamptz",
+                    ScalarType::Id => "::uuid",
+                    _ => "",
+                };
+                let e = self.cust(&format!("(({{}} ->> '{key}'){cast})"), vec![doc]);
+                match guard {
+                    Some((col, name)) if !cast.is_empty() => {
+                        self.cust(&format!("(CASE WHEN {{}} = '{name}' THEN {{}} END)"), vec![col, e])
+                    }
+                    _ => e,
+                }
+            }
+        };
+        e
+    }
+
+    /// A custom field's value as clients read it: the JSON stored under `key` (values are stored
+    /// in their client form).
+    #[must_use]
+    pub fn custom_json(self, doc: Expr, key: &str) -> Expr {
+        match self {
+            Dialect::Sqlite => self.cust(&format!("json({{}} -> '$.{key}')"), vec![doc]),
+            Dialect::Postgres => self.cust(&format!("({{}} -> '{key}')"), vec![doc]),
+        }
+    }
+
+    /// `doc` with custom values set and removed: `changes` maps field names to their stored JSON,
+    /// `null` removing the key. Whole values are replaced (a JSON field is not merged into).
+    #[must_use]
+    pub fn custom_patch(self, doc: Expr, changes: &serde_json::Map<String, serde_json::Value>) -> Expr {
+        let removed: Vec<&String> = changes.iter().filter(|(_, v)| v.is_null()).map(|(k, _)| k).collect();
+        let set: serde_json::Map<String, serde_json::Value> = changes.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+        match self {
+            Dialect::Sqlite => {
+                let mut e = self.cust("COALESCE({}, json_object())", vec![doc]);
+                if !removed.is_empty() {
+                    let paths: Vec<String> = removed.iter().map(|k| format!("'$.{k}'")).collect();
+                    e = self.cust(&format!("json_remove({{}}, {})", paths.join(", ")), vec![e]);
+                }
+                if !set.is_empty() {
+                    let mut args = vec![e];
+                    let mut template = "json_set({}".to_owned();
+                    for (k, v) in set {
+                        template.push_str(&format!(", '$.{k}', json({{}})"));
+                        args.push(Expr::val(v.to_string()));
+                    }
+                    template.push(')');
+                    e = self.cust(&template, args);
+                }
+                e
+            }
+            Dialect::Postgres => {
+                let mut template = "(COALESCE({}, jsonb_build_object())".to_owned();
+                for k in removed {
+                    template.push_str(&format!(" - '{k}'"));
+                }
+                template.push(')');
+                let mut args = vec![doc];
+                if !set.is_empty() {
+                    template.push_str(" || {}");
+                    args.push(Expr::val(sea_query::Value::Json(Some(Box::new(serde_json::Value::Object(set))))));
+                }
+                self.cust(&format!("({template})"), args)
+            }
+        }
+    }
+
+    /// The text of a custom field (for `_search`), as SQL text.
+    #[must_use]
+    pub fn custom_text_sql(self, doc: &str, key: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("({doc} ->> '$.{key}')"),
+            Dialect::Postgres => format!("({doc} ->> '{key}')"),
+        }
+    }
+
     /// The SQL type of a record id column.
     #[must_use]
     pub fn id_type(self) -> &'static str {

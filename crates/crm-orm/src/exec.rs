@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crm_model::{Catalog, FieldKind, FieldName, Model, ModelName, OnDelete, OrgId, ScalarType, Value};
+use crm_model::{CUSTOM_COLUMN, Catalog, Field, FieldKind, FieldName, Model, ModelName, OnDelete, OrgId, ScalarType, Value};
 use sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_query_sqlx::SqlxValues;
 use serde_json::Value as Json;
@@ -25,7 +25,7 @@ use crate::ir::{
     Unique, Write,
 };
 use crate::schema;
-use crate::sql::{Builder, Limits, encode_cursor};
+use crate::sql::{Builder, Limits, encode_cursor, stored_value};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -767,7 +767,7 @@ impl<'a> Writer<'a> {
                 let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
                 if !ids.is_empty() {
                     self.polymorphic_check(model, data).await?;
-                    let sets = self.scalar_sets(model, data, false)?;
+                    let sets = self.scalar_sets(model, data, false)?.into_update(self.d);
                     self.update_rows(model, &ids, sets, None).await?;
                     self.check_rows(model, &ids, Op::Update).await?;
                 }
@@ -913,8 +913,8 @@ impl<'a> Writer<'a> {
 
     /// Columns and bound values of scalar writes (`for_create` adds nothing; relations refused
     /// unless handled by the caller).
-    fn scalar_sets(&self, model: &Model, data: &Data, allow_relations: bool) -> Result<Vec<(String, Expr)>> {
-        let mut sets = Vec::new();
+    fn scalar_sets(&self, model: &Model, data: &Data, allow_relations: bool) -> Result<Sets> {
+        let mut sets = Sets::default();
         for (name, w) in &data.fields {
             let f = model.field(name.as_str()).ok_or_else(|| OrmError::bad(name.as_str(), "unknown field"))?;
             match w {
@@ -922,7 +922,7 @@ impl<'a> Writer<'a> {
                     if f.required && v.is_null() {
                         return Err(OrmError::bad(format!("data.{name}"), format!("`{name}` is required and cannot be null")));
                     }
-                    sets.extend(self.columns_of(f, v));
+                    sets.add(self.d, f, v);
                 }
                 _ if allow_relations => {}
                 _ => return Err(OrmError::bad(format!("data.{name}"), "relations cannot be written in a batch update")),
@@ -931,8 +931,66 @@ impl<'a> Writer<'a> {
         Ok(sets)
     }
 
-    fn columns_of(&self, f: &crm_model::Field, v: &Value) -> Vec<(String, Expr)> {
-        let d = self.d;
+}
+
+/// What one write sets: columns, and custom values merged into the row's JSON document.
+#[derive(Default)]
+struct Sets {
+    cols: Vec<(String, Expr)>,
+    custom: serde_json::Map<String, Json>,
+}
+
+impl Sets {
+    /// Sets field `f` to `v` (null clears it).
+    fn add(&mut self, d: Dialect, f: &Field, v: &Value) {
+        if f.custom {
+            self.custom.insert(f.name.to_string(), stored_json(v));
+        } else {
+            self.cols.extend(columns_of(d, f, v));
+        }
+    }
+
+    /// The assignments of an UPDATE: custom values patch the document in place.
+    fn into_update(self, d: Dialect) -> Vec<(String, Expr)> {
+        let mut cols = self.cols;
+        if !self.custom.is_empty() {
+            cols.push((CUSTOM_COLUMN.to_owned(), d.custom_patch(Expr::col(Alias::new(CUSTOM_COLUMN)), &self.custom)));
+        }
+        cols
+    }
+
+    /// The columns of an INSERT: the document holds the non-null custom values.
+    fn into_insert(self, d: Dialect) -> Vec<(String, Expr)> {
+        let mut cols = self.cols;
+        let doc: serde_json::Map<String, Json> = self.custom.into_iter().filter(|(_, v)| !v.is_null()).collect();
+        if !doc.is_empty() {
+            cols.push((CUSTOM_COLUMN.to_owned(), d.bind(&Value::Json(Json::Object(doc)))));
+        }
+        cols
+    }
+}
+
+/// A custom value as stored: its client JSON form, decimals without trailing zeros (as the
+/// columns give them back).
+fn stored_json(v: &Value) -> Json {
+    match v {
+        Value::Decimal(s) => Json::String(trim_decimal(s)),
+        Value::Money { amount, currency } => serde_json::json!({ "amount": trim_decimal(amount), "currency": currency }),
+        other => other.to_json(),
+    }
+}
+
+fn trim_decimal(s: &str) -> String {
+    if !s.contains('.') {
+        return s.to_owned();
+    }
+    let t = s.trim_end_matches('0').trim_end_matches('.');
+    if t == "-0" || t.is_empty() { "0".to_owned() } else { t.to_owned() }
+}
+
+/// Columns and bound values of a column-stored field.
+fn columns_of(d: Dialect, f: &Field, v: &Value) -> Vec<(String, Expr)> {
+    {
         match (&f.kind, v) {
             (FieldKind::Scalar(ScalarType::Money { currency_column }), Value::Money { amount, currency }) => vec![
                 (f.column.to_string(), d.bind(&Value::Decimal(amount.clone()))),
@@ -950,7 +1008,9 @@ impl<'a> Writer<'a> {
             _ => vec![(f.column.to_string(), d.bind(v))],
         }
     }
+}
 
+impl Writer<'_> {
     async fn must_exist(&mut self, model: &Model, id: Uuid, op: Op, path: &str) -> Result<()> {
         let stmt = self.builder().target_ids(model, &id_filter(&[id])?, op, &[], None)?;
         if self.tx.ex().ids(self.d.build(&stmt)).await?.is_empty() {
@@ -990,6 +1050,7 @@ impl<'a> Writer<'a> {
                 ("version".into(), d.bind(&Value::Int(1))),
             ];
             self.polymorphic_check(model, data).await?;
+            let mut sets = Sets::default();
             for f in model.stored().filter(|f| !f.system) {
                 let given = data.fields.get(&f.name);
                 let value = match (given, &f.kind) {
@@ -1007,7 +1068,11 @@ impl<'a> Writer<'a> {
                 if f.required && value.is_null() {
                     return Err(OrmError::bad(format!("data.{}", f.name), format!("`{}` is required", f.name)));
                 }
-                cols.extend(self.columns_of(f, &value));
+                sets.add(d, f, &value);
+            }
+            cols.extend(sets.into_insert(d));
+            if model.custom {
+                cols.push(("object".into(), Expr::val(model.name.as_str())));
             }
             let stmt = Query::insert()
                 .into_table(Alias::new(model.table.as_str()))
@@ -1056,7 +1121,8 @@ impl<'a> Writer<'a> {
         creating: bool,
         path: &str,
     ) -> Result<()> {
-        let via_col = via.column.to_string();
+        let d = self.d;
+        let linked = |parent: Uuid| stored_value(d, target.table.as_str(), target, via).eq(d.bind(&Value::Uuid(parent)));
         if let Some(set) = &tm.set {
             if !creating {
                 if via.required {
@@ -1075,15 +1141,15 @@ impl<'a> Writer<'a> {
                 } else {
                     Expr::col(Alias::new("id")).is_not_in(keep.iter().map(|k| self.d.bind(&Value::Uuid(*k))))
                 };
-                let cond = Expr::col(Alias::new(via_col.as_str())).eq(self.d.bind(&Value::Uuid(id))).and(others);
-                self.clear_columns(target, &[via_col.as_str()], cond).await?;
+                let cond = linked(id).and(others);
+                self.clear(target, &[via], cond).await?;
             }
             for u in set {
-                self.connect_child(target, &via_col, id, u, &format!("{path}.set")).await?;
+                self.connect_child(target, via, id, u, &format!("{path}.set")).await?;
             }
         }
         for u in &tm.connect {
-            self.connect_child(target, &via_col, id, u, &format!("{path}.connect")).await?;
+            self.connect_child(target, via, id, u, &format!("{path}.connect")).await?;
         }
         for u in &tm.disconnect {
             if via.required {
@@ -1093,10 +1159,8 @@ impl<'a> Writer<'a> {
                 ));
             }
             let (cid, _) = self.find_for(target, u, Op::Update).await?;
-            let cond = Expr::col(Alias::new("id"))
-                .eq(self.d.bind(&Value::Uuid(cid)))
-                .and(Expr::col(Alias::new(via_col.as_str())).eq(self.d.bind(&Value::Uuid(id))));
-            if self.clear_columns(target, &[via_col.as_str()], cond).await? == 0 {
+            let cond = Expr::col(Alias::new("id")).eq(self.d.bind(&Value::Uuid(cid))).and(linked(id));
+            if self.clear(target, &[via], cond).await? == 0 {
                 return Err(OrmError::NotFound(format!("{path}.disconnect: the {} is not connected", target.name)));
             }
         }
@@ -1106,30 +1170,40 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    async fn connect_child(&mut self, target: &Model, via_col: &str, parent: Uuid, u: &Unique, path: &str) -> Result<()> {
+    async fn connect_child(&mut self, target: &Model, via: &Field, parent: Uuid, u: &Unique, path: &str) -> Result<()> {
         let Some((cid, _)) = self.find(target, u, Op::Update).await? else {
             if self.find(target, u, Op::Read).await?.is_some() {
                 return Err(OrmError::Forbidden(format!("{path}: not allowed to update this {}", target.name)));
             }
             return Err(OrmError::NotFound(format!("{path}: no {} matches", target.name)));
         };
-        self.update_rows(target, &[cid], vec![(via_col.to_owned(), self.d.bind(&Value::Uuid(parent)))], None).await?;
+        let mut sets = Sets::default();
+        sets.add(self.d, via, &Value::Uuid(parent));
+        self.update_rows(target, &[cid], sets.into_update(self.d), None).await?;
         self.check_rows(target, &[cid], Op::Update).await
     }
 
-    /// Sets `columns` to null on the tenant's rows of `model` matching `cond`, as a write: the
+    /// Sets `fields` to null on the tenant's rows of `model` matching `cond`, as a write: the
     /// version is bumped and `updatedAt`/`updatedBy` are set. Returns the rows changed.
-    async fn clear_columns(&mut self, model: &Model, columns: &[&str], cond: Expr) -> Result<u64> {
+    async fn clear(&mut self, model: &Model, fields: &[&Field], cond: Expr) -> Result<u64> {
         let d = self.d;
+        let mut sets = Sets::default();
+        for f in fields {
+            sets.add(d, f, &Value::Null);
+        }
         let mut stmt = Query::update();
         stmt.table(Alias::new(model.table.as_str()));
-        for c in columns {
-            stmt.value(Alias::new(*c), Expr::cust("NULL"));
+        for (c, e) in sets.into_update(d) {
+            stmt.value(Alias::new(c.as_str()), e);
+        }
+        let mut cond = Expr::col(Alias::new("org_id")).eq(Expr::val(self.access.org().as_str())).and(cond);
+        if model.custom {
+            cond = cond.and(Expr::col(Alias::new("object")).eq(Expr::val(model.name.as_str())));
         }
         stmt.value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
             .value(Alias::new("updated_at"), d.bind(&Value::DateTime(chrono::Utc::now())))
             .value(Alias::new("updated_by"), d.bind(&Value::Text(self.access.actor().to_owned())))
-            .cond_where(Expr::col(Alias::new("org_id")).eq(Expr::val(self.access.org().as_str())).and(cond));
+            .cond_where(cond);
         self.tx.ex().execute(d.build(&stmt)).await.map_err(|e| db_error(e, model))
     }
 
@@ -1173,11 +1247,11 @@ impl<'a> Writer<'a> {
                     }
                     let t = self.model(target.as_str())?;
                     let v = self.write_to_one(t, op, &format!("data.{name}")).await?;
-                    sets.push((f.column.to_string(), self.d.bind(&v)));
+                    sets.add(self.d, f, &v);
                 }
             }
             // The version guard makes a concurrent change between find and update a conflict.
-            if self.update_rows(model, &[id], sets, Some(version)).await? == 0 {
+            if self.update_rows(model, &[id], sets.into_update(self.d), Some(version)).await? == 0 {
                 let now = self.find(model, target, Op::Read).await?.map_or(version, |(_, v)| v);
                 return Err(OrmError::Version { expected: expected.unwrap_or(version), found: now });
             }
@@ -1254,33 +1328,54 @@ impl<'a> Writer<'a> {
         let d = self.d;
         let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
         let org = self.access.org().as_str().to_owned();
-        let refs: Vec<(Arc<Model>, String)> = self
+        let refs: Vec<(Arc<Model>, Field)> = self
             .cat
             .referencing(&model.name)
             .filter(|(_, f)| matches!(f.kind, FieldKind::ToOne { on_delete: OnDelete::SetNull, .. }))
-            .map(|(m, f)| (Arc::clone(m), f.column.to_string()))
+            .map(|(m, f)| (Arc::clone(m), f.clone()))
             .collect();
-        for (m, col) in refs {
-            let cond = Expr::col(Alias::new(col.as_str())).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))));
-            self.clear_columns(&m, &[col.as_str()], cond).await?;
+        for (m, f) in refs {
+            let cond = stored_value(d, m.table.as_str(), &m, &f).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))));
+            self.clear(&m, &[&f], cond).await?;
         }
-        let polys: Vec<(Arc<Model>, String, String)> = self
+        // Custom references have no foreign key: restrict is checked here (trashed rows count,
+        // as they would for a foreign key).
+        let restricting: Vec<(Arc<Model>, Field)> = self
+            .cat
+            .referencing(&model.name)
+            .filter(|(_, f)| f.custom && matches!(f.kind, FieldKind::ToOne { on_delete: OnDelete::Restrict, .. }))
+            .map(|(m, f)| (Arc::clone(m), f.clone()))
+            .collect();
+        for (m, f) in restricting {
+            let mut cond = Expr::col(Alias::new("org_id"))
+                .eq(Expr::val(org.as_str()))
+                .and(stored_value(d, m.table.as_str(), &m, &f).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i)))));
+            if m.custom {
+                cond = cond.and(Expr::col(Alias::new("object")).eq(Expr::val(m.name.as_str())));
+            }
+            let stmt = Query::select().expr(Expr::cust("COUNT(*)")).from(Alias::new(m.table.as_str())).cond_where(cond).to_owned();
+            let n = self.tx.ex().scalar_i64(d.build(&stmt)).await?;
+            if n > 0 {
+                return Err(OrmError::Referenced(format!("the {} is still referenced by {n} {} record(s) through `{}`", model.name, m.name, f.name)));
+            }
+        }
+        let polys: Vec<(Arc<Model>, Field, String)> = self
             .cat
             .models()
             .flat_map(|m| {
                 m.fields.values().filter_map(move |f| match &f.kind {
                     FieldKind::Polymorphic { targets, type_column } if targets.contains(&model.name) => {
-                        Some((Arc::clone(m), f.column.to_string(), type_column.to_string()))
+                        Some((Arc::clone(m), f.clone(), type_column.to_string()))
                     }
                     _ => None,
                 })
             })
             .collect();
-        for (m, col, ty) in polys {
+        for (m, f, ty) in polys {
             let cond = Expr::col(Alias::new(ty.as_str()))
                 .eq(Expr::val(model.name.as_str()))
-                .and(Expr::col(Alias::new(col.as_str())).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i)))));
-            self.clear_columns(&m, &[col.as_str(), ty.as_str()], cond).await?;
+                .and(Expr::col(Alias::new(f.column.as_str())).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i)))));
+            self.clear(&m, &[&f], cond).await?;
         }
         for (id, version) in targets {
             let stmt = Query::delete()

@@ -1,7 +1,7 @@
 //! Tables from metadata: pure DDL generation per dialect. Idempotent by construction (`IF NOT
 //! EXISTS`, missing columns added, nothing ever dropped). [`crate::Engine::migrate`] runs it.
 
-use crm_model::{Catalog, Field, FieldKind, Model, OnDelete, ScalarType};
+use crm_model::{CUSTOM_COLUMN, Catalog, Field, FieldKind, Model, OnDelete, ScalarType};
 
 use crate::dialect::{Dialect, index_name};
 
@@ -28,6 +28,11 @@ pub fn field_columns(d: Dialect, f: &Field) -> Vec<(String, &'static str, bool)>
 
 fn datetime_type(d: Dialect) -> &'static str {
     d.column_type(&ScalarType::DateTime)
+}
+
+/// The type of the custom-values column (a JSON object keyed by field name).
+fn custom_type(d: Dialect) -> &'static str {
+    d.column_type(&ScalarType::Json)
 }
 
 fn foreign_key(catalog: &Catalog, f: &Field) -> Option<(String, String, OnDelete)> {
@@ -60,6 +65,7 @@ pub fn create_table(d: Dialect, catalog: &Catalog, m: &Model) -> String {
         format!("{} TEXT", q("updated_by")),
         format!("{} {} NOT NULL DEFAULT 1", q("version"), d.column_type(&ScalarType::Int)),
         format!("{} {}", q("deleted_at"), datetime_type(d)),
+        format!("{} {}", q(CUSTOM_COLUMN), custom_type(d)),
     ];
     for f in m.stored().filter(|f| !f.system) {
         for (c, ty, not_null) in field_columns(d, f) {
@@ -94,6 +100,9 @@ pub fn add_columns(d: Dialect, m: &Model, existing: &[String]) -> Vec<String> {
     }
     if !existing.iter().any(|e| e == "deleted_at") {
         out.push(format!("ALTER TABLE {} ADD COLUMN {} {}", q(m.table.as_str()), q("deleted_at"), datetime_type(d)));
+    }
+    if !existing.iter().any(|e| e == CUSTOM_COLUMN) {
+        out.push(format!("ALTER TABLE {} ADD COLUMN {} {}", q(m.table.as_str()), q(CUSTOM_COLUMN), custom_type(d)));
     }
     if !existing.iter().any(|e| e == crate::search::SEARCH_COLUMN)
         && let Some(def) = crate::search::column_def(d, m)
@@ -202,12 +211,65 @@ pub fn fingerprint(ddl: &[String]) -> String {
 /// fields) of `m`, in the transaction of every insert and update. Time and actor are the row's
 /// own `created_at`/`updated_at` and `created_by`/`updated_by`, which the engine sets on every
 /// write, so every write path (updates, batches, cleared references) is recorded alike. None for
-/// a model without such fields (and any earlier triggers are dropped).
+/// a model without such fields (and any earlier triggers are dropped). The history of custom
+/// values (the `custom` JSON column, one entry per changed key) has triggers of its own on every
+/// table, whatever its fields, since any tenant may add custom fields to any model.
 #[must_use]
 pub fn track_triggers(d: Dialect, m: &Model) -> Vec<String> {
+    let mut out = column_triggers(d, m);
+    out.extend(custom_triggers(d, m));
+    out
+}
+
+/// History triggers of the custom-values column of `m`'s table.
+fn custom_triggers(d: Dialect, m: &Model) -> Vec<String> {
     let t = m.table.as_str();
-    let tracked: Vec<&Field> = m.fields.values().filter(|f| f.tracked && f.is_stored()).collect();
-    let stages: Vec<&Field> = m.fields.values().filter(|f| f.stage && f.is_stored()).collect();
+    let model = m.name.as_str();
+    match d {
+        Dialect::Postgres => vec![
+            format!("DROP TRIGGER IF EXISTS crm_custom_ins ON {}", q(t)),
+            format!("DROP TRIGGER IF EXISTS crm_custom_upd ON {}", q(t)),
+            format!(
+                "CREATE TRIGGER crm_custom_ins AFTER INSERT ON {} FOR EACH ROW WHEN (NEW.custom IS NOT NULL) \
+                 EXECUTE FUNCTION crm_track_custom('{model}')",
+                q(t)
+            ),
+            format!(
+                "CREATE TRIGGER crm_custom_upd AFTER UPDATE ON {} FOR EACH ROW WHEN (NEW.custom IS DISTINCT FROM OLD.custom) \
+                 EXECUTE FUNCTION crm_track_custom('{model}')",
+                q(t)
+            ),
+        ],
+        Dialect::Sqlite => {
+            let (ti, tu) = (q(&format!("crm_custom_{t}_ins")), q(&format!("crm_custom_{t}_upd")));
+            let cols = "org_id, model, record_id, field, old_value, new_value, changed_at, changed_by";
+            vec![
+                format!("DROP TRIGGER IF EXISTS {ti}"),
+                format!("DROP TRIGGER IF EXISTS {tu}"),
+                format!(
+                    "CREATE TRIGGER {ti} AFTER INSERT ON {} WHEN NEW.custom IS NOT NULL BEGIN \
+                     INSERT INTO crm_history ({cols}) SELECT NEW.org_id, '{model}', NEW.id, e.key, NULL, NEW.custom -> e.key, \
+                     NEW.created_at, NEW.created_by FROM json_each(NEW.custom) AS e WHERE e.type <> 'null' ORDER BY e.key; END",
+                    q(t)
+                ),
+                format!(
+                    "CREATE TRIGGER {tu} AFTER UPDATE ON {} WHEN OLD.custom IS NOT NEW.custom BEGIN \
+                     INSERT INTO crm_history ({cols}) SELECT NEW.org_id, '{model}', NEW.id, k.key, NULLIF(OLD.custom -> k.key, 'null'), \
+                     NULLIF(NEW.custom -> k.key, 'null'), NEW.updated_at, NEW.updated_by FROM (SELECT key FROM \
+                     json_each(COALESCE(OLD.custom, '{{}}')) UNION SELECT key FROM json_each(COALESCE(NEW.custom, '{{}}'))) AS k \
+                     WHERE COALESCE(OLD.custom -> k.key, 'null') IS NOT COALESCE(NEW.custom -> k.key, 'null') ORDER BY k.key; END",
+                    q(t)
+                ),
+            ]
+        }
+    }
+}
+
+/// History and stage triggers of the tracked and stage columns of `m`.
+fn column_triggers(d: Dialect, m: &Model) -> Vec<String> {
+    let t = m.table.as_str();
+    let tracked: Vec<&Field> = m.fields.values().filter(|f| f.tracked && f.is_stored() && !f.custom).collect();
+    let stages: Vec<&Field> = m.fields.values().filter(|f| f.stage && f.is_stored() && !f.custom).collect();
     let model = m.name.as_str();
     match d {
         Dialect::Postgres => {

@@ -81,13 +81,21 @@ fn sql_str(s: &str) -> String {
 }
 
 /// The SQL expression computing the search column of `m` (none without searchable fields).
+/// Custom searchable fields are not part of it (their values live in a JSON document the column
+/// cannot follow per tenant); the SQL builder folds them inline with [`fold_sql`].
 #[must_use]
 pub fn column_expr(d: Dialect, m: &Model) -> Option<String> {
-    let cols: Vec<String> = m.searchable().map(|f| format!("coalesce(\"{}\", '')", f.column)).collect();
-    if cols.is_empty() {
+    let cols: Vec<String> = m.searchable().filter(|f| !f.custom).map(|f| format!("\"{}\"", f.column)).collect();
+    fold_sql(d, &cols)
+}
+
+/// The folded text of the SQL text expressions `parts`, joined by spaces (none when empty).
+#[must_use]
+pub fn fold_sql(d: Dialect, parts: &[String]) -> Option<String> {
+    if parts.is_empty() {
         return None;
     }
-    let src = cols.join(" || ' ' || ");
+    let src = parts.iter().map(|p| format!("coalesce({p}, '')")).collect::<Vec<_>>().join(" || ' ' || ");
     let pairs = pairs();
     Some(match d {
         Dialect::Postgres => {

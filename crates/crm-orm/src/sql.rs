@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use crm_model::{Catalog, Field, FieldKind, FieldName, Model, ScalarType, SqlName, Value};
+use crm_model::{CUSTOM_COLUMN, Catalog, Field, FieldKind, FieldName, Model, ScalarType, SqlName, Value};
 use sea_query::{Alias, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement};
 use serde_json::Value as Json;
 
@@ -130,6 +130,24 @@ type OrderKey = (Expr, bool, bool);
 /// System columns that are NOT NULL by construction.
 const NOT_NULL_SYSTEM: &[&str] = &["id", "createdAt", "updatedAt", "version"];
 
+/// The value of a stored field of `model` rows aliased (or named) `alias`: its column, or for a
+/// custom field the typed value read from the row's JSON document.
+pub(crate) fn stored_value(d: Dialect, alias: &str, model: &Model, fl: &Field) -> Expr {
+    let col = |c: &str| Expr::col((Alias::new(alias), Alias::new(c)));
+    if !fl.custom {
+        return col(fl.column.as_str());
+    }
+    const ID: &ScalarType = &ScalarType::Id;
+    const JSON: &ScalarType = &ScalarType::Json;
+    let ty = match &fl.kind {
+        FieldKind::Scalar(t) => t,
+        FieldKind::ToOne { .. } => ID,
+        _ => JSON,
+    };
+    let guard = model.custom.then(|| (col("object"), model.name.as_str()));
+    d.custom_value(col(CUSTOM_COLUMN), fl.name.as_str(), ty, guard)
+}
+
 /// One statement's builder: numbers table aliases (`t0`, `t1`, …) so output is deterministic.
 pub struct Builder<'a> {
     d: Dialect,
@@ -180,6 +198,40 @@ impl<'a> Builder<'a> {
         model.field(name).ok_or_else(|| OrmError::bad(name, format!("unknown field `{name}` on {}", model.name)))
     }
 
+    /// The value of a stored field of `model` rows aliased `alias`, as filters, ordering, cursors
+    /// and aggregates use it: its column, or for a custom field the typed value from the row's
+    /// JSON document.
+    fn value(&self, alias: &str, model: &Model, fl: &Field) -> Expr {
+        stored_value(self.d, alias, model, fl)
+    }
+
+    /// The predicate keeping rows of `model` in its table: for a custom object, its own records
+    /// of the shared records table.
+    fn object_predicate(model: &Model, alias: &str) -> Option<Expr> {
+        model.custom.then(|| Self::col(alias, "object").eq(Expr::val(model.name.as_str())))
+    }
+
+    /// The `_search` predicate of one word: the folded searchable text must contain it. Tables
+    /// keep that text in a generated column; custom searchable fields are folded inline.
+    fn search_word(&self, model: &Model, alias: &str, word: &str) -> Expr {
+        let pattern = Expr::val(like_pattern(word, FilterOp::Contains));
+        if !model.searchable().any(|f| f.custom) {
+            return self.d.cust("{} LIKE {} ESCAPE '\\'", vec![Self::col(alias, crate::search::SEARCH_COLUMN), pattern]);
+        }
+        let parts: Vec<String> = model
+            .searchable()
+            .map(|f| {
+                if f.custom {
+                    self.d.custom_text_sql(&format!("\"{alias}\".\"{CUSTOM_COLUMN}\""), f.name.as_str())
+                } else {
+                    format!("\"{alias}\".\"{}\"", f.column)
+                }
+            })
+            .collect();
+        let folded = crate::search::fold_sql(self.d, &parts).unwrap_or_else(|| "''".to_owned());
+        self.d.cust(&format!("({folded}) LIKE {{}} ESCAPE '\\'"), vec![pattern])
+    }
+
     /// The tenant predicate of `alias`.
     fn org(&self, alias: &str) -> Expr {
         Self::col(alias, "org_id").eq(Expr::val(self.access.org().as_str()))
@@ -200,6 +252,7 @@ impl<'a> Builder<'a> {
             }
         }
         parts.push(if self.trash { Self::col(alias, "deleted_at").is_not_null() } else { Self::col(alias, "deleted_at").is_null() });
+        parts.extend(Self::object_predicate(model, alias));
         match pred {
             Filter::True => {}
             Filter::False => return Ok(f()),
@@ -212,6 +265,7 @@ impl<'a> Builder<'a> {
     /// through `org_id` equality. Scope predicates themselves are compiled without nested scopes.
     fn related(&mut self, target: &Model, a1: &str, a0: &str, scoped: bool) -> Result<Vec<Expr>> {
         let mut parts = vec![Self::col(a1, "org_id").eq(Self::col(a0, "org_id")), Self::col(a1, "deleted_at").is_null()];
+        parts.extend(Self::object_predicate(target, a1));
         if scoped {
             match self.access.predicate(target, Op::Read) {
                 Filter::True => {}
@@ -242,11 +296,7 @@ impl<'a> Builder<'a> {
                 if model.searchable().next().is_none() {
                     return Ok(f());
                 }
-                let col = Self::col(alias, crate::search::SEARCH_COLUMN);
-                let parts: Vec<Expr> = crate::search::words(term)
-                    .iter()
-                    .map(|w| self.d.cust("{} LIKE {} ESCAPE '\\'", vec![col.clone(), Expr::val(like_pattern(w, FilterOp::Contains))]))
-                    .collect();
+                let parts: Vec<Expr> = crate::search::words(term).iter().map(|w| self.search_word(model, alias, w)).collect();
                 self.d.cust("({})", vec![all(parts)])
             }
             Filter::ToOne { field, filter } => {
@@ -255,12 +305,12 @@ impl<'a> Builder<'a> {
                     return Err(OrmError::bad(field.as_str(), "not a to-one relation"));
                 };
                 let Some(inner) = filter else {
-                    return Ok(Self::col(alias, fl.column.as_str()).is_null());
+                    return Ok(self.value(alias, model, fl).is_null());
                 };
                 let target = self.model(target.as_str())?;
                 let a1 = self.alias();
                 let mut parts = self.related(target, &a1, alias, scoped)?;
-                parts.push(Self::col(&a1, "id").eq(Self::col(alias, fl.column.as_str())));
+                parts.push(Self::col(&a1, "id").eq(self.value(alias, model, fl)));
                 parts.push(self.filter(target, &a1, inner, scoped)?);
                 Expr::exists(
                     Query::select().expr(Expr::cust("1")).from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts)).take(),
@@ -275,7 +325,7 @@ impl<'a> Builder<'a> {
                 let via = Self::field(target, via.as_str())?;
                 let a1 = self.alias();
                 let mut parts = self.related(target, &a1, alias, scoped)?;
-                parts.push(Self::col(&a1, via.column.as_str()).eq(Self::col(alias, "id")));
+                parts.push(self.value(&a1, target, via).eq(Self::col(alias, "id")));
                 let inner = self.filter(target, &a1, filter, scoped)?;
                 parts.push(match quantifier {
                     Quantifier::Every => self.d.is_not_true(inner),
@@ -293,7 +343,7 @@ impl<'a> Builder<'a> {
 
     fn cmp(&mut self, model: &Model, alias: &str, name: &str, op: FilterOp, value: &Operand) -> Result<Expr> {
         let fl = Self::field(model, name)?;
-        let c = Self::col(alias, fl.column.as_str());
+        let c = self.value(alias, model, fl);
         let d = self.d;
         Ok(match (op, value) {
             (FilterOp::Eq, Operand::One(Value::Null)) => c.is_null(),
@@ -343,6 +393,9 @@ impl<'a> Builder<'a> {
 
     /// The JSON of one stored field.
     fn field_json(&self, alias: &str, fl: &Field) -> Result<Expr> {
+        if fl.custom {
+            return Ok(self.d.custom_json(Self::col(alias, CUSTOM_COLUMN), fl.name.as_str()));
+        }
         let c = Self::col(alias, fl.column.as_str());
         Ok(match &fl.kind {
             FieldKind::Scalar(ty @ ScalarType::Money { currency_column }) => {
@@ -517,7 +570,7 @@ impl<'a> Builder<'a> {
                 let record = self.object(other, &a, &shown)?;
                 let at = other.fields.values().find(|x| x.name.as_str() == "occurredAt" && x.is_stored()).map_or_else(
                     || col(&a, "created_at"),
-                    |x| self.d.cust("COALESCE({}, {})", vec![col(&a, x.column.as_str()), col(&a, "created_at")]),
+                    |x| self.d.cust("COALESCE({}, {})", vec![self.value(&a, other, x), col(&a, "created_at")]),
                 );
                 let entry = self.d.object(vec![
                     (self.d.key("kind")?, Expr::val(other.name.as_str())),
@@ -559,7 +612,7 @@ impl<'a> Builder<'a> {
                 return Err(OrmError::bad("orderBy", format!("`{}` cannot be ordered", o.field)));
             }
             let nullable = !(fl.system && NOT_NULL_SYSTEM.contains(&fl.name.as_str()));
-            out.push((Self::col(alias, fl.column.as_str()), o.desc != backward, nullable));
+            out.push((self.value(alias, model, fl), o.desc != backward, nullable));
         }
         out.push((Self::col(alias, "id"), backward, false));
         Ok(out)
@@ -588,7 +641,7 @@ impl<'a> Builder<'a> {
                 let a1 = self.alias();
                 let obj = self.object(target, &a1, &n.select)?;
                 let mut parts = self.related(target, &a1, alias, true)?;
-                parts.push(Self::col(&a1, "id").eq(Self::col(alias, fl.column.as_str())));
+                parts.push(Self::col(&a1, "id").eq(self.value(alias, model, fl)));
                 let sub = Query::select().expr(obj).from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts)).limit(1).take();
                 Ok(self.d.nested(Expr::SubQuery(None, Box::new(sub.into()))))
             }
@@ -607,7 +660,7 @@ impl<'a> Builder<'a> {
                 } else {
                     row
                 };
-                let link = Self::col(&a1, via.column.as_str()).eq(Self::col(alias, "id"));
+                let link = self.value(&a1, target, via).eq(Self::col(alias, "id"));
                 let mut parts = self.related(target, &a1, alias, true)?;
                 parts.push(link);
                 parts.push(self.filter(target, &a1, &n.filter, true)?);
@@ -643,7 +696,7 @@ impl<'a> Builder<'a> {
                     let a2 = self.alias();
                     let obj = self.aggregate_object(target, &a2, &n.aggregate)?;
                     let mut parts = self.related(target, &a2, alias, true)?;
-                    parts.push(Self::col(&a2, via.column.as_str()).eq(Self::col(alias, "id")));
+                    parts.push(self.value(&a2, target, via).eq(Self::col(alias, "id")));
                     parts.push(self.filter(target, &a2, &n.filter, true)?);
                     let sub = Query::select().expr(obj).from_as(ident(&target.table), Alias::new(&a2)).cond_where(all(parts)).take();
                     self.d.nested(Expr::SubQuery(None, Box::new(sub.into())))
@@ -741,7 +794,7 @@ impl<'a> Builder<'a> {
         let mut items = Vec::with_capacity(order.len() + 1);
         for o in order {
             let fl = Self::field(model, o.field.as_str())?;
-            let c = Self::col(alias, fl.column.as_str());
+            let c = self.value(alias, model, fl);
             items.push(match &fl.kind {
                 FieldKind::Scalar(ScalarType::Money { .. }) => self.d.json_value(Some(&ScalarType::Decimal), c, None),
                 FieldKind::Scalar(ty) => self.d.json_value(Some(ty), c, None),
@@ -810,7 +863,7 @@ impl<'a> Builder<'a> {
                 if !aggregatable(fl) {
                     return Err(OrmError::bad(name.as_str(), format!("`{name}` has no numeric aggregates")));
                 }
-                inner.push((self.d.key(name.as_str())?, self.d.float_agg(func.sql(), Self::col(alias, fl.column.as_str()))));
+                inner.push((self.d.key(name.as_str())?, self.d.float_agg(func.sql(), self.value(alias, model, fl))));
             }
             if !inner.is_empty() {
                 pairs.push((self.d.key(func.name())?, self.d.object(inner)));
@@ -860,7 +913,7 @@ impl<'a> Builder<'a> {
                 return Err(OrmError::bad("by", format!("`{name}` cannot be grouped by")));
             }
             key_pairs.push((self.d.key(name.as_str())?, self.field_json(&a0, fl)?));
-            cols.push(Self::col(&a0, fl.column.as_str()));
+            cols.push(self.value(&a0, model, fl));
         }
         let mut pairs = vec![(self.d.key("key")?, self.d.object(key_pairs))];
         let agg = Aggregate { count: true, numeric: q.aggregate.numeric.clone() };
