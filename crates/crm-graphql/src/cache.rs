@@ -1,11 +1,15 @@
 //! Built schemas, cached per (tenant, metadata version) and built once per key even when many
-//! requests ask at the same time.
+//! requests ask at the same time; and the tenants' metadata versions, re-read at most once per
+//! refresh interval, which is how several server instances notice a change without a restart.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_graphql::dynamic::Schema;
 use crm_model::{Catalog, OrgId};
+use crm_orm::{Engine, OrmError};
 use tokio::sync::OnceCell;
 
 use crate::error::GraphqlError;
@@ -21,10 +25,14 @@ pub struct SchemaKey {
     pub version: u64,
 }
 
-type Slot = Arc<OnceCell<Arc<Schema>>>;
+/// A built schema and the catalog it was built from (the engine serves the request with it).
+pub type Built = (Arc<Schema>, Arc<Catalog>);
+
+type Slot = Arc<OnceCell<Built>>;
 
 /// The schema cache. Building happens outside the lock, once per key (single flight); a newer
-/// version of a tenant's schema evicts its older ones.
+/// version of a tenant's schema evicts its older ones. One tenant's build never holds up another
+/// tenant's requests: the lock is only held to find the slot.
 #[derive(Default)]
 pub struct SchemaCache {
     slots: Mutex<HashMap<SchemaKey, Slot>>,
@@ -35,6 +43,17 @@ impl std::fmt::Debug for SchemaCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SchemaCache").field("entries", &self.len()).finish()
     }
+}
+
+/// Errors of [`SchemaCache::get_or_build`].
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The catalog could not be loaded.
+    #[error(transparent)]
+    Engine(#[from] OrmError),
+    /// The schema could not be built.
+    #[error(transparent)]
+    Schema(#[from] GraphqlError),
 }
 
 impl SchemaCache {
@@ -56,11 +75,16 @@ impl SchemaCache {
         self.len() == 0
     }
 
-    /// The schema of `key`, built from `catalog()` on first use.
+    /// The schema of `key` and its catalog, built from the catalog `load` gives on first use.
     ///
     /// # Errors
-    /// The schema could not be built (the error is not cached: the next call tries again).
-    pub async fn get_or_build(&self, key: &SchemaKey, catalog: impl FnOnce() -> Arc<Catalog>) -> Result<Arc<Schema>, GraphqlError> {
+    /// The catalog could not be loaded or the schema built (the error is not cached: the next
+    /// call tries again).
+    pub async fn get_or_build<F, Fut>(&self, key: &SchemaKey, load: F) -> Result<Built, BuildError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Arc<Catalog>, OrmError>>,
+    {
         let slot = {
             let mut slots = self.slots.lock().map_err(|_| GraphqlError::Schema("schema cache poisoned".to_owned()))?;
             if !slots.contains_key(key) {
@@ -69,15 +93,60 @@ impl SchemaCache {
             slots.entry(key.clone()).or_default().clone()
         };
         let options = self.options.clone();
-        let schema = slot
+        let built = slot
             .get_or_try_init(|| async move {
-                let started = std::time::Instant::now();
-                let s = build_schema(catalog(), &options)?;
-                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "built a GraphQL schema");
-                Ok::<_, GraphqlError>(Arc::new(s))
+                let catalog = load().await?;
+                let started = Instant::now();
+                let s = build_schema(catalog.clone(), &options)?;
+                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, tenant = ?key.tenant, version = key.version, "built a GraphQL schema");
+                Ok::<_, BuildError>((Arc::new(s), catalog))
             })
             .await?;
-        Ok(schema.clone())
+        Ok(built.clone())
+    }
+}
+
+/// The tenants' metadata versions as this server last read them, each trusted for the refresh
+/// interval. A change made through this server is noted at once; one made through another server
+/// is seen within the interval (one cheap statement per tenant per interval).
+#[derive(Debug)]
+pub struct Versions {
+    seen: Mutex<HashMap<OrgId, (u64, Instant)>>,
+    refresh: Duration,
+}
+
+impl Versions {
+    /// Versions re-read after `refresh`.
+    #[must_use]
+    pub fn new(refresh: Duration) -> Self {
+        Versions { seen: Mutex::new(HashMap::new()), refresh }
+    }
+
+    /// The current metadata version of `org`.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn current(&self, engine: &Engine, org: &OrgId) -> Result<u64, OrmError> {
+        if let Ok(seen) = self.seen.lock()
+            && let Some((v, at)) = seen.get(org)
+            && at.elapsed() < self.refresh
+        {
+            return Ok(*v);
+        }
+        let v = engine.metadata_version(org).await?;
+        self.note(org, v);
+        Ok(v)
+    }
+
+    /// Notes that `org` is at `version` (after a change made through this server). Never moves a
+    /// tenant back to an older version.
+    pub fn note(&self, org: &OrgId, version: u64) {
+        if let Ok(mut seen) = self.seen.lock() {
+            let e = seen.entry(org.clone()).or_insert((version, Instant::now()));
+            if version >= e.0 {
+                *e = (version, Instant::now());
+            }
+        }
     }
 }
 
@@ -103,12 +172,12 @@ mod tests {
             let (cache, cat, builds, k) = (cache.clone(), cat.clone(), builds.clone(), key(1));
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get_or_build(&k, || {
+                    .get_or_build(&k, || async {
                         builds.fetch_add(1, Ordering::SeqCst);
-                        cat
+                        Ok(cat)
                     })
                     .await
-                    .map(|s| Arc::as_ptr(&s) as usize)
+                    .map(|s| Arc::as_ptr(&s.0) as usize)
             }));
         }
         let mut ptrs = Vec::new();
@@ -119,20 +188,24 @@ mod tests {
         assert!(ptrs.windows(2).all(|w| w[0] == w[1]), "every request got the same schema");
         // Another tenant and the shared schema are separate entries.
         let b = SchemaKey { tenant: Some(OrgId::new("org-b").unwrap()), version: 1 };
-        cache.get_or_build(&b, || cat.clone()).await.unwrap();
-        cache.get_or_build(&SchemaKey { tenant: None, version: 0 }, || cat.clone()).await.unwrap();
+        cache.get_or_build(&b, || async { Ok(cat.clone()) }).await.unwrap();
+        cache.get_or_build(&SchemaKey { tenant: None, version: 0 }, || async { Ok(cat.clone()) }).await.unwrap();
         assert_eq!(cache.len(), 3);
         // A new version of org-a replaces its old one; org-b is untouched.
-        cache.get_or_build(&key(2), || cat.clone()).await.unwrap();
+        cache.get_or_build(&key(2), || async { Ok(cat.clone()) }).await.unwrap();
         assert_eq!(cache.len(), 3);
         let rebuilt = AtomicUsize::new(0);
         cache
-            .get_or_build(&b, || {
+            .get_or_build(&b, || async {
                 rebuilt.fetch_add(1, Ordering::SeqCst);
-                cat.clone()
+                Ok(cat.clone())
             })
             .await
             .unwrap();
         assert_eq!(rebuilt.load(Ordering::SeqCst), 0, "org-b was still cached");
+        // A failed load is not cached.
+        let k3 = key(3);
+        assert!(cache.get_or_build(&k3, || async { Err(OrmError::Internal("down".into())) }).await.is_err());
+        assert!(cache.get_or_build(&k3, || async { Ok(cat.clone()) }).await.is_ok());
     }
 }

@@ -5,31 +5,54 @@
 
 mod cache;
 mod error;
+mod meta;
 mod resolve;
 mod schema;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use async_graphql::dynamic::Schema;
 pub use async_graphql::{Request, Response, Variables};
-pub use cache::{SchemaCache, SchemaKey};
+pub use cache::{BuildError, Built, SchemaCache, SchemaKey, Versions};
 use crm_orm::{Engine, Policy, Principal};
 pub use error::{GraphqlError, classify, to_graphql_error};
 pub use resolve::RequestCtx;
 pub use schema::{SchemaOptions, build_schema};
 
-/// The API service: schema cache + role policy. One per server; cheap to share.
+/// The API service: schema cache, tenants' metadata versions and role policy. One per server;
+/// cheap to share.
 #[derive(Debug)]
 pub struct Api {
     cache: SchemaCache,
     policy: Arc<Policy>,
+    versions: Arc<Versions>,
+}
+
+/// How long a tenant's metadata version is trusted before it is read again by default: the
+/// longest another server instance keeps serving a tenant's previous schema after a change.
+pub const DEFAULT_METADATA_REFRESH: Duration = Duration::from_secs(1);
+
+fn internal_response() -> Response {
+    let mut errors = vec![async_graphql::ServerError::new("internal error", None)];
+    if let Some(err) = errors.first_mut() {
+        err.extensions.get_or_insert_with(Default::default).set("code", "INTERNAL");
+    }
+    Response::from_errors(errors)
 }
 
 impl Api {
     /// A service building schemas with `options` and authorizing with `policy`.
     #[must_use]
     pub fn new(options: SchemaOptions, policy: Policy) -> Self {
-        Api { cache: SchemaCache::new(options), policy: Arc::new(policy) }
+        Api { cache: SchemaCache::new(options), policy: Arc::new(policy), versions: Arc::new(Versions::new(DEFAULT_METADATA_REFRESH)) }
+    }
+
+    /// Sets how long a tenant's metadata version is trusted before it is read again.
+    #[must_use]
+    pub fn with_metadata_refresh(mut self, refresh: Duration) -> Self {
+        self.versions = Arc::new(Versions::new(refresh));
+        self
     }
 
     /// The schema cache.
@@ -38,21 +61,34 @@ impl Api {
         &self.cache
     }
 
-    /// Executes `request` as `principal` on `engine`'s catalog. Every error of the response has an
-    /// `extensions.code`.
+    /// The schema and catalog `org` is served at its current metadata version: the shared base
+    /// schema for tenants without custom definitions, the tenant's own otherwise.
+    ///
+    /// # Errors
+    /// The version or the definitions could not be read, or the schema could not be built.
+    pub async fn schema_for(&self, engine: &Engine, org: &crm_model::OrgId) -> Result<(u64, cache::Built), cache::BuildError> {
+        let version = self.versions.current(engine, org).await?;
+        let key = if version == 0 { SchemaKey { tenant: None, version: 0 } } else { SchemaKey { tenant: Some(org.clone()), version } };
+        let built = self
+            .cache
+            .get_or_build(&key, || async {
+                if version == 0 { Ok(engine.base_catalog().clone()) } else { engine.tenant_catalog(org).await.map(|(_, c)| c) }
+            })
+            .await?;
+        Ok((version, built))
+    }
+
+    /// Executes `request` as `principal` on the catalog of the principal's tenant. Every error of
+    /// the response has an `extensions.code`.
     pub async fn execute(&self, engine: &Engine, principal: &Principal, request: Request) -> Response {
-        let key = SchemaKey { tenant: None, version: 0 };
-        let schema = match self.cache.get_or_build(&key, || engine.catalog().clone()).await {
+        let (version, (schema, catalog)) = match self.schema_for(engine, &principal.org_id).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "could not build the GraphQL schema");
-                let mut errors = vec![async_graphql::ServerError::new("internal error", None)];
-                if let Some(err) = errors.first_mut() {
-                    err.extensions.get_or_insert_with(Default::default).set("code", "INTERNAL");
-                }
-                return Response::from_errors(errors);
+                tracing::error!(error = %e, org = %principal.org_id, "could not build the tenant's GraphQL schema");
+                return internal_response();
             }
         };
+        let engine = engine.with_catalog(catalog);
         let access = match engine.access(&self.policy, principal).await {
             Ok(a) => a,
             Err(e) => {
@@ -60,7 +96,7 @@ impl Api {
                 return Response::from_errors(vec![err.into_server_error(async_graphql::Pos::default())]);
             }
         };
-        let rc = RequestCtx { engine: engine.clone(), access };
+        let rc = RequestCtx { engine, access, metadata_version: version, versions: Arc::clone(&self.versions) };
         let mut response = schema.execute(request.data(rc)).await;
         classify(&mut response.errors);
         response

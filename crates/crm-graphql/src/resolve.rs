@@ -20,10 +20,15 @@ use crate::error::to_graphql_error;
 /// What a request carries into the resolvers: the engine and the caller's resolved access.
 #[derive(Clone)]
 pub struct RequestCtx {
-    /// The engine to run on.
+    /// The engine to run on (serving the caller's tenant's catalog).
     pub engine: Engine,
     /// The caller's tenant and grants.
     pub access: Access,
+    /// The tenant's metadata version the request's schema reflects.
+    pub metadata_version: u64,
+    /// Where a metadata change made by this request is noted, so this server's next request of
+    /// the tenant uses the new schema at once.
+    pub(crate) versions: Arc<crate::cache::Versions>,
 }
 
 /// A resolved connection: edges, page info and aggregate, as the connection type's fields read
@@ -42,11 +47,11 @@ pub struct Edge {
 
 type GqlResult<T> = async_graphql::Result<T>;
 
-fn err(e: &OrmError) -> async_graphql::Error {
+pub(crate) fn err(e: &OrmError) -> async_graphql::Error {
     to_graphql_error(e)
 }
 
-fn bad(path: &str, message: impl Into<String>) -> OrmError {
+pub(crate) fn bad(path: &str, message: impl Into<String>) -> OrmError {
     OrmError::BadInput { path: path.to_owned(), message: message.into() }
 }
 
@@ -65,7 +70,7 @@ pub(crate) fn to_value(j: &Json) -> Value {
     }
 }
 
-fn parent_json<'a>(ctx: &ResolverContext<'a>) -> Option<&'a Json> {
+pub(crate) fn parent_json<'a>(ctx: &ResolverContext<'a>) -> Option<&'a Json> {
     ctx.parent_value.downcast_ref::<Json>()
 }
 
@@ -127,7 +132,7 @@ pub(crate) fn stage_duration() -> impl for<'a> Fn(ResolverContext<'a>) -> FieldF
 // ---------------------------------------------------------------------------------------------
 // Arguments
 
-fn args_json(args: &ObjectAccessor<'_>) -> Map<String, Json> {
+pub(crate) fn args_json(args: &ObjectAccessor<'_>) -> Map<String, Json> {
     args.as_index_map().iter().map(|(k, v)| (k.to_string(), v.clone().into_json().unwrap_or(Json::Null))).collect()
 }
 
@@ -144,7 +149,7 @@ fn opt_u32(args: &Map<String, Json>, key: &str) -> Result<Option<u32>, OrmError>
     }
 }
 
-fn opt_string(args: &Map<String, Json>, key: &str) -> Result<Option<String>, OrmError> {
+pub(crate) fn opt_string(args: &Map<String, Json>, key: &str) -> Result<Option<String>, OrmError> {
     match args.get(key) {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.clone())),
@@ -411,7 +416,7 @@ pub(crate) fn nested_connection(
 // ---------------------------------------------------------------------------------------------
 // Root fields
 
-fn request<'a>(ctx: &ResolverContext<'a>) -> GqlResult<&'a RequestCtx> {
+pub(crate) fn request<'a>(ctx: &ResolverContext<'a>) -> GqlResult<&'a RequestCtx> {
     ctx.data::<RequestCtx>().map_err(|_| err(&OrmError::Internal("request context missing".to_owned())))
 }
 

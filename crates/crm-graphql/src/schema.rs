@@ -232,10 +232,12 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
     }
     query = query.field(
         Field::new("auditLog", TypeRef::named_nn_list_nn(AUDIT_ENTRY), resolve::audit_log())
-            .description("The newest entries of the tenant's audit log: deletions, restores, destructions (roles with the audit right).")
+            .description("The newest entries of the tenant's audit log: deletions, restores, destructions, metadata changes (roles with the audit right).")
             .argument(InputValue::new("model", TypeRef::named(TypeRef::STRING)).description("Only entries about this model."))
             .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)).description("Most entries (default 50).")),
     );
+    let (b2, query, mutation) = crate::meta::register(b, query, mutation);
+    b = b2;
     b = b.register(
         Object::new(AUDIT_ENTRY)
             .description("Who did what, when.")
@@ -243,10 +245,14 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
             .field(Field::new("actor", TypeRef::named(TypeRef::STRING), resolve::json_leaf("actor")))
             .field(
                 Field::new("action", TypeRef::named_nn(TypeRef::STRING), resolve::json_leaf("action"))
-                    .description("delete, restore or destroy."),
+                    .description("delete, restore, destroy, or metadata.<change> (createField, updateField, activateField, deactivateField, deleteField, createObject, updateObject, deleteObject)."),
             )
             .field(Field::new("model", TypeRef::named(TypeRef::STRING), resolve::json_leaf("model")))
-            .field(Field::new("recordId", TypeRef::named(TypeRef::ID), resolve::json_leaf("recordId"))),
+            .field(Field::new("recordId", TypeRef::named(TypeRef::ID), resolve::json_leaf("recordId")))
+            .field(
+                Field::new("detail", TypeRef::named(JSON_SCALAR), resolve::json_leaf("detail"))
+                    .description("For metadata changes: the model, the field, and the definition before and after."),
+            ),
     );
     b = b.register(query).register(mutation).limit_depth(options.max_depth).limit_complexity(options.max_complexity);
     if !options.introspection {

@@ -82,7 +82,7 @@ pub const BUILTIN_ROOTS: &[&str] = &[
     "node",
     "auditLog",
     "metadata",
-    "customFields",
+    "customDefinitions",
     "createCustomField",
     "updateCustomField",
     "activateCustomField",

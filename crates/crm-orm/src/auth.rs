@@ -138,6 +138,9 @@ pub struct RolePolicy {
     /// Whether this role reads the audit log (deletions, restores, destructions, metadata changes).
     #[serde(default)]
     pub audit: bool,
+    /// Whether this role defines the tenant's metadata: custom fields and custom objects.
+    #[serde(default)]
+    pub metadata: bool,
 }
 
 /// Roles and their grants.
@@ -155,7 +158,7 @@ impl Policy {
     pub fn default_roles() -> Policy {
         let mut roles = HashMap::new();
         if let Ok(admin) = RoleName::new("admin") {
-            roles.insert(admin, RolePolicy { default: Grant::ALL, audit: true, ..RolePolicy::default() });
+            roles.insert(admin, RolePolicy { default: Grant::ALL, audit: true, metadata: true, ..RolePolicy::default() });
         }
         if let Ok(parent) = RoleName::new("parent_admin") {
             roles.insert(parent, RolePolicy { default: Grant::READ, descendants: true, ..RolePolicy::default() });
@@ -191,6 +194,12 @@ impl Policy {
     #[must_use]
     pub fn reads_descendants(&self, roles: &[RoleName]) -> bool {
         roles.iter().filter_map(|r| self.roles.get(r)).any(|rp| rp.descendants)
+    }
+
+    /// Whether any of `roles` defines metadata.
+    #[must_use]
+    pub fn defines(&self, roles: &[RoleName]) -> bool {
+        roles.iter().filter_map(|r| self.roles.get(r)).any(|rp| rp.metadata)
     }
 
     /// Whether any of `roles` reads the audit log.
@@ -254,6 +263,8 @@ pub struct Access {
     read_orgs: Arc<Vec<OrgId>>,
     /// May read the audit log.
     audit: bool,
+    /// May define custom fields and objects.
+    define: bool,
 }
 
 impl Access {
@@ -261,6 +272,11 @@ impl Access {
     #[must_use]
     pub fn org(&self) -> &OrgId {
         &self.org
+    }
+    /// Whether the caller may define the tenant's metadata (custom fields and objects).
+    #[must_use]
+    pub fn defines(&self) -> bool {
+        self.define
     }
     /// Whether the caller may read the audit log.
     #[must_use]
@@ -275,6 +291,18 @@ impl Access {
     /// The fields of `model` the caller may not read.
     pub(crate) fn denied_reads(&self, model: &ModelName) -> Vec<&FieldName> {
         self.denials.get(model).map(|d| d.read.iter().collect()).unwrap_or_default()
+    }
+    /// Whether the caller may read `field` of `model` (no role denial), for clients rendering
+    /// forms from metadata.
+    #[must_use]
+    pub fn reads_field(&self, model: &ModelName, field: &str) -> bool {
+        self.allows(model, Op::Read) && !self.denials.get(model).is_some_and(|d| d.read.iter().any(|f| f.as_str() == field))
+    }
+    /// Whether the caller may write `field` of `model` (no role denial; the model's own grants
+    /// still apply per record).
+    #[must_use]
+    pub fn writes_field(&self, model: &ModelName, field: &str) -> bool {
+        !self.denials.get(model).is_some_and(|d| d.write.iter().any(|f| f.as_str() == field))
     }
     /// Only the engine, which looked the descendants up, widens reads.
     pub(crate) fn with_descendants(mut self, orgs: Vec<OrgId>) -> Access {
@@ -422,6 +450,7 @@ pub fn access(catalog: &Catalog, policy: &Policy, principal: &Principal) -> Acce
         denials: Arc::new(denials),
         read_orgs: Arc::new(Vec::new()),
         audit: policy.audits(&principal.roles),
+        define: policy.defines(&principal.roles),
     }
 }
 

@@ -27,6 +27,9 @@ use crate::ir::{
 use crate::schema;
 use crate::sql::{Builder, Limits, encode_cursor, stored_value};
 
+mod meta;
+pub use meta::{Definition, MetaChange};
+
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -82,7 +85,10 @@ pub enum WriteResult {
 #[derive(Debug, Clone)]
 pub struct Engine {
     db: Db,
+    /// The catalog this engine serves: the base one, or a tenant's (base + custom definitions).
     catalog: Arc<Catalog>,
+    /// The catalog the engine was connected with; tenants' catalogs extend it.
+    base: Arc<Catalog>,
     limits: Limits,
 }
 
@@ -280,7 +286,7 @@ impl Engine {
         } else {
             return Err(OrmError::Config("DATABASE_URL must start with sqlite: or postgres:".to_owned()));
         };
-        Ok(Engine { db, catalog, limits: opts.limits })
+        Ok(Engine { db, base: Arc::clone(&catalog), catalog, limits: opts.limits })
     }
 
     /// The backend.
@@ -296,6 +302,19 @@ impl Engine {
     #[must_use]
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
+    }
+
+    /// The same engine (same pool) serving `catalog`: a tenant's catalog, which extends the
+    /// base one with its custom definitions ([`Engine::tenant_catalog`]).
+    #[must_use]
+    pub fn with_catalog(&self, catalog: Arc<Catalog>) -> Engine {
+        Engine { catalog, ..self.clone() }
+    }
+
+    /// The catalog the engine was connected with (no tenant's custom definitions).
+    #[must_use]
+    pub fn base_catalog(&self) -> &Arc<Catalog> {
+        &self.base
     }
 
     /// The page-size limits.
@@ -549,6 +568,7 @@ impl Engine {
             (d.key("action")?, col("action")),
             (d.key("model")?, col("model")),
             (d.key("recordId")?, d.json_value(Some(&ScalarType::Id), col("record_id"), None)),
+            (d.key("detail")?, d.json_value(Some(&ScalarType::Json), col("detail"), None)),
         ]);
         let mut cond = col("org_id").eq(Expr::val(q.access.org().as_str()));
         if let Some(m) = &q.query.model {

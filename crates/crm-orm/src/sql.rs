@@ -912,7 +912,14 @@ impl<'a> Builder<'a> {
             if !groupable(fl) || matches!(fl.kind, FieldKind::Scalar(ScalarType::Money { .. })) {
                 return Err(OrmError::bad("by", format!("`{name}` cannot be grouped by")));
             }
-            key_pairs.push((self.d.key(name.as_str())?, self.field_json(&a0, fl)?));
+            // The key is output from the grouped expression itself (a custom value's typed form).
+            let key = if fl.custom {
+                let ty = fl.scalar().cloned().unwrap_or(ScalarType::Id);
+                self.d.json_value(Some(&ty), self.value(&a0, model, fl), None)
+            } else {
+                self.field_json(&a0, fl)?
+            };
+            key_pairs.push((self.d.key(name.as_str())?, key));
             cols.push(self.value(&a0, model, fl));
         }
         let mut pairs = vec![(self.d.key("key")?, self.d.object(key_pairs))];

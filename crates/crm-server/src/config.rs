@@ -101,6 +101,11 @@ pub struct Config {
     /// Longest a request may take, in seconds (503 LIMIT_EXCEEDED beyond); 0: no limit.
     #[arg(long, env = "CRM_REQUEST_TIMEOUT_SECS", default_value_t = REQUEST_TIMEOUT_SECS, value_name = "SECS")]
     pub request_timeout_secs: u64,
+    /// How long a tenant's metadata version is trusted before it is read again, in milliseconds:
+    /// the longest another server instance serves a tenant's previous schema after a metadata
+    /// change (the instance that made it switches at once).
+    #[arg(long, env = "CRM_METADATA_REFRESH_MS", default_value_t = 1000, value_name = "MS")]
+    pub metadata_refresh_ms: u64,
     /// Log format: `text` or `json` (one object per line). The level comes from `RUST_LOG`
     /// (default `info`).
     #[arg(long, env = "CRM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
@@ -137,6 +142,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             body_limit: BODY_LIMIT,
             request_timeout_secs: REQUEST_TIMEOUT_SECS,
+            metadata_refresh_ms: 1000,
             log_format: LogFormat::Text,
             metrics_listen: None,
             roles: None,
@@ -165,6 +171,7 @@ struct FileConfig {
     cors_origins: Option<Vec<String>>,
     body_limit: Option<usize>,
     request_timeout_secs: Option<u64>,
+    metadata_refresh_ms: Option<u64>,
     log_format: Option<LogFormat>,
     metrics_listen: Option<SocketAddr>,
     roles: Option<crm_orm::Policy>,
@@ -268,7 +275,7 @@ impl Config {
         }
         take!(opt database_url, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen);
         take!(val data_dir, listen, db_max_connections, oidc_leeway_secs, dev_allow_remote, default_page_size, max_page_size);
-        take!(val max_depth, max_complexity, cors_origins, body_limit, request_timeout_secs, log_format);
+        take!(val max_depth, max_complexity, cors_origins, body_limit, request_timeout_secs, metadata_refresh_ms, log_format);
         if let Some(roles) = file.roles {
             self.roles = Some(roles);
         }
@@ -393,6 +400,7 @@ impl std::fmt::Debug for Config {
             .field("cors_origins", &self.cors_origins)
             .field("body_limit", &self.body_limit)
             .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("metadata_refresh_ms", &self.metadata_refresh_ms)
             .field("log_format", &self.log_format)
             .field("metrics_listen", &self.metrics_listen)
             .field("roles", &self.roles.as_ref().map(|p| p.roles.len()))

@@ -1,0 +1,532 @@
+//! Tenant-defined metadata: custom fields and custom objects, stored per tenant in
+//! `crm_metadata` with a version in `crm_tenants`, validated by the same rules as code-declared
+//! models ([`Catalog::extend`]) before anything is written, audited in the same transaction.
+
+use std::sync::Arc;
+
+use crm_model::{Catalog, Extension, FieldDef, FieldType, ModelDef, OrgId, RECORDS_TABLE, ScalarType, Value};
+use sea_query::{Alias, Expr, ExprTrait, Query};
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use super::{Engine, Tx, counted};
+use crate::auth::Access;
+use crate::dialect::Dialect;
+use crate::error::{OrmError, Result};
+
+/// One change of a tenant's metadata. Definitions are in the JSON form of [`FieldDef`] and
+/// [`ModelDef`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetaChange {
+    /// Adds a custom field to a model (a base model or a custom object).
+    CreateField {
+        /// The model's API name.
+        model: String,
+        /// The field.
+        def: FieldDef,
+    },
+    /// Replaces a custom field's definition: label, description, checks, default, required, new
+    /// options. The name and the type stay; options can be added, not removed.
+    UpdateField {
+        /// The model's API name.
+        model: String,
+        /// The field's name.
+        name: String,
+        /// The new definition.
+        def: FieldDef,
+    },
+    /// Hides a custom field from the tenant's schema (values and history are kept) or shows it
+    /// again.
+    SetFieldActive {
+        /// The model's API name.
+        model: String,
+        /// The field's name.
+        name: String,
+        /// Shown or hidden.
+        active: bool,
+    },
+    /// Removes a custom field with its values and history.
+    DeleteField {
+        /// The model's API name.
+        model: String,
+        /// The field's name.
+        name: String,
+    },
+    /// Adds a custom object.
+    CreateObject {
+        /// The object.
+        def: ModelDef,
+    },
+    /// Replaces a custom object's definition. Fields keep their types; removed fields lose their
+    /// values and history.
+    UpdateObject {
+        /// The object's name.
+        name: String,
+        /// The new definition.
+        def: ModelDef,
+    },
+    /// Removes a custom object that has no records (live or in the trash).
+    DeleteObject {
+        /// The object's name.
+        name: String,
+    },
+}
+
+impl MetaChange {
+    fn action(&self) -> &'static str {
+        match self {
+            Self::CreateField { .. } => "metadata.createField",
+            Self::UpdateField { .. } => "metadata.updateField",
+            Self::SetFieldActive { active: true, .. } => "metadata.activateField",
+            Self::SetFieldActive { active: false, .. } => "metadata.deactivateField",
+            Self::DeleteField { .. } => "metadata.deleteField",
+            Self::CreateObject { .. } => "metadata.createObject",
+            Self::UpdateObject { .. } => "metadata.updateObject",
+            Self::DeleteObject { .. } => "metadata.deleteObject",
+        }
+    }
+}
+
+/// A stored definition, as the metadata API lists it.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Definition {
+    /// `field` or `object`.
+    pub kind: String,
+    /// The model a field belongs to; an object's own name.
+    pub model: String,
+    /// The field's name; empty for an object.
+    pub name: String,
+    /// The definition (JSON form of `FieldDef` / `ModelDef`).
+    pub definition: Json,
+    /// Whether it is part of the tenant's schema.
+    pub active: bool,
+    /// Declaration order.
+    pub position: i64,
+    /// Last change.
+    pub updated_at: String,
+    /// Who changed it last.
+    pub updated_by: Option<String>,
+}
+
+const FIELD: &str = "field";
+const OBJECT: &str = "object";
+
+fn bad(path: &str, message: impl Into<String>) -> OrmError {
+    OrmError::bad(path, message)
+}
+
+/// The kind of a field type, for "the type cannot change" (relations compare their target).
+fn same_type(old: &FieldType, new: &FieldType) -> bool {
+    match (old, new) {
+        (FieldType::Select { .. }, FieldType::Select { .. }) | (FieldType::MultiSelect { .. }, FieldType::MultiSelect { .. }) => true,
+        (FieldType::Relation { target: a, .. }, FieldType::Relation { target: b, .. }) => a == b,
+        (FieldType::Inverse { target: a, via: x }, FieldType::Inverse { target: b, via: y }) => a == b && x == y,
+        (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+    }
+}
+
+/// What may change in a field's definition: not its type, and no option may go (stored values
+/// would no longer be valid).
+fn check_field_change(path: &str, old: &FieldDef, new: &FieldDef) -> Result<()> {
+    if old.name != new.name {
+        return Err(bad(path, format!("`{}` cannot be renamed; create a new field instead", old.name)));
+    }
+    if !same_type(&old.ty, &new.ty) {
+        return Err(bad(path, format!("the type of `{}` cannot change; create a new field instead", old.name)));
+    }
+    if let (FieldType::Select { options: a } | FieldType::MultiSelect { options: a }, FieldType::Select { options: b } | FieldType::MultiSelect { options: b }) =
+        (&old.ty, &new.ty)
+        && let Some(gone) = a.iter().find(|o| !b.contains(o))
+    {
+        return Err(bad(path, format!("option `{gone}` of `{}` cannot be removed: records may hold it", old.name)));
+    }
+    Ok(())
+}
+
+fn parse_field(d: &Definition) -> Option<FieldDef> {
+    serde_json::from_value(d.definition.clone()).ok()
+}
+
+fn parse_object(d: &Definition) -> Option<ModelDef> {
+    serde_json::from_value(d.definition.clone()).ok()
+}
+
+/// The extension made of the active stored definitions (objects, then fields, in order).
+fn extension_of(rows: &[Definition]) -> Extension {
+    let mut ext = Extension::default();
+    for r in rows.iter().filter(|r| r.active) {
+        match r.kind.as_str() {
+            OBJECT => match parse_object(r) {
+                Some(o) => ext.objects.push(o),
+                None => tracing::warn!(model = %r.model, "skipping an unreadable stored object definition"),
+            },
+            _ => match parse_field(r) {
+                Some(f) => ext.fields.push((r.model.clone(), f)),
+                None => tracing::warn!(model = %r.model, field = %r.name, "skipping an unreadable stored field definition"),
+            },
+        }
+    }
+    ext
+}
+
+/// A planned write of one definition row.
+enum RowWrite {
+    Upsert { kind: &'static str, model: String, name: String, definition: Json, active: bool, position: i64 },
+    Delete { kind: &'static str, model: String, name: String },
+}
+
+/// Custom values to remove, with their history: `(model, field)`.
+type Purge = Vec<(String, String)>;
+
+impl Engine {
+    /// The metadata version of `org` (0 for a tenant that never defined anything). One cheap
+    /// statement: servers compare it to decide whether a cached tenant schema is current.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn metadata_version(&self, org: &OrgId) -> Result<u64> {
+        let d = self.dialect();
+        let stmt = Query::select()
+            .column(Alias::new("metadata_version"))
+            .from(Alias::new("crm_tenants"))
+            .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
+            .to_owned();
+        let (sql, values) = d.build(&stmt);
+        let mut c = self.acquire().await?;
+        counted();
+        let v: Option<i64> = match c.ex() {
+            super::Ex::Sqlite(c) => sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), values).fetch_optional(&mut *c).await?,
+            super::Ex::Pg(c) => sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), values).fetch_optional(&mut *c).await?,
+        };
+        Ok(v.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+    }
+
+    /// The catalog `org` sees at its current metadata version: the base catalog extended with
+    /// its active custom definitions. Definitions a newer base catalog contradicts are left out
+    /// (and logged) rather than locking the tenant out. Version 0 is the base catalog itself.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn tenant_catalog(&self, org: &OrgId) -> Result<(u64, Arc<Catalog>)> {
+        // The version is read first: definitions read after it are at least as new, so a cached
+        // schema is never older than the version it is filed under.
+        let version = self.metadata_version(org).await?;
+        if version == 0 {
+            return Ok((0, Arc::clone(&self.base)));
+        }
+        let rows = {
+            let mut c = self.acquire().await?;
+            set_org(&mut c.ex(), org, false).await?;
+            load(self.dialect(), c.ex(), org).await?
+        };
+        let ext = extension_of(&rows);
+        if ext.is_empty() {
+            return Ok((version, Arc::clone(&self.base)));
+        }
+        let (cat, skipped) = self.base.extend_lenient(&ext);
+        for e in skipped {
+            tracing::warn!(org = %org, error = %e, "a stored custom definition no longer resolves; it is left out");
+        }
+        Ok((version, Arc::new(cat)))
+    }
+
+    /// Every stored definition of the caller's tenant, inactive ones included (roles with the
+    /// metadata right).
+    ///
+    /// # Errors
+    /// `Forbidden` without the metadata right; database failures.
+    pub async fn definitions(&self, access: &Access) -> Result<Vec<Definition>> {
+        if !access.defines() {
+            return Err(OrmError::Forbidden("defining metadata is for administrators".to_owned()));
+        }
+        let mut c = self.acquire().await?;
+        set_org(&mut c.ex(), access.org(), false).await?;
+        load(self.dialect(), c.ex(), access.org()).await
+    }
+
+    /// Applies one metadata change for the caller's tenant, in one transaction: the new set of
+    /// definitions is validated as a whole (same rules as code-declared models) before anything
+    /// is written; then the definitions, the purge of removed values, the version bump and an
+    /// audit entry are written together. Returns the new metadata version.
+    ///
+    /// # Errors
+    /// `Forbidden` without the metadata right; `BadInput` (naming the definition) for anything
+    /// rejected, with nothing changed; `NotFound` for unknown fields or objects; database failures.
+    pub async fn define(&self, access: &Access, change: &MetaChange) -> Result<u64> {
+        if !access.defines() {
+            return Err(OrmError::Forbidden("defining metadata is for administrators".to_owned()));
+        }
+        let d = self.dialect();
+        let org = access.org();
+        self.ensure_tenant(org, None).await?;
+        let mut tx = self.begin().await?;
+        tx.ex().set_tenant(true, access).await?;
+        if d == Dialect::Postgres {
+            // Changes of one tenant's metadata are serial (SQLite's write transactions are).
+            let stmt = Query::select()
+                .column(Alias::new("metadata_version"))
+                .from(Alias::new("crm_tenants"))
+                .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
+                .lock(sea_query::LockType::Update)
+                .to_owned();
+            tx.ex().scalar_i64(d.build(&stmt)).await?;
+        }
+        let rows = load(d, tx.ex(), org).await?;
+        let (writes, purge, detail) = self.plan(&rows, change, &mut tx, d, org).await?;
+        for w in writes {
+            write_row(d, &mut tx, access, w).await?;
+        }
+        for (model, field) in &purge {
+            self.purge(d, &mut tx, org, model, field).await?;
+        }
+        let stmt = Query::update()
+            .table(Alias::new("crm_tenants"))
+            .value(Alias::new("metadata_version"), Expr::col(Alias::new("metadata_version")).add(1))
+            .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
+            .returning_col(Alias::new("metadata_version"))
+            .to_owned();
+        let version = tx.ex().scalar_i64(d.build(&stmt)).await?;
+        let (model, _) = target_of(change);
+        let stmt = Query::insert()
+            .into_table(Alias::new("crm_audit"))
+            .columns(["org_id", "at", "actor", "action", "model", "detail"].map(Alias::new))
+            .values([
+                Expr::val(org.as_str()),
+                d.bind(&Value::DateTime(chrono::Utc::now())),
+                d.bind(&Value::Text(access.actor().to_owned())),
+                Expr::val(change.action()),
+                Expr::val(model),
+                d.bind(&Value::Json(detail)),
+            ])
+            .map_err(|e| OrmError::Internal(e.to_string()))?
+            .to_owned();
+        tx.ex().execute(d.build(&stmt)).await?;
+        tx.commit().await?;
+        Ok(u64::try_from(version).unwrap_or(0))
+    }
+
+    /// Validates `change` against the stored `rows` and plans its writes: the rows to write, the
+    /// custom values to purge, and the audit detail (`before` / `after`).
+    async fn plan(&self, rows: &[Definition], change: &MetaChange, tx: &mut Tx, d: Dialect, org: &OrgId) -> Result<(Vec<RowWrite>, Purge, Json)> {
+        let find = |kind: &str, model: &str, name: &str| rows.iter().find(|r| r.kind == kind && r.model == model && r.name == name);
+        let next = rows.iter().map(|r| r.position).max().unwrap_or(0) + 1;
+        let mut after: Vec<Definition> = rows.to_vec();
+        let mut writes = Vec::new();
+        let mut purge = Vec::new();
+        let (before, now): (Option<Json>, Option<Json>);
+        match change {
+            MetaChange::CreateField { model, def } => {
+                if let Some(r) = find(FIELD, model, &def.name) {
+                    let hint = if r.active { "" } else { " (deactivated: activate or delete it)" };
+                    return Err(bad("definition.name", format!("`{model}` already has a custom field `{}`{hint}", def.name)));
+                }
+                let definition = serde_json::to_value(def).map_err(|e| OrmError::Internal(e.to_string()))?;
+                after.push(Definition { kind: FIELD.into(), model: model.clone(), name: def.name.clone(), definition: definition.clone(), active: true, position: next, updated_at: String::new(), updated_by: None });
+                writes.push(RowWrite::Upsert { kind: FIELD, model: model.clone(), name: def.name.clone(), definition: definition.clone(), active: true, position: next });
+                (before, now) = (None, Some(definition));
+            }
+            MetaChange::UpdateField { model, name, def } => {
+                let r = find(FIELD, model, name).ok_or_else(|| OrmError::NotFound(format!("`{model}` has no custom field `{name}`")))?;
+                let old = parse_field(r).ok_or_else(|| OrmError::Internal("unreadable stored field".into()))?;
+                check_field_change("definition", &old, def)?;
+                let definition = serde_json::to_value(def).map_err(|e| OrmError::Internal(e.to_string()))?;
+                for a in after.iter_mut().filter(|a| a.kind == FIELD && &a.model == model && &a.name == name) {
+                    a.definition = definition.clone();
+                }
+                writes.push(RowWrite::Upsert { kind: FIELD, model: model.clone(), name: name.clone(), definition: definition.clone(), active: r.active, position: r.position });
+                (before, now) = (Some(r.definition.clone()), Some(definition));
+            }
+            MetaChange::SetFieldActive { model, name, active } => {
+                let r = find(FIELD, model, name).ok_or_else(|| OrmError::NotFound(format!("`{model}` has no custom field `{name}`")))?;
+                for a in after.iter_mut().filter(|a| a.kind == FIELD && &a.model == model && &a.name == name) {
+                    a.active = *active;
+                }
+                writes.push(RowWrite::Upsert { kind: FIELD, model: model.clone(), name: name.clone(), definition: r.definition.clone(), active: *active, position: r.position });
+                (before, now) = (Some(serde_json::json!({ "active": r.active })), Some(serde_json::json!({ "active": active })));
+            }
+            MetaChange::DeleteField { model, name } => {
+                let r = find(FIELD, model, name).ok_or_else(|| OrmError::NotFound(format!("`{model}` has no custom field `{name}`")))?;
+                after.retain(|a| !(a.kind == FIELD && &a.model == model && &a.name == name));
+                writes.push(RowWrite::Delete { kind: FIELD, model: model.clone(), name: name.clone() });
+                purge.push((model.clone(), name.clone()));
+                (before, now) = (Some(r.definition.clone()), None);
+            }
+            MetaChange::CreateObject { def } => {
+                if find(OBJECT, &def.name, "").is_some() {
+                    return Err(bad("definition.name", format!("a custom object `{}` already exists", def.name)));
+                }
+                let definition = serde_json::to_value(def).map_err(|e| OrmError::Internal(e.to_string()))?;
+                after.push(Definition { kind: OBJECT.into(), model: def.name.clone(), name: String::new(), definition: definition.clone(), active: true, position: next, updated_at: String::new(), updated_by: None });
+                writes.push(RowWrite::Upsert { kind: OBJECT, model: def.name.clone(), name: String::new(), definition: definition.clone(), active: true, position: next });
+                (before, now) = (None, Some(definition));
+            }
+            MetaChange::UpdateObject { name, def } => {
+                let r = find(OBJECT, name, "").ok_or_else(|| OrmError::NotFound(format!("there is no custom object `{name}`")))?;
+                let old = parse_object(r).ok_or_else(|| OrmError::Internal("unreadable stored object".into()))?;
+                if &def.name != name {
+                    return Err(bad("definition.name", format!("`{name}` cannot be renamed; create a new object instead")));
+                }
+                for (i, nf) in def.fields.iter().enumerate() {
+                    if let Some(of) = old.fields.iter().find(|f| f.name == nf.name) {
+                        check_field_change(&format!("definition.fields.{i}"), of, nf)?;
+                    }
+                }
+                for of in old.fields.iter().filter(|of| !def.fields.iter().any(|nf| nf.name == of.name)) {
+                    purge.push((name.clone(), of.name.clone()));
+                }
+                let definition = serde_json::to_value(def).map_err(|e| OrmError::Internal(e.to_string()))?;
+                for a in after.iter_mut().filter(|a| a.kind == OBJECT && &a.model == name) {
+                    a.definition = definition.clone();
+                }
+                writes.push(RowWrite::Upsert { kind: OBJECT, model: name.clone(), name: String::new(), definition: definition.clone(), active: true, position: r.position });
+                (before, now) = (Some(r.definition.clone()), Some(definition));
+            }
+            MetaChange::DeleteObject { name } => {
+                let r = find(OBJECT, name, "").ok_or_else(|| OrmError::NotFound(format!("there is no custom object `{name}`")))?;
+                let stmt = Query::select()
+                    .expr(Expr::cust("COUNT(*)"))
+                    .from(Alias::new(RECORDS_TABLE))
+                    .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
+                    .and_where(Expr::col(Alias::new("object")).eq(Expr::val(name.as_str())))
+                    .to_owned();
+                let n = tx.ex().scalar_i64(d.build(&stmt)).await?;
+                if n > 0 {
+                    return Err(OrmError::Referenced(format!("the custom object `{name}` still has {n} record(s), in the trash or not; destroy them first")));
+                }
+                // Custom fields declared on the object go with it.
+                for a in after.iter().filter(|a| a.kind == FIELD && &a.model == name) {
+                    writes.push(RowWrite::Delete { kind: FIELD, model: name.clone(), name: a.name.clone() });
+                }
+                after.retain(|a| &a.model != name);
+                writes.push(RowWrite::Delete { kind: OBJECT, model: name.clone(), name: String::new() });
+                (before, now) = (Some(r.definition.clone()), None);
+            }
+        }
+        // The whole new set must resolve, by the same rules as models declared in code.
+        self.base.extend(&extension_of(&after))?;
+        let (model, field) = target_of(change);
+        let detail = serde_json::json!({ "model": model, "field": field, "before": before, "after": now });
+        Ok((writes, purge, detail))
+    }
+
+    /// Removes a deleted custom field's values from every record of the tenant, and its history.
+    async fn purge(&self, d: Dialect, tx: &mut Tx, org: &OrgId, model: &str, field: &str) -> Result<()> {
+        // The model is found in the base catalog or is a custom object (the shared table).
+        let (table, object) = match self.base.model(model) {
+            Some(m) => (m.table.to_string(), None),
+            None => (RECORDS_TABLE.to_owned(), Some(model)),
+        };
+        let mut changes = serde_json::Map::new();
+        changes.insert(field.to_owned(), Json::Null);
+        let doc = Expr::col(Alias::new(crm_model::CUSTOM_COLUMN));
+        let mut stmt = Query::update();
+        stmt.table(Alias::new(table.as_str()))
+            .value(Alias::new(crm_model::CUSTOM_COLUMN), d.custom_patch(doc.clone(), &changes))
+            .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
+            .and_where(d.custom_json(doc, field).is_not_null());
+        if let Some(o) = object {
+            stmt.and_where(Expr::col(Alias::new("object")).eq(Expr::val(o)));
+        }
+        tx.ex().execute(d.build(&stmt)).await?;
+        let stmt = Query::delete()
+            .from_table(Alias::new("crm_history"))
+            .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
+            .and_where(Expr::col(Alias::new("model")).eq(Expr::val(model)))
+            .and_where(Expr::col(Alias::new("field")).eq(Expr::val(field)))
+            .to_owned();
+        tx.ex().execute(d.build(&stmt)).await?;
+        Ok(())
+    }
+}
+
+/// The model and field a change is about.
+fn target_of(change: &MetaChange) -> (&str, Option<&str>) {
+    match change {
+        MetaChange::CreateField { model, def } => (model, Some(def.name.as_str())),
+        MetaChange::UpdateField { model, name, .. } | MetaChange::SetFieldActive { model, name, .. } | MetaChange::DeleteField { model, name } => {
+            (model, Some(name.as_str()))
+        }
+        MetaChange::CreateObject { def } => (&def.name, None),
+        MetaChange::UpdateObject { name, .. } | MetaChange::DeleteObject { name } => (name, None),
+    }
+}
+
+/// Sets the tenant for row-level security on PostgreSQL (nothing on SQLite).
+async fn set_org(ex: &mut super::Ex<'_>, org: &OrgId, local: bool) -> Result<()> {
+    if let (super::Ex::Pg(c), Some(sql)) = (ex, Dialect::Postgres.set_tenant_sql(local)) {
+        counted();
+        sqlx::query(sql).bind(org.as_str()).bind("").execute(&mut **c).await?;
+    }
+    Ok(())
+}
+
+/// Every stored definition of `org`, in declaration order.
+async fn load(d: Dialect, ex: super::Ex<'_>, org: &OrgId) -> Result<Vec<Definition>> {
+    let col = |c: &str| Expr::col(Alias::new(c));
+    let obj = d.object(vec![
+        (d.key("kind")?, col("kind")),
+        (d.key("model")?, col("model")),
+        (d.key("name")?, col("name")),
+        (d.key("definition")?, d.json_value(Some(&ScalarType::Json), col("definition"), None)),
+        (d.key("active")?, d.json_value(Some(&ScalarType::Boolean), col("active"), None)),
+        (d.key("position")?, col("position")),
+        (d.key("updatedAt")?, d.json_value(Some(&ScalarType::DateTime), col("updated_at"), None)),
+        (d.key("updatedBy")?, col("updated_by")),
+    ]);
+    let stmt = Query::select()
+        .expr(d.json_text(obj))
+        .from(Alias::new("crm_metadata"))
+        .and_where(col("org_id").eq(Expr::val(org.as_str())))
+        .order_by(Alias::new("position"), sea_query::Order::Asc)
+        .to_owned();
+    let rows = ex.texts(d.build(&stmt)).await?;
+    rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("definition JSON: {e}")))).collect()
+}
+
+async fn write_row(d: Dialect, tx: &mut Tx, access: &Access, w: RowWrite) -> Result<()> {
+    let org = access.org().as_str();
+    let stmt = match w {
+        RowWrite::Upsert { kind, model, name, definition, active, position } => {
+            let now = d.bind(&Value::DateTime(chrono::Utc::now()));
+            let stmt = Query::insert()
+                .into_table(Alias::new("crm_metadata"))
+                .columns(
+                    ["org_id", "kind", "model", "name", "definition", "active", "position", "created_at", "updated_at", "updated_by"]
+                        .map(Alias::new),
+                )
+                .values([
+                    Expr::val(org),
+                    Expr::val(kind),
+                    Expr::val(model),
+                    Expr::val(name),
+                    d.bind(&Value::Json(definition)),
+                    d.bind(&Value::Bool(active)),
+                    Expr::val(position),
+                    now.clone(),
+                    now,
+                    d.bind(&Value::Text(access.actor().to_owned())),
+                ])
+                .map_err(|e| OrmError::Internal(e.to_string()))?
+                .on_conflict(
+                    sea_query::OnConflict::columns(["org_id", "kind", "model", "name"].map(Alias::new))
+                        .update_columns(["definition", "active", "updated_at", "updated_by"].map(Alias::new))
+                        .to_owned(),
+                )
+                .to_owned();
+            d.build(&stmt)
+        }
+        RowWrite::Delete { kind, model, name } => {
+            let stmt = Query::delete()
+                .from_table(Alias::new("crm_metadata"))
+                .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org)))
+                .and_where(Expr::col(Alias::new("kind")).eq(Expr::val(kind)))
+                .and_where(Expr::col(Alias::new("model")).eq(Expr::val(model)))
+                .and_where(Expr::col(Alias::new("name")).eq(Expr::val(name)))
+                .to_owned();
+            d.build(&stmt)
+        }
+    };
+    tx.ex().execute(stmt).await?;
+    Ok(())
+}
