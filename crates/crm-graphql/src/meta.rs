@@ -226,7 +226,9 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation_root: Object) -
                     Ok(Some(FieldValue::owned_any(json!({ "version": rc.metadata_version, "models": models }))))
                 })
             })
-            .description("The models and fields the caller can read, with types, labels, options and checks: enough to render forms and tables."),
+            .description(
+                "The models and fields the caller can read, with types, labels, options and checks: enough to render forms and tables.",
+            ),
         )
         .field(
             Field::new("customDefinitions", TypeRef::named_nn_list_nn(DEFINITION), |ctx: ResolverContext<'_>| {
@@ -267,24 +269,18 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation_root: Object) -
             &[model_name(), field_name(), definition()],
             |a| Ok(MetaChange::UpdateField { model: string_arg(a, "model")?, name: string_arg(a, "name")?, def: field_def(a)? }),
         ))
-        .field(mutation(
-            "activateCustomField",
-            "Shows a deactivated custom field again.",
-            &[model_name(), field_name()],
-            |a| Ok(MetaChange::SetFieldActive { model: string_arg(a, "model")?, name: string_arg(a, "name")?, active: true }),
-        ))
+        .field(mutation("activateCustomField", "Shows a deactivated custom field again.", &[model_name(), field_name()], |a| {
+            Ok(MetaChange::SetFieldActive { model: string_arg(a, "model")?, name: string_arg(a, "name")?, active: true })
+        }))
         .field(mutation(
             "deactivateCustomField",
             "Hides a custom field from the schema; its values and history are kept.",
             &[model_name(), field_name()],
             |a| Ok(MetaChange::SetFieldActive { model: string_arg(a, "model")?, name: string_arg(a, "name")?, active: false }),
         ))
-        .field(mutation(
-            "deleteCustomField",
-            "Removes a custom field with its values and history.",
-            &[model_name(), field_name()],
-            |a| Ok(MetaChange::DeleteField { model: string_arg(a, "model")?, name: string_arg(a, "name")? }),
-        ))
+        .field(mutation("deleteCustomField", "Removes a custom field with its values and history.", &[model_name(), field_name()], |a| {
+            Ok(MetaChange::DeleteField { model: string_arg(a, "model")?, name: string_arg(a, "name")? })
+        }))
         .field(mutation(
             "createCustomObject",
             "Adds a custom object (JSON form of ModelDef); it gets the whole generated API.",
@@ -297,11 +293,8 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation_root: Object) -
             &[field_name(), definition()],
             |a| Ok(MetaChange::UpdateObject { name: string_arg(a, "name")?, def: model_def(a)? }),
         ))
-        .field(mutation(
-            "deleteCustomObject",
-            "Removes a custom object that has no records.",
-            &[field_name()],
-            |a| Ok(MetaChange::DeleteObject { name: string_arg(a, "name")? }),
-        ));
+        .field(mutation("deleteCustomObject", "Removes a custom object that has no records.", &[field_name()], |a| {
+            Ok(MetaChange::DeleteObject { name: string_arg(a, "name")? })
+        }));
     (b, query, mutation_root)
 }

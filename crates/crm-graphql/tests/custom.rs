@@ -13,8 +13,7 @@ use crm_model::OrgId;
 use crm_orm::Policy;
 use serde_json::{Value as Json, json};
 
-const CREATE_FIELD: &str =
-    "mutation($m: String!, $d: JSON!) { createCustomField(model: $m, definition: $d) { version } }";
+const CREATE_FIELD: &str = "mutation($m: String!, $d: JSON!) { createCustomField(model: $m, definition: $d) { version } }";
 
 /// One custom field of each type, on Lead.
 fn lead_fields() -> Vec<Json> {
@@ -89,7 +88,10 @@ async fn custom_fields_of_every_type_on_lead() {
         assert_eq!(c.other.code("{ leads { budgetCode } }", no_vars()).await, "BAD_USER_INPUT");
 
         // Metadata describes them for form-rendering clients.
-        let m = c.restricted.ok("{ metadata { models { name fields { name label type custom options target validation readOnly } } } }", no_vars()).await;
+        let m = c
+            .restricted
+            .ok("{ metadata { models { name fields { name label type custom options target validation readOnly } } } }", no_vars())
+            .await;
         let lead = m["metadata"]["models"].as_array().unwrap().iter().find(|x| x["name"] == "Lead").unwrap().clone();
         let field = |n: &str| lead["fields"].as_array().unwrap().iter().find(|f| f["name"] == n).unwrap().clone();
         assert_eq!(field("budgetCode")["label"], "Budget code");
@@ -136,7 +138,10 @@ async fn custom_fields_of_every_type_on_lead() {
         ] {
             let e = c.admin.error(&q, json!({"d": bad})).await;
             assert_eq!(e["extensions"]["code"], "BAD_USER_INPUT", "[{}] {e}", b.name);
-            assert!(e["extensions"]["field"].as_str().unwrap_or_default().contains(field) || e["message"].as_str().unwrap().contains(field), "{e}");
+            assert!(
+                e["extensions"]["field"].as_str().unwrap_or_default().contains(field) || e["message"].as_str().unwrap().contains(field),
+                "{e}"
+            );
         }
         assert_eq!(c.admin.ok("{ leadsConnection { aggregate { count } } }", no_vars()).await["leadsConnection"]["aggregate"]["count"], 3);
 
@@ -206,10 +211,19 @@ async fn custom_fields_of_every_type_on_lead() {
         // Search covers custom searchable fields; aggregates and group-by work on them.
         let d = c.admin.ok(r#"{ leads(where: {_search: "cx-2"}) { name } }"#, no_vars()).await;
         assert_eq!(names(&d["leads"]), ["Two"], "[{}]", b.name);
-        let d = c.admin.ok("{ leadsConnection { aggregate { sum { employees } max { rating } } } leadsGroupBy(by: [tier]) { key { tier } count } }", no_vars()).await;
+        let d = c
+            .admin
+            .ok(
+                "{ leadsConnection { aggregate { sum { employees } max { rating } } } leadsGroupBy(by: [tier]) { key { tier } count } }",
+                no_vars(),
+            )
+            .await;
         assert_eq!(d["leadsConnection"]["aggregate"]["sum"]["employees"], 262.0, "[{}]", b.name);
         assert_eq!(d["leadsConnection"]["aggregate"]["max"]["rating"], 4.5);
-        assert_eq!(d["leadsGroupBy"], json!([{"key": {"tier": "GOLD"}, "count": 1}, {"key": {"tier": "SILVER"}, "count": 1}, {"key": {"tier": null}, "count": 1}]));
+        assert_eq!(
+            d["leadsGroupBy"],
+            json!([{"key": {"tier": "GOLD"}, "count": 1}, {"key": {"tier": "SILVER"}, "count": 1}, {"key": {"tier": null}, "count": 1}])
+        );
 
         // Updates; every custom change is in the history with its actor.
         let upd = "mutation($id: ID!, $d: LeadUpdateInput!) { updateLead(where: {id: $id}, data: $d) { employees tier extra } }";
@@ -221,23 +235,41 @@ async fn custom_fields_of_every_type_on_lead() {
             .await;
         assert_eq!(d["lead"]["extra"], json!({"b": 2}), "[{}] a JSON value is replaced, not merged", b.name);
         assert_eq!(d["lead"]["tier"], Json::Null);
-        assert_eq!(d["lead"]["history"], json!([
-            {"oldValue": 12, "newValue": 15, "changedBy": "alice"},
-            {"oldValue": null, "newValue": 12, "changedBy": "admin-a"},
-        ]), "[{}]", b.name);
-        let d = c.admin.ok(r#"query($id: ID!) { lead(where: {id: $id}) { history(field: "tier") { oldValue newValue } } }"#, json!({"id": two_id})).await;
-        assert_eq!(d["lead"]["history"], json!([
-            {"oldValue": "GOLD", "newValue": null},
-            {"oldValue": "SILVER", "newValue": "GOLD"},
-            {"oldValue": null, "newValue": "SILVER"},
-        ]), "[{}]", b.name);
+        assert_eq!(
+            d["lead"]["history"],
+            json!([
+                {"oldValue": 12, "newValue": 15, "changedBy": "alice"},
+                {"oldValue": null, "newValue": 12, "changedBy": "admin-a"},
+            ]),
+            "[{}]",
+            b.name
+        );
+        let d = c
+            .admin
+            .ok(r#"query($id: ID!) { lead(where: {id: $id}) { history(field: "tier") { oldValue newValue } } }"#, json!({"id": two_id}))
+            .await;
+        assert_eq!(
+            d["lead"]["history"],
+            json!([
+                {"oldValue": "GOLD", "newValue": null},
+                {"oldValue": "SILVER", "newValue": "GOLD"},
+                {"oldValue": null, "newValue": "SILVER"},
+            ]),
+            "[{}]",
+            b.name
+        );
         // Batch updates write custom values too.
-        let d = c.admin.ok(r#"mutation { updateManyLeadsConnection(where: {tier: null}, data: {rating: 1.5}) { aggregate { count } } }"#, no_vars()).await;
+        let d = c
+            .admin
+            .ok(r#"mutation { updateManyLeadsConnection(where: {tier: null}, data: {rating: 1.5}) { aggregate { count } } }"#, no_vars())
+            .await;
         assert_eq!(d["updateManyLeadsConnection"]["aggregate"]["count"], 2);
 
         // Deactivate: gone from the schema, values kept; activate: back as they were.
         let (m, f) = ("Lead", "employees");
-        c.admin.ok("mutation($m: String!, $f: String!) { deactivateCustomField(model: $m, name: $f) { version } }", json!({"m": m, "f": f})).await;
+        c.admin
+            .ok("mutation($m: String!, $f: String!) { deactivateCustomField(model: $m, name: $f) { version } }", json!({"m": m, "f": f}))
+            .await;
         assert_eq!(c.admin.code("{ leads { employees } }", no_vars()).await, "BAD_USER_INPUT", "[{}]", b.name);
         let defs = c.admin.ok(r#"{ customDefinitions(model: "Lead") { name active definition } }"#, no_vars()).await;
         let e = defs["customDefinitions"].as_array().unwrap().iter().find(|x| x["name"] == "employees").unwrap().clone();
@@ -247,7 +279,9 @@ async fn custom_fields_of_every_type_on_lead() {
         // A deactivated field's name is still taken.
         let e = c.admin.error(CREATE_FIELD, json!({"m": "Lead", "d": {"name": "employees", "type": "text"}})).await;
         assert!(e["message"].as_str().unwrap().contains("deactivated"), "{e}");
-        c.admin.ok("mutation($m: String!, $f: String!) { activateCustomField(model: $m, name: $f) { version } }", json!({"m": m, "f": f})).await;
+        c.admin
+            .ok("mutation($m: String!, $f: String!) { activateCustomField(model: $m, name: $f) { version } }", json!({"m": m, "f": f}))
+            .await;
         let d = c.admin.ok("{ leads(orderBy: name_ASC) { employees } }", no_vars()).await;
         assert_eq!(d["leads"], json!([{"employees": 250}, {"employees": null}, {"employees": 15}]), "[{}]", b.name);
 
@@ -262,7 +296,13 @@ async fn custom_fields_of_every_type_on_lead() {
         // Delete: values and history go; a new field of the same name starts empty.
         c.admin.ok("mutation { deleteCustomField(model: \"Lead\", name: \"employees\") { version } }", no_vars()).await;
         c.admin.ok(CREATE_FIELD, json!({"m": "Lead", "d": {"name": "employees", "type": "text"}})).await;
-        let d = c.admin.ok(r#"query($id: ID!) { leads { employees } lead(where: {id: $id}) { history(field: "employees") { newValue } } }"#, json!({"id": two_id})).await;
+        let d = c
+            .admin
+            .ok(
+                r#"query($id: ID!) { leads { employees } lead(where: {id: $id}) { history(field: "employees") { newValue } } }"#,
+                json!({"id": two_id}),
+            )
+            .await;
         assert_eq!(d["leads"], json!([{"employees": null}, {"employees": null}, {"employees": null}]), "[{}]", b.name);
         assert_eq!(d["lead"]["history"], json!([]));
 
@@ -278,7 +318,10 @@ async fn custom_fields_of_every_type_on_lead() {
 
         // Tenant B: schema and data unchanged from start to end.
         assert_eq!(sdl_of(&b, &c.b).await, b_before, "[{}]", b.name);
-        assert_eq!(c.other.ok("{ leads { name } metadata { version } }", no_vars()).await, json!({"leads": [{"name": "B's lead"}], "metadata": {"version": 0}}));
+        assert_eq!(
+            c.other.ok("{ leads { name } metadata { version } }", no_vars()).await,
+            json!({"leads": [{"name": "B's lead"}], "metadata": {"version": 0}})
+        );
     }
 }
 
@@ -297,7 +340,10 @@ async fn bad_metadata_is_refused_precisely_and_changes_nothing() {
             (json!({"m": "Lead", "d": {"name": "size", "type": "int", "default": "big"}}), "invalid default"),
             (json!({"m": "Lead", "d": {"name": "tier", "type": "select", "options": ["A"], "default": "B"}}), "invalid default"),
             (json!({"m": "Lead", "d": {"name": "code", "type": "text", "unique": true}}), "cannot be unique"),
-            (json!({"m": "Lead", "d": {"name": "phase", "type": "select", "options": ["A"], "stage": true}}), "stage fields are declared in code"),
+            (
+                json!({"m": "Lead", "d": {"name": "phase", "type": "select", "options": ["A"], "stage": true}}),
+                "stage fields are declared in code",
+            ),
             (json!({"m": "Lead", "d": {"name": "budgetCode", "type": "text"}}), "already has a custom field"),
             (json!({"m": "Lead", "d": {"name": "x", "type": "text", "colour": "red"}}), "unknown field `colour`"),
             (json!({"m": "Lead", "d": {"name": "x", "type": "nonsense"}}), "not a field definition"),
@@ -313,8 +359,14 @@ async fn bad_metadata_is_refused_precisely_and_changes_nothing() {
             (json!({"name": "Lead", "fields": [{"name": "x", "type": "text"}]}), "clashes"),
             (json!({"name": "Node", "fields": []}), "reserved"),
             (json!({"name": "Project", "table": "projects", "fields": []}), "shared table"),
-            (json!({"name": "Project", "fields": [{"name": "owner", "type": "relation", "target": "Ghost"}]}), "unknown relation target `Ghost`"),
-            (json!({"name": "Project", "fields": [{"name": "account", "type": "relation", "target": "Account", "onDelete": "cascade"}]}), "not cascade"),
+            (
+                json!({"name": "Project", "fields": [{"name": "owner", "type": "relation", "target": "Ghost"}]}),
+                "unknown relation target `Ghost`",
+            ),
+            (
+                json!({"name": "Project", "fields": [{"name": "account", "type": "relation", "target": "Account", "onDelete": "cascade"}]}),
+                "not cascade",
+            ),
             (json!({"name": "Project", "plural": "metadata", "fields": []}), "clashes"),
         ] {
             let e = c.admin.error(object, json!({"d": def})).await;
@@ -342,14 +394,21 @@ async fn custom_object_related_to_account() {
         // Another object in the same tenant keeps a different type under the same field name.
         let vendor = json!({"name": "Vendor", "fields": [{"name": "budget", "type": "int"}, {"name": "title", "type": "text"}]});
         c.admin.ok("mutation($d: JSON!) { createCustomObject(definition: $d) { version } }", json!({"d": vendor})).await;
-        c.admin.ok(CREATE_FIELD, json!({"m": "Account", "d": {"name": "projects", "type": "inverse", "target": "Project", "via": "account"}})).await;
+        c.admin
+            .ok(CREATE_FIELD, json!({"m": "Account", "d": {"name": "projects", "type": "inverse", "target": "Project", "via": "account"}}))
+            .await;
         c.admin.ok(CREATE_FIELD, json!({"m": "Project", "d": {"name": "risk", "type": "int"}})).await;
 
         let acme = create(&c.admin, "Account", json!({"name": "Acme"})).await;
         let globex = create(&c.admin, "Account", json!({"name": "Globex"})).await;
         create(&c.admin, "Vendor", json!({"title": "Vend", "budget": 5})).await;
-        let p1 = create(&c.admin, "Project", json!({"title": "Portal", "budget": {"amount": "5000", "currency": "EUR"}, "risk": 3,
-                                                    "account": {"connect": {"id": acme}}, "lead": {"connect": {"id": globex}}})).await;
+        let p1 = create(
+            &c.admin,
+            "Project",
+            json!({"title": "Portal", "budget": {"amount": "5000", "currency": "EUR"}, "risk": 3,
+                                                    "account": {"connect": {"id": acme}}, "lead": {"connect": {"id": globex}}}),
+        )
+        .await;
         // Nested create from the standard side, through the custom inverse relation.
         c.admin
             .ok(
@@ -358,19 +417,37 @@ async fn custom_object_related_to_account() {
             )
             .await;
 
-        let d = c.restricted.ok("{ projects(orderBy: title_ASC) { title phase budget { amount } risk account { name } lead { name } } }", no_vars()).await;
-        assert_eq!(d["projects"], json!([
-            {"title": "Migration", "phase": "BUILD", "budget": null, "risk": null, "account": {"name": "Acme"}, "lead": {"name": "Acme"}},
-            {"title": "Portal", "phase": "PLAN", "budget": {"amount": "5000"}, "risk": 3, "account": {"name": "Acme"}, "lead": {"name": "Globex"}},
-        ]), "[{}]", b.name);
+        let d = c
+            .restricted
+            .ok("{ projects(orderBy: title_ASC) { title phase budget { amount } risk account { name } lead { name } } }", no_vars())
+            .await;
+        assert_eq!(
+            d["projects"],
+            json!([
+                {"title": "Migration", "phase": "BUILD", "budget": null, "risk": null, "account": {"name": "Acme"}, "lead": {"name": "Acme"}},
+                {"title": "Portal", "phase": "PLAN", "budget": {"amount": "5000"}, "risk": 3, "account": {"name": "Acme"}, "lead": {"name": "Globex"}},
+            ]),
+            "[{}]",
+            b.name
+        );
         let d = c.admin.ok("{ accounts(where: {projects_some: {phase: BUILD}}) { name projects(orderBy: title_DESC) { title } projectsConnection { aggregate { count } } } }", no_vars()).await;
-        assert_eq!(d["accounts"], json!([{"name": "Acme", "projects": [{"title": "Portal"}, {"title": "Migration"}], "projectsConnection": {"aggregate": {"count": 2}}}]), "[{}]", b.name);
+        assert_eq!(
+            d["accounts"],
+            json!([{"name": "Acme", "projects": [{"title": "Portal"}, {"title": "Migration"}], "projectsConnection": {"aggregate": {"count": 2}}}]),
+            "[{}]",
+            b.name
+        );
         let d = c.admin.ok(r#"{ projects(where: {budget_gt: "100", account: {name: "Acme"}, _search: "port"}) { title } vendors(where: {budget_gt: 1}) { title } }"#, no_vars()).await;
         assert_eq!(d, json!({"projects": [{"title": "Portal"}], "vendors": [{"title": "Vend"}]}), "[{}]", b.name);
 
         // Update, delete (trash), restore, destroy; the record's history holds its custom values.
         let v = json!({"id": p1});
-        c.admin.ok("mutation($id: ID!) { updateProject(where: {id: $id}, data: {phase: DONE, account: {disconnect: true}}) { id } }", v.clone()).await;
+        c.admin
+            .ok(
+                "mutation($id: ID!) { updateProject(where: {id: $id}, data: {phase: DONE, account: {disconnect: true}}) { id } }",
+                v.clone(),
+            )
+            .await;
         let d = c.admin.ok(r#"query($id: ID!) { project(where: {id: $id}) { phase account { name } history(field: "phase") { oldValue newValue } } node(id: $id) { id } }"#, v.clone()).await;
         assert_eq!(d["project"]["phase"], "DONE", "[{}]", b.name);
         assert_eq!(d["project"]["account"], Json::Null);
@@ -384,8 +461,16 @@ async fn custom_object_related_to_account() {
         let e = c.admin.error("mutation($id: ID!) { destroyAccount(where: {id: $id}) { id } }", json!({"id": globex})).await;
         assert_eq!(e["extensions"]["code"], "CONFLICT", "[{}] {e}", b.name);
         assert!(e["message"].as_str().unwrap().contains("referenced by 1 Project"), "{e}");
-        let m = c.admin.ok("{ projects(where: {title: \"Migration\"}) { id } }", no_vars()).await["projects"][0]["id"].as_str().unwrap().to_owned();
-        c.admin.ok("mutation($id: ID!, $g: ID!) { updateProject(where: {id: $id}, data: {lead: {connect: {id: $g}}}) { id } }", json!({"id": m, "g": globex})).await;
+        let m = c.admin.ok("{ projects(where: {title: \"Migration\"}) { id } }", no_vars()).await["projects"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        c.admin
+            .ok(
+                "mutation($id: ID!, $g: ID!) { updateProject(where: {id: $id}, data: {lead: {connect: {id: $g}}}) { id } }",
+                json!({"id": m, "g": globex}),
+            )
+            .await;
         c.admin.ok("mutation($id: ID!) { destroyAccount(where: {id: $id}) { id } }", json!({"id": acme})).await;
         let d = c.admin.ok("{ projects(orderBy: title_ASC) { title account { name } } }", no_vars()).await;
         assert_eq!(d["projects"], json!([{"title": "Migration", "account": null}, {"title": "Portal", "account": null}]), "[{}]", b.name);
@@ -393,10 +478,18 @@ async fn custom_object_related_to_account() {
         // Tenant B has none of it, and can define its own Project independently.
         assert_eq!(c.other.code("{ projects { title } }", no_vars()).await, "BAD_USER_INPUT");
         assert_eq!(c.other.ok("query($id: ID!) { node(id: $id) { id } }", v.clone()).await["node"], Json::Null);
-        c.other.ok("mutation($d: JSON!) { createCustomObject(definition: $d) { version } }", json!({"d": {"name": "Project", "fields": [{"name": "code", "type": "int"}]}})).await;
+        c.other
+            .ok(
+                "mutation($d: JSON!) { createCustomObject(definition: $d) { version } }",
+                json!({"d": {"name": "Project", "fields": [{"name": "code", "type": "int"}]}}),
+            )
+            .await;
         create(&c.other, "Project", json!({"code": 7})).await;
         assert_eq!(c.other.ok("{ projects { code } }", no_vars()).await["projects"], json!([{"code": 7}]), "[{}]", b.name);
-        assert_eq!(c.admin.ok("{ projectsConnection { aggregate { count } } }", no_vars()).await["projectsConnection"]["aggregate"]["count"], 2);
+        assert_eq!(
+            c.admin.ok("{ projectsConnection { aggregate { count } } }", no_vars()).await["projectsConnection"]["aggregate"]["count"],
+            2
+        );
 
         // Removing a field from the object drops its values; deleting an object with records is refused.
         let upd = json!({"name": "Project", "fields": [
@@ -417,7 +510,12 @@ async fn custom_object_related_to_account() {
         c.admin.ok("mutation { deleteCustomField(model: \"Account\", name: \"projects\") { version } }", no_vars()).await;
         c.admin.ok("mutation { deleteCustomObject(name: \"Project\") { version } }", no_vars()).await;
         assert_eq!(c.admin.code("{ projects { title } }", no_vars()).await, "BAD_USER_INPUT", "[{}]", b.name);
-        assert_eq!(c.other.ok("{ projects { code } }", no_vars()).await["projects"], json!([{"code": 7}]), "[{}] B's own object is untouched", b.name);
+        assert_eq!(
+            c.other.ok("{ projects { code } }", no_vars()).await["projects"],
+            json!([{"code": 7}]),
+            "[{}] B's own object is untouched",
+            b.name
+        );
     }
 }
 
@@ -434,7 +532,9 @@ async fn concurrent_updates_of_custom_values_keep_an_unbroken_history() {
                 tokio::spawn(async move {
                     for i in 1..=15 {
                         let q = "mutation($id: ID!, $l: Int!) { updateLead(where: {id: $id}, data: {level: $l}) { version } }";
-                        let r = api.execute(&engine, &p, Request::new(q).variables(Variables::from_json(json!({"id": id, "l": w * 100 + i})))).await;
+                        let r = api
+                            .execute(&engine, &p, Request::new(q).variables(Variables::from_json(json!({"id": id, "l": w * 100 + i}))))
+                            .await;
                         assert!(r.errors.is_empty(), "{:?}", r.errors);
                     }
                 })
@@ -443,7 +543,12 @@ async fn concurrent_updates_of_custom_values_keep_an_unbroken_history() {
         for w in writers {
             w.await.unwrap();
         }
-        let d = admin.ok(r#"query($id: ID!) { lead(where: {id: $id}) { level version history(field: "level", first: 100) { oldValue newValue } } }"#, json!({"id": id})).await;
+        let d = admin
+            .ok(
+                r#"query($id: ID!) { lead(where: {id: $id}) { level version history(field: "level", first: 100) { oldValue newValue } } }"#,
+                json!({"id": id}),
+            )
+            .await;
         let mut h = d["lead"]["history"].as_array().unwrap().clone();
         h.reverse();
         assert_eq!(h.len(), 31, "[{}] the creation and every one of 30 updates, none lost or doubled", b.name);
@@ -468,7 +573,8 @@ async fn another_instance_notices_a_change_without_restart() {
             async move { serde_json::to_value(api.execute(&engine, &p, Request::new(q)).await).unwrap() }
         };
         assert!(run(&two, "{ leads { nickname } }").await.get("errors").is_some());
-        let r = run(&one, r#"mutation { createCustomField(model: "Lead", definition: {name: "nickname", type: "text"}) { version } }"#).await;
+        let r =
+            run(&one, r#"mutation { createCustomField(model: "Lead", definition: {name: "nickname", type: "text"}) { version } }"#).await;
         assert_eq!(r["data"]["createCustomField"]["version"], 1, "[{}] {r}", b.name);
         // The instance that made the change uses it at once; the other within its refresh interval.
         assert!(run(&one, "{ leads { nickname } }").await.get("errors").is_none(), "[{}]", b.name);

@@ -763,7 +763,10 @@ impl Catalog {
         let mut marks: Vec<Mark> = defs.iter().map(|d| Mark { custom_from: d.fields.len(), object: false }).collect();
         if ext.objects.len() > MAX_CUSTOM_OBJECTS {
             let model = ext.objects.last().map(|o| o.name.clone()).unwrap_or_default();
-            return Err(MetadataError::BadModel { model, reason: format!("a tenant may define at most {MAX_CUSTOM_OBJECTS} custom objects") });
+            return Err(MetadataError::BadModel {
+                model,
+                reason: format!("a tenant may define at most {MAX_CUSTOM_OBJECTS} custom objects"),
+            });
         }
         for o in &ext.objects {
             defs.push(o.clone());
@@ -771,10 +774,10 @@ impl Catalog {
         }
         let mut added: HashMap<&str, usize> = HashMap::new();
         for (model, fd) in &ext.fields {
-            let def = defs.iter_mut().find(|d| &d.name == model).ok_or_else(|| MetadataError::BadModel {
-                model: model.clone(),
-                reason: "there is no such model".to_owned(),
-            })?;
+            let def = defs
+                .iter_mut()
+                .find(|d| &d.name == model)
+                .ok_or_else(|| MetadataError::BadModel { model: model.clone(), reason: "there is no such model".to_owned() })?;
             def.fields.push(fd.clone());
             let n = added.entry(model.as_str()).or_default();
             *n += 1;

@@ -104,9 +104,7 @@ impl Dialect {
                 };
                 let e = self.cust(&format!("(({{}} ->> '{key}'){cast})"), vec![doc]);
                 match guard {
-                    Some((col, name)) if !cast.is_empty() => {
-                        self.cust(&format!("(CASE WHEN {{}} = '{name}' THEN {{}} END)"), vec![col, e])
-                    }
+                    Some((col, name)) if !cast.is_empty() => self.cust(&format!("(CASE WHEN {{}} = '{name}' THEN {{}} END)"), vec![col, e]),
                     _ => e,
                 }
             }
@@ -129,7 +127,8 @@ impl Dialect {
     #[must_use]
     pub fn custom_patch(self, doc: Expr, changes: &serde_json::Map<String, serde_json::Value>) -> Expr {
         let removed: Vec<&String> = changes.iter().filter(|(_, v)| v.is_null()).map(|(k, _)| k).collect();
-        let set: serde_json::Map<String, serde_json::Value> = changes.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let set: serde_json::Map<String, serde_json::Value> =
+            changes.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
         match self {
             Dialect::Sqlite => {
                 let mut e = self.cust("COALESCE({}, json_object())", vec![doc]);

@@ -950,7 +950,6 @@ impl<'a> Writer<'a> {
         }
         Ok(sets)
     }
-
 }
 
 /// What one write sets: columns, and custom values merged into the row's JSON document.
@@ -1376,7 +1375,10 @@ impl Writer<'_> {
             let stmt = Query::select().expr(Expr::cust("COUNT(*)")).from(Alias::new(m.table.as_str())).cond_where(cond).to_owned();
             let n = self.tx.ex().scalar_i64(d.build(&stmt)).await?;
             if n > 0 {
-                return Err(OrmError::Referenced(format!("the {} is still referenced by {n} {} record(s) through `{}`", model.name, m.name, f.name)));
+                return Err(OrmError::Referenced(format!(
+                    "the {} is still referenced by {n} {} record(s) through `{}`",
+                    model.name, m.name, f.name
+                )));
             }
         }
         let polys: Vec<(Arc<Model>, Field, String)> = self

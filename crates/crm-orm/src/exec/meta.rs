@@ -135,8 +135,10 @@ fn check_field_change(path: &str, old: &FieldDef, new: &FieldDef) -> Result<()> 
     if !same_type(&old.ty, &new.ty) {
         return Err(bad(path, format!("the type of `{}` cannot change; create a new field instead", old.name)));
     }
-    if let (FieldType::Select { options: a } | FieldType::MultiSelect { options: a }, FieldType::Select { options: b } | FieldType::MultiSelect { options: b }) =
-        (&old.ty, &new.ty)
+    if let (
+        FieldType::Select { options: a } | FieldType::MultiSelect { options: a },
+        FieldType::Select { options: b } | FieldType::MultiSelect { options: b },
+    ) = (&old.ty, &new.ty)
         && let Some(gone) = a.iter().find(|o| !b.contains(o))
     {
         return Err(bad(path, format!("option `{gone}` of `{}` cannot be removed: records may hold it", old.name)));
@@ -308,7 +310,14 @@ impl Engine {
 
     /// Validates `change` against the stored `rows` and plans its writes: the rows to write, the
     /// custom values to purge, and the audit detail (`before` / `after`).
-    async fn plan(&self, rows: &[Definition], change: &MetaChange, tx: &mut Tx, d: Dialect, org: &OrgId) -> Result<(Vec<RowWrite>, Purge, Json)> {
+    async fn plan(
+        &self,
+        rows: &[Definition],
+        change: &MetaChange,
+        tx: &mut Tx,
+        d: Dialect,
+        org: &OrgId,
+    ) -> Result<(Vec<RowWrite>, Purge, Json)> {
         let find = |kind: &str, model: &str, name: &str| rows.iter().find(|r| r.kind == kind && r.model == model && r.name == name);
         let next = rows.iter().map(|r| r.position).max().unwrap_or(0) + 1;
         let mut after: Vec<Definition> = rows.to_vec();
@@ -322,8 +331,24 @@ impl Engine {
                     return Err(bad("definition.name", format!("`{model}` already has a custom field `{}`{hint}", def.name)));
                 }
                 let definition = serde_json::to_value(def).map_err(|e| OrmError::Internal(e.to_string()))?;
-                after.push(Definition { kind: FIELD.into(), model: model.clone(), name: def.name.clone(), definition: definition.clone(), active: true, position: next, updated_at: String::new(), updated_by: None });
-                writes.push(RowWrite::Upsert { kind: FIELD, model: model.clone(), name: def.name.clone(), definition: definition.clone(), active: true, position: next });
+                after.push(Definition {
+                    kind: FIELD.into(),
+                    model: model.clone(),
+                    name: def.name.clone(),
+                    definition: definition.clone(),
+                    active: true,
+                    position: next,
+                    updated_at: String::new(),
+                    updated_by: None,
+                });
+                writes.push(RowWrite::Upsert {
+                    kind: FIELD,
+                    model: model.clone(),
+                    name: def.name.clone(),
+                    definition: definition.clone(),
+                    active: true,
+                    position: next,
+                });
                 (before, now) = (None, Some(definition));
             }
             MetaChange::UpdateField { model, name, def } => {
@@ -334,7 +359,14 @@ impl Engine {
                 for a in after.iter_mut().filter(|a| a.kind == FIELD && &a.model == model && &a.name == name) {
                     a.definition = definition.clone();
                 }
-                writes.push(RowWrite::Upsert { kind: FIELD, model: model.clone(), name: name.clone(), definition: definition.clone(), active: r.active, position: r.position });
+                writes.push(RowWrite::Upsert {
+                    kind: FIELD,
+                    model: model.clone(),
+                    name: name.clone(),
+                    definition: definition.clone(),
+                    active: r.active,
+                    position: r.position,
+                });
                 (before, now) = (Some(r.definition.clone()), Some(definition));
             }
             MetaChange::SetFieldActive { model, name, active } => {
@@ -342,7 +374,14 @@ impl Engine {
                 for a in after.iter_mut().filter(|a| a.kind == FIELD && &a.model == model && &a.name == name) {
                     a.active = *active;
                 }
-                writes.push(RowWrite::Upsert { kind: FIELD, model: model.clone(), name: name.clone(), definition: r.definition.clone(), active: *active, position: r.position });
+                writes.push(RowWrite::Upsert {
+                    kind: FIELD,
+                    model: model.clone(),
+                    name: name.clone(),
+                    definition: r.definition.clone(),
+                    active: *active,
+                    position: r.position,
+                });
                 (before, now) = (Some(serde_json::json!({ "active": r.active })), Some(serde_json::json!({ "active": active })));
             }
             MetaChange::DeleteField { model, name } => {
@@ -357,8 +396,24 @@ impl Engine {
                     return Err(bad("definition.name", format!("a custom object `{}` already exists", def.name)));
                 }
                 let definition = serde_json::to_value(def).map_err(|e| OrmError::Internal(e.to_string()))?;
-                after.push(Definition { kind: OBJECT.into(), model: def.name.clone(), name: String::new(), definition: definition.clone(), active: true, position: next, updated_at: String::new(), updated_by: None });
-                writes.push(RowWrite::Upsert { kind: OBJECT, model: def.name.clone(), name: String::new(), definition: definition.clone(), active: true, position: next });
+                after.push(Definition {
+                    kind: OBJECT.into(),
+                    model: def.name.clone(),
+                    name: String::new(),
+                    definition: definition.clone(),
+                    active: true,
+                    position: next,
+                    updated_at: String::new(),
+                    updated_by: None,
+                });
+                writes.push(RowWrite::Upsert {
+                    kind: OBJECT,
+                    model: def.name.clone(),
+                    name: String::new(),
+                    definition: definition.clone(),
+                    active: true,
+                    position: next,
+                });
                 (before, now) = (None, Some(definition));
             }
             MetaChange::UpdateObject { name, def } => {
@@ -379,7 +434,14 @@ impl Engine {
                 for a in after.iter_mut().filter(|a| a.kind == OBJECT && &a.model == name) {
                     a.definition = definition.clone();
                 }
-                writes.push(RowWrite::Upsert { kind: OBJECT, model: name.clone(), name: String::new(), definition: definition.clone(), active: true, position: r.position });
+                writes.push(RowWrite::Upsert {
+                    kind: OBJECT,
+                    model: name.clone(),
+                    name: String::new(),
+                    definition: definition.clone(),
+                    active: true,
+                    position: r.position,
+                });
                 (before, now) = (Some(r.definition.clone()), Some(definition));
             }
             MetaChange::DeleteObject { name } => {
@@ -392,7 +454,9 @@ impl Engine {
                     .to_owned();
                 let n = tx.ex().scalar_i64(d.build(&stmt)).await?;
                 if n > 0 {
-                    return Err(OrmError::Referenced(format!("the custom object `{name}` still has {n} record(s), in the trash or not; destroy them first")));
+                    return Err(OrmError::Referenced(format!(
+                        "the custom object `{name}` still has {n} record(s), in the trash or not; destroy them first"
+                    )));
                 }
                 // Custom fields declared on the object go with it.
                 for a in after.iter().filter(|a| a.kind == FIELD && &a.model == name) {
@@ -444,9 +508,9 @@ impl Engine {
 fn target_of(change: &MetaChange) -> (&str, Option<&str>) {
     match change {
         MetaChange::CreateField { model, def } => (model, Some(def.name.as_str())),
-        MetaChange::UpdateField { model, name, .. } | MetaChange::SetFieldActive { model, name, .. } | MetaChange::DeleteField { model, name } => {
-            (model, Some(name.as_str()))
-        }
+        MetaChange::UpdateField { model, name, .. }
+        | MetaChange::SetFieldActive { model, name, .. }
+        | MetaChange::DeleteField { model, name } => (model, Some(name.as_str())),
         MetaChange::CreateObject { def } => (&def.name, None),
         MetaChange::UpdateObject { name, .. } | MetaChange::DeleteObject { name } => (name, None),
     }
