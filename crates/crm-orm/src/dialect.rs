@@ -80,7 +80,7 @@ impl Dialect {
     /// object: other objects in the shared table may keep other types under the same key.
     #[must_use]
     pub fn custom_value(self, doc: Expr, key: &str, ty: &ScalarType, guard: Option<(Expr, &str)>) -> Expr {
-        let e = match (self, ty) {
+        match (self, ty) {
             (Dialect::Sqlite, ScalarType::Json | ScalarType::Tags | ScalarType::MultiSelect(_)) => {
                 self.cust(&format!("({{}} -> '$.{key}')"), vec![doc])
             }
@@ -108,8 +108,7 @@ impl Dialect {
                     _ => e,
                 }
             }
-        };
-        e
+        }
     }
 
     /// A custom field's value as clients read it: the JSON stored under `key` (values are stored
