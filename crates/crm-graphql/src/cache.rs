@@ -32,16 +32,27 @@ type Slot = Arc<OnceCell<Built>>;
 
 /// The schema cache. Building happens outside the lock, once per key (single flight); a newer
 /// version of a tenant's schema evicts its older ones. One tenant's build never holds up another
-/// tenant's requests: the lock is only held to find the slot.
-#[derive(Default)]
+/// tenant's requests: the lock is only held to find the slot. Tenant schemas are several MiB
+/// each, so at most `capacity` of them are kept, the least recently used going first (the shared
+/// schema is always kept).
 pub struct SchemaCache {
-    slots: Mutex<HashMap<SchemaKey, Slot>>,
+    slots: Mutex<HashMap<SchemaKey, (Slot, Instant)>>,
     options: SchemaOptions,
+    capacity: usize,
+}
+
+/// Tenant schemas kept by default.
+pub const DEFAULT_SCHEMA_CAPACITY: usize = 100;
+
+impl Default for SchemaCache {
+    fn default() -> Self {
+        SchemaCache::new(SchemaOptions::default())
+    }
 }
 
 impl std::fmt::Debug for SchemaCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchemaCache").field("entries", &self.len()).finish()
+        f.debug_struct("SchemaCache").field("entries", &self.len()).field("capacity", &self.capacity).finish()
     }
 }
 
@@ -60,7 +71,14 @@ impl SchemaCache {
     /// An empty cache building schemas with `options`.
     #[must_use]
     pub fn new(options: SchemaOptions) -> Self {
-        SchemaCache { slots: Mutex::new(HashMap::new()), options }
+        SchemaCache { slots: Mutex::new(HashMap::new()), options, capacity: DEFAULT_SCHEMA_CAPACITY }
+    }
+
+    /// Keeps at most `capacity` tenant schemas (at least 1).
+    #[must_use]
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
     }
 
     /// Cached schemas.
@@ -89,8 +107,18 @@ impl SchemaCache {
             let mut slots = self.slots.lock().map_err(|_| GraphqlError::Schema("schema cache poisoned".to_owned()))?;
             if !slots.contains_key(key) {
                 slots.retain(|k, _| k.tenant != key.tenant || k.version > key.version);
+                let tenants = slots.keys().filter(|k| k.tenant.is_some()).count();
+                if key.tenant.is_some() && tenants >= self.capacity {
+                    let oldest =
+                        slots.iter().filter(|(k, _)| k.tenant.is_some()).min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone());
+                    if let Some(k) = oldest {
+                        slots.remove(&k);
+                    }
+                }
             }
-            slots.entry(key.clone()).or_default().clone()
+            let entry = slots.entry(key.clone()).or_insert_with(|| (Slot::default(), Instant::now()));
+            entry.1 = Instant::now();
+            entry.0.clone()
         };
         let options = self.options.clone();
         let built = slot
@@ -207,5 +235,38 @@ mod tests {
         let k3 = key(3);
         assert!(cache.get_or_build(&k3, || async { Err(OrmError::Internal("down".into())) }).await.is_err());
         assert!(cache.get_or_build(&k3, || async { Ok(cat.clone()) }).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn keeps_at_most_capacity_tenant_schemas_least_recently_used_first() {
+        let cache = SchemaCache::new(SchemaOptions::default()).with_capacity(2);
+        let cat = Arc::new(standard_catalog().unwrap());
+        let key = |t: &str| SchemaKey { tenant: Some(OrgId::new(t).unwrap()), version: 1 };
+        let builds = AtomicUsize::new(0);
+        let get = |k: SchemaKey| {
+            let (cat, builds, cache) = (cat.clone(), &builds, &cache);
+            async move {
+                cache
+                    .get_or_build(&k, || async {
+                        builds.fetch_add(1, Ordering::SeqCst);
+                        Ok(cat)
+                    })
+                    .await
+                    .unwrap();
+            }
+        };
+        get(SchemaKey { tenant: None, version: 0 }).await;
+        get(key("org-a")).await;
+        get(key("org-b")).await;
+        get(key("org-a")).await; // a is now more recent than b
+        get(key("org-c")).await; // evicts b
+        assert_eq!(cache.len(), 3, "two tenants and the shared schema");
+        assert_eq!(builds.load(Ordering::SeqCst), 4);
+        get(key("org-a")).await;
+        assert_eq!(builds.load(Ordering::SeqCst), 4, "a was kept");
+        get(key("org-b")).await;
+        assert_eq!(builds.load(Ordering::SeqCst), 5, "b was rebuilt");
+        get(SchemaKey { tenant: None, version: 0 }).await;
+        assert_eq!(builds.load(Ordering::SeqCst), 5, "the shared schema is never evicted");
     }
 }

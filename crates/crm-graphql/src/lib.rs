@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use async_graphql::dynamic::Schema;
 pub use async_graphql::{Request, Response, Variables};
-pub use cache::{BuildError, Built, SchemaCache, SchemaKey, Versions};
+pub use cache::{BuildError, Built, DEFAULT_SCHEMA_CAPACITY, SchemaCache, SchemaKey, Versions};
 use crm_orm::{Engine, Policy, Principal};
 pub use error::{GraphqlError, classify, to_graphql_error};
 pub use resolve::RequestCtx;
@@ -46,6 +46,13 @@ impl Api {
     #[must_use]
     pub fn new(options: SchemaOptions, policy: Policy) -> Self {
         Api { cache: SchemaCache::new(options), policy: Arc::new(policy), versions: Arc::new(Versions::new(DEFAULT_METADATA_REFRESH)) }
+    }
+
+    /// Keeps at most `capacity` tenant schemas in the cache (least recently used evicted first).
+    #[must_use]
+    pub fn with_schema_capacity(mut self, capacity: usize) -> Self {
+        self.cache = self.cache.with_capacity(capacity);
+        self
     }
 
     /// Sets how long a tenant's metadata version is trusted before it is read again.

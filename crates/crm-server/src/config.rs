@@ -106,6 +106,11 @@ pub struct Config {
     /// change (the instance that made it switches at once).
     #[arg(long, env = "CRM_METADATA_REFRESH_MS", default_value_t = 1000, value_name = "MS")]
     pub metadata_refresh_ms: u64,
+    /// Most tenant schemas (tenants with custom fields or objects) kept built in memory, the
+    /// least recently used evicted first; each takes a few MiB. Tenants without custom
+    /// definitions share one schema.
+    #[arg(long, env = "CRM_MAX_TENANT_SCHEMAS", default_value_t = crm_graphql::DEFAULT_SCHEMA_CAPACITY, value_name = "N")]
+    pub max_tenant_schemas: usize,
     /// Log format: `text` or `json` (one object per line). The level comes from `RUST_LOG`
     /// (default `info`).
     #[arg(long, env = "CRM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
@@ -143,6 +148,7 @@ impl Default for Config {
             body_limit: BODY_LIMIT,
             request_timeout_secs: REQUEST_TIMEOUT_SECS,
             metadata_refresh_ms: 1000,
+            max_tenant_schemas: crm_graphql::DEFAULT_SCHEMA_CAPACITY,
             log_format: LogFormat::Text,
             metrics_listen: None,
             roles: None,
@@ -172,6 +178,7 @@ struct FileConfig {
     body_limit: Option<usize>,
     request_timeout_secs: Option<u64>,
     metadata_refresh_ms: Option<u64>,
+    max_tenant_schemas: Option<usize>,
     log_format: Option<LogFormat>,
     metrics_listen: Option<SocketAddr>,
     roles: Option<crm_orm::Policy>,
@@ -275,7 +282,7 @@ impl Config {
         }
         take!(opt database_url, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen);
         take!(val data_dir, listen, db_max_connections, oidc_leeway_secs, dev_allow_remote, default_page_size, max_page_size);
-        take!(val max_depth, max_complexity, cors_origins, body_limit, request_timeout_secs, metadata_refresh_ms, log_format);
+        take!(val max_depth, max_complexity, cors_origins, body_limit, request_timeout_secs, metadata_refresh_ms, max_tenant_schemas, log_format);
         if let Some(roles) = file.roles {
             self.roles = Some(roles);
         }
@@ -401,6 +408,7 @@ impl std::fmt::Debug for Config {
             .field("body_limit", &self.body_limit)
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("metadata_refresh_ms", &self.metadata_refresh_ms)
+            .field("max_tenant_schemas", &self.max_tenant_schemas)
             .field("log_format", &self.log_format)
             .field("metrics_listen", &self.metrics_listen)
             .field("roles", &self.roles.as_ref().map(|p| p.roles.len()))

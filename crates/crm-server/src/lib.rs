@@ -161,7 +161,9 @@ impl AppState {
         };
         let options = SchemaOptions { max_depth: config.max_depth, max_complexity: config.max_complexity, introspection: true };
         let api = Arc::new(
-            Api::new(options, config.policy()).with_metadata_refresh(std::time::Duration::from_millis(config.metadata_refresh_ms)),
+            Api::new(options, config.policy())
+                .with_metadata_refresh(std::time::Duration::from_millis(config.metadata_refresh_ms))
+                .with_schema_capacity(config.max_tenant_schemas),
         );
         Ok(AppState(Arc::new(Shared { engine, api, auth, http, metrics: Metrics::default(), routes })))
     }
