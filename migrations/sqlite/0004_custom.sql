@@ -34,12 +34,12 @@ CREATE TABLE IF NOT EXISTS crm_records (
 CREATE INDEX IF NOT EXISTS ix_crm_records_object ON crm_records (org_id, object, created_at);
 
 -- Property history of custom values: one row per key of `custom` whose value changed.
-CREATE TRIGGER IF NOT EXISTS crm_custom_records_ins AFTER INSERT ON crm_records WHEN NEW.custom IS NOT NULL BEGIN
+CREATE TRIGGER IF NOT EXISTS crm_records_custom_ins AFTER INSERT ON crm_records WHEN NEW.custom IS NOT NULL BEGIN
     INSERT INTO crm_history (org_id, model, record_id, field, old_value, new_value, changed_at, changed_by)
     SELECT NEW.org_id, NEW.object, NEW.id, e.key, NULL, NEW.custom -> e.key, NEW.created_at, NEW.created_by
     FROM json_each(NEW.custom) AS e WHERE e.type <> 'null' ORDER BY e.key;
 END;
-CREATE TRIGGER IF NOT EXISTS crm_custom_records_upd AFTER UPDATE ON crm_records WHEN OLD.custom IS NOT NEW.custom BEGIN
+CREATE TRIGGER IF NOT EXISTS crm_records_custom_upd AFTER UPDATE ON crm_records WHEN OLD.custom IS NOT NEW.custom BEGIN
     INSERT INTO crm_history (org_id, model, record_id, field, old_value, new_value, changed_at, changed_by)
     SELECT NEW.org_id, NEW.object, NEW.id, k.key, NULLIF(OLD.custom -> k.key, 'null'), NULLIF(NEW.custom -> k.key, 'null'),
         NEW.updated_at, NEW.updated_by

@@ -1,6 +1,6 @@
 //! The custom definitions the tenant-schema benchmark and memory measurement use: 20 custom
 //! fields on Lead (every type), a custom object related to Account, and its inverse on Account.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crm_model::{Extension, FieldDef, ModelDef};
 use crm_orm::MetaChange;

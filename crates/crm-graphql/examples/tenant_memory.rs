@@ -4,7 +4,7 @@
 //! catalog alone), counted by an instrumented allocator.
 //!
 //! `cargo run --release -p crm-graphql --example tenant_memory`
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::indexing_slicing)]
 
 use std::alloc::System;
 use std::sync::Arc;

@@ -674,7 +674,9 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
         let field = match &f.kind {
             FieldKind::Scalar(ty) => {
                 let base = scalar_type(m, f, ty, false);
-                let t = match (is_list(ty), f.required) {
+                // A custom field may be added as required to a model with records: those have no
+                // value, so it reads as nullable (writes still enforce it).
+                let t = match (is_list(ty), f.required && !f.custom) {
                     (true, _) => TypeRef::named_nn_list(base),
                     (false, true) => TypeRef::named_nn(base),
                     (false, false) => TypeRef::named(base),

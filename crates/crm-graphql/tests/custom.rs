@@ -585,3 +585,41 @@ async fn another_instance_notices_a_change_without_restart() {
         assert_eq!(two.cache().len(), 2, "[{}] the shared schema and A's own", b.name);
     }
 }
+
+#[tokio::test]
+async fn parent_reads_see_only_their_own_custom_values_and_required_fields_stay_readable() {
+    for b in backends().await {
+        let (parent, child) = (org(), org());
+        b.engine.register_tenant(&child, Some(&parent)).await.unwrap();
+        let p = gql(&b, principal(&parent, "boss", &["admin", "parent_admin"]));
+        let c = gql(&b, principal(&child, "kid", &["admin"]));
+        // One name, two meanings: an int in the parent, a text in the child.
+        p.ok(CREATE_FIELD, json!({"m": "Lead", "d": {"name": "level", "type": "int"}})).await;
+        c.ok(CREATE_FIELD, json!({"m": "Lead", "d": {"name": "level", "type": "text"}})).await;
+        create(&p, "Lead", json!({"name": "P1", "level": 7})).await;
+        create(&c, "Lead", json!({"name": "C1", "level": "high"})).await;
+        let d = p.ok("{ leads(orderBy: level_DESC) { name level } f: leads(where: {level_gt: 1}) { name } }", no_vars()).await;
+        assert_eq!(
+            d["leads"],
+            json!([{"name": "C1", "level": null}, {"name": "P1", "level": 7}]),
+            "[{}] the child's row is readable, its value is not the parent's field",
+            b.name
+        );
+        assert_eq!(d["f"], json!([{"name": "P1"}]));
+        // Custom objects are never widened to descendants.
+        for g in [&p, &c] {
+            g.ok(
+                "mutation($d: JSON!) { createCustomObject(definition: $d) { version } }",
+                json!({"d": {"name": "Note", "fields": [{"name": "body", "type": "text"}]}}),
+            )
+            .await;
+        }
+        create(&c, "Note", json!({"body": "child's"})).await;
+        assert_eq!(p.ok("{ notes { body } }", no_vars()).await["notes"], json!([]), "[{}]", b.name);
+        // A required field added to a model with records: old records read as null, new ones need it.
+        p.ok(CREATE_FIELD, json!({"m": "Lead", "d": {"name": "region", "type": "text", "required": true}})).await;
+        let d = p.ok("{ leads(where: {name: \"P1\"}) { name region } }", no_vars()).await;
+        assert_eq!(d["leads"], json!([{"name": "P1", "region": null}]), "[{}]", b.name);
+        assert_eq!(p.code("mutation { createLead(data: {name: \"P2\"}) { id } }", no_vars()).await, "BAD_USER_INPUT");
+    }
+}

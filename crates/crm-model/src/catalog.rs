@@ -769,6 +769,12 @@ impl Catalog {
             });
         }
         for o in &ext.objects {
+            if o.fields.len() > MAX_CUSTOM_FIELDS {
+                return Err(MetadataError::BadModel {
+                    model: o.name.clone(),
+                    reason: format!("a custom object may have at most {MAX_CUSTOM_FIELDS} fields"),
+                });
+            }
             defs.push(o.clone());
             marks.push(Mark { custom_from: 0, object: true });
         }

@@ -90,22 +90,32 @@ impl Dialect {
             (Dialect::Postgres, ScalarType::Json | ScalarType::Tags | ScalarType::MultiSelect(_)) => {
                 self.cust(&format!("({{}} -> '{key}')"), vec![doc])
             }
-            (Dialect::Postgres, ScalarType::Money { .. }) => self.cust(&format!("(({{}} -> '{key}') ->> 'amount')::numeric"), vec![doc]),
             (Dialect::Postgres, ty) => {
-                let cast = match ty {
-                    ScalarType::Int => "::bigint",
-                    ScalarType::Float => "::double precision",
-                    ScalarType::Decimal => "::numeric",
-                    ScalarType::Boolean => "::boolean",
-                    ScalarType::Date => "::date",
-                    ScalarType::DateTime => "::timestamptz",
-                    ScalarType::Id => "::uuid",
-                    _ => "",
+                // Each type is stored as one JSON type, and the cast only runs on a value of that
+                // type: a value left by a request still on an older definition reads as null
+                // instead of failing the statement.
+                let (json_type, cast) = match ty {
+                    ScalarType::Int => ("number", "::bigint"),
+                    ScalarType::Float => ("number", "::double precision"),
+                    ScalarType::Boolean => ("boolean", "::boolean"),
+                    ScalarType::Decimal | ScalarType::Money { .. } => ("string", "::numeric"),
+                    ScalarType::Date => ("string", "::date"),
+                    ScalarType::DateTime => ("string", "::timestamptz"),
+                    ScalarType::Id => ("string", "::uuid"),
+                    _ => ("string", ""),
                 };
-                let e = self.cust(&format!("(({{}} ->> '{key}'){cast})"), vec![doc]);
+                if cast.is_empty() {
+                    return self.cust(&format!("({{}} ->> '{key}')"), vec![doc]);
+                }
+                let (typ, txt) = match ty {
+                    ScalarType::Money { .. } => (format!("{{}} -> '{key}' -> 'amount'"), format!("{{}} -> '{key}' ->> 'amount'")),
+                    _ => (format!("{{}} -> '{key}'"), format!("{{}} ->> '{key}'")),
+                };
+                let e =
+                    self.cust(&format!("(CASE WHEN jsonb_typeof({typ}) = '{json_type}' THEN ({txt}){cast} END)"), vec![doc.clone(), doc]);
                 match guard {
-                    Some((col, name)) if !cast.is_empty() => self.cust(&format!("(CASE WHEN {{}} = '{name}' THEN {{}} END)"), vec![col, e]),
-                    _ => e,
+                    Some((col, name)) => self.cust(&format!("(CASE WHEN {{}} = '{name}' THEN {{}} END)"), vec![col, e]),
+                    None => e,
                 }
             }
         }

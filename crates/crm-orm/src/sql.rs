@@ -202,7 +202,16 @@ impl<'a> Builder<'a> {
     /// and aggregates use it: its column, or for a custom field the typed value from the row's
     /// JSON document.
     fn value(&self, alias: &str, model: &Model, fl: &Field) -> Expr {
-        stored_value(self.d, alias, model, fl)
+        self.own_custom(alias, fl, stored_value(self.d, alias, model, fl))
+    }
+
+    /// Reads covering descendant tenants see custom values of the caller's own tenant only: the
+    /// caller's definitions say nothing about what a child tenant keeps under the same name.
+    fn own_custom(&self, alias: &str, fl: &Field, e: Expr) -> Expr {
+        if !fl.custom || self.access.read_orgs().is_empty() {
+            return e;
+        }
+        self.d.cust("(CASE WHEN {} = {} THEN {} END)", vec![Self::col(alias, "org_id"), Expr::val(self.access.org().as_str()), e])
     }
 
     /// The predicate keeping rows of `model` in its table: for a custom object, its own records
@@ -243,7 +252,8 @@ impl<'a> Builder<'a> {
         let mut parts = Vec::with_capacity(2);
         if self.tenant {
             let others = self.access.read_orgs();
-            if op == Op::Read && !others.is_empty() {
+            // Custom objects are the caller's own tenant's definitions: never widened.
+            if op == Op::Read && !others.is_empty() && !model.custom {
                 // A parent role reads its tenant and the descendant tenants the engine resolved.
                 let orgs: Vec<Expr> = std::iter::once(self.access.org()).chain(others).map(|o| Expr::val(o.as_str())).collect();
                 parts.push(Self::col(alias, "org_id").is_in(orgs));
@@ -394,7 +404,7 @@ impl<'a> Builder<'a> {
     /// The JSON of one stored field.
     fn field_json(&self, alias: &str, fl: &Field) -> Result<Expr> {
         if fl.custom {
-            return Ok(self.d.custom_json(Self::col(alias, CUSTOM_COLUMN), fl.name.as_str()));
+            return Ok(self.own_custom(alias, fl, self.d.custom_json(Self::col(alias, CUSTOM_COLUMN), fl.name.as_str())));
         }
         let c = Self::col(alias, fl.column.as_str());
         Ok(match &fl.kind {

@@ -425,6 +425,8 @@ impl Engine {
                 for (i, nf) in def.fields.iter().enumerate() {
                     if let Some(of) = old.fields.iter().find(|f| f.name == nf.name) {
                         check_field_change(&format!("definition.fields.{i}"), of, nf)?;
+                    } else if find(FIELD, name, &nf.name).is_some() {
+                        return Err(bad(&format!("definition.fields.{i}"), format!("`{name}` already has a custom field `{}`", nf.name)));
                     }
                 }
                 for of in old.fields.iter().filter(|of| !def.fields.iter().any(|nf| nf.name == of.name)) {
@@ -467,7 +469,13 @@ impl Engine {
                 (before, now) = (Some(r.definition.clone()), None);
             }
         }
-        // The whole new set must resolve, by the same rules as models declared in code.
+        // The whole new set must resolve, by the same rules as models declared in code; a
+        // deactivated field being redefined is checked as if it were active.
+        if let MetaChange::UpdateField { model, name, .. } = change {
+            for a in after.iter_mut().filter(|a| a.kind == FIELD && &a.model == model && &a.name == name) {
+                a.active = true;
+            }
+        }
         self.base.extend(&extension_of(&after))?;
         let (model, field) = target_of(change);
         let detail = serde_json::json!({ "model": model, "field": field, "before": before, "after": now });
