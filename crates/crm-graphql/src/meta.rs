@@ -117,14 +117,18 @@ fn string_arg(args: &serde_json::Map<String, Json>, key: &str) -> Result<String,
     opt_string(args, key)?.ok_or_else(|| bad(key, "is required"))
 }
 
-fn field_def(args: &serde_json::Map<String, Json>) -> Result<FieldDef, OrmError> {
+/// The `definition` argument as a `FieldDef` or `ModelDef` (`what` names it in errors).
+fn definition<T: serde::de::DeserializeOwned>(args: &serde_json::Map<String, Json>, what: &str) -> Result<T, OrmError> {
     let d = args.get("definition").cloned().unwrap_or(Json::Null);
-    serde_json::from_value(d).map_err(|e| bad("definition", format!("not a field definition: {e}")))
+    serde_json::from_value(d).map_err(|e| bad("definition", format!("not {what} definition: {e}")))
+}
+
+fn field_def(args: &serde_json::Map<String, Json>) -> Result<FieldDef, OrmError> {
+    definition(args, "a field")
 }
 
 fn model_def(args: &serde_json::Map<String, Json>) -> Result<ModelDef, OrmError> {
-    let d = args.get("definition").cloned().unwrap_or(Json::Null);
-    serde_json::from_value(d).map_err(|e| bad("definition", format!("not an object definition: {e}")))
+    definition(args, "an object")
 }
 
 /// A metadata mutation: parses its arguments into a change, applies it, notes the new version.

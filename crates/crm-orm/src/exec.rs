@@ -195,10 +195,14 @@ impl Ex<'_> {
     /// Sets the tenant (and the further tenants reads may cover) for row-level security. Both
     /// settings are always written, so nothing of an earlier request stays on the connection.
     async fn set_tenant(self, local: bool, access: &Access) -> Result<()> {
+        self.set_orgs(local, access.org(), access.read_orgs()).await
+    }
+    /// Like [`Self::set_tenant`], from the tenant and further read tenants themselves.
+    async fn set_orgs(self, local: bool, org: &OrgId, read_orgs: &[OrgId]) -> Result<()> {
         if let (Ex::Pg(c), Some(sql)) = (self, Dialect::Postgres.set_tenant_sql(local)) {
             counted();
-            let read_orgs = access.read_orgs().iter().map(OrgId::as_str).collect::<Vec<_>>().join(",");
-            sqlx::query(sql).bind(access.org().as_str()).bind(read_orgs).execute(&mut *c).await?;
+            let read_orgs = read_orgs.iter().map(OrgId::as_str).collect::<Vec<_>>().join(",");
+            sqlx::query(sql).bind(org.as_str()).bind(read_orgs).execute(&mut *c).await?;
         }
         Ok(())
     }
@@ -1202,6 +1206,16 @@ impl Writer<'_> {
         self.check_rows(target, &[cid], Op::Update).await
     }
 
+    /// `cond` on the caller's tenant's rows of `model` (for a custom object, its own records of the
+    /// shared table), in statements without a table alias.
+    fn tenant_rows(&self, model: &Model, cond: Expr) -> Expr {
+        let mut e = Expr::col(Alias::new("org_id")).eq(Expr::val(self.access.org().as_str())).and(cond);
+        if model.custom {
+            e = e.and(Expr::col(Alias::new("object")).eq(Expr::val(model.name.as_str())));
+        }
+        e
+    }
+
     /// Sets `fields` to null on the tenant's rows of `model` matching `cond`, as a write: the
     /// version is bumped and `updatedAt`/`updatedBy` are set. Returns the rows changed.
     async fn clear(&mut self, model: &Model, fields: &[&Field], cond: Expr) -> Result<u64> {
@@ -1215,10 +1229,7 @@ impl Writer<'_> {
         for (c, e) in sets.into_update(d) {
             stmt.value(Alias::new(c.as_str()), e);
         }
-        let mut cond = Expr::col(Alias::new("org_id")).eq(Expr::val(self.access.org().as_str())).and(cond);
-        if model.custom {
-            cond = cond.and(Expr::col(Alias::new("object")).eq(Expr::val(model.name.as_str())));
-        }
+        let cond = self.tenant_rows(model, cond);
         stmt.value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
             .value(Alias::new("updated_at"), d.bind(&Value::DateTime(chrono::Utc::now())))
             .value(Alias::new("updated_by"), d.bind(&Value::Text(self.access.actor().to_owned())))
@@ -1347,38 +1358,30 @@ impl Writer<'_> {
         let d = self.d;
         let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
         let org = self.access.org().as_str().to_owned();
-        let refs: Vec<(Arc<Model>, Field)> = self
-            .cat
-            .referencing(&model.name)
-            .filter(|(_, f)| matches!(f.kind, FieldKind::ToOne { on_delete: OnDelete::SetNull, .. }))
-            .map(|(m, f)| (Arc::clone(m), f.clone()))
-            .collect();
+        let refs: Vec<(Arc<Model>, Field)> = self.cat.referencing(&model.name).map(|(m, f)| (Arc::clone(m), f.clone())).collect();
         for (m, f) in refs {
-            let cond = stored_value(d, m.table.as_str(), &m, &f).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))));
-            self.clear(&m, &[&f], cond).await?;
-        }
-        // Custom references have no foreign key: restrict is checked here (trashed rows count,
-        // as they would for a foreign key).
-        let restricting: Vec<(Arc<Model>, Field)> = self
-            .cat
-            .referencing(&model.name)
-            .filter(|(_, f)| f.custom && matches!(f.kind, FieldKind::ToOne { on_delete: OnDelete::Restrict, .. }))
-            .map(|(m, f)| (Arc::clone(m), f.clone()))
-            .collect();
-        for (m, f) in restricting {
-            let mut cond = Expr::col(Alias::new("org_id"))
-                .eq(Expr::val(org.as_str()))
-                .and(stored_value(d, m.table.as_str(), &m, &f).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i)))));
-            if m.custom {
-                cond = cond.and(Expr::col(Alias::new("object")).eq(Expr::val(m.name.as_str())));
-            }
-            let stmt = Query::select().expr(Expr::cust("COUNT(*)")).from(Alias::new(m.table.as_str())).cond_where(cond).to_owned();
-            let n = self.tx.ex().scalar_i64(d.build(&stmt)).await?;
-            if n > 0 {
-                return Err(OrmError::Referenced(format!(
-                    "the {} is still referenced by {n} {} record(s) through `{}`",
-                    model.name, m.name, f.name
-                )));
+            let pointing = stored_value(d, m.table.as_str(), &m, &f).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))));
+            match f.kind {
+                FieldKind::ToOne { on_delete: OnDelete::SetNull, .. } => {
+                    self.clear(&m, &[&f], pointing).await?;
+                }
+                // Custom references have no foreign key: restrict is checked here (trashed rows
+                // count, as they would for a foreign key).
+                FieldKind::ToOne { on_delete: OnDelete::Restrict, .. } if f.custom => {
+                    let stmt = Query::select()
+                        .expr(Expr::cust("COUNT(*)"))
+                        .from(Alias::new(m.table.as_str()))
+                        .cond_where(self.tenant_rows(&m, pointing))
+                        .to_owned();
+                    let n = self.tx.ex().scalar_i64(d.build(&stmt)).await?;
+                    if n > 0 {
+                        return Err(OrmError::Referenced(format!(
+                            "the {} is still referenced by {n} {} record(s) through `{}`",
+                            model.name, m.name, f.name
+                        )));
+                    }
+                }
+                _ => {}
             }
         }
         let polys: Vec<(Arc<Model>, Field, String)> = self

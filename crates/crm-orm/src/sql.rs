@@ -220,12 +220,12 @@ impl<'a> Builder<'a> {
         model.custom.then(|| Self::col(alias, "object").eq(Expr::val(model.name.as_str())))
     }
 
-    /// The `_search` predicate of one word: the folded searchable text must contain it. Tables
-    /// keep that text in a generated column; custom searchable fields are folded inline.
-    fn search_word(&self, model: &Model, alias: &str, word: &str) -> Expr {
-        let pattern = Expr::val(like_pattern(word, FilterOp::Contains));
+    /// The folded searchable text of `model` rows aliased `alias`, as SQL: the generated
+    /// `crm_search` column, or, when custom fields are searchable, the same fold computed inline
+    /// over the columns and the document (the column cannot follow per-tenant fields).
+    fn search_text(&self, model: &Model, alias: &str) -> String {
         if !model.searchable().any(|f| f.custom) {
-            return self.d.cust("{} LIKE {} ESCAPE '\\'", vec![Self::col(alias, crate::search::SEARCH_COLUMN), pattern]);
+            return format!("\"{alias}\".\"{}\"", crate::search::SEARCH_COLUMN);
         }
         let parts: Vec<String> = model
             .searchable()
@@ -237,8 +237,7 @@ impl<'a> Builder<'a> {
                 }
             })
             .collect();
-        let folded = crate::search::fold_sql(self.d, &parts).unwrap_or_else(|| "''".to_owned());
-        self.d.cust(&format!("({folded}) LIKE {{}} ESCAPE '\\'"), vec![pattern])
+        format!("({})", crate::search::fold_sql(self.d, &parts).unwrap_or_else(|| "''".to_owned()))
     }
 
     /// The tenant predicate of `alias`.
@@ -306,7 +305,13 @@ impl<'a> Builder<'a> {
                 if model.searchable().next().is_none() {
                     return Ok(f());
                 }
-                let parts: Vec<Expr> = crate::search::words(term).iter().map(|w| self.search_word(model, alias, w)).collect();
+                // Every word must occur in the folded text.
+                let text = self.search_text(model, alias);
+                let like = format!("{text} LIKE {{}} ESCAPE '\\'");
+                let parts: Vec<Expr> = crate::search::words(term)
+                    .iter()
+                    .map(|w| self.d.cust(&like, vec![Expr::val(like_pattern(w, FilterOp::Contains))]))
+                    .collect();
                 self.d.cust("({})", vec![all(parts)])
             }
             Filter::ToOne { field, filter } => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crm_model::{Catalog, Extension, FieldDef, FieldType, ModelDef, OrgId, RECORDS_TABLE, ScalarType, Value};
 use sea_query::{Alias, Expr, ExprTrait, Query};
 use serde::Deserialize;
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
 
 use super::{Engine, Tx, counted};
 use crate::auth::Access;
@@ -172,12 +172,6 @@ fn extension_of(rows: &[Definition]) -> Extension {
     ext
 }
 
-/// A planned write of one definition row.
-enum RowWrite {
-    Upsert { kind: &'static str, model: String, name: String, definition: Json, active: bool, position: i64 },
-    Delete { kind: &'static str, model: String, name: String },
-}
-
 /// Custom values to remove, with their history: `(model, field)`.
 type Purge = Vec<(String, String)>;
 
@@ -189,12 +183,7 @@ impl Engine {
     /// Database failures.
     pub async fn metadata_version(&self, org: &OrgId) -> Result<u64> {
         let d = self.dialect();
-        let stmt = Query::select()
-            .column(Alias::new("metadata_version"))
-            .from(Alias::new("crm_tenants"))
-            .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
-            .to_owned();
-        let (sql, values) = d.build(&stmt);
+        let (sql, values) = d.build(&version_of(org));
         let mut c = self.acquire().await?;
         counted();
         let v: Option<i64> = match c.ex() {
@@ -219,7 +208,7 @@ impl Engine {
         }
         let rows = {
             let mut c = self.acquire().await?;
-            set_org(&mut c.ex(), org, false).await?;
+            c.ex().set_orgs(false, org, &[]).await?;
             load(self.dialect(), c.ex(), org).await?
         };
         let ext = extension_of(&rows);
@@ -243,7 +232,7 @@ impl Engine {
             return Err(OrmError::Forbidden("defining metadata is for administrators".to_owned()));
         }
         let mut c = self.acquire().await?;
-        set_org(&mut c.ex(), access.org(), false).await?;
+        c.ex().set_orgs(false, access.org(), &[]).await?;
         load(self.dialect(), c.ex(), access.org()).await
     }
 
@@ -266,18 +255,19 @@ impl Engine {
         tx.ex().set_tenant(true, access).await?;
         if d == Dialect::Postgres {
             // Changes of one tenant's metadata are serial (SQLite's write transactions are).
-            let stmt = Query::select()
-                .column(Alias::new("metadata_version"))
-                .from(Alias::new("crm_tenants"))
-                .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
-                .lock(sea_query::LockType::Update)
-                .to_owned();
-            tx.ex().scalar_i64(d.build(&stmt)).await?;
+            tx.ex().scalar_i64(d.build(version_of(org).lock(sea_query::LockType::Update))).await?;
         }
         let rows = load(d, tx.ex(), org).await?;
-        let (writes, purge, detail) = self.plan(&rows, change, &mut tx, d, org).await?;
-        for w in writes {
-            write_row(d, &mut tx, access, w).await?;
+        let (after, purge, detail) = self.plan(&rows, change, &mut tx, d, org).await?;
+        let key = |r: &Definition| (r.kind.clone(), r.model.clone(), r.name.clone());
+        for r in rows.iter().filter(|r| !after.iter().any(|a| key(a) == key(r))) {
+            delete_row(d, &mut tx, org, r).await?;
+        }
+        for a in &after {
+            let same = rows.iter().any(|r| key(r) == key(a) && r.definition == a.definition && r.active == a.active);
+            if !same {
+                upsert_row(d, &mut tx, access, a).await?;
+            }
         }
         for (model, field) in &purge {
             self.purge(d, &mut tx, org, model, field).await?;
@@ -308,8 +298,9 @@ impl Engine {
         Ok(u64::try_from(version).unwrap_or(0))
     }
 
-    /// Validates `change` against the stored `rows` and plans its writes: the rows to write, the
-    /// custom values to purge, and the audit detail (`before` / `after`).
+    /// Validates `change` against the stored `rows` and plans it: the definitions as they will be
+    /// (the rows to write follow from comparing them with `rows`), the custom values to purge,
+    /// and the audit detail (`before` / `after`).
     async fn plan(
         &self,
         rows: &[Definition],
@@ -317,11 +308,23 @@ impl Engine {
         tx: &mut Tx,
         d: Dialect,
         org: &OrgId,
-    ) -> Result<(Vec<RowWrite>, Purge, Json)> {
+    ) -> Result<(Vec<Definition>, Purge, Json)> {
         let find = |kind: &str, model: &str, name: &str| rows.iter().find(|r| r.kind == kind && r.model == model && r.name == name);
+        let no_field = |model: &str, name: &str| OrmError::NotFound(format!("`{model}` has no custom field `{name}`"));
+        let no_object = |name: &str| OrmError::NotFound(format!("there is no custom object `{name}`"));
+        let to_json = |v: Result<Json, serde_json::Error>| v.map_err(|e| OrmError::Internal(e.to_string()));
         let next = rows.iter().map(|r| r.position).max().unwrap_or(0) + 1;
+        let added = |kind: &str, model: &str, name: &str, definition: Json| Definition {
+            kind: kind.to_owned(),
+            model: model.to_owned(),
+            name: name.to_owned(),
+            definition,
+            active: true,
+            position: next,
+            updated_at: String::new(),
+            updated_by: None,
+        };
         let mut after: Vec<Definition> = rows.to_vec();
-        let mut writes = Vec::new();
         let mut purge = Vec::new();
         let (before, now): (Option<Json>, Option<Json>);
         match change {
@@ -330,64 +333,30 @@ impl Engine {
                     let hint = if r.active { "" } else { " (deactivated: activate or delete it)" };
                     return Err(bad("definition.name", format!("`{model}` already has a custom field `{}`{hint}", def.name)));
                 }
-                let definition = serde_json::to_value(def).map_err(|e| OrmError::Internal(e.to_string()))?;
-                after.push(Definition {
-                    kind: FIELD.into(),
-                    model: model.clone(),
-                    name: def.name.clone(),
-                    definition: definition.clone(),
-                    active: true,
-                    position: next,
-                    updated_at: String::new(),
-                    updated_by: None,
-                });
-                writes.push(RowWrite::Upsert {
-                    kind: FIELD,
-                    model: model.clone(),
-                    name: def.name.clone(),
-                    definition: definition.clone(),
-                    active: true,
-                    position: next,
-                });
+                let definition = to_json(serde_json::to_value(def))?;
+                after.push(added(FIELD, model, &def.name, definition.clone()));
                 (before, now) = (None, Some(definition));
             }
             MetaChange::UpdateField { model, name, def } => {
-                let r = find(FIELD, model, name).ok_or_else(|| OrmError::NotFound(format!("`{model}` has no custom field `{name}`")))?;
+                let r = find(FIELD, model, name).ok_or_else(|| no_field(model, name))?;
                 let old = parse_field(r).ok_or_else(|| OrmError::Internal("unreadable stored field".into()))?;
                 check_field_change("definition", &old, def)?;
-                let definition = serde_json::to_value(def).map_err(|e| OrmError::Internal(e.to_string()))?;
+                let definition = to_json(serde_json::to_value(def))?;
                 for a in after.iter_mut().filter(|a| a.kind == FIELD && &a.model == model && &a.name == name) {
                     a.definition = definition.clone();
                 }
-                writes.push(RowWrite::Upsert {
-                    kind: FIELD,
-                    model: model.clone(),
-                    name: name.clone(),
-                    definition: definition.clone(),
-                    active: r.active,
-                    position: r.position,
-                });
                 (before, now) = (Some(r.definition.clone()), Some(definition));
             }
             MetaChange::SetFieldActive { model, name, active } => {
-                let r = find(FIELD, model, name).ok_or_else(|| OrmError::NotFound(format!("`{model}` has no custom field `{name}`")))?;
+                let r = find(FIELD, model, name).ok_or_else(|| no_field(model, name))?;
                 for a in after.iter_mut().filter(|a| a.kind == FIELD && &a.model == model && &a.name == name) {
                     a.active = *active;
                 }
-                writes.push(RowWrite::Upsert {
-                    kind: FIELD,
-                    model: model.clone(),
-                    name: name.clone(),
-                    definition: r.definition.clone(),
-                    active: *active,
-                    position: r.position,
-                });
-                (before, now) = (Some(serde_json::json!({ "active": r.active })), Some(serde_json::json!({ "active": active })));
+                (before, now) = (Some(json!({ "active": r.active })), Some(json!({ "active": active })));
             }
             MetaChange::DeleteField { model, name } => {
-                let r = find(FIELD, model, name).ok_or_else(|| OrmError::NotFound(format!("`{model}` has no custom field `{name}`")))?;
+                let r = find(FIELD, model, name).ok_or_else(|| no_field(model, name))?;
                 after.retain(|a| !(a.kind == FIELD && &a.model == model && &a.name == name));
-                writes.push(RowWrite::Delete { kind: FIELD, model: model.clone(), name: name.clone() });
                 purge.push((model.clone(), name.clone()));
                 (before, now) = (Some(r.definition.clone()), None);
             }
@@ -395,29 +364,12 @@ impl Engine {
                 if find(OBJECT, &def.name, "").is_some() {
                     return Err(bad("definition.name", format!("a custom object `{}` already exists", def.name)));
                 }
-                let definition = serde_json::to_value(def).map_err(|e| OrmError::Internal(e.to_string()))?;
-                after.push(Definition {
-                    kind: OBJECT.into(),
-                    model: def.name.clone(),
-                    name: String::new(),
-                    definition: definition.clone(),
-                    active: true,
-                    position: next,
-                    updated_at: String::new(),
-                    updated_by: None,
-                });
-                writes.push(RowWrite::Upsert {
-                    kind: OBJECT,
-                    model: def.name.clone(),
-                    name: String::new(),
-                    definition: definition.clone(),
-                    active: true,
-                    position: next,
-                });
+                let definition = to_json(serde_json::to_value(def))?;
+                after.push(added(OBJECT, &def.name, "", definition.clone()));
                 (before, now) = (None, Some(definition));
             }
             MetaChange::UpdateObject { name, def } => {
-                let r = find(OBJECT, name, "").ok_or_else(|| OrmError::NotFound(format!("there is no custom object `{name}`")))?;
+                let r = find(OBJECT, name, "").ok_or_else(|| no_object(name))?;
                 let old = parse_object(r).ok_or_else(|| OrmError::Internal("unreadable stored object".into()))?;
                 if &def.name != name {
                     return Err(bad("definition.name", format!("`{name}` cannot be renamed; create a new object instead")));
@@ -432,22 +384,14 @@ impl Engine {
                 for of in old.fields.iter().filter(|of| !def.fields.iter().any(|nf| nf.name == of.name)) {
                     purge.push((name.clone(), of.name.clone()));
                 }
-                let definition = serde_json::to_value(def).map_err(|e| OrmError::Internal(e.to_string()))?;
+                let definition = to_json(serde_json::to_value(def))?;
                 for a in after.iter_mut().filter(|a| a.kind == OBJECT && &a.model == name) {
                     a.definition = definition.clone();
                 }
-                writes.push(RowWrite::Upsert {
-                    kind: OBJECT,
-                    model: name.clone(),
-                    name: String::new(),
-                    definition: definition.clone(),
-                    active: true,
-                    position: r.position,
-                });
                 (before, now) = (Some(r.definition.clone()), Some(definition));
             }
             MetaChange::DeleteObject { name } => {
-                let r = find(OBJECT, name, "").ok_or_else(|| OrmError::NotFound(format!("there is no custom object `{name}`")))?;
+                let r = find(OBJECT, name, "").ok_or_else(|| no_object(name))?;
                 let stmt = Query::select()
                     .expr(Expr::cust("COUNT(*)"))
                     .from(Alias::new(RECORDS_TABLE))
@@ -460,26 +404,23 @@ impl Engine {
                         "the custom object `{name}` still has {n} record(s), in the trash or not; destroy them first"
                     )));
                 }
-                // Custom fields declared on the object go with it.
-                for a in after.iter().filter(|a| a.kind == FIELD && &a.model == name) {
-                    writes.push(RowWrite::Delete { kind: FIELD, model: name.clone(), name: a.name.clone() });
-                }
+                // The object goes with the custom fields declared on it.
                 after.retain(|a| &a.model != name);
-                writes.push(RowWrite::Delete { kind: OBJECT, model: name.clone(), name: String::new() });
                 (before, now) = (Some(r.definition.clone()), None);
             }
         }
         // The whole new set must resolve, by the same rules as models declared in code; a
         // deactivated field being redefined is checked as if it were active.
+        let mut check = after.clone();
         if let MetaChange::UpdateField { model, name, .. } = change {
-            for a in after.iter_mut().filter(|a| a.kind == FIELD && &a.model == model && &a.name == name) {
+            for a in check.iter_mut().filter(|a| a.kind == FIELD && &a.model == model && &a.name == name) {
                 a.active = true;
             }
         }
-        self.base.extend(&extension_of(&after))?;
+        self.base.extend(&extension_of(&check))?;
         let (model, field) = target_of(change);
-        let detail = serde_json::json!({ "model": model, "field": field, "before": before, "after": now });
-        Ok((writes, purge, detail))
+        let detail = json!({ "model": model, "field": field, "before": before, "after": now });
+        Ok((after, purge, detail))
     }
 
     /// Removes a deleted custom field's values from every record of the tenant, and its history.
@@ -524,13 +465,13 @@ fn target_of(change: &MetaChange) -> (&str, Option<&str>) {
     }
 }
 
-/// Sets the tenant for row-level security on PostgreSQL (nothing on SQLite).
-async fn set_org(ex: &mut super::Ex<'_>, org: &OrgId, local: bool) -> Result<()> {
-    if let (super::Ex::Pg(c), Some(sql)) = (ex, Dialect::Postgres.set_tenant_sql(local)) {
-        counted();
-        sqlx::query(sql).bind(org.as_str()).bind("").execute(&mut **c).await?;
-    }
-    Ok(())
+/// `SELECT metadata_version` of `org`'s tenant row.
+fn version_of(org: &OrgId) -> sea_query::SelectStatement {
+    Query::select()
+        .column(Alias::new("metadata_version"))
+        .from(Alias::new("crm_tenants"))
+        .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
+        .to_owned()
 }
 
 /// Every stored definition of `org`, in declaration order.
@@ -556,49 +497,47 @@ async fn load(d: Dialect, ex: super::Ex<'_>, org: &OrgId) -> Result<Vec<Definiti
     rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("definition JSON: {e}")))).collect()
 }
 
-async fn write_row(d: Dialect, tx: &mut Tx, access: &Access, w: RowWrite) -> Result<()> {
-    let org = access.org().as_str();
-    let stmt = match w {
-        RowWrite::Upsert { kind, model, name, definition, active, position } => {
-            let now = d.bind(&Value::DateTime(chrono::Utc::now()));
-            let stmt = Query::insert()
-                .into_table(Alias::new("crm_metadata"))
-                .columns(
-                    ["org_id", "kind", "model", "name", "definition", "active", "position", "created_at", "updated_at", "updated_by"]
-                        .map(Alias::new),
-                )
-                .values([
-                    Expr::val(org),
-                    Expr::val(kind),
-                    Expr::val(model),
-                    Expr::val(name),
-                    d.bind(&Value::Json(definition)),
-                    d.bind(&Value::Bool(active)),
-                    Expr::val(position),
-                    now.clone(),
-                    now,
-                    d.bind(&Value::Text(access.actor().to_owned())),
-                ])
-                .map_err(|e| OrmError::Internal(e.to_string()))?
-                .on_conflict(
-                    sea_query::OnConflict::columns(["org_id", "kind", "model", "name"].map(Alias::new))
-                        .update_columns(["definition", "active", "updated_at", "updated_by"].map(Alias::new))
-                        .to_owned(),
-                )
-                .to_owned();
-            d.build(&stmt)
-        }
-        RowWrite::Delete { kind, model, name } => {
-            let stmt = Query::delete()
-                .from_table(Alias::new("crm_metadata"))
-                .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org)))
-                .and_where(Expr::col(Alias::new("kind")).eq(Expr::val(kind)))
-                .and_where(Expr::col(Alias::new("model")).eq(Expr::val(model)))
-                .and_where(Expr::col(Alias::new("name")).eq(Expr::val(name)))
-                .to_owned();
-            d.build(&stmt)
-        }
-    };
-    tx.ex().execute(stmt).await?;
+/// Inserts or replaces one stored definition.
+async fn upsert_row(d: Dialect, tx: &mut Tx, access: &Access, r: &Definition) -> Result<()> {
+    let now = d.bind(&Value::DateTime(chrono::Utc::now()));
+    let stmt = Query::insert()
+        .into_table(Alias::new("crm_metadata"))
+        .columns(
+            ["org_id", "kind", "model", "name", "definition", "active", "position", "created_at", "updated_at", "updated_by"]
+                .map(Alias::new),
+        )
+        .values([
+            Expr::val(access.org().as_str()),
+            Expr::val(r.kind.as_str()),
+            Expr::val(r.model.as_str()),
+            Expr::val(r.name.as_str()),
+            d.bind(&Value::Json(r.definition.clone())),
+            d.bind(&Value::Bool(r.active)),
+            Expr::val(r.position),
+            now.clone(),
+            now,
+            d.bind(&Value::Text(access.actor().to_owned())),
+        ])
+        .map_err(|e| OrmError::Internal(e.to_string()))?
+        .on_conflict(
+            sea_query::OnConflict::columns(["org_id", "kind", "model", "name"].map(Alias::new))
+                .update_columns(["definition", "active", "updated_at", "updated_by"].map(Alias::new))
+                .to_owned(),
+        )
+        .to_owned();
+    tx.ex().execute(d.build(&stmt)).await?;
+    Ok(())
+}
+
+/// Deletes one stored definition.
+async fn delete_row(d: Dialect, tx: &mut Tx, org: &OrgId, r: &Definition) -> Result<()> {
+    let stmt = Query::delete()
+        .from_table(Alias::new("crm_metadata"))
+        .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
+        .and_where(Expr::col(Alias::new("kind")).eq(Expr::val(r.kind.as_str())))
+        .and_where(Expr::col(Alias::new("model")).eq(Expr::val(r.model.as_str())))
+        .and_where(Expr::col(Alias::new("name")).eq(Expr::val(r.name.as_str())))
+        .to_owned();
+    tx.ex().execute(d.build(&stmt)).await?;
     Ok(())
 }
