@@ -455,6 +455,24 @@ pub fn access(catalog: &Catalog, policy: &Policy, principal: &Principal) -> Acce
 }
 
 impl Access {
+    /// The access of the platform's own engines (tagging, routing, workers) acting in `org`:
+    /// every operation on every model of `catalog`, confined to that one tenant like any other
+    /// access. `actor` is written to `createdBy`/`updatedBy` (e.g. `system:routing`, or the
+    /// user on whose request the engine acts).
+    #[must_use]
+    pub fn system(catalog: &Catalog, org: OrgId, actor: impl Into<String>) -> Access {
+        let all = Grant::ALL;
+        Access {
+            org,
+            actor: actor.into(),
+            grants: Arc::new(catalog.models().map(|m| (m.name.clone(), all)).collect()),
+            denials: Arc::new(HashMap::new()),
+            read_orgs: Arc::new(Vec::new()),
+            audit: false,
+            define: false,
+        }
+    }
+
     /// Checks that `op` on `model` is granted at all and returns `query` scoped to the caller's
     /// tenant and row rules.
     ///

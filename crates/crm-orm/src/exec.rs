@@ -28,7 +28,10 @@ use crate::schema;
 use crate::sql::{Builder, Limits, encode_cursor, stored_value};
 
 mod meta;
+mod tx;
 pub use meta::{Definition, MetaChange};
+pub use tx::{Attempt, DueDelivery, Event, EventKind, EventWork, MAX_TARGETS, TxCtx, TxFuture, TxWork, WriteHook, Written, event_type};
+use tx::{Pending, merge};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -90,6 +93,8 @@ pub struct Engine {
     /// The catalog the engine was connected with; tenants' catalogs extend it.
     base: Arc<Catalog>,
     limits: Limits,
+    /// Runs inside every write's transaction (the engines' tagging and routing).
+    hook: Option<Arc<dyn WriteHook>>,
 }
 
 enum Ex<'a> {
@@ -238,6 +243,11 @@ fn id_filter(ids: &[Uuid]) -> Result<Filter> {
     })
 }
 
+/// A deadlock or serialization failure: the transaction left no trace and may be retried.
+fn classify_retry(e: &sqlx::Error) -> bool {
+    classify(e) == DbFailure::Retry
+}
+
 fn parse_uuid(s: &str) -> Result<Uuid> {
     Uuid::parse_str(s).map_err(|_| OrmError::Internal("the database returned a malformed id".to_owned()))
 }
@@ -290,7 +300,7 @@ impl Engine {
         } else {
             return Err(OrmError::Config("DATABASE_URL must start with sqlite: or postgres:".to_owned()));
         };
-        Ok(Engine { db, base: Arc::clone(&catalog), catalog, limits: opts.limits })
+        Ok(Engine { db, base: Arc::clone(&catalog), catalog, limits: opts.limits, hook: None })
     }
 
     /// The backend.
@@ -313,6 +323,12 @@ impl Engine {
     #[must_use]
     pub fn with_catalog(&self, catalog: Arc<Catalog>) -> Engine {
         Engine { catalog, ..self.clone() }
+    }
+
+    /// The same engine running `hook` inside every write's transaction.
+    #[must_use]
+    pub fn with_hook(&self, hook: Arc<dyn WriteHook>) -> Engine {
+        Engine { hook: Some(hook), ..self.clone() }
     }
 
     /// The catalog the engine was connected with (no tenant's custom definitions).
@@ -618,7 +634,7 @@ impl Engine {
         let mut attempt = 0;
         loop {
             match self.write_once(w, select).await {
-                Err(OrmError::Database(e)) if classify(&e) == DbFailure::Retry && attempt < 3 => {
+                Err(OrmError::Database(e)) if classify_retry(&e) && attempt < 3 => {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "retrying write");
                 }
@@ -637,8 +653,20 @@ impl Engine {
             tenant: w.tenant_predicate,
             limits: self.limits,
             tx: &mut tx,
+            events: Vec::new(),
         };
         let out = wr.run(&w.query, select).await?;
+        let events = std::mem::take(&mut wr.events);
+        drop(wr);
+        // The write hook (tagging, routing) sees what was written, then the events of the write
+        // and of the hook's own writes go to the outbox, all before the commit.
+        let mut ctx = self.ctx(&mut tx, w.access.clone(), w.access.actor());
+        for p in events {
+            ctx.written.push(p.written.clone());
+            merge(&mut ctx.events, p.written, p.before);
+        }
+        ctx.finish().await?;
+        drop(ctx);
         tx.commit().await?;
         Ok(out)
     }
@@ -713,9 +741,32 @@ struct Writer<'a> {
     tenant: bool,
     limits: Limits,
     tx: &'a mut Tx,
+    /// Records written, with their state before, for the outbox.
+    events: Vec<Pending>,
 }
 
 impl<'a> Writer<'a> {
+    /// Notes that `ids` of `model` are about to change (`kind`): their state before is read
+    /// (as the platform, every field) unless the transaction already noted them.
+    async fn note(&mut self, model: &Model, ids: &[Uuid], kind: EventKind) -> Result<()> {
+        let fresh: Vec<Uuid> =
+            ids.iter().copied().filter(|id| !self.events.iter().any(|p| p.written.model == model.name && p.written.id == *id)).collect();
+        let mut before: std::collections::HashMap<Uuid, Json> = std::collections::HashMap::new();
+        if kind != EventKind::Created && !fresh.is_empty() {
+            let system = Access::system(self.cat, self.access.org().clone(), self.access.actor());
+            let trash = kind == EventKind::Restored;
+            for row in tx::snapshot(self.d, self.cat, &system, self.limits, self.tx, model, &fresh, trash).await? {
+                if let Some(id) = row.get("id").and_then(Json::as_str).and_then(|s| Uuid::parse_str(s).ok()) {
+                    before.insert(id, row);
+                }
+            }
+        }
+        for id in ids {
+            merge(&mut self.events, tx::Written { model: model.name.clone(), id: *id, kind }, before.remove(id));
+        }
+        Ok(())
+    }
+
     fn builder(&self) -> Builder<'a> {
         Builder::with_tenant_predicate(self.d, self.cat, self.access, self.tenant, self.limits)
     }
@@ -765,6 +816,7 @@ impl<'a> Writer<'a> {
                     });
                 };
                 let before = self.select_from(model, &[found.0], &[], select, trash).await?.rows.into_iter().next();
+                self.note(model, &[found.0], EventKind::Destroyed).await?;
                 self.delete_ids(model, &[found]).await?;
                 self.audit(model, &[found.0], "destroy").await?;
                 Ok(WriteResult::One(before))
@@ -792,6 +844,7 @@ impl<'a> Writer<'a> {
                 if !ids.is_empty() {
                     self.polymorphic_check(model, data).await?;
                     let sets = self.scalar_sets(model, data, false)?.into_update(self.d);
+                    self.note(model, &ids, EventKind::Updated).await?;
                     self.update_rows(model, &ids, sets, None).await?;
                     self.check_rows(model, &ids, Op::Update).await?;
                 }
@@ -1104,6 +1157,7 @@ impl Writer<'_> {
                 .map_err(|e| OrmError::Internal(e.to_string()))?
                 .to_owned();
             self.tx.ex().execute(d.build(&stmt)).await.map_err(|e| db_error(e, model))?;
+            self.note(model, &[id], EventKind::Created).await?;
             self.write_to_many(model, id, data, true).await?;
             self.check_rows(model, &[id], Op::Create).await?;
             Ok(id)
@@ -1280,6 +1334,7 @@ impl Writer<'_> {
                     sets.add(self.d, f, &v);
                 }
             }
+            self.note(model, &[id], EventKind::Updated).await?;
             // The version guard makes a concurrent change between find and update a conflict.
             if self.update_rows(model, &[id], sets.into_update(self.d), Some(version)).await? == 0 {
                 let now = self.find(model, target, Op::Read).await?.map_or(version, |(_, v)| v);
@@ -1301,6 +1356,7 @@ impl Writer<'_> {
         let d = self.d;
         let now = Value::DateTime(chrono::Utc::now());
         let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
+        self.note(model, &ids, if deleted { EventKind::Deleted } else { EventKind::Restored }).await?;
         let stmt = Query::update()
             .table(Alias::new(model.table.as_str()))
             .value(Alias::new("deleted_at"), if deleted { d.bind(&now) } else { Expr::cust("NULL") })

@@ -18,7 +18,10 @@ pub mod sql;
 pub use auth::{Access, FieldCheck, FieldRules, FieldUse, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped, access, authorize};
 pub use dialect::Dialect;
 pub use error::{OrmError, Result};
-pub use exec::{Definition, Engine, EngineOptions, MetaChange, PageResult, WriteResult, count_statements};
+pub use exec::{
+    Attempt, Definition, DueDelivery, Engine, EngineOptions, Event, EventKind, EventWork, MAX_TARGETS, MetaChange, PageResult, TxCtx, TxFuture,
+    TxWork, WriteHook, WriteResult, Written, count_statements, event_type,
+};
 pub use ir::{
     AggFn, Aggregate, AuditQuery, Data, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Page, Quantifier,
     Read, Selection, ToManyWrite, ToOneWrite, Unique, Write,
