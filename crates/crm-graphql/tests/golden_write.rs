@@ -586,7 +586,7 @@ async fn nested_create_snapshot() {
         seed_members(&c).await;
         let q = r#"mutation { createAccount(data: {name: "Northwind", size: MEDIUM, website: "https://nw.example",
             owner: {connect: {sub: "alice"}}, parent: {create: {name: "Northwind Holding"}},
-            contacts: {create: [{firstName: "Ann", lastName: "Lee", emails: ["ann@nw.example"], socialHandles: [{platform: "x", handle: "@ann"}],
+            contacts: {create: [{firstName: "Ann", lastName: "Lee", emails: ["ann@nw.example"], socialHandles: ["x:@ann"],
                                  leads: {create: [{name: "Ann's lead", tags: ["x"], score: 40}]}}]},
             opportunities: {create: [{name: "Big deal", amount: {amount: "1250.50", currency: "EUR"}, expectedCloseDate: "2026-12-31", probability: 60}]}}) {
               id name size website version createdBy owner { name sub } parent { name children { name } }

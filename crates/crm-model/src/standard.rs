@@ -20,6 +20,7 @@ pub fn standard_models() -> Vec<ModelDef> {
             .field(F::email("email").unique().searchable())
             .field(F::text("sub").unique().describe("The ZITADEL user id (`sub` claim)."))
             .field(F::tags("skills").describe("What the member is good at; skill routing matches on it."))
+            .field(F::tags("teams").describe("The routing pools the member belongs to."))
             .field(F::int("capacity").range(Some(0.0), None).describe("Most open records at once; null for no limit."))
             .field(F::text("timeZone").describe("IANA time zone of the working hours, e.g. Europe/Berlin."))
             .field(F::json("workingHours").describe("Working hours per weekday, e.g. {\"mon\": [\"09:00\", \"17:00\"]}."))
@@ -48,7 +49,7 @@ pub fn standard_models() -> Vec<ModelDef> {
             .field(F::phone("phone"))
             .field(F::tags("emails").describe("Further e-mail addresses."))
             .field(F::tags("phones").describe("Further phone numbers."))
-            .field(F::json("socialHandles").describe("Handles per platform: [{\"platform\": \"x\", \"handle\": \"@ada\"}]."))
+            .field(F::tags("socialHandles").describe("Handles as `platform:handle`, e.g. `x:@ada`; social ingestion matches authors on them."))
             .field(F::relation("account", "Account"))
             .field(F::relation("owner", "Member"))
             .field(F::inverse("leads", "Lead", "contact"))
@@ -67,7 +68,9 @@ pub fn standard_models() -> Vec<ModelDef> {
             .field(F::relation("owner", "Member").tracked().describe("The assigned sales rep."))
             .field(F::relation("contact", "Contact").describe("Set once converted."))
             .field(F::relation("account", "Account").describe("Set once converted."))
-            .field(F::datetime("convertedAt")),
+            .field(F::datetime("convertedAt"))
+            .field(F::inverse("tagAssignments", "TagAssignment", "lead").describe("Which rule set which tag."))
+            .field(F::inverse("assignments", "Assignment", "lead").describe("Routing decisions, with rule and reason.")),
         ModelDef::new("Opportunity")
             .plural("opportunities")
             .describe("A deal in the pipeline.")
@@ -125,6 +128,64 @@ pub fn standard_models() -> Vec<ModelDef> {
             .field(F::relation("contact", "Contact"))
             .field(F::relation("lead", "Lead"))
             .field(F::relation("ticket", "Ticket")),
+        ModelDef::new("TagRule")
+            .describe("Adds tags to every lead its condition matches, on create and update and on demand.")
+            .field(F::text("name").required().searchable().length(Some(1), Some(200)))
+            .field(F::json("condition").describe("A `LeadWhere` filter, as GraphQL takes it; null matches every lead."))
+            .field(F::tags("tags").required().describe("The tags added."))
+            .field(F::int("priority").default_value(json!(100)).describe("Lower runs first."))
+            .field(F::boolean("enabled").default_value(json!(true)))
+            .field(F::inverse("assignments", "TagAssignment", "rule")),
+        ModelDef::new("TagAssignment")
+            .describe("A tag on a lead and the rule that set it.")
+            .field(F::relation("lead", "Lead").required().on_delete(OnDelete::Cascade))
+            .field(F::text("tag").required().indexed())
+            .field(F::relation("rule", "TagRule")),
+        ModelDef::new("RoutingRule")
+            .describe("Assigns matching leads to a member of its pool by its strategy; the first rule with a qualifying member wins.")
+            .field(F::text("name").required().searchable().length(Some(1), Some(200)))
+            .field(F::json("condition").describe("A `LeadWhere` filter; null matches every lead."))
+            .field(F::tags("pool").describe("Teams whose active members may be chosen; empty for every active member."))
+            .field(
+                F::select("strategy", &["ROUND_ROBIN", "LOAD_BALANCED", "SKILL_MATCH"])
+                    .required()
+                    .default_value(json!("ROUND_ROBIN")),
+            )
+            .field(F::tags("requiredSkills").describe("Skills every chosen member must have."))
+            .field(F::boolean("respectWorkingHours").default_value(json!(true)).describe("Skip members outside their working hours."))
+            .field(F::int("priority").default_value(json!(100)).describe("Lower is tried first."))
+            .field(F::boolean("enabled").default_value(json!(true)))
+            .field(F::relation("lastAssigned", "Member").describe("The round-robin position: the member chosen last."))
+            .field(F::inverse("assignments", "Assignment", "rule")),
+        ModelDef::new("Assignment")
+            .describe("A routing decision: who got the lead, by which rule, and why.")
+            .field(F::relation("lead", "Lead").required().on_delete(OnDelete::Cascade))
+            .field(F::relation("member", "Member"))
+            .field(F::relation("rule", "RoutingRule"))
+            .field(F::text("strategy"))
+            .field(F::long_text("reason")),
+        ModelDef::new("AutomationRule")
+            .describe("On an event of its type whose record matches the condition, sets fields of that record (e.g. qualifies new leads).")
+            .field(F::text("name").required().searchable().length(Some(1), Some(200)))
+            .field(F::text("event").required().describe("The event type, e.g. `lead.created`."))
+            .field(F::json("condition").describe("A where filter on the event's model; null matches every record."))
+            .field(F::json("set").required().describe("Field values to set, as the update mutation takes them, e.g. {\"status\": \"QUALIFIED\"}."))
+            .field(F::int("priority").default_value(json!(100)))
+            .field(F::boolean("enabled").default_value(json!(true))),
+        ModelDef::new("IngestionRule")
+            .describe("Turns matching social conversations into leads or tickets.")
+            .field(F::text("name").required().searchable().length(Some(1), Some(200)))
+            .field(F::json("condition").describe("A `SocialEventWhere` filter; null matches every event."))
+            .field(F::select("action", &["LEAD", "TICKET", "NONE"]).required())
+            .field(F::int("priority").default_value(json!(100)))
+            .field(F::boolean("enabled").default_value(json!(true))),
+        ModelDef::new("Webhook")
+            .describe("Posts the tenant's events of the subscribed types to a URL, signed with the secret.")
+            .field(F::url("url").required())
+            .field(F::tags("events").required().describe("Event types, e.g. `lead.created`; `lead.*` or `*` for more."))
+            .field(F::text("secret").required().length(Some(16), Some(200)).describe("Signs every delivery (HMAC-SHA256)."))
+            .field(F::text("description"))
+            .field(F::boolean("active").default_value(json!(true))),
     ]
 }
 

@@ -134,7 +134,26 @@ fn field<'a>(cat: &'a Catalog, model: &str, name: &str) -> &'a Field {
 fn standard_catalog_resolves_with_expected_names() {
     let cat = std_cat();
     let names: Vec<&str> = cat.models().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["Member", "Account", "Contact", "Lead", "Opportunity", "Ticket", "Activity", "SocialEvent"]);
+    assert_eq!(
+        names,
+        [
+            "Member",
+            "Account",
+            "Contact",
+            "Lead",
+            "Opportunity",
+            "Ticket",
+            "Activity",
+            "SocialEvent",
+            "TagRule",
+            "TagAssignment",
+            "RoutingRule",
+            "Assignment",
+            "AutomationRule",
+            "IngestionRule",
+            "Webhook"
+        ]
+    );
 
     let plural = |m: &str| cat.model(m).unwrap().plural.clone();
     let table = |m: &str| cat.model(m).unwrap().table.to_string();

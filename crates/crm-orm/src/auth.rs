@@ -153,7 +153,8 @@ pub struct Policy {
 
 impl Policy {
     /// The default roles: `admin` (everything), `sales` (read all; write records they own or that
-    /// are unassigned; members read only), `viewer` (read only).
+    /// are unassigned; members, rules and routing decisions read only; no webhooks), `viewer`
+    /// (read only; no webhooks).
     #[must_use]
     pub fn default_roles() -> Policy {
         let mut roles = HashMap::new();
@@ -163,14 +164,19 @@ impl Policy {
         if let Ok(parent) = RoleName::new("parent_admin") {
             roles.insert(parent, RolePolicy { default: Grant::READ, descendants: true, ..RolePolicy::default() });
         }
+        // Webhooks carry signing secrets: administrators only.
+        let no_webhooks = || ModelName::new("Webhook").map(|m| HashMap::from([(m, Grant::default())])).unwrap_or_default();
         if let Ok(viewer) = RoleName::new("viewer") {
-            roles.insert(viewer, RolePolicy { default: Grant::READ, ..RolePolicy::default() });
+            roles.insert(viewer, RolePolicy { default: Grant::READ, models: no_webhooks(), ..RolePolicy::default() });
         }
         if let Ok(sales) = RoleName::new("sales") {
             let own = Some(RowRule::OwnOrUnassigned);
-            let mut models = HashMap::new();
-            if let Ok(m) = ModelName::new("Member") {
-                models.insert(m, Grant::READ);
+            let mut models = no_webhooks();
+            // Members, the engines' rules and their decisions are read-only for sales.
+            for name in ["Member", "TagRule", "TagAssignment", "RoutingRule", "Assignment", "AutomationRule", "IngestionRule"] {
+                if let Ok(m) = ModelName::new(name) {
+                    models.insert(m, Grant::READ);
+                }
             }
             if let Ok(m) = ModelName::new("SocialEvent") {
                 models.insert(

@@ -407,6 +407,15 @@ impl Dialect {
         self.cust("({}) IS NOT TRUE", vec![e])
     }
 
+    /// Seconds from instant `from` to instant `to` (both stored instants), as a float.
+    #[must_use]
+    pub fn seconds_between(self, from: Expr, to: Expr) -> Expr {
+        match self {
+            Dialect::Postgres => self.cust("EXTRACT(EPOCH FROM ({} - {}))::float8", vec![to, from]),
+            Dialect::Sqlite => self.cust("((julianday({}) - julianday({})) * 86400.0)", vec![to, from]),
+        }
+    }
+
     /// `SQL` setting the tenant that row-level security reads (`None` on SQLite). `local` limits it
     /// to the current transaction.
     #[must_use]

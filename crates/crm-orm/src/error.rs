@@ -96,7 +96,8 @@ impl OrmError {
         }
     }
 
-    pub(crate) fn bad(path: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A bad input at `path` (e.g. `data.email`, `events[2].kind`) with a message for the client.
+    pub fn bad(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self::BadInput { path: path.into(), message: message.into() }
     }
 }

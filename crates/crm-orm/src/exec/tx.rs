@@ -219,7 +219,7 @@ impl<'t> TxCtx<'t> {
     /// # Errors
     /// Bad arguments, database failures.
     pub async fn read(&mut self, q: &Read) -> Result<PageResult> {
-        let limits = Limits { default_page: self.limits.default_page, max_page: std::cmp::max(self.limits.max_page, 10_000) };
+        let limits = Limits { default_page: self.limits.default_page, max_page: std::cmp::max(self.limits.max_page, 100_000) };
         read_page(self.d, &self.cat, &self.system, true, limits, &mut *self.tx, q).await
     }
 
@@ -245,14 +245,17 @@ impl<'t> TxCtx<'t> {
         rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("group JSON: {e}")))).collect()
     }
 
-    /// Whether record `id` of `model` matches `filter`.
+    /// Which of records `ids` of `model` match `filter`.
     ///
     /// # Errors
     /// Bad filters, database failures.
-    pub async fn matches(&mut self, model: &Model, id: Uuid, filter: &Filter) -> Result<bool> {
-        let f = Filter::and(vec![id_filter(&[id])?, filter.clone()]);
+    pub async fn matching(&mut self, model: &Model, ids: &[Uuid], filter: &Filter) -> Result<Vec<Uuid>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let f = Filter::and(vec![id_filter(ids)?, filter.clone()]);
         let stmt = Builder::new(self.d, &self.cat, &self.system, self.limits).target_ids(model, &f, Op::Read, &[], None)?;
-        Ok(!self.tx.ex().ids(self.d.build(&stmt)).await?.is_empty())
+        self.tx.ex().ids(self.d.build(&stmt)).await?.into_iter().map(|(id, _)| parse_uuid(&id)).collect()
     }
 
     /// The ids of the records of `model` matching `filter` that the caller may `op` (their
@@ -821,4 +824,129 @@ fn event_from_text(t: &str) -> Result<Event> {
         o.insert("after".into(), payload.get("after").cloned().unwrap_or(Json::Null));
     }
     serde_json::from_value(j).map_err(|e| OrmError::Internal(format!("event JSON: {e}")))
+}
+
+/// Stage statistics of one stage field, from its transition log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageStats {
+    /// Per stage of `order`: how many live records got at least that far (their furthest stage
+    /// in `order` is it or a later one).
+    pub reached: Vec<(String, i64)>,
+    /// Per stage (every stage seen): stays completed, their average length in seconds, and
+    /// records in the stage now.
+    pub stays: Vec<StageStay>,
+}
+
+/// Time spent in one stage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageStay {
+    /// The stage.
+    pub stage: String,
+    /// Stays that ended (the record moved on).
+    pub completed: i64,
+    /// Their average length.
+    pub average_seconds: Option<f64>,
+    /// Records in the stage now.
+    pub current: i64,
+}
+
+impl Engine {
+    /// Funnel and time-in-stage statistics of stage field `field` of `model` in the caller's
+    /// tenant, over its live records (trashed ones left out). `order` is the funnel order.
+    ///
+    /// # Errors
+    /// `Forbidden` without read access to `model`; an unknown model; database failures.
+    pub async fn stage_stats(&self, access: &Access, model: &str, field: &str, order: &[&str]) -> Result<StageStats> {
+        let m = self.catalog.model(model).cloned().ok_or_else(|| OrmError::bad("model", format!("unknown model `{model}`")))?;
+        if !access.allows(&m.name, Op::Read) {
+            return Err(OrmError::Forbidden(format!("not allowed to read {}", m.name)));
+        }
+        let d = self.dialect();
+        let t = || Alias::new("t");
+        let col = |c: &str| Expr::col((t(), Alias::new(c)));
+        let live = Query::select()
+            .column(Alias::new("id"))
+            .from(Alias::new(m.table.as_str()))
+            .cond_where(Expr::col(Alias::new("org_id")).eq(Expr::val(access.org().as_str())).and(Expr::col(Alias::new("deleted_at")).is_null()))
+            .to_owned();
+        let base = col("org_id")
+            .eq(Expr::val(access.org().as_str()))
+            .and(col("model").eq(Expr::val(m.name.as_str())))
+            .and(col("field").eq(Expr::val(field)))
+            .and(col("record_id").in_subquery(live));
+        // Furthest stage per record, then records per furthest stage.
+        let mut case = String::from("CASE {}");
+        let mut args = vec![col("stage")];
+        for (i, s) in order.iter().enumerate() {
+            case.push_str(&format!(" WHEN {{}} THEN {i}"));
+            args.push(Expr::val(*s));
+        }
+        case.push_str(" ELSE -1 END");
+        let per_record = Query::select()
+            .expr_as(Expr::cust_with_exprs("MAX({})", [d.cust(&case, args)]), Alias::new("furthest"))
+            .from_as(Alias::new("crm_stage_transitions"), t())
+            .cond_where(base.clone())
+            .group_by_col((t(), Alias::new("record_id")))
+            .to_owned();
+        let x = || Alias::new("x");
+        let furthest = Query::select()
+            .expr(Expr::cust("CAST('' AS TEXT)"))
+            .expr(Expr::col((x(), Alias::new("furthest"))))
+            .from_subquery(per_record, x())
+            .to_owned();
+        let mut conn = self.acquire().await?;
+        conn.ex().set_tenant(false, access).await?;
+        let rows = conn.ex().ids(d.build(&furthest)).await?;
+        let mut reached = Vec::with_capacity(order.len());
+        for (i, s) in order.iter().enumerate() {
+            let i = i64::try_from(i).unwrap_or(i64::MAX);
+            reached.push(((*s).to_owned(), i64::try_from(rows.iter().filter(|(_, f)| *f >= i).count()).unwrap_or(0)));
+        }
+        let secs = d.seconds_between(col("entered_at"), col("exited_at"));
+        let obj = d.object(vec![
+            (d.key("stage")?, col("stage")),
+            (d.key("completed")?, Expr::cust_with_exprs("SUM(CASE WHEN {} IS NOT NULL THEN 1 ELSE 0 END)", [col("exited_at")])),
+            (d.key("averageSeconds")?, Expr::cust_with_exprs("AVG({})", [secs])),
+            (d.key("current")?, Expr::cust_with_exprs("SUM(CASE WHEN {} IS NULL THEN 1 ELSE 0 END)", [col("exited_at")])),
+        ]);
+        let stays = Query::select()
+            .expr(d.json_text(obj))
+            .from_as(Alias::new("crm_stage_transitions"), t())
+            .cond_where(base)
+            .group_by_col((t(), Alias::new("stage")))
+            .to_owned();
+        let mut out = Vec::new();
+        for text in conn.ex().texts(d.build(&stays)).await? {
+            let j: Json = serde_json::from_str(&text).map_err(|e| OrmError::Internal(format!("stage JSON: {e}")))?;
+            out.push(StageStay {
+                stage: j.get("stage").and_then(Json::as_str).unwrap_or_default().to_owned(),
+                completed: j.get("completed").and_then(Json::as_f64).map_or(0, |v| v as i64),
+                average_seconds: j.get("averageSeconds").and_then(Json::as_f64),
+                current: j.get("current").and_then(Json::as_f64).map_or(0, |v| v as i64),
+            });
+        }
+        out.sort_by_key(|s| order.iter().position(|o| *o == s.stage).unwrap_or(usize::MAX));
+        Ok(StageStats { reached, stays: out })
+    }
+}
+
+impl Engine {
+    /// Hands a claimed delivery back, due again after `delay` (its attempts unchanged).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn postpone_delivery(&self, id: Uuid, delay: std::time::Duration) -> Result<()> {
+        let d = self.dialect();
+        let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(1));
+        let stmt = Query::update()
+            .table(Alias::new("crm_deliveries"))
+            .value(Alias::new("next_at"), d.bind(&Value::DateTime(at)))
+            .cond_where(Expr::col(Alias::new("id")).eq(d.bind(&Value::Uuid(id))))
+            .to_owned();
+        let mut conn = self.acquire().await?;
+        conn.ex().execute(d.build(&stmt)).await?;
+        Ok(())
+    }
 }

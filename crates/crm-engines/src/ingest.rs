@@ -1,0 +1,312 @@
+//! Social ingestion: batches of posts, replies, DMs and mentions become `SocialEvent`s, idempotent
+//! by platform + external id. Each author is matched to a contact by handle (`platform:handle` in
+//! `Contact.socialHandles`, case-insensitive) or a contact is created. A conversation (the
+//! `thread`, or the event itself when it has none) becomes a lead or a ticket by the first
+//! matching `IngestionRule`, and later events of the same conversation join it. Every event
+//! becomes a `SOCIAL` activity on the timeline of its lead, ticket or contact.
+//!
+//! A batch is one transaction, serialized per tenant, so concurrent deliveries of the same events
+//! create nothing twice.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use crm_orm::{Data, Filter, Op, OrmError, Result, Selection, TxCtx, TxFuture, TxWork, Write, WriteResult};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use crate::rules;
+
+/// Most events in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// One incoming social event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SocialInput {
+    /// `x`, `linkedin`, `instagram`, …
+    pub platform: String,
+    /// `POST`, `REPLY`, `DM` or `MENTION`.
+    pub kind: String,
+    /// The platform's id of the event.
+    pub external_id: String,
+    /// The conversation: the external id of its first event (none: the event starts one).
+    #[serde(default)]
+    pub thread: Option<String>,
+    /// The author's handle on the platform.
+    pub author_handle: String,
+    /// The author's display name.
+    #[serde(default)]
+    pub author_name: Option<String>,
+    /// The text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// A link to the event.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// When it happened on the platform.
+    #[serde(default)]
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+/// What happened to one input event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestItem {
+    /// The platform's id.
+    pub external_id: String,
+    /// `CREATED` or `DUPLICATE`.
+    pub status: String,
+    /// The `SocialEvent`.
+    pub social_event: Option<Uuid>,
+    /// The author's contact.
+    pub contact: Option<Uuid>,
+    /// The conversation's lead.
+    pub lead: Option<Uuid>,
+    /// The conversation's ticket.
+    pub ticket: Option<Uuid>,
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestOutcome {
+    /// Events received.
+    pub received: usize,
+    /// Events stored.
+    pub created: usize,
+    /// Events already known (or repeated in the batch).
+    pub duplicates: usize,
+    /// Contacts created for new authors.
+    pub contacts_created: usize,
+    /// Leads created for conversations.
+    pub leads_created: usize,
+    /// Tickets created for conversations.
+    pub tickets_created: usize,
+    /// Per input event, in order.
+    pub items: Vec<IngestItem>,
+}
+
+/// A batch to ingest.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    /// The events.
+    pub events: Vec<SocialInput>,
+}
+
+const KINDS: &[&str] = &["POST", "REPLY", "DM", "MENTION"];
+
+fn validate(events: &[SocialInput]) -> Result<()> {
+    if events.len() > MAX_BATCH {
+        return Err(OrmError::Limit(format!("at most {MAX_BATCH} events per batch, got {}", events.len())));
+    }
+    for (i, e) in events.iter().enumerate() {
+        let path = |f: &str| format!("events[{i}].{f}");
+        if e.platform.trim().is_empty() || e.platform.len() > 50 {
+            return Err(OrmError::bad(path("platform"), "a platform name of 1 to 50 characters"));
+        }
+        if !KINDS.contains(&e.kind.as_str()) {
+            return Err(OrmError::bad(path("kind"), format!("one of {}", KINDS.join(", "))));
+        }
+        if e.external_id.trim().is_empty() {
+            return Err(OrmError::bad(path("externalId"), "required"));
+        }
+        if e.author_handle.trim().is_empty() {
+            return Err(OrmError::bad(path("authorHandle"), "required"));
+        }
+    }
+    Ok(())
+}
+
+fn handle_key(platform: &str, handle: &str) -> String {
+    format!("{}:{}", platform.trim().to_lowercase(), handle.trim().to_lowercase())
+}
+
+async fn create(tx: &mut TxCtx<'_>, model: &str, input: &Json) -> Result<Uuid> {
+    let m = tx.model(model)?;
+    let data = Data::parse(tx.catalog(), &m, input, "data")?;
+    let sel = Selection { fields: vec![crm_model::FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?], ..Selection::default() };
+    match tx.write(&Write::Create { model: m.name.clone(), data }, &sel).await? {
+        WriteResult::One(Some(row)) => rules::id_of(&row).ok_or_else(|| OrmError::Internal("created record without id".to_owned())),
+        _ => Err(OrmError::Internal("create returned no record".to_owned())),
+    }
+}
+
+fn connect(id: Uuid) -> Json {
+    json!({ "connect": { "id": id.to_string() } })
+}
+
+impl TxWork for Ingest {
+    type Output = IngestOutcome;
+    fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, IngestOutcome> {
+        Box::pin(async move {
+            validate(&self.events)?;
+            let social = tx.model("SocialEvent")?;
+            if !tx.caller().allows(&social.name, Op::Create) {
+                return Err(OrmError::Forbidden("not allowed to create SocialEvent".to_owned()));
+            }
+            // One batch at a time per tenant: the idempotency check and the inserts are atomic.
+            tx.lock_key("social-ingest").await?;
+            let mut out = IngestOutcome { received: self.events.len(), ..IngestOutcome::default() };
+            // Known events, per platform.
+            let mut known: HashSet<(String, String)> = HashSet::new();
+            let mut by_platform: HashMap<&str, Vec<&str>> = HashMap::new();
+            for e in &self.events {
+                by_platform.entry(e.platform.as_str()).or_default().push(e.external_id.as_str());
+            }
+            for (platform, ids) in by_platform {
+                let f = Filter::parse(tx.catalog(), &social, &json!({ "platform": platform, "externalId_in": ids }))?;
+                for row in tx.find_all(&social, f, u32::try_from(MAX_BATCH).unwrap_or(1000)).await? {
+                    if let Some(x) = row.get("externalId").and_then(Json::as_str) {
+                        known.insert((platform.to_owned(), x.to_owned()));
+                    }
+                }
+            }
+            let contact_model = tx.model("Contact")?;
+            let social_rules = rules::enabled(tx, "IngestionRule").await?;
+            let mut contacts: HashMap<String, Uuid> = HashMap::new();
+            // Conversation → (lead, ticket).
+            let mut threads: HashMap<(String, String), (Option<Uuid>, Option<Uuid>)> = HashMap::new();
+            for e in &self.events {
+                let mut item = IngestItem {
+                    external_id: e.external_id.clone(),
+                    status: "DUPLICATE".to_owned(),
+                    social_event: None,
+                    contact: None,
+                    lead: None,
+                    ticket: None,
+                };
+                if !known.insert((e.platform.clone(), e.external_id.clone())) {
+                    out.duplicates += 1;
+                    out.items.push(item);
+                    continue;
+                }
+                // The author.
+                let key = handle_key(&e.platform, &e.author_handle);
+                let contact = match contacts.get(&key) {
+                    Some(c) => *c,
+                    None => {
+                        let f = Filter::parse(tx.catalog(), &contact_model, &json!({ "socialHandles_contains_some": [key] }))?;
+                        let found = tx.find_all(&contact_model, f, 1).await?.first().and_then(rules::id_of);
+                        let id = match found {
+                            Some(c) => c,
+                            None => {
+                                let name = e.author_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+                                let (first, last) = match name.map(|n| n.rsplit_once(' ').map_or((None, n), |(f, l)| (Some(f), l))) {
+                                    Some((f, l)) => (f, l.to_owned()),
+                                    None => (None, e.author_handle.trim().to_owned()),
+                                };
+                                out.contacts_created += 1;
+                                create(tx, "Contact", &json!({ "firstName": first, "lastName": last, "socialHandles": [key] })).await?
+                            }
+                        };
+                        contacts.insert(key.clone(), id);
+                        id
+                    }
+                };
+                item.contact = Some(contact);
+                let thread = e.thread.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| e.external_id.clone());
+                let conv_key = (e.platform.clone(), thread.clone());
+                // An earlier event of the conversation already linked?
+                if !threads.contains_key(&conv_key) {
+                    let f = Filter::parse(
+                        tx.catalog(),
+                        &social,
+                        &json!({ "platform": e.platform, "thread": thread, "OR": [{ "lead_not": null }, { "ticket_not": null }] }),
+                    );
+                    let prior = match f {
+                        Ok(f) => tx.find_all(&social, f, 1).await?.into_iter().next(),
+                        Err(_) => None,
+                    };
+                    let link = prior.map_or((None, None), |p| {
+                        (
+                            p.get("lead").and_then(Json::as_str).and_then(|s| Uuid::parse_str(s).ok()),
+                            p.get("ticket").and_then(Json::as_str).and_then(|s| Uuid::parse_str(s).ok()),
+                        )
+                    });
+                    threads.insert(conv_key.clone(), link);
+                }
+                let occurred = e.occurred_at.unwrap_or_else(Utc::now);
+                let id = create(
+                    tx,
+                    "SocialEvent",
+                    &json!({
+                        "platform": e.platform, "kind": e.kind, "externalId": e.external_id, "thread": thread,
+                        "authorHandle": e.author_handle, "text": e.text, "url": e.url, "occurredAt": occurred,
+                        "contact": connect(contact),
+                    }),
+                )
+                .await?;
+                item.social_event = Some(id);
+                out.created += 1;
+                let (mut lead, mut ticket) = threads.get(&conv_key).copied().unwrap_or((None, None));
+                if lead.is_none() && ticket.is_none() {
+                    let mut action = None;
+                    for r in &social_rules {
+                        let Ok(cond) = rules::condition(tx.catalog(), &social, r) else { continue };
+                        if !tx.matching(&social, &[id], &cond).await?.is_empty() {
+                            action = r.get("action").and_then(Json::as_str).map(str::to_owned);
+                            break;
+                        }
+                    }
+                    let who = e.author_name.clone().unwrap_or_else(|| e.author_handle.clone());
+                    let text = e.text.clone().unwrap_or_default();
+                    match action.as_deref() {
+                        Some("LEAD") => {
+                            lead = Some(
+                                create(tx, "Lead", &json!({ "name": who, "source": "SOCIAL", "contact": connect(contact) })).await?,
+                            );
+                            out.leads_created += 1;
+                        }
+                        Some("TICKET") => {
+                            let subject: String = if text.trim().is_empty() {
+                                format!("{} from {} on {}", e.kind.to_lowercase(), e.author_handle, e.platform)
+                            } else {
+                                text.chars().take(120).collect()
+                            };
+                            ticket = Some(
+                                create(tx, "Ticket", &json!({ "subject": subject, "description": text, "contact": connect(contact) }))
+                                    .await?,
+                            );
+                            out.tickets_created += 1;
+                        }
+                        _ => {}
+                    }
+                    threads.insert(conv_key, (lead, ticket));
+                }
+                if lead.is_some() || ticket.is_some() {
+                    let mut set = serde_json::Map::new();
+                    if let Some(l) = lead {
+                        set.insert("lead".into(), connect(l));
+                    }
+                    if let Some(t) = ticket {
+                        set.insert("ticket".into(), connect(t));
+                    }
+                    let data = Data::parse(tx.catalog(), &social, &Json::Object(set), "data")?;
+                    let w = Write::Update { model: social.name.clone(), target: crm_orm::Unique::Id(id), data, expected_version: None };
+                    tx.write(&w, &Selection::default()).await?;
+                }
+                item.lead = lead;
+                item.ticket = ticket;
+                // The timeline entry.
+                let (subject_model, subject_id) = match (lead, ticket) {
+                    (Some(l), _) => ("Lead", l),
+                    (None, Some(t)) => ("Ticket", t),
+                    _ => ("Contact", contact),
+                };
+                let title = format!("{} on {} from {}", e.kind, e.platform, e.author_handle);
+                create(
+                    tx,
+                    "Activity",
+                    &json!({ "kind": "SOCIAL", "subject": { "type": subject_model, "id": subject_id.to_string() },
+                             "title": title, "body": e.text, "occurredAt": occurred }),
+                )
+                .await?;
+                item.status = "CREATED".to_owned();
+                out.items.push(item);
+            }
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! The CRM engines of crm-platform, between the engine (crm-orm) and the API: tagging, routing,
+//! automation (the lead qualification flow), webhooks, social ingestion, reports, and the
+//! in-process workers that consume the transactional outbox.
+//!
+//! Their rules and settings are models of the standard catalog (`TagRule`, `RoutingRule`,
+//! `AutomationRule`, `IngestionRule`, `Webhook`), so tenants manage them through the generated
+//! API; conditions are written in the filter language of the GraphQL `where`.
+//!
+//! [`Engines::install`] puts the write hook on an engine: inside every write's transaction it
+//! validates rule records, tags created and updated leads, and routes new unassigned leads.
+#![forbid(unsafe_code)]
+
+pub mod automation;
+pub mod ingest;
+pub mod reports;
+pub mod routing;
+mod rules;
+pub mod tagging;
+pub mod webhooks;
+pub mod worker;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use crm_orm::{Engine, EventKind, OrmError, Result, TxCtx, TxFuture, WriteHook, Written};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+pub use rules::{MAX_RULES, condition};
+pub use worker::{WorkerOptions, Workers};
+
+/// The engines' write hook.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Engines;
+
+impl Engines {
+    /// `engine` with the engines' write hook installed.
+    #[must_use]
+    pub fn install(engine: &Engine) -> Engine {
+        engine.with_hook(Arc::new(Engines))
+    }
+}
+
+fn ids_of(written: &[Written], model: &str, kinds: &[EventKind]) -> Vec<Uuid> {
+    written.iter().filter(|w| w.model.as_str() == model && kinds.contains(&w.kind)).map(|w| w.id).collect()
+}
+
+/// Checks the rule records just written: their conditions must be valid filters of the model
+/// they apply to, automation rules must name an event type and settable values, webhook
+/// subscriptions must be event type patterns. A bad rule fails its write.
+async fn validate_rules(tx: &mut TxCtx<'_>, written: &[Written]) -> Result<()> {
+    let touched = [EventKind::Created, EventKind::Updated, EventKind::Restored];
+    for (rule_model, target) in rules::CONDITIONS.iter().chain(&[("AutomationRule", ""), ("Webhook", "")]) {
+        let ids = ids_of(written, rule_model, &touched);
+        if ids.is_empty() {
+            continue;
+        }
+        let m = tx.model(rule_model)?;
+        for row in tx.find_all(&m, tagging::id_in(&ids)?, u32::try_from(ids.len()).unwrap_or(u32::MAX)).await? {
+            match *rule_model {
+                "AutomationRule" => automation::check_set(tx, &row)?,
+                "Webhook" => {
+                    for p in rules::strings(&row, "events") {
+                        let ok = p == "*" || p.split_once('.').is_some_and(|(m, k)| !m.is_empty() && !k.is_empty() && !k.contains('.'));
+                        if !ok {
+                            return Err(OrmError::bad("events", format!("`{p}` is not an event type pattern (`lead.created`, `lead.*` or `*`)")));
+                        }
+                    }
+                }
+                _ => {
+                    let t = tx.model(target)?;
+                    rules::condition(tx.catalog(), &t, &row)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl WriteHook for Engines {
+    fn after_write<'a>(&'a self, tx: &'a mut TxCtx<'_>, written: &'a [Written]) -> TxFuture<'a, ()> {
+        Box::pin(async move {
+            validate_rules(tx, written).await?;
+            let changed = ids_of(written, "Lead", &[EventKind::Created, EventKind::Updated]);
+            if !changed.is_empty() && tx.catalog().model("TagRule").is_some() {
+                tagging::apply(tx, &changed).await?;
+            }
+            let created = ids_of(written, "Lead", &[EventKind::Created]);
+            if !created.is_empty() && tx.catalog().model("RoutingRule").is_some() {
+                let lead = tx.model("Lead")?;
+                let unowned = crm_orm::Filter::parse(tx.catalog(), &lead, &serde_json::json!({ "owner": Json::Null }))?;
+                let now = Utc::now();
+                for id in tx.matching(&lead, &created, &unowned).await? {
+                    routing::route(tx, id, now).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,334 @@
+//! The routing engine: assigns a lead to a member (its `owner`) by the tenant's `RoutingRule`s.
+//!
+//! Rules are tried by priority (then name). A rule applies when its condition matches the lead;
+//! its pool is the active members of its teams (every active member for an empty pool) who have
+//! its required skills. A member qualifies unless away, outside their working hours in their time
+//! zone (when the rule respects working hours), or at capacity (open leads ≥ `capacity`). When
+//! no member of a rule qualifies, the next rule is tried. The rule's strategy picks among the
+//! qualifying members:
+//! - `ROUND_ROBIN`: the next member after the rule's durable pointer (`lastAssigned`), in pool
+//!   order (name, then id);
+//! - `LOAD_BALANCED`: the fewest open leads, ties in round-robin order;
+//! - `SKILL_MATCH`: the most skills matching the lead's tags and source, then fewest open leads,
+//!   then round-robin order; a member matching none does not qualify.
+//!
+//! The rule's row is locked before its pointer and the members' loads are read, so concurrent
+//! routings through one rule are serialized: no member is chosen twice for one turn and capacity
+//! holds. Every decision, also "nobody qualified", is recorded as an `Assignment` with the rule
+//! and a readable reason.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, NaiveTime, Timelike, Utc, Weekday};
+use crm_orm::{Data, Filter, GroupBy, Op, Result, Selection, TxCtx, TxFuture, TxWork, Unique, Write};
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use crate::rules;
+
+/// Lead statuses that count as open work.
+pub const CLOSED_LEAD_STATUSES: &[&str] = &["CONVERTED", "REJECTED"];
+
+/// One routing decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// The lead.
+    pub lead: Uuid,
+    /// The member chosen, if any.
+    pub member: Option<Uuid>,
+    /// The chosen member's name.
+    pub member_name: Option<String>,
+    /// The rule that chose.
+    pub rule: Option<Uuid>,
+    /// The strategy used.
+    pub strategy: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    id: Uuid,
+    name: String,
+    skills: Vec<String>,
+    teams: Vec<String>,
+    capacity: Option<i64>,
+    away: bool,
+    time_zone: Option<String>,
+    hours: Option<Json>,
+}
+
+impl Member {
+    fn from_row(row: &Json) -> Option<Member> {
+        Some(Member {
+            id: rules::id_of(row)?,
+            name: row.get("name").and_then(Json::as_str).unwrap_or_default().to_owned(),
+            skills: rules::strings(row, "skills").iter().map(|s| s.to_lowercase()).collect(),
+            teams: rules::strings(row, "teams"),
+            capacity: row.get("capacity").and_then(Json::as_i64),
+            away: row.get("away").and_then(Json::as_bool).unwrap_or(false),
+            time_zone: row.get("timeZone").and_then(Json::as_str).map(str::to_owned),
+            hours: row.get("workingHours").filter(|h| !h.is_null()).cloned(),
+        })
+    }
+}
+
+/// Whether `at` falls in the working hours `hours` (`{"mon": ["09:00", "17:00"], …}`, a day may
+/// also list several ranges `[["09:00", "12:00"], ["13:00", "17:00"]]`) in time zone `tz` (UTC
+/// when absent). No hours at all means always available; a day not listed is a day off; a range
+/// whose end is not after its start runs past midnight.
+///
+/// # Errors
+/// An unknown time zone or malformed hours, as a message.
+pub fn within_hours(hours: Option<&Json>, tz: Option<&str>, at: DateTime<Utc>) -> std::result::Result<bool, String> {
+    let Some(hours) = hours else { return Ok(true) };
+    let zone: chrono_tz::Tz = match tz {
+        None | Some("") => chrono_tz::UTC,
+        Some(name) => name.parse().map_err(|_| format!("unknown time zone `{name}`"))?,
+    };
+    let local = at.with_timezone(&zone);
+    let time = NaiveTime::from_hms_opt(local.hour(), local.minute(), local.second()).unwrap_or(NaiveTime::MIN);
+    let in_day = |day: Weekday, pred: &dyn Fn(NaiveTime, NaiveTime) -> bool| -> std::result::Result<bool, String> {
+        let key = match day {
+            Weekday::Mon => "mon",
+            Weekday::Tue => "tue",
+            Weekday::Wed => "wed",
+            Weekday::Thu => "thu",
+            Weekday::Fri => "fri",
+            Weekday::Sat => "sat",
+            Weekday::Sun => "sun",
+        };
+        let Some(spec) = hours.get(key) else { return Ok(false) };
+        for (start, end) in ranges(spec)? {
+            if pred(start, end) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    // Today's ranges, and yesterday's ranges that run past midnight.
+    if in_day(local.weekday(), &|s, e| if s < e { time >= s && time < e } else { time >= s })? {
+        return Ok(true);
+    }
+    in_day(local.weekday().pred(), &|s, e| s >= e && time < e)
+}
+
+fn ranges(spec: &Json) -> std::result::Result<Vec<(NaiveTime, NaiveTime)>, String> {
+    let parse = |v: &Json| -> std::result::Result<NaiveTime, String> {
+        let s = v.as_str().ok_or("working hours are \"HH:MM\" strings")?;
+        NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| format!("`{s}` is not HH:MM"))
+    };
+    let pair = |v: &Json| -> std::result::Result<(NaiveTime, NaiveTime), String> {
+        match v.as_array().map(Vec::as_slice) {
+            Some([a, b]) => Ok((parse(a)?, parse(b)?)),
+            _ => Err("a working-hours range is [\"HH:MM\", \"HH:MM\"]".to_owned()),
+        }
+    };
+    match spec {
+        Json::Null => Ok(Vec::new()),
+        Json::Array(items) if items.iter().all(Json::is_string) => Ok(vec![pair(spec)?]),
+        Json::Array(items) => items.iter().map(pair).collect(),
+        _ => Err("a day's working hours are a range or a list of ranges".to_owned()),
+    }
+}
+
+/// Open leads per owner.
+async fn loads(tx: &mut TxCtx<'_>) -> Result<HashMap<Uuid, i64>> {
+    let lead = tx.model("Lead")?;
+    let filter = Filter::parse(tx.catalog(), &lead, &json!({ "status_not_in": CLOSED_LEAD_STATUSES }))?;
+    let owner = crm_model::FieldName::new("owner").map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?;
+    let q = GroupBy { model: lead.name.clone(), filter, by: vec![owner], aggregate: crm_orm::Aggregate::default(), first: Some(10_000), skip: 0 };
+    let mut out = HashMap::new();
+    for g in tx.group_by(&q).await? {
+        let id = g.pointer("/key/owner").and_then(Json::as_str).and_then(|s| Uuid::parse_str(s).ok());
+        if let (Some(id), Some(n)) = (id, g.get("count").and_then(Json::as_i64)) {
+            out.insert(id, n);
+        }
+    }
+    Ok(out)
+}
+
+/// Routes lead `lead` at time `at` and records the decision (an `Assignment`); sets the lead's
+/// owner when a member was chosen.
+///
+/// # Errors
+/// Database failures; an unknown lead (`NotFound`).
+pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Result<Decision> {
+    let lead_model = tx.model("Lead")?;
+    let lead = tx
+        .find_all(&lead_model, crate::tagging::id_in(&[lead_id])?, 1)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| crm_orm::OrmError::NotFound(format!("no Lead with id {lead_id}")))?;
+    let rule_rows = rules::enabled(tx, "RoutingRule").await?;
+    let mut decision = Decision { lead: lead_id, member: None, member_name: None, rule: None, strategy: None, reason: String::new() };
+    if rule_rows.is_empty() {
+        decision.reason = "no enabled routing rule".to_owned();
+        return Ok(decision);
+    }
+    let member_model = tx.model("Member")?;
+    let rule_model = tx.model("RoutingRule")?;
+    let active = Filter::parse(tx.catalog(), &member_model, &json!({ "active": true }))?;
+    let mut members: Vec<Member> = tx.find_all(&member_model, active, 10_000).await?.iter().filter_map(Member::from_row).collect();
+    members.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    let attributes: Vec<String> = rules::strings(&lead, "tags")
+        .into_iter()
+        .chain(lead.get("source").and_then(Json::as_str).map(str::to_owned))
+        .map(|s| s.to_lowercase())
+        .collect();
+    let mut load: Option<HashMap<Uuid, i64>> = None;
+    let mut tried = Vec::new();
+    for r in &rule_rows {
+        let Some(rule_id) = rules::id_of(r) else { continue };
+        let name = rules::name_of(r);
+        let cond = match rules::condition(tx.catalog(), &lead_model, r) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(rule = %name, error = %e, "routing rule skipped: its condition is invalid");
+                continue;
+            }
+        };
+        if tx.matching(&lead_model, &[lead_id], &cond).await?.is_empty() {
+            continue;
+        }
+        // Serialize routings through this rule, then read its pointer and the loads afresh.
+        tx.lock(&rule_model, rule_id).await?;
+        let rule = tx.find_all(&rule_model, crate::tagging::id_in(&[rule_id])?, 1).await?.into_iter().next().unwrap_or_else(|| r.clone());
+        let loads = match &load {
+            Some(l) => l.clone(),
+            None => {
+                let l = loads(tx).await?;
+                load = Some(l.clone());
+                l
+            }
+        };
+        let pool = rules::strings(&rule, "pool");
+        let required: Vec<String> = rules::strings(&rule, "requiredSkills").iter().map(|s| s.to_lowercase()).collect();
+        let hours_apply = rule.get("respectWorkingHours").and_then(Json::as_bool).unwrap_or(true);
+        let strategy = rule.get("strategy").and_then(Json::as_str).unwrap_or("ROUND_ROBIN").to_owned();
+        let last = rule.get("lastAssigned").and_then(Json::as_str).and_then(|s| Uuid::parse_str(s).ok());
+        let in_pool: Vec<&Member> = members
+            .iter()
+            .filter(|m| pool.is_empty() || m.teams.iter().any(|t| pool.contains(t)))
+            .filter(|m| required.iter().all(|s| m.skills.contains(s)))
+            .collect();
+        let mut skipped = Vec::new();
+        let mut ok: Vec<&Member> = Vec::new();
+        for m in &in_pool {
+            let open = loads.get(&m.id).copied().unwrap_or(0);
+            if m.away {
+                skipped.push(format!("{} (away)", m.name));
+            } else if hours_apply && !within_hours(m.hours.as_ref(), m.time_zone.as_deref(), at).unwrap_or(false) {
+                skipped.push(format!("{} (outside working hours)", m.name));
+            } else if m.capacity.is_some_and(|c| open >= c) {
+                skipped.push(format!("{} (at capacity {open}/{})", m.name, m.capacity.unwrap_or(0)));
+            } else {
+                ok.push(m);
+            }
+        }
+        // Round-robin order: pool order, starting after the pointer.
+        let start = last.and_then(|l| in_pool.iter().position(|m| m.id == l)).map_or(0, |p| p + 1);
+        let rr = |m: &Member| in_pool.iter().position(|x| x.id == m.id).map_or(usize::MAX, |p| (p + in_pool.len() - start % in_pool.len().max(1)) % in_pool.len().max(1));
+        let score = |m: &Member| m.skills.iter().filter(|s| attributes.contains(s)).count();
+        if strategy == "SKILL_MATCH" {
+            ok.retain(|m| {
+                let keep = score(m) > 0;
+                if !keep {
+                    skipped.push(format!("{} (no matching skill)", m.name));
+                }
+                keep
+            });
+        }
+        let chosen = match strategy.as_str() {
+            "LOAD_BALANCED" => ok.iter().min_by_key(|m| (loads.get(&m.id).copied().unwrap_or(0), rr(m))),
+            "SKILL_MATCH" => ok.iter().min_by_key(|m| (usize::MAX - score(m), loads.get(&m.id).copied().unwrap_or(0), rr(m))),
+            _ => ok.iter().min_by_key(|m| rr(m)),
+        }
+        .copied();
+        let skipped_text = if skipped.is_empty() { String::new() } else { format!("; skipped: {}", skipped.join(", ")) };
+        let Some(m) = chosen else {
+            let why = if in_pool.is_empty() { "no active member in its pool with the required skills".to_owned() } else { format!("no member qualified{skipped_text}") };
+            tried.push(format!("{name}: {why}"));
+            continue;
+        };
+        let open = loads.get(&m.id).copied().unwrap_or(0);
+        let why = match strategy.as_str() {
+            "LOAD_BALANCED" => format!("fewest open leads ({open})"),
+            "SKILL_MATCH" => format!("{} matching skill(s), {open} open lead(s)", score(m)),
+            _ => match last.and_then(|l| members.iter().find(|x| x.id == l)) {
+                Some(prev) => format!("next in turn after {}", prev.name),
+                None => "first in turn".to_owned(),
+            },
+        };
+        let cap = m.capacity.map_or(String::new(), |c| format!(", load {open}/{c}"));
+        decision.reason = format!("rule `{name}` ({}): {} — {why}{cap}{skipped_text}", strategy.to_lowercase().replace('_', "-"), m.name);
+        if !tried.is_empty() {
+            decision.reason.push_str(&format!(" (fell through: {})", tried.join("; ")));
+        }
+        decision.member = Some(m.id);
+        decision.member_name = Some(m.name.clone());
+        decision.rule = Some(rule_id);
+        decision.strategy = Some(strategy.clone());
+        let member_ref = json!({ "connect": { "id": m.id.to_string() } });
+        let set_owner = Data::parse(tx.catalog(), &lead_model, &json!({ "owner": member_ref }), "data")?;
+        tx.write(&Write::Update { model: lead_model.name.clone(), target: Unique::Id(lead_id), data: set_owner, expected_version: None }, &Selection::default()).await?;
+        let pointer = Data::parse(tx.catalog(), &rule_model, &json!({ "lastAssigned": member_ref }), "data")?;
+        tx.write(&Write::Update { model: rule_model.name.clone(), target: Unique::Id(rule_id), data: pointer, expected_version: None }, &Selection::default()).await?;
+        record(tx, &decision).await?;
+        return Ok(decision);
+    }
+    decision.reason =
+        if tried.is_empty() { "no routing rule matched the lead".to_owned() } else { format!("nobody qualified: {}", tried.join("; ")) };
+    record(tx, &decision).await?;
+    Ok(decision)
+}
+
+async fn record(tx: &mut TxCtx<'_>, d: &Decision) -> Result<()> {
+    let model = tx.model("Assignment")?;
+    let mut input = json!({ "lead": { "connect": { "id": d.lead.to_string() } }, "strategy": d.strategy, "reason": d.reason });
+    if let Some(o) = input.as_object_mut() {
+        if let Some(m) = d.member {
+            o.insert("member".into(), json!({ "connect": { "id": m.to_string() } }));
+        }
+        if let Some(r) = d.rule {
+            o.insert("rule".into(), json!({ "connect": { "id": r.to_string() } }));
+        }
+    }
+    let data = Data::parse(tx.catalog(), &model, &input, "data")?;
+    tx.write(&Write::Create { model: model.name.clone(), data }, &Selection::default()).await?;
+    Ok(())
+}
+
+/// On-demand routing of the leads matching a `LeadWhere` that the caller may update.
+#[derive(Debug, Clone)]
+pub struct RouteLeads {
+    /// The `LeadWhere` filter (JSON).
+    pub filter: Json,
+    /// Route leads that already have an owner too (re-assignment); otherwise only unassigned ones.
+    pub reassign: bool,
+    /// The time availability is judged at (now by default).
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl TxWork for RouteLeads {
+    type Output = Vec<Decision>;
+    fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, Vec<Decision>> {
+        Box::pin(async move {
+            let lead = tx.model("Lead")?;
+            let mut filter = Filter::parse(tx.catalog(), &lead, &self.filter)?;
+            if !self.reassign {
+                filter = Filter::and(vec![filter, Filter::parse(tx.catalog(), &lead, &json!({ "owner": null }))?]);
+            }
+            let ids = tx.caller_ids(&lead, &filter, Op::Update).await?;
+            let at = self.at.unwrap_or_else(Utc::now);
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(route(tx, id, at).await?);
+            }
+            Ok(out)
+        })
+    }
+}

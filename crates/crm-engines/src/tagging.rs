@@ -1,0 +1,133 @@
+//! The tagging engine: every enabled `TagRule` whose condition matches a lead adds its tags, on
+//! create and update of the lead and on demand for a filter. Deterministic (rules run by
+//! priority, then name), idempotent (a tag already on the lead is left alone), explainable (each
+//! tag a rule added gets a `TagAssignment` naming the rule).
+
+use std::collections::HashSet;
+
+use crm_orm::{Data, Filter, Op, Result, Selection, TxCtx, TxFuture, TxWork, Unique, Write};
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use crate::rules;
+
+/// How many leads one statement of the engine looks at.
+const CHUNK: usize = 500;
+
+/// What a tagging run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagOutcome {
+    /// Leads looked at.
+    pub matched: usize,
+    /// Leads that got at least one new tag.
+    pub changed: usize,
+    /// Tags added in all.
+    pub tags_added: usize,
+}
+
+/// Applies the tenant's enabled tag rules to `leads`.
+///
+/// # Errors
+/// Database failures; a stored rule whose condition is no longer valid is skipped (and logged).
+pub async fn apply(tx: &mut TxCtx<'_>, leads: &[Uuid]) -> Result<TagOutcome> {
+    let mut out = TagOutcome { matched: leads.len(), ..TagOutcome::default() };
+    if leads.is_empty() {
+        return Ok(out);
+    }
+    let rule_rows = rules::enabled(tx, "TagRule").await?;
+    if rule_rows.is_empty() {
+        return Ok(out);
+    }
+    let lead = tx.model("Lead")?;
+    let mut compiled = Vec::with_capacity(rule_rows.len());
+    for r in &rule_rows {
+        match rules::condition(tx.catalog(), &lead, r) {
+            Ok(f) => compiled.push((rules::id_of(r), rules::strings(r, "tags"), f)),
+            Err(e) => tracing::warn!(rule = %rules::name_of(r), error = %e, "tag rule skipped: its condition is invalid"),
+        }
+    }
+    for chunk in leads.chunks(CHUNK) {
+        // Which rule matches which lead: one statement per rule and chunk.
+        let mut hits: Vec<(Uuid, Option<Uuid>, &Vec<String>)> = Vec::new();
+        for (rule, tags, f) in &compiled {
+            for id in tx.matching(&lead, chunk, f).await? {
+                hits.push((id, *rule, tags));
+            }
+        }
+        if hits.is_empty() {
+            continue;
+        }
+        let ids: Vec<Uuid> = chunk.to_vec();
+        let current = tx.find_all(&lead, id_in(&ids)?, u32::try_from(ids.len()).unwrap_or(u32::MAX)).await?;
+        let assignment = tx.model("TagAssignment")?;
+        let existing = tx
+            .find_all(&assignment, Filter::parse(tx.catalog(), &assignment, &json!({ "lead": { "id_in": ids.iter().map(Uuid::to_string).collect::<Vec<_>>() } }))?, 100_000)
+            .await?;
+        let assigned: HashSet<(String, String)> = existing
+            .iter()
+            .filter_map(|a| Some((a.get("lead")?.as_str()?.to_owned(), a.get("tag")?.as_str()?.to_owned())))
+            .collect();
+        for row in &current {
+            let Some(id) = rules::id_of(row) else { continue };
+            let mut tags = rules::strings(row, "tags");
+            let mut added = Vec::new();
+            for (_, rule, rule_tags) in hits.iter().filter(|(l, _, _)| *l == id) {
+                for t in rule_tags.iter() {
+                    if !tags.contains(t) {
+                        tags.push(t.clone());
+                        added.push((t.clone(), *rule));
+                    }
+                }
+            }
+            if added.is_empty() {
+                continue;
+            }
+            out.changed += 1;
+            out.tags_added += added.len();
+            let data = Data::parse(tx.catalog(), &lead, &json!({ "tags": tags }), "data")?;
+            let w = Write::Update { model: lead.name.clone(), target: Unique::Id(id), data, expected_version: None };
+            tx.write(&w, &Selection::default()).await?;
+            for (tag, rule) in added {
+                if assigned.contains(&(id.to_string(), tag.clone())) {
+                    continue;
+                }
+                let mut input = json!({ "lead": { "connect": { "id": id.to_string() } }, "tag": tag });
+                if let (Some(r), Some(o)) = (rule, input.as_object_mut()) {
+                    o.insert("rule".into(), json!({ "connect": { "id": r.to_string() } }));
+                }
+                let data = Data::parse(tx.catalog(), &assignment, &input, "data")?;
+                tx.write(&Write::Create { model: assignment.name.clone(), data }, &Selection::default()).await?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn id_in(ids: &[Uuid]) -> Result<Filter> {
+    Ok(Filter::Cmp {
+        field: crm_model::FieldName::new("id").map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?,
+        op: crm_orm::FilterOp::In,
+        value: crm_orm::Operand::Many(ids.iter().map(|u| crm_model::Value::Uuid(*u)).collect()),
+    })
+}
+
+/// On-demand re-tagging of the leads matching a `LeadWhere` that the caller may update.
+#[derive(Debug, Clone)]
+pub struct Retag {
+    /// The `LeadWhere` filter (JSON, as GraphQL takes it).
+    pub filter: Json,
+}
+
+impl TxWork for Retag {
+    type Output = TagOutcome;
+    fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, TagOutcome> {
+        Box::pin(async move {
+            let lead = tx.model("Lead")?;
+            let filter = Filter::parse(tx.catalog(), &lead, &self.filter)?;
+            let ids = tx.caller_ids(&lead, &filter, Op::Update).await?;
+            apply(tx, &ids).await
+        })
+    }
+}

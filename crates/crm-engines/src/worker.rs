@@ -1,0 +1,234 @@
+//! The in-process workers: one task per outbox consumer (automation rules, webhook fan-out) and
+//! the webhook deliverer. Each consumer reads the events it has not processed, oldest first, and
+//! handles each in the transaction that advances its position, so a killed process loses nothing
+//! and repeats nothing on restart. Several server instances may run workers over one database:
+//! positions are locked per tenant while an event is handled, deliveries are leased.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crm_model::{Catalog, OrgId};
+use crm_orm::{Engine, Event, EventWork};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::webhooks::{self, DeliveryOptions};
+use crate::{automation, Engines};
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// How long a worker with nothing to do waits before looking again.
+    pub poll: Duration,
+    /// Events read at a time.
+    pub batch: u32,
+    /// Webhook deliveries attempted at a time.
+    pub deliveries: u32,
+    /// Webhook delivery settings.
+    pub delivery: DeliveryOptions,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions { poll: Duration::from_millis(200), batch: 100, deliveries: 16, delivery: DeliveryOptions::default() }
+    }
+}
+
+/// Running workers; dropping this does not stop them, [`Workers::stop`] does.
+#[derive(Debug)]
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts the workers on `engine` (which should carry the engines' write hook, see
+    /// [`Engines::install`]).
+    #[must_use]
+    pub fn start(engine: Engine, opts: WorkerOptions) -> Workers {
+        let (stop, rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let consumers: [(&'static str, Arc<dyn EventWork>); 2] =
+            [(automation::CONSUMER, Arc::new(automation::Automation)), (webhooks::CONSUMER, Arc::new(webhooks::FanOut))];
+        for (name, work) in consumers {
+            tasks.push(tokio::spawn(consume(engine.clone(), name, work, opts.clone(), rx.clone())));
+        }
+        tasks.push(tokio::spawn(deliver(engine, opts, rx)));
+        Workers { stop, tasks }
+    }
+
+    /// Stops the workers after the event or delivery each is handling, and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn pause(rx: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *rx.borrow(),
+        _ = rx.changed() => true,
+    }
+}
+
+/// Tenant catalogs, refreshed when a tenant's metadata version moves.
+#[derive(Default)]
+struct Catalogs(HashMap<String, (u64, Arc<Catalog>)>);
+
+impl Catalogs {
+    async fn engine_for(&mut self, engine: &Engine, org: &OrgId) -> crm_orm::Result<Engine> {
+        let version = engine.metadata_version(org).await?;
+        if version == 0 {
+            return Ok(engine.with_catalog(Arc::clone(engine.base_catalog())));
+        }
+        if let Some((v, c)) = self.0.get(org.as_str())
+            && *v == version
+        {
+            return Ok(engine.with_catalog(Arc::clone(c)));
+        }
+        let (v, c) = engine.tenant_catalog(org).await?;
+        self.0.insert(org.as_str().to_owned(), (v, Arc::clone(&c)));
+        Ok(engine.with_catalog(c))
+    }
+}
+
+/// Most attempts in flight per webhook.
+const PER_WEBHOOK: u32 = 2;
+
+/// Attempts at an event before it is passed over (logged) so it cannot block its tenant.
+const EVENT_ATTEMPTS: u32 = 3;
+
+struct Skip;
+impl EventWork for Skip {
+    fn handle<'a>(&'a self, _: &'a mut crm_orm::TxCtx<'_>, _: &'a Event) -> crm_orm::TxFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+async fn consume(engine: Engine, name: &'static str, work: Arc<dyn EventWork>, opts: WorkerOptions, mut rx: watch::Receiver<bool>) {
+    let mut catalogs = Catalogs::default();
+    let mut failures: HashMap<i64, u32> = HashMap::new();
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        let events = match engine.pending_events(name, opts.batch).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(consumer = name, error = %e, "reading the outbox failed");
+                if pause(&mut rx, opts.poll * 5).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if events.is_empty() {
+            if pause(&mut rx, opts.poll).await {
+                return;
+            }
+            continue;
+        }
+        for event in events {
+            if *rx.borrow() {
+                return;
+            }
+            let handled = match event.org_id() {
+                Ok(org) => match catalogs.engine_for(&engine, &org).await {
+                    Ok(e) => e.process_event(name, &event, work.as_ref()).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            if let Err(e) = handled {
+                let n = failures.entry(event.seq).or_insert(0);
+                *n += 1;
+                tracing::warn!(consumer = name, seq = event.seq, event = %event.kind, attempt = *n, error = %e, "event handling failed");
+                if *n >= EVENT_ATTEMPTS {
+                    tracing::error!(consumer = name, seq = event.seq, event = %event.kind, "event passed over after repeated failures");
+                    let _ = engine.process_event(name, &event, &Skip).await;
+                    failures.remove(&event.seq);
+                } else if pause(&mut rx, opts.poll).await {
+                    return;
+                }
+                // Later events of this tenant wait for this one: read again.
+                break;
+            }
+        }
+    }
+}
+
+async fn deliver(engine: Engine, opts: WorkerOptions, mut rx: watch::Receiver<bool>) {
+    let client = match reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook client could not be built; deliveries stop");
+            return;
+        }
+    };
+    let lease = opts.delivery.timeout * 3 + Duration::from_secs(5);
+    let mut set: tokio::task::JoinSet<uuid::Uuid> = tokio::task::JoinSet::new();
+    let mut in_flight: HashMap<uuid::Uuid, u32> = HashMap::new();
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        // Keep up to `deliveries` attempts in flight, each on its own task, and at most
+        // PER_WEBHOOK per webhook: a slow or dead endpoint holds only its own slots, up to the
+        // timeout, while everything else keeps flowing.
+        let free = opts.deliveries.saturating_sub(u32::try_from(set.len()).unwrap_or(u32::MAX));
+        if free > 0 {
+            match engine.claim_deliveries(free, lease).await {
+                Ok(due) => {
+                    for d in due {
+                        let n = in_flight.entry(d.webhook).or_insert(0);
+                        if *n >= PER_WEBHOOK {
+                            // Its endpoint is busy: hand it back for a little while.
+                            let _ = engine.postpone_delivery(d.id, opts.poll * 5).await;
+                            continue;
+                        }
+                        *n += 1;
+                        let (engine, client, o) = (engine.clone(), client.clone(), opts.delivery.clone());
+                        set.spawn(async move {
+                            if let Err(e) = webhooks::deliver(&engine, &client, &o, &d).await {
+                                tracing::warn!(delivery = %d.id, error = %e, "recording a webhook delivery failed");
+                            }
+                            d.webhook
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
+            }
+        }
+        if set.is_empty() {
+            if pause(&mut rx, opts.poll).await {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            done = set.join_next() => {
+                if let Some(Ok(w)) = done
+                    && let Some(n) = in_flight.get_mut(&w)
+                {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            _ = tokio::time::sleep(opts.poll) => {}
+            _ = rx.changed() => {
+                while set.join_next().await.is_some() {}
+                return;
+            }
+        }
+    }
+}
+
+impl Engines {
+    /// Starts the workers on an engine carrying these engines' hook.
+    #[must_use]
+    pub fn start_workers(engine: &Engine, opts: WorkerOptions) -> Workers {
+        Workers::start(Engines::install(engine), opts)
+    }
+}
