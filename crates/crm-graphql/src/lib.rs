@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod engines;
 mod error;
 mod meta;
 mod resolve;

@@ -76,6 +76,18 @@ pub const BUILTIN_TYPES: &[&str] = &[
     "FieldInfo",
     "CustomDefinition",
     "MetadataChange",
+    "TagOutcome",
+    "RoutingDecision",
+    "SocialEventInput",
+    "IngestOutcome",
+    "IngestItem",
+    "ReportSummary",
+    "LeadReport",
+    "ReportBucket",
+    "FunnelStage",
+    "StageTime",
+    "RepWorkload",
+    "WebhookDelivery",
 ];
 /// Root fields the platform defines itself (node lookup, audit log, the metadata API).
 pub const BUILTIN_ROOTS: &[&str] = &[
@@ -91,6 +103,11 @@ pub const BUILTIN_ROOTS: &[&str] = &[
     "createCustomObject",
     "updateCustomObject",
     "deleteCustomObject",
+    "tagLeads",
+    "routeLeads",
+    "ingestSocialEvents",
+    "reportSummary",
+    "webhookDeliveries",
 ];
 const RESERVED_TABLE_PREFIXES: &[&str] = &["crm_", "_sqlx", "sqlite_", "pg_"];
 /// The column of every tenant table holding the values of tenant-defined (custom) fields: one
