@@ -86,6 +86,18 @@ impl Api {
         Ok((version, built))
     }
 
+    /// The engine serving `principal`'s tenant (its catalog) and the principal's access there:
+    /// what a non-GraphQL endpoint (REST) needs to act exactly as GraphQL would.
+    ///
+    /// # Errors
+    /// The tenant's catalog could not be read (`Internal`), database failures.
+    pub async fn prepare(&self, engine: &Engine, principal: &Principal) -> Result<(Engine, crm_orm::Access), crm_orm::OrmError> {
+        let (_, (_, catalog)) = self.schema_for(engine, &principal.org_id).await.map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?;
+        let engine = engine.with_catalog(catalog);
+        let access = engine.access(&self.policy, principal).await?;
+        Ok((engine, access))
+    }
+
     /// Executes `request` as `principal` on the catalog of the principal's tenant. Every error of
     /// the response has an `extensions.code`.
     pub async fn execute(&self, engine: &Engine, principal: &Principal, request: Request) -> Response {

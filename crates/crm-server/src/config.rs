@@ -106,6 +106,13 @@ pub struct Config {
     /// change (the instance that made it switches at once).
     #[arg(long, env = "CRM_METADATA_REFRESH_MS", default_value_t = 1000, value_name = "MS")]
     pub metadata_refresh_ms: u64,
+    /// Run the event workers in this process (automation rules such as lead qualification,
+    /// webhook fan-out and delivery). Any number of instances may run them over one database.
+    #[arg(long, env = "CRM_WORKERS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub workers: bool,
+    /// How long an idle worker waits before looking for new events, in milliseconds.
+    #[arg(long, env = "CRM_WORKER_POLL_MS", default_value_t = 200, value_name = "MS")]
+    pub worker_poll_ms: u64,
     /// Most tenant schemas (tenants with custom fields or objects) kept built in memory, the
     /// least recently used evicted first; each takes a few MiB. Tenants without custom
     /// definitions share one schema.
@@ -148,6 +155,8 @@ impl Default for Config {
             body_limit: BODY_LIMIT,
             request_timeout_secs: REQUEST_TIMEOUT_SECS,
             metadata_refresh_ms: 1000,
+            workers: true,
+            worker_poll_ms: 200,
             max_tenant_schemas: crm_graphql::DEFAULT_SCHEMA_CAPACITY,
             log_format: LogFormat::Text,
             metrics_listen: None,
@@ -178,6 +187,8 @@ struct FileConfig {
     body_limit: Option<usize>,
     request_timeout_secs: Option<u64>,
     metadata_refresh_ms: Option<u64>,
+    workers: Option<bool>,
+    worker_poll_ms: Option<u64>,
     max_tenant_schemas: Option<usize>,
     log_format: Option<LogFormat>,
     metrics_listen: Option<SocketAddr>,
@@ -283,6 +294,7 @@ impl Config {
         take!(opt database_url, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen);
         take!(val data_dir, listen, db_max_connections, oidc_leeway_secs, dev_allow_remote, default_page_size, max_page_size);
         take!(val max_depth, max_complexity, cors_origins, body_limit, request_timeout_secs, metadata_refresh_ms, max_tenant_schemas, log_format);
+        take!(val workers, worker_poll_ms);
         if let Some(roles) = file.roles {
             self.roles = Some(roles);
         }
@@ -400,6 +412,8 @@ impl std::fmt::Debug for Config {
             .field("oidc_client_secret", &self.oidc_client_secret.as_ref().map(|_| Redacted("***")))
             .field("oidc_leeway_secs", &self.oidc_leeway_secs)
             .field("dev_allow_remote", &self.dev_allow_remote)
+            .field("workers", &self.workers)
+            .field("worker_poll_ms", &self.worker_poll_ms)
             .field("default_page_size", &self.default_page_size)
             .field("max_page_size", &self.max_page_size)
             .field("max_depth", &self.max_depth)

@@ -13,6 +13,8 @@ pub mod auth;
 mod config;
 mod http;
 pub mod metrics;
+mod rest;
+pub mod seed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +68,8 @@ pub async fn connect(config: &Config) -> Result<Engine, ServerError> {
         limits: crm_orm::Limits { default_page: config.default_page_size, max_page: config.max_page_size },
         ..EngineOptions::default()
     };
-    Ok(Engine::connect(&url, catalog, opts).await?)
+    // The CRM engines' write hook (rule validation, tagging, routing) runs in every write.
+    Ok(crm_engines::Engines::install(&Engine::connect(&url, catalog, opts).await?))
 }
 
 /// Sets up logging to standard output in `format`, at the level `RUST_LOG` gives (default
@@ -95,6 +98,8 @@ struct Shared {
     http: HttpSettings,
     metrics: Metrics,
     routes: Option<Router<AppState>>,
+    /// Event workers to run while serving, if any.
+    workers: Option<crm_engines::WorkerOptions>,
 }
 
 /// What the HTTP handlers share; cheap to clone.
@@ -165,7 +170,11 @@ impl AppState {
                 .with_metadata_refresh(std::time::Duration::from_millis(config.metadata_refresh_ms))
                 .with_schema_capacity(config.max_tenant_schemas),
         );
-        Ok(AppState(Arc::new(Shared { engine, api, auth, http, metrics: Metrics::default(), routes })))
+        let workers = config.workers.then(|| crm_engines::WorkerOptions {
+            poll: Duration::from_millis(config.worker_poll_ms.max(10)),
+            ..crm_engines::WorkerOptions::default()
+        });
+        Ok(AppState(Arc::new(Shared { engine, api, auth, http, metrics: Metrics::default(), routes, workers })))
     }
 
     /// The engine.
@@ -307,7 +316,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 }
 
 /// The outcome label of an authentication failure (the code its response carries).
-fn auth_outcome(e: &AuthError) -> &'static str {
+pub(crate) fn auth_outcome(e: &AuthError) -> &'static str {
     match e {
         AuthError::Forbidden(_) => "FORBIDDEN",
         AuthError::Unavailable => "INTERNAL",
@@ -370,6 +379,11 @@ pub fn app(state: AppState) -> Router {
     let s = &state.0;
     let mut router =
         Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/graphql", get(http::graphiql).post(graphql));
+    router = router
+        .route("/api/leads/tag", axum::routing::post(rest::tag))
+        .route("/api/leads/route", axum::routing::post(rest::route))
+        .route("/api/reports/summary", get(rest::summary))
+        .route("/api/social/events", axum::routing::post(rest::social));
     if s.http.metrics_on_main {
         router = router.route("/metrics", get(metrics_text));
     }
@@ -422,6 +436,7 @@ pub async fn serve(
     metrics_listener: Option<TcpListener>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let workers = state.0.workers.clone().map(|o| crm_engines::Workers::start(crm_engines::Engines::install(&state.0.engine), o));
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let main = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
         shutdown.await;
@@ -438,6 +453,10 @@ pub async fn serve(
         }
         Ok::<(), ServerError>(())
     };
-    tokio::try_join!(main, metrics)?;
+    let served = tokio::try_join!(main, metrics);
+    if let Some(w) = workers {
+        w.stop().await;
+    }
+    served?;
     Ok(())
 }

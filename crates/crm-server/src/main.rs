@@ -1,4 +1,4 @@
-//! `crm-server`: `serve` (the default), `migrate`, `dev-token`, `check-config`.
+//! `crm-server`: `serve` (the default), `migrate`, `tenant`, `dev-token`, `seed-demo`, `check-config`.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -60,6 +60,13 @@ enum Command {
     },
     /// Print the effective configuration (secrets redacted) and exit.
     CheckConfig,
+    /// Fills a tenant with demo data (members, rules, accounts, contacts, leads through their
+    /// stages, tickets, social events); a tenant that already has members is left alone.
+    SeedDemo {
+        /// The tenant (the dev-token default).
+        #[arg(long, default_value = "dev")]
+        org: String,
+    },
 }
 
 async fn shutdown_signal() {
@@ -103,6 +110,20 @@ async fn main_inner(cli: Cli) -> Result<(), ServerError> {
             Ok(())
         }
         Command::DevToken { .. } | Command::CheckConfig => Ok(()),
+        Command::SeedDemo { org } => {
+            let org = crm_model::OrgId::new(&org).map_err(|e| ServerError::Config(e.to_string()))?;
+            match crm_server::seed::seed_demo(&engine, &org).await? {
+                Some(seeded) => {
+                    println!("tenant {org} seeded:");
+                    for (model, n) in seeded.records {
+                        println!("  {model:<14} {n}");
+                    }
+                    println!("start the server (`cargo run -p crm-server`) to let the workers qualify leads and deliver webhooks");
+                }
+                None => println!("tenant {org} already has data; nothing seeded"),
+            }
+            Ok(())
+        }
         Command::Tenant { org, parent } => {
             let org = crm_model::OrgId::new(&org).map_err(|e| ServerError::Config(e.to_string()))?;
             let parent = parent.map(|p| crm_model::OrgId::new(&p)).transpose().map_err(|e| ServerError::Config(e.to_string()))?;

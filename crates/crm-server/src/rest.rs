@@ -1,0 +1,153 @@
+//! The REST endpoints of the small-business design, authenticated and scoped exactly like
+//! GraphQL (same token check, same tenant catalog, same access): `POST /api/leads/tag`,
+//! `POST /api/leads/route`, `GET /api/reports/summary`, `POST /api/social/events`. Errors have
+//! the GraphQL shape: `{"errors": [{"message", "extensions": {"code"}}]}`.
+
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use crm_engines::ingest::{Ingest, SocialInput};
+use crm_engines::routing::RouteLeads;
+use crm_engines::tagging::Retag;
+use crm_orm::{Access, Engine, OrmError};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use crate::AppState;
+use crate::http::{Outcome, gql_error};
+
+fn status_of(code: &str) -> StatusCode {
+    match code {
+        "BAD_USER_INPUT" => StatusCode::BAD_REQUEST,
+        "FORBIDDEN" => StatusCode::FORBIDDEN,
+        "NOT_FOUND" => StatusCode::NOT_FOUND,
+        "CONFLICT" => StatusCode::CONFLICT,
+        "LIMIT_EXCEEDED" => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn error(e: &OrmError) -> Response {
+    let code = e.code();
+    if code == "INTERNAL" {
+        tracing::error!(error = %e, "internal error in a REST endpoint");
+    }
+    gql_error(status_of(code), code, &e.client_message())
+}
+
+fn ok(v: Json) -> Response {
+    let mut resp = (StatusCode::OK, axum::Json(v)).into_response();
+    resp.extensions_mut().insert(Outcome("OK".to_owned()));
+    resp
+}
+
+/// Authenticates the request and resolves the caller's tenant engine and access.
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<(Engine, Access), Response> {
+    let s = &state.0;
+    let principal = match s.auth.authenticate(headers).await {
+        Ok(p) => p,
+        Err(e) => {
+            let outcome = crate::auth_outcome(&e);
+            let mut resp = e.into_response();
+            resp.extensions_mut().insert(Outcome(outcome.to_owned()));
+            return Err(resp);
+        }
+    };
+    s.api.prepare(&s.engine, &principal).await.map_err(|e| error(&e))
+}
+
+fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Response> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::from_value(json!({})).map_err(|e| gql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &e.to_string()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| gql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &format!("bad request body: {e}")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TagBody {
+    #[serde(default, rename = "where")]
+    filter: Option<Json>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RouteBody {
+    #[serde(default, rename = "where")]
+    filter: Option<Json>,
+    #[serde(default)]
+    reassign: bool,
+    #[serde(default)]
+    at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SocialBody {
+    events: Vec<SocialInput>,
+}
+
+/// `POST /api/leads/tag` `{"where": LeadWhere?}`: applies the tag rules to the matching leads
+/// the caller may update.
+pub(crate) async fn tag(State(state): State<AppState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+    let (engine, access) = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let b: TagBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let work = Retag { filter: b.filter.unwrap_or_else(|| json!({})) };
+    match engine.transaction(&access, &work).await {
+        Ok(o) => ok(serde_json::to_value(o).unwrap_or(Json::Null)),
+        Err(e) => error(&e),
+    }
+}
+
+/// `POST /api/leads/route` `{"where": LeadWhere?, "reassign": bool?, "at": instant?}`: routes the
+/// matching leads the caller may update.
+pub(crate) async fn route(State(state): State<AppState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+    let (engine, access) = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let b: RouteBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let work = RouteLeads { filter: b.filter.unwrap_or_else(|| json!({})), reassign: b.reassign, at: b.at };
+    match engine.transaction(&access, &work).await {
+        Ok(d) => ok(json!({ "decisions": d })),
+        Err(e) => error(&e),
+    }
+}
+
+/// `GET /api/reports/summary`.
+pub(crate) async fn summary(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (engine, access) = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match crm_engines::reports::summary(&engine, &access).await {
+        Ok(v) => ok(v),
+        Err(e) => error(&e),
+    }
+}
+
+/// `POST /api/social/events` `{"events": [SocialEventInput]}`.
+pub(crate) async fn social(State(state): State<AppState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+    let (engine, access) = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let b: SocialBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match engine.transaction(&access, &Ingest { events: b.events }).await {
+        Ok(o) => ok(serde_json::to_value(o).unwrap_or(Json::Null)),
+        Err(e) => error(&e),
+    }
+}
