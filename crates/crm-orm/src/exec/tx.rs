@@ -240,7 +240,8 @@ impl<'t> TxCtx<'t> {
     /// Bad arguments, database failures.
     pub async fn group_by(&mut self, q: &GroupBy) -> Result<Vec<Json>> {
         let d = self.d;
-        let stmt = Builder::new(d, &self.cat, &self.system, self.limits).group_by(q)?;
+        let limits = Limits { default_page: self.limits.default_page, max_page: std::cmp::max(self.limits.max_page, 100_000) };
+        let stmt = Builder::new(d, &self.cat, &self.system, limits).group_by(q)?;
         let rows = self.tx.ex().texts(d.build(&stmt)).await?;
         rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("group JSON: {e}")))).collect()
     }
@@ -556,7 +557,7 @@ impl Engine {
                 c(),
                 Expr::col((c(), Alias::new("consumer"))).eq(Expr::val(consumer)).and(Expr::col((c(), Alias::new("org_id"))).equals((o(), Alias::new("org_id")))),
             )
-            .cond_where(col("seq").gt(Expr::cust_with_exprs("COALESCE({}, 0)", [Expr::col((c(), Alias::new("last_seq")))])))
+            .cond_where(col("seq").gt(d.cust("COALESCE({}, 0)", vec![Expr::col((c(), Alias::new("last_seq")))])))
             .order_by_expr(col("seq"), sea_query::Order::Asc)
             .limit(u64::from(limit))
             .to_owned();
@@ -885,7 +886,7 @@ impl Engine {
         }
         case.push_str(" ELSE -1 END");
         let per_record = Query::select()
-            .expr_as(Expr::cust_with_exprs("MAX({})", [d.cust(&case, args)]), Alias::new("furthest"))
+            .expr_as(d.cust("MAX({})", vec![d.cust(&case, args)]), Alias::new("furthest"))
             .from_as(Alias::new("crm_stage_transitions"), t())
             .cond_where(base.clone())
             .group_by_col((t(), Alias::new("record_id")))
@@ -907,9 +908,9 @@ impl Engine {
         let secs = d.seconds_between(col("entered_at"), col("exited_at"));
         let obj = d.object(vec![
             (d.key("stage")?, col("stage")),
-            (d.key("completed")?, Expr::cust_with_exprs("SUM(CASE WHEN {} IS NOT NULL THEN 1 ELSE 0 END)", [col("exited_at")])),
-            (d.key("averageSeconds")?, Expr::cust_with_exprs("AVG({})", [secs])),
-            (d.key("current")?, Expr::cust_with_exprs("SUM(CASE WHEN {} IS NULL THEN 1 ELSE 0 END)", [col("exited_at")])),
+            (d.key("completed")?, d.cust("SUM(CASE WHEN {} IS NOT NULL THEN 1 ELSE 0 END)", vec![col("exited_at")])),
+            (d.key("averageSeconds")?, d.cust("AVG({})", vec![secs])),
+            (d.key("current")?, d.cust("SUM(CASE WHEN {} IS NULL THEN 1 ELSE 0 END)", vec![col("exited_at")])),
         ]);
         let stays = Query::select()
             .expr(d.json_text(obj))
