@@ -27,11 +27,13 @@ pub struct WorkerOptions {
     pub deliveries: u32,
     /// Webhook delivery settings.
     pub delivery: DeliveryOptions,
+    /// Only these tenants' events and deliveries (empty: every tenant).
+    pub orgs: Vec<String>,
 }
 
 impl Default for WorkerOptions {
     fn default() -> Self {
-        WorkerOptions { poll: Duration::from_millis(200), batch: 100, deliveries: 16, delivery: DeliveryOptions::default() }
+        WorkerOptions { poll: Duration::from_millis(200), batch: 100, deliveries: 16, delivery: DeliveryOptions::default(), orgs: Vec::new() }
     }
 }
 
@@ -115,7 +117,7 @@ async fn consume(engine: Engine, name: &'static str, work: Arc<dyn EventWork>, o
         if *rx.borrow() {
             return;
         }
-        let events = match engine.pending_events(name, opts.batch).await {
+        let events = match engine.pending_events(name, opts.batch, &opts.orgs).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(consumer = name, error = %e, "reading the outbox failed");
@@ -180,7 +182,7 @@ async fn deliver(engine: Engine, opts: WorkerOptions, mut rx: watch::Receiver<bo
         // timeout, while everything else keeps flowing.
         let free = opts.deliveries.saturating_sub(u32::try_from(set.len()).unwrap_or(u32::MAX));
         if free > 0 {
-            match engine.claim_deliveries(free, lease).await {
+            match engine.claim_deliveries(free, lease, &opts.orgs).await {
                 Ok(due) => {
                     for d in due {
                         let n = in_flight.entry(d.webhook).or_insert(0);

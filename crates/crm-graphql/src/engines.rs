@@ -158,7 +158,10 @@ where
         FieldFuture::new(async move {
             let rc = request(&ctx)?;
             let out = run(rc, args_json(&ctx.args)).await.map_err(|e| err(&e))?;
-            Ok(Some(FieldValue::owned_any(out)))
+            Ok(Some(match out {
+                Json::Array(items) => FieldValue::list(items.into_iter().map(FieldValue::owned_any)),
+                other => FieldValue::owned_any(other),
+            }))
         })
     })
     .description(description);

@@ -654,15 +654,15 @@ impl Engine {
             limits: self.limits,
             tx: &mut tx,
             events: Vec::new(),
+            hook: self.hook.clone().map(|h| (h, Arc::clone(&self.catalog))),
         };
         let out = wr.run(&w.query, select).await?;
         let events = std::mem::take(&mut wr.events);
         drop(wr);
-        // The write hook (tagging, routing) sees what was written, then the events of the write
-        // and of the hook's own writes go to the outbox, all before the commit.
+        // The write hook (tagging, routing) ran inside `run`, before the result was read; the
+        // events of the write and of the hook's own writes go to the outbox before the commit.
         let mut ctx = self.ctx(&mut tx, w.access.clone(), w.access.actor());
         for p in events {
-            ctx.written.push(p.written.clone());
             merge(&mut ctx.events, p.written, p.before);
         }
         ctx.finish().await?;
@@ -743,9 +743,37 @@ struct Writer<'a> {
     tx: &'a mut Tx,
     /// Records written, with their state before, for the outbox.
     events: Vec<Pending>,
+    /// The write hook, run once by [`Writer::settle`] (none for writes made by engines).
+    hook: Option<(Arc<dyn WriteHook>, Arc<Catalog>)>,
 }
 
 impl<'a> Writer<'a> {
+    /// Runs the write hook on what was written so far, so the result read next reflects its
+    /// changes (a routed lead's owner, its tags). Once per write.
+    async fn settle(&mut self) -> Result<()> {
+        let Some((hook, cat)) = self.hook.take() else { return Ok(()) };
+        let written: Vec<tx::Written> = self.events.iter().map(|p| p.written.clone()).collect();
+        if written.is_empty() {
+            return Ok(());
+        }
+        let system = Access::system(&cat, self.access.org().clone(), self.access.actor());
+        let mut ctx = TxCtx {
+            d: self.d,
+            cat,
+            caller: self.access.clone(),
+            system,
+            limits: self.limits,
+            tx: &mut *self.tx,
+            hook: None,
+            events: std::mem::take(&mut self.events),
+            written: Vec::new(),
+            hooking: true,
+        };
+        let out = hook.after_write(&mut ctx, &written).await;
+        self.events = std::mem::take(&mut ctx.events);
+        out
+    }
+
     /// Notes that `ids` of `model` are about to change (`kind`): their state before is read
     /// (as the platform, every field) unless the transaction already noted them.
     async fn note(&mut self, model: &Model, ids: &[Uuid], kind: EventKind) -> Result<()> {
@@ -780,10 +808,12 @@ impl<'a> Writer<'a> {
         match w {
             Write::Create { data, .. } => {
                 let id = self.create(model, data, None).await?;
+                self.settle().await?;
                 Ok(WriteResult::One(self.select_one(model, id, select).await?))
             }
             Write::Update { target, data, expected_version, .. } => {
                 let id = self.update(model, target, data, *expected_version).await?;
+                self.settle().await?;
                 Ok(WriteResult::One(self.select_one(model, id, select).await?))
             }
             Write::Delete { target, expected_version, .. } => {
@@ -795,6 +825,7 @@ impl<'a> Writer<'a> {
                 }
                 let before = self.select_one(model, id, select).await?;
                 self.set_deleted(model, &[(id, version)], true).await?;
+                self.settle().await?;
                 Ok(WriteResult::One(before))
             }
             Write::Restore { target, .. } => {
@@ -805,6 +836,7 @@ impl<'a> Writer<'a> {
                     return Err(OrmError::NotFound(format!("no {} in the trash matches the given where", model.name)));
                 };
                 self.set_deleted(model, &[(id, version)], false).await?;
+                self.settle().await?;
                 Ok(WriteResult::One(self.select_one(model, id, select).await?))
             }
             Write::Destroy { target, .. } => {
@@ -819,6 +851,7 @@ impl<'a> Writer<'a> {
                 self.note(model, &[found.0], EventKind::Destroyed).await?;
                 self.delete_ids(model, &[found]).await?;
                 self.audit(model, &[found.0], "destroy").await?;
+                self.settle().await?;
                 Ok(WriteResult::One(before))
             }
             Write::Upsert { target, create, update, .. } => {
@@ -836,6 +869,7 @@ impl<'a> Writer<'a> {
                         self.create(model, &create, None).await?
                     }
                 };
+                self.settle().await?;
                 Ok(WriteResult::One(self.select_one(model, id, select).await?))
             }
             Write::UpdateMany { filter, order, page, data, .. } => {
@@ -848,6 +882,7 @@ impl<'a> Writer<'a> {
                     self.update_rows(model, &ids, sets, None).await?;
                     self.check_rows(model, &ids, Op::Update).await?;
                 }
+                self.settle().await?;
                 let out = self.select_many(model, &ids, order, select).await?;
                 Ok(WriteResult::Many(with_page_flags(out, page, more)))
             }
@@ -856,6 +891,7 @@ impl<'a> Writer<'a> {
                 let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
                 let before = self.select_many(model, &ids, order, select).await?;
                 self.set_deleted(model, &targets, true).await?;
+                self.settle().await?;
                 Ok(WriteResult::Many(with_page_flags(before, page, more)))
             }
         }

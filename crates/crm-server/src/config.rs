@@ -113,6 +113,10 @@ pub struct Config {
     /// How long an idle worker waits before looking for new events, in milliseconds.
     #[arg(long, env = "CRM_WORKER_POLL_MS", default_value_t = 200, value_name = "MS")]
     pub worker_poll_ms: u64,
+    /// Only handle these tenants' events (repeatable, or comma-separated): how worker processes
+    /// can be split by tenant. None: every tenant.
+    #[arg(long = "worker-org", env = "CRM_WORKER_ORGS", value_delimiter = ',', value_name = "ORG")]
+    pub worker_orgs: Vec<String>,
     /// Most tenant schemas (tenants with custom fields or objects) kept built in memory, the
     /// least recently used evicted first; each takes a few MiB. Tenants without custom
     /// definitions share one schema.
@@ -157,6 +161,7 @@ impl Default for Config {
             metadata_refresh_ms: 1000,
             workers: true,
             worker_poll_ms: 200,
+            worker_orgs: Vec::new(),
             max_tenant_schemas: crm_graphql::DEFAULT_SCHEMA_CAPACITY,
             log_format: LogFormat::Text,
             metrics_listen: None,
@@ -189,6 +194,7 @@ struct FileConfig {
     metadata_refresh_ms: Option<u64>,
     workers: Option<bool>,
     worker_poll_ms: Option<u64>,
+    worker_orgs: Option<Vec<String>>,
     max_tenant_schemas: Option<usize>,
     log_format: Option<LogFormat>,
     metrics_listen: Option<SocketAddr>,
@@ -294,7 +300,7 @@ impl Config {
         take!(opt database_url, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen);
         take!(val data_dir, listen, db_max_connections, oidc_leeway_secs, dev_allow_remote, default_page_size, max_page_size);
         take!(val max_depth, max_complexity, cors_origins, body_limit, request_timeout_secs, metadata_refresh_ms, max_tenant_schemas, log_format);
-        take!(val workers, worker_poll_ms);
+        take!(val workers, worker_poll_ms, worker_orgs);
         if let Some(roles) = file.roles {
             self.roles = Some(roles);
         }
@@ -414,6 +420,7 @@ impl std::fmt::Debug for Config {
             .field("dev_allow_remote", &self.dev_allow_remote)
             .field("workers", &self.workers)
             .field("worker_poll_ms", &self.worker_poll_ms)
+            .field("worker_orgs", &self.worker_orgs)
             .field("default_page_size", &self.default_page_size)
             .field("max_page_size", &self.max_page_size)
             .field("max_depth", &self.max_depth)

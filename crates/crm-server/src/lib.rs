@@ -172,6 +172,7 @@ impl AppState {
         );
         let workers = config.workers.then(|| crm_engines::WorkerOptions {
             poll: Duration::from_millis(config.worker_poll_ms.max(10)),
+            orgs: config.worker_orgs.clone(),
             ..crm_engines::WorkerOptions::default()
         });
         Ok(AppState(Arc::new(Shared { engine, api, auth, http, metrics: Metrics::default(), routes, workers })))

@@ -211,7 +211,7 @@ impl<'t> TxCtx<'t> {
     }
 
     fn writer(&mut self) -> Writer<'_> {
-        Writer { d: self.d, cat: &self.cat, access: &self.system, tenant: true, limits: self.limits, tx: &mut *self.tx, events: Vec::new() }
+        Writer { d: self.d, cat: &self.cat, access: &self.system, tenant: true, limits: self.limits, tx: &mut *self.tx, events: Vec::new(), hook: None }
     }
 
     /// Reads a page of the tenant's rows (every row, every field).
@@ -538,11 +538,11 @@ impl Engine {
     }
 
     /// The next events (at most `limit`, oldest first) that `consumer` has not processed, across
-    /// tenants.
+    /// tenants (only `orgs` when not empty).
     ///
     /// # Errors
     /// Database failures.
-    pub async fn pending_events(&self, consumer: &str, limit: u32) -> Result<Vec<Event>> {
+    pub async fn pending_events(&self, consumer: &str, limit: u32, orgs: &[String]) -> Result<Vec<Event>> {
         let d = self.dialect();
         let o = || Alias::new("o");
         let col = |c: &str| Expr::col((o(), Alias::new(c)));
@@ -557,7 +557,10 @@ impl Engine {
                 c(),
                 Expr::col((c(), Alias::new("consumer"))).eq(Expr::val(consumer)).and(Expr::col((c(), Alias::new("org_id"))).equals((o(), Alias::new("org_id")))),
             )
-            .cond_where(col("seq").gt(d.cust("COALESCE({}, 0)", vec![Expr::col((c(), Alias::new("last_seq")))])))
+            .cond_where({
+                let after = col("seq").gt(d.cust("COALESCE({}, 0)", vec![Expr::col((c(), Alias::new("last_seq")))]));
+                if orgs.is_empty() { after } else { after.and(col("org_id").is_in(orgs.iter().map(|o| Expr::val(o.as_str())))) }
+            })
             .order_by_expr(col("seq"), sea_query::Order::Asc)
             .limit(u64::from(limit))
             .to_owned();
@@ -667,12 +670,12 @@ impl Engine {
         rows.iter().map(|t| event_from_text(t)).collect()
     }
 
-    /// Claims up to `limit` webhook deliveries that are due, across tenants: each is leased for
-    /// `lease` (so another deliverer leaves it alone) and returned.
+    /// Claims up to `limit` webhook deliveries that are due, across tenants (only `orgs` when not
+    /// empty): each is leased for `lease` (so another deliverer leaves it alone) and returned.
     ///
     /// # Errors
     /// Database failures.
-    pub async fn claim_deliveries(&self, limit: u32, lease: std::time::Duration) -> Result<Vec<DueDelivery>> {
+    pub async fn claim_deliveries(&self, limit: u32, lease: std::time::Duration, orgs: &[String]) -> Result<Vec<DueDelivery>> {
         let d = self.dialect();
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
@@ -681,7 +684,10 @@ impl Engine {
             .expr(Expr::cust("CAST(id AS TEXT)"))
             .column(Alias::new("attempts"))
             .from(Alias::new("crm_deliveries"))
-            .cond_where(Expr::col(Alias::new("status")).eq(Expr::val("PENDING")).and(Expr::col(Alias::new("next_at")).lte(d.bind(&Value::DateTime(now)))))
+            .cond_where({
+                let due = Expr::col(Alias::new("status")).eq(Expr::val("PENDING")).and(Expr::col(Alias::new("next_at")).lte(d.bind(&Value::DateTime(now))));
+                if orgs.is_empty() { due } else { due.and(Expr::col(Alias::new("org_id")).is_in(orgs.iter().map(|o| Expr::val(o.as_str())))) }
+            })
             .order_by(Alias::new("next_at"), sea_query::Order::Asc)
             .limit(u64::from(limit))
             .to_owned();
