@@ -682,7 +682,7 @@ impl Engine {
         let mut tx = self.begin().await?;
         let pick = Query::select()
             .expr(Expr::cust("CAST(id AS TEXT)"))
-            .column(Alias::new("attempts"))
+            .expr(Expr::cust("CAST(attempts AS BIGINT)"))
             .from(Alias::new("crm_deliveries"))
             .cond_where({
                 let due = Expr::col(Alias::new("status")).eq(Expr::val("PENDING")).and(Expr::col(Alias::new("next_at")).lte(d.bind(&Value::DateTime(now))));
@@ -892,7 +892,7 @@ impl Engine {
         }
         case.push_str(" ELSE -1 END");
         let per_record = Query::select()
-            .expr_as(d.cust("MAX({})", vec![d.cust(&case, args)]), Alias::new("furthest"))
+            .expr_as(d.cust("CAST(MAX({}) AS BIGINT)", vec![d.cust(&case, args)]), Alias::new("furthest"))
             .from_as(Alias::new("crm_stage_transitions"), t())
             .cond_where(base.clone())
             .group_by_col((t(), Alias::new("record_id")))
