@@ -525,3 +525,34 @@ async fn reports_match_hand_computed_figures() {
         assert_eq!(rb["reportSummary"]["funnel"][0]["reached"], 1);
     }
 }
+
+#[tokio::test]
+async fn search_tolerates_typos_and_partial_words() {
+    for b in hooked().await {
+        let (a_org, b_org) = (org(), org());
+        let admin = gql(&b, principal(&a_org, "admin-a", &["admin"]));
+        let other = gql(&b, principal(&b_org, "admin-b", &["admin"]));
+        create(&admin, "Lead", json!({ "name": "John Smith", "company": "Globex" })).await;
+        create(&admin, "Lead", json!({ "name": "María García", "company": "Initech" })).await;
+        create(&admin, "Lead", json!({ "name": "Peter Parker", "company": "Daily Bugle" })).await;
+        create(&other, "Lead", json!({ "name": "John Smith", "company": "Globex" })).await;
+        let find = |term: &'static str| {
+            let admin = &admin;
+            async move {
+                let d = admin.ok("query($t: String!) { leads(where: {_search: $t}, orderBy: [name_ASC]) { name } }", json!({ "t": term })).await;
+                common::strs(&d["leads"], "name")
+            }
+        };
+        assert_eq!(find("jonh").await, ["John Smith"], "[{}] swapped letters", b.name);
+        assert_eq!(find("smiht globx").await, ["John Smith"], "[{}] two words, two typos", b.name);
+        assert_eq!(find("garcia").await, ["María García"], "[{}] accents folded", b.name);
+        assert_eq!(find("garzia").await, ["María García"], "[{}] a letter replaced", b.name);
+        assert_eq!(find("glob").await, ["John Smith"], "[{}] partial word", b.name);
+        assert_eq!(find("parkker").await, ["Peter Parker"], "[{}] a letter too many", b.name);
+        assert!(find("xyzzy").await.is_empty());
+        assert!(find("jo bugle").await.is_empty(), "[{}] every word must match", b.name);
+        // Tenant B finds only its own.
+        let d = other.ok("{ leadsConnection(where: {_search: \"jonh smith\"}) { aggregate { count } } }", json!({})).await;
+        assert_eq!(d["leadsConnection"]["aggregate"]["count"], 1);
+    }
+}

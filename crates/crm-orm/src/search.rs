@@ -6,6 +6,11 @@
 //! must occur in the column (`LIKE '%word%'`). The database maintains the column itself (STORED on
 //! PostgreSQL, VIRTUAL on SQLite), so existing rows are covered the moment it is added.
 //!
+//! Typos: a word of four or more letters also matches text one edit away (a letter replaced,
+//! two neighbours swapped, a letter missing; from five letters, one letter too many), through
+//! `LIKE` patterns with `_` wildcards, so the meaning is the same on both backends and partial
+//! words still match.
+//!
 //! Differences left: PostgreSQL's `lower()` folds the case of every script, SQLite's only ASCII
 //! (letters of the fold table are folded on both).
 
@@ -65,6 +70,54 @@ pub fn fold(s: &str) -> String {
         match FOLD.iter().find(|(f, _)| *f == lc) {
             Some((_, to)) => out.push_str(to),
             None => out.extend(c.to_lowercase()),
+        }
+    }
+    out
+}
+
+fn escape(chars: &[char]) -> String {
+    let mut out = String::with_capacity(chars.len() + 2);
+    for c in chars {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(*c);
+    }
+    out
+}
+
+/// The `LIKE` patterns (escape `\`) a folded search word matches: the word itself anywhere, and
+/// for words of four letters or more every pattern one edit away (see the module doc).
+#[must_use]
+pub fn patterns(word: &str) -> Vec<String> {
+    let w: Vec<char> = word.chars().collect();
+    let n = w.len();
+    let mut out = vec![format!("%{}%", escape(&w))];
+    if n < 4 {
+        return out;
+    }
+    let mut push = |p: String| {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    };
+    for i in 0..n {
+        let (head, tail) = (w.get(..i).unwrap_or_default(), w.get(i + 1..).unwrap_or_default());
+        // One letter replaced.
+        push(format!("%{}_{}%", escape(head), escape(tail)));
+        // One letter missing from the word as typed (typed one letter too many).
+        if n >= 5 {
+            push(format!("%{}{}%", escape(head), escape(tail)));
+        }
+        // Two neighbours swapped.
+        if i + 1 < n {
+            let mut t = w.clone();
+            t.swap(i, i + 1);
+            push(format!("%{}%", escape(&t)));
+        }
+        // One letter left out while typing.
+        if i > 0 {
+            push(format!("%{}_{}%", escape(head), escape(w.get(i..).unwrap_or_default())));
         }
     }
     out
@@ -140,5 +193,16 @@ mod tests {
         assert_eq!(fold("José GARCÍA-Müller"), "jose garcia-muller");
         assert_eq!(fold("Straße Œuvre ÆON"), "strasse oeuvre aeon");
         assert_eq!(words("  Zoë   Ångström "), vec!["zoe", "angstrom"]);
+    }
+
+    #[test]
+    fn typo_patterns() {
+        assert_eq!(patterns("jo"), ["%jo%"]);
+        let p = patterns("jonh");
+        for want in ["%jonh%", "%john%", "%jo_h%", "%jon_h%"] {
+            assert!(p.contains(&want.to_owned()), "{want} in {p:?}");
+        }
+        assert!(patterns("smiith").contains(&"%smith%".to_owned()));
+        assert_eq!(patterns("50%_x")[0], "%50\\%\\_x%");
     }
 }

@@ -305,12 +305,16 @@ impl<'a> Builder<'a> {
                 if model.searchable().next().is_none() {
                     return Ok(f());
                 }
-                // Every word must occur in the folded text.
+                // Every word must occur in the folded text, exactly or one typo away.
                 let text = self.search_text(model, alias);
                 let like = format!("{text} LIKE {{}} ESCAPE '\\'");
                 let parts: Vec<Expr> = crate::search::words(term)
                     .iter()
-                    .map(|w| self.d.cust(&like, vec![Expr::val(like_pattern(w, FilterOp::Contains))]))
+                    .map(|w| {
+                        let alts: Vec<Expr> =
+                            crate::search::patterns(w).into_iter().map(|p| self.d.cust(&like, vec![Expr::val(p)])).collect();
+                        self.d.cust("({})", vec![any(alts)])
+                    })
                     .collect();
                 self.d.cust("({})", vec![all(parts)])
             }
