@@ -156,3 +156,88 @@ async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
         assert_eq!(count(&engine, &other_access, "QUALIFIED").await, 0, "[{name}] the other tenant is not this worker's");
     }
 }
+
+fn token(dir: &std::path::Path, org: &str, sub: &str, roles: &str) -> String {
+    let out = Command::new(BIN).arg("--data-dir").arg(dir).args(["dev-token", "--org", org, "--sub", sub, "--roles", roles]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_endpoints_are_authenticated_and_scoped_like_graphql() {
+    let dir = std::env::temp_dir().join(format!("crm-rest-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, url) in databases(&dir) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--database-url", &url, "--listen", &format!("127.0.0.1:{port}"), "--workers", "false", "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let start = Instant::now();
+        while http.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+            assert!(start.elapsed() < Duration::from_secs(60), "[{name}] server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (a, b) = (format!("org-{}", Uuid::now_v7().simple()), format!("org-{}", Uuid::now_v7().simple()));
+        let admin_a = token(&dir, &a, "admin-a", "admin");
+        let viewer_a = token(&dir, &a, "val", "viewer");
+        let admin_b = token(&dir, &b, "admin-b", "admin");
+        let gql = |t: &str, q: &str| {
+            let req = http.post(format!("{base}/graphql")).bearer_auth(t).json(&json!({ "query": q }));
+            async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+        };
+        gql(&admin_a, "mutation { createTagRule(data: {name: \"Corp\", condition: {company_contains: \"Corp\"}, tags: [\"corp\"]}) { id } }").await;
+        gql(&admin_a, "mutation { createIngestionRule(data: {name: \"DM\", condition: {kind: DM}, action: LEAD}) { id } }").await;
+        // The rule was created after this lead: only on-demand tagging reaches it.
+        let a_lead = gql(&admin_a, "mutation { createLead(data: {name: \"x\", company: \"Tiny\"}) { id } }").await;
+        let id = a_lead["data"]["createLead"]["id"].as_str().unwrap().to_owned();
+        gql(&admin_a, &format!("mutation {{ updateLead(where: {{id: \"{id}\"}}, data: {{company: \"Tiny\"}}) {{ id }} }}")).await;
+        gql(&admin_b, "mutation { createLead(data: {name: \"y\", company: \"Other Corp\"}) { id } }").await;
+
+        // No token, a bad token: 401 with the same error shape as GraphQL.
+        for auth in [None, Some("not-a-token")] {
+            let mut req = http.post(format!("{base}/api/leads/tag")).json(&json!({}));
+            if let Some(t) = auth {
+                req = req.bearer_auth(t);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 401, "[{name}]");
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+        }
+        // Tag: A's run covers A's lead only; B's lead (which would match A's rule) is untouched.
+        let r = http.post(format!("{base}/api/leads/tag")).bearer_auth(&admin_a).json(&json!({ "where": {} })).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!({ "matched": 1, "changed": 0, "tagsAdded": 0 }));
+        let r = http.post(format!("{base}/api/leads/tag")).bearer_auth(&viewer_a).body("{}").send().await.unwrap();
+        assert_eq!(r.status(), 403, "[{name}] a viewer may not re-tag");
+        let r = http.post(format!("{base}/api/leads/tag")).bearer_auth(&admin_a).json(&json!({ "where": { "nope": 1 } })).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        let b_lead = gql(&admin_b, "{ leads { tags } }").await;
+        assert_eq!(b_lead["data"]["leads"][0]["tags"], serde_json::Value::Null, "[{name}]");
+        // Route: no rules, every decision says so.
+        let r = http.post(format!("{base}/api/leads/route")).bearer_auth(&admin_a).json(&json!({})).send().await.unwrap();
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["decisions"][0]["reason"], "no enabled routing rule");
+        // Social events, twice: the second time nothing is new.
+        let batch = json!({ "events": [{ "platform": "x", "kind": "DM", "externalId": "1", "authorHandle": "@a", "text": "hi" }] });
+        let r1: serde_json::Value = http.post(format!("{base}/api/social/events")).bearer_auth(&admin_a).json(&batch).send().await.unwrap().json().await.unwrap();
+        let r2: serde_json::Value = http.post(format!("{base}/api/social/events")).bearer_auth(&admin_a).json(&batch).send().await.unwrap().json().await.unwrap();
+        assert_eq!((r1["created"].clone(), r1["leadsCreated"].clone(), r2["created"].clone(), r2["duplicates"].clone()), (json!(1), json!(1), json!(0), json!(1)), "[{name}]");
+        // The summary equals the GraphQL report, per tenant.
+        let rest: serde_json::Value = http.get(format!("{base}/api/reports/summary")).bearer_auth(&admin_a).send().await.unwrap().json().await.unwrap();
+        let g = gql(&admin_a, "{ reportSummary { conversionRate leads { total } funnel { stage reached } } }").await;
+        assert_eq!(rest["leads"]["total"], 2);
+        assert_eq!(rest["leads"]["total"], g["data"]["reportSummary"]["leads"]["total"]);
+        assert_eq!(rest["funnel"][0]["reached"], g["data"]["reportSummary"]["funnel"][0]["reached"]);
+        let rest_b: serde_json::Value = http.get(format!("{base}/api/reports/summary")).bearer_auth(&admin_b).send().await.unwrap().json().await.unwrap();
+        assert_eq!(rest_b["leads"]["total"], 1, "[{name}]");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
