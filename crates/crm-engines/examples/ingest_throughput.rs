@@ -1,0 +1,90 @@
+//! Social ingestion throughput: batches of 500 new events (DMs that become leads, replies that
+//! join them, mentions that become tickets, posts) into a fresh tenant, with tagging and routing
+//! rules in place, then the same batches again (all duplicates).
+//!
+//! `cargo run --release -p crm-engines --example ingest_throughput [DATABASE_URL]` (SQLite in a
+//! temporary file by default).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crm_engines::Engines;
+use crm_engines::ingest::{Ingest, SocialInput};
+use crm_model::OrgId;
+use crm_model::standard::standard_catalog;
+use crm_orm::{Access, Data, Engine, EngineOptions, Selection, TxCtx, TxFuture, TxWork, Write};
+use serde_json::json;
+
+struct Rules;
+impl TxWork for Rules {
+    type Output = ();
+    fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, ()> {
+        Box::pin(async move {
+            for (model, data) in [
+                ("Member", json!({ "name": "Ann", "teams": ["social"] })),
+                ("Member", json!({ "name": "Bob", "teams": ["social"] })),
+                ("TagRule", json!({ "name": "social", "condition": { "source": "SOCIAL" }, "tags": ["social"] })),
+                ("RoutingRule", json!({ "name": "rr", "pool": ["social"], "respectWorkingHours": false })),
+                ("IngestionRule", json!({ "name": "dm", "condition": { "kind": "DM" }, "action": "LEAD", "priority": 1 })),
+                ("IngestionRule", json!({ "name": "help", "condition": { "kind": "MENTION" }, "action": "TICKET", "priority": 2 })),
+            ] {
+                let m = tx.model(model)?;
+                let data = Data::parse(tx.catalog(), &m, &data, "data")?;
+                tx.write(&Write::Create { model: m.name.clone(), data }, &Selection::default()).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn batch(n: usize, offset: usize) -> Vec<SocialInput> {
+    (0..n)
+        .map(|i| {
+            let k = offset + i;
+            let (kind, thread) = match k % 4 {
+                0 => ("DM", None),
+                1 => ("REPLY", Some(format!("e{}", k - 1))),
+                2 => ("MENTION", None),
+                _ => ("POST", None),
+            };
+            SocialInput {
+                platform: "x".into(),
+                kind: kind.into(),
+                external_id: format!("e{k}"),
+                thread,
+                author_handle: format!("@user{}", k / 4),
+                author_name: Some(format!("User {}", k / 4)),
+                text: Some(format!("message {k} about pricing")),
+                url: None,
+                occurred_at: None,
+            }
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() {
+    let url = std::env::args().nth(1).unwrap_or_else(|| format!("sqlite://{}", std::env::temp_dir().join(format!("ingest-{}.db", uuid::Uuid::now_v7())).display()));
+    let engine = Engines::install(&Engine::connect(&url, Arc::new(standard_catalog().unwrap()), EngineOptions::default()).await.unwrap());
+    engine.migrate().await.unwrap();
+    let org = OrgId::new(format!("bench-{}", uuid::Uuid::now_v7().simple())).unwrap();
+    engine.register_tenant(&org, None).await.unwrap();
+    let access = Access::system(engine.catalog(), org, "bench");
+    engine.transaction(&access, &Rules).await.unwrap();
+    let (batches, size) = (10, 500);
+    let t = Instant::now();
+    for b in 0..batches {
+        let out = engine.transaction(&access, &Ingest { events: batch(size, b * size) }).await.unwrap();
+        assert_eq!(out.created, size);
+    }
+    let new = t.elapsed();
+    let t = Instant::now();
+    for b in 0..batches {
+        let out = engine.transaction(&access, &Ingest { events: batch(size, b * size) }).await.unwrap();
+        assert_eq!(out.duplicates, size);
+    }
+    let dup = t.elapsed();
+    let n = (batches * size) as f64;
+    println!("{}: {} new events in {:.2?} = {:.0} events/s; same again (duplicates) {:.0} events/s", format!("{:?}", engine.dialect()), n, new, n / new.as_secs_f64(), n / dup.as_secs_f64());
+}
