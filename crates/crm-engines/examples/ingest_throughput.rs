@@ -65,7 +65,9 @@ fn batch(n: usize, offset: usize) -> Vec<SocialInput> {
 
 #[tokio::main]
 async fn main() {
-    let url = std::env::args().nth(1).unwrap_or_else(|| format!("sqlite://{}", std::env::temp_dir().join(format!("ingest-{}.db", uuid::Uuid::now_v7())).display()));
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| format!("sqlite://{}", std::env::temp_dir().join(format!("ingest-{}.db", uuid::Uuid::now_v7())).display()));
     let engine = Engines::install(&Engine::connect(&url, Arc::new(standard_catalog().unwrap()), EngineOptions::default()).await.unwrap());
     engine.migrate().await.unwrap();
     let org = OrgId::new(format!("bench-{}", uuid::Uuid::now_v7().simple())).unwrap();
@@ -86,5 +88,12 @@ async fn main() {
     }
     let dup = t.elapsed();
     let n = (batches * size) as f64;
-    println!("{}: {} new events in {:.2?} = {:.0} events/s; same again (duplicates) {:.0} events/s", format!("{:?}", engine.dialect()), n, new, n / new.as_secs_f64(), n / dup.as_secs_f64());
+    println!(
+        "{}: {} new events in {:.2?} = {:.0} events/s; same again (duplicates) {:.0} events/s",
+        format!("{:?}", engine.dialect()),
+        n,
+        new,
+        n / new.as_secs_f64(),
+        n / dup.as_secs_f64()
+    );
 }

@@ -67,10 +67,16 @@ pub(crate) fn check_set(tx: &TxCtx<'_>, rule: &Json) -> Result<()> {
     let event = rule.get("event").and_then(Json::as_str).unwrap_or_default();
     let model_part = event.split('.').next().unwrap_or_default();
     let Some(model) = tx.catalog().models().find(|m| crate::rules::lower_first(m.name.as_str()) == model_part) else {
-        return Err(crm_orm::OrmError::bad("event", format!("`{event}` is not an event type (`<model>.<created|updated|deleted|restored>`, e.g. `lead.created`)")));
+        return Err(crm_orm::OrmError::bad(
+            "event",
+            format!("`{event}` is not an event type (`<model>.<created|updated|deleted|restored>`, e.g. `lead.created`)"),
+        ));
     };
     if !matches!(event.split('.').nth(1), Some("created" | "updated" | "deleted" | "restored")) {
-        return Err(crm_orm::OrmError::bad("event", format!("`{event}` is not an event type (`<model>.<created|updated|deleted|restored>`)")));
+        return Err(crm_orm::OrmError::bad(
+            "event",
+            format!("`{event}` is not an event type (`<model>.<created|updated|deleted|restored>`)"),
+        ));
     }
     rules::condition(tx.catalog(), model, rule)?;
     Data::parse(tx.catalog(), model, rule.get("set").unwrap_or(&json!({})), "set")?;

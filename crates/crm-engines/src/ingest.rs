@@ -126,7 +126,8 @@ fn handle_key(platform: &str, handle: &str) -> String {
 async fn create(tx: &mut TxCtx<'_>, model: &str, input: &Json) -> Result<Uuid> {
     let m = tx.model(model)?;
     let data = Data::parse(tx.catalog(), &m, input, "data")?;
-    let sel = Selection { fields: vec![crm_model::FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?], ..Selection::default() };
+    let sel =
+        Selection { fields: vec![crm_model::FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?], ..Selection::default() };
     match tx.write(&Write::Create { model: m.name.clone(), data }, &sel).await? {
         WriteResult::One(Some(row)) => rules::id_of(&row).ok_or_else(|| OrmError::Internal("created record without id".to_owned())),
         _ => Err(OrmError::Internal("create returned no record".to_owned())),
@@ -254,9 +255,8 @@ impl TxWork for Ingest {
                     let text = e.text.clone().unwrap_or_default();
                     match action.as_deref() {
                         Some("LEAD") => {
-                            lead = Some(
-                                create(tx, "Lead", &json!({ "name": who, "source": "SOCIAL", "contact": connect(contact) })).await?,
-                            );
+                            lead =
+                                Some(create(tx, "Lead", &json!({ "name": who, "source": "SOCIAL", "contact": connect(contact) })).await?);
                             out.leads_created += 1;
                         }
                         Some("TICKET") => {

@@ -63,7 +63,10 @@ async fn validate_rules(tx: &mut TxCtx<'_>, written: &[Written]) -> Result<()> {
                     for p in rules::strings(&row, "events") {
                         let ok = p == "*" || p.split_once('.').is_some_and(|(m, k)| !m.is_empty() && !k.is_empty() && !k.contains('.'));
                         if !ok {
-                            return Err(OrmError::bad("events", format!("`{p}` is not an event type pattern (`lead.created`, `lead.*` or `*`)")));
+                            return Err(OrmError::bad(
+                                "events",
+                                format!("`{p}` is not an event type pattern (`lead.created`, `lead.*` or `*`)"),
+                            ));
                         }
                     }
                 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crm_model::FieldName;
-use crm_orm::{Access, Aggregate, Engine, Filter, GroupBy, Op, OrmError, Read, Page, Result};
+use crm_orm::{Access, Aggregate, Engine, Filter, GroupBy, Op, OrmError, Page, Read, Result};
 use serde_json::{Value as Json, json};
 
 use crate::routing::CLOSED_LEAD_STATUSES;
@@ -111,11 +111,13 @@ pub async fn summary(engine: &Engine, access: &Access) -> Result<Json> {
         .collect();
     let ticket = engine.catalog().model("Ticket").cloned();
     let open_tickets: HashMap<String, i64> = match ticket {
-        Some(t) if access.allows(&t.name, Op::Read) => groups(engine, access, "Ticket", "assignee", &json!({ "status_not_in": CLOSED_TICKET_STATUSES }))
-            .await?
-            .into_iter()
-            .filter_map(|(k, n)| Some((k.as_str()?.to_owned(), n)))
-            .collect(),
+        Some(t) if access.allows(&t.name, Op::Read) => {
+            groups(engine, access, "Ticket", "assignee", &json!({ "status_not_in": CLOSED_TICKET_STATUSES }))
+                .await?
+                .into_iter()
+                .filter_map(|(k, n)| Some((k.as_str()?.to_owned(), n)))
+                .collect()
+        }
         _ => HashMap::new(),
     };
     let mut workload: Vec<Json> = names
@@ -132,7 +134,8 @@ pub async fn summary(engine: &Engine, access: &Access) -> Result<Json> {
             })
         })
         .collect();
-    workload.sort_by(|a, b| b["openLeads"].as_i64().cmp(&a["openLeads"].as_i64()).then_with(|| a["name"].as_str().cmp(&b["name"].as_str())));
+    workload
+        .sort_by(|a, b| b["openLeads"].as_i64().cmp(&a["openLeads"].as_i64()).then_with(|| a["name"].as_str().cmp(&b["name"].as_str())));
     Ok(json!({
         "leads": {
             "total": total,

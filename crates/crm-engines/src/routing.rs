@@ -139,7 +139,14 @@ async fn loads(tx: &mut TxCtx<'_>) -> Result<HashMap<Uuid, i64>> {
     let lead = tx.model("Lead")?;
     let filter = Filter::parse(tx.catalog(), &lead, &json!({ "status_not_in": CLOSED_LEAD_STATUSES }))?;
     let owner = crm_model::FieldName::new("owner").map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?;
-    let q = GroupBy { model: lead.name.clone(), filter, by: vec![owner], aggregate: crm_orm::Aggregate::default(), first: Some(10_000), skip: 0 };
+    let q = GroupBy {
+        model: lead.name.clone(),
+        filter,
+        by: vec![owner],
+        aggregate: crm_orm::Aggregate::default(),
+        first: Some(10_000),
+        skip: 0,
+    };
     let mut out = HashMap::new();
     for g in tx.group_by(&q).await? {
         let id = g.pointer("/key/owner").and_then(Json::as_str).and_then(|s| Uuid::parse_str(s).ok());
@@ -231,7 +238,12 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
         }
         // Round-robin order: pool order, starting after the pointer.
         let start = last.and_then(|l| in_pool.iter().position(|m| m.id == l)).map_or(0, |p| p + 1);
-        let rr = |m: &Member| in_pool.iter().position(|x| x.id == m.id).map_or(usize::MAX, |p| (p + in_pool.len() - start % in_pool.len().max(1)) % in_pool.len().max(1));
+        let rr = |m: &Member| {
+            in_pool
+                .iter()
+                .position(|x| x.id == m.id)
+                .map_or(usize::MAX, |p| (p + in_pool.len() - start % in_pool.len().max(1)) % in_pool.len().max(1))
+        };
         let score = |m: &Member| m.skills.iter().filter(|s| attributes.contains(s)).count();
         if strategy == "SKILL_MATCH" {
             ok.retain(|m| {
@@ -250,7 +262,11 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
         .copied();
         let skipped_text = if skipped.is_empty() { String::new() } else { format!("; skipped: {}", skipped.join(", ")) };
         let Some(m) = chosen else {
-            let why = if in_pool.is_empty() { "no active member in its pool with the required skills".to_owned() } else { format!("no member qualified{skipped_text}") };
+            let why = if in_pool.is_empty() {
+                "no active member in its pool with the required skills".to_owned()
+            } else {
+                format!("no member qualified{skipped_text}")
+            };
             tried.push(format!("{name}: {why}"));
             continue;
         };
@@ -274,9 +290,17 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
         decision.strategy = Some(strategy.clone());
         let member_ref = json!({ "connect": { "id": m.id.to_string() } });
         let set_owner = Data::parse(tx.catalog(), &lead_model, &json!({ "owner": member_ref }), "data")?;
-        tx.write(&Write::Update { model: lead_model.name.clone(), target: Unique::Id(lead_id), data: set_owner, expected_version: None }, &Selection::default()).await?;
+        tx.write(
+            &Write::Update { model: lead_model.name.clone(), target: Unique::Id(lead_id), data: set_owner, expected_version: None },
+            &Selection::default(),
+        )
+        .await?;
         let pointer = Data::parse(tx.catalog(), &rule_model, &json!({ "lastAssigned": member_ref }), "data")?;
-        tx.write(&Write::Update { model: rule_model.name.clone(), target: Unique::Id(rule_id), data: pointer, expected_version: None }, &Selection::default()).await?;
+        tx.write(
+            &Write::Update { model: rule_model.name.clone(), target: Unique::Id(rule_id), data: pointer, expected_version: None },
+            &Selection::default(),
+        )
+        .await?;
         record(tx, &decision).await?;
         return Ok(decision);
     }

@@ -26,7 +26,8 @@ pub(crate) async fn enabled(tx: &mut TxCtx<'_>, model: &str) -> Result<Vec<Json>
 pub fn condition(catalog: &Catalog, target: &Model, rule: &Json) -> Result<Filter> {
     match rule.get("condition") {
         None | Some(Json::Null) => Ok(Filter::True),
-        Some(c) => Filter::parse(catalog, target, c).map_err(|e| crm_orm::OrmError::bad("condition", format!("not a valid {}Where: {e}", target.name))),
+        Some(c) => Filter::parse(catalog, target, c)
+            .map_err(|e| crm_orm::OrmError::bad("condition", format!("not a valid {}Where: {e}", target.name))),
     }
 }
 
@@ -46,8 +47,7 @@ pub(crate) fn name_of(row: &Json) -> String {
 }
 
 /// The rule models whose `condition` applies to which model.
-pub(crate) const CONDITIONS: &[(&str, &str)] =
-    &[("TagRule", "Lead"), ("RoutingRule", "Lead"), ("IngestionRule", "SocialEvent")];
+pub(crate) const CONDITIONS: &[(&str, &str)] = &[("TagRule", "Lead"), ("RoutingRule", "Lead"), ("IngestionRule", "SocialEvent")];
 
 /// `Lead` → `lead`.
 pub(crate) fn lower_first(s: &str) -> String {

@@ -63,12 +63,18 @@ pub async fn apply(tx: &mut TxCtx<'_>, leads: &[Uuid]) -> Result<TagOutcome> {
         let current = tx.find_all(&lead, id_in(&ids)?, u32::try_from(ids.len()).unwrap_or(u32::MAX)).await?;
         let assignment = tx.model("TagAssignment")?;
         let existing = tx
-            .find_all(&assignment, Filter::parse(tx.catalog(), &assignment, &json!({ "lead": { "id_in": ids.iter().map(Uuid::to_string).collect::<Vec<_>>() } }))?, 100_000)
+            .find_all(
+                &assignment,
+                Filter::parse(
+                    tx.catalog(),
+                    &assignment,
+                    &json!({ "lead": { "id_in": ids.iter().map(Uuid::to_string).collect::<Vec<_>>() } }),
+                )?,
+                100_000,
+            )
             .await?;
-        let assigned: HashSet<(String, String)> = existing
-            .iter()
-            .filter_map(|a| Some((a.get("lead")?.as_str()?.to_owned(), a.get("tag")?.as_str()?.to_owned())))
-            .collect();
+        let assigned: HashSet<(String, String)> =
+            existing.iter().filter_map(|a| Some((a.get("lead")?.as_str()?.to_owned(), a.get("tag")?.as_str()?.to_owned()))).collect();
         for row in &current {
             let Some(id) = rules::id_of(row) else { continue };
             let mut tags = rules::strings(row, "tags");

@@ -92,7 +92,12 @@ pub struct DeliveryOptions {
 
 impl Default for DeliveryOptions {
     fn default() -> Self {
-        DeliveryOptions { retry_base: Duration::from_secs(10), retry_max: Duration::from_secs(3600), max_attempts: 8, timeout: Duration::from_secs(10) }
+        DeliveryOptions {
+            retry_base: Duration::from_secs(10),
+            retry_max: Duration::from_secs(3600),
+            max_attempts: 8,
+            timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -150,7 +155,13 @@ async fn attempt(engine: &Engine, client: &reqwest::Client, opts: &DeliveryOptio
         .then(|| Utc::now() + chrono::Duration::from_std(backoff(opts, attempts)).unwrap_or(chrono::Duration::seconds(60)));
     Ok(match sent {
         Ok(resp) if resp.status().is_success() => Attempt::Delivered { status: resp.status().as_u16() },
-        Ok(resp) => Attempt::Failed { status: Some(resp.status().as_u16()), error: format!("the endpoint answered {}", resp.status()), retry_at },
-        Err(e) => Attempt::Failed { status: None, error: if e.is_timeout() { "timed out".to_owned() } else { "could not connect".to_owned() }, retry_at },
+        Ok(resp) => {
+            Attempt::Failed { status: Some(resp.status().as_u16()), error: format!("the endpoint answered {}", resp.status()), retry_at }
+        }
+        Err(e) => Attempt::Failed {
+            status: None,
+            error: if e.is_timeout() { "timed out".to_owned() } else { "could not connect".to_owned() },
+            retry_at,
+        },
     })
 }

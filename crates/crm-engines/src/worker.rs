@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::webhooks::{self, DeliveryOptions};
-use crate::{automation, Engines};
+use crate::{Engines, automation};
 
 /// Worker settings.
 #[derive(Debug, Clone)]
@@ -33,7 +33,13 @@ pub struct WorkerOptions {
 
 impl Default for WorkerOptions {
     fn default() -> Self {
-        WorkerOptions { poll: Duration::from_millis(200), batch: 100, deliveries: 16, delivery: DeliveryOptions::default(), orgs: Vec::new() }
+        WorkerOptions {
+            poll: Duration::from_millis(200),
+            batch: 100,
+            deliveries: 16,
+            delivery: DeliveryOptions::default(),
+            orgs: Vec::new(),
+        }
     }
 }
 

@@ -186,9 +186,9 @@ fn route_leads<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json
     Box::pin(async move {
         let filter = args.get("where").cloned().filter(|w| !w.is_null()).unwrap_or_else(|| json!({}));
         let at = match args.get("at").and_then(Json::as_str) {
-            Some(s) => Some(
-                chrono::DateTime::parse_from_rfc3339(s).map_err(|_| bad("at", "not an ISO 8601 instant"))?.with_timezone(&chrono::Utc),
-            ),
+            Some(s) => {
+                Some(chrono::DateTime::parse_from_rfc3339(s).map_err(|_| bad("at", "not an ISO 8601 instant"))?.with_timezone(&chrono::Utc))
+            }
             None => None,
         };
         let reassign = args.get("reassign").and_then(Json::as_bool).unwrap_or(false);
@@ -209,7 +209,20 @@ fn summary<'a>(rc: &'a crate::RequestCtx, _: serde_json::Map<String, Json>) -> f
 }
 
 /// The models the engines need; a catalog without them (a library user's own) gets none of this.
-pub(crate) const NEEDS: &[&str] = &["Lead", "Member", "Contact", "Ticket", "Activity", "SocialEvent", "TagRule", "TagAssignment", "RoutingRule", "Assignment", "IngestionRule", "Webhook"];
+pub(crate) const NEEDS: &[&str] = &[
+    "Lead",
+    "Member",
+    "Contact",
+    "Ticket",
+    "Activity",
+    "SocialEvent",
+    "TagRule",
+    "TagAssignment",
+    "RoutingRule",
+    "Assignment",
+    "IngestionRule",
+    "Webhook",
+];
 
 pub(crate) fn register(b: SchemaBuilder, query: Object, mutation: Object) -> (SchemaBuilder, Object, Object) {
     let b = types(b);

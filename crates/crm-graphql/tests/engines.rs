@@ -22,7 +22,12 @@ async fn hooked() -> Vec<Backend> {
 fn workers(b: &Backend, orgs: &[&crm_model::OrgId], delivery: DeliveryOptions) -> Workers {
     Workers::start(
         b.engine.clone(),
-        WorkerOptions { poll: Duration::from_millis(20), delivery, orgs: orgs.iter().map(|o| o.as_str().to_owned()).collect(), ..WorkerOptions::default() },
+        WorkerOptions {
+            poll: Duration::from_millis(20),
+            delivery,
+            orgs: orgs.iter().map(|o| o.as_str().to_owned()).collect(),
+            ..WorkerOptions::default()
+        },
     )
 }
 
@@ -59,7 +64,8 @@ async fn tagging_rules_tag_leads_on_write_and_on_demand() {
         let other = gql(&b, principal(&b_org, "admin-b", &["admin"]));
 
         // A rule with an invalid condition is refused, naming the problem; nothing is stored.
-        let r = admin.error("mutation { createTagRule(data: {name: \"bad\", condition: {nope: 1}, tags: [\"x\"]}) { id } }", json!({})).await;
+        let r =
+            admin.error("mutation { createTagRule(data: {name: \"bad\", condition: {nope: 1}, tags: [\"x\"]}) { id } }", json!({})).await;
         assert_eq!(r["extensions"]["code"], "BAD_USER_INPUT", "[{}] {r}", b.name);
         assert!(r["message"].as_str().unwrap().contains("nope"), "[{}] {r}", b.name);
         let n = admin.ok("{ tagRulesConnection { aggregate { count } } }", json!({})).await;
@@ -67,7 +73,12 @@ async fn tagging_rules_tag_leads_on_write_and_on_demand() {
         // Sales may read rules but not write them.
         assert_eq!(sales.code("mutation { createTagRule(data: {name: \"s\", tags: [\"x\"]}) { id } }", json!({})).await, "FORBIDDEN");
 
-        let corp = create(&admin, "TagRule", json!({ "name": "Corp", "condition": { "company_contains": "corp" }, "tags": ["enterprise", "b2b"], "priority": 1 })).await;
+        let corp = create(
+            &admin,
+            "TagRule",
+            json!({ "name": "Corp", "condition": { "company_contains": "corp" }, "tags": ["enterprise", "b2b"], "priority": 1 }),
+        )
+        .await;
         create(&admin, "TagRule", json!({ "name": "Web", "condition": { "source": "WEB" }, "tags": ["web", "b2b"], "priority": 2 })).await;
         create(&admin, "TagRule", json!({ "name": "Off", "tags": ["never"], "enabled": false })).await;
 
@@ -125,11 +136,19 @@ async fn round_robin_is_fair_and_never_double_assigns_under_concurrent_creation(
             ids.push(member(&admin, n, json!({ "teams": ["inbound"] })).await);
         }
         member(&admin, "Outsider", json!({ "teams": ["other"] })).await;
-        let rule = create(&admin, "RoutingRule", json!({ "name": "RR", "pool": ["inbound"], "strategy": "ROUND_ROBIN", "respectWorkingHours": false })).await;
+        let rule = create(
+            &admin,
+            "RoutingRule",
+            json!({ "name": "RR", "pool": ["inbound"], "strategy": "ROUND_ROBIN", "respectWorkingHours": false }),
+        )
+        .await;
         // 30 leads created at once, each by its own request.
         let creates = (0..30).map(|i| {
             let g = gql(&b, principal(&a_org, "admin-a", &["admin"]));
-            async move { g.ok("mutation($n: String!) { createLead(data: {name: $n}) { id owner { name } } }", json!({ "n": format!("lead {i}") })).await }
+            async move {
+                g.ok("mutation($n: String!) { createLead(data: {name: $n}) { id owner { name } } }", json!({ "n": format!("lead {i}") }))
+                    .await
+            }
         });
         let out = futures_join_all(creates).await;
         assert!(out.iter().all(|o| !o["createLead"]["owner"].is_null()), "[{}] every lead assigned", b.name);
@@ -269,7 +288,12 @@ async fn every_write_emits_an_event_and_the_worker_qualifies_new_leads_once() {
         let admin = gql(&b, principal(&a_org, "admin-a", &["admin"]));
         let sales = gql(&b, principal(&a_org, "alice", &["sales"]));
         let other = gql(&b, principal(&b_org, "admin-b", &["admin"]));
-        let bad = admin.error("mutation { createAutomationRule(data: {name: \"x\", event: \"lead.exploded\", set: {status: \"QUALIFIED\"}}) { id } }", json!({})).await;
+        let bad = admin
+            .error(
+                "mutation { createAutomationRule(data: {name: \"x\", event: \"lead.exploded\", set: {status: \"QUALIFIED\"}}) { id } }",
+                json!({}),
+            )
+            .await;
         assert_eq!(bad["extensions"]["code"], "BAD_USER_INPUT", "[{}] {bad}", b.name);
         create(&admin, "AutomationRule", json!({ "name": "Qualify", "event": "lead.created", "condition": { "status": "NEW", "email_not": null }, "set": { "status": "QUALIFIED" } })).await;
         let with_mail = create(&sales, "Lead", json!({ "name": "Has mail", "email": "m@x.example" })).await;
@@ -298,9 +322,8 @@ async fn every_write_emits_an_event_and_the_worker_qualifies_new_leads_once() {
         admin.ok("mutation($id: ID!) { updateLead(where: {id: $id}, data: {status: CONTACTED}) { id } }", json!({ "id": with_mail })).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         w.stop().await;
-        let h = admin
-            .ok("query($id: ID!) { lead(where: {id: $id}) { status stages { stage enteredBy } } }", json!({ "id": with_mail }))
-            .await;
+        let h =
+            admin.ok("query($id: ID!) { lead(where: {id: $id}) { status stages { stage enteredBy } } }", json!({ "id": with_mail })).await;
         assert_eq!(h["lead"]["status"], "CONTACTED");
         let stages: Vec<&str> = h["lead"]["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
         assert_eq!(stages, ["NEW", "QUALIFIED", "CONTACTED"], "[{}]", b.name);
@@ -354,7 +377,12 @@ async fn webhooks_are_signed_retried_recorded_and_a_dead_endpoint_blocks_nothing
         // A dead endpoint: accepts connections and never answers.
         let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let dead_url = format!("http://{}/hook", dead.local_addr().unwrap());
-        let bad = admin.error("mutation($u: String!) { createWebhook(data: {url: $u, events: [\"lead\"], secret: \"a-secret-of-16-chars\"}) { id } }", json!({ "u": url })).await;
+        let bad = admin
+            .error(
+                "mutation($u: String!) { createWebhook(data: {url: $u, events: [\"lead\"], secret: \"a-secret-of-16-chars\"}) { id } }",
+                json!({ "u": url }),
+            )
+            .await;
         assert_eq!(bad["extensions"]["code"], "BAD_USER_INPUT", "[{}] {bad}", b.name);
         let hook = create(&admin, "Webhook", json!({ "url": url, "events": ["lead.*"], "secret": "a-secret-of-16-chars" })).await;
         let dead_hook = create(&admin, "Webhook", json!({ "url": dead_url, "events": ["*"], "secret": "d-secret-of-16-chars" })).await;
@@ -362,7 +390,11 @@ async fn webhooks_are_signed_retried_recorded_and_a_dead_endpoint_blocks_nothing
         // Webhooks are for administrators: sales can neither see them nor their deliveries.
         assert_eq!(sales.code("{ webhooks { id } }", json!({})).await, "FORBIDDEN");
         assert_eq!(sales.code("{ webhookDeliveries { id } }", json!({})).await, "FORBIDDEN");
-        let w = workers(&b, &[&a_org, &b_org], DeliveryOptions { retry_base: Duration::from_millis(100), timeout: Duration::from_secs(2), ..DeliveryOptions::default() });
+        let w = workers(
+            &b,
+            &[&a_org, &b_org],
+            DeliveryOptions { retry_base: Duration::from_millis(100), timeout: Duration::from_secs(2), ..DeliveryOptions::default() },
+        );
         let id = create(&admin, "Lead", json!({ "name": "hooked" })).await;
         admin.ok("mutation($id: ID!) { updateLead(where: {id: $id}, data: {score: 1}) { id } }", json!({ "id": id })).await;
         create(&admin, "Account", json!({ "name": "not subscribed" })).await;
@@ -371,7 +403,9 @@ async fn webhooks_are_signed_retried_recorded_and_a_dead_endpoint_blocks_nothing
         let mut received = got.lock().unwrap().clone();
         received.sort();
         assert_eq!(received, [("lead.created".to_owned(), true), ("lead.updated".to_owned(), true)], "[{}] signed, only lead.*", b.name);
-        let d = admin.ok("query($w: ID!) { webhookDeliveries(webhook: $w) { eventType status attempts lastStatus } }", json!({ "w": hook })).await;
+        let d = admin
+            .ok("query($w: ID!) { webhookDeliveries(webhook: $w) { eventType status attempts lastStatus } }", json!({ "w": hook }))
+            .await;
         let mut list = d["webhookDeliveries"].as_array().unwrap().clone();
         list.sort_by_key(|x| x["eventType"].as_str().unwrap().to_owned());
         // The first two attempts got 500s: the first delivery took three attempts in all.
@@ -402,7 +436,12 @@ async fn social_ingestion_is_idempotent_and_feeds_contacts_leads_tickets_and_the
         let viewer = gql(&b, principal(&a_org, "val", &["viewer"]));
         let other = gql(&b, principal(&b_org, "admin-b", &["admin"]));
         create(&admin, "IngestionRule", json!({ "name": "DMs", "condition": { "kind": "DM" }, "action": "LEAD", "priority": 1 })).await;
-        create(&admin, "IngestionRule", json!({ "name": "Help", "condition": { "kind": "MENTION", "text_contains": "help" }, "action": "TICKET", "priority": 2 })).await;
+        create(
+            &admin,
+            "IngestionRule",
+            json!({ "name": "Help", "condition": { "kind": "MENTION", "text_contains": "help" }, "action": "TICKET", "priority": 2 }),
+        )
+        .await;
         let known = create(&admin, "Contact", json!({ "lastName": "Known", "socialHandles": ["x:@known"] })).await;
         let batch = json!([
             social("DM", "1", None, "@new", "hi, pricing?"),
@@ -414,7 +453,14 @@ async fn social_ingestion_is_idempotent_and_feeds_contacts_leads_tickets_and_the
         let q = "mutation($e: [SocialEventInput!]!) { ingestSocialEvents(events: $e) { received created duplicates contactsCreated leadsCreated ticketsCreated items { status contact lead ticket } } }";
         let first = sales.ok(q, json!({ "e": batch })).await["ingestSocialEvents"].clone();
         assert_eq!(
-            [first["received"].clone(), first["created"].clone(), first["duplicates"].clone(), first["contactsCreated"].clone(), first["leadsCreated"].clone(), first["ticketsCreated"].clone()],
+            [
+                first["received"].clone(),
+                first["created"].clone(),
+                first["duplicates"].clone(),
+                first["contactsCreated"].clone(),
+                first["leadsCreated"].clone(),
+                first["ticketsCreated"].clone()
+            ],
             [json!(5), json!(4), json!(1), json!(1), json!(1), json!(1)],
             "[{}] {first}",
             b.name
@@ -433,7 +479,8 @@ async fn social_ingestion_is_idempotent_and_feeds_contacts_leads_tickets_and_the
         assert_eq!(before["activitiesConnection"]["aggregate"]["count"], 4);
         // The lead's timeline shows both DMs.
         let lead_id = items[0]["lead"].as_str().unwrap();
-        let t = admin.ok("query($id: ID!) { lead(where: {id: $id}) { source contact { lastName } timeline } }", json!({ "id": lead_id })).await;
+        let t =
+            admin.ok("query($id: ID!) { lead(where: {id: $id}) { source contact { lastName } timeline } }", json!({ "id": lead_id })).await;
         assert_eq!(t["lead"]["source"], "SOCIAL");
         let socials = t["lead"]["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "Activity").count();
         assert_eq!(socials, 2, "[{}] {t}", b.name);
@@ -478,7 +525,12 @@ async fn reports_match_hand_computed_figures() {
             }
             let id = create(&admin, "Lead", data).await;
             for s in *path {
-                admin.ok("mutation($id: ID!, $s: LeadStatus!) { updateLead(where: {id: $id}, data: {status: $s}) { id } }", json!({ "id": id, "s": s })).await;
+                admin
+                    .ok(
+                        "mutation($id: ID!, $s: LeadStatus!) { updateLead(where: {id: $id}, data: {status: $s}) { id } }",
+                        json!({ "id": id, "s": s }),
+                    )
+                    .await;
             }
         }
         // A trashed lead does not count.
@@ -499,25 +551,80 @@ async fn reports_match_hand_computed_figures() {
             .clone();
         // By hand: furthest stage reached per lead: CONVERTED ×3 (0, 4, 6), CONTACTED ×1 (1),
         // QUALIFIED ×3 (2, 3, 9: 3 was rejected after qualifying), NEW ×3 (5, 7, 8).
-        let funnel: Vec<(String, i64)> = r["funnel"].as_array().unwrap().iter().map(|f| (f["stage"].as_str().unwrap().to_owned(), f["reached"].as_i64().unwrap())).collect();
-        assert_eq!(funnel, [("NEW".into(), 10), ("QUALIFIED".into(), 7), ("CONTACTED".into(), 4), ("CONVERTED".into(), 3)], "[{}] {r}", b.name);
+        let funnel: Vec<(String, i64)> = r["funnel"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["stage"].as_str().unwrap().to_owned(), f["reached"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(
+            funnel,
+            [("NEW".into(), 10), ("QUALIFIED".into(), 7), ("CONTACTED".into(), 4), ("CONVERTED".into(), 3)],
+            "[{}] {r}",
+            b.name
+        );
         assert_eq!(r["funnel"][1]["conversionFromPrevious"], 0.7);
         assert_eq!(r["funnel"][3]["conversionFromPrevious"], 0.75);
         assert_eq!(r["conversionRate"], 0.3);
         assert_eq!(r["leads"]["total"], 10);
-        let status: HashMap<String, i64> = r["leads"]["byStatus"].as_array().unwrap().iter().map(|x| (x["key"].as_str().unwrap().to_owned(), x["count"].as_i64().unwrap())).collect();
-        assert_eq!(status, HashMap::from([("CONVERTED".into(), 3), ("CONTACTED".into(), 1), ("QUALIFIED".into(), 2), ("REJECTED".into(), 2), ("NEW".into(), 2)]));
+        let status: HashMap<String, i64> = r["leads"]["byStatus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["key"].as_str().unwrap().to_owned(), x["count"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(
+            status,
+            HashMap::from([
+                ("CONVERTED".into(), 3),
+                ("CONTACTED".into(), 1),
+                ("QUALIFIED".into(), 2),
+                ("REJECTED".into(), 2),
+                ("NEW".into(), 2)
+            ])
+        );
         assert_eq!(r["leads"]["bySource"][0], json!({ "key": "SOCIAL", "count": 3 }));
         assert_eq!(r["leads"]["bySource"][1], json!({ "key": "WEB", "count": 3 }));
-        let owners: HashMap<String, i64> = r["leads"]["byOwner"].as_array().unwrap().iter().map(|x| (x["name"].as_str().unwrap_or("-").to_owned(), x["count"].as_i64().unwrap())).collect();
+        let owners: HashMap<String, i64> = r["leads"]["byOwner"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["name"].as_str().unwrap_or("-").to_owned(), x["count"].as_i64().unwrap()))
+            .collect();
         assert_eq!(owners, HashMap::from([("Ann".into(), 4), ("Bob".into(), 3), ("-".into(), 3)]));
         // Stays: NEW left by 8 leads (5 and 8 still in it), QUALIFIED entered by 6 (0, 1, 2, 3, 6, 9;
         // 4 skipped it) and left by 4 (2 and 9 stay),
         // CONTACTED left by 3 of 4 (1 stays), CONVERTED 3 current, REJECTED 2 current.
-        let stays: HashMap<String, (i64, i64)> = r["timeInStage"].as_array().unwrap().iter().map(|x| (x["stage"].as_str().unwrap().to_owned(), (x["completed"].as_i64().unwrap(), x["current"].as_i64().unwrap()))).collect();
-        assert_eq!(stays, HashMap::from([("NEW".into(), (8, 2)), ("QUALIFIED".into(), (4, 2)), ("CONTACTED".into(), (3, 1)), ("CONVERTED".into(), (0, 3)), ("REJECTED".into(), (0, 2))]), "[{}]", b.name);
+        let stays: HashMap<String, (i64, i64)> = r["timeInStage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["stage"].as_str().unwrap().to_owned(), (x["completed"].as_i64().unwrap(), x["current"].as_i64().unwrap())))
+            .collect();
+        assert_eq!(
+            stays,
+            HashMap::from([
+                ("NEW".into(), (8, 2)),
+                ("QUALIFIED".into(), (4, 2)),
+                ("CONTACTED".into(), (3, 1)),
+                ("CONVERTED".into(), (0, 3)),
+                ("REJECTED".into(), (0, 2))
+            ]),
+            "[{}]",
+            b.name
+        );
         // Workload: open = not CONVERTED/REJECTED. Ann: 1, 8 → 2 of capacity 4; Bob: 2 → 1, one open ticket.
-        let wl: HashMap<String, (i64, i64, Json)> = r["workload"].as_array().unwrap().iter().map(|x| (x["name"].as_str().unwrap().to_owned(), (x["openLeads"].as_i64().unwrap(), x["openTickets"].as_i64().unwrap(), x["utilization"].clone()))).collect();
+        let wl: HashMap<String, (i64, i64, Json)> = r["workload"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["name"].as_str().unwrap().to_owned(),
+                    (x["openLeads"].as_i64().unwrap(), x["openTickets"].as_i64().unwrap(), x["utilization"].clone()),
+                )
+            })
+            .collect();
         assert_eq!(wl, HashMap::from([("Ann".into(), (2, 0, json!(0.5))), ("Bob".into(), (1, 1, Json::Null))]));
         // Tenant B: its own single lead.
         let rb = other.ok("{ reportSummary { leads { total } funnel { reached } } }", json!({})).await;
@@ -539,7 +646,9 @@ async fn search_tolerates_typos_and_partial_words() {
         let find = |term: &'static str| {
             let admin = &admin;
             async move {
-                let d = admin.ok("query($t: String!) { leads(where: {_search: $t}, orderBy: [name_ASC]) { name } }", json!({ "t": term })).await;
+                let d = admin
+                    .ok("query($t: String!) { leads(where: {_search: $t}, orderBy: [name_ASC]) { name } }", json!({ "t": term }))
+                    .await;
                 common::strs(&d["leads"], "name")
             }
         };

@@ -49,7 +49,9 @@ pub fn standard_models() -> Vec<ModelDef> {
             .field(F::phone("phone"))
             .field(F::tags("emails").describe("Further e-mail addresses."))
             .field(F::tags("phones").describe("Further phone numbers."))
-            .field(F::tags("socialHandles").describe("Handles as `platform:handle`, e.g. `x:@ada`; social ingestion matches authors on them."))
+            .field(
+                F::tags("socialHandles").describe("Handles as `platform:handle`, e.g. `x:@ada`; social ingestion matches authors on them."),
+            )
             .field(F::relation("account", "Account"))
             .field(F::relation("owner", "Member"))
             .field(F::inverse("leads", "Lead", "contact"))
@@ -146,11 +148,7 @@ pub fn standard_models() -> Vec<ModelDef> {
             .field(F::text("name").required().searchable().length(Some(1), Some(200)))
             .field(F::json("condition").describe("A `LeadWhere` filter; null matches every lead."))
             .field(F::tags("pool").describe("Teams whose active members may be chosen; empty for every active member."))
-            .field(
-                F::select("strategy", &["ROUND_ROBIN", "LOAD_BALANCED", "SKILL_MATCH"])
-                    .required()
-                    .default_value(json!("ROUND_ROBIN")),
-            )
+            .field(F::select("strategy", &["ROUND_ROBIN", "LOAD_BALANCED", "SKILL_MATCH"]).required().default_value(json!("ROUND_ROBIN")))
             .field(F::tags("requiredSkills").describe("Skills every chosen member must have."))
             .field(F::boolean("respectWorkingHours").default_value(json!(true)).describe("Skip members outside their working hours."))
             .field(F::int("priority").default_value(json!(100)).describe("Lower is tried first."))
@@ -169,7 +167,11 @@ pub fn standard_models() -> Vec<ModelDef> {
             .field(F::text("name").required().searchable().length(Some(1), Some(200)))
             .field(F::text("event").required().describe("The event type, e.g. `lead.created`."))
             .field(F::json("condition").describe("A where filter on the event's model; null matches every record."))
-            .field(F::json("set").required().describe("Field values to set, as the update mutation takes them, e.g. {\"status\": \"QUALIFIED\"}."))
+            .field(
+                F::json("set")
+                    .required()
+                    .describe("Field values to set, as the update mutation takes them, e.g. {\"status\": \"QUALIFIED\"}."),
+            )
             .field(F::int("priority").default_value(json!(100)))
             .field(F::boolean("enabled").default_value(json!(true))),
         ModelDef::new("IngestionRule")

@@ -30,7 +30,10 @@ use crate::sql::{Builder, Limits, encode_cursor, stored_value};
 mod meta;
 mod tx;
 pub use meta::{Definition, MetaChange};
-pub use tx::{Attempt, DueDelivery, Event, EventKind, EventWork, MAX_TARGETS, StageStats, StageStay, TxCtx, TxFuture, TxWork, WriteHook, Written, event_type};
+pub use tx::{
+    Attempt, DueDelivery, Event, EventKind, EventWork, MAX_TARGETS, StageStats, StageStay, TxCtx, TxFuture, TxWork, WriteHook, Written,
+    event_type,
+};
 use tx::{Pending, merge};
 
 /// Engine settings.

@@ -3,7 +3,6 @@
 //! `POST /api/leads/route`, `GET /api/reports/summary`, `POST /api/social/events`. Errors have
 //! the GraphQL shape: `{"errors": [{"message", "extensions": {"code"}}]}`.
 
-
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

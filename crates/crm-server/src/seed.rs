@@ -22,7 +22,8 @@ struct Seed;
 async fn create(tx: &mut TxCtx<'_>, model: &str, input: Json) -> Result<Uuid, OrmError> {
     let m = tx.model(model)?;
     let data = Data::parse(tx.catalog(), &m, &input, "data")?;
-    let sel = Selection { fields: vec![crm_model::FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?], ..Selection::default() };
+    let sel =
+        Selection { fields: vec![crm_model::FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?], ..Selection::default() };
     match tx.write(&Write::Create { model: m.name.clone(), data }, &sel).await? {
         WriteResult::One(Some(row)) => row
             .get("id")
@@ -58,33 +59,60 @@ impl TxWork for Seed {
             let members = [
                 ("Ada Park", "ada@demo.example", &["enterprise", "saas"][..], &["sales"][..], Some(12), "Europe/Berlin", false),
                 ("Ben Ortiz", "ben@demo.example", &["smb", "retail"][..], &["sales"][..], Some(10), "America/New_York", false),
-                ("Chloé Martin", "chloe@demo.example", &["social", "community"][..], &["community", "sales"][..], Some(8), "Europe/Paris", false),
+                (
+                    "Chloé Martin",
+                    "chloe@demo.example",
+                    &["social", "community"][..],
+                    &["community", "sales"][..],
+                    Some(8),
+                    "Europe/Paris",
+                    false,
+                ),
                 ("Dev Rao", "dev@demo.example", &["social", "support"][..], &["community"][..], Some(8), "Asia/Kolkata", false),
                 ("Eva Nowak", "eva@demo.example", &["enterprise", "finance"][..], &["sales"][..], Some(6), "Europe/Warsaw", true),
             ];
             let mut member_ids = Vec::new();
             for (name, email, skills, teams, capacity, tz, away) in members {
                 member_ids.push(
-                    create(tx, "Member", json!({ "name": name, "email": email, "skills": skills, "teams": teams, "capacity": capacity,
-                        "timeZone": tz, "workingHours": hours("08:00", "18:00"), "away": away }))
+                    create(
+                        tx,
+                        "Member",
+                        json!({ "name": name, "email": email, "skills": skills, "teams": teams, "capacity": capacity,
+                        "timeZone": tz, "workingHours": hours("08:00", "18:00"), "away": away }),
+                    )
                     .await?,
                 );
             }
             // Rules, managed like any other record.
             create(tx, "TagRule", json!({ "name": "Enterprise prospects", "condition": { "OR": [{ "company_contains": "Corp" }, { "company_contains": "Group" }] }, "tags": ["enterprise"], "priority": 10 })).await?;
-            create(tx, "TagRule", json!({ "name": "From social", "condition": { "source": "SOCIAL" }, "tags": ["social"], "priority": 20 })).await?;
+            create(
+                tx,
+                "TagRule",
+                json!({ "name": "From social", "condition": { "source": "SOCIAL" }, "tags": ["social"], "priority": 20 }),
+            )
+            .await?;
             create(tx, "TagRule", json!({ "name": "Hot", "condition": { "score_gte": 70 }, "tags": ["hot"], "priority": 30 })).await?;
             create(tx, "RoutingRule", json!({ "name": "Social leads to the community team", "condition": { "source": "SOCIAL" }, "pool": ["community"], "strategy": "ROUND_ROBIN", "respectWorkingHours": false, "priority": 10 })).await?;
             create(tx, "RoutingRule", json!({ "name": "Enterprise by skill", "condition": { "tags_contains_some": ["enterprise"] }, "pool": ["sales"], "strategy": "SKILL_MATCH", "respectWorkingHours": false, "priority": 20 })).await?;
             create(tx, "RoutingRule", json!({ "name": "Everyone else, balanced", "strategy": "LOAD_BALANCED", "pool": ["sales"], "respectWorkingHours": false, "priority": 100 })).await?;
             create(tx, "AutomationRule", json!({ "name": "Qualify new leads with an e-mail", "event": "lead.created", "condition": { "status": "NEW", "email_not": null }, "set": { "status": "QUALIFIED" } })).await?;
-            create(tx, "IngestionRule", json!({ "name": "DMs become leads", "condition": { "kind": "DM" }, "action": "LEAD", "priority": 10 })).await?;
+            create(
+                tx,
+                "IngestionRule",
+                json!({ "name": "DMs become leads", "condition": { "kind": "DM" }, "action": "LEAD", "priority": 10 }),
+            )
+            .await?;
             create(tx, "IngestionRule", json!({ "name": "Mentions asking for help become tickets", "condition": { "kind": "MENTION", "text_contains": "help" }, "action": "TICKET", "priority": 20 })).await?;
             // Accounts with subsidiaries, contacts, opportunities, tickets.
             let northwind = create(tx, "Account", json!({ "name": "Northwind Group", "domain": "northwind.example", "industry": "Logistics", "size": "ENTERPRISE", "owner": link(member_ids[0]) })).await?;
             let nw_eu = create(tx, "Account", json!({ "name": "Northwind Europe", "domain": "eu.northwind.example", "industry": "Logistics", "size": "LARGE", "parent": link(northwind) })).await?;
             let acme = create(tx, "Account", json!({ "name": "Acme Corp", "domain": "acme.example", "industry": "Manufacturing", "size": "MEDIUM", "owner": link(member_ids[1]) })).await?;
-            let bloom = create(tx, "Account", json!({ "name": "Bloom Florists", "domain": "bloom.example", "industry": "Retail", "size": "SMALL" })).await?;
+            let bloom = create(
+                tx,
+                "Account",
+                json!({ "name": "Bloom Florists", "domain": "bloom.example", "industry": "Retail", "size": "SMALL" }),
+            )
+            .await?;
             let contacts = [
                 ("Grace", "Hopper", "grace@northwind.example", northwind, "x:@gracehopper"),
                 ("Linus", "Berg", "linus@eu.northwind.example", nw_eu, "linkedin:linusberg"),
@@ -98,15 +126,50 @@ impl TxWork for Seed {
             create(tx, "Opportunity", json!({ "name": "Northwind fleet tracking", "account": link(northwind), "amount": { "amount": "120000", "currency": "EUR" }, "stage": "PROPOSAL", "probability": 60, "owner": link(member_ids[0]) })).await?;
             create(tx, "Opportunity", json!({ "name": "Acme line sensors", "account": link(acme), "amount": { "amount": "45000", "currency": "USD" }, "stage": "QUALIFICATION", "probability": 30, "owner": link(member_ids[1]) })).await?;
             create(tx, "Ticket", json!({ "subject": "Invoice shows the wrong VAT number", "description": "Our March invoice has last year's VAT id.", "priority": "HIGH", "contact": link(contact_ids[1]), "assignee": link(member_ids[3]), "status": "IN_PROGRESS" })).await?;
-            create(tx, "Ticket", json!({ "subject": "How do I export my reports?", "contact": link(contact_ids[3]), "status": "OPEN" })).await?;
+            create(tx, "Ticket", json!({ "subject": "How do I export my reports?", "contact": link(contact_ids[3]), "status": "OPEN" }))
+                .await?;
             // Leads, routed and tagged as they are created, then moved through their stages.
             let sources = ["WEB", "REFERRAL", "EVENT", "EMAIL", "PHONE", "WEB", "SOCIAL", "WEB"];
-            let companies = ["Acme Corp", "Globex Group", "Initech", "Umbrella Corp", "Hooli", "Vandelay Imports", "Soylent Group", "Stark Industries"];
-            let people = ["Alice Chen", "Bruno Diaz", "Carla Rossi", "Dmitri Ivanov", "Emma Laurent", "Farah Haddad", "Gustav Lind", "Hana Sato", "Igor Petrov", "Julia Novak", "Kofi Mensah", "Lena Vogel", "Marco Bianchi", "Nina Kowalski", "Omar Aziz", "Priya Nair", "Quentin Roy", "Rosa Alvarez", "Sven Olsen", "Tara Walsh", "Umar Farooq", "Vera Kim", "Will Turner", "Xenia Popova"];
+            let companies =
+                ["Acme Corp", "Globex Group", "Initech", "Umbrella Corp", "Hooli", "Vandelay Imports", "Soylent Group", "Stark Industries"];
+            let people = [
+                "Alice Chen",
+                "Bruno Diaz",
+                "Carla Rossi",
+                "Dmitri Ivanov",
+                "Emma Laurent",
+                "Farah Haddad",
+                "Gustav Lind",
+                "Hana Sato",
+                "Igor Petrov",
+                "Julia Novak",
+                "Kofi Mensah",
+                "Lena Vogel",
+                "Marco Bianchi",
+                "Nina Kowalski",
+                "Omar Aziz",
+                "Priya Nair",
+                "Quentin Roy",
+                "Rosa Alvarez",
+                "Sven Olsen",
+                "Tara Walsh",
+                "Umar Farooq",
+                "Vera Kim",
+                "Will Turner",
+                "Xenia Popova",
+            ];
             let mut leads = Vec::new();
             for (i, name) in people.iter().enumerate() {
                 let company = companies[i % companies.len()];
-                let email = if i % 4 == 3 { Json::Null } else { json!(format!("{}@{}.example", name.split(' ').next().unwrap_or("lead").to_lowercase(), company.split(' ').next().unwrap_or("co").to_lowercase())) };
+                let email = if i % 4 == 3 {
+                    Json::Null
+                } else {
+                    json!(format!(
+                        "{}@{}.example",
+                        name.split(' ').next().unwrap_or("lead").to_lowercase(),
+                        company.split(' ').next().unwrap_or("co").to_lowercase()
+                    ))
+                };
                 let id = create(tx, "Lead", json!({ "name": name, "company": company, "email": email, "source": sources[i % sources.len()], "score": (i * 37) % 100 })).await?;
                 leads.push(id);
             }

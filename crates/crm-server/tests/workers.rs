@@ -42,7 +42,8 @@ impl TxWork for Setup {
             tx.write(&Write::Create { model: rule.name.clone(), data }, &Selection::default()).await?;
             let lead = tx.model("Lead")?;
             for i in 0..LEADS {
-                let data = Data::parse(tx.catalog(), &lead, &json!({ "name": format!("lead {i}"), "email": format!("l{i}@x.example") }), "data")?;
+                let data =
+                    Data::parse(tx.catalog(), &lead, &json!({ "name": format!("lead {i}"), "email": format!("l{i}@x.example") }), "data")?;
                 tx.write(&Write::Create { model: lead.name.clone(), data }, &Selection::default()).await?;
             }
             Ok(())
@@ -158,7 +159,8 @@ async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
 }
 
 fn token(dir: &std::path::Path, org: &str, sub: &str, roles: &str) -> String {
-    let out = Command::new(BIN).arg("--data-dir").arg(dir).args(["dev-token", "--org", org, "--sub", sub, "--roles", roles]).output().unwrap();
+    let out =
+        Command::new(BIN).arg("--data-dir").arg(dir).args(["dev-token", "--org", org, "--sub", sub, "--roles", roles]).output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -191,7 +193,11 @@ async fn rest_endpoints_are_authenticated_and_scoped_like_graphql() {
             let req = http.post(format!("{base}/graphql")).bearer_auth(t).json(&json!({ "query": q }));
             async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
         };
-        gql(&admin_a, "mutation { createTagRule(data: {name: \"Corp\", condition: {company_contains: \"Corp\"}, tags: [\"corp\"]}) { id } }").await;
+        gql(
+            &admin_a,
+            "mutation { createTagRule(data: {name: \"Corp\", condition: {company_contains: \"Corp\"}, tags: [\"corp\"]}) { id } }",
+        )
+        .await;
         gql(&admin_a, "mutation { createIngestionRule(data: {name: \"DM\", condition: {kind: DM}, action: LEAD}) { id } }").await;
         // The rule was created after this lead: only on-demand tagging reaches it.
         let a_lead = gql(&admin_a, "mutation { createLead(data: {name: \"x\", company: \"Tiny\"}) { id } }").await;
@@ -216,7 +222,8 @@ async fn rest_endpoints_are_authenticated_and_scoped_like_graphql() {
         assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!({ "matched": 1, "changed": 0, "tagsAdded": 0 }));
         let r = http.post(format!("{base}/api/leads/tag")).bearer_auth(&viewer_a).body("{}").send().await.unwrap();
         assert_eq!(r.status(), 403, "[{name}] a viewer may not re-tag");
-        let r = http.post(format!("{base}/api/leads/tag")).bearer_auth(&admin_a).json(&json!({ "where": { "nope": 1 } })).send().await.unwrap();
+        let r =
+            http.post(format!("{base}/api/leads/tag")).bearer_auth(&admin_a).json(&json!({ "where": { "nope": 1 } })).send().await.unwrap();
         assert_eq!(r.status(), 400);
         assert_eq!(r.json::<serde_json::Value>().await.unwrap()["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
         let b_lead = gql(&admin_b, "{ leads { tags } }").await;
@@ -226,16 +233,24 @@ async fn rest_endpoints_are_authenticated_and_scoped_like_graphql() {
         assert_eq!(r.json::<serde_json::Value>().await.unwrap()["decisions"][0]["reason"], "no enabled routing rule");
         // Social events, twice: the second time nothing is new.
         let batch = json!({ "events": [{ "platform": "x", "kind": "DM", "externalId": "1", "authorHandle": "@a", "text": "hi" }] });
-        let r1: serde_json::Value = http.post(format!("{base}/api/social/events")).bearer_auth(&admin_a).json(&batch).send().await.unwrap().json().await.unwrap();
-        let r2: serde_json::Value = http.post(format!("{base}/api/social/events")).bearer_auth(&admin_a).json(&batch).send().await.unwrap().json().await.unwrap();
-        assert_eq!((r1["created"].clone(), r1["leadsCreated"].clone(), r2["created"].clone(), r2["duplicates"].clone()), (json!(1), json!(1), json!(0), json!(1)), "[{name}]");
+        let r1: serde_json::Value =
+            http.post(format!("{base}/api/social/events")).bearer_auth(&admin_a).json(&batch).send().await.unwrap().json().await.unwrap();
+        let r2: serde_json::Value =
+            http.post(format!("{base}/api/social/events")).bearer_auth(&admin_a).json(&batch).send().await.unwrap().json().await.unwrap();
+        assert_eq!(
+            (r1["created"].clone(), r1["leadsCreated"].clone(), r2["created"].clone(), r2["duplicates"].clone()),
+            (json!(1), json!(1), json!(0), json!(1)),
+            "[{name}]"
+        );
         // The summary equals the GraphQL report, per tenant.
-        let rest: serde_json::Value = http.get(format!("{base}/api/reports/summary")).bearer_auth(&admin_a).send().await.unwrap().json().await.unwrap();
+        let rest: serde_json::Value =
+            http.get(format!("{base}/api/reports/summary")).bearer_auth(&admin_a).send().await.unwrap().json().await.unwrap();
         let g = gql(&admin_a, "{ reportSummary { conversionRate leads { total } funnel { stage reached } } }").await;
         assert_eq!(rest["leads"]["total"], 2);
         assert_eq!(rest["leads"]["total"], g["data"]["reportSummary"]["leads"]["total"]);
         assert_eq!(rest["funnel"][0]["reached"], g["data"]["reportSummary"]["funnel"][0]["reached"]);
-        let rest_b: serde_json::Value = http.get(format!("{base}/api/reports/summary")).bearer_auth(&admin_b).send().await.unwrap().json().await.unwrap();
+        let rest_b: serde_json::Value =
+            http.get(format!("{base}/api/reports/summary")).bearer_auth(&admin_b).send().await.unwrap().json().await.unwrap();
         assert_eq!(rest_b["leads"]["total"], 1, "[{name}]");
         child.kill().unwrap();
         child.wait().unwrap();

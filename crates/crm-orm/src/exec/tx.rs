@@ -211,7 +211,16 @@ impl<'t> TxCtx<'t> {
     }
 
     fn writer(&mut self) -> Writer<'_> {
-        Writer { d: self.d, cat: &self.cat, access: &self.system, tenant: true, limits: self.limits, tx: &mut *self.tx, events: Vec::new(), hook: None }
+        Writer {
+            d: self.d,
+            cat: &self.cat,
+            access: &self.system,
+            tenant: true,
+            limits: self.limits,
+            tx: &mut *self.tx,
+            events: Vec::new(),
+            hook: None,
+        }
     }
 
     /// Reads a page of the tenant's rows (every row, every field).
@@ -313,7 +322,11 @@ impl<'t> TxCtx<'t> {
         let stmt = Query::select()
             .expr(Expr::cust("1"))
             .from(Alias::new(model.table.as_str()))
-            .cond_where(Expr::col(Alias::new("org_id")).eq(Expr::val(self.org().as_str())).and(Expr::col(Alias::new("id")).eq(self.d.bind(&Value::Uuid(id)))))
+            .cond_where(
+                Expr::col(Alias::new("org_id"))
+                    .eq(Expr::val(self.org().as_str()))
+                    .and(Expr::col(Alias::new("id")).eq(self.d.bind(&Value::Uuid(id)))),
+            )
             .lock(sea_query::LockType::Update)
             .to_owned();
         self.tx.ex().execute(self.d.build(&stmt)).await?;
@@ -339,7 +352,9 @@ impl<'t> TxCtx<'t> {
         let now = Value::DateTime(Utc::now());
         let stmt = Query::insert()
             .into_table(Alias::new("crm_deliveries"))
-            .columns(["id", "org_id", "webhook_id", "event_seq", "event_type", "status", "attempts", "next_at", "created_at"].map(Alias::new))
+            .columns(
+                ["id", "org_id", "webhook_id", "event_seq", "event_type", "status", "attempts", "next_at", "created_at"].map(Alias::new),
+            )
             .values([
                 d.bind(&Value::Uuid(Uuid::now_v7())),
                 Expr::val(self.org().as_str()),
@@ -406,7 +421,8 @@ impl<'t> TxCtx<'t> {
         stmt.into_table(Alias::new("crm_outbox"))
             .columns(["org_id", "event_id", "type", "model", "record_id", "actor", "at", "payload"].map(Alias::new));
         for p in &events {
-            let kind = if p.written.kind == EventKind::Created && p.last == EventKind::Destroyed { EventKind::Destroyed } else { p.written.kind };
+            let kind =
+                if p.written.kind == EventKind::Created && p.last == EventKind::Destroyed { EventKind::Destroyed } else { p.written.kind };
             let payload = json!({
                 "before": p.before,
                 "after": if p.last == EventKind::Destroyed { None } else { after.get(&(p.written.model.clone(), p.written.id)) },
@@ -555,7 +571,9 @@ impl Engine {
                 sea_query::JoinType::LeftJoin,
                 Alias::new("crm_event_cursors"),
                 c(),
-                Expr::col((c(), Alias::new("consumer"))).eq(Expr::val(consumer)).and(Expr::col((c(), Alias::new("org_id"))).equals((o(), Alias::new("org_id")))),
+                Expr::col((c(), Alias::new("consumer")))
+                    .eq(Expr::val(consumer))
+                    .and(Expr::col((c(), Alias::new("org_id"))).equals((o(), Alias::new("org_id")))),
             )
             .cond_where({
                 let after = col("seq").gt(d.cust("COALESCE({}, 0)", vec![Expr::col((c(), Alias::new("last_seq")))]));
@@ -605,7 +623,9 @@ impl Engine {
             .expr(Expr::cust("CAST(consumer AS TEXT)"))
             .column(Alias::new("last_seq"))
             .from(Alias::new("crm_event_cursors"))
-            .cond_where(Expr::col(Alias::new("consumer")).eq(Expr::val(consumer)).and(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str()))))
+            .cond_where(
+                Expr::col(Alias::new("consumer")).eq(Expr::val(consumer)).and(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str()))),
+            )
             .to_owned();
         if d == Dialect::Postgres {
             pos.lock(sea_query::LockType::Update);
@@ -623,7 +643,9 @@ impl Engine {
             .table(Alias::new("crm_event_cursors"))
             .value(Alias::new("last_seq"), Expr::val(event.seq))
             .value(Alias::new("updated_at"), d.bind(&now))
-            .cond_where(Expr::col(Alias::new("consumer")).eq(Expr::val(consumer)).and(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str()))))
+            .cond_where(
+                Expr::col(Alias::new("consumer")).eq(Expr::val(consumer)).and(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str()))),
+            )
             .to_owned();
         tx.ex().execute(d.build(&advance)).await?;
         tx.commit().await?;
@@ -685,8 +707,14 @@ impl Engine {
             .expr(Expr::cust("CAST(attempts AS BIGINT)"))
             .from(Alias::new("crm_deliveries"))
             .cond_where({
-                let due = Expr::col(Alias::new("status")).eq(Expr::val("PENDING")).and(Expr::col(Alias::new("next_at")).lte(d.bind(&Value::DateTime(now))));
-                if orgs.is_empty() { due } else { due.and(Expr::col(Alias::new("org_id")).is_in(orgs.iter().map(|o| Expr::val(o.as_str())))) }
+                let due = Expr::col(Alias::new("status"))
+                    .eq(Expr::val("PENDING"))
+                    .and(Expr::col(Alias::new("next_at")).lte(d.bind(&Value::DateTime(now))));
+                if orgs.is_empty() {
+                    due
+                } else {
+                    due.and(Expr::col(Alias::new("org_id")).is_in(orgs.iter().map(|o| Expr::val(o.as_str()))))
+                }
             })
             .order_by(Alias::new("next_at"), sea_query::Order::Asc)
             .limit(u64::from(limit))
@@ -876,7 +904,9 @@ impl Engine {
         let live = Query::select()
             .column(Alias::new("id"))
             .from(Alias::new(m.table.as_str()))
-            .cond_where(Expr::col(Alias::new("org_id")).eq(Expr::val(access.org().as_str())).and(Expr::col(Alias::new("deleted_at")).is_null()))
+            .cond_where(
+                Expr::col(Alias::new("org_id")).eq(Expr::val(access.org().as_str())).and(Expr::col(Alias::new("deleted_at")).is_null()),
+            )
             .to_owned();
         let base = col("org_id")
             .eq(Expr::val(access.org().as_str()))
