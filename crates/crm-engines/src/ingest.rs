@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use crm_orm::{Data, Filter, Op, OrmError, Result, Selection, TxCtx, TxFuture, TxWork, Write, WriteResult};
+use crm_orm::{Filter, Op, OrmError, Result, TxCtx, TxFuture, TxWork};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
@@ -123,17 +123,6 @@ fn handle_key(platform: &str, handle: &str) -> String {
     format!("{}:{}", platform.trim().to_lowercase(), handle.trim().to_lowercase())
 }
 
-async fn create(tx: &mut TxCtx<'_>, model: &str, input: &Json) -> Result<Uuid> {
-    let m = tx.model(model)?;
-    let data = Data::parse(tx.catalog(), &m, input, "data")?;
-    let sel =
-        Selection { fields: vec![crm_model::FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?], ..Selection::default() };
-    match tx.write(&Write::Create { model: m.name.clone(), data }, &sel).await? {
-        WriteResult::One(Some(row)) => rules::id_of(&row).ok_or_else(|| OrmError::Internal("created record without id".to_owned())),
-        _ => Err(OrmError::Internal("create returned no record".to_owned())),
-    }
-}
-
 fn connect(id: Uuid) -> Json {
     json!({ "connect": { "id": id.to_string() } })
 }
@@ -199,7 +188,7 @@ impl TxWork for Ingest {
                                     None => (None, e.author_handle.trim().to_owned()),
                                 };
                                 out.contacts_created += 1;
-                                create(tx, "Contact", &json!({ "firstName": first, "lastName": last, "socialHandles": [key] })).await?
+                                tx.create("Contact", &json!({ "firstName": first, "lastName": last, "socialHandles": [key] })).await?
                             }
                         };
                         contacts.insert(key.clone(), id);
@@ -229,16 +218,16 @@ impl TxWork for Ingest {
                     threads.insert(conv_key.clone(), link);
                 }
                 let occurred = e.occurred_at.unwrap_or_else(Utc::now);
-                let id = create(
-                    tx,
-                    "SocialEvent",
-                    &json!({
-                        "platform": e.platform, "kind": e.kind, "externalId": e.external_id, "thread": thread,
-                        "authorHandle": e.author_handle, "text": e.text, "url": e.url, "occurredAt": occurred,
-                        "contact": connect(contact),
-                    }),
-                )
-                .await?;
+                let id = tx
+                    .create(
+                        "SocialEvent",
+                        &json!({
+                            "platform": e.platform, "kind": e.kind, "externalId": e.external_id, "thread": thread,
+                            "authorHandle": e.author_handle, "text": e.text, "url": e.url, "occurredAt": occurred,
+                            "contact": connect(contact),
+                        }),
+                    )
+                    .await?;
                 item.social_event = Some(id);
                 out.created += 1;
                 let (mut lead, mut ticket) = threads.get(&conv_key).copied().unwrap_or((None, None));
@@ -255,8 +244,7 @@ impl TxWork for Ingest {
                     let text = e.text.clone().unwrap_or_default();
                     match action.as_deref() {
                         Some("LEAD") => {
-                            lead =
-                                Some(create(tx, "Lead", &json!({ "name": who, "source": "SOCIAL", "contact": connect(contact) })).await?);
+                            lead = Some(tx.create("Lead", &json!({ "name": who, "source": "SOCIAL", "contact": connect(contact) })).await?);
                             out.leads_created += 1;
                         }
                         Some("TICKET") => {
@@ -266,7 +254,7 @@ impl TxWork for Ingest {
                                 text.chars().take(120).collect()
                             };
                             ticket = Some(
-                                create(tx, "Ticket", &json!({ "subject": subject, "description": text, "contact": connect(contact) }))
+                                tx.create("Ticket", &json!({ "subject": subject, "description": text, "contact": connect(contact) }))
                                     .await?,
                             );
                             out.tickets_created += 1;
@@ -283,9 +271,7 @@ impl TxWork for Ingest {
                     if let Some(t) = ticket {
                         set.insert("ticket".into(), connect(t));
                     }
-                    let data = Data::parse(tx.catalog(), &social, &Json::Object(set), "data")?;
-                    let w = Write::Update { model: social.name.clone(), target: crm_orm::Unique::Id(id), data, expected_version: None };
-                    tx.write(&w, &Selection::default()).await?;
+                    tx.update("SocialEvent", id, &Json::Object(set)).await?;
                 }
                 item.lead = lead;
                 item.ticket = ticket;
@@ -296,8 +282,7 @@ impl TxWork for Ingest {
                     _ => ("Contact", contact),
                 };
                 let title = format!("{} on {} from {}", e.kind, e.platform, e.author_handle);
-                create(
-                    tx,
+                tx.create(
                     "Activity",
                     &json!({ "kind": "SOCIAL", "subject": { "type": subject_model, "id": subject_id.to_string() },
                              "title": title, "body": e.text, "occurredAt": occurred }),

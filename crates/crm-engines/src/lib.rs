@@ -56,7 +56,7 @@ async fn validate_rules(tx: &mut TxCtx<'_>, written: &[Written]) -> Result<()> {
             continue;
         }
         let m = tx.model(rule_model)?;
-        for row in tx.find_all(&m, tagging::id_in(&ids)?, u32::try_from(ids.len()).unwrap_or(u32::MAX)).await? {
+        for row in tx.find_all(&m, crm_orm::Filter::ids(&ids)?, u32::try_from(ids.len()).unwrap_or(u32::MAX)).await? {
             match *rule_model {
                 "AutomationRule" => automation::check_set(tx, &row)?,
                 "Webhook" => {

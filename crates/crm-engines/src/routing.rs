@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, NaiveTime, Timelike, Utc, Weekday};
-use crm_orm::{Data, Filter, GroupBy, Op, Result, Selection, TxCtx, TxFuture, TxWork, Unique, Write};
+use crm_orm::{Filter, GroupBy, Op, Result, TxCtx, TxFuture, TxWork};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
@@ -165,7 +165,7 @@ async fn loads(tx: &mut TxCtx<'_>) -> Result<HashMap<Uuid, i64>> {
 pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Result<Decision> {
     let lead_model = tx.model("Lead")?;
     let lead = tx
-        .find_all(&lead_model, crate::tagging::id_in(&[lead_id])?, 1)
+        .find_all(&lead_model, crm_orm::Filter::ids(&[lead_id])?, 1)
         .await?
         .into_iter()
         .next()
@@ -203,7 +203,7 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
         }
         // Serialize routings through this rule, then read its pointer and the loads afresh.
         tx.lock(&rule_model, rule_id).await?;
-        let rule = tx.find_all(&rule_model, crate::tagging::id_in(&[rule_id])?, 1).await?.into_iter().next().unwrap_or_else(|| r.clone());
+        let rule = tx.find_all(&rule_model, crm_orm::Filter::ids(&[rule_id])?, 1).await?.into_iter().next().unwrap_or_else(|| r.clone());
         let loads = match &load {
             Some(l) => l.clone(),
             None => {
@@ -238,12 +238,8 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
         }
         // Round-robin order: pool order, starting after the pointer.
         let start = last.and_then(|l| in_pool.iter().position(|m| m.id == l)).map_or(0, |p| p + 1);
-        let rr = |m: &Member| {
-            in_pool
-                .iter()
-                .position(|x| x.id == m.id)
-                .map_or(usize::MAX, |p| (p + in_pool.len() - start % in_pool.len().max(1)) % in_pool.len().max(1))
-        };
+        let n = in_pool.len().max(1);
+        let rr = |m: &Member| in_pool.iter().position(|x| x.id == m.id).map_or(usize::MAX, |p| (p + n - start % n) % n);
         let score = |m: &Member| m.skills.iter().filter(|s| attributes.contains(s)).count();
         if strategy == "SKILL_MATCH" {
             ok.retain(|m| {
@@ -289,18 +285,8 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
         decision.rule = Some(rule_id);
         decision.strategy = Some(strategy.clone());
         let member_ref = json!({ "connect": { "id": m.id.to_string() } });
-        let set_owner = Data::parse(tx.catalog(), &lead_model, &json!({ "owner": member_ref }), "data")?;
-        tx.write(
-            &Write::Update { model: lead_model.name.clone(), target: Unique::Id(lead_id), data: set_owner, expected_version: None },
-            &Selection::default(),
-        )
-        .await?;
-        let pointer = Data::parse(tx.catalog(), &rule_model, &json!({ "lastAssigned": member_ref }), "data")?;
-        tx.write(
-            &Write::Update { model: rule_model.name.clone(), target: Unique::Id(rule_id), data: pointer, expected_version: None },
-            &Selection::default(),
-        )
-        .await?;
+        tx.update("Lead", lead_id, &json!({ "owner": member_ref })).await?;
+        tx.update("RoutingRule", rule_id, &json!({ "lastAssigned": member_ref })).await?;
         record(tx, &decision).await?;
         return Ok(decision);
     }
@@ -311,7 +297,6 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
 }
 
 async fn record(tx: &mut TxCtx<'_>, d: &Decision) -> Result<()> {
-    let model = tx.model("Assignment")?;
     let mut input = json!({ "lead": { "connect": { "id": d.lead.to_string() } }, "strategy": d.strategy, "reason": d.reason });
     if let Some(o) = input.as_object_mut() {
         if let Some(m) = d.member {
@@ -321,8 +306,7 @@ async fn record(tx: &mut TxCtx<'_>, d: &Decision) -> Result<()> {
             o.insert("rule".into(), json!({ "connect": { "id": r.to_string() } }));
         }
     }
-    let data = Data::parse(tx.catalog(), &model, &input, "data")?;
-    tx.write(&Write::Create { model: model.name.clone(), data }, &Selection::default()).await?;
+    tx.create("Assignment", &input).await?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use crm_orm::{Data, Filter, Op, Result, Selection, TxCtx, TxFuture, TxWork, Unique, Write};
+use crm_orm::{Filter, Op, Result, TxCtx, TxFuture, TxWork};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
@@ -60,7 +60,7 @@ pub async fn apply(tx: &mut TxCtx<'_>, leads: &[Uuid]) -> Result<TagOutcome> {
             continue;
         }
         let ids: Vec<Uuid> = chunk.to_vec();
-        let current = tx.find_all(&lead, id_in(&ids)?, u32::try_from(ids.len()).unwrap_or(u32::MAX)).await?;
+        let current = tx.find_all(&lead, Filter::ids(&ids)?, u32::try_from(ids.len()).unwrap_or(u32::MAX)).await?;
         let assignment = tx.model("TagAssignment")?;
         let existing = tx
             .find_all(
@@ -92,9 +92,7 @@ pub async fn apply(tx: &mut TxCtx<'_>, leads: &[Uuid]) -> Result<TagOutcome> {
             }
             out.changed += 1;
             out.tags_added += added.len();
-            let data = Data::parse(tx.catalog(), &lead, &json!({ "tags": tags }), "data")?;
-            let w = Write::Update { model: lead.name.clone(), target: Unique::Id(id), data, expected_version: None };
-            tx.write(&w, &Selection::default()).await?;
+            tx.update("Lead", id, &json!({ "tags": tags })).await?;
             for (tag, rule) in added {
                 if assigned.contains(&(id.to_string(), tag.clone())) {
                     continue;
@@ -103,20 +101,11 @@ pub async fn apply(tx: &mut TxCtx<'_>, leads: &[Uuid]) -> Result<TagOutcome> {
                 if let (Some(r), Some(o)) = (rule, input.as_object_mut()) {
                     o.insert("rule".into(), json!({ "connect": { "id": r.to_string() } }));
                 }
-                let data = Data::parse(tx.catalog(), &assignment, &input, "data")?;
-                tx.write(&Write::Create { model: assignment.name.clone(), data }, &Selection::default()).await?;
+                tx.create("TagAssignment", &input).await?;
             }
         }
     }
     Ok(out)
-}
-
-pub(crate) fn id_in(ids: &[Uuid]) -> Result<Filter> {
-    Ok(Filter::Cmp {
-        field: crm_model::FieldName::new("id").map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?,
-        op: crm_orm::FilterOp::In,
-        value: crm_orm::Operand::Many(ids.iter().map(|u| crm_model::Value::Uuid(*u)).collect()),
-    })
 }
 
 /// On-demand re-tagging of the leads matching a `LeadWhere` that the caller may update.

@@ -126,7 +126,7 @@ async fn attempt(engine: &Engine, client: &reqwest::Client, opts: &DeliveryOptio
     let system = Access::system(engine.catalog(), org.clone(), "system:webhooks");
     let model = engine.catalog().model("Webhook").cloned().ok_or_else(|| crm_orm::OrmError::Internal("no Webhook model".to_owned()))?;
     let mut read = Read::new(&model);
-    read.filter = crate::tagging::id_in(&[d.webhook])?;
+    read.filter = crm_orm::Filter::ids(&[d.webhook])?;
     let hook = engine.read(&system.scope(engine.catalog(), &model.name, Op::Read, read)?).await?.rows.into_iter().next();
     let Some(hook) = hook else { return Ok(give_up("the webhook was deleted".to_owned())) };
     if hook.get("active").and_then(Json::as_bool) != Some(true) {

@@ -139,16 +139,25 @@ async fn consume(engine: Engine, name: &'static str, work: Arc<dyn EventWork>, o
             }
             continue;
         }
+        // One metadata-version check per tenant and batch, not per event.
+        let mut engines: HashMap<String, Engine> = HashMap::new();
         for event in events {
             if *rx.borrow() {
                 return;
             }
-            let handled = match event.org_id() {
-                Ok(org) => match catalogs.engine_for(&engine, &org).await {
-                    Ok(e) => e.process_event(name, &event, work.as_ref()).await,
+            let handled = match engines.get(&event.org) {
+                Some(e) => e.process_event(name, &event, work.as_ref()).await,
+                None => match event.org_id() {
+                    Ok(org) => match catalogs.engine_for(&engine, &org).await {
+                        Ok(e) => {
+                            let out = e.process_event(name, &event, work.as_ref()).await;
+                            engines.insert(event.org.clone(), e);
+                            out
+                        }
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 },
-                Err(e) => Err(e),
             };
             if let Err(e) = handled {
                 let n = failures.entry(event.seq).or_insert(0);

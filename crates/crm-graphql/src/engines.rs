@@ -9,19 +9,13 @@ use crm_engines::tagging::Retag;
 use crm_orm::{Op, OrmError};
 use serde_json::{Value as Json, json};
 
-use crate::resolve::{args_json, bad, err, json_leaf, json_object, parent_json, request};
+use crate::meta::{json_list, leaf};
+use crate::resolve::{args_json, bad, err, json_object, request};
 
 const DATETIME: &str = "DateTime";
 
-fn leaf(name: &'static str, ty: TypeRef) -> Field {
-    Field::new(name, ty, json_leaf(name))
-}
-
 fn list(key: &'static str, ty: &'static str) -> Field {
-    Field::new(key, TypeRef::named_nn_list_nn(ty), move |ctx: ResolverContext<'_>| {
-        let items = parent_json(&ctx).and_then(|p| p.get(key)).and_then(Json::as_array);
-        FieldFuture::Value(Some(FieldValue::list(items.into_iter().flatten().map(|x| FieldValue::borrowed_any(x)))))
-    })
+    Field::new(key, TypeRef::named_nn_list_nn(ty), json_list(key))
 }
 
 fn int() -> TypeRef {

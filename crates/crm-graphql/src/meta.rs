@@ -102,14 +102,14 @@ fn model_info(m: &Model, access: &Access) -> Json {
 }
 
 /// The list under `key` of the parent JSON object.
-fn json_list(key: &'static str) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
+pub(crate) fn json_list(key: &'static str) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
     move |ctx| {
         let items = parent_json(&ctx).and_then(|p| p.get(key)).and_then(Json::as_array);
         FieldFuture::Value(Some(FieldValue::list(items.into_iter().flatten().map(|x| FieldValue::borrowed_any(x)))))
     }
 }
 
-fn leaf(name: &'static str, ty: TypeRef) -> Field {
+pub(crate) fn leaf(name: &'static str, ty: TypeRef) -> Field {
     Field::new(name, ty, json_leaf(name))
 }
 

@@ -239,11 +239,7 @@ fn db_error(e: OrmError, model: &Model) -> OrmError {
 }
 
 fn id_filter(ids: &[Uuid]) -> Result<Filter> {
-    Ok(Filter::Cmp {
-        field: FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?,
-        op: FilterOp::In,
-        value: Operand::Many(ids.iter().map(|u| Value::Uuid(*u)).collect()),
-    })
+    Filter::ids(ids)
 }
 
 /// A deadlock or serialization failure: the transaction left no trace and may be retried.

@@ -213,6 +213,18 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// The records whose id is one of `ids`.
+    ///
+    /// # Errors
+    /// Never in practice (`id` is a valid field name); typed so callers never unwrap.
+    pub fn ids(ids: &[Uuid]) -> Result<Filter> {
+        Ok(Filter::Cmp {
+            field: FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?,
+            op: FilterOp::In,
+            value: Operand::Many(ids.iter().map(|u| Value::Uuid(*u)).collect()),
+        })
+    }
+
     /// AND with simplification (`True` vanishes, `False` absorbs).
     #[must_use]
     pub fn and(items: Vec<Filter>) -> Filter {

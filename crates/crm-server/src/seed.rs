@@ -6,7 +6,7 @@
 
 use crm_engines::ingest::{Ingest, SocialInput};
 use crm_model::OrgId;
-use crm_orm::{Access, Data, Engine, Filter, OrmError, Page, Read, Selection, TxCtx, TxFuture, TxWork, Unique, Write, WriteResult};
+use crm_orm::{Access, Engine, Filter, OrmError, Page, Read, TxCtx, TxFuture, TxWork};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
@@ -18,28 +18,6 @@ pub struct Seeded {
 }
 
 struct Seed;
-
-async fn create(tx: &mut TxCtx<'_>, model: &str, input: Json) -> Result<Uuid, OrmError> {
-    let m = tx.model(model)?;
-    let data = Data::parse(tx.catalog(), &m, &input, "data")?;
-    let sel =
-        Selection { fields: vec![crm_model::FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?], ..Selection::default() };
-    match tx.write(&Write::Create { model: m.name.clone(), data }, &sel).await? {
-        WriteResult::One(Some(row)) => row
-            .get("id")
-            .and_then(Json::as_str)
-            .and_then(|s| Uuid::parse_str(s).ok())
-            .ok_or_else(|| OrmError::Internal("created record without id".to_owned())),
-        _ => Err(OrmError::Internal("create returned nothing".to_owned())),
-    }
-}
-
-async fn update(tx: &mut TxCtx<'_>, model: &str, id: Uuid, input: Json) -> Result<(), OrmError> {
-    let m = tx.model(model)?;
-    let data = Data::parse(tx.catalog(), &m, &input, "data")?;
-    tx.write(&Write::Update { model: m.name.clone(), target: Unique::Id(id), data, expected_version: None }, &Selection::default()).await?;
-    Ok(())
-}
 
 fn link(id: Uuid) -> Json {
     json!({ "connect": { "id": id.to_string() } })
@@ -74,45 +52,39 @@ impl TxWork for Seed {
             let mut member_ids = Vec::new();
             for (name, email, skills, teams, capacity, tz, away) in members {
                 member_ids.push(
-                    create(
-                        tx,
+                    tx.create(
                         "Member",
-                        json!({ "name": name, "email": email, "skills": skills, "teams": teams, "capacity": capacity,
+                        &json!({ "name": name, "email": email, "skills": skills, "teams": teams, "capacity": capacity,
                         "timeZone": tz, "workingHours": hours("08:00", "18:00"), "away": away }),
                     )
                     .await?,
                 );
             }
             // Rules, managed like any other record.
-            create(tx, "TagRule", json!({ "name": "Enterprise prospects", "condition": { "OR": [{ "company_contains": "Corp" }, { "company_contains": "Group" }] }, "tags": ["enterprise"], "priority": 10 })).await?;
-            create(
-                tx,
+            tx.create("TagRule", &json!({ "name": "Enterprise prospects", "condition": { "OR": [{ "company_contains": "Corp" }, { "company_contains": "Group" }] }, "tags": ["enterprise"], "priority": 10 })).await?;
+            tx.create(
                 "TagRule",
-                json!({ "name": "From social", "condition": { "source": "SOCIAL" }, "tags": ["social"], "priority": 20 }),
+                &json!({ "name": "From social", "condition": { "source": "SOCIAL" }, "tags": ["social"], "priority": 20 }),
             )
             .await?;
-            create(tx, "TagRule", json!({ "name": "Hot", "condition": { "score_gte": 70 }, "tags": ["hot"], "priority": 30 })).await?;
-            create(tx, "RoutingRule", json!({ "name": "Social leads to the community team", "condition": { "source": "SOCIAL" }, "pool": ["community"], "strategy": "ROUND_ROBIN", "respectWorkingHours": false, "priority": 10 })).await?;
-            create(tx, "RoutingRule", json!({ "name": "Enterprise by skill", "condition": { "tags_contains_some": ["enterprise"] }, "pool": ["sales"], "strategy": "SKILL_MATCH", "respectWorkingHours": false, "priority": 20 })).await?;
-            create(tx, "RoutingRule", json!({ "name": "Everyone else, balanced", "strategy": "LOAD_BALANCED", "pool": ["sales"], "respectWorkingHours": false, "priority": 100 })).await?;
-            create(tx, "AutomationRule", json!({ "name": "Qualify new leads with an e-mail", "event": "lead.created", "condition": { "status": "NEW", "email_not": null }, "set": { "status": "QUALIFIED" } })).await?;
-            create(
-                tx,
+            tx.create("TagRule", &json!({ "name": "Hot", "condition": { "score_gte": 70 }, "tags": ["hot"], "priority": 30 })).await?;
+            tx.create("RoutingRule", &json!({ "name": "Social leads to the community team", "condition": { "source": "SOCIAL" }, "pool": ["community"], "strategy": "ROUND_ROBIN", "respectWorkingHours": false, "priority": 10 })).await?;
+            tx.create("RoutingRule", &json!({ "name": "Enterprise by skill", "condition": { "tags_contains_some": ["enterprise"] }, "pool": ["sales"], "strategy": "SKILL_MATCH", "respectWorkingHours": false, "priority": 20 })).await?;
+            tx.create("RoutingRule", &json!({ "name": "Everyone else, balanced", "strategy": "LOAD_BALANCED", "pool": ["sales"], "respectWorkingHours": false, "priority": 100 })).await?;
+            tx.create("AutomationRule", &json!({ "name": "Qualify new leads with an e-mail", "event": "lead.created", "condition": { "status": "NEW", "email_not": null }, "set": { "status": "QUALIFIED" } })).await?;
+            tx.create(
                 "IngestionRule",
-                json!({ "name": "DMs become leads", "condition": { "kind": "DM" }, "action": "LEAD", "priority": 10 }),
+                &json!({ "name": "DMs become leads", "condition": { "kind": "DM" }, "action": "LEAD", "priority": 10 }),
             )
             .await?;
-            create(tx, "IngestionRule", json!({ "name": "Mentions asking for help become tickets", "condition": { "kind": "MENTION", "text_contains": "help" }, "action": "TICKET", "priority": 20 })).await?;
+            tx.create("IngestionRule", &json!({ "name": "Mentions asking for help become tickets", "condition": { "kind": "MENTION", "text_contains": "help" }, "action": "TICKET", "priority": 20 })).await?;
             // Accounts with subsidiaries, contacts, opportunities, tickets.
-            let northwind = create(tx, "Account", json!({ "name": "Northwind Group", "domain": "northwind.example", "industry": "Logistics", "size": "ENTERPRISE", "owner": link(member_ids[0]) })).await?;
-            let nw_eu = create(tx, "Account", json!({ "name": "Northwind Europe", "domain": "eu.northwind.example", "industry": "Logistics", "size": "LARGE", "parent": link(northwind) })).await?;
-            let acme = create(tx, "Account", json!({ "name": "Acme Corp", "domain": "acme.example", "industry": "Manufacturing", "size": "MEDIUM", "owner": link(member_ids[1]) })).await?;
-            let bloom = create(
-                tx,
-                "Account",
-                json!({ "name": "Bloom Florists", "domain": "bloom.example", "industry": "Retail", "size": "SMALL" }),
-            )
-            .await?;
+            let northwind = tx.create("Account", &json!({ "name": "Northwind Group", "domain": "northwind.example", "industry": "Logistics", "size": "ENTERPRISE", "owner": link(member_ids[0]) })).await?;
+            let nw_eu = tx.create("Account", &json!({ "name": "Northwind Europe", "domain": "eu.northwind.example", "industry": "Logistics", "size": "LARGE", "parent": link(northwind) })).await?;
+            let acme = tx.create("Account", &json!({ "name": "Acme Corp", "domain": "acme.example", "industry": "Manufacturing", "size": "MEDIUM", "owner": link(member_ids[1]) })).await?;
+            let bloom = tx
+                .create("Account", &json!({ "name": "Bloom Florists", "domain": "bloom.example", "industry": "Retail", "size": "SMALL" }))
+                .await?;
             let contacts = [
                 ("Grace", "Hopper", "grace@northwind.example", northwind, "x:@gracehopper"),
                 ("Linus", "Berg", "linus@eu.northwind.example", nw_eu, "linkedin:linusberg"),
@@ -121,12 +93,12 @@ impl TxWork for Seed {
             ];
             let mut contact_ids = Vec::new();
             for (first, last, email, account, handle) in contacts {
-                contact_ids.push(create(tx, "Contact", json!({ "firstName": first, "lastName": last, "email": email, "account": link(account), "socialHandles": [handle] })).await?);
+                contact_ids.push(tx.create("Contact", &json!({ "firstName": first, "lastName": last, "email": email, "account": link(account), "socialHandles": [handle] })).await?);
             }
-            create(tx, "Opportunity", json!({ "name": "Northwind fleet tracking", "account": link(northwind), "amount": { "amount": "120000", "currency": "EUR" }, "stage": "PROPOSAL", "probability": 60, "owner": link(member_ids[0]) })).await?;
-            create(tx, "Opportunity", json!({ "name": "Acme line sensors", "account": link(acme), "amount": { "amount": "45000", "currency": "USD" }, "stage": "QUALIFICATION", "probability": 30, "owner": link(member_ids[1]) })).await?;
-            create(tx, "Ticket", json!({ "subject": "Invoice shows the wrong VAT number", "description": "Our March invoice has last year's VAT id.", "priority": "HIGH", "contact": link(contact_ids[1]), "assignee": link(member_ids[3]), "status": "IN_PROGRESS" })).await?;
-            create(tx, "Ticket", json!({ "subject": "How do I export my reports?", "contact": link(contact_ids[3]), "status": "OPEN" }))
+            tx.create("Opportunity", &json!({ "name": "Northwind fleet tracking", "account": link(northwind), "amount": { "amount": "120000", "currency": "EUR" }, "stage": "PROPOSAL", "probability": 60, "owner": link(member_ids[0]) })).await?;
+            tx.create("Opportunity", &json!({ "name": "Acme line sensors", "account": link(acme), "amount": { "amount": "45000", "currency": "USD" }, "stage": "QUALIFICATION", "probability": 30, "owner": link(member_ids[1]) })).await?;
+            tx.create("Ticket", &json!({ "subject": "Invoice shows the wrong VAT number", "description": "Our March invoice has last year's VAT id.", "priority": "HIGH", "contact": link(contact_ids[1]), "assignee": link(member_ids[3]), "status": "IN_PROGRESS" })).await?;
+            tx.create("Ticket", &json!({ "subject": "How do I export my reports?", "contact": link(contact_ids[3]), "status": "OPEN" }))
                 .await?;
             // Leads, routed and tagged as they are created, then moved through their stages.
             let sources = ["WEB", "REFERRAL", "EVENT", "EMAIL", "PHONE", "WEB", "SOCIAL", "WEB"];
@@ -170,7 +142,7 @@ impl TxWork for Seed {
                         company.split(' ').next().unwrap_or("co").to_lowercase()
                     ))
                 };
-                let id = create(tx, "Lead", json!({ "name": name, "company": company, "email": email, "source": sources[i % sources.len()], "score": (i * 37) % 100 })).await?;
+                let id = tx.create("Lead", &json!({ "name": name, "company": company, "email": email, "source": sources[i % sources.len()], "score": (i * 37) % 100 })).await?;
                 leads.push(id);
             }
             // Stages: people's work after the worker qualified the leads with an e-mail.
@@ -184,13 +156,13 @@ impl TxWork for Seed {
                     _ => &[],
                 };
                 for stage in path {
-                    update(tx, "Lead", *id, json!({ "status": stage })).await?;
+                    tx.update("Lead", *id, &json!({ "status": stage })).await?;
                 }
                 if i % 6 == 0 {
-                    update(tx, "Lead", *id, json!({ "convertedAt": chrono::Utc::now() })).await?;
+                    tx.update("Lead", *id, &json!({ "convertedAt": chrono::Utc::now() })).await?;
                 }
                 if i % 3 == 0 {
-                    create(tx, "Activity", json!({ "kind": "CALL", "subject": { "type": "Lead", "id": id.to_string() }, "title": "Discovery call", "body": "Talked about their current tooling and budget.", "occurredAt": chrono::Utc::now() })).await?;
+                    tx.create("Activity", &json!({ "kind": "CALL", "subject": { "type": "Lead", "id": id.to_string() }, "title": "Discovery call", "body": "Talked about their current tooling and budget.", "occurredAt": chrono::Utc::now() })).await?;
                 }
             }
             Ok(())

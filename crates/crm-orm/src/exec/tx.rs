@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use crm_model::{Catalog, Model, ModelName, OrgId, ScalarType, Value};
+use crm_model::{Catalog, FieldName, Model, ModelName, OrgId, ScalarType, Value};
 use sea_query::{Alias, Expr, ExprTrait, Query};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
@@ -23,7 +23,7 @@ use super::{Engine, Ex, PageResult, Tx, WriteResult, Writer, classify_retry, id_
 use crate::auth::{Access, Op};
 use crate::dialect::Dialect;
 use crate::error::{OrmError, Result};
-use crate::ir::{Filter, GroupBy, Page, Read, Selection, Write};
+use crate::ir::{Data, Filter, GroupBy, Page, Read, Selection, Unique, Write};
 use crate::sql::{Builder, Limits};
 
 /// A boxed future of the engine's hooks and transaction work.
@@ -210,6 +210,11 @@ impl<'t> TxCtx<'t> {
         self.cat.model(name).cloned().ok_or_else(|| OrmError::bad("model", format!("unknown model `{name}`")))
     }
 
+    /// The engines read whole rule sets and member lists, beyond the API's page limit.
+    fn wide_limits(&self) -> Limits {
+        Limits { default_page: self.limits.default_page, max_page: std::cmp::max(self.limits.max_page, 100_000) }
+    }
+
     fn writer(&mut self) -> Writer<'_> {
         Writer {
             d: self.d,
@@ -228,7 +233,7 @@ impl<'t> TxCtx<'t> {
     /// # Errors
     /// Bad arguments, database failures.
     pub async fn read(&mut self, q: &Read) -> Result<PageResult> {
-        let limits = Limits { default_page: self.limits.default_page, max_page: std::cmp::max(self.limits.max_page, 100_000) };
+        let limits = self.wide_limits();
         read_page(self.d, &self.cat, &self.system, true, limits, &mut *self.tx, q).await
     }
 
@@ -249,8 +254,7 @@ impl<'t> TxCtx<'t> {
     /// Bad arguments, database failures.
     pub async fn group_by(&mut self, q: &GroupBy) -> Result<Vec<Json>> {
         let d = self.d;
-        let limits = Limits { default_page: self.limits.default_page, max_page: std::cmp::max(self.limits.max_page, 100_000) };
-        let stmt = Builder::new(d, &self.cat, &self.system, limits).group_by(q)?;
+        let stmt = Builder::new(d, &self.cat, &self.system, self.wide_limits()).group_by(q)?;
         let rows = self.tx.ex().texts(d.build(&stmt)).await?;
         rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("group JSON: {e}")))).collect()
     }
@@ -307,6 +311,38 @@ impl<'t> TxCtx<'t> {
             merge(&mut self.events, p.written.clone(), p.before.clone());
         }
         Ok(out)
+    }
+
+    /// Creates a `model` record from `input` (the JSON of its create input) and returns its id.
+    ///
+    /// # Errors
+    /// Bad input (naming `data.<field>`); as [`TxCtx::write`].
+    pub async fn create(&mut self, model: &str, input: &Json) -> Result<Uuid> {
+        let m = self.model(model)?;
+        let data = Data::parse(&self.cat, &m, input, "data")?;
+        let select =
+            Selection { fields: vec![FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?], ..Selection::default() };
+        match self.write(&Write::Create { model: m.name.clone(), data }, &select).await? {
+            WriteResult::One(Some(row)) => row
+                .get("id")
+                .and_then(Json::as_str)
+                .map(parse_uuid)
+                .transpose()?
+                .ok_or_else(|| OrmError::Internal("created record without id".to_owned())),
+            _ => Err(OrmError::Internal("create returned no record".to_owned())),
+        }
+    }
+
+    /// Updates record `id` of `model` with `input` (the JSON of its update input).
+    ///
+    /// # Errors
+    /// Bad input (naming `data.<field>`); as [`TxCtx::write`].
+    pub async fn update(&mut self, model: &str, id: Uuid, input: &Json) -> Result<()> {
+        let m = self.model(model)?;
+        let data = Data::parse(&self.cat, &m, input, "data")?;
+        self.write(&Write::Update { model: m.name.clone(), target: Unique::Id(id), data, expected_version: None }, &Selection::default())
+            .await?;
+        Ok(())
     }
 
     /// Locks record `id` of `model` until the transaction ends (PostgreSQL `FOR UPDATE`; SQLite's
@@ -560,28 +596,22 @@ impl Engine {
     /// Database failures.
     pub async fn pending_events(&self, consumer: &str, limit: u32, orgs: &[String]) -> Result<Vec<Event>> {
         let d = self.dialect();
-        let o = || Alias::new("o");
-        let col = |c: &str| Expr::col((o(), Alias::new(c)));
-        let obj = event_object(d, &col)?;
         let c = || Alias::new("c");
-        let stmt = Query::select()
-            .expr(d.json_text(obj))
-            .from_as(Alias::new("crm_outbox"), o())
-            .join_as(
-                sea_query::JoinType::LeftJoin,
-                Alias::new("crm_event_cursors"),
-                c(),
-                Expr::col((c(), Alias::new("consumer")))
-                    .eq(Expr::val(consumer))
-                    .and(Expr::col((c(), Alias::new("org_id"))).equals((o(), Alias::new("org_id")))),
-            )
-            .cond_where({
-                let after = col("seq").gt(d.cust("COALESCE({}, 0)", vec![Expr::col((c(), Alias::new("last_seq")))]));
-                if orgs.is_empty() { after } else { after.and(col("org_id").is_in(orgs.iter().map(|o| Expr::val(o.as_str())))) }
-            })
-            .order_by_expr(col("seq"), sea_query::Order::Asc)
-            .limit(u64::from(limit))
-            .to_owned();
+        let mut after = outbox_col("seq").gt(d.cust("COALESCE({}, 0)", vec![Expr::col((c(), Alias::new("last_seq")))]));
+        if !orgs.is_empty() {
+            after = after.and(outbox_col("org_id").is_in(orgs.iter().map(|o| Expr::val(o.as_str()))));
+        }
+        let mut stmt = outbox_select(d, after)?;
+        stmt.join_as(
+            sea_query::JoinType::LeftJoin,
+            Alias::new("crm_event_cursors"),
+            c(),
+            Expr::col((c(), Alias::new("consumer")))
+                .eq(Expr::val(consumer))
+                .and(Expr::col((c(), Alias::new("org_id"))).equals((Alias::new("o"), Alias::new("org_id")))),
+        )
+        .order_by_expr(outbox_col("seq"), sea_query::Order::Asc)
+        .limit(u64::from(limit));
         let mut conn = self.acquire().await?;
         let rows = conn.ex().texts(d.build(&stmt)).await?;
         rows.iter().map(|t| event_from_text(t)).collect()
@@ -658,14 +688,7 @@ impl Engine {
     /// Database failures.
     pub async fn event(&self, org: &OrgId, seq: i64) -> Result<Option<Event>> {
         let d = self.dialect();
-        let o = || Alias::new("o");
-        let col = |c: &str| Expr::col((o(), Alias::new(c)));
-        let obj = event_object(d, &col)?;
-        let stmt = Query::select()
-            .expr(d.json_text(obj))
-            .from_as(Alias::new("crm_outbox"), o())
-            .cond_where(col("seq").eq(Expr::val(seq)).and(col("org_id").eq(Expr::val(org.as_str()))))
-            .to_owned();
+        let stmt = outbox_select(d, outbox_col("seq").eq(Expr::val(seq)).and(outbox_col("org_id").eq(Expr::val(org.as_str()))))?;
         let mut conn = self.acquire().await?;
         let rows = conn.ex().texts(d.build(&stmt)).await?;
         rows.first().map(|t| event_from_text(t)).transpose()
@@ -677,16 +700,9 @@ impl Engine {
     /// Database failures.
     pub async fn record_events(&self, access: &Access, record: Uuid, first: u32) -> Result<Vec<Event>> {
         let d = self.dialect();
-        let o = || Alias::new("o");
-        let col = |c: &str| Expr::col((o(), Alias::new(c)));
-        let obj = event_object(d, &col)?;
-        let stmt = Query::select()
-            .expr(d.json_text(obj))
-            .from_as(Alias::new("crm_outbox"), o())
-            .cond_where(col("org_id").eq(Expr::val(access.org().as_str())).and(col("record_id").eq(d.bind(&Value::Uuid(record)))))
-            .order_by_expr(col("seq"), sea_query::Order::Asc)
-            .limit(u64::from(first))
-            .to_owned();
+        let cond = outbox_col("org_id").eq(Expr::val(access.org().as_str())).and(outbox_col("record_id").eq(d.bind(&Value::Uuid(record))));
+        let mut stmt = outbox_select(d, cond)?;
+        stmt.order_by_expr(outbox_col("seq"), sea_query::Order::Asc).limit(u64::from(first));
         let mut conn = self.acquire().await?;
         let rows = conn.ex().texts(d.build(&stmt)).await?;
         rows.iter().map(|t| event_from_text(t)).collect()
@@ -837,8 +853,15 @@ impl Engine {
     }
 }
 
-fn event_object(d: Dialect, col: &dyn Fn(&str) -> Expr) -> Result<Expr> {
-    Ok(d.object(vec![
+/// A column of the outbox, aliased `o`.
+fn outbox_col(c: &str) -> Expr {
+    Expr::col((Alias::new("o"), Alias::new(c)))
+}
+
+/// `SELECT <event as JSON text> FROM crm_outbox o WHERE cond`.
+fn outbox_select(d: Dialect, cond: Expr) -> Result<sea_query::SelectStatement> {
+    let col = outbox_col;
+    let obj = d.object(vec![
         (d.key("seq")?, col("seq")),
         (d.key("id")?, d.json_value(Some(&ScalarType::Id), col("event_id"), None)),
         (d.key("org")?, col("org_id")),
@@ -848,7 +871,8 @@ fn event_object(d: Dialect, col: &dyn Fn(&str) -> Expr) -> Result<Expr> {
         (d.key("actor")?, col("actor")),
         (d.key("at")?, d.json_value(Some(&ScalarType::DateTime), col("at"), None)),
         (d.key("payload")?, d.json_value(Some(&ScalarType::Json), col("payload"), None)),
-    ]))
+    ]);
+    Ok(Query::select().expr(d.json_text(obj)).from_as(Alias::new("crm_outbox"), Alias::new("o")).cond_where(cond).to_owned())
 }
 
 fn event_from_text(t: &str) -> Result<Event> {
