@@ -103,6 +103,11 @@ fn validate(events: &[SocialInput]) -> Result<()> {
     }
     for (i, e) in events.iter().enumerate() {
         let path = |f: &str| format!("events[{i}].{f}");
+        if let Ok(Json::Object(fields)) = serde_json::to_value(e)
+            && let Some((name, _)) = fields.iter().find(|(_, v)| crm_model::value::has_nul(v))
+        {
+            return Err(OrmError::bad(path(name), crm_model::value::NUL_MESSAGE));
+        }
         if e.platform.trim().is_empty() || e.platform.len() > 50 {
             return Err(OrmError::bad(path("platform"), "a platform name of 1 to 50 characters"));
         }
@@ -135,6 +140,17 @@ impl TxWork for Ingest {
             let social = tx.model("SocialEvent")?;
             if !tx.caller().allows(&social.name, Op::Create) {
                 return Err(OrmError::Forbidden("not allowed to create SocialEvent".to_owned()));
+            }
+            // Ingestion looks events up by platform, external id and thread, and authors by
+            // handle: the caller must be able to read those fields, or the outcome (duplicate or
+            // not, which contact, which conversation) would reveal values they may not see.
+            let contact = tx.model("Contact")?;
+            for (m, probe) in [
+                (&social, json!({ "platform": "", "externalId_in": [], "thread": "", "lead_not": null, "ticket_not": null })),
+                (&contact, json!({ "socialHandles_contains_some": [] })),
+            ] {
+                let f = Filter::parse(tx.catalog(), m, &probe)?;
+                tx.caller_targets(m, Op::Read, f, Filter::True)?;
             }
             // One batch at a time per tenant: the idempotency check and the inserts are atomic.
             tx.lock_key("social-ingest").await?;

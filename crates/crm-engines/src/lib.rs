@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod automation;
+pub mod egress;
 pub mod ingest;
 pub mod reports;
 pub mod routing;
@@ -22,22 +23,32 @@ pub mod worker;
 use std::sync::Arc;
 
 use chrono::Utc;
-use crm_orm::{Engine, EventKind, OrmError, Result, TxCtx, TxFuture, WriteHook, Written};
+use crm_orm::{Engine, EventKind, Op, OrmError, Result, TxCtx, TxFuture, WriteHook, Written};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
 pub use rules::{MAX_RULES, condition};
 pub use worker::{WorkerOptions, Workers};
 
-/// The engines' write hook.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Engines;
+/// The engines' write hook, with the delivery policy webhook URLs are checked against when saved.
+#[derive(Debug, Default, Clone)]
+pub struct Engines {
+    egress: Arc<egress::Egress>,
+}
 
 impl Engines {
-    /// `engine` with the engines' write hook installed.
+    /// `engine` with the engines' write hook installed, under the default delivery policy (no
+    /// webhook to an internal address).
     #[must_use]
     pub fn install(engine: &Engine) -> Engine {
-        engine.with_hook(Arc::new(Engines))
+        engine.with_hook(Arc::new(Engines::default()))
+    }
+
+    /// `engine` with the engines' write hook installed, checking webhook URLs against `egress`
+    /// (the operator's allow-list of internal receivers).
+    #[must_use]
+    pub fn install_with(engine: &Engine, egress: Arc<egress::Egress>) -> Engine {
+        engine.with_hook(Arc::new(Engines { egress }))
     }
 }
 
@@ -48,7 +59,7 @@ fn ids_of(written: &[Written], model: &str, kinds: &[EventKind]) -> Vec<Uuid> {
 /// Checks the rule records just written: their conditions must be valid filters of the model
 /// they apply to, automation rules must name an event type and settable values, webhook
 /// subscriptions must be event type patterns. A bad rule fails its write.
-async fn validate_rules(tx: &mut TxCtx<'_>, written: &[Written]) -> Result<()> {
+async fn validate_rules(tx: &mut TxCtx<'_>, written: &[Written], egress: &egress::Egress) -> Result<()> {
     let touched = [EventKind::Created, EventKind::Updated, EventKind::Restored];
     for (rule_model, target) in rules::CONDITIONS.iter().chain(&[("AutomationRule", ""), ("Webhook", "")]) {
         let ids = ids_of(written, rule_model, &touched);
@@ -60,6 +71,9 @@ async fn validate_rules(tx: &mut TxCtx<'_>, written: &[Written]) -> Result<()> {
             match *rule_model {
                 "AutomationRule" => automation::check_set(tx, &row)?,
                 "Webhook" => {
+                    if let Some(url) = row.get("url").and_then(Json::as_str) {
+                        egress.check_url(url).map_err(|e| OrmError::bad("url", e.to_string()))?;
+                    }
                     for p in rules::strings(&row, "events") {
                         let ok = p == "*" || p.split_once('.').is_some_and(|(m, k)| !m.is_empty() && !k.is_empty() && !k.contains('.'));
                         if !ok {
@@ -72,7 +86,11 @@ async fn validate_rules(tx: &mut TxCtx<'_>, written: &[Written]) -> Result<()> {
                 }
                 _ => {
                     let t = tx.model(target)?;
-                    rules::condition(tx.catalog(), &t, &row)?;
+                    let cond = rules::condition(tx.catalog(), &t, &row)?;
+                    // A rule's condition is a filter its author writes: it must not use a field
+                    // the author may not read, or the rule's effects would reveal its values.
+                    tx.caller_targets(&t, Op::Read, cond, crm_orm::Filter::True)
+                        .map_err(|e| OrmError::Forbidden(format!("the rule's condition: {}", e.client_message())))?;
                 }
             }
         }
@@ -83,7 +101,7 @@ async fn validate_rules(tx: &mut TxCtx<'_>, written: &[Written]) -> Result<()> {
 impl WriteHook for Engines {
     fn after_write<'a>(&'a self, tx: &'a mut TxCtx<'_>, written: &'a [Written]) -> TxFuture<'a, ()> {
         Box::pin(async move {
-            validate_rules(tx, written).await?;
+            validate_rules(tx, written, &self.egress).await?;
             let changed = ids_of(written, "Lead", &[EventKind::Created, EventKind::Updated]);
             if !changed.is_empty() && tx.catalog().model("TagRule").is_some() {
                 tagging::apply(tx, &changed).await?;

@@ -326,11 +326,12 @@ impl TxWork for RouteLeads {
     fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, Vec<Decision>> {
         Box::pin(async move {
             let lead = tx.model("Lead")?;
-            let mut filter = Filter::parse(tx.catalog(), &lead, &self.filter)?;
-            if !self.reassign {
-                filter = Filter::and(vec![filter, Filter::parse(tx.catalog(), &lead, &json!({ "owner": null }))?]);
-            }
-            let ids = tx.caller_ids(&lead, &filter, Op::Update).await?;
+            let filter = Filter::parse(tx.catalog(), &lead, &self.filter)?;
+            // The caller's filter goes through their scope (tenant, row rule, field denials); the
+            // engine's own "not assigned yet" is added beside it.
+            let unassigned = if self.reassign { Filter::True } else { Filter::parse(tx.catalog(), &lead, &json!({ "owner": null }))? };
+            let targets = tx.caller_targets(&lead, Op::Update, filter, unassigned)?;
+            let ids = tx.caller_ids(&targets).await?;
             let at = self.at.unwrap_or_else(Utc::now);
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {

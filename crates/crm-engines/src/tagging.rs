@@ -121,7 +121,9 @@ impl TxWork for Retag {
         Box::pin(async move {
             let lead = tx.model("Lead")?;
             let filter = Filter::parse(tx.catalog(), &lead, &self.filter)?;
-            let ids = tx.caller_ids(&lead, &filter, Op::Update).await?;
+            // The caller's filter goes through their scope: tenant, row rule, field denials.
+            let targets = tx.caller_targets(&lead, Op::Update, filter, Filter::True)?;
+            let ids = tx.caller_ids(&targets).await?;
             apply(tx, &ids).await
         })
     }

@@ -7,6 +7,7 @@
 //! secret over `<timestamp>.<body>`, and `X-CRM-Timestamp: <timestamp>` (Unix seconds). A receiver
 //! recomputes it over the raw body and rejects old timestamps.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,6 +16,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value as Json, json};
 use sha2::Sha256;
 
+use crate::egress::{Egress, failure_text};
 use crate::rules;
 
 /// The consumer name of webhook fan-out.
@@ -88,6 +90,8 @@ pub struct DeliveryOptions {
     pub max_attempts: u32,
     /// Per-attempt timeout.
     pub timeout: Duration,
+    /// Where deliveries may go (checked against the resolved address of every attempt).
+    pub egress: Arc<Egress>,
 }
 
 impl Default for DeliveryOptions {
@@ -97,6 +101,7 @@ impl Default for DeliveryOptions {
             retry_max: Duration::from_secs(3600),
             max_attempts: 8,
             timeout: Duration::from_secs(10),
+            egress: Arc::default(),
         }
     }
 }
@@ -135,6 +140,12 @@ async fn attempt(engine: &Engine, client: &reqwest::Client, opts: &DeliveryOptio
     let (Some(url), Some(secret)) = (hook.get("url").and_then(Json::as_str), hook.get("secret").and_then(Json::as_str)) else {
         return Ok(give_up("the webhook has no URL or secret".to_owned()));
     };
+    // A literal internal address fails for good (saved before the policy, or by an old
+    // version); a host name is checked against what it resolves to when the client connects.
+    let url = match opts.egress.check_url(url) {
+        Ok(u) => u,
+        Err(e) => return Ok(give_up(e.to_string())),
+    };
     let Some(event) = engine.event(&org, d.event_seq).await? else { return Ok(give_up("the event is gone".to_owned())) };
     let payload = serde_json::to_vec(&body(&event, &d.id.to_string())).map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?;
     let ts = Utc::now().timestamp();
@@ -158,10 +169,6 @@ async fn attempt(engine: &Engine, client: &reqwest::Client, opts: &DeliveryOptio
         Ok(resp) => {
             Attempt::Failed { status: Some(resp.status().as_u16()), error: format!("the endpoint answered {}", resp.status()), retry_at }
         }
-        Err(e) => Attempt::Failed {
-            status: None,
-            error: if e.is_timeout() { "timed out".to_owned() } else { "could not connect".to_owned() },
-            retry_at,
-        },
+        Err(e) => Attempt::Failed { status: None, error: failure_text(&e), retry_at },
     })
 }

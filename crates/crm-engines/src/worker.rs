@@ -178,7 +178,7 @@ async fn consume(engine: Engine, name: &'static str, work: Arc<dyn EventWork>, o
 }
 
 async fn deliver(engine: Engine, opts: WorkerOptions, mut rx: watch::Receiver<bool>) {
-    let client = match reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build() {
+    let client = match opts.delivery.egress.client() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "webhook client could not be built; deliveries stop");
@@ -243,9 +243,10 @@ async fn deliver(engine: Engine, opts: WorkerOptions, mut rx: watch::Receiver<bo
 }
 
 impl Engines {
-    /// Starts the workers on an engine carrying these engines' hook.
+    /// Starts the workers on `engine` with the engines' hook installed under the delivery
+    /// policy of `opts`.
     #[must_use]
     pub fn start_workers(engine: &Engine, opts: WorkerOptions) -> Workers {
-        Workers::start(Engines::install(engine), opts)
+        Workers::start(Engines::install_with(engine, Arc::clone(&opts.delivery.egress)), opts)
     }
 }

@@ -6,7 +6,7 @@ use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputObject, InputV
 use crm_engines::ingest::{Ingest, SocialInput};
 use crm_engines::routing::RouteLeads;
 use crm_engines::tagging::Retag;
-use crm_orm::{Op, OrmError};
+use crm_orm::{Deliveries, Op, OrmError};
 use serde_json::{Value as Json, json};
 
 use crate::meta::{json_list, leaf};
@@ -227,16 +227,14 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation: Object) -> (Sc
                 FieldFuture::new(async move {
                     let rc = request(&ctx)?;
                     let out: Result<Vec<Json>, OrmError> = async {
-                        if !rc.engine.catalog().model("Webhook").is_some_and(|m| rc.access.allows(&m.name, Op::Read)) {
-                            return Err(OrmError::Forbidden("not allowed to read Webhook".to_owned()));
-                        }
+                        let model = rc.engine.catalog().model("Webhook").cloned().ok_or_else(|| bad("webhook", "no webhooks here"))?;
                         let args = args_json(&ctx.args);
                         let webhook = match args.get("webhook").and_then(Json::as_str) {
                             Some(s) => Some(uuid::Uuid::parse_str(s).map_err(|_| bad("webhook", "not an id"))?),
                             None => None,
                         };
                         let first = args.get("first").and_then(Json::as_u64).map_or(50, |n| u32::try_from(n).unwrap_or(u32::MAX));
-                        rc.engine.deliveries(&rc.access, webhook, first).await
+                        rc.engine.deliveries(&rc.access.scope(rc.engine.catalog(), &model.name, Op::Read, Deliveries { webhook, first })?).await
                     }
                     .await;
                     let rows = out.map_err(|e| err(&e))?;

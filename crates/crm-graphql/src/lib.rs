@@ -6,6 +6,7 @@
 mod cache;
 mod engines;
 mod error;
+pub mod guard;
 mod meta;
 mod resolve;
 mod schema;
@@ -26,6 +27,8 @@ pub use schema::{SchemaOptions, build_schema};
 #[derive(Debug)]
 pub struct Api {
     cache: SchemaCache,
+    /// The document guard's limits, applied to every request before validation.
+    limits: guard::DocumentLimits,
     policy: Arc<Policy>,
     versions: Arc<Versions>,
 }
@@ -46,7 +49,12 @@ impl Api {
     /// A service building schemas with `options` and authorizing with `policy`.
     #[must_use]
     pub fn new(options: SchemaOptions, policy: Policy) -> Self {
-        Api { cache: SchemaCache::new(options), policy: Arc::new(policy), versions: Arc::new(Versions::new(DEFAULT_METADATA_REFRESH)) }
+        Api {
+            limits: options.document_limits(),
+            cache: SchemaCache::new(options),
+            policy: Arc::new(policy),
+            versions: Arc::new(Versions::new(DEFAULT_METADATA_REFRESH)),
+        }
     }
 
     /// Keeps at most `capacity` tenant schemas in the cache (least recently used evicted first).
@@ -100,7 +108,14 @@ impl Api {
 
     /// Executes `request` as `principal` on the catalog of the principal's tenant. Every error of
     /// the response has an `extensions.code`.
-    pub async fn execute(&self, engine: &Engine, principal: &Principal, request: Request) -> Response {
+    pub async fn execute(&self, engine: &Engine, principal: &Principal, mut request: Request) -> Response {
+        // The document guard, before anything else looks at the document: parsed once here (the
+        // parse is kept for execution), refused in linear time when too large, deep or costly.
+        if let Ok(doc) = request.parsed_query()
+            && let Err(refusal) = guard::check(doc, &self.limits)
+        {
+            return Response::from_errors(vec![refusal.into_server_error()]);
+        }
         let (version, (schema, catalog)) = match self.schema_for(engine, &principal.org_id).await {
             Ok(s) => s,
             Err(e) => {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Backend, Gql, backends, create, gql, org, principal};
+use crm_engines::egress::Egress;
 use crm_engines::webhooks::{DeliveryOptions, sign};
 use crm_engines::{Engines, WorkerOptions, Workers};
 use serde_json::{Value as Json, json};
@@ -17,6 +18,12 @@ use serde_json::{Value as Json, json};
 /// The backends, with the engines' write hook installed (as the server does).
 async fn hooked() -> Vec<Backend> {
     backends().await.into_iter().map(|b| Backend { name: b.name, engine: Engines::install(&b.engine), api: b.api }).collect()
+}
+
+/// The delivery policy of a server run with `--webhook-allow 127.0.0.1/32,::1/128`: loopback
+/// receivers (the tests') are allowed.
+fn loopback_allowed() -> Arc<Egress> {
+    Arc::new(Egress::with_allowed(&["127.0.0.1/32".to_owned(), "::1/128".to_owned()]).unwrap())
 }
 
 fn workers(b: &Backend, orgs: &[&crm_model::OrgId], delivery: DeliveryOptions) -> Workers {
@@ -305,7 +312,12 @@ async fn every_write_emits_an_event_and_the_worker_qualifies_new_leads_once() {
 
         // The outbox: one event per write, in order, with before and after.
         let access = b.engine.access(&crm_orm::Policy::default_roles(), &principal(&a_org, "admin-a", &["admin"])).await.unwrap();
-        let evs = b.engine.record_events(&access, uuid::Uuid::parse_str(&without).unwrap(), 10).await.unwrap();
+        let events_of = |id: &str| {
+            let lead = b.engine.catalog().model("Lead").unwrap().name.clone();
+            let q = crm_orm::RecordEvents { model: lead.clone(), record: uuid::Uuid::parse_str(id).unwrap(), first: 10 };
+            access.scope(b.engine.catalog(), &lead, crm_orm::Op::Read, q).unwrap()
+        };
+        let evs = b.engine.record_events(&events_of(&without)).await.unwrap();
         let kinds: Vec<&str> = evs.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["lead.created", "lead.updated", "lead.deleted"], "[{}]", b.name);
         assert!(evs[0].before.is_none() && evs[0].after.as_ref().unwrap()["name"] == "No mail");
@@ -314,7 +326,7 @@ async fn every_write_emits_an_event_and_the_worker_qualifies_new_leads_once() {
         assert_eq!(evs[1].actor.as_deref(), Some("admin-a"));
         assert!(evs.windows(2).all(|w| w[0].seq < w[1].seq));
         // Another tenant's events are not readable through A's access.
-        assert!(b.engine.record_events(&access, uuid::Uuid::parse_str(&b_lead).unwrap(), 10).await.unwrap().is_empty());
+        assert!(b.engine.record_events(&events_of(&b_lead)).await.unwrap().is_empty());
 
         let w = workers(&b, &[&a_org, &b_org], DeliveryOptions::default());
         eventually("qualification", || async { lead(&admin, &with_mail).await["status"] == "QUALIFIED" }).await;
@@ -368,6 +380,8 @@ async fn receiver(secret: &'static str, fail: usize) -> (String, Received) {
 #[tokio::test]
 async fn webhooks_are_signed_retried_recorded_and_a_dead_endpoint_blocks_nothing() {
     for b in hooked().await {
+        // The receivers are on loopback: allowed by the operator, as with `--webhook-allow`.
+        let b = Backend { engine: Engines::install_with(&b.engine, loopback_allowed()), ..b };
         let (a_org, b_org) = (org(), org());
         let admin = gql(&b, principal(&a_org, "admin-a", &["admin"]));
         let other = gql(&b, principal(&b_org, "admin-b", &["admin"]));
@@ -393,7 +407,12 @@ async fn webhooks_are_signed_retried_recorded_and_a_dead_endpoint_blocks_nothing
         let w = workers(
             &b,
             &[&a_org, &b_org],
-            DeliveryOptions { retry_base: Duration::from_millis(100), timeout: Duration::from_secs(2), ..DeliveryOptions::default() },
+            DeliveryOptions {
+                retry_base: Duration::from_millis(100),
+                timeout: Duration::from_secs(2),
+                egress: loopback_allowed(),
+                ..DeliveryOptions::default()
+            },
         );
         let id = create(&admin, "Lead", json!({ "name": "hooked" })).await;
         admin.ok("mutation($id: ID!) { updateLead(where: {id: $id}, data: {score: 1}) { id } }", json!({ "id": id })).await;
@@ -420,6 +439,110 @@ async fn webhooks_are_signed_retried_recorded_and_a_dead_endpoint_blocks_nothing
         assert_eq!(other.ok("{ webhookDeliveries { id } }", json!({})).await["webhookDeliveries"], json!([]));
         w.stop().await;
         drop(dead);
+    }
+}
+
+/// Webhooks never reach the server's own networks: literal internal addresses are refused when
+/// saved (each class, both tenants), a host name is checked against what it resolves to at
+/// delivery (`localhost` → loopback: refused, nothing received, the tenant told only the class),
+/// redirects are not followed, and an operator's allow-list lets an internal receiver through.
+#[tokio::test]
+async fn webhooks_never_reach_internal_addresses() {
+    for b in hooked().await {
+        let (a_org, b_org) = (org(), org());
+        let admin = gql(&b, principal(&a_org, "admin-a", &["admin"]));
+        let other = gql(&b, principal(&b_org, "admin-b", &["admin"]));
+        let sales = gql(&b, principal(&a_org, "alice", &["sales"]));
+        let save = "mutation($u: String!) { createWebhook(data: {url: $u, events: [\"*\"], secret: \"a-secret-of-16-chars\"}) { id } }";
+        for (url, class) in [
+            ("http://169.254.169.254/latest/meta-data/", "link-local"),
+            ("http://[fe80::1]/", "link-local"),
+            ("http://[::1]:22/", "loopback"),
+            ("http://127.0.0.1:1/", "loopback"),
+            ("http://2130706433/", "loopback"),
+            ("http://[::ffff:127.0.0.1]/", "loopback"),
+            ("http://10.0.0.1/", "private"),
+            ("http://192.168.1.1/", "private"),
+            ("http://172.16.5.4/", "private"),
+            ("http://[fd00::1]/", "private"),
+            ("http://100.64.0.1/", "shared"),
+            ("http://224.0.0.1/", "multicast"),
+            ("http://0.0.0.0:8080/", "unspecified"),
+            ("ftp://hooks.example.com/", "http(s) URL"),
+            ("file:///etc/passwd", "http(s) URL"),
+        ] {
+            for (who, g) in [("admin A", &admin), ("admin B", &other)] {
+                let e = g.error(save, json!({ "u": url })).await;
+                assert_eq!(e["extensions"]["code"], "BAD_USER_INPUT", "[{}] {who}: {url}: {e}", b.name);
+                assert_eq!(e["extensions"]["field"], "url", "[{}] {who}: {url}: {e}", b.name);
+                assert!(e["message"].as_str().unwrap().contains(class), "[{}] {who}: {url}: {e}", b.name);
+            }
+            if url.starts_with("http") {
+                assert_eq!(sales.code(save, json!({ "u": url })).await, "FORBIDDEN", "[{}] sales: {url}", b.name);
+            }
+        }
+        // Moving a saved webhook to an internal address is refused the same way.
+        let public =
+            create(&admin, "Webhook", json!({ "url": "https://hooks.example.com/crm", "events": ["*"], "secret": "a-secret-of-16-chars" }))
+                .await;
+        let e = admin
+            .error(
+                "mutation($id: ID!) { updateWebhook(where: {id: $id}, data: {url: \"http://169.254.169.254/\"}) { id } }",
+                json!({ "id": public }),
+            )
+            .await;
+        assert_eq!(e["extensions"]["code"], "BAD_USER_INPUT", "[{}] {e}", b.name);
+        admin.ok("mutation($id: ID!) { deleteWebhook(where: {id: $id}) { id } }", json!({ "id": public })).await;
+
+        // A host name that resolves to loopback passes when saved, and is refused at delivery.
+        let (url, got) = receiver("a-secret-of-16-chars", 0).await;
+        let named = url.replace("127.0.0.1", "localhost");
+        let hook = create(&admin, "Webhook", json!({ "url": named, "events": ["lead.*"], "secret": "a-secret-of-16-chars" })).await;
+        let fast = DeliveryOptions { retry_base: Duration::from_millis(50), timeout: Duration::from_secs(2), ..DeliveryOptions::default() };
+        let w = workers(&b, &[&a_org, &b_org], fast.clone());
+        create(&admin, "Lead", json!({ "name": "to be hooked" })).await;
+        let q = "query($w: ID!) { webhookDeliveries(webhook: $w) { status attempts lastStatus lastError } }";
+        eventually("a refused attempt", || async {
+            admin.ok(q, json!({ "w": hook })).await["webhookDeliveries"][0]["attempts"].as_i64().unwrap_or(0) >= 1
+        })
+        .await;
+        w.stop().await;
+        let d = admin.ok(q, json!({ "w": hook })).await["webhookDeliveries"][0].clone();
+        assert_eq!(d["status"], "PENDING", "[{}] retried later (DNS may change): {d}", b.name);
+        assert_eq!(d["lastStatus"], Json::Null, "[{}] {d}", b.name);
+        let err = d["lastError"].as_str().unwrap();
+        assert!(err.contains("resolves to a loopback address"), "[{}] {d}", b.name);
+        assert!(!err.contains("127.0.0.1") && !err.contains("::1") && !err.contains("refused"), "[{}] no internal detail: {d}", b.name);
+        assert!(got.lock().unwrap().is_empty(), "[{}] nothing reached the loopback receiver", b.name);
+
+        // With the operator's allow-list the same name is delivered to.
+        let allowed = Backend { engine: Engines::install_with(&b.engine, loopback_allowed()), name: b.name, api: b.api.clone() };
+        let w = workers(&allowed, &[&a_org], DeliveryOptions { egress: loopback_allowed(), ..fast.clone() });
+        eventually("the allowed delivery", || async { !got.lock().unwrap().is_empty() }).await;
+        w.stop().await;
+        assert_eq!(got.lock().unwrap()[0], ("lead.created".to_owned(), true), "[{}]", b.name);
+
+        // Redirects are not followed (here to the cloud metadata address): the attempt fails
+        // with the receiver's status.
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(|| async { (axum::http::StatusCode::TEMPORARY_REDIRECT, [("location", "http://169.254.169.254/")]) }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let redirect_url = format!("http://{}/hook", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        let allowed_gql = gql(&allowed, principal(&b_org, "admin-b", &["admin"]));
+        let hook = create(&allowed_gql, "Webhook", json!({ "url": redirect_url, "events": ["*"], "secret": "b-secret-of-16-chars" })).await;
+        let w = workers(&allowed, &[&b_org], DeliveryOptions { egress: loopback_allowed(), ..fast });
+        create(&allowed_gql, "Account", json!({ "name": "redirected" })).await;
+        eventually("the redirected attempt", || async {
+            allowed_gql.ok(q, json!({ "w": hook })).await["webhookDeliveries"][0]["attempts"].as_i64().unwrap_or(0) >= 1
+        })
+        .await;
+        w.stop().await;
+        let d = allowed_gql.ok(q, json!({ "w": hook })).await["webhookDeliveries"][0].clone();
+        assert_eq!(d["lastStatus"], 307, "[{}] {d}", b.name);
+        assert_ne!(d["status"], "DELIVERED", "[{}] {d}", b.name);
     }
 }
 

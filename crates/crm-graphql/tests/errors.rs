@@ -239,3 +239,62 @@ async fn every_error_has_a_known_code() {
         }
     }
 }
+
+/// U+0000 cannot be stored by PostgreSQL (text or jsonb): it is refused as `BAD_USER_INPUT`
+/// naming the field, on both backends alike, wherever a value enters (writes, filters, search,
+/// custom values, ingestion, definitions), and nothing is written.
+#[tokio::test]
+async fn nul_characters_are_bad_input_and_change_nothing() {
+    for b in backends().await {
+        let c = cast(&b, "sales");
+        c.admin
+            .ok(
+                "mutation($m: String!, $d: JSON!) { createCustomField(model: $m, definition: $d) { version } }",
+                json!({ "m": "Lead", "d": { "name": "budgetCode", "type": "text" } }),
+            )
+            .await;
+        let nul = "a\u{0}b";
+        let cases: Vec<(&str, Json, &str)> = vec![
+            ("mutation($v: String!) { createLead(data: {name: $v}) { id } }", json!({ "v": nul }), "name"),
+            ("mutation($v: String!) { createLead(data: {name: \"ok\", email: $v}) { id } }", json!({ "v": nul }), "email"),
+            ("mutation($v: JSON!) { createLead(data: {name: \"ok\", budgetCode: $v}) { id } }", json!({ "v": nul }), "budgetCode"),
+            ("query($v: String!) { leads(where: {name: $v}) { id } }", json!({ "v": nul }), "name"),
+            ("query($v: String!) { leads(where: {name_contains: $v}) { id } }", json!({ "v": nul }), "name"),
+            ("query($v: String!) { leads(where: {email_starts_with: $v}) { id } }", json!({ "v": nul }), "email"),
+            ("query($v: String!) { leads(where: {_search: $v}) { id } }", json!({ "v": nul }), "_search"),
+            (
+                "mutation($e: [SocialEventInput!]!) { ingestSocialEvents(events: $e) { created } }",
+                json!({ "e": [{ "platform": "x", "kind": "DM", "externalId": "1", "authorHandle": "@a", "text": nul }] }),
+                "text",
+            ),
+        ];
+        for (who, g) in [("admin A", &c.admin), ("sales A", &c.restricted)] {
+            for (q, vars, field) in &cases {
+                let e = g.error(q, vars.clone()).await;
+                assert_eq!(e["extensions"]["code"], "BAD_USER_INPUT", "[{}] {who}: {q}: {e}", b.name);
+                let named = e["extensions"]["field"].as_str().unwrap_or_default();
+                assert!(named.contains(field), "[{}] {who}: {q}: names `{field}`: {e}", b.name);
+                assert!(e["message"].as_str().unwrap().contains("NUL"), "[{}] {who}: {e}", b.name);
+            }
+        }
+        // The custom field case needs the field, which tenant B does not have: B gets the plain
+        // cases.
+        for (q, vars, _) in cases.iter().filter(|(q, _, _)| !q.contains("budgetCode")) {
+            assert_eq!(c.other.code(q, vars.clone()).await, "BAD_USER_INPUT", "[{}] tenant B: {q}", b.name);
+        }
+        let e = c
+            .admin
+            .error(
+                "mutation($m: String!, $d: JSON!) { createCustomField(model: $m, definition: $d) { version } }",
+                json!({ "m": "Lead", "d": { "name": "other", "type": "text", "label": nul } }),
+            )
+            .await;
+        assert_eq!(e["extensions"]["code"], "BAD_USER_INPUT", "[{}] {e}", b.name);
+        // Nothing was written anywhere.
+        for g in [&c.admin, &c.other] {
+            let r = g.ok("{ leadsConnection { aggregate { count } } contactsConnection { aggregate { count } } }", no_vars()).await;
+            assert_eq!(r["leadsConnection"]["aggregate"]["count"], 0, "[{}] {r}", b.name);
+            assert_eq!(r["contactsConnection"]["aggregate"]["count"], 0, "[{}] {r}", b.name);
+        }
+    }
+}

@@ -267,6 +267,9 @@ pub fn parse(field: &Field, j: &Json) -> Result<Value, ValueError> {
         return Ok(Value::Null);
     }
     let name = field.name.as_str();
+    if has_nul(j) {
+        return Err(ValueError::new(name, NUL_MESSAGE));
+    }
     match &field.kind {
         FieldKind::Scalar(ty) => parse_scalar(field, ty, j),
         FieldKind::ToOne { .. } => match j {
@@ -286,6 +289,21 @@ pub fn parse(field: &Field, j: &Json) -> Result<Value, ValueError> {
             Ok(Value::Ref { model, id })
         }
         FieldKind::ToMany { .. } => Err(ValueError::new(name, "a to-many relation has no value of its own")),
+    }
+}
+
+/// Why a value with U+0000 is refused, on both backends alike (PostgreSQL can store it in
+/// neither `text` nor `jsonb`).
+pub const NUL_MESSAGE: &str = "contains a NUL character (U+0000), which cannot be stored";
+
+/// Whether any string of `j` (a JSON object's keys included) contains U+0000.
+#[must_use]
+pub fn has_nul(j: &Json) -> bool {
+    match j {
+        Json::String(s) => s.contains('\0'),
+        Json::Array(items) => items.iter().any(has_nul),
+        Json::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Json::Null | Json::Bool(_) | Json::Number(_) => false,
     }
 }
 

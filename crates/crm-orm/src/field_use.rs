@@ -4,7 +4,10 @@ use crm_model::{Catalog, FieldKind, Model};
 
 use crate::auth::{FieldCheck, FieldUse};
 use crate::error::{OrmError, Result};
-use crate::ir::{Data, Extra, FieldWrite, Filter, GroupBy, Locate, OrderBy, Read, Selection, ToOneWrite, Unique, Write};
+use crate::ir::{
+    Data, Deliveries, Extra, FieldWrite, Filter, GroupBy, Locate, OrderBy, Read, RecordEvents, Selection, StageQuery, Targets, ToOneWrite,
+    Unique, Write,
+};
 
 fn model<'c>(cat: &'c Catalog, name: &str) -> Result<&'c Model> {
     cat.model(name).map(AsRef::as_ref).ok_or_else(|| OrmError::bad("model", format!("unknown model `{name}`")))
@@ -155,6 +158,32 @@ impl FieldUse for Locate {
 }
 
 /// No query: only the grant itself is checked (used to obtain an [`crate::Access`]).
+impl FieldUse for Targets {
+    fn check_fields(&self, cat: &Catalog, c: &FieldCheck<'_>) -> Result<()> {
+        filter(cat, model(cat, self.model.as_str())?, &self.filter, c)
+    }
+}
+
+impl FieldUse for StageQuery {
+    fn check_fields(&self, _: &Catalog, c: &FieldCheck<'_>) -> Result<()> {
+        c.read(&self.model, self.field.as_str())
+    }
+}
+
+/// Denied fields are left out of the events' data instead (see `Engine::record_events`).
+impl FieldUse for RecordEvents {
+    fn check_fields(&self, _: &Catalog, _: &FieldCheck<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Deliveries show no field of their webhook but its id.
+impl FieldUse for Deliveries {
+    fn check_fields(&self, _: &Catalog, _: &FieldCheck<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
 impl FieldUse for () {
     fn check_fields(&self, _: &Catalog, _: &FieldCheck<'_>) -> Result<()> {
         Ok(())

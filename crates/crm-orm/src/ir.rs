@@ -314,6 +314,7 @@ fn parse_where(catalog: &Catalog, model: &Model, input: &Json, path: &str, depth
                 });
             }
             "_search" => match val {
+                Json::String(s) if s.contains('\0') => return Err(OrmError::bad(p, crm_model::value::NUL_MESSAGE)),
                 Json::String(s) if !s.trim().is_empty() => items.push(Filter::Search(s.trim().to_owned())),
                 Json::String(_) | Json::Null => {}
                 _ => return Err(OrmError::bad(p, "expected a string")),
@@ -657,6 +658,55 @@ pub struct GroupBy {
     pub first: Option<u32>,
     /// Groups skipped.
     pub skip: u32,
+}
+
+/// The records of `model` matching `filter` that the caller may `op`: the target set of on-demand
+/// engine work (re-tagging, routing). Only ids are read. `filter` is the caller's and is checked
+/// against their field denials; `platform` is a condition the engine adds itself (such as "not
+/// assigned yet") and is not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Targets {
+    /// The model.
+    pub model: ModelName,
+    /// The operation the caller must be granted on every target.
+    pub op: crate::auth::Op,
+    /// The caller's filter.
+    pub filter: Filter,
+    /// The engine's own condition, AND-ed to the caller's.
+    pub platform: Filter,
+}
+
+/// Funnel and time-in-stage statistics of a stage field over the live records the caller may
+/// read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageQuery {
+    /// The model.
+    pub model: ModelName,
+    /// The stage field.
+    pub field: FieldName,
+    /// The funnel order of the stages.
+    pub order: Vec<String>,
+}
+
+/// The outbox events of one record the caller may read, oldest first, with the fields the caller
+/// may not read left out of their `before`/`after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordEvents {
+    /// The record's model.
+    pub model: ModelName,
+    /// The record.
+    pub record: Uuid,
+    /// Most events.
+    pub first: u32,
+}
+
+/// The webhook deliveries of the webhooks the caller may read, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deliveries {
+    /// Only this webhook's.
+    pub webhook: Option<Uuid>,
+    /// Most deliveries.
+    pub first: u32,
 }
 
 /// The newest entries of the tenant's audit log.

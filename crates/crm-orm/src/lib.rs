@@ -23,7 +23,7 @@ pub use exec::{
     StageStay, TxCtx, TxFuture, TxWork, WriteHook, WriteResult, Written, count_statements, event_type,
 };
 pub use ir::{
-    AggFn, Aggregate, AuditQuery, Data, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Page, Quantifier,
-    Read, Selection, ToManyWrite, ToOneWrite, Unique, Write,
+    AggFn, Aggregate, AuditQuery, Data, Deliveries, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Page,
+    Quantifier, Read, RecordEvents, Selection, StageQuery, Targets, ToManyWrite, ToOneWrite, Unique, Write,
 };
 pub use sql::Limits;

@@ -1033,6 +1033,19 @@ impl<'a> Builder<'a> {
         Ok(stmt)
     }
 
+    /// The ids of the rows of `model` visible under `op`'s scope that match `filter`, as a
+    /// subquery: `SELECT t0.id FROM … WHERE <tenant, trash and row rule> AND <filter>`.
+    ///
+    /// # Errors
+    /// Bad filters.
+    pub fn visible_ids(&mut self, model: &Model, filter: &Filter, op: Op) -> Result<SelectStatement> {
+        let a0 = self.alias();
+        let parts = vec![self.scope(model, &a0, op)?, self.filter(model, &a0, filter, true)?];
+        let mut stmt = Query::select();
+        stmt.expr(Self::col(&a0, "id")).from_as(ident(&model.table), Alias::new(&a0)).cond_where(all(parts));
+        Ok(stmt)
+    }
+
     /// Whether a tenant row `id` of `model` is visible under `op`'s scope (`SELECT 1`).
     ///
     /// # Errors

@@ -277,10 +277,7 @@ impl Oidc {
     }
 
     async fn verify_jwt(&self, token: &str) -> Result<Json, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("malformed token".to_owned()))?;
-        if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() || header.x5c.is_some() {
-            return Err(AuthError::Invalid("key references in the token header are not accepted".to_owned()));
-        }
+        let header = checked_header(token)?;
         let kid = header.kid.as_deref().ok_or_else(|| AuthError::Invalid("the token names no key".to_owned()))?;
         let (alg, key) = self.key(kid).await?;
         if header.alg != alg {
@@ -402,14 +399,9 @@ impl DevKey {
                 return Ok(DevKey { secret });
             }
         }
-        std::fs::create_dir_all(data_dir)?;
+        crate::files::private_dir(data_dir)?;
         let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        std::fs::write(&path, &secret)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        }
+        crate::files::write_private(&path, secret.as_bytes())?;
         Ok(DevKey { secret: secret.into_bytes() })
     }
 
@@ -444,6 +436,7 @@ impl DevKey {
     }
 
     fn verify(&self, token: &str) -> Result<Json, AuthError> {
+        checked_header(token)?;
         let mut v = Validation::new(Algorithm::HS256);
         v.set_issuer(&[DEV_ISSUER]);
         v.set_audience(&[DEV_PROJECT]);
@@ -511,8 +504,11 @@ impl Authenticator {
 /// # Errors
 /// No `sub`, no tenant, a requested tenant without grant.
 pub fn principal_from_claims(claims: &Json, project_id: &str, requested: Option<&str>) -> Result<Principal, AuthError> {
-    let sub =
-        claims.get("sub").and_then(Json::as_str).filter(|s| !s.is_empty()).ok_or_else(|| AuthError::Invalid("no subject".to_owned()))?;
+    let sub = claims
+        .get("sub")
+        .and_then(Json::as_str)
+        .filter(|s| !s.is_empty() && !s.contains('\0'))
+        .ok_or_else(|| AuthError::Invalid("no subject".to_owned()))?;
     let project_claim = format!("urn:zitadel:iam:org:project:{project_id}:roles");
     let role_map = claims.get(&project_claim).or_else(|| claims.get(GENERIC_ROLES_CLAIM)).and_then(Json::as_object);
     let granted_in = |org: &str| role_map.is_some_and(|m| m.values().any(|orgs| orgs.get(org).is_some()));
@@ -543,6 +539,21 @@ pub fn principal_from_claims(claims: &Json, project_id: &str, requested: Option<
         }
     }
     Ok(Principal { sub: sub.to_owned(), org_id, roles })
+}
+
+/// The token's header, refused when it asks for something this server does not do: key
+/// references (`jku`, `x5u`, `jwk`, `x5c`: the key comes from the provider's key set only) and
+/// critical extensions (`crit`: RFC 7515 §4.1.11 requires refusing a token whose critical
+/// extensions are not understood, and this server understands none).
+fn checked_header(token: &str) -> Result<jsonwebtoken::Header, AuthError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("malformed token".to_owned()))?;
+    if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() || header.x5c.is_some() {
+        return Err(AuthError::Invalid("key references in the token header are not accepted".to_owned()));
+    }
+    if header.crit.is_some() {
+        return Err(AuthError::Invalid("the token has critical header extensions this server does not support".to_owned()));
+    }
+    Ok(header)
 }
 
 #[cfg(test)]

@@ -87,9 +87,16 @@ pub struct Config {
     /// Deepest GraphQL selection accepted (LIMIT_EXCEEDED beyond).
     #[arg(long, env = "CRM_MAX_DEPTH", default_value_t = 15)]
     pub max_depth: usize,
-    /// Most fields one GraphQL request may select (LIMIT_EXCEEDED beyond).
+    /// Most selections one GraphQL request may make, fragments expanded (LIMIT_EXCEEDED beyond).
     #[arg(long, env = "CRM_MAX_COMPLEXITY", default_value_t = 2000)]
     pub max_complexity: usize,
+    /// Most aliased fields one GraphQL request may use, fragments expanded (LIMIT_EXCEEDED beyond).
+    #[arg(long, env = "CRM_MAX_ALIASES", default_value_t = 100)]
+    pub max_aliases: usize,
+    /// Most nodes (selections, arguments, directives, fragments) a GraphQL document may be
+    /// written with (LIMIT_EXCEEDED beyond).
+    #[arg(long, env = "CRM_MAX_QUERY_NODES", default_value_t = 5000)]
+    pub max_query_nodes: usize,
     /// A browser origin allowed to call the API cross-origin (`https://app.example.com`);
     /// repeatable, or a comma-separated list in the variable; `*` allows any origin. None: no CORS
     /// headers at all.
@@ -117,6 +124,11 @@ pub struct Config {
     /// can be split by tenant. None: every tenant.
     #[arg(long = "worker-org", env = "CRM_WORKER_ORGS", value_delimiter = ',', value_name = "ORG")]
     pub worker_orgs: Vec<String>,
+    /// A network webhooks may be delivered to although it is internal (loopback, private,
+    /// link-local…), such as `10.20.0.0/16` or `127.0.0.1/32`; repeatable, or comma-separated.
+    /// None: webhooks go to public addresses only.
+    #[arg(long = "webhook-allow", env = "CRM_WEBHOOK_ALLOW", value_delimiter = ',', value_name = "NETWORK")]
+    pub webhook_allow: Vec<String>,
     /// Most tenant schemas (tenants with custom fields or objects) kept built in memory, the
     /// least recently used evicted first; each takes a few MiB. Tenants without custom
     /// definitions share one schema.
@@ -155,6 +167,8 @@ impl Default for Config {
             max_page_size: 100,
             max_depth: 15,
             max_complexity: 2000,
+            max_aliases: 100,
+            max_query_nodes: 5000,
             cors_origins: Vec::new(),
             body_limit: BODY_LIMIT,
             request_timeout_secs: REQUEST_TIMEOUT_SECS,
@@ -162,6 +176,7 @@ impl Default for Config {
             workers: true,
             worker_poll_ms: 200,
             worker_orgs: Vec::new(),
+            webhook_allow: Vec::new(),
             max_tenant_schemas: crm_graphql::DEFAULT_SCHEMA_CAPACITY,
             log_format: LogFormat::Text,
             metrics_listen: None,
@@ -188,6 +203,8 @@ struct FileConfig {
     max_page_size: Option<u32>,
     max_depth: Option<usize>,
     max_complexity: Option<usize>,
+    max_aliases: Option<usize>,
+    max_query_nodes: Option<usize>,
     cors_origins: Option<Vec<String>>,
     body_limit: Option<usize>,
     request_timeout_secs: Option<u64>,
@@ -195,6 +212,7 @@ struct FileConfig {
     workers: Option<bool>,
     worker_poll_ms: Option<u64>,
     worker_orgs: Option<Vec<String>>,
+    webhook_allow: Option<Vec<String>>,
     max_tenant_schemas: Option<usize>,
     log_format: Option<LogFormat>,
     metrics_listen: Option<SocketAddr>,
@@ -299,8 +317,8 @@ impl Config {
         }
         take!(opt database_url, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen);
         take!(val data_dir, listen, db_max_connections, oidc_leeway_secs, dev_allow_remote, default_page_size, max_page_size);
-        take!(val max_depth, max_complexity, cors_origins, body_limit, request_timeout_secs, metadata_refresh_ms, max_tenant_schemas, log_format);
-        take!(val workers, worker_poll_ms, worker_orgs);
+        take!(val max_depth, max_complexity, max_aliases, max_query_nodes, cors_origins, body_limit, request_timeout_secs, metadata_refresh_ms, max_tenant_schemas, log_format);
+        take!(val workers, worker_poll_ms, worker_orgs, webhook_allow);
         if let Some(roles) = file.roles {
             self.roles = Some(roles);
         }
@@ -311,6 +329,7 @@ impl Config {
     /// # Errors
     /// The first invalid value, named.
     pub fn validate(&self) -> Result<(), ServerError> {
+        self.egress()?;
         for origin in &self.cors_origins {
             check_origin(origin).map_err(|why| ServerError::Config(format!("CORS origin `{origin}`: {why}")))?;
         }
@@ -326,8 +345,18 @@ impl Config {
         (self.request_timeout_secs > 0).then(|| Duration::from_secs(self.request_timeout_secs))
     }
 
-    /// The database URL to use: the configured one, or `sqlite://<data_dir>/crm.db` (the data
-    /// directory is created).
+    /// Where webhooks may be delivered: public addresses plus the `--webhook-allow` networks.
+    ///
+    /// # Errors
+    /// An allow-list entry that is not an address or network.
+    pub fn egress(&self) -> Result<std::sync::Arc<crm_engines::egress::Egress>, ServerError> {
+        crm_engines::egress::Egress::with_allowed(&self.webhook_allow)
+            .map(std::sync::Arc::new)
+            .map_err(|e| ServerError::Config(format!("--webhook-allow: {e}")))
+    }
+
+    /// The SQLite URL in the data directory unless a database URL is configured. The directory
+    /// is made private (`0700`) and the database file `0600`.
     ///
     /// # Errors
     /// When the data directory cannot be created.
@@ -335,8 +364,18 @@ impl Config {
         if let Some(u) = &self.database_url {
             return Ok(u.clone());
         }
-        std::fs::create_dir_all(&self.data_dir)?;
-        Ok(format!("sqlite://{}", self.data_dir.join("crm.db").display()))
+        // The database and its WAL are private to the server's user (SQLite gives the WAL and
+        // shared-memory files the database file's mode).
+        crate::files::private_dir(&self.data_dir)?;
+        let db = self.data_dir.join("crm.db");
+        crate::files::private_file(&db)?;
+        for side in ["crm.db-wal", "crm.db-shm"] {
+            let p = self.data_dir.join(side);
+            if p.exists() {
+                crate::files::private_file(&p)?;
+            }
+        }
+        Ok(format!("sqlite://{}", db.display()))
     }
 }
 
@@ -421,10 +460,13 @@ impl std::fmt::Debug for Config {
             .field("workers", &self.workers)
             .field("worker_poll_ms", &self.worker_poll_ms)
             .field("worker_orgs", &self.worker_orgs)
+            .field("webhook_allow", &self.webhook_allow)
             .field("default_page_size", &self.default_page_size)
             .field("max_page_size", &self.max_page_size)
             .field("max_depth", &self.max_depth)
             .field("max_complexity", &self.max_complexity)
+            .field("max_aliases", &self.max_aliases)
+            .field("max_query_nodes", &self.max_query_nodes)
             .field("cors_origins", &self.cors_origins)
             .field("body_limit", &self.body_limit)
             .field("request_timeout_secs", &self.request_timeout_secs)

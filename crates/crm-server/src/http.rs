@@ -55,6 +55,25 @@ pub(crate) fn gql_error(status: StatusCode, code: &str, message: &str) -> Respon
     resp
 }
 
+/// Whether the request declares its body as JSON (`application/json`, or the GraphQL-over-HTTP
+/// `application/graphql-response+json`; parameters such as `charset` allowed). Anything else is
+/// refused before the body is read: a browser may send `text/plain` or a form across origins
+/// without a preflight, so only JSON bodies are ever acted on.
+pub(crate) fn declares_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(v) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let media = v.split(';').next().unwrap_or_default().trim();
+    media.eq_ignore_ascii_case("application/json") || media.eq_ignore_ascii_case("application/graphql-response+json")
+}
+
+/// The answer to a body that is not declared as JSON: 415 with code `BAD_USER_INPUT`.
+pub(crate) fn not_json() -> Response {
+    gql_error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "BAD_USER_INPUT",
+        "the request body must be JSON, sent with `content-type: application/json`",
+    )
+}
+
 fn usable_request_id(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
     !b.is_empty() && b.len() <= MAX_REQUEST_ID_LEN && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:;=+/@".contains(c))

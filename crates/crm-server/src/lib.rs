@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod config;
+mod files;
 mod http;
 pub mod metrics;
 mod rest;
@@ -69,7 +70,7 @@ pub async fn connect(config: &Config) -> Result<Engine, ServerError> {
         ..EngineOptions::default()
     };
     // The CRM engines' write hook (rule validation, tagging, routing) runs in every write.
-    Ok(crm_engines::Engines::install(&Engine::connect(&url, catalog, opts).await?))
+    Ok(crm_engines::Engines::install_with(&Engine::connect(&url, catalog, opts).await?, config.egress()?))
 }
 
 /// Sets up logging to standard output in `format`, at the level `RUST_LOG` gives (default
@@ -164,15 +165,23 @@ impl AppState {
                 Authenticator::Dev(DevKey::load_or_create(&config.data_dir)?)
             }
         };
-        let options = SchemaOptions { max_depth: config.max_depth, max_complexity: config.max_complexity, introspection: true };
+        let options = SchemaOptions {
+            max_depth: config.max_depth,
+            max_complexity: config.max_complexity,
+            max_aliases: config.max_aliases,
+            max_nodes: config.max_query_nodes,
+            introspection: true,
+        };
         let api = Arc::new(
             Api::new(options, config.policy())
                 .with_metadata_refresh(std::time::Duration::from_millis(config.metadata_refresh_ms))
                 .with_schema_capacity(config.max_tenant_schemas),
         );
+        let egress = config.egress()?;
         let workers = config.workers.then(|| crm_engines::WorkerOptions {
             poll: Duration::from_millis(config.worker_poll_ms.max(10)),
             orgs: config.worker_orgs.clone(),
+            delivery: crm_engines::webhooks::DeliveryOptions { egress, ..Default::default() },
             ..crm_engines::WorkerOptions::default()
         });
         Ok(AppState(Arc::new(Shared { engine, api, auth, http, metrics: Metrics::default(), routes, workers })))
@@ -342,7 +351,10 @@ async fn graphql(
             return resp;
         }
     };
-    // Only an authenticated request's body is read at all.
+    // Only an authenticated request's body is read at all, and only when declared as JSON.
+    if !http::declares_json(&headers) {
+        return http::not_json();
+    }
     let bytes = match axum::body::to_bytes(body, state.http.body_limit).await {
         Ok(b) => b,
         Err(_) => return gql_error(StatusCode::PAYLOAD_TOO_LARGE, "LIMIT_EXCEEDED", "the request body is too large"),
@@ -437,7 +449,7 @@ pub async fn serve(
     metrics_listener: Option<TcpListener>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let workers = state.0.workers.clone().map(|o| crm_engines::Workers::start(crm_engines::Engines::install(&state.0.engine), o));
+    let workers = state.0.workers.clone().map(|o| crm_engines::Engines::start_workers(&state.0.engine, o));
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let main = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
         shutdown.await;

@@ -56,9 +56,14 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<(Engine, Access
     s.api.prepare(&s.engine, &principal).await.map_err(|e| error(&e))
 }
 
-fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Response> {
+/// The JSON body of a POST endpoint: empty counts as `{}`; a non-empty body must be declared as
+/// JSON (see [`crate::http::declares_json`]).
+fn body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, Response> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return serde_json::from_value(json!({})).map_err(|e| gql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &e.to_string()));
+    }
+    if !crate::http::declares_json(headers) {
+        return Err(crate::http::not_json());
     }
     serde_json::from_slice(bytes).map_err(|e| gql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &format!("bad request body: {e}")))
 }
@@ -94,7 +99,7 @@ pub(crate) async fn tag(State(state): State<AppState>, headers: HeaderMap, bytes
         Ok(c) => c,
         Err(r) => return r,
     };
-    let b: TagBody = match body(&bytes) {
+    let b: TagBody = match body(&headers, &bytes) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -112,7 +117,7 @@ pub(crate) async fn route(State(state): State<AppState>, headers: HeaderMap, byt
         Ok(c) => c,
         Err(r) => return r,
     };
-    let b: RouteBody = match body(&bytes) {
+    let b: RouteBody = match body(&headers, &bytes) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -141,7 +146,7 @@ pub(crate) async fn social(State(state): State<AppState>, headers: HeaderMap, by
         Ok(c) => c,
         Err(r) => return r,
     };
-    let b: SocialBody = match body(&bytes) {
+    let b: SocialBody = match body(&headers, &bytes) {
         Ok(b) => b,
         Err(r) => return r,
     };

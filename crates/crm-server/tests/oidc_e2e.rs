@@ -306,6 +306,9 @@ async fn token_attacks_are_rejected_with_401_and_no_data() {
     attacks.push(("ID token", p.sign(json!({}), id_token).await));
     // A header pointing at an attacker's key set.
     attacks.push(("jku header", p.sign(json!({"jku": "https://evil.example/keys"}), p.claims("attacker")).await));
+    // A critical header extension the server does not understand (RFC 7515 §4.1.11: refuse),
+    // on an otherwise valid token of the owner: `b64` (RFC 7797), which the signer knows.
+    attacks.push(("unknown crit header", p.sign(json!({"crit": ["b64"], "b64": true}), p.claims("owner")).await));
     attacks.push(("oversized", format!("{}.{}.{}", parts[0], "A".repeat(9 * 1024), parts[2])));
 
     for (name, token) in attacks {

@@ -118,7 +118,13 @@ async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
 
         // Exactly once: every lead entered QUALIFIED once, by the worker, and the automation
         // wrote exactly one update per lead.
-        let stats = engine.stage_stats(&access, "Lead", "status", &["NEW", "QUALIFIED"]).await.unwrap();
+        let lead_name = engine.catalog().model("Lead").unwrap().name.clone();
+        let stage_query = crm_orm::StageQuery {
+            model: lead_name.clone(),
+            field: crm_model::FieldName::new("status").unwrap(),
+            order: vec!["NEW".to_owned(), "QUALIFIED".to_owned()],
+        };
+        let stats = engine.stage_stats(&access.scope(engine.catalog(), &lead_name, crm_orm::Op::Read, stage_query).unwrap()).await.unwrap();
         let q = stats.stays.iter().find(|s| s.stage == "QUALIFIED").unwrap();
         assert_eq!(q.completed + q.current, LEADS as i64, "[{name}] one QUALIFIED transition per lead");
         let lead = engine.catalog().model("Lead").unwrap().clone();
@@ -148,7 +154,8 @@ async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
         assert_eq!(rows.len(), LEADS);
         for r in &rows {
             let id = Uuid::parse_str(r["id"].as_str().unwrap()).unwrap();
-            let events = engine.record_events(&access, id, 10).await.unwrap();
+            let q = crm_orm::RecordEvents { model: lead_name.clone(), record: id, first: 10 };
+            let events = engine.record_events(&access.scope(engine.catalog(), &lead_name, crm_orm::Op::Read, q).unwrap()).await.unwrap();
             let by_worker = events.iter().filter(|e| e.actor.as_deref() == Some("system:automation")).count();
             assert_eq!(by_worker, 1, "[{name}] one automation write for {id}: {events:?}");
             assert_eq!(events[0].kind, "lead.created");

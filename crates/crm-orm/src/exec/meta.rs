@@ -73,6 +73,22 @@ pub enum MetaChange {
 }
 
 impl MetaChange {
+    /// Refuses text PostgreSQL cannot store (U+0000) anywhere in the change, as SQLite does too.
+    fn check_storable(&self) -> Result<()> {
+        let (model, name, def) = match self {
+            Self::CreateField { model, def } => (model.as_str(), "", serde_json::to_value(def).ok()),
+            Self::UpdateField { model, name, def } => (model.as_str(), name.as_str(), serde_json::to_value(def).ok()),
+            Self::SetFieldActive { model, name, .. } | Self::DeleteField { model, name } => (model.as_str(), name.as_str(), None),
+            Self::CreateObject { def } => ("", "", serde_json::to_value(def).ok()),
+            Self::UpdateObject { name, def } => ("", name.as_str(), serde_json::to_value(def).ok()),
+            Self::DeleteObject { name } => ("", name.as_str(), None),
+        };
+        if model.contains('\0') || name.contains('\0') || def.as_ref().is_some_and(crm_model::value::has_nul) {
+            return Err(bad("definition", crm_model::value::NUL_MESSAGE));
+        }
+        Ok(())
+    }
+
     fn action(&self) -> &'static str {
         match self {
             Self::CreateField { .. } => "metadata.createField",
@@ -248,6 +264,7 @@ impl Engine {
         if !access.defines() {
             return Err(OrmError::Forbidden("defining metadata is for administrators".to_owned()));
         }
+        change.check_storable()?;
         let d = self.dialect();
         let org = access.org();
         self.ensure_tenant(org, None).await?;

@@ -20,10 +20,10 @@ use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
 use super::{Engine, Ex, PageResult, Tx, WriteResult, Writer, classify_retry, id_filter, parse_uuid, read_page};
-use crate::auth::{Access, Op};
+use crate::auth::{Access, Op, Scoped};
 use crate::dialect::Dialect;
 use crate::error::{OrmError, Result};
-use crate::ir::{Data, Filter, GroupBy, Page, Read, Selection, Unique, Write};
+use crate::ir::{Data, Deliveries, Filter, GroupBy, Page, Read, RecordEvents, Selection, StageQuery, Targets, Unique, Write};
 use crate::sql::{Builder, Limits};
 
 /// A boxed future of the engine's hooks and transaction work.
@@ -272,19 +272,32 @@ impl<'t> TxCtx<'t> {
         self.tx.ex().ids(self.d.build(&stmt)).await?.into_iter().map(|(id, _)| parse_uuid(&id)).collect()
     }
 
-    /// The ids of the records of `model` matching `filter` that the caller may `op` (their
-    /// tenant and row rules, as GraphQL applies them), at most [`MAX_TARGETS`].
+    /// Scopes on-demand work to the caller: the records of `model` matching the caller's
+    /// `filter` (checked against their field denials) and the engine's own `platform` condition,
+    /// which the caller must be granted `op` on.
     ///
     /// # Errors
-    /// `Forbidden` without a grant of `op`; `LimitExceeded` above [`MAX_TARGETS`]; bad filters.
-    pub async fn caller_ids(&mut self, model: &Model, filter: &Filter, op: Op) -> Result<Vec<Uuid>> {
-        if !self.caller.allows(&model.name, op) {
-            let verb = serde_json::to_value(op).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            return Err(OrmError::Forbidden(format!("not allowed to {verb} {}", model.name)));
+    /// `Forbidden` without a grant of `op` or for a denied field in `filter`.
+    pub fn caller_targets(&self, model: &Model, op: Op, filter: Filter, platform: Filter) -> Result<Scoped<Targets>> {
+        self.caller.scope(&self.cat, &model.name, op, Targets { model: model.name.clone(), op, filter, platform })
+    }
+
+    /// The ids of the targets `q` names (their tenant, row rules and filters, as GraphQL applies
+    /// them), at most [`MAX_TARGETS`].
+    ///
+    /// # Errors
+    /// `Forbidden` for a scope of another tenant; `LimitExceeded` above [`MAX_TARGETS`]; bad
+    /// filters.
+    pub async fn caller_ids(&mut self, q: &Scoped<Targets>) -> Result<Vec<Uuid>> {
+        if q.access.org() != self.org() {
+            return Err(OrmError::Forbidden("the targets belong to another tenant".to_owned()));
         }
+        let t = &q.query;
+        let model = self.model(t.model.as_str())?;
         let page = Page { first: Some(u32::try_from(MAX_TARGETS).unwrap_or(u32::MAX)), ..Page::default() };
         let limits = Limits { default_page: self.limits.default_page, max_page: u32::try_from(MAX_TARGETS).unwrap_or(u32::MAX) };
-        let stmt = Builder::new(self.d, &self.cat, &self.caller, limits).target_ids(model, filter, op, &[], Some(&page))?;
+        let filter = Filter::and(vec![t.filter.clone(), t.platform.clone()]);
+        let stmt = Builder::new(self.d, &self.cat, &q.access, limits).target_ids(&model, &filter, t.op, &[], Some(&page))?;
         let rows = self.tx.ex().ids(self.d.build(&stmt)).await?;
         if rows.len() > MAX_TARGETS {
             return Err(OrmError::Limit(format!("more than {MAX_TARGETS} {} records match; narrow the filter", model.name)));
@@ -694,18 +707,50 @@ impl Engine {
         rows.first().map(|t| event_from_text(t)).transpose()
     }
 
-    /// Events of the caller's tenant about one record, oldest first (at most `first`).
+    /// The events of one record the caller may read (their tenant and the model's read rule; a
+    /// record in the trash counts), oldest first, at most `first`; the fields the caller may
+    /// not read are left out of `before` and `after`. An invisible record has no events.
     ///
     /// # Errors
     /// Database failures.
-    pub async fn record_events(&self, access: &Access, record: Uuid, first: u32) -> Result<Vec<Event>> {
+    pub async fn record_events(&self, q: &Scoped<RecordEvents>) -> Result<Vec<Event>> {
         let d = self.dialect();
-        let cond = outbox_col("org_id").eq(Expr::val(access.org().as_str())).and(outbox_col("record_id").eq(d.bind(&Value::Uuid(record))));
-        let mut stmt = outbox_select(d, cond)?;
-        stmt.order_by_expr(outbox_col("seq"), sea_query::Order::Asc).limit(u64::from(first));
+        let m = self.catalog.model(q.query.model.as_str()).cloned().ok_or_else(|| OrmError::bad("model", "unknown model"))?;
         let mut conn = self.acquire().await?;
+        conn.ex().set_tenant(false, &q.access).await?;
+        let record = d.bind(&Value::Uuid(q.query.record));
+        let mut visible = 0;
+        for trash in [false, true] {
+            let ids = Builder::new(d, &self.catalog, &q.access, self.limits).in_trash(trash).visible_ids(
+                &m,
+                &Filter::ids(&[q.query.record])?,
+                Op::Read,
+            )?;
+            let count = Query::select().expr(Expr::cust("CAST(COUNT(*) AS BIGINT)")).from_subquery(ids, Alias::new("v")).to_owned();
+            visible += conn.ex().scalar_i64(d.build(&count)).await?;
+        }
+        if visible == 0 {
+            return Ok(Vec::new());
+        }
+        let cond = outbox_col("org_id")
+            .eq(Expr::val(q.access.org().as_str()))
+            .and(outbox_col("model").eq(Expr::val(m.name.as_str())))
+            .and(outbox_col("record_id").eq(record));
+        let mut stmt = outbox_select(d, cond)?;
+        stmt.order_by_expr(outbox_col("seq"), sea_query::Order::Asc).limit(u64::from(q.query.first));
         let rows = conn.ex().texts(d.build(&stmt)).await?;
-        rows.iter().map(|t| event_from_text(t)).collect()
+        let denied: Vec<String> = q.access.denied_reads(&m.name).into_iter().map(ToString::to_string).collect();
+        rows.iter()
+            .map(|t| {
+                let mut e = event_from_text(t)?;
+                for side in [&mut e.before, &mut e.after] {
+                    if let Some(Json::Object(o)) = side {
+                        o.retain(|k, _| !denied.iter().any(|f| f == k));
+                    }
+                }
+                Ok(e)
+            })
+            .collect()
     }
 
     /// Claims up to `limit` webhook deliveries that are due, across tenants (only `orgs` when not
@@ -816,10 +861,16 @@ impl Engine {
     /// `{"id", "webhook", "eventSeq", "eventType", "status", "attempts", "lastStatus",
     /// "lastError", "nextAttemptAt", "createdAt", "deliveredAt"}`.
     ///
+    /// Only deliveries of the webhooks the caller may read (scope them with the `Webhook`
+    /// model).
+    ///
     /// # Errors
     /// Database failures.
-    pub async fn deliveries(&self, access: &Access, webhook: Option<Uuid>, first: u32) -> Result<Vec<Json>> {
+    pub async fn deliveries(&self, q: &Scoped<Deliveries>) -> Result<Vec<Json>> {
+        let (access, webhook, first) = (&q.access, q.query.webhook, q.query.first);
         let d = self.dialect();
+        let hooks = self.catalog.model("Webhook").cloned().ok_or_else(|| OrmError::bad("model", "no Webhook model"))?;
+        let visible = Builder::new(d, &self.catalog, access, self.limits).visible_ids(&hooks, &Filter::True, Op::Read)?;
         let c = |n: &str| Expr::col(Alias::new(n));
         let dt = |n: &str| d.json_value(Some(&ScalarType::DateTime), Expr::col(Alias::new(n)), None);
         let obj = d.object(vec![
@@ -835,7 +886,7 @@ impl Engine {
             (d.key("createdAt")?, dt("created_at")),
             (d.key("deliveredAt")?, dt("delivered_at")),
         ]);
-        let mut cond = c("org_id").eq(Expr::val(access.org().as_str()));
+        let mut cond = c("org_id").eq(Expr::val(access.org().as_str())).and(c("webhook_id").in_subquery(visible));
         if let Some(w) = webhook {
             cond = cond.and(c("webhook_id").eq(d.bind(&Value::Uuid(w))));
         }
@@ -848,6 +899,7 @@ impl Engine {
             .limit(u64::from(std::cmp::min(first, self.limits.max_page)))
             .to_owned();
         let mut conn = self.acquire().await?;
+        conn.ex().set_tenant(false, access).await?;
         let rows = conn.ex().texts(d.build(&stmt)).await?;
         rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("delivery JSON: {e}")))).collect()
     }
@@ -912,26 +964,21 @@ pub struct StageStay {
 }
 
 impl Engine {
-    /// Funnel and time-in-stage statistics of stage field `field` of `model` in the caller's
-    /// tenant, over its live records (trashed ones left out). `order` is the funnel order.
+    /// Funnel and time-in-stage statistics of a stage field over the live records the caller may
+    /// read (trashed ones left out), in the funnel order of the query.
     ///
     /// # Errors
-    /// `Forbidden` without read access to `model`; an unknown model; database failures.
-    pub async fn stage_stats(&self, access: &Access, model: &str, field: &str, order: &[&str]) -> Result<StageStats> {
+    /// An unknown model; database failures.
+    pub async fn stage_stats(&self, q: &Scoped<StageQuery>) -> Result<StageStats> {
+        let access = &q.access;
+        let (model, field) = (q.query.model.as_str(), q.query.field.as_str());
+        let order: Vec<&str> = q.query.order.iter().map(String::as_str).collect();
         let m = self.catalog.model(model).cloned().ok_or_else(|| OrmError::bad("model", format!("unknown model `{model}`")))?;
-        if !access.allows(&m.name, Op::Read) {
-            return Err(OrmError::Forbidden(format!("not allowed to read {}", m.name)));
-        }
         let d = self.dialect();
         let t = || Alias::new("t");
         let col = |c: &str| Expr::col((t(), Alias::new(c)));
-        let live = Query::select()
-            .column(Alias::new("id"))
-            .from(Alias::new(m.table.as_str()))
-            .cond_where(
-                Expr::col(Alias::new("org_id")).eq(Expr::val(access.org().as_str())).and(Expr::col(Alias::new("deleted_at")).is_null()),
-            )
-            .to_owned();
+        // The live records the caller may read: tenant, trash and row rule from the one scope.
+        let live = Builder::new(d, &self.catalog, access, self.limits).visible_ids(&m, &Filter::True, Op::Read)?;
         let base = col("org_id")
             .eq(Expr::val(access.org().as_str()))
             .and(col("model").eq(Expr::val(m.name.as_str())))
