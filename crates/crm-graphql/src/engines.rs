@@ -18,6 +18,14 @@ fn list(key: &'static str, ty: &'static str) -> Field {
     Field::new(key, TypeRef::named_nn_list_nn(ty), json_list(key))
 }
 
+/// A list that is `null` when the report leaves it out (a field the caller may not read).
+fn opt_list(key: &'static str, ty: &'static str) -> Field {
+    Field::new(key, TypeRef::named_nn_list(ty), move |ctx| {
+        let items = crate::resolve::parent_json(&ctx).and_then(|p| p.get(key)).and_then(Json::as_array);
+        FieldFuture::Value(items.map(|items| FieldValue::list(items.iter().map(|x| FieldValue::borrowed_any(x)))))
+    })
+}
+
 fn int() -> TypeRef {
     TypeRef::named_nn(TypeRef::INT)
 }
@@ -84,10 +92,11 @@ fn types(b: SchemaBuilder) -> SchemaBuilder {
     )
     .register(
         Object::new("LeadReport")
-            .field(leaf("total", int()))
-            .field(list("byStatus", "ReportBucket"))
-            .field(list("bySource", "ReportBucket"))
-            .field(list("byOwner", "ReportBucket")),
+            .description("Live leads the caller may read. A breakdown whose field the caller may not read is null.")
+            .field(leaf("total", TypeRef::named(TypeRef::INT)).description("Null when the caller may not read `status`."))
+            .field(opt_list("byStatus", "ReportBucket"))
+            .field(opt_list("bySource", "ReportBucket"))
+            .field(opt_list("byOwner", "ReportBucket")),
     )
     .register(
         Object::new("FunnelStage")
@@ -108,20 +117,27 @@ fn types(b: SchemaBuilder) -> SchemaBuilder {
     .register(
         Object::new("RepWorkload")
             .field(leaf("member", TypeRef::named_nn(TypeRef::ID)))
-            .field(leaf("name", s()))
+            .field(leaf("name", os()).description("Null when the caller may not read members' `name`."))
             .field(leaf("openLeads", int()))
-            .field(leaf("openTickets", int()))
+            .field(
+                leaf("openTickets", TypeRef::named(TypeRef::INT))
+                    .description("Null when the caller may not read tickets' `assignee` or `status`."),
+            )
             .field(leaf("capacity", TypeRef::named(TypeRef::INT)))
             .field(leaf("utilization", TypeRef::named(TypeRef::FLOAT)).description("Open leads over capacity.")),
     )
     .register(
         Object::new("ReportSummary")
-            .description("The lead funnel, time in stage, leads by source/status/owner and rep workload.")
+            .description(
+                "The lead funnel, time in stage, leads by source/status/owner and rep workload, over what the caller may read. \
+                 A section that needs a field the caller may not read (`status` for the funnel, `owner` and `status` for the \
+                 workload) is null.",
+            )
             .field(Field::new("leads", TypeRef::named_nn("LeadReport"), json_object("leads")))
-            .field(list("funnel", "FunnelStage"))
+            .field(opt_list("funnel", "FunnelStage"))
             .field(leaf("conversionRate", TypeRef::named(TypeRef::FLOAT)).description("Converted over new."))
-            .field(list("timeInStage", "StageTime"))
-            .field(list("workload", "RepWorkload")),
+            .field(opt_list("timeInStage", "StageTime"))
+            .field(opt_list("workload", "RepWorkload")),
     )
     .register(
         Object::new("WebhookDelivery")

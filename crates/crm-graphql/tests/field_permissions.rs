@@ -19,7 +19,9 @@ fn policy() -> Policy {
         }
     });
     let mut p = Policy::default_roles();
-    let extra: Policy = serde_json::from_value(extra).unwrap();
+    let mut extra: Policy = serde_json::from_value(extra).unwrap();
+    let more: Policy = serde_json::from_value(engine_roles()).unwrap();
+    extra.roles.extend(more.roles);
     p.roles.extend(extra.roles);
     p
 }
@@ -91,5 +93,128 @@ async fn denied_fields_are_never_read_or_written() {
         assert_eq!(code(&r), "FORBIDDEN");
         let r = run(&api, &b, &intern_b, "{ leads { name } }").await;
         assert_eq!(r["data"]["leads"], json!([]));
+    }
+}
+
+/// Roles that use the engines with field denials: `ops` writes rules but may not read a lead's
+/// `score` or `email` nor write its `status`; `analyst` reads reports but not a lead's `source`
+/// or `status`; `social` ingests but may not read a contact's `socialHandles`.
+fn engine_roles() -> Json {
+    json!({
+        "ops": {
+            "default": {"read": "all"},
+            "models": {
+                "Lead": {"read": "all", "update": "all"},
+                "TagRule": {"read": "all", "create": "all", "update": "all"},
+                "AutomationRule": {"read": "all", "create": "all", "update": "all"}
+            },
+            "fields": {"Lead": {"denyRead": ["score", "email"], "denyWrite": ["status"]}}
+        },
+        "analyst": {
+            "default": {"read": "all"},
+            "fields": {"Lead": {"denyRead": ["source", "status"]}}
+        },
+        "social": {
+            "default": {"read": "all"},
+            "models": {"SocialEvent": {"read": "all", "create": "all"}},
+            "fields": {"Contact": {"denyRead": ["socialHandles"]}}
+        }
+    })
+}
+
+/// Engine operations obey field denials whichever door they come through on GraphQL (tag, route,
+/// reports, ingestion, and the worker path: rules that act later): a denied field cannot be
+/// filtered, counted or returned, from principals of two tenants; what is not denied still works.
+#[tokio::test]
+async fn engine_operations_obey_field_denials() {
+    let api = Api::new(SchemaOptions::default(), policy());
+    for b in backends().await {
+        let b = Backend { engine: crm_engines::Engines::install(&b.engine), name: b.name, api: b.api.clone() };
+        for (home, other) in [(org(), org()), (org(), org())] {
+            let admin = principal(&home, "admin", &["admin"]);
+            let (ops, analyst, social) =
+                (principal(&home, "ops", &["ops"]), principal(&home, "analyst", &["analyst"]), principal(&home, "social", &["social"]));
+            for (name, score) in [("Ada", 90), ("Bo", 10)] {
+                let q = format!(
+                    r#"mutation {{ createLead(data: {{name: "{name}", email: "{name}@x.io", score: {score}, source: WEB}}) {{ id }} }}"#
+                );
+                assert!(run(&api, &b, &admin, &q).await.get("errors").is_none());
+            }
+            let r =
+                run(&api, &b, &admin, r#"mutation { createContact(data: {lastName: "Known", socialHandles: ["x:@known"]}) { id } }"#).await;
+            assert!(r.get("errors").is_none(), "{r}");
+            // In the other tenant the same principals' roles apply to nothing of this tenant.
+            let ops_b = principal(&other, "ops", &["ops"]);
+
+            // Tag and route: the caller's `where` goes through their field denials.
+            for (who, p) in [("ops", &ops), ("ops of another tenant", &ops_b)] {
+                for q in [
+                    "mutation { tagLeads(where: {score_gt: 50}) { matched } }",
+                    r#"mutation { tagLeads(where: {_search: "ada"}) { matched } }"#,
+                    r#"mutation { routeLeads(where: {email_contains: "ada"}, reassign: true) { lead } }"#,
+                    "mutation { routeLeads(where: {score_lt: 50}) { lead } }",
+                ] {
+                    let r = run(&api, &b, p, q).await;
+                    assert_eq!(code(&r), "FORBIDDEN", "[{}] {who}: {q}: {r}", b.name);
+                    assert!(
+                        r["data"].is_null() || r["data"].as_object().is_some_and(|o| o.values().all(Json::is_null)),
+                        "[{}] {r}",
+                        b.name
+                    );
+                }
+            }
+            // Without denied fields the same operations work, on the caller's own tenant only.
+            let r = run(&api, &b, &ops, r#"mutation { tagLeads(where: {name: "Ada"}) { matched } }"#).await;
+            assert_eq!(r["data"]["tagLeads"]["matched"], 1, "[{}] {r}", b.name);
+            let r = run(&api, &b, &ops_b, r#"mutation { tagLeads(where: {name: "Ada"}) { matched } }"#).await;
+            assert_eq!(r["data"]["tagLeads"]["matched"], 0, "[{}] {r}", b.name);
+
+            // The worker path: rules act later as the platform, so a rule may only use fields its
+            // author may read, and set only fields its author may write.
+            for q in [
+                r#"mutation { createTagRule(data: {name: "Hot", condition: {score_gt: 50}, tags: ["hot"]}) { id } }"#,
+                r#"mutation { createTagRule(data: {name: "Mail", condition: {email_ends_with: "x.io"}, tags: ["m"]}) { id } }"#,
+                r#"mutation { createAutomationRule(data: {name: "A", event: "lead.created", condition: {score_gt: 50}, set: {score: 1}}) { id } }"#,
+                r#"mutation { createAutomationRule(data: {name: "B", event: "lead.created", condition: {name: "x"}, set: {status: QUALIFIED}}) { id } }"#,
+            ] {
+                for (who, p) in [("ops", &ops), ("ops of another tenant", &ops_b)] {
+                    let r = run(&api, &b, p, q).await;
+                    assert_eq!(code(&r), "FORBIDDEN", "[{}] {who}: {q}: {r}", b.name);
+                }
+            }
+            let r =
+                run(&api, &b, &ops, r#"mutation { createTagRule(data: {name: "Named", condition: {name: "Ada"}, tags: ["a"]}) { id } }"#)
+                    .await;
+            assert!(r.get("errors").is_none(), "[{}] a rule on readable fields: {r}", b.name);
+            let r = run(&api, &b, &admin, "{ tagRules { name } automationRules { name } }").await;
+            assert_eq!(r["data"], json!({"tagRules": [{"name": "Named"}], "automationRules": []}), "[{}] nothing else saved", b.name);
+
+            // Reports: the sections that need a denied field are null, the rest is there.
+            let r = run(&api, &b, &analyst, "{ reportSummary { leads { total byStatus { key } bySource { key } byOwner { count } } funnel { stage } conversionRate workload { member } } }").await;
+            let rep = &r["data"]["reportSummary"];
+            assert!(r.get("errors").is_none(), "[{}] {r}", b.name);
+            for (path, v) in [
+                ("byStatus", &rep["leads"]["byStatus"]),
+                ("bySource", &rep["leads"]["bySource"]),
+                ("total", &rep["leads"]["total"]),
+                ("funnel", &rep["funnel"]),
+                ("workload", &rep["workload"]),
+            ] {
+                assert!(v.is_null(), "[{}] {path} needs a denied field: {r}", b.name);
+            }
+            assert_eq!(rep["leads"]["byOwner"][0]["count"], 2, "[{}] {r}", b.name);
+            let r = run(&api, &b, &admin, "{ reportSummary { leads { total bySource { key count } } } }").await;
+            assert_eq!(r["data"]["reportSummary"]["leads"]["bySource"], json!([{"key": "WEB", "count": 2}]), "[{}] {r}", b.name);
+
+            // Ingestion matches authors by handle: a caller who may not read handles cannot
+            // ingest (the outcome would say whose handle it is).
+            let q = r#"mutation { ingestSocialEvents(events: [{platform: "x", kind: "DM", externalId: "9", authorHandle: "@known"}]) { created items { contact } } }"#;
+            for (who, p) in [("social", &social), ("social of another tenant", &principal(&other, "social", &["social"]))] {
+                let r = run(&api, &b, p, q).await;
+                assert_eq!(code(&r), "FORBIDDEN", "[{}] {who}: {r}", b.name);
+            }
+            let r = run(&api, &b, &admin, "{ socialEvents { id } }").await;
+            assert_eq!(r["data"]["socialEvents"], json!([]), "[{}] nothing ingested", b.name);
+        }
     }
 }

@@ -19,8 +19,17 @@ struct Server {
 }
 
 async fn start(tag: &str) -> Server {
+    start_with(tag, "").await
+}
+
+/// A server whose configuration file holds `toml` (roles, limits…).
+async fn start_with(tag: &str, toml: &str) -> Server {
     let dir = std::env::temp_dir().join(format!("crm-hardening-{tag}-{}", uuid::Uuid::now_v7()));
-    let mut config = Config::try_parse_args(["crm-server", "--data-dir", dir.to_str().unwrap()]).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("crm.toml");
+    std::fs::write(&file, toml).unwrap();
+    let mut config =
+        Config::try_parse_args(["crm-server", "--data-dir", dir.to_str().unwrap(), "--config", file.to_str().unwrap()]).unwrap();
     config.database_url = None;
     config.oidc_issuer = None;
     let state = App::new(config).build().await.unwrap();
@@ -35,8 +44,25 @@ async fn start(tag: &str) -> Server {
 
 impl Server {
     fn token(&self, org: &str, sub: &str) -> String {
+        self.token_as(org, sub, "admin")
+    }
+
+    fn token_as(&self, org: &str, sub: &str, role: &str) -> String {
         let key = DevKey::load_or_create(&self.dir).unwrap();
-        format!("Bearer {}", key.token(sub, org, &["admin".to_owned()], &[], Duration::from_secs(600)).unwrap())
+        format!("Bearer {}", key.token(sub, org, &[role.to_owned()], &[], Duration::from_secs(600)).unwrap())
+    }
+
+    async fn rest(&self, auth: &str, method: &str, path: &str, body: Option<Json>) -> (u16, Json) {
+        let url = format!("http://{}{path}", self.addr);
+        let req = if method == "GET" { client().get(url) } else { client().post(url) };
+        let req = req.header("authorization", auth);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Json::Null))
     }
 
     async fn post(&self, auth: &str, content_type: &str, body: String) -> (u16, Json) {
@@ -193,6 +219,69 @@ async fn the_data_directory_and_its_files_are_private() {
         if p.exists() {
             assert_eq!(mode(&p), 0o600, "{f}");
         }
+    }
+    s.stop().await;
+}
+
+const ENGINE_ROLES: &str = r#"
+[roles.ops]
+default = { read = "all" }
+models.Lead = { read = "all", update = "all" }
+fields.Lead = { denyRead = ["score", "email"] }
+
+[roles.analyst]
+default = { read = "all" }
+fields.Lead = { denyRead = ["source", "status"] }
+
+[roles.social]
+default = { read = "all" }
+models.SocialEvent = { read = "all", create = "all" }
+fields.Contact = { denyRead = ["socialHandles"] }
+"#;
+
+/// The REST doors obey field denials like GraphQL: a denied field cannot be filtered or counted
+/// through `/api/leads/tag` or `/api/leads/route`, is left out of `/api/reports/summary`, and a
+/// caller who may not read handles cannot ingest; principals of two tenants.
+#[tokio::test]
+async fn rest_engine_endpoints_obey_field_denials() {
+    let s = start_with("rest-denials", ENGINE_ROLES).await;
+    for org in ["org-a", "org-b"] {
+        let admin = s.token(org, "admin");
+        for (name, score) in [("Ada", 90), ("Bo", 10)] {
+            let q = format!(
+                r#"mutation {{ createLead(data: {{name: "{name}", email: "{name}@x.io", score: {score}, source: WEB}}) {{ id }} }}"#
+            );
+            let (st, v) = s.post(&admin, "application/json", json!({ "query": q }).to_string()).await;
+            assert!(st == 200 && v.get("errors").is_none(), "{v}");
+        }
+        let ops = s.token_as(org, "ops", "ops");
+        for (path, body) in [
+            ("/api/leads/tag", json!({ "where": { "score_gt": 50 } })),
+            ("/api/leads/tag", json!({ "where": { "_search": "ada" } })),
+            ("/api/leads/route", json!({ "where": { "email_contains": "ada" }, "reassign": true })),
+            ("/api/leads/route", json!({ "where": { "score_lt": 50 } })),
+        ] {
+            let (st, v) = s.rest(&ops, "POST", path, Some(body.clone())).await;
+            assert_eq!((st, v["errors"][0]["extensions"]["code"].as_str()), (403, Some("FORBIDDEN")), "{org} {path} {body}: {v}");
+            assert!(v.get("matched").is_none() && v.get("decisions").is_none(), "{v}");
+        }
+        let (st, v) = s.rest(&ops, "POST", "/api/leads/tag", Some(json!({ "where": { "name": "Ada" } }))).await;
+        assert_eq!((st, &v["matched"]), (200, &json!(1)), "{org}: {v}");
+
+        let analyst = s.token_as(org, "analyst", "analyst");
+        let (st, v) = s.rest(&analyst, "GET", "/api/reports/summary", None).await;
+        assert_eq!(st, 200, "{v}");
+        for (section, value) in [("byStatus", &v["leads"]["byStatus"]), ("bySource", &v["leads"]["bySource"]), ("funnel", &v["funnel"])] {
+            assert!(value.is_null(), "{org}: {section} needs a denied field: {v}");
+        }
+        assert_eq!(v["leads"]["byOwner"][0]["count"], 2, "{org}: {v}");
+        let (_, full) = s.rest(&admin, "GET", "/api/reports/summary", None).await;
+        assert_eq!(full["leads"]["bySource"], json!([{ "key": "WEB", "count": 2 }]), "{org}: {full}");
+
+        let social = s.token_as(org, "social", "social");
+        let batch = json!({ "events": [{ "platform": "x", "kind": "DM", "externalId": "1", "authorHandle": "@known" }] });
+        let (st, v) = s.rest(&social, "POST", "/api/social/events", Some(batch)).await;
+        assert_eq!((st, v["errors"][0]["extensions"]["code"].as_str()), (403, Some("FORBIDDEN")), "{org}: {v}");
     }
     s.stop().await;
 }

@@ -227,7 +227,7 @@ async fn rest_endpoints_are_authenticated_and_scoped_like_graphql() {
         let r = http.post(format!("{base}/api/leads/tag")).bearer_auth(&admin_a).json(&json!({ "where": {} })).send().await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!({ "matched": 1, "changed": 0, "tagsAdded": 0 }));
-        let r = http.post(format!("{base}/api/leads/tag")).bearer_auth(&viewer_a).body("{}").send().await.unwrap();
+        let r = http.post(format!("{base}/api/leads/tag")).bearer_auth(&viewer_a).json(&json!({})).send().await.unwrap();
         assert_eq!(r.status(), 403, "[{name}] a viewer may not re-tag");
         let r =
             http.post(format!("{base}/api/leads/tag")).bearer_auth(&admin_a).json(&json!({ "where": { "nope": 1 } })).send().await.unwrap();
