@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use crm_orm::{Access, Attempt, DueDelivery, Engine, Event, EventWork, Filter, Op, Read, Result, TxCtx, TxFuture};
+use crm_orm::{Access, Attempt, CrossTenant, DueDelivery, Event, EventWork, Filter, Op, Read, Result, TxCtx, TxFuture};
 use hmac::{Hmac, Mac};
 use serde_json::{Value as Json, json};
 use sha2::Sha256;
@@ -117,13 +117,14 @@ pub fn backoff(opts: &DeliveryOptions, attempts: u32) -> Duration {
 ///
 /// # Errors
 /// Database failures (an HTTP failure is an outcome, recorded).
-pub async fn deliver(engine: &Engine, client: &reqwest::Client, opts: &DeliveryOptions, d: &DueDelivery) -> Result<Attempt> {
-    let attempt = attempt(engine, client, opts, d).await?;
-    engine.record_attempt(d.id, &attempt).await?;
+pub async fn deliver(platform: &CrossTenant, client: &reqwest::Client, opts: &DeliveryOptions, d: &DueDelivery) -> Result<Attempt> {
+    let attempt = attempt(platform, client, opts, d).await?;
+    platform.record_attempt(d.id, &attempt).await?;
     Ok(attempt)
 }
 
-async fn attempt(engine: &Engine, client: &reqwest::Client, opts: &DeliveryOptions, d: &DueDelivery) -> Result<Attempt> {
+async fn attempt(platform: &CrossTenant, client: &reqwest::Client, opts: &DeliveryOptions, d: &DueDelivery) -> Result<Attempt> {
+    let engine = platform.engine();
     let give_up = |error: String| Attempt::Failed { status: None, error, retry_at: None };
     let org = crm_model::OrgId::new(d.org.clone()).map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?;
     let (_, catalog) = engine.tenant_catalog(&org).await?;
@@ -146,7 +147,7 @@ async fn attempt(engine: &Engine, client: &reqwest::Client, opts: &DeliveryOptio
         Ok(u) => u,
         Err(e) => return Ok(give_up(e.to_string())),
     };
-    let Some(event) = engine.event(&org, d.event_seq).await? else { return Ok(give_up("the event is gone".to_owned())) };
+    let Some(event) = platform.event(&org, d.event_seq).await? else { return Ok(give_up("the event is gone".to_owned())) };
     let payload = serde_json::to_vec(&body(&event, &d.id.to_string())).map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?;
     let ts = Utc::now().timestamp();
     let signature = sign(secret, ts, &payload);

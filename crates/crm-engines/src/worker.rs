@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crm_model::{Catalog, OrgId};
-use crm_orm::{Engine, Event, EventWork};
+use crm_orm::{CrossTenant, Engine, Event, EventWork};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -117,13 +117,14 @@ impl EventWork for Skip {
 }
 
 async fn consume(engine: Engine, name: &'static str, work: Arc<dyn EventWork>, opts: WorkerOptions, mut rx: watch::Receiver<bool>) {
+    let platform = engine.cross_tenant_platform_work();
     let mut catalogs = Catalogs::default();
     let mut failures: HashMap<i64, u32> = HashMap::new();
     loop {
         if *rx.borrow() {
             return;
         }
-        let events = match engine.pending_events(name, opts.batch, &opts.orgs).await {
+        let events = match platform.pending_events(name, opts.batch, &opts.orgs).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(consumer = name, error = %e, "reading the outbox failed");
@@ -140,7 +141,7 @@ async fn consume(engine: Engine, name: &'static str, work: Arc<dyn EventWork>, o
             continue;
         }
         // One metadata-version check per tenant and batch, not per event.
-        let mut engines: HashMap<String, Engine> = HashMap::new();
+        let mut engines: HashMap<String, CrossTenant> = HashMap::new();
         for event in events {
             if *rx.borrow() {
                 return;
@@ -150,6 +151,7 @@ async fn consume(engine: Engine, name: &'static str, work: Arc<dyn EventWork>, o
                 None => match event.org_id() {
                     Ok(org) => match catalogs.engine_for(&engine, &org).await {
                         Ok(e) => {
+                            let e = e.cross_tenant_platform_work();
                             let out = e.process_event(name, &event, work.as_ref()).await;
                             engines.insert(event.org.clone(), e);
                             out
@@ -165,7 +167,7 @@ async fn consume(engine: Engine, name: &'static str, work: Arc<dyn EventWork>, o
                 tracing::warn!(consumer = name, seq = event.seq, event = %event.kind, attempt = *n, error = %e, "event handling failed");
                 if *n >= EVENT_ATTEMPTS {
                     tracing::error!(consumer = name, seq = event.seq, event = %event.kind, "event passed over after repeated failures");
-                    let _ = engine.process_event(name, &event, &Skip).await;
+                    let _ = platform.process_event(name, &event, &Skip).await;
                     failures.remove(&event.seq);
                 } else if pause(&mut rx, opts.poll).await {
                     return;
@@ -178,6 +180,7 @@ async fn consume(engine: Engine, name: &'static str, work: Arc<dyn EventWork>, o
 }
 
 async fn deliver(engine: Engine, opts: WorkerOptions, mut rx: watch::Receiver<bool>) {
+    let platform = engine.cross_tenant_platform_work();
     let client = match opts.delivery.egress.client() {
         Ok(c) => c,
         Err(e) => {
@@ -197,19 +200,19 @@ async fn deliver(engine: Engine, opts: WorkerOptions, mut rx: watch::Receiver<bo
         // timeout, while everything else keeps flowing.
         let free = opts.deliveries.saturating_sub(u32::try_from(set.len()).unwrap_or(u32::MAX));
         if free > 0 {
-            match engine.claim_deliveries(free, lease, &opts.orgs).await {
+            match platform.claim_deliveries(free, lease, &opts.orgs).await {
                 Ok(due) => {
                     for d in due {
                         let n = in_flight.entry(d.webhook).or_insert(0);
                         if *n >= PER_WEBHOOK {
                             // Its endpoint is busy: hand it back for a little while.
-                            let _ = engine.postpone_delivery(d.id, opts.poll * 5).await;
+                            let _ = platform.postpone_delivery(d.id, opts.poll * 5).await;
                             continue;
                         }
                         *n += 1;
-                        let (engine, client, o) = (engine.clone(), client.clone(), opts.delivery.clone());
+                        let (platform, client, o) = (platform.clone(), client.clone(), opts.delivery.clone());
                         set.spawn(async move {
-                            if let Err(e) = webhooks::deliver(&engine, &client, &o, &d).await {
+                            if let Err(e) = webhooks::deliver(&platform, &client, &o, &d).await {
                                 tracing::warn!(delivery = %d.id, error = %e, "recording a webhook delivery failed");
                             }
                             d.webhook

@@ -546,6 +546,108 @@ async fn webhooks_never_reach_internal_addresses() {
     }
 }
 
+/// The second wall on the event tables (PostgreSQL): with the workers of two tenants running
+/// (automation and webhook deliveries, across tenants without a BYPASSRLS role), a request of
+/// tenant A whose statements lose the tenant predicate (the test-only bypass) sees none of B's
+/// events or deliveries, and a connection set to tenant A sees none of B's outbox, delivery,
+/// cursor or registry rows, nor can it write any; a session set to no tenant sees nothing.
+#[tokio::test]
+async fn event_tables_are_behind_row_level_security() {
+    use sqlx::Connection;
+    let Ok(url) = std::env::var("CRM_TEST_DATABASE_URL") else { return };
+    for b in hooked().await.into_iter().filter(|b| b.name == "postgres") {
+        let b = Backend { engine: Engines::install_with(&b.engine, loopback_allowed()), ..b };
+        let (a_org, b_org) = (org(), org());
+        let mut received = Vec::new();
+        for o in [&a_org, &b_org] {
+            b.engine.register_tenant(o, None).await.unwrap();
+            let admin = gql(&b, principal(o, "admin", &["admin"]));
+            let (url, got) = receiver("a-secret-of-16-chars", 0).await;
+            create(&admin, "Webhook", json!({ "url": url, "events": ["lead.*"], "secret": "a-secret-of-16-chars" })).await;
+            create(
+                &admin,
+                "AutomationRule",
+                json!({ "name": "Qualify", "event": "lead.created", "condition": { "status": "NEW" }, "set": { "status": "QUALIFIED" } }),
+            )
+            .await;
+            create(&admin, "Lead", json!({ "name": format!("lead of {o}") })).await;
+            received.push(got);
+        }
+        let w = workers(&b, &[&a_org, &b_org], DeliveryOptions { egress: loopback_allowed(), ..DeliveryOptions::default() });
+        for (o, got) in [&a_org, &b_org].into_iter().zip(&received) {
+            let admin = gql(&b, principal(o, "admin", &["admin"]));
+            eventually("qualified in each tenant", || async {
+                admin.ok("{ leads { status } }", json!({})).await["leads"][0]["status"] == "QUALIFIED"
+            })
+            .await;
+            eventually("delivered in each tenant", || async { got.lock().unwrap().len() >= 2 }).await;
+        }
+        w.stop().await;
+
+        // Through the engine, as A, with the tenant predicate removed: RLS alone keeps B out.
+        let access = b.engine.access(&crm_orm::Policy::default_roles(), &principal(&a_org, "admin", &["admin"])).await.unwrap();
+        let access_b = b.engine.access(&crm_orm::Policy::default_roles(), &principal(&b_org, "admin", &["admin"])).await.unwrap();
+        let hooks = b.engine.catalog().model("Webhook").unwrap().name.clone();
+        let all = crm_orm::Deliveries { webhook: None, first: 100 };
+        let mine = b
+            .engine
+            .deliveries(&access.scope(b.engine.catalog(), &hooks, crm_orm::Op::Read, all).unwrap().danger_without_tenant_predicate())
+            .await
+            .unwrap();
+        let theirs = b.engine.deliveries(&access_b.scope(b.engine.catalog(), &hooks, crm_orm::Op::Read, all).unwrap()).await.unwrap();
+        assert_eq!((mine.len(), theirs.len()), (2, 2), "each tenant has its own two deliveries: {mine:?} {theirs:?}");
+        assert!(mine.iter().all(|d| !theirs.contains(d)));
+        let b_lead = gql(&b, principal(&b_org, "admin", &["admin"])).ok("{ leads { id } }", json!({})).await["leads"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let lead = b.engine.catalog().model("Lead").unwrap().name.clone();
+        let q = crm_orm::RecordEvents { model: lead.clone(), record: uuid::Uuid::parse_str(&b_lead).unwrap(), first: 10 };
+        let events = b
+            .engine
+            .record_events(
+                &access.scope(b.engine.catalog(), &lead, crm_orm::Op::Read, q.clone()).unwrap().danger_without_tenant_predicate(),
+            )
+            .await
+            .unwrap();
+        assert!(events.is_empty(), "B's events through A's bypassed scope: {events:?}");
+        assert_eq!(
+            b.engine.record_events(&access_b.scope(b.engine.catalog(), &lead, crm_orm::Op::Read, q).unwrap()).await.unwrap().len(),
+            2
+        );
+
+        // A connection set to tenant A exactly as the engine sets a request's, with statements
+        // that have no tenant predicate at all.
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("SELECT set_config('crm.org_id', $1, false), set_config('crm.read_orgs', '', false)")
+            .bind(a_org.as_str())
+            .execute(&mut c)
+            .await
+            .unwrap();
+        for table in ["crm_outbox", "crm_deliveries", "crm_event_cursors", "crm_tenants"] {
+            let count = |org: &str| format!("SELECT COUNT(*) FROM {table} WHERE org_id = '{org}'");
+            let theirs: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(b_org.as_str()))).fetch_one(&mut c).await.unwrap();
+            let mine: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(a_org.as_str()))).fetch_one(&mut c).await.unwrap();
+            assert_eq!(theirs, 0, "{table}: B's rows seen from A");
+            assert!(mine > 0, "{table}: A sees its own rows");
+        }
+        let forged = sqlx::query("INSERT INTO crm_event_cursors (consumer, org_id, last_seq, updated_at) VALUES ('x', $1, 0, now())")
+            .bind(b_org.as_str())
+            .execute(&mut c)
+            .await;
+        assert!(forged.is_err(), "a row of B written from A's connection");
+        // A session with no tenant, and a platform flag set in the wrong way (session-level
+        // `off`), sees nothing.
+        let mut plain = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("SELECT set_config('crm.platform', 'off', false)").execute(&mut plain).await.unwrap();
+        for table in ["crm_outbox", "crm_deliveries", "crm_event_cursors", "crm_tenants"] {
+            let n: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))).fetch_one(&mut plain).await.unwrap();
+            assert_eq!(n, 0, "{table} from a session without a tenant");
+        }
+    }
+}
+
 fn social(kind: &str, id: &str, thread: Option<&str>, handle: &str, text: &str) -> Json {
     json!({ "platform": "x", "kind": kind, "externalId": id, "thread": thread, "authorHandle": handle, "authorName": format!("Name {handle}"), "text": text })
 }

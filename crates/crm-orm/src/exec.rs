@@ -28,8 +28,10 @@ use crate::schema;
 use crate::sql::{Builder, Limits, encode_cursor, stored_value};
 
 mod meta;
+mod platform;
 mod tx;
 pub use meta::{Definition, MetaChange};
+pub use platform::CrossTenant;
 pub use tx::{
     Attempt, DueDelivery, Event, EventKind, EventWork, MAX_TARGETS, StageStats, StageStay, TxCtx, TxFuture, TxWork, WriteHook, Written,
     event_type,
@@ -204,6 +206,16 @@ impl Ex<'_> {
     /// settings are always written, so nothing of an earlier request stays on the connection.
     async fn set_tenant(self, local: bool, access: &Access) -> Result<()> {
         self.set_orgs(local, access.org(), access.read_orgs()).await
+    }
+    /// Inside a transaction: flags it as cross-tenant platform work for PostgreSQL's
+    /// `crm_platform` policies, until it ends (nothing on SQLite). Only
+    /// [`Engine::platform_tx`] calls this.
+    async fn platform(self) -> Result<()> {
+        if let Ex::Pg(c) = self {
+            counted();
+            sqlx::query("SELECT set_config('crm.platform', 'on', true)").execute(&mut *c).await?;
+        }
+        Ok(())
     }
     /// Like [`Self::set_tenant`], from the tenant and further read tenants themselves.
     async fn set_orgs(self, local: bool, org: &OrgId, read_orgs: &[OrgId]) -> Result<()> {
@@ -388,9 +400,10 @@ impl Engine {
                 Dialect::Postgres => "UPDATE crm_tenants SET parent_org_id = $1 WHERE org_id = $2",
                 Dialect::Sqlite => "UPDATE crm_tenants SET parent_org_id = ?1 WHERE org_id = ?2",
             };
-            let mut c = self.acquire().await?;
+            let mut tx = self.begin().await?;
+            tx.ex().set_orgs(true, org, &[]).await?;
             counted();
-            match c.ex() {
+            match tx.ex() {
                 Ex::Sqlite(c) => {
                     sqlx::query(sql).bind(p.as_str()).bind(org.as_str()).execute(&mut *c).await?;
                 }
@@ -398,6 +411,7 @@ impl Engine {
                     sqlx::query(sql).bind(p.as_str()).bind(org.as_str()).execute(&mut *c).await?;
                 }
             }
+            tx.commit().await?;
         }
         Ok(())
     }
@@ -409,12 +423,14 @@ impl Engine {
             Dialect::Postgres => sql.to_owned(),
             Dialect::Sqlite => sql.replace("$1", "?1"),
         };
-        let mut c = self.acquire().await?;
+        // The tenant tree spans tenants: the engine's own look-up, in a platform transaction.
+        let mut tx = self.platform_tx().await?;
         counted();
-        let orgs: Vec<String> = match c.ex() {
+        let orgs: Vec<String> = match tx.ex() {
             Ex::Sqlite(c) => sqlx::query_scalar(AssertSqlSafe(sql)).bind(org.as_str()).fetch_all(&mut *c).await?,
             Ex::Pg(c) => sqlx::query_scalar(AssertSqlSafe(sql)).bind(org.as_str()).fetch_all(&mut *c).await?,
         };
+        tx.commit().await?;
         Ok(orgs.into_iter().filter_map(|o| OrgId::new(o).ok()).collect())
     }
 
@@ -524,9 +540,10 @@ impl Engine {
             .map_err(|e| OrmError::Internal(e.to_string()))?
             .on_conflict(sea_query::OnConflict::column(Alias::new("org_id")).do_nothing().to_owned())
             .to_owned();
-        let mut c = self.acquire().await?;
-        c.ex().execute(d.build(&stmt)).await?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        tx.ex().set_orgs(true, org, &[]).await?;
+        tx.ex().execute(d.build(&stmt)).await?;
+        tx.commit().await
     }
 
     /// The caller's access, with the descendant tenants their roles may read (roles with

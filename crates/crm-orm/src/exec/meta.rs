@@ -201,6 +201,7 @@ impl Engine {
         let d = self.dialect();
         let (sql, values) = d.build(&version_of(org));
         let mut c = self.acquire().await?;
+        c.ex().set_orgs(false, org, &[]).await?;
         counted();
         let v: Option<i64> = match c.ex() {
             super::Ex::Sqlite(c) => sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), values).fetch_optional(&mut *c).await?,
