@@ -13,7 +13,7 @@ use crm_engines::Engines;
 use crm_engines::ingest::{Ingest, SocialInput};
 use crm_model::OrgId;
 use crm_model::standard::standard_catalog;
-use crm_orm::{Access, Data, Engine, EngineOptions, Selection, TxCtx, TxFuture, TxWork, Write};
+use crm_orm::{Data, Engine, EngineOptions, Selection, TxCtx, TxFuture, TxWork, Write};
 use serde_json::json;
 
 struct Rules;
@@ -72,7 +72,7 @@ async fn main() {
     engine.migrate().await.unwrap();
     let org = OrgId::new(format!("bench-{}", uuid::Uuid::now_v7().simple())).unwrap();
     engine.register_tenant(&org, None).await.unwrap();
-    let access = Access::system(engine.catalog(), org, "bench");
+    let access = engine.cross_tenant_platform_work().system_access(org, "bench");
     engine.transaction(&access, &Rules).await.unwrap();
     let (batches, size) = (10, 500);
     let t = Instant::now();

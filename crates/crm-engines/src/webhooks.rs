@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use crm_orm::{Access, Attempt, CrossTenant, DueDelivery, Event, EventWork, Filter, Op, Read, Result, TxCtx, TxFuture};
+use crm_orm::{Attempt, CrossTenant, DueDelivery, Event, EventWork, Filter, Op, Read, Result, TxCtx, TxFuture};
 use hmac::{Hmac, Mac};
 use serde_json::{Value as Json, json};
 use sha2::Sha256;
@@ -129,7 +129,7 @@ async fn attempt(platform: &CrossTenant, client: &reqwest::Client, opts: &Delive
     let org = crm_model::OrgId::new(d.org.clone()).map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?;
     let (_, catalog) = engine.tenant_catalog(&org).await?;
     let engine = engine.with_catalog(catalog);
-    let system = Access::system(engine.catalog(), org.clone(), "system:webhooks");
+    let system = engine.cross_tenant_platform_work().system_access(org.clone(), "system:webhooks");
     let model = engine.catalog().model("Webhook").cloned().ok_or_else(|| crm_orm::OrmError::Internal("no Webhook model".to_owned()))?;
     let mut read = Read::new(&model);
     read.filter = crm_orm::Filter::ids(&[d.webhook])?;

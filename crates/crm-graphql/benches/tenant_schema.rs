@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
     rt.block_on(async {
         let access = crm_orm::access(&cat, &policy, &admin);
         for change in tenant_defs::changes() {
-            engine.define(&access, &change).await.unwrap();
+            engine.define(&access.scope_metadata(change).unwrap()).await.unwrap();
         }
     });
     let api = Api::new(SchemaOptions::default(), policy);

@@ -143,7 +143,7 @@ fn mutation(
             let rc = request(&ctx)?;
             let out: Result<Option<FieldValue<'_>>, OrmError> = async {
                 let change = parse(&args_json(&ctx.args))?;
-                let version = rc.engine.define(&rc.access, &change).await?;
+                let version = rc.engine.define(&rc.access.scope_metadata(change)?).await?;
                 rc.versions.note(rc.access.org(), version);
                 Ok(Some(FieldValue::owned_any(json!({ "version": version }))))
             }
@@ -241,7 +241,7 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation_root: Object) -
                     let out: Result<Option<FieldValue<'_>>, OrmError> = async {
                         let args = args_json(&ctx.args);
                         let model = opt_string(&args, "model")?;
-                        let defs = rc.engine.definitions(&rc.access).await?;
+                        let defs = rc.engine.definitions(&rc.access.scope_metadata(crm_orm::Definitions)?).await?;
                         let rows = defs.into_iter().filter(|d| model.as_ref().is_none_or(|m| &d.model == m)).map(|d| {
                             json!({
                                 "kind": d.kind, "model": d.model, "name": (!d.name.is_empty()).then_some(d.name),

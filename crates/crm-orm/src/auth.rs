@@ -465,8 +465,9 @@ impl Access {
     /// every operation on every model of `catalog`, confined to that one tenant like any other
     /// access. `actor` is written to `createdBy`/`updatedBy` (e.g. `system:routing`, or the
     /// user on whose request the engine acts).
+    /// Outside crm-orm it is reached only through [`crate::CrossTenant::system_access`].
     #[must_use]
-    pub fn system(catalog: &Catalog, org: OrgId, actor: impl Into<String>) -> Access {
+    pub(crate) fn system(catalog: &Catalog, org: OrgId, actor: impl Into<String>) -> Access {
         let all = Grant::ALL;
         Access {
             org,
@@ -494,6 +495,18 @@ impl Access {
         }
         if !self.denials.is_empty() {
             query.check_fields(catalog, &FieldCheck { access: self })?;
+        }
+        Ok(Scoped { access: self.clone(), query, tenant_predicate: true })
+    }
+
+    /// Scopes a change or read of the tenant's own metadata (custom fields and objects, see
+    /// [`crate::Engine::define`]) to the caller's tenant.
+    ///
+    /// # Errors
+    /// `Forbidden` without a role that defines metadata.
+    pub fn scope_metadata<Q>(&self, query: Q) -> Result<Scoped<Q>> {
+        if !self.define {
+            return Err(OrmError::Forbidden("defining metadata is for administrators".to_owned()));
         }
         Ok(Scoped { access: self.clone(), query, tenant_predicate: true })
     }

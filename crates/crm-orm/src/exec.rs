@@ -30,7 +30,7 @@ use crate::sql::{Builder, Limits, encode_cursor, stored_value};
 mod meta;
 mod platform;
 mod tx;
-pub use meta::{Definition, MetaChange};
+pub use meta::{Definition, Definitions, MetaChange};
 pub use platform::CrossTenant;
 pub use tx::{
     Attempt, DueDelivery, Event, EventKind, EventWork, MAX_TARGETS, StageStats, StageStay, TxCtx, TxFuture, TxWork, WriteHook, Written,

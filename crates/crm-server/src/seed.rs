@@ -6,7 +6,7 @@
 
 use crm_engines::ingest::{Ingest, SocialInput};
 use crm_model::OrgId;
-use crm_orm::{Access, Engine, Filter, OrmError, Page, Read, TxCtx, TxFuture, TxWork};
+use crm_orm::{Engine, Filter, OrmError, Page, Read, TxCtx, TxFuture, TxWork};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
@@ -177,7 +177,8 @@ impl TxWork for Seed {
 /// Database failures.
 pub async fn seed_demo(engine: &Engine, org: &OrgId) -> Result<Option<Seeded>, OrmError> {
     engine.register_tenant(org, None).await?;
-    let access = Access::system(engine.catalog(), org.clone(), "seed-demo");
+    // Seeding is platform work: the platform's own access in the demo tenant.
+    let access = engine.cross_tenant_platform_work().system_access(org.clone(), "seed-demo");
     let member = engine.catalog().model("Member").cloned().ok_or_else(|| OrmError::Internal("no Member model".to_owned()))?;
     let mut read = Read::new(&member);
     read.page = Page { first: Some(1), ..Page::default() };

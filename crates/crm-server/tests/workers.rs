@@ -83,10 +83,10 @@ async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
         let org = OrgId::new(format!("org-{}", Uuid::now_v7().simple())).unwrap();
         let other = OrgId::new(format!("org-{}", Uuid::now_v7().simple())).unwrap();
         engine.register_tenant(&org, None).await.unwrap();
-        let access = Access::system(engine.catalog(), org.clone(), "test");
+        let access = engine.cross_tenant_platform_work().system_access(org.clone(), "test");
         engine.transaction(&access, &Setup).await.unwrap();
         // Another tenant with the same setup, outside the worker's tenants: untouched.
-        let other_access = Access::system(engine.catalog(), other.clone(), "test");
+        let other_access = engine.cross_tenant_platform_work().system_access(other.clone(), "test");
         engine.transaction(&other_access, &Setup).await.unwrap();
 
         let mut child = spawn(&url, &dir, &org);

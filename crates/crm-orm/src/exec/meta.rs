@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::{Engine, Tx, counted};
-use crate::auth::Access;
+use crate::auth::{Access, Scoped};
 use crate::dialect::Dialect;
 use crate::error::{OrmError, Result};
 
@@ -102,6 +102,10 @@ impl MetaChange {
         }
     }
 }
+
+/// A read of every stored definition of the tenant (for [`Engine::definitions`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Definitions;
 
 /// A stored definition, as the metadata API lists it.
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -244,10 +248,8 @@ impl Engine {
     ///
     /// # Errors
     /// `Forbidden` without the metadata right; database failures.
-    pub async fn definitions(&self, access: &Access) -> Result<Vec<Definition>> {
-        if !access.defines() {
-            return Err(OrmError::Forbidden("defining metadata is for administrators".to_owned()));
-        }
+    pub async fn definitions(&self, q: &Scoped<Definitions>) -> Result<Vec<Definition>> {
+        let access = &q.access;
         let mut c = self.acquire().await?;
         c.ex().set_orgs(false, access.org(), &[]).await?;
         load(self.dialect(), c.ex(), access.org()).await
@@ -261,10 +263,8 @@ impl Engine {
     /// # Errors
     /// `Forbidden` without the metadata right; `BadInput` (naming the definition) for anything
     /// rejected, with nothing changed; `NotFound` for unknown fields or objects; database failures.
-    pub async fn define(&self, access: &Access, change: &MetaChange) -> Result<u64> {
-        if !access.defines() {
-            return Err(OrmError::Forbidden("defining metadata is for administrators".to_owned()));
-        }
+    pub async fn define(&self, q: &Scoped<MetaChange>) -> Result<u64> {
+        let (access, change) = (&q.access, &q.query);
         change.check_storable()?;
         let d = self.dialect();
         let org = access.org();

@@ -54,6 +54,14 @@ impl CrossTenant {
         &self.0
     }
 
+    /// The platform's own access in `org`: every operation on every model of the engine's
+    /// catalog, confined to that one tenant, writing `actor` to `createdBy`/`updatedBy`. For the
+    /// workers, seeding and operator commands; a request acts with its caller's access.
+    #[must_use]
+    pub fn system_access(&self, org: OrgId, actor: impl Into<String>) -> Access {
+        Access::system(&self.0.catalog, org, actor)
+    }
+
     /// The next events (at most `limit`, oldest first) that `consumer` has not processed, across
     /// tenants (only `orgs` when not empty).
     ///
