@@ -261,6 +261,7 @@ pub fn failure_text(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
 
     fn class(s: &str) -> Option<&'static str> {

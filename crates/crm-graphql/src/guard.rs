@@ -174,6 +174,7 @@ pub fn check(doc: &ExecutableDocument, limits: &DocumentLimits) -> Result<(), Re
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
 
     const LIMITS: DocumentLimits = DocumentLimits { max_depth: 15, max_cost: 2000, max_aliases: 100, max_nodes: 5000 };
