@@ -78,7 +78,7 @@ pub fn refused_class(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn v4_class(v: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = v.octets();
+    let [a, b, c, _] = v.octets();
     if v.is_unspecified() || a == 0 {
         Some("unspecified")
     } else if v.is_loopback() {
@@ -91,9 +91,7 @@ fn v4_class(v: Ipv4Addr) -> Option<&'static str> {
         Some("link-local")
     } else if v.is_multicast() {
         Some("multicast")
-    } else if v.is_broadcast() || a >= 240 {
-        Some("reserved")
-    } else if a == 192 && b == 0 && v.octets()[2] == 0 {
+    } else if v.is_broadcast() || a >= 240 || (a == 192 && b == 0 && c == 0) {
         Some("reserved")
     } else if a == 198 && (b == 18 || b == 19) {
         Some("benchmarking")

@@ -93,7 +93,7 @@ pub async fn summary(engine: &Engine, access: &Access) -> Result<Json> {
         bucket(rows)
             .into_iter()
             .map(|mut b| {
-                let name = b["key"].as_str().and_then(|k| names.get(k)).and_then(|(n, _)| n.clone());
+                let name = b.get("key").and_then(Json::as_str).and_then(|k| names.get(k)).and_then(|(n, _)| n.clone());
                 if let Some(o) = b.as_object_mut() {
                     o.insert("name".into(), json!(name));
                 }
