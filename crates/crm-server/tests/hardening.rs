@@ -285,3 +285,28 @@ async fn rest_engine_endpoints_obey_field_denials() {
     }
     s.stop().await;
 }
+
+/// Request paths never hold the cross-tenant handle or the platform's own access: nothing in the
+/// GraphQL crate or the server's request modules names them (the workers, which `serve` starts
+/// through `Engines::start_workers`, and the `seed-demo` command are platform work).
+#[test]
+fn request_paths_never_take_the_cross_tenant_handle() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["crm-graphql/src", "crm-server/src"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let platform_work = ["seed.rs", "main.rs"].iter().any(|f| path.ends_with(f));
+            if path.extension().is_some_and(|e| e == "rs") && !platform_work {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 10, "{files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for name in ["cross_tenant_platform_work", "CrossTenant", "system_access"] {
+            assert!(!text.contains(name), "{} names `{name}`", path.display());
+        }
+    }
+}
