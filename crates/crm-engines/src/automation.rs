@@ -84,8 +84,7 @@ pub(crate) fn check_set(tx: &TxCtx<'_>, rule: &Json) -> Result<()> {
     Data::parse(tx.catalog(), model, set, "set")?;
     // The rule acts for its author: its condition may use only fields they may read, and it may
     // set only fields they may write.
-    tx.caller_targets(model, crm_orm::Op::Read, cond, crm_orm::Filter::True)
-        .map_err(|e| crm_orm::OrmError::Forbidden(format!("the rule's condition: {}", e.client_message())))?;
+    rules::check_author_reads(tx, model, cond)?;
     if let Some(denied) = set.as_object().and_then(|o| o.keys().find(|k| !tx.caller().writes_field(&model.name, k))) {
         return Err(crm_orm::OrmError::Forbidden(format!("the field `{denied}` of {} is not writable with your roles", model.name)));
     }

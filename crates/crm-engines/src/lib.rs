@@ -23,7 +23,7 @@ pub mod worker;
 use std::sync::Arc;
 
 use chrono::Utc;
-use crm_orm::{Engine, EventKind, Op, OrmError, Result, TxCtx, TxFuture, WriteHook, Written};
+use crm_orm::{Engine, EventKind, OrmError, Result, TxCtx, TxFuture, WriteHook, Written};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -87,10 +87,7 @@ async fn validate_rules(tx: &mut TxCtx<'_>, written: &[Written], egress: &egress
                 _ => {
                     let t = tx.model(target)?;
                     let cond = rules::condition(tx.catalog(), &t, &row)?;
-                    // A rule's condition is a filter its author writes: it must not use a field
-                    // the author may not read, or the rule's effects would reveal its values.
-                    tx.caller_targets(&t, Op::Read, cond, crm_orm::Filter::True)
-                        .map_err(|e| OrmError::Forbidden(format!("the rule's condition: {}", e.client_message())))?;
+                    rules::check_author_reads(tx, &t, cond)?;
                 }
             }
         }

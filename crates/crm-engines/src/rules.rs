@@ -2,7 +2,7 @@
 //! filter language of the GraphQL `where` of the model it applies to.
 
 use crm_model::{Catalog, Model};
-use crm_orm::{Filter, OrderBy, Page, Read, Result, TxCtx};
+use crm_orm::{Filter, Op, OrderBy, OrmError, Page, Read, Result, TxCtx};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -28,6 +28,19 @@ pub fn condition(catalog: &Catalog, target: &Model, rule: &Json) -> Result<Filte
         None | Some(Json::Null) => Ok(Filter::True),
         Some(c) => Filter::parse(catalog, target, c)
             .map_err(|e| crm_orm::OrmError::bad("condition", format!("not a valid {}Where: {e}", target.name))),
+    }
+}
+
+/// A rule acts later, as the platform, for its author: its condition may only use fields the
+/// author may read (on a model they may read), or the rule's effects would reveal the values.
+///
+/// # Errors
+/// `Forbidden` naming the field.
+pub(crate) fn check_author_reads(tx: &TxCtx<'_>, target: &Model, condition: Filter) -> Result<()> {
+    match tx.caller_targets(target, Op::Read, condition, Filter::True) {
+        Ok(_) => Ok(()),
+        Err(OrmError::Forbidden(m)) => Err(OrmError::Forbidden(format!("the rule's condition: {m}"))),
+        Err(e) => Err(e),
     }
 }
 

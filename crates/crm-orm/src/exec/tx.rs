@@ -614,15 +614,18 @@ impl Engine {
         let mut conn = self.acquire().await?;
         conn.ex().set_tenant(false, &q.access).await?;
         let record = d.bind(&Value::Uuid(q.query.record));
-        let mut visible = 0;
-        for trash in [false, true] {
-            let ids = Builder::with_tenant_predicate(d, &self.catalog, &q.access, q.tenant_predicate, self.limits)
-                .in_trash(trash)
-                .visible_ids(&m, &Filter::ids(&[q.query.record])?, Op::Read)?;
-            let count = Query::select().expr(Expr::cust("CAST(COUNT(*) AS BIGINT)")).from_subquery(ids, Alias::new("v")).to_owned();
-            visible += conn.ex().scalar_i64(d.build(&count)).await?;
-        }
-        if visible == 0 {
+        // Visible live or in the trash: one statement over both sides.
+        let side = |trash: bool| {
+            Builder::with_tenant_predicate(d, &self.catalog, &q.access, q.tenant_predicate, self.limits).in_trash(trash).visible_ids(
+                &m,
+                &Filter::ids(&[q.query.record])?,
+                Op::Read,
+            )
+        };
+        let mut ids = side(false)?;
+        ids.union(sea_query::UnionType::All, side(true)?);
+        let count = Query::select().expr(Expr::cust("CAST(COUNT(*) AS BIGINT)")).from_subquery(ids, Alias::new("v")).to_owned();
+        if conn.ex().scalar_i64(d.build(&count)).await? == 0 {
             return Ok(Vec::new());
         }
         let mut cond = outbox_col("model").eq(Expr::val(m.name.as_str())).and(outbox_col("record_id").eq(record));
