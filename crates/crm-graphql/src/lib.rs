@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod documents;
 mod engines;
 mod error;
 pub mod guard;
@@ -29,6 +30,8 @@ pub struct Api {
     cache: SchemaCache,
     /// The document guard's limits, applied to every request before validation.
     limits: guard::DocumentLimits,
+    /// Parses of documents the guard accepted, by text.
+    documents: documents::DocumentCache,
     policy: Arc<Policy>,
     versions: Arc<Versions>,
 }
@@ -51,6 +54,7 @@ impl Api {
     pub fn new(options: SchemaOptions, policy: Policy) -> Self {
         Api {
             limits: options.document_limits(),
+            documents: documents::DocumentCache::new(documents::DEFAULT_DOCUMENT_CAPACITY),
             cache: SchemaCache::new(options),
             policy: Arc::new(policy),
             versions: Arc::new(Versions::new(DEFAULT_METADATA_REFRESH)),
@@ -110,11 +114,18 @@ impl Api {
     /// the response has an `extensions.code`.
     pub async fn execute(&self, engine: &Engine, principal: &Principal, mut request: Request) -> Response {
         // The document guard, before anything else looks at the document: parsed once here (the
-        // parse is kept for execution), refused in linear time when too large, deep or costly.
-        if let Ok(doc) = request.parsed_query()
-            && let Err(refusal) = guard::check(doc, &self.limits)
-        {
-            return Response::from_errors(vec![refusal.into_server_error()]);
+        // parse is kept for execution), refused in linear time when too large, deep or costly. A
+        // document seen before and accepted is neither parsed nor guarded again.
+        if let Some(doc) = self.documents.get(&request.query) {
+            request.set_parsed_query((*doc).clone());
+        } else {
+            let text = request.query.clone();
+            if let Ok(doc) = request.parsed_query() {
+                if let Err(refusal) = guard::check(doc, &self.limits) {
+                    return Response::from_errors(vec![refusal.into_server_error()]);
+                }
+                self.documents.insert(&text, doc);
+            }
         }
         let (version, (schema, catalog)) = match self.schema_for(engine, &principal.org_id).await {
             Ok(s) => s,

@@ -41,7 +41,8 @@ pub struct Conn {
 
 /// One edge of a connection.
 pub struct Edge {
-    pub(crate) cursor: String,
+    /// `None` only when the request selected no cursor (none was computed).
+    pub(crate) cursor: Option<String>,
     pub(crate) node: Json,
 }
 
@@ -298,7 +299,7 @@ pub(crate) fn selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -
         {
             let t = target_of(cat, target.as_str())?;
             let args = raw_args_json(&child)?;
-            let (select, aggregate) = connection_selection(cat, t, &child)?;
+            let ConnectionSelection { select, aggregate, .. } = connection_selection(cat, t, &child)?;
             let n = Nested {
                 key: key.to_owned(),
                 filter: parse_where(cat, t, &args)?,
@@ -318,22 +319,41 @@ fn target_of<'c>(cat: &'c Catalog, name: &str) -> Result<&'c Model, OrmError> {
     cat.model(name).map(AsRef::as_ref).ok_or_else(|| OrmError::Internal(format!("unknown model `{name}`")))
 }
 
-/// What a connection field selects: the node selection under `edges` and the aggregates.
-fn connection_selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -> Result<(Selection, Aggregate), OrmError> {
-    let mut select = Selection::default();
-    let mut agg = Aggregate::default();
+/// What a connection field selects.
+struct ConnectionSelection {
+    /// The node selection under `edges`.
+    select: Selection,
+    /// The aggregates.
+    aggregate: Aggregate,
+    /// Whether edges or page info are selected (else no page is read).
+    rows: bool,
+    /// Whether a cursor is selected (an edge's, `startCursor` or `endCursor`).
+    cursors: bool,
+}
+
+fn connection_selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -> Result<ConnectionSelection, OrmError> {
+    let mut out = ConnectionSelection { select: Selection::default(), aggregate: Aggregate::default(), rows: false, cursors: false };
     for c in sf.selection_set().filter(|c| !skipped(c)) {
         match c.name() {
             "edges" => {
-                for e in c.selection_set().filter(|e| !skipped(e) && e.name() == "node") {
-                    merge(&mut select, selection(cat, model, &e)?);
+                out.rows = true;
+                for e in c.selection_set().filter(|e| !skipped(e)) {
+                    match e.name() {
+                        "node" => merge(&mut out.select, selection(cat, model, &e)?),
+                        "cursor" => out.cursors = true,
+                        _ => {}
+                    }
                 }
             }
-            "aggregate" => aggregate_selection(model, &c, &mut agg),
+            "pageInfo" => {
+                out.rows = true;
+                out.cursors |= c.selection_set().any(|p| !skipped(&p) && matches!(p.name(), "startCursor" | "endCursor"));
+            }
+            "aggregate" => aggregate_selection(model, &c, &mut out.aggregate),
             _ => {}
         }
     }
-    Ok((select, agg))
+    Ok(out)
 }
 
 fn aggregate_selection(model: &Model, sf: &SelectionField<'_>, agg: &mut Aggregate) {
@@ -360,14 +380,16 @@ fn page_info(edges: &[Edge], has_next: bool, has_previous: bool) -> Json {
     serde_json::json!({
         "hasNextPage": has_next,
         "hasPreviousPage": has_previous,
-        "startCursor": edges.first().map(|e| e.cursor.clone()),
-        "endCursor": edges.last().map(|e| e.cursor.clone()),
+        "startCursor": edges.first().and_then(|e| e.cursor.clone()),
+        "endCursor": edges.last().and_then(|e| e.cursor.clone()),
         "pageSize": edges.len(),
     })
 }
 
 fn conn_of(page: PageResult) -> Conn {
-    let edges: Vec<Edge> = page.rows.into_iter().zip(page.cursors).map(|(node, cursor)| Edge { cursor, node }).collect();
+    // Without cursors (none selected) the page has none.
+    let mut cursors = page.cursors.into_iter();
+    let edges: Vec<Edge> = page.rows.into_iter().map(|node| Edge { cursor: cursors.next(), node }).collect();
     let page_info = page_info(&edges, page.has_next, page.has_previous);
     Conn { edges, page_info, aggregate: page.aggregate.unwrap_or(Json::Null) }
 }
@@ -397,7 +419,7 @@ pub(crate) fn nested_connection(
             let edges: Vec<Edge> = window
                 .iter()
                 .map(|r| Edge {
-                    cursor: encode_cursor(&spec, &r.get("k").map(Json::to_string).unwrap_or_default()),
+                    cursor: Some(encode_cursor(&spec, &r.get("k").map(Json::to_string).unwrap_or_default())),
                     node: r.get("n").cloned().unwrap_or(Json::Null),
                 })
                 .collect();
@@ -443,6 +465,7 @@ pub(crate) fn one(cat: Arc<Catalog>, model: Arc<Model>) -> impl for<'a> Fn(Resol
             filter,
             page: Page { first: Some(1), ..Page::default() },
             select: selection(&cat, &model, &ctx.ctx.field())?,
+            cursors: false,
             ..Read::new(&model)
         };
         let q = rc.access.scope(&cat, &model.name, Op::Read, read)?;
@@ -462,7 +485,8 @@ pub(crate) fn list(
 ) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
     root!(cat, model, |ctx, rc| {
         let args = args_json(&ctx.args);
-        let read = Read { select: selection(&cat, &model, &ctx.ctx.field())?, ..list_read(&cat, &model, &args)? };
+        // A list has no cursors.
+        let read = Read { select: selection(&cat, &model, &ctx.ctx.field())?, cursors: false, ..list_read(&cat, &model, &args)? };
         rows(&cat, rc, &model, Op::Read, read).await
     })
 }
@@ -481,8 +505,15 @@ pub(crate) fn connection(
 ) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
     root!(cat, model, |ctx, rc| {
         let args = args_json(&ctx.args);
-        let (select, agg) = connection_selection(&cat, &model, &ctx.ctx.field())?;
-        let read = Read { select, count: agg.count, aggregates: agg.numeric, ..list_read(&cat, &model, &args)? };
+        let c = connection_selection(&cat, &model, &ctx.ctx.field())?;
+        let read = Read {
+            select: c.select,
+            count: c.aggregate.count,
+            aggregates: c.aggregate.numeric,
+            rows: c.rows,
+            cursors: c.cursors,
+            ..list_read(&cat, &model, &args)?
+        };
         let q = rc.access.scope(&cat, &model.name, Op::Read, read)?;
         let page = rc.engine.read(&q).await?;
         Ok(Some(FieldValue::owned_any(conn_of(page))))
@@ -709,7 +740,7 @@ async fn write_many<'a>(
     w: Write,
     sf: &SelectionField<'_>,
 ) -> Result<Option<FieldValue<'a>>, OrmError> {
-    let select = connection_selection(cat, model, sf)?.0;
+    let select = connection_selection(cat, model, sf)?.select;
     let q = rc.access.scope(cat, &model.name, op, w)?;
     match rc.engine.write(&q, &select).await? {
         WriteResult::Many(page) => Ok(Some(FieldValue::owned_any(conn_of(page)))),

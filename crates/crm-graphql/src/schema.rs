@@ -634,7 +634,7 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
     out.push(Gen::Obj(
         Object::new(names::of(m, names::EDGE))
             .field(Field::new("cursor", TypeRef::named_nn(TypeRef::STRING), |ctx| {
-                FieldFuture::Value(ctx.parent_value.downcast_ref::<Edge>().map(|e| FieldValue::value(e.cursor.clone())))
+                FieldFuture::Value(ctx.parent_value.downcast_ref::<Edge>().and_then(|e| e.cursor.clone()).map(FieldValue::value))
             }))
             .field(Field::new("node", TypeRef::named_nn(m.name.as_str()), |ctx| {
                 FieldFuture::Value(ctx.parent_value.downcast_ref::<Edge>().map(|e| FieldValue::borrowed_any(&e.node)))

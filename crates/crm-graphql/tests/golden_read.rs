@@ -373,8 +373,8 @@ async fn ordering() {
             // Nulls last ascending (and first descending, the mirror image).
             (json!(["firstName_ASC"]), vec!["Ann Lee", "Bob Ray", "Cid Lee", "Zoe Lee", "- Ames"], vec!["Xia Lee", "Yan Lee"]),
             (json!(["firstName_DESC"]), vec!["- Ames", "Zoe Lee", "Cid Lee", "Bob Ray", "Ann Lee"], vec!["Yan Lee", "Xia Lee"]),
-            // Ties are broken by id (creation order here).
-            (json!(["lastName_DESC"]), vec!["Bob Ray", "Ann Lee", "Zoe Lee", "Cid Lee", "- Ames"], vec!["Yan Lee", "Xia Lee"]),
+            // Ties are broken by id in the direction of the last key (newest first here).
+            (json!(["lastName_DESC"]), vec!["Bob Ray", "Cid Lee", "Zoe Lee", "Ann Lee", "- Ames"], vec!["Xia Lee", "Yan Lee"]),
             // A single value in a variable is coerced to a list.
             (json!("lastName_ASC"), vec!["- Ames", "Ann Lee", "Zoe Lee", "Cid Lee", "Bob Ray"], vec!["Yan Lee", "Xia Lee"]),
         ];
@@ -388,7 +388,7 @@ async fn ordering() {
         }
         // A single enum literal is coerced to a list; also on connections and nested lists.
         for (g, want) in
-            [(&c.admin, vec!["Bob Ray", "Ann Lee"]), (&c.restricted, vec!["Bob Ray", "Ann Lee"]), (&c.other, vec!["Yan Lee", "Xia Lee"])]
+            [(&c.admin, vec!["Bob Ray", "Cid Lee"]), (&c.restricted, vec!["Bob Ray", "Cid Lee"]), (&c.other, vec!["Xia Lee", "Yan Lee"])]
         {
             let d = g.ok("{ contacts(orderBy: lastName_DESC, first: 2) { firstName lastName } }", no_vars()).await;
             assert_eq!(full_names(&d["contacts"]), want, "[{}]", b.name);
@@ -851,7 +851,8 @@ async fn keyset_pagination_over_nulls_and_ties() {
         create(&c.other, "Lead", json!({"name": "B2", "score": 1})).await;
         let v = |x: &[&str]| x.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let asc = v(&["L6", "L3", "L1", "L5", "L2", "L4", "L7"]);
-        let desc = v(&["L2", "L4", "L7", "L1", "L5", "L3", "L6"]);
+        // Descending, ties run newest first: the id follows the direction of the last key.
+        let desc = v(&["L7", "L4", "L2", "L5", "L1", "L3", "L6"]);
         for (order, want_a, want_b) in [("score_ASC", &asc, v(&["B2", "B1"])), ("score_DESC", &desc, v(&["B1", "B2"]))] {
             let root = |args: &str| {
                 format!(

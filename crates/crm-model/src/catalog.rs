@@ -322,6 +322,16 @@ pub struct Model {
     pub owner: Option<FieldName>,
     /// System fields first, then declared fields in declaration order.
     pub fields: IndexMap<FieldName, Field>,
+    /// Declared composite indexes over the live rows.
+    pub indexes: Vec<Index>,
+}
+
+/// A composite index of a model: `(org_id, keys…, id)` over the live rows (`deleted_at IS NULL`),
+/// `id` in the direction of the last key, as list ordering breaks ties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    /// Stored fields and whether each is descending.
+    pub keys: Vec<(FieldName, bool)>,
 }
 
 impl Model {
@@ -715,8 +725,46 @@ fn resolve_model(def: &ModelDef, mark: Mark) -> Result<Model, MetadataError> {
             Some(f.name.clone())
         }
     };
+    let indexes = resolve_indexes(def, mark, &fields)?;
     let label = def.label.clone().unwrap_or_else(|| humanize(&def.name));
-    Ok(Model { name, singular, plural, table, description: def.description.clone(), label, custom: mark.object, owner, fields })
+    Ok(Model { name, singular, plural, table, description: def.description.clone(), label, custom: mark.object, owner, fields, indexes })
+}
+
+/// The declared indexes: keys are stored scalar or to-one fields (`_DESC` for descending), at
+/// most 8, none twice; custom objects and custom fields have no columns to index.
+fn resolve_indexes(def: &ModelDef, mark: Mark, fields: &IndexMap<FieldName, Field>) -> Result<Vec<Index>, MetadataError> {
+    let bad = |reason: String| MetadataError::BadModel { model: def.name.clone(), reason };
+    if mark.object && !def.indexes.is_empty() {
+        return Err(bad("a custom object cannot declare indexes: its records share one table".to_owned()));
+    }
+    let mut out = Vec::with_capacity(def.indexes.len());
+    for ix in &def.indexes {
+        if ix.keys.is_empty() || ix.keys.len() > 8 {
+            return Err(bad(format!("an index has 1 to 8 keys, not {}", ix.keys.len())));
+        }
+        let mut keys: Vec<(FieldName, bool)> = Vec::with_capacity(ix.keys.len());
+        for k in &ix.keys {
+            let (name, desc) = match k.strip_suffix("_DESC") {
+                Some(n) => (n, true),
+                None => (k.strip_suffix("_ASC").unwrap_or(k), false),
+            };
+            let f = fields.get(name).ok_or_else(|| bad(format!("index key `{k}` is not a field of the model")))?;
+            let indexable = match &f.kind {
+                FieldKind::Scalar(t) => !matches!(t, ScalarType::Json | ScalarType::Tags | ScalarType::MultiSelect(_)),
+                FieldKind::ToOne { .. } => true,
+                _ => false,
+            };
+            if !indexable || f.custom || f.name.as_str() == "id" {
+                return Err(bad(format!("index key `{k}` must be a stored scalar or to-one field other than `id`")));
+            }
+            if keys.iter().any(|(n, _)| n == &f.name) {
+                return Err(bad(format!("index key `{name}` appears twice")));
+            }
+            keys.push((f.name.clone(), desc));
+        }
+        out.push(Index { keys });
+    }
+    Ok(out)
 }
 
 /// Root field and type names a model generates, for clash detection.

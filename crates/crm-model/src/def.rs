@@ -29,6 +29,20 @@ pub struct ModelDef {
     /// The fields in declaration order (the order of columns, forms and the schema).
     #[serde(default)]
     pub fields: Vec<FieldDef>,
+    /// Indexes for the lists people ask for most, beyond the one per indexed field: each becomes
+    /// `(org_id, keys…, id)` over the live rows, e.g. `["status", "createdAt_DESC"]` serves
+    /// "leads of a stage, newest first" and counts by stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDef>,
+}
+
+/// A composite index as declared: its keys in order, each a field name, with `_DESC` for a
+/// descending key (the names `orderBy` takes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IndexDef {
+    /// The keys, e.g. `["status", "createdAt_DESC"]`.
+    pub keys: Vec<String>,
 }
 
 /// A field as declared. Deserializing rejects unknown keys, like the other definitions (done by
@@ -262,7 +276,16 @@ impl ModelDef {
     /// Starts a model with its API name.
     #[must_use]
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), plural: None, table: None, description: None, label: None, owner_field: None, fields: Vec::new() }
+        Self {
+            name: name.into(),
+            plural: None,
+            table: None,
+            description: None,
+            label: None,
+            owner_field: None,
+            fields: Vec::new(),
+            indexes: Vec::new(),
+        }
     }
     /// Sets the plural API name.
     #[must_use]
@@ -292,6 +315,12 @@ impl ModelDef {
     #[must_use]
     pub fn owner(mut self, field: impl Into<String>) -> Self {
         self.owner_field = Some(field.into());
+        self
+    }
+    /// Adds a composite index over the live rows (see [`IndexDef`]).
+    #[must_use]
+    pub fn index(mut self, keys: &[&str]) -> Self {
+        self.indexes.push(IndexDef { keys: keys.iter().map(|k| (*k).to_owned()).collect() });
         self
     }
     /// Adds a field.

@@ -55,7 +55,8 @@ pub fn standard_models() -> Vec<ModelDef> {
             .field(F::relation("account", "Account"))
             .field(F::relation("owner", "Member"))
             .field(F::inverse("leads", "Lead", "contact"))
-            .field(F::inverse("tickets", "Ticket", "contact")),
+            .field(F::inverse("tickets", "Ticket", "contact"))
+            .index(&["account", "createdAt_DESC"]),
         ModelDef::new("Lead")
             .describe("A potential customer moving through the funnel.")
             .owner("owner")
@@ -72,7 +73,9 @@ pub fn standard_models() -> Vec<ModelDef> {
             .field(F::relation("account", "Account").describe("Set once converted."))
             .field(F::datetime("convertedAt"))
             .field(F::inverse("tagAssignments", "TagAssignment", "lead").describe("Which rule set which tag."))
-            .field(F::inverse("assignments", "Assignment", "lead").describe("Routing decisions, with rule and reason.")),
+            .field(F::inverse("assignments", "Assignment", "lead").describe("Routing decisions, with rule and reason."))
+            .index(&["status", "createdAt_DESC"])
+            .index(&["owner", "status", "createdAt_DESC"]),
         ModelDef::new("Opportunity")
             .plural("opportunities")
             .describe("A deal in the pipeline.")
@@ -89,7 +92,8 @@ pub fn standard_models() -> Vec<ModelDef> {
             )
             .field(F::date("expectedCloseDate"))
             .field(F::int("probability").range(Some(0.0), Some(100.0)))
-            .field(F::relation("owner", "Member")),
+            .field(F::relation("owner", "Member"))
+            .index(&["stage", "createdAt_DESC"]),
         ModelDef::new("Ticket")
             .describe("An inquiry handled by staff: progress, assignee, contact dates.")
             .owner("assignee")
@@ -106,7 +110,8 @@ pub fn standard_models() -> Vec<ModelDef> {
             .field(F::relation("contact", "Contact"))
             .field(F::relation("assignee", "Member").tracked())
             .field(F::datetime("lastContactedAt"))
-            .field(F::datetime("nextContactAt")),
+            .field(F::datetime("nextContactAt"))
+            .index(&["status", "createdAt_DESC"]),
         ModelDef::new("Activity")
             .plural("activities")
             .describe("An interaction or note on any record.")

@@ -1011,3 +1011,40 @@ fn the_json_example_model_resolves_next_to_the_standard_catalog() {
     assert_eq!(p.table.as_str(), "projects");
     assert_eq!(p.field("account").unwrap().column.as_str(), "account_id");
 }
+
+#[test]
+fn indexes_are_resolved_and_checked() {
+    let cat = std_cat();
+    let lead = cat.model("Lead").unwrap();
+    let keys: Vec<Vec<(String, bool)>> = lead.indexes.iter().map(|i| i.keys.iter().map(|(f, d)| (f.to_string(), *d)).collect()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            vec![("status".to_owned(), false), ("createdAt".to_owned(), true)],
+            vec![("owner".to_owned(), false), ("status".to_owned(), false), ("createdAt".to_owned(), true)],
+        ]
+    );
+    // JSON form.
+    let def: ModelDef = serde_json::from_value(
+        json!({"name": "Thing", "fields": [{"name": "n", "type": "int"}], "indexes": [{"keys": ["n", "createdAt_DESC"]}]}),
+    )
+    .unwrap();
+    let mut defs = standard_models();
+    defs.push(def);
+    let cat = resolve(&defs).unwrap();
+    assert_eq!(cat.model("Thing").unwrap().indexes.len(), 1);
+
+    let bad = |keys: &[&str], reason: &str| {
+        let e = reject(vec![ModelDef::new("Thing").field(F::int("n")).field(F::tags("t")).index(keys)]);
+        assert!(matches!(&e, MetadataError::BadModel { model, reason: r } if model == "Thing" && r.contains(reason)), "{keys:?}: {e:?}");
+    };
+    bad(&["nope"], "not a field");
+    bad(&["t"], "stored scalar or to-one");
+    bad(&["id"], "stored scalar or to-one");
+    bad(&["n", "n_DESC"], "appears twice");
+    bad(&[], "1 to 8 keys");
+    // A custom object's records share one table: no indexes of its own.
+    let ext = crm_model::Extension { objects: vec![ModelDef::new("Gadget").field(F::int("n")).index(&["n"])], fields: Vec::new() };
+    let e = cat.extend(&ext).unwrap_err();
+    assert!(matches!(&e, MetadataError::BadModel { model, reason } if model == "Gadget" && reason.contains("custom object")), "{e:?}");
+}

@@ -2,7 +2,7 @@
 //! binding, JSON construction, list operators, the tenant setting for row-level security, and
 //! how database errors are recognised. The rest of the engine is one code path.
 
-use crm_model::{ScalarType, Value};
+use crm_model::{OrgId, ScalarType, Value};
 use sea_query::{Expr, PostgresQueryBuilder, SqliteQueryBuilder};
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
 
@@ -23,11 +23,41 @@ const JSON_CHUNK: usize = 48;
 
 impl Dialect {
     /// Renders a statement to SQL and bound values.
+    ///
+    /// On PostgreSQL the `LIMIT` and `OFFSET` values are written into the SQL as numbers: with
+    /// a bound limit, the generic plan of a prepared statement is costed for an unknown row count
+    /// and never chosen, so every execution would be planned anew.
     pub fn build<S: SqlxBinder>(self, stmt: &S) -> (String, SqlxValues) {
         match self {
             Dialect::Sqlite => stmt.build_sqlx(SqliteQueryBuilder),
-            Dialect::Postgres => stmt.build_sqlx(PostgresQueryBuilder),
+            Dialect::Postgres => inline_page_bounds(stmt.build_sqlx(PostgresQueryBuilder)),
         }
+    }
+
+    /// A read statement that sets the caller's tenant for row-level security itself, so a read
+    /// is one round trip (PostgreSQL; SQLite has no row-level security and gets `built` as is).
+    ///
+    /// The settings are made transaction-local by a materialized CTE, and the statement runs as
+    /// a `LATERAL` subquery that refers to it: PostgreSQL can only join that as a nested loop
+    /// with the CTE outside, so the settings are made before any row of `built` is read; they
+    /// end with the statement's implicit transaction, so nothing stays on the pooled
+    /// connection. `OFFSET 0` keeps the subquery from being flattened. Rows keep `built`'s
+    /// order (one outer row).
+    #[must_use]
+    pub fn in_session(self, (sql, mut values): (String, SqlxValues), org: &OrgId, read_orgs: &[OrgId]) -> (String, SqlxValues) {
+        if self == Dialect::Sqlite {
+            return (sql, values);
+        }
+        let n = values.0.0.len();
+        let sql = format!(
+            "WITH \"crm_session\" AS MATERIALIZED (SELECT set_config('crm.org_id', ${}, true) AS \"o\", set_config('crm.read_orgs', ${}, true) AS \"r\") \
+             SELECT \"crm_q\".* FROM \"crm_session\", LATERAL (SELECT * FROM ({sql}) AS \"crm_s\" WHERE \"crm_session\".\"r\" IS NOT NULL OFFSET 0) AS \"crm_q\"",
+            n + 1,
+            n + 2
+        );
+        values.0.0.push(sea_query::Value::String(Some(org.as_str().to_owned())));
+        values.0.0.push(sea_query::Value::String(Some(read_orgs_setting(org, read_orgs))));
+        (sql, values)
     }
 
     /// A custom expression: `{}` in `template` stands for the next of `exprs`, rendered with this
@@ -428,6 +458,56 @@ impl Dialect {
     }
 }
 
+/// PostgreSQL SQL with the unsigned values bound after `LIMIT` and `OFFSET` written as numbers,
+/// the other placeholders renumbered. sea-query numbers placeholders in the order they appear,
+/// each once, and quotes no `$` outside them in the statements this crate builds.
+fn inline_page_bounds((sql, values): (String, SqlxValues)) -> (String, SqlxValues) {
+    if !sql.contains("LIMIT $") && !sql.contains("OFFSET $") {
+        return (sql, values);
+    }
+    let old = values.0.0;
+    let mut kept = Vec::with_capacity(old.len());
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql.as_str();
+    while let Some(i) = rest.find('$') {
+        let (before, tail) = rest.split_at(i);
+        out.push_str(before);
+        let after = tail.get(1..).unwrap_or_default();
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let Some(k) = after.get(..digits).and_then(|d| d.parse::<usize>().ok()) else {
+            out.push('$');
+            rest = after;
+            continue;
+        };
+        let value = k.checked_sub(1).and_then(|i| old.get(i));
+        let bound = out.ends_with("LIMIT ") || out.ends_with("OFFSET ");
+        match (bound, value) {
+            (true, Some(sea_query::Value::BigUnsigned(Some(n)))) => out.push_str(&n.to_string()),
+            (_, Some(v)) => {
+                kept.push(v.clone());
+                out.push('$');
+                out.push_str(&kept.len().to_string());
+            }
+            (_, None) => out.push_str(tail.get(..=digits).unwrap_or_default()),
+        }
+        rest = after.get(digits..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    (out, SqlxValues(sea_query::Values(kept)))
+}
+
+/// The value of `crm.read_orgs`: the caller's tenant, then the further tenants its reads cover.
+#[must_use]
+pub fn read_orgs_setting(org: &OrgId, further: &[OrgId]) -> String {
+    let mut out = String::with_capacity(org.as_str().len() * (1 + further.len()) + further.len());
+    out.push_str(org.as_str());
+    for o in further {
+        out.push(',');
+        out.push_str(o.as_str());
+    }
+    out
+}
+
 /// A deterministic index or constraint name within PostgreSQL's 63-byte limit.
 #[must_use]
 pub fn index_name(prefix: &str, table: &str, column: &str) -> String {
@@ -481,5 +561,38 @@ pub fn classify(e: &sqlx::Error) -> DbFailure {
             Some("40001" | "40P01") => DbFailure::Retry,
             _ => DbFailure::Other,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_bounds_become_numbers_and_placeholders_are_renumbered() {
+        use sea_query::Value as V;
+        let values = SqlxValues(sea_query::Values(vec![
+            V::String(Some("a".to_owned())),
+            V::BigUnsigned(Some(1)),
+            V::String(Some("b".to_owned())),
+            V::BigUnsigned(Some(21)),
+            V::BigUnsigned(Some(40)),
+        ]));
+        let sql = "SELECT x FROM t WHERE o = $1 AND (SELECT y FROM u LIMIT $2) = $3 ORDER BY x LIMIT $4 OFFSET $5".to_owned();
+        let (sql, values) = inline_page_bounds((sql, values));
+        assert_eq!(sql, "SELECT x FROM t WHERE o = $1 AND (SELECT y FROM u LIMIT 1) = $2 ORDER BY x LIMIT 21 OFFSET 40");
+        assert_eq!(values.0.0, vec![V::String(Some("a".to_owned())), V::String(Some("b".to_owned()))]);
+    }
+
+    #[test]
+    fn in_session_appends_the_settings() {
+        let org = OrgId::new("org-a").unwrap_or_else(|e| unreachable!("{e}"));
+        let child = OrgId::new("org-b").unwrap_or_else(|e| unreachable!("{e}"));
+        let built = ("SELECT 1 WHERE $1".to_owned(), SqlxValues(sea_query::Values(vec![sea_query::Value::Bool(Some(true))])));
+        let (sql, values) = Dialect::Postgres.in_session(built.clone(), &org, std::slice::from_ref(&child));
+        assert!(sql.starts_with("WITH \"crm_session\" AS MATERIALIZED (SELECT set_config('crm.org_id', $2, true)"), "{sql}");
+        assert!(sql.contains("set_config('crm.read_orgs', $3, true)") && sql.contains("(SELECT 1 WHERE $1)"), "{sql}");
+        assert_eq!(values.0.0.get(2), Some(&sea_query::Value::String(Some("org-a,org-b".to_owned()))));
+        assert_eq!(Dialect::Sqlite.in_session(built.clone(), &org, &[]).0, built.0);
     }
 }

@@ -120,6 +120,7 @@ impl Tx {
         }
     }
     async fn commit(self) -> Result<()> {
+        round_trip();
         match self {
             Tx::Sqlite(t) => t.commit().await?,
             Tx::Pg(t) => t.commit().await?,
@@ -151,31 +152,71 @@ macro_rules! run {
     };
 }
 
-tokio::task_local! {
-    static STATEMENTS: std::sync::atomic::AtomicU64;
+/// What a piece of work asked of the database: statements sent, and round trips (statements
+/// plus the `BEGIN` and `COMMIT` of transactions).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DbUse {
+    /// SQL statements sent.
+    pub statements: u64,
+    /// Messages the engine waited on the database for.
+    pub round_trips: u64,
 }
 
-/// Runs `fut` and returns its output with the number of SQL statements the engine sent to the
-/// database while running it (on this task): how tests prove a request's statement count does
-/// not grow with its rows.
-pub async fn count_statements<F: Future>(fut: F) -> (F::Output, u64) {
-    STATEMENTS
-        .scope(std::sync::atomic::AtomicU64::new(0), async move {
+#[derive(Default)]
+struct DbCounters {
+    statements: std::sync::atomic::AtomicU64,
+    round_trips: std::sync::atomic::AtomicU64,
+}
+
+tokio::task_local! {
+    static DB_USE: DbCounters;
+}
+
+/// Runs `fut` and returns its output with what the engine asked of the database while running
+/// it (on this task): how tests prove a request's statement count does not grow with its rows,
+/// and what the server's metrics count per operation.
+pub async fn count_db_use<F: Future>(fut: F) -> (F::Output, DbUse) {
+    DB_USE
+        .scope(DbCounters::default(), async move {
             let out = fut.await;
-            let n = STATEMENTS.try_with(|c| c.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
-            (out, n)
+            let used = DB_USE
+                .try_with(|c| DbUse {
+                    statements: c.statements.load(std::sync::atomic::Ordering::Relaxed),
+                    round_trips: c.round_trips.load(std::sync::atomic::Ordering::Relaxed),
+                })
+                .unwrap_or_default();
+            (out, used)
         })
         .await
 }
 
+/// Runs `fut` and returns its output with the number of SQL statements the engine sent to the
+/// database while running it (on this task).
+pub async fn count_statements<F: Future>(fut: F) -> (F::Output, u64) {
+    let (out, used) = count_db_use(fut).await;
+    (out, used.statements)
+}
+
+/// One statement (and its round trip).
 fn counted() {
-    let _ = STATEMENTS.try_with(|c| c.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let _ = DB_USE.try_with(|c| {
+        c.statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        c.round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
+/// A round trip that is no statement of the engine's: a transaction's `BEGIN` or `COMMIT`.
+fn round_trip() {
+    let _ = DB_USE.try_with(|c| c.round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
 }
 
 impl Ex<'_> {
-    async fn rows_jk(self, (sql, values): (String, SqlxValues)) -> Result<Vec<(String, String)>> {
+    /// Page rows: row JSON, cursor keys, aggregate (see [`Builder::select_page`]).
+    async fn rows_jka(self, (sql, values): (String, SqlxValues)) -> Result<Vec<(String, Option<String>, Option<String>)>> {
         counted();
-        Ok(run!(self, c => sqlx::query_as_with::<_, (String, String), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
+        Ok(
+            run!(self, c => sqlx::query_as_with::<_, (String, Option<String>, Option<String>), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?),
+        )
     }
     async fn ids(self, (sql, values): (String, SqlxValues)) -> Result<Vec<(String, i64)>> {
         counted();
@@ -221,8 +262,7 @@ impl Ex<'_> {
     async fn set_orgs(self, local: bool, org: &OrgId, read_orgs: &[OrgId]) -> Result<()> {
         if let (Ex::Pg(c), Some(sql)) = (self, Dialect::Postgres.set_tenant_sql(local)) {
             counted();
-            let read_orgs = read_orgs.iter().map(OrgId::as_str).collect::<Vec<_>>().join(",");
-            sqlx::query(sql).bind(org.as_str()).bind(read_orgs).execute(&mut *c).await?;
+            sqlx::query(sql).bind(org.as_str()).bind(crate::dialect::read_orgs_setting(org, read_orgs)).execute(&mut *c).await?;
         }
         Ok(())
     }
@@ -355,6 +395,7 @@ impl Engine {
     }
 
     async fn begin(&self) -> Result<Tx> {
+        round_trip();
         Ok(match &self.db {
             // IMMEDIATE takes the write lock up front, so two writers never deadlock on upgrade.
             Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
@@ -566,8 +607,7 @@ impl Engine {
     /// Bad arguments (typed, naming the input), limits, database failures.
     pub async fn read(&self, q: &Scoped<Read>) -> Result<PageResult> {
         let mut conn = self.acquire().await?;
-        conn.ex().set_tenant(false, &q.access).await?;
-        read_page(self.dialect(), &self.catalog, &q.access, q.tenant_predicate, self.limits, &mut conn, &q.query).await
+        read_page(self.dialect(), &self.catalog, &q.access, q.tenant_predicate, self.limits, &mut conn, &q.query, true).await
     }
 
     /// Groups and aggregates rows (the report query); one object per group.
@@ -578,8 +618,7 @@ impl Engine {
         let d = self.dialect();
         let stmt = Builder::with_tenant_predicate(d, &self.catalog, &q.access, q.tenant_predicate, self.limits).group_by(&q.query)?;
         let mut conn = self.acquire().await?;
-        conn.ex().set_tenant(false, &q.access).await?;
-        let rows = conn.ex().texts(d.build(&stmt)).await?;
+        let rows = conn.ex().texts(d.in_session(d.build(&stmt), q.access.org(), q.access.read_orgs())).await?;
         rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("group JSON: {e}")))).collect()
     }
 
@@ -618,8 +657,7 @@ impl Engine {
             .limit(u64::from(q.query.first))
             .to_owned();
         let mut conn = self.acquire().await?;
-        conn.ex().set_tenant(false, &q.access).await?;
-        let rows = conn.ex().texts(d.build(&stmt)).await?;
+        let rows = conn.ex().texts(d.in_session(d.build(&stmt), q.access.org(), q.access.read_orgs())).await?;
         rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("audit JSON: {e}")))).collect()
     }
 
@@ -635,8 +673,7 @@ impl Engine {
             return Ok(None);
         };
         let mut conn = self.acquire().await?;
-        conn.ex().set_tenant(false, &q.access).await?;
-        let found = conn.ex().texts(d.build(&stmt)).await?;
+        let found = conn.ex().texts(d.in_session(d.build(&stmt), q.access.org(), q.access.read_orgs())).await?;
         Ok(found.into_iter().next().and_then(|m| self.catalog.model(&m).map(|m| m.name.clone())))
     }
 
@@ -703,6 +740,10 @@ impl ExSource for Tx {
     }
 }
 
+/// Reads one page (and the aggregate, when asked for) in one statement; with `session`, the
+/// statement also sets the caller's tenant for row-level security itself (a read on a pooled
+/// connection: one round trip).
+#[allow(clippy::too_many_arguments)]
 async fn read_page<S: ExSource>(
     d: Dialect,
     cat: &Catalog,
@@ -711,26 +752,41 @@ async fn read_page<S: ExSource>(
     limits: Limits,
     src: &mut S,
     read: &Read,
+    session: bool,
 ) -> Result<PageResult> {
-    let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
-    let (stmt, plan) = b.select_page(read)?;
-    let rows = src.ex().rows_jk(d.build(&stmt)).await?;
-    // Count and numeric aggregates come in one statement, only when asked for.
-    let (count, aggregate) = if read.count || !read.aggregates.is_empty() {
-        let mut b = Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
-        let stmt = b.aggregate(read)?;
-        let text = src.ex().scalar_text(d.build(&stmt)).await?;
-        let agg: Json = serde_json::from_str(&text).map_err(|e| OrmError::Internal(format!("aggregate JSON: {e}")))?;
-        (agg.get("count").and_then(Json::as_i64), Some(agg))
-    } else {
-        (None, None)
+    let builder = || Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
+    let built = |stmt: &sea_query::SelectStatement| {
+        let b = d.build(stmt);
+        if session { d.in_session(b, access.org(), access.read_orgs()) } else { b }
+    };
+    let wants_aggregate = read.count || !read.aggregates.is_empty();
+    if !read.rows {
+        // Only the aggregate: no page is read, but its arguments are still checked.
+        builder().check_page(read)?;
+        let (count, aggregate) =
+            if wants_aggregate { aggregate_alone(src, built(&builder().aggregate(read)?)).await? } else { (None, None) };
+        return Ok(PageResult { rows: Vec::new(), cursors: Vec::new(), has_next: false, has_previous: false, count, aggregate });
+    }
+    let (stmt, plan) = builder().select_page(read)?;
+    let rows = src.ex().rows_jka(built(&stmt)).await?;
+    let (count, aggregate) = match rows.first() {
+        Some((_, _, Some(text))) => {
+            let agg: Json = serde_json::from_str(text).map_err(|e| OrmError::Internal(format!("aggregate JSON: {e}")))?;
+            (agg.get("count").and_then(Json::as_i64), Some(agg))
+        }
+        // No row carried the aggregate: the page is empty, the aggregate is asked alone.
+        _ if wants_aggregate => aggregate_alone(src, built(&builder().aggregate(read)?)).await?,
+        _ => (None, None),
     };
     let more = rows.len() > plan.limit as usize;
     let mut out_rows = Vec::with_capacity(rows.len());
-    let mut cursors = Vec::with_capacity(rows.len());
-    for (j, k) in rows.into_iter().take(plan.limit as usize) {
+    let mut cursors = Vec::with_capacity(if read.cursors { rows.len() } else { 0 });
+    for (j, k, _) in rows.into_iter().take(plan.limit as usize) {
         out_rows.push(serde_json::from_str(&j).map_err(|e| OrmError::Internal(format!("row JSON: {e}")))?);
-        cursors.push(encode_cursor(&plan.spec, &k));
+        if read.cursors {
+            let k = k.ok_or_else(|| OrmError::Internal("a row without its cursor keys".to_owned()))?;
+            cursors.push(encode_cursor(&plan.spec, &k));
+        }
     }
     if plan.backward {
         out_rows.reverse();
@@ -738,6 +794,13 @@ async fn read_page<S: ExSource>(
     }
     let (has_next, has_previous) = if plan.backward { (plan.from_cursor, more) } else { (more, plan.from_cursor) };
     Ok(PageResult { rows: out_rows, cursors, has_next, has_previous, count, aggregate })
+}
+
+/// The aggregate object of a read and its count, by `built` (see [`Builder::aggregate`]).
+async fn aggregate_alone<S: ExSource>(src: &mut S, built: (String, SqlxValues)) -> Result<(Option<i64>, Option<Json>)> {
+    let text = src.ex().scalar_text(built).await?;
+    let agg: Json = serde_json::from_str(&text).map_err(|e| OrmError::Internal(format!("aggregate JSON: {e}")))?;
+    Ok((agg.get("count").and_then(Json::as_i64), Some(agg)))
 }
 
 /// Page flags of a batch result: `more` rows matched beyond the page in the direction of travel.
@@ -943,9 +1006,11 @@ impl<'a> Writer<'a> {
             count: false,
             aggregates: Vec::new(),
             trash,
+            rows: true,
+            cursors: true,
         };
         let limits = Limits { default_page: self.limits.default_page, max_page: std::cmp::max(n, self.limits.max_page) };
-        let mut page = read_page(self.d, self.cat, self.access, self.tenant, limits, &mut *self.tx, &read).await?;
+        let mut page = read_page(self.d, self.cat, self.access, self.tenant, limits, &mut *self.tx, &read, false).await?;
         page.count = Some(i64::from(n));
         page.aggregate = Some(serde_json::json!({ "count": n }));
         Ok(page)

@@ -745,6 +745,10 @@ pub struct Read {
     pub aggregates: Vec<(AggFn, FieldName)>,
     /// Read the trash (soft-deleted rows) instead of the live rows.
     pub trash: bool,
+    /// Whether the rows are wanted: a connection that selects only its aggregate reads no page.
+    pub rows: bool,
+    /// Whether each row's cursor is wanted (a connection's `cursor`, `startCursor`, `endCursor`).
+    pub cursors: bool,
 }
 
 impl Read {
@@ -760,6 +764,8 @@ impl Read {
             count: false,
             aggregates: Vec::new(),
             trash: false,
+            rows: true,
+            cursors: true,
         }
     }
 }

@@ -19,8 +19,9 @@ pub use auth::{Access, FieldCheck, FieldRules, FieldUse, Grant, Op, Policy, Prin
 pub use dialect::Dialect;
 pub use error::{OrmError, Result};
 pub use exec::{
-    Attempt, CrossTenant, Definition, Definitions, DueDelivery, Engine, EngineOptions, Event, EventKind, EventWork, MAX_TARGETS,
-    MetaChange, PageResult, StageStats, StageStay, TxCtx, TxFuture, TxWork, WriteHook, WriteResult, Written, count_statements, event_type,
+    Attempt, CrossTenant, DbUse, Definition, Definitions, DueDelivery, Engine, EngineOptions, Event, EventKind, EventWork, MAX_TARGETS,
+    MetaChange, PageResult, StageStats, StageStay, TxCtx, TxFuture, TxWork, WriteHook, WriteResult, Written, count_db_use,
+    count_statements, event_type,
 };
 pub use ir::{
     AggFn, Aggregate, AuditQuery, Data, Deliveries, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Page,

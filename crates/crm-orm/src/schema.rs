@@ -112,18 +112,49 @@ pub fn add_columns(d: Dialect, m: &Model, existing: &[String]) -> Vec<String> {
     out
 }
 
-/// Indexes: `(org_id, created_at)`, one per indexed field and foreign key, unique per tenant for
-/// unique fields.
+/// Indexes:
+/// - `(org_id, created_at, id)` over the live rows: lists newest (or oldest) first, by cursor,
+///   in both directions (a backward scan serves the other one);
+/// - each declared composite index as `(org_id, keys…, id)` over the live rows, `id` in the
+///   direction of the last key as the list ordering breaks ties, so a filtered, ordered page
+///   and its cursor condition are one index range, and a count of the filter can be index-only;
+/// - one `(org_id, column)` per indexed field and foreign key, unique per tenant for unique
+///   fields.
+///
+/// The live-rows date index replaces `ix_<table>_created_at` of earlier versions, which is
+/// dropped once its replacement exists.
 #[must_use]
 pub fn indexes(m: &Model) -> Vec<String> {
     let t = m.table.as_str();
-    let mut out = vec![format!(
-        "CREATE INDEX IF NOT EXISTS {} ON {} ({}, {})",
-        q(&index_name("ix", t, "created_at")),
-        q(t),
-        q("org_id"),
-        q("created_at")
-    )];
+    let live = format!("WHERE {} IS NULL", q("deleted_at"));
+    let mut out = vec![
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} ({}, {}, {}) {live}",
+            q(&index_name("lx", t, "created_at")),
+            q(t),
+            q("org_id"),
+            q("created_at"),
+            q("id")
+        ),
+        format!("DROP INDEX IF EXISTS {}", q(&index_name("ix", t, "created_at"))),
+    ];
+    for ix in &m.indexes {
+        let mut cols = vec![q("org_id")];
+        let mut names = Vec::with_capacity(ix.keys.len());
+        for (name, desc) in &ix.keys {
+            let Some(f) = m.field(name.as_str()) else { continue };
+            cols.push(format!("{}{}", q(f.column.as_str()), if *desc { " DESC" } else { "" }));
+            names.push(format!("{}{}", f.column, if *desc { "_desc" } else { "" }));
+        }
+        let last_desc = ix.keys.last().is_some_and(|(_, d)| *d);
+        cols.push(format!("{}{}", q("id"), if last_desc { " DESC" } else { "" }));
+        out.push(format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} ({}) {live}",
+            q(&index_name("lx", t, &names.join("_"))),
+            q(t),
+            cols.join(", ")
+        ));
+    }
     for f in m.stored().filter(|f| !f.system) {
         let c = f.column.as_str();
         if f.unique {
@@ -162,25 +193,46 @@ pub fn foreign_keys(catalog: &Catalog, m: &Model) -> Vec<String> {
         .collect()
 }
 
-/// PostgreSQL: row-level security on a tenant table, forced for the table owner too, keyed by
-/// `crm.org_id`. With the setting absent or empty no row is visible or writable.
+/// The row-level security predicate of reads: the row's tenant is one of `crm.read_orgs` (the
+/// caller's tenant, then the descendant tenants a parent role was resolved to). The setting is
+/// read once per statement (an init plan), so a row costs one comparison.
+pub const READ_POLICY: &str = "org_id = ANY ((SELECT string_to_array(current_setting('crm.read_orgs', true), ','))::text[])";
+
+/// The row-level security predicate of writes: the row belongs to `crm.org_id`, read once per
+/// statement.
+pub const WRITE_POLICY: &str = "org_id = (SELECT current_setting('crm.org_id', true))";
+
+/// PostgreSQL: the policies of a tenant table `t`: one per command, so a read is checked against
+/// one policy (permissive policies of a command are OR-ed). With the settings absent or empty no
+/// row is visible or writable. `crm_tenant` and `crm_tenant_read`, the policies of earlier
+/// versions (one for every command, one more for reads, both evaluating the settings per row),
+/// are replaced.
+#[must_use]
+pub fn tenant_policies(t: &str) -> Vec<String> {
+    let create = |name: &str, body: String| {
+        format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = current_schema() AND tablename = '{t}' AND policyname = '{name}') THEN CREATE POLICY {name} ON {} {body}; END IF; END $$",
+            q(t)
+        )
+    };
+    vec![
+        format!("DROP POLICY IF EXISTS crm_tenant ON {}", q(t)),
+        format!("DROP POLICY IF EXISTS crm_tenant_read ON {}", q(t)),
+        create("crm_read", format!("FOR SELECT USING ({READ_POLICY})")),
+        create("crm_insert", format!("FOR INSERT WITH CHECK ({WRITE_POLICY})")),
+        create("crm_update", format!("FOR UPDATE USING ({WRITE_POLICY}) WITH CHECK ({WRITE_POLICY})")),
+        create("crm_delete", format!("FOR DELETE USING ({WRITE_POLICY})")),
+    ]
+}
+
+/// PostgreSQL: row-level security on a model table, forced for the table owner too, with the
+/// [`tenant_policies`].
 #[must_use]
 pub fn row_level_security(m: &Model) -> Vec<String> {
     let t = m.table.as_str();
-    vec![
-        format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", q(t)),
-        format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", q(t)),
-        format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = current_schema() AND tablename = '{t}' AND policyname = 'crm_tenant') THEN CREATE POLICY crm_tenant ON {} USING (org_id = current_setting('crm.org_id', true)) WITH CHECK (org_id = current_setting('crm.org_id', true)); END IF; END $$",
-            q(t)
-        ),
-        // Reads may also cover the descendant tenants a parent role was resolved to (the engine
-        // sets `crm.read_orgs` on every read, empty otherwise). Policies are permissive: OR-ed.
-        format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = current_schema() AND tablename = '{t}' AND policyname = 'crm_tenant_read') THEN CREATE POLICY crm_tenant_read ON {} FOR SELECT USING (org_id = ANY (string_to_array(current_setting('crm.read_orgs', true), ','))); END IF; END $$",
-            q(t)
-        ),
-    ]
+    let mut out = vec![format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", q(t)), format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", q(t))];
+    out.extend(tenant_policies(t));
+    out
 }
 
 /// SQL listing the columns of a table (one bound parameter: the table name).

@@ -61,8 +61,15 @@ pub fn order_spec(order: &[OrderBy]) -> String {
         spec.push_str(o.field.as_str());
         spec.push_str(if o.desc { ":d," } else { ":a," });
     }
-    spec.push_str("id");
+    // The id breaks ties in the direction of the last key.
+    spec.push_str(if tie_breaker_desc(order) { "id:d" } else { "id" });
     spec
+}
+
+/// Whether the id, which breaks ties, runs descending: it follows the last key, so an ordering
+/// and its cursor condition are one range of an index `(…, key, id)`.
+fn tie_breaker_desc(order: &[OrderBy]) -> bool {
+    order.last().is_some_and(|o| o.desc)
 }
 
 fn decode_cursor(spec: &str, cursor: &str, arg: &str) -> Result<Vec<Json>> {
@@ -633,7 +640,7 @@ impl<'a> Builder<'a> {
             let nullable = !(fl.system && NOT_NULL_SYSTEM.contains(&fl.name.as_str()));
             out.push((self.value(alias, model, fl), o.desc != backward, nullable));
         }
-        out.push((Self::col(alias, "id"), backward, false));
+        out.push((Self::col(alias, "id"), tie_breaker_desc(order) != backward, false));
         Ok(out)
     }
 
@@ -726,8 +733,21 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Keyset predicate: rows strictly after `values` in the given key order.
+    /// Keyset predicate: rows strictly after `values` in the given key order. When the first key
+    /// cannot be null, its bound is also stated on its own (`k0 <= v0 AND (k0 < v0 OR …)`), so
+    /// the condition is one range of an index on the keys.
     fn after(&self, keys: &[OrderKey], values: &[Value]) -> Expr {
+        let chain = self.after_chain(keys, values);
+        match (keys.first(), values.first()) {
+            (Some((e, desc, false)), Some(v)) if keys.len() > 1 && !v.is_null() => {
+                let bound = if *desc { e.clone().lte(self.d.bind(v)) } else { e.clone().gte(self.d.bind(v)) };
+                bound.and(chain)
+            }
+            _ => chain,
+        }
+    }
+
+    fn after_chain(&self, keys: &[OrderKey], values: &[Value]) -> Expr {
         let d = self.d;
         let mut acc: Option<Expr> = None;
         for ((e, desc, nullable), v) in keys.iter().zip(values).rev() {
@@ -753,6 +773,22 @@ impl<'a> Builder<'a> {
             });
         }
         acc.unwrap_or_else(t)
+    }
+
+    /// Checks `read`'s pagination arguments and cursor as [`Self::select_page`] would, for a read
+    /// that fetches no page (a connection selecting only its aggregate).
+    ///
+    /// # Errors
+    /// Bad pagination arguments, a foreign or malformed cursor.
+    pub fn check_page(&self, read: &Read) -> Result<()> {
+        let model = self.model(read.model.as_str())?;
+        let plan = self.page_plan(model, &read.order, &read.page)?;
+        for (c, arg) in [(&read.page.after, "after"), (&read.page.before, "before")] {
+            if let Some(c) = c {
+                self.cursor_values(model, &read.order, &plan, c, arg)?;
+            }
+        }
+        Ok(())
     }
 
     fn page_plan(&self, model: &Model, order: &[OrderBy], page: &Page) -> Result<PagePlan> {
@@ -824,8 +860,9 @@ impl<'a> Builder<'a> {
         Ok(self.d.array(items))
     }
 
-    /// The statement of one page of `read`: columns `j` (row JSON) and `k` (cursor keys), one row
-    /// more than the page size.
+    /// The statement of one page of `read`: columns `j` (row JSON), `k` (cursor keys, null when
+    /// no cursor is wanted) and `a` (the aggregate object of every matching row, null when none
+    /// is wanted), one row more than the page size.
     ///
     /// # Errors
     /// Bad pagination arguments, a foreign or malformed cursor, unknown fields.
@@ -834,17 +871,24 @@ impl<'a> Builder<'a> {
         let plan = self.page_plan(model, &read.order, &read.page)?;
         let a0 = self.alias();
         let obj = self.object(model, &a0, &read.select)?;
-        let keys_json = self.key_json(model, &a0, &read.order)?;
+        // Cursor keys only when a cursor was asked for.
+        let keys_json = if read.cursors { self.d.json_text(self.key_json(model, &a0, &read.order)?) } else { Expr::cust("NULL") };
         let mut parts = vec![self.scope(model, &a0, Op::Read)?, self.filter(model, &a0, &read.filter, true)?];
         let keys = self.order_exprs(model, &a0, &read.order, plan.backward)?;
         if let Some(p) = self.cursor_predicate(model, &read.order, &plan, &read.page, &keys)? {
             parts.push(p);
         }
         let mut stmt = Query::select();
-        stmt.expr_as(self.d.json_text(obj), Alias::new("j"))
-            .expr_as(self.d.json_text(keys_json), Alias::new("k"))
-            .from_as(ident(&model.table), Alias::new(&a0))
-            .cond_where(all(parts));
+        stmt.expr_as(self.d.json_text(obj), Alias::new("j")).expr_as(keys_json, Alias::new("k"));
+        // The aggregate, when asked for, comes in the same statement: an uncorrelated scalar
+        // subquery, computed once.
+        if read.count || !read.aggregates.is_empty() {
+            let agg = self.aggregate(read)?;
+            stmt.expr_as(Expr::SubQuery(None, Box::new(agg.into())), Alias::new("a"));
+        } else {
+            stmt.expr_as(Expr::cust("NULL"), Alias::new("a"));
+        }
+        stmt.from_as(ident(&model.table), Alias::new(&a0)).cond_where(all(parts));
         Self::apply_order(&mut stmt, keys);
         stmt.limit(u64::from(plan.limit) + 1);
         if read.page.skip > 0 {

@@ -174,7 +174,12 @@ async fn postgres_row_level_security_blocks_foreign_reads_without_the_scope_pred
     let mut conn = pool.acquire().await.unwrap();
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads").fetch_one(&mut *conn).await.unwrap();
     assert_eq!(n, 0, "fails closed without a tenant");
-    sqlx::query("SELECT set_config('crm.org_id', $1, false)").bind(oa.as_str()).execute(&mut *conn).await.unwrap();
+    // As the engine sets a tenant: `crm.read_orgs` governs reads, `crm.org_id` writes.
+    sqlx::query("SELECT set_config('crm.org_id', $1, false), set_config('crm.read_orgs', $1, false)")
+        .bind(oa.as_str())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads").fetch_one(&mut *conn).await.unwrap();
     assert_eq!(n, 1);
     // Writing a row into another tenant is refused by the policy's WITH CHECK.

@@ -473,7 +473,7 @@ fn pages_with_cursors() {
     let mut read = fx.read("Lead", &json!({}));
     read.select = select;
     read.order = order(lead, &["createdAt_DESC"]);
-    read.page.after = Some(encode_cursor("createdAt:d,id", &format!(r#"["2024-05-01T10:00:00.000000Z","{ID_1}"]"#)));
+    read.page.after = Some(encode_cursor("createdAt:d,id:d", &format!(r#"["2024-05-01T10:00:00.000000Z","{ID_1}"]"#)));
     page_case(&fx, "page_after_datetime_key", &read, &[]);
 
     // A cursor of another ordering, `first` with `before`, and a page above the maximum are refused.

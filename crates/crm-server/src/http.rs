@@ -176,7 +176,8 @@ pub(crate) async fn track(State(state): State<AppState>, mut req: Request, next:
     let metrics = state.metrics();
     let _in_flight = metrics.start();
     let started = Instant::now();
-    let resp = next.run(req).await;
+    // The handler runs on this task, so the engine's statements are counted here.
+    let (resp, db) = crm_orm::count_db_use(next.run(req)).await;
     let elapsed = started.elapsed();
     metrics.record_http(route.as_deref(), &method, resp.status());
     if let Some(slot) = slot {
@@ -185,7 +186,7 @@ pub(crate) async fn track(State(state): State<AppState>, mut req: Request, next:
             None if resp.status().is_success() => "ok".to_owned(),
             None => format!("{}xx", resp.status().as_u16() / 100),
         };
-        metrics.record_graphql(slot.get(), &outcome, elapsed);
+        metrics.record_graphql(slot.get(), &outcome, elapsed, db);
     }
     resp
 }

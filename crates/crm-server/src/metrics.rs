@@ -8,6 +8,9 @@
 //!   [`MAX_OPERATIONS`] distinct names have been seen. `outcome` is `ok`, the first error's
 //!   `extensions.code` (`UNAUTHENTICATED`, `FORBIDDEN`, `BAD_USER_INPUT`, `LIMIT_EXCEEDED`,
 //!   `INTERNAL`, …), `timeout`, or the HTTP status class (`4xx`) when there is no code.
+//! - `crm_graphql_db_statements_total{operation,outcome}` and
+//!   `crm_graphql_db_round_trips_total{operation,outcome}`: what those requests asked of the
+//!   database (round trips add transactions' `BEGIN` and `COMMIT` to the statements).
 //! - `crm_http_requests_total{route,method,status}` for every request; `route` is the matched route
 //!   (`/graphql`) or `unmatched`, so it is bounded by the routes.
 //! - `crm_http_requests_in_flight`, `crm_metrics_label_overflow_total`, `crm_build_info{version}`.
@@ -40,6 +43,8 @@ struct Histogram {
     buckets: [u64; BUCKETS.len() + 1],
     count: u64,
     sum: f64,
+    statements: u64,
+    round_trips: u64,
 }
 
 impl Histogram {
@@ -112,12 +117,15 @@ impl Metrics {
 
     /// Records one GraphQL request. `operation` should come from [`operation_label`]; both labels
     /// are capped here.
-    pub fn record_graphql(&self, operation: &str, outcome: &str, elapsed: Duration) {
+    pub fn record_graphql(&self, operation: &str, outcome: &str, elapsed: Duration, db: crm_orm::DbUse) {
         let outcome = if is_label_word(outcome) { outcome } else { "other" };
         let mut s = self.lock();
         let op = Series::admit(&mut s.operations, MAX_OPERATIONS, operation, &self.overflow);
         let outcome = Series::admit(&mut s.outcomes, MAX_OUTCOMES, outcome, &self.overflow);
-        s.graphql.entry((op, outcome)).or_default().observe(elapsed.as_secs_f64());
+        let h = s.graphql.entry((op, outcome)).or_default();
+        h.observe(elapsed.as_secs_f64());
+        h.statements += db.statements;
+        h.round_trips += db.round_trips;
     }
 
     /// Records one HTTP request on `route` (a matched route pattern, or `None`).
@@ -161,6 +169,31 @@ impl Metrics {
             let _ = writeln!(out, "crm_graphql_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
             let _ = writeln!(out, "crm_graphql_request_duration_seconds_sum{{{labels}}} {}", h.sum);
             let _ = writeln!(out, "crm_graphql_request_duration_seconds_count{{{labels}}} {}", h.count);
+        }
+        header(
+            &mut out,
+            "crm_graphql_db_statements_total",
+            "counter",
+            "SQL statements sent for GraphQL requests, by operation name and outcome.",
+        );
+        for ((op, outcome), h) in &s.graphql {
+            let _ =
+                writeln!(out, "crm_graphql_db_statements_total{{operation=\"{}\",outcome=\"{}\"}} {}", esc(op), esc(outcome), h.statements);
+        }
+        header(
+            &mut out,
+            "crm_graphql_db_round_trips_total",
+            "counter",
+            "Database round trips (statements, BEGIN, COMMIT) of GraphQL requests, by operation name and outcome.",
+        );
+        for ((op, outcome), h) in &s.graphql {
+            let _ = writeln!(
+                out,
+                "crm_graphql_db_round_trips_total{{operation=\"{}\",outcome=\"{}\"}} {}",
+                esc(op),
+                esc(outcome),
+                h.round_trips
+            );
         }
         header(&mut out, "crm_http_requests_total", "counter", "HTTP requests by matched route, method and status code.");
         for ((route, method, status), n) in &s.http {
@@ -315,9 +348,9 @@ mod tests {
     fn labels_are_capped() {
         let m = Metrics::default();
         for i in 0..MAX_OPERATIONS + 50 {
-            m.record_graphql(&format!("Op{i}"), "ok", Duration::from_millis(3));
+            m.record_graphql(&format!("Op{i}"), "ok", Duration::from_millis(3), crm_orm::DbUse::default());
         }
-        m.record_graphql("Op0", "ok", Duration::from_millis(3));
+        m.record_graphql("Op0", "ok", Duration::from_millis(3), crm_orm::DbUse::default());
         let text = m.render();
         let series = text.lines().filter(|l| l.starts_with("crm_graphql_requests_total{")).count();
         assert_eq!(series, MAX_OPERATIONS + 1, "200 names and `other`");
@@ -329,9 +362,9 @@ mod tests {
     #[test]
     fn histogram_is_cumulative() {
         let m = Metrics::default();
-        m.record_graphql("A", "ok", Duration::from_millis(2));
-        m.record_graphql("A", "ok", Duration::from_millis(200));
-        m.record_graphql("A", "weird code!", Duration::from_secs(60));
+        m.record_graphql("A", "ok", Duration::from_millis(2), crm_orm::DbUse::default());
+        m.record_graphql("A", "ok", Duration::from_millis(200), crm_orm::DbUse::default());
+        m.record_graphql("A", "weird code!", Duration::from_secs(60), crm_orm::DbUse::default());
         let text = m.render();
         assert!(text.contains("crm_graphql_request_duration_seconds_bucket{operation=\"A\",outcome=\"ok\",le=\"0.005\"} 1"), "{text}");
         assert!(text.contains("crm_graphql_request_duration_seconds_bucket{operation=\"A\",outcome=\"ok\",le=\"0.25\"} 2"));

@@ -234,7 +234,7 @@ impl<'t> TxCtx<'t> {
     /// Bad arguments, database failures.
     pub async fn read(&mut self, q: &Read) -> Result<PageResult> {
         let limits = self.wide_limits();
-        read_page(self.d, &self.cat, &self.system, true, limits, &mut *self.tx, q).await
+        read_page(self.d, &self.cat, &self.system, true, limits, &mut *self.tx, q, false).await
     }
 
     /// Every record of `model` matching `filter` (at most `limit`), all stored fields.
@@ -522,7 +522,7 @@ pub(super) async fn snapshot(
     read.page = Page { first: Some(n), ..Page::default() };
     read.trash = trash;
     let limits = Limits { default_page: limits.default_page, max_page: std::cmp::max(n, limits.max_page) };
-    Ok(read_page(d, cat, system, true, limits, tx, &read).await?.rows)
+    Ok(read_page(d, cat, system, true, limits, tx, &read, false).await?.rows)
 }
 
 /// A webhook delivery due now, claimed by one deliverer for a while.
@@ -698,8 +698,7 @@ impl Engine {
             .limit(u64::from(std::cmp::min(first, self.limits.max_page)))
             .to_owned();
         let mut conn = self.acquire().await?;
-        conn.ex().set_tenant(false, access).await?;
-        let rows = conn.ex().texts(d.build(&stmt)).await?;
+        let rows = conn.ex().texts(d.in_session(d.build(&stmt), access.org(), access.read_orgs())).await?;
         rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("delivery JSON: {e}")))).collect()
     }
 }
@@ -804,8 +803,7 @@ impl Engine {
             .from_subquery(per_record, x())
             .to_owned();
         let mut conn = self.acquire().await?;
-        conn.ex().set_tenant(false, access).await?;
-        let rows = conn.ex().ids(d.build(&furthest)).await?;
+        let rows = conn.ex().ids(d.in_session(d.build(&furthest), access.org(), access.read_orgs())).await?;
         let mut reached = Vec::with_capacity(order.len());
         for (i, s) in order.iter().enumerate() {
             let i = i64::try_from(i).unwrap_or(i64::MAX);
@@ -825,7 +823,7 @@ impl Engine {
             .group_by_col((t(), Alias::new("stage")))
             .to_owned();
         let mut out = Vec::new();
-        for text in conn.ex().texts(d.build(&stays)).await? {
+        for text in conn.ex().texts(d.in_session(d.build(&stays), access.org(), access.read_orgs())).await? {
             let j: Json = serde_json::from_str(&text).map_err(|e| OrmError::Internal(format!("stage JSON: {e}")))?;
             out.push(StageStay {
                 stage: j.get("stage").and_then(Json::as_str).unwrap_or_default().to_owned(),
