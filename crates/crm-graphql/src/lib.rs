@@ -9,6 +9,7 @@ mod engines;
 mod error;
 pub mod guard;
 mod meta;
+mod plan;
 mod resolve;
 mod schema;
 
@@ -20,6 +21,7 @@ pub use async_graphql::{Request, Response, Variables};
 pub use cache::{BuildError, Built, DEFAULT_SCHEMA_CAPACITY, SchemaCache, SchemaKey, Versions};
 use crm_orm::{Engine, Policy, Principal};
 pub use error::{GraphqlError, classify, to_graphql_error};
+pub use plan::DEFAULT_PLAN_CAPACITY;
 pub use resolve::RequestCtx;
 pub use schema::{SchemaOptions, build_schema};
 
@@ -32,6 +34,8 @@ pub struct Api {
     limits: guard::DocumentLimits,
     /// Parses of documents the guard accepted, by text.
     documents: documents::DocumentCache,
+    /// Operations answered without the executor.
+    plans: plan::Plans,
     policy: Arc<Policy>,
     versions: Arc<Versions>,
 }
@@ -39,6 +43,22 @@ pub struct Api {
 /// How long a tenant's metadata version is trusted before it is read again by default: the
 /// longest another server instance keeps serving a tenant's previous schema after a change.
 pub const DEFAULT_METADATA_REFRESH: Duration = Duration::from_secs(1);
+
+/// What [`Api::answer`] returns.
+#[derive(Debug)]
+pub enum Answer {
+    /// The executor's response.
+    Executed(Response),
+    /// The response body of a planned operation (JSON, no errors).
+    Planned(String),
+}
+
+/// The principal's roles, sorted: part of a plan's key.
+fn roles_key(principal: &Principal) -> String {
+    let mut roles: Vec<&str> = principal.roles.iter().map(|r| r.as_str()).collect();
+    roles.sort_unstable();
+    roles.join(",")
+}
 
 fn internal_response() -> Response {
     let mut errors = vec![async_graphql::ServerError::new("internal error", None)];
@@ -55,6 +75,7 @@ impl Api {
         Api {
             limits: options.document_limits(),
             documents: documents::DocumentCache::new(documents::DEFAULT_DOCUMENT_CAPACITY),
+            plans: plan::Plans::new(plan::DEFAULT_PLAN_CAPACITY),
             cache: SchemaCache::new(options),
             policy: Arc::new(policy),
             versions: Arc::new(Versions::new(DEFAULT_METADATA_REFRESH)),
@@ -112,7 +133,19 @@ impl Api {
 
     /// Executes `request` as `principal` on the catalog of the principal's tenant. Every error of
     /// the response has an `extensions.code`.
-    pub async fn execute(&self, engine: &Engine, principal: &Principal, mut request: Request) -> Response {
+    pub async fn execute(&self, engine: &Engine, principal: &Principal, request: Request) -> Response {
+        match self.answer(engine, principal, request).await {
+            Answer::Executed(r) => r,
+            Answer::Planned(body) => serde_json::from_str(&body).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "a planned answer is not a GraphQL response");
+                internal_response()
+            }),
+        }
+    }
+
+    /// Like [`Api::execute`], with the answer of a planned operation as the response body
+    /// itself (JSON), not decoded into a [`Response`]: what the server sends.
+    pub async fn answer(&self, engine: &Engine, principal: &Principal, mut request: Request) -> Answer {
         // The document guard, before anything else looks at the document: parsed once here (the
         // parse is kept for execution), refused in linear time when too large, deep or costly. A
         // document seen before and accepted is neither parsed nor guarded again.
@@ -122,7 +155,7 @@ impl Api {
             let text = request.query.clone();
             if let Ok(doc) = request.parsed_query() {
                 if let Err(refusal) = guard::check(doc, &self.limits) {
-                    return Response::from_errors(vec![refusal.into_server_error()]);
+                    return Answer::Executed(Response::from_errors(vec![refusal.into_server_error()]));
                 }
                 self.documents.insert(&text, doc);
             }
@@ -131,20 +164,34 @@ impl Api {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, org = %principal.org_id, "could not build the tenant's GraphQL schema");
-                return internal_response();
+                return Answer::Executed(internal_response());
             }
         };
-        let engine = engine.with_catalog(catalog);
+        let engine = engine.with_catalog(Arc::clone(&catalog));
         let access = match engine.access(&self.policy, principal).await {
             Ok(a) => a,
             Err(e) => {
                 let err = to_graphql_error(&e);
-                return Response::from_errors(vec![err.into_server_error(async_graphql::Pos::default())]);
+                return Answer::Executed(Response::from_errors(vec![err.into_server_error(async_graphql::Pos::default())]));
             }
         };
         let rc = RequestCtx { engine, access, metadata_version: version, versions: Arc::clone(&self.versions) };
+        // A plan: no executor. A miss, or a plan that leaves the request to the executor, runs
+        // it; a success teaches the plans.
+        let roles = roles_key(principal);
+        if let Some(plan) = self.plans.get(&schema, &roles, &request.query, request.operation_name.as_deref())
+            && let Some(body) = plan.run(&rc, &request.variables).await
+        {
+            return Answer::Planned(body);
+        }
+        let (query, operation) = (request.query.clone(), request.operation_name.clone());
         let mut response = schema.execute(request.data(rc)).await;
         classify(&mut response.errors);
-        response
+        if response.errors.is_empty()
+            && let Some(doc) = self.documents.get(&query)
+        {
+            self.plans.learn(&schema, &catalog, &roles, &query, operation.as_deref(), &doc);
+        }
+        Answer::Executed(response)
     }
 }

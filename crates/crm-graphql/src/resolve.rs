@@ -137,6 +137,39 @@ pub(crate) fn args_json(args: &ObjectAccessor<'_>) -> Map<String, Json> {
     args.as_index_map().iter().map(|(k, v)| (k.to_string(), v.clone().into_json().unwrap_or(Json::Null))).collect()
 }
 
+/// A selected field, as the resolvers see it (async-graphql's `SelectionField`) or as a plan
+/// walks the document (`plan::AstNode`): what the IR of a selection is compiled from.
+pub(crate) trait SelNode: Sized {
+    /// The field name.
+    fn name(&self) -> &str;
+    /// The alias, if any.
+    fn alias(&self) -> Option<&str>;
+    /// The selected sub-fields (fragments expanded).
+    fn children(&self) -> Vec<Self>;
+    /// The arguments, variables substituted, as JSON.
+    fn args(&self) -> Result<Map<String, Json>, OrmError>;
+    /// Left out by `@skip` / `@include`.
+    fn skipped(&self) -> bool;
+}
+
+impl SelNode for SelectionField<'_> {
+    fn name(&self) -> &str {
+        SelectionField::name(self)
+    }
+    fn alias(&self) -> Option<&str> {
+        SelectionField::alias(self)
+    }
+    fn children(&self) -> Vec<Self> {
+        self.selection_set().collect()
+    }
+    fn args(&self) -> Result<Map<String, Json>, OrmError> {
+        raw_args_json(self)
+    }
+    fn skipped(&self) -> bool {
+        skipped(self)
+    }
+}
+
 fn raw_args_json(sf: &SelectionField<'_>) -> Result<Map<String, Json>, OrmError> {
     let args = sf.arguments().map_err(|e| bad(sf.name(), e.message))?;
     Ok(args.into_iter().map(|(k, v)| (k.to_string(), v.into_json().unwrap_or(Json::Null))).collect())
@@ -237,23 +270,23 @@ fn add_nested(sel: &mut Selection, n: Nested) {
 
 /// The IR selection of the object fields `sf` selects on `model` rows. Fields of other types
 /// (from fragments on other `Node` types) are ignored.
-pub(crate) fn selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -> Result<Selection, OrmError> {
+pub(crate) fn selection<N: SelNode>(cat: &Catalog, model: &Model, sf: &N) -> Result<Selection, OrmError> {
     let mut sel = Selection::default();
-    for child in sf.selection_set() {
-        if skipped(&child) {
+    for child in sf.children() {
+        if child.skipped() {
             continue;
         }
         let name = child.name();
         let key = child.alias().unwrap_or(name);
         if name == "timeline" && model.field(name).is_none() {
-            let args = raw_args_json(&child)?;
+            let args = child.args()?;
             if !sel.extras.iter().any(|e| e.key() == key) {
                 sel.extras.push(Extra::Timeline { key: key.to_owned(), first: opt_u32(&args, "first")?.unwrap_or(20) });
             }
             continue;
         }
         if matches!(name, "history" | "stages") && model.field(name).is_none() {
-            let args = raw_args_json(&child)?;
+            let args = child.args()?;
             let field = match opt_string(&args, "field")? {
                 Some(f) => Some(model.field(&f).map(|f| f.name.clone()).ok_or_else(|| bad("field", format!("unknown field `{f}`")))?),
                 None => None,
@@ -282,7 +315,7 @@ pub(crate) fn selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -
                 }
                 FieldKind::ToMany { target, .. } => {
                     let t = target_of(cat, target.as_str())?;
-                    let args = raw_args_json(&child)?;
+                    let args = child.args()?;
                     let n = Nested {
                         key: key.to_owned(),
                         filter: parse_where(cat, t, &args)?,
@@ -298,7 +331,7 @@ pub(crate) fn selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -
             && let FieldKind::ToMany { target, .. } = &f.kind
         {
             let t = target_of(cat, target.as_str())?;
-            let args = raw_args_json(&child)?;
+            let args = child.args()?;
             let ConnectionSelection { select, aggregate, .. } = connection_selection(cat, t, &child)?;
             let n = Nested {
                 key: key.to_owned(),
@@ -331,13 +364,13 @@ struct ConnectionSelection {
     cursors: bool,
 }
 
-fn connection_selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -> Result<ConnectionSelection, OrmError> {
+fn connection_selection<N: SelNode>(cat: &Catalog, model: &Model, sf: &N) -> Result<ConnectionSelection, OrmError> {
     let mut out = ConnectionSelection { select: Selection::default(), aggregate: Aggregate::default(), rows: false, cursors: false };
-    for c in sf.selection_set().filter(|c| !skipped(c)) {
+    for c in sf.children().into_iter().filter(|c| !c.skipped()) {
         match c.name() {
             "edges" => {
                 out.rows = true;
-                for e in c.selection_set().filter(|e| !skipped(e)) {
+                for e in c.children().into_iter().filter(|e| !e.skipped()) {
                     match e.name() {
                         "node" => merge(&mut out.select, selection(cat, model, &e)?),
                         "cursor" => out.cursors = true,
@@ -347,7 +380,7 @@ fn connection_selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -
             }
             "pageInfo" => {
                 out.rows = true;
-                out.cursors |= c.selection_set().any(|p| !skipped(&p) && matches!(p.name(), "startCursor" | "endCursor"));
+                out.cursors |= c.children().iter().any(|p| !p.skipped() && matches!(p.name(), "startCursor" | "endCursor"));
             }
             "aggregate" => aggregate_selection(model, &c, &mut out.aggregate),
             _ => {}
@@ -356,14 +389,14 @@ fn connection_selection(cat: &Catalog, model: &Model, sf: &SelectionField<'_>) -
     Ok(out)
 }
 
-fn aggregate_selection(model: &Model, sf: &SelectionField<'_>, agg: &mut Aggregate) {
-    for a in sf.selection_set().filter(|a| !skipped(a)) {
+fn aggregate_selection<N: SelNode>(model: &Model, sf: &N, agg: &mut Aggregate) {
+    for a in sf.children().into_iter().filter(|a| !a.skipped()) {
         if a.name() == "count" {
             agg.count = true;
             continue;
         }
         let Some(func) = AggFn::ALL.into_iter().find(|f| f.name() == a.name()) else { continue };
-        for x in a.selection_set().filter(|x| !skipped(x)) {
+        for x in a.children().into_iter().filter(|x| !x.skipped()) {
             if let Some(f) = model.field(x.name()).filter(|f| aggregatable(f))
                 && !agg.numeric.contains(&(func, f.name.clone()))
             {
@@ -377,12 +410,27 @@ fn aggregate_selection(model: &Model, sf: &SelectionField<'_>, agg: &mut Aggrega
 // Connections
 
 fn page_info(edges: &[Edge], has_next: bool, has_previous: bool) -> Json {
+    page_info_json(
+        edges.first().and_then(|e| e.cursor.as_ref()),
+        edges.last().and_then(|e| e.cursor.as_ref()),
+        edges.len(),
+        has_next,
+        has_previous,
+    )
+}
+
+/// The page info of a root connection's page.
+pub(crate) fn page_info_of(page: &PageResult) -> Json {
+    page_info_json(page.cursors.first(), page.cursors.last(), page.rows.len(), page.has_next, page.has_previous)
+}
+
+fn page_info_json(start: Option<&String>, end: Option<&String>, size: usize, has_next: bool, has_previous: bool) -> Json {
     serde_json::json!({
         "hasNextPage": has_next,
         "hasPreviousPage": has_previous,
-        "startCursor": edges.first().and_then(|e| e.cursor.clone()),
-        "endCursor": edges.last().and_then(|e| e.cursor.clone()),
-        "pageSize": edges.len(),
+        "startCursor": start,
+        "endCursor": end,
+        "pageSize": size,
     })
 }
 
@@ -456,18 +504,40 @@ macro_rules! root {
     };
 }
 
+/// The read of `lead(where:)` selecting `sf`.
+pub(crate) fn one_read_of<N: SelNode>(cat: &Catalog, model: &Model, args: &Map<String, Json>, sf: &N) -> Result<Read, OrmError> {
+    let (_, filter) = unique_filter(cat, model, args.get("where").unwrap_or(&Json::Null))?;
+    Ok(Read {
+        filter,
+        page: Page { first: Some(1), ..Page::default() },
+        select: selection(cat, model, sf)?,
+        cursors: false,
+        ..Read::new(model)
+    })
+}
+
+/// The read of `leads(...)` selecting `sf` (a list has no cursors).
+pub(crate) fn list_read_of<N: SelNode>(cat: &Catalog, model: &Model, args: &Map<String, Json>, sf: &N) -> Result<Read, OrmError> {
+    Ok(Read { select: selection(cat, model, sf)?, cursors: false, ..list_read(cat, model, args)? })
+}
+
+/// The read of `leadsConnection(...)` selecting `sf`.
+pub(crate) fn connection_read_of<N: SelNode>(cat: &Catalog, model: &Model, args: &Map<String, Json>, sf: &N) -> Result<Read, OrmError> {
+    let c = connection_selection(cat, model, sf)?;
+    Ok(Read {
+        select: c.select,
+        count: c.aggregate.count,
+        aggregates: c.aggregate.numeric,
+        rows: c.rows,
+        cursors: c.cursors,
+        ..list_read(cat, model, args)?
+    })
+}
+
 /// `lead(where:)`.
 pub(crate) fn one(cat: Arc<Catalog>, model: Arc<Model>) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
     root!(cat, model, |ctx, rc| {
-        let args = args_json(&ctx.args);
-        let (_, filter) = unique_filter(&cat, &model, args.get("where").unwrap_or(&Json::Null))?;
-        let read = Read {
-            filter,
-            page: Page { first: Some(1), ..Page::default() },
-            select: selection(&cat, &model, &ctx.ctx.field())?,
-            cursors: false,
-            ..Read::new(&model)
-        };
+        let read = one_read_of(&cat, &model, &args_json(&ctx.args), &ctx.ctx.field())?;
         let q = rc.access.scope(&cat, &model.name, Op::Read, read)?;
         let page = rc.engine.read(&q).await?;
         Ok(page.rows.into_iter().next().map(FieldValue::owned_any))
@@ -484,9 +554,7 @@ pub(crate) fn list(
     model: Arc<Model>,
 ) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
     root!(cat, model, |ctx, rc| {
-        let args = args_json(&ctx.args);
-        // A list has no cursors.
-        let read = Read { select: selection(&cat, &model, &ctx.ctx.field())?, cursors: false, ..list_read(&cat, &model, &args)? };
+        let read = list_read_of(&cat, &model, &args_json(&ctx.args), &ctx.ctx.field())?;
         rows(&cat, rc, &model, Op::Read, read).await
     })
 }
@@ -504,16 +572,7 @@ pub(crate) fn connection(
     model: Arc<Model>,
 ) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static {
     root!(cat, model, |ctx, rc| {
-        let args = args_json(&ctx.args);
-        let c = connection_selection(&cat, &model, &ctx.ctx.field())?;
-        let read = Read {
-            select: c.select,
-            count: c.aggregate.count,
-            aggregates: c.aggregate.numeric,
-            rows: c.rows,
-            cursors: c.cursors,
-            ..list_read(&cat, &model, &args)?
-        };
+        let read = connection_read_of(&cat, &model, &args_json(&ctx.args), &ctx.ctx.field())?;
         let q = rc.access.scope(&cat, &model.name, Op::Read, read)?;
         let page = rc.engine.read(&q).await?;
         Ok(Some(FieldValue::owned_any(conn_of(page))))

@@ -370,7 +370,15 @@ async fn graphql(
     if let Some(Extension(slot)) = slot {
         slot.set(operation);
     }
-    let response = state.api.execute(&state.engine, &principal, request).await;
+    let response = match state.api.answer(&state.engine, &principal, request).await {
+        // A planned operation's body, as the plan wrote it.
+        crm_graphql::Answer::Planned(body) => {
+            let mut resp = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+            resp.extensions_mut().insert(Outcome("ok".to_owned()));
+            return resp;
+        }
+        crm_graphql::Answer::Executed(response) => response,
+    };
     let outcome = match response.errors.first() {
         None => "ok".to_owned(),
         Some(e) => e
