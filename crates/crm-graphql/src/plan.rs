@@ -7,8 +7,9 @@
 //! variables), the operation is kept as a [`Plan`]. The next requests for it skip parsing,
 //! validation and the per-field resolvers: their variables are checked against the declared
 //! types here, each root field is compiled into the same IR read the resolvers would build
-//! (one statement each), and the response is written straight from the rows the database
-//! built. Anything unexpected on the way (a variable of the wrong type, a bad argument, a
+//! (one statement each), with the row objects shaped as the response wants them
+//! (`Selection::output`: response keys in selection order), so the database's JSON is copied
+//! into the response body as it is, never decoded. Anything unexpected on the way (a variable of the wrong type, a bad argument, a
 //! database error) falls back to the full executor, so errors keep their exact form.
 
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use async_graphql::parser::types::{
 use async_graphql::registry::MetaType;
 use async_graphql::{Name, Value as ConstValue, Variables};
 use crm_model::{Catalog, FieldKind, Model, ScalarType};
-use crm_orm::{Op, OrmError, PageResult};
+use crm_orm::{Op, OrmError, Output, PageResult};
 use serde_json::{Map, Value as Json};
 
 use crate::resolve::{self, RequestCtx, SelNode};
@@ -144,37 +145,70 @@ fn operation<'d>(doc: &'d ExecutableDocument, name: Option<&str>) -> Option<&'d 
     }
 }
 
+/// Whether the fields of a selection set have distinct response keys (the executor merges
+/// repeated ones; a plan leaves them to it).
+fn distinct_keys(f: &Field) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    f.selection_set.node.items.iter().all(|s| match &s.node {
+        Selection::Field(c) => seen.insert(c.node.alias.as_ref().unwrap_or(&c.node.name).node.as_str()),
+        _ => false,
+    })
+}
+
 /// Whether a model object's selection can be written from its row: scalar leaves (not money),
 /// `__typename`, nested to-one objects and nested to-many lists; no fragments or directives.
 fn plain_object(cat: &Catalog, model: &Model, f: &Field) -> bool {
-    f.selection_set.node.items.iter().all(|s| match &s.node {
-        Selection::Field(c) => {
-            let c = &c.node;
-            if !c.directives.is_empty() {
-                return false;
-            }
-            let name = c.name.node.as_str();
-            if name == "__typename" {
-                return true;
-            }
-            match model.field(name).map(|x| &x.kind) {
-                Some(FieldKind::Scalar(ScalarType::Money { .. }) | FieldKind::Polymorphic { .. }) | None => false,
-                Some(FieldKind::Scalar(_)) => c.selection_set.node.items.is_empty(),
-                Some(FieldKind::ToOne { target, .. } | FieldKind::ToMany { target, .. }) => {
-                    cat.model(target.as_str()).is_some_and(|t| plain_object(cat, t, c))
+    distinct_keys(f)
+        && f.selection_set.node.items.iter().all(|s| match &s.node {
+            Selection::Field(c) => {
+                let c = &c.node;
+                if !c.directives.is_empty() {
+                    return false;
+                }
+                let name = c.name.node.as_str();
+                if name == "__typename" {
+                    return true;
+                }
+                match model.field(name).map(|x| &x.kind) {
+                    Some(FieldKind::Scalar(ScalarType::Money { .. }) | FieldKind::Polymorphic { .. }) | None => false,
+                    Some(FieldKind::Scalar(_)) => c.selection_set.node.items.is_empty(),
+                    Some(FieldKind::ToOne { target, .. } | FieldKind::ToMany { target, .. }) => {
+                        cat.model(target.as_str()).is_some_and(|t| plain_object(cat, t, c))
+                    }
                 }
             }
-        }
-        _ => false,
-    })
+            _ => false,
+        })
 }
 
 /// Whether a connection's selection can be written from its page: `edges { cursor node }`,
 /// `pageInfo`, `aggregate` (no `__typename`, fragments or directives).
 fn plain_connection(cat: &Catalog, model: &Model, f: &Field) -> bool {
     let fields_only = |f: &Field, ok: &dyn Fn(&Field) -> bool| {
-        f.selection_set.node.items.iter().all(|s| matches!(&s.node, Selection::Field(c) if c.node.directives.is_empty() && ok(&c.node)))
+        distinct_keys(f)
+            && f.selection_set
+                .node
+                .items
+                .iter()
+                .all(|s| matches!(&s.node, Selection::Field(c) if c.node.directives.is_empty() && ok(&c.node)))
     };
+    // One `edges` with at most one `node`: the rows have one shape.
+    let count = |f: &Field, name: &str| {
+        f.selection_set.node.items.iter().filter(|s| matches!(&s.node, Selection::Field(c) if c.node.name.node.as_str() == name)).count()
+    };
+    let edges: Vec<&Field> = f
+        .selection_set
+        .node
+        .items
+        .iter()
+        .filter_map(|s| match &s.node {
+            Selection::Field(c) if c.node.name.node.as_str() == "edges" => Some(&c.node),
+            _ => None,
+        })
+        .collect();
+    if edges.len() > 1 || edges.iter().any(|e| count(e, "node") > 1) {
+        return false;
+    }
     fields_only(f, &|c| match c.name.node.as_str() {
         "edges" => fields_only(c, &|e| match e.name.node.as_str() {
             "cursor" => true,
@@ -271,22 +305,29 @@ impl Plan {
         let model = &root.model;
         match root.kind {
             RootKind::List => {
-                let read = resolve::list_read_of(cat, model, &args, node)?;
-                let page = rc.engine.read(&rc.access.scope(cat, &model.name, Op::Read, read)?).await?;
-                write_list(cat, model, &page.rows, node, out);
+                let mut read = resolve::list_read_of(cat, model, &args, node)?;
+                shape(cat, model, &mut read.select, node);
+                let page = rc.engine.read_text(&rc.access.scope(cat, &model.name, Op::Read, read)?).await?;
+                push_rows(&page.rows, out);
             }
             RootKind::One => {
-                let read = resolve::one_read_of(cat, model, &args, node)?;
-                let page = rc.engine.read(&rc.access.scope(cat, &model.name, Op::Read, read)?).await?;
-                match page.rows.first() {
-                    Some(row) => write_object(cat, model, row, node, out),
-                    None => out.push_str("null"),
-                }
+                let mut read = resolve::one_read_of(cat, model, &args, node)?;
+                shape(cat, model, &mut read.select, node);
+                let page = rc.engine.read_text(&rc.access.scope(cat, &model.name, Op::Read, read)?).await?;
+                out.push_str(page.rows.first().map_or("null", String::as_str));
             }
             RootKind::Connection => {
-                let read = resolve::connection_read_of(cat, model, &args, node)?;
-                let page = rc.engine.read(&rc.access.scope(cat, &model.name, Op::Read, read)?).await?;
-                write_connection(cat, model, &page, node, out);
+                let mut read = resolve::connection_read_of(cat, model, &args, node)?;
+                let rows_node = node
+                    .children()
+                    .into_iter()
+                    .find(|c| c.name() == "edges")
+                    .and_then(|e| e.children().into_iter().find(|n| n.name() == "node"));
+                if let Some(n) = &rows_node {
+                    shape(cat, model, &mut read.select, n);
+                }
+                let page = rc.engine.read_text(&rc.access.scope(cat, &model.name, Op::Read, read)?).await?;
+                write_connection(&page, node, out);
             }
         }
         Ok(())
@@ -409,48 +450,42 @@ fn response_key<'f>(f: &'f AstNode<'_>) -> &'f str {
     f.alias().unwrap_or_else(|| f.name())
 }
 
-fn write_list(cat: &Catalog, model: &Model, rows: &[Json], node: &AstNode<'_>, out: &mut String) {
+/// Sets the response shape of `sel` (and of its nested selections) from the document: the
+/// database then writes each row as the response object.
+fn shape(cat: &Catalog, model: &Model, sel: &mut crm_orm::Selection, node: &AstNode<'_>) {
+    let mut output = Vec::new();
+    for c in node.children() {
+        let key = response_key(&c).to_owned();
+        if c.name() == "__typename" {
+            output.push(Output::Typename { key });
+            continue;
+        }
+        match model.field(c.name()) {
+            Some(f) => match &f.kind {
+                FieldKind::ToOne { target, .. } | FieldKind::ToMany { target, .. } => {
+                    if let (Some(n), Some(t)) = (sel.nested.iter_mut().find(|n| n.key == key), cat.model(target.as_str())) {
+                        shape(cat, t, &mut n.select, &c);
+                    }
+                    output.push(Output::Nested(key));
+                }
+                _ => output.push(Output::Field { key, field: f.name.clone() }),
+            },
+            None => {}
+        }
+    }
+    sel.output = Some(output);
+}
+
+/// Rows the database wrote as response objects, as a JSON array.
+fn push_rows(rows: &[String], out: &mut String) {
     out.push('[');
     for (i, row) in rows.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        write_object(cat, model, row, node, out);
+        out.push_str(row);
     }
     out.push(']');
-}
-
-/// A model object from its row JSON: scalars under their field name, relations under their
-/// response key (see `resolve`).
-fn write_object(cat: &Catalog, model: &Model, row: &Json, node: &AstNode<'_>, out: &mut String) {
-    out.push('{');
-    for (i, c) in node.children().iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let key = response_key(c);
-        push_key(out, key);
-        let name = c.name();
-        if name == "__typename" {
-            push_json(out, &Json::String(model.name.to_string()));
-            continue;
-        }
-        match model.field(name).map(|f| &f.kind) {
-            Some(FieldKind::ToOne { target, .. }) => match (row.get(key).filter(|v| !v.is_null()), cat.model(target.as_str())) {
-                (Some(v), Some(t)) => write_object(cat, t, v, c, out),
-                _ => out.push_str("null"),
-            },
-            Some(FieldKind::ToMany { target, .. }) => {
-                let items = row.get(key).and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
-                match cat.model(target.as_str()) {
-                    Some(t) => write_list(cat, t, items, c, out),
-                    None => out.push_str("[]"),
-                }
-            }
-            _ => push_json(out, row.get(name).unwrap_or(&Json::Null)),
-        }
-    }
-    out.push('}');
 }
 
 /// Projects a JSON object (page info, aggregate) onto a selection.
@@ -470,9 +505,9 @@ fn write_projection(v: &Json, node: &AstNode<'_>, out: &mut String) {
     out.push('}');
 }
 
-fn write_connection(cat: &Catalog, model: &Model, page: &PageResult, node: &AstNode<'_>, out: &mut String) {
+fn write_connection(page: &PageResult<String>, node: &AstNode<'_>, out: &mut String) {
     let mut cursors = page.cursors.iter();
-    let edges: Vec<(Option<&String>, &Json)> = page.rows.iter().map(|r| (cursors.next(), r)).collect();
+    let edges: Vec<(Option<&String>, &String)> = page.rows.iter().map(|r| (cursors.next(), r)).collect();
     out.push('{');
     for (i, c) in node.children().iter().enumerate() {
         if i > 0 {
@@ -493,7 +528,7 @@ fn write_connection(cat: &Catalog, model: &Model, page: &PageResult, node: &AstN
                         }
                         push_key(out, response_key(e));
                         if e.name() == "node" {
-                            write_object(cat, model, row, e, out);
+                            out.push_str(row);
                         } else {
                             push_json(out, &cursor.map_or(Json::Null, |s| Json::String(s.clone())));
                         }
@@ -502,10 +537,7 @@ fn write_connection(cat: &Catalog, model: &Model, page: &PageResult, node: &AstN
                 }
                 out.push(']');
             }
-            "pageInfo" => {
-                let info = resolve::page_info_of(page);
-                write_projection(&info, c, out);
-            }
+            "pageInfo" => write_projection(&resolve::page_info_of(page), c, out),
             _ => match &page.aggregate {
                 Some(a) => write_projection(a, c, out),
                 None => out.push_str("null"),

@@ -420,7 +420,7 @@ fn page_info(edges: &[Edge], has_next: bool, has_previous: bool) -> Json {
 }
 
 /// The page info of a root connection's page.
-pub(crate) fn page_info_of(page: &PageResult) -> Json {
+pub(crate) fn page_info_of<R>(page: &PageResult<R>) -> Json {
     page_info_json(page.cursors.first(), page.cursors.last(), page.rows.len(), page.has_next, page.has_previous)
 }
 

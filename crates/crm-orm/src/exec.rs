@@ -61,11 +61,12 @@ enum Db {
     Postgres(PgPool),
 }
 
-/// One page of rows.
+/// One page of rows: JSON objects keyed by the selection's keys, decoded (`Json`) or as the
+/// database wrote them (`String`, [`Engine::read_text`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct PageResult {
+pub struct PageResult<R = Json> {
     /// Rows as JSON objects keyed by the selection's keys.
-    pub rows: Vec<Json>,
+    pub rows: Vec<R>,
     /// The cursor of each row.
     pub cursors: Vec<String>,
     /// Rows exist after the page.
@@ -77,6 +78,28 @@ pub struct PageResult {
     /// The aggregate object (`{"count": n, "sum": {…}, …}`), when a count or aggregates were
     /// asked for.
     pub aggregate: Option<Json>,
+}
+
+impl PageResult<String> {
+    /// The page with its rows decoded.
+    ///
+    /// # Errors
+    /// A row that is not JSON (an internal error).
+    pub fn decoded(self) -> Result<PageResult> {
+        let rows = self
+            .rows
+            .iter()
+            .map(|j| serde_json::from_str(j).map_err(|e| OrmError::Internal(format!("row JSON: {e}"))))
+            .collect::<Result<Vec<Json>>>()?;
+        Ok(PageResult {
+            rows,
+            cursors: self.cursors,
+            has_next: self.has_next,
+            has_previous: self.has_previous,
+            count: self.count,
+            aggregate: self.aggregate,
+        })
+    }
 }
 
 /// What a write returns.
@@ -606,6 +629,15 @@ impl Engine {
     /// # Errors
     /// Bad arguments (typed, naming the input), limits, database failures.
     pub async fn read(&self, q: &Scoped<Read>) -> Result<PageResult> {
+        self.read_text(q).await?.decoded()
+    }
+
+    /// Reads one page, its rows as the database wrote their JSON (with
+    /// [`crate::Selection::output`], the response objects themselves).
+    ///
+    /// # Errors
+    /// As [`Engine::read`].
+    pub async fn read_text(&self, q: &Scoped<Read>) -> Result<PageResult<String>> {
         let mut conn = self.acquire().await?;
         read_page(self.dialect(), &self.catalog, &q.access, q.tenant_predicate, self.limits, &mut conn, &q.query, true).await
     }
@@ -753,7 +785,7 @@ async fn read_page<S: ExSource>(
     src: &mut S,
     read: &Read,
     session: bool,
-) -> Result<PageResult> {
+) -> Result<PageResult<String>> {
     let builder = || Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
     let built = |stmt: &sea_query::SelectStatement| {
         let b = d.build(stmt);
@@ -782,7 +814,7 @@ async fn read_page<S: ExSource>(
     let mut out_rows = Vec::with_capacity(rows.len());
     let mut cursors = Vec::with_capacity(if read.cursors { rows.len() } else { 0 });
     for (j, k, _) in rows.into_iter().take(plan.limit as usize) {
-        out_rows.push(serde_json::from_str(&j).map_err(|e| OrmError::Internal(format!("row JSON: {e}")))?);
+        out_rows.push(j);
         if read.cursors {
             let k = k.ok_or_else(|| OrmError::Internal("a row without its cursor keys".to_owned()))?;
             cursors.push(encode_cursor(&plan.spec, &k));
@@ -1010,7 +1042,7 @@ impl<'a> Writer<'a> {
             cursors: true,
         };
         let limits = Limits { default_page: self.limits.default_page, max_page: std::cmp::max(n, self.limits.max_page) };
-        let mut page = read_page(self.d, self.cat, self.access, self.tenant, limits, &mut *self.tx, &read, false).await?;
+        let mut page = read_page(self.d, self.cat, self.access, self.tenant, limits, &mut *self.tx, &read, false).await?.decoded()?;
         page.count = Some(i64::from(n));
         page.aggregate = Some(serde_json::json!({ "count": n }));
         Ok(page)

@@ -463,6 +463,29 @@ pub struct Selection {
     pub nested: Vec<Nested>,
     /// Property history and stage transitions of each row.
     pub extras: Vec<Extra>,
+    /// The row object as a GraphQL response writes it, when given: these keys in this order,
+    /// so the database's JSON is the response as is. Otherwise the fields under their names,
+    /// then the nested relations and extras under their keys.
+    pub output: Option<Vec<Output>>,
+}
+
+/// One key of a row object written as a response (see [`Selection::output`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A stored field of [`Selection::fields`], under `key` (its alias or name).
+    Field {
+        /// The response key.
+        key: String,
+        /// The field.
+        field: FieldName,
+    },
+    /// The relation of [`Selection::nested`] with this key.
+    Nested(String),
+    /// The model's name, under `key` (`__typename`).
+    Typename {
+        /// The response key.
+        key: String,
+    },
 }
 
 /// Per-row data kept beside the record: its property history or its stage transitions.

@@ -24,7 +24,7 @@ pub use exec::{
     count_statements, event_type,
 };
 pub use ir::{
-    AggFn, Aggregate, AuditQuery, Data, Deliveries, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Page,
-    Quantifier, Read, RecordEvents, Selection, StageQuery, Targets, ToManyWrite, ToOneWrite, Unique, Write,
+    AggFn, Aggregate, AuditQuery, Data, Deliveries, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Output,
+    Page, Quantifier, Read, RecordEvents, Selection, StageQuery, Targets, ToManyWrite, ToOneWrite, Unique, Write,
 };
 pub use sql::Limits;

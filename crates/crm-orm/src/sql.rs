@@ -12,8 +12,8 @@ use crate::auth::{Access, Op};
 use crate::dialect::Dialect;
 use crate::error::{OrmError, Result};
 use crate::ir::{
-    AggFn, Aggregate, Extra, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Page, Quantifier, Read, Selection, aggregatable,
-    groupable, orderable,
+    AggFn, Aggregate, Extra, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Output, Page, Quantifier, Read, Selection,
+    aggregatable, groupable, orderable,
 };
 
 /// Page-size limits.
@@ -438,6 +438,9 @@ impl<'a> Builder<'a> {
 
     /// The JSON object of a selection over `model` rows aliased `alias`.
     pub fn object(&mut self, model: &Model, alias: &str, sel: &Selection) -> Result<Expr> {
+        if let Some(output) = &sel.output {
+            return self.output_object(model, alias, sel, output);
+        }
         let mut pairs = Vec::with_capacity(sel.fields.len() + sel.nested.len());
         for name in &sel.fields {
             let fl = Self::field(model, name.as_str())?;
@@ -450,6 +453,29 @@ impl<'a> Builder<'a> {
         for x in &sel.extras {
             let e = self.extra(model, alias, x)?;
             pairs.push((self.d.key(x.key())?, e));
+        }
+        Ok(self.d.object(pairs))
+    }
+
+    /// The row object of [`Selection::output`]: its keys in its order.
+    fn output_object(&mut self, model: &Model, alias: &str, sel: &Selection, output: &[Output]) -> Result<Expr> {
+        let mut pairs = Vec::with_capacity(output.len());
+        for o in output {
+            match o {
+                Output::Field { key, field } => {
+                    if !sel.fields.contains(field) {
+                        return Err(OrmError::Internal(format!("output field `{field}` is not selected")));
+                    }
+                    let fl = Self::field(model, field.as_str())?;
+                    pairs.push((self.d.key(key)?, self.field_json(alias, fl)?));
+                }
+                Output::Nested(key) => {
+                    let n = sel.nested.iter().find(|n| &n.key == key).ok_or_else(|| OrmError::Internal(format!("no nested `{key}`")))?;
+                    let e = self.nested(model, alias, n)?;
+                    pairs.push((self.d.key(key)?, e));
+                }
+                Output::Typename { key } => pairs.push((self.d.key(key)?, Expr::val(model.name.as_str()))),
+            }
         }
         Ok(self.d.object(pairs))
     }

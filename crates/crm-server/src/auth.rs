@@ -33,6 +33,8 @@ const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 /// How long an introspection answer is reused.
 const INTROSPECTION_TTL: Duration = Duration::from_secs(30);
 const INTROSPECTION_CACHE_MAX: usize = 10_000;
+/// Most verified JWTs kept (by digest) until they expire.
+const VERIFIED_CACHE_MAX: usize = 10_000;
 /// The audience and issuer of development tokens.
 pub const DEV_ISSUER: &str = "crm-dev";
 /// The project id development tokens carry their roles under.
@@ -124,6 +126,50 @@ struct Jwks {
     fetching: tokio::sync::Mutex<()>,
 }
 
+/// The claims of JWTs whose signature and claims were verified, by the token's SHA-256, until
+/// the token's `exp`: checking a signature costs more than the rest of a small request, and a
+/// client sends the same token many times. Only verified tokens are kept, and a kept token is
+/// refused again from its `exp` on (no leeway), so the cache never accepts what verification
+/// would refuse, except a token whose key was withdrawn meanwhile (as with any stateless JWT).
+#[derive(Default)]
+struct VerifiedTokens(Mutex<HashMap<[u8; 32], (u64, Json)>>);
+
+impl VerifiedTokens {
+    fn get(&self, digest: &[u8; 32]) -> Option<Json> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.get(digest).filter(|(exp, _)| now < *exp).map(|(_, claims)| claims.clone())
+    }
+
+    fn put(&self, digest: [u8; 32], claims: &Json) {
+        let Some(exp) = claims.get("exp").and_then(Json::as_u64) else { return };
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= VERIFIED_CACHE_MAX {
+            cache.retain(|_, (e, _)| now < *e);
+            if cache.len() >= VERIFIED_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(digest, (exp, claims.clone()));
+    }
+
+    /// The claims of `token`, verified by `verify` unless verified before.
+    async fn claims<F: Future<Output = Result<Json, AuthError>>>(
+        &self,
+        token: &str,
+        verify: impl FnOnce() -> F,
+    ) -> Result<Json, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self.get(&digest) {
+            return Ok(claims);
+        }
+        let claims = verify().await?;
+        self.put(digest, &claims);
+        Ok(claims)
+    }
+}
+
 /// An OpenID provider: discovery done, JWKS cached.
 pub struct Oidc {
     settings: OidcSettings,
@@ -131,6 +177,7 @@ pub struct Oidc {
     jwks: Jwks,
     introspection_endpoint: Option<String>,
     introspected: Mutex<HashMap<[u8; 32], (Instant, Json)>>,
+    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -190,6 +237,7 @@ impl Oidc {
             },
             introspection_endpoint: doc.introspection_endpoint,
             introspected: Mutex::new(HashMap::new()),
+            verified: VerifiedTokens::default(),
             settings: OidcSettings { leeway: settings.leeway.min(Duration::from_secs(30)), ..settings },
         };
         oidc.refetch_keys().await.map_err(|e| format!("JWKS: {e}"))?;
@@ -378,6 +426,7 @@ fn reject_id_token(claims: &Json) -> Result<(), AuthError> {
 #[derive(Clone)]
 pub struct DevKey {
     secret: Vec<u8>,
+    verified: Arc<VerifiedTokens>,
 }
 
 impl std::fmt::Debug for DevKey {
@@ -396,13 +445,13 @@ impl DevKey {
         if let Ok(text) = std::fs::read_to_string(&path) {
             let secret = text.trim().as_bytes().to_vec();
             if secret.len() >= 32 {
-                return Ok(DevKey { secret });
+                return Ok(DevKey { secret, verified: Arc::default() });
             }
         }
         crate::files::private_dir(data_dir)?;
         let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         crate::files::write_private(&path, secret.as_bytes())?;
-        Ok(DevKey { secret: secret.into_bytes() })
+        Ok(DevKey { secret: secret.into_bytes(), verified: Arc::default() })
     }
 
     /// A development access token with ZITADEL-shaped claims: `roles` in `org` (and in every
@@ -482,8 +531,8 @@ impl Authenticator {
             _ => return Err(AuthError::Missing),
         };
         let claims = match self {
-            Authenticator::Dev(k) => k.verify(token)?,
-            Authenticator::Oidc(o) if token.split('.').count() == 3 => o.verify_jwt(token).await?,
+            Authenticator::Dev(k) => k.verified.claims(token, || async { k.verify(token) }).await?,
+            Authenticator::Oidc(o) if token.split('.').count() == 3 => o.verified.claims(token, || o.verify_jwt(token)).await?,
             Authenticator::Oidc(o) => o.introspect(token).await?,
         };
         let requested = headers
@@ -605,5 +654,43 @@ mod tests {
         let other = DevKey::load_or_create(&dir.join("other")).unwrap();
         assert!(matches!(other.verify(&t), Err(AuthError::Invalid(_))));
         let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[cfg(test)]
+mod verified_tokens {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn headers(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        h
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_reused_until_it_expires_and_a_forged_one_never() {
+        let dir = std::env::temp_dir().join(format!("crm-auth-{}", uuid::Uuid::now_v7()));
+        let key = DevKey::load_or_create(&dir).unwrap();
+        let auth = Authenticator::Dev(key.clone());
+        let roles = ["admin".to_owned()];
+        let good = key.token("u1", "org-a", &roles, &[], Duration::from_secs(60)).unwrap();
+        for _ in 0..2 {
+            let p = auth.authenticate(&headers(&good)).await.unwrap();
+            assert_eq!((p.sub.as_str(), p.org_id.as_str()), ("u1", "org-a"));
+        }
+        // Another tenant's token is its own entry.
+        let other = key.token("u2", "org-b", &roles, &[], Duration::from_secs(60)).unwrap();
+        assert_eq!(auth.authenticate(&headers(&other)).await.unwrap().org_id.as_str(), "org-b");
+        // A token signed with another key is refused, also after the good one was cached.
+        let forger = DevKey::load_or_create(&dir.join("other")).unwrap();
+        let forged = forger.token("u1", "org-a", &roles, &[], Duration::from_secs(60)).unwrap();
+        assert!(auth.authenticate(&headers(&forged)).await.is_err());
+        // An entry past its `exp` is not used: the token is verified again.
+        let digest: [u8; 32] = Sha256::digest(good.as_bytes()).into();
+        key.verified.put(digest, &json!({"exp": 1, "sub": "stale"}));
+        assert_eq!(key.verified.get(&digest), None);
+        assert_eq!(auth.authenticate(&headers(&good)).await.unwrap().sub, "u1");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

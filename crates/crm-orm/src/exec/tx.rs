@@ -234,7 +234,7 @@ impl<'t> TxCtx<'t> {
     /// Bad arguments, database failures.
     pub async fn read(&mut self, q: &Read) -> Result<PageResult> {
         let limits = self.wide_limits();
-        read_page(self.d, &self.cat, &self.system, true, limits, &mut *self.tx, q, false).await
+        read_page(self.d, &self.cat, &self.system, true, limits, &mut *self.tx, q, false).await?.decoded()
     }
 
     /// Every record of `model` matching `filter` (at most `limit`), all stored fields.
@@ -522,7 +522,7 @@ pub(super) async fn snapshot(
     read.page = Page { first: Some(n), ..Page::default() };
     read.trash = trash;
     let limits = Limits { default_page: limits.default_page, max_page: std::cmp::max(n, limits.max_page) };
-    Ok(read_page(d, cat, system, true, limits, tx, &read, false).await?.rows)
+    Ok(read_page(d, cat, system, true, limits, tx, &read, false).await?.decoded()?.rows)
 }
 
 /// A webhook delivery due now, claimed by one deliverer for a while.
