@@ -352,7 +352,12 @@ impl Engine {
                 .await?;
             Db::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let co = PgConnectOptions::from_str(url).map_err(|e| OrmError::Config(format!("bad PostgreSQL URL: {e}")))?;
+            // Generic plans for the engine's prepared statements: every value is a parameter and
+            // the tenant leads every index, so a custom plan per execution (re-planning each
+            // time a cursor or filter value changes) only costs planning time.
+            let co = PgConnectOptions::from_str(url)
+                .map_err(|e| OrmError::Config(format!("bad PostgreSQL URL: {e}")))?
+                .options([("plan_cache_mode", "force_generic_plan")]);
             let pool = PgPoolOptions::new()
                 .max_connections(std::cmp::max(opts.max_connections, 1))
                 .acquire_timeout(opts.acquire_timeout)
