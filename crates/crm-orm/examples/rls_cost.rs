@@ -2,8 +2,8 @@
 //!
 //! - `raw`: the query alone (a role that bypasses RLS) — the ceiling;
 //! - `tx-local`: the common pattern `BEGIN; set_config(.., true); query; COMMIT` (4 round trips);
-//! - `session`: what the engine does for reads: `set_config(.., false)` on the checked-out
-//!   connection, then the query (2 round trips);
+//! - `session`: `set_config(.., false)` on the checked-out connection, then the query (2 round
+//!   trips; the engine's reads did this before they set the tenant inside the statement);
 //! - `sess+reset`: the same plus clearing the setting when the connection is released;
 //! - `engine`: `Engine::read` end to end (scope, SQL building, JSON rows, cursors).
 //!
