@@ -25,6 +25,15 @@ pub struct SchemaKey {
     pub version: u64,
 }
 
+impl SchemaKey {
+    /// The schema of `org` at metadata `version`: the shared one while the tenant has no
+    /// definitions of its own (version 0).
+    #[must_use]
+    pub fn of(org: &OrgId, version: u64) -> SchemaKey {
+        if version == 0 { SchemaKey { tenant: None, version: 0 } } else { SchemaKey { tenant: Some(org.clone()), version } }
+    }
+}
+
 /// A built schema and the catalog it was built from (the engine serves the request with it).
 pub type Built = (Arc<Schema>, Arc<Catalog>);
 

@@ -109,7 +109,7 @@ impl Api {
     /// The version or the definitions could not be read, or the schema could not be built.
     pub async fn schema_for(&self, engine: &Engine, org: &crm_model::OrgId) -> Result<(u64, cache::Built), cache::BuildError> {
         let version = self.versions.current(engine, org).await?;
-        let key = if version == 0 { SchemaKey { tenant: None, version: 0 } } else { SchemaKey { tenant: Some(org.clone()), version } };
+        let key = SchemaKey::of(org, version);
         let built = self
             .cache
             .get_or_build(&key, || async {
@@ -179,8 +179,9 @@ impl Api {
         // A plan: no executor. A miss, or a plan that leaves the request to the executor, runs
         // it; a success teaches the plans.
         let roles = roles_key(principal);
-        if let Some(plan) = self.plans.get(&schema, &roles, &request.query, request.operation_name.as_deref())
-            && let Some(body) = plan.run(&rc, &request.variables).await
+        let schema_key = SchemaKey::of(&principal.org_id, version);
+        if let Some(plan) = self.plans.get(&schema_key, &roles, &request.query, request.operation_name.as_deref())
+            && let Some(body) = plan.run(&rc, &schema, &request.variables).await
         {
             return Answer::Planned(body);
         }
@@ -190,7 +191,7 @@ impl Api {
         if response.errors.is_empty()
             && let Some(doc) = self.documents.get(&query)
         {
-            self.plans.learn(&schema, &catalog, &roles, &query, operation.as_deref(), &doc);
+            self.plans.learn(&schema_key, &schema, &catalog, &roles, &query, operation.as_deref(), &doc);
         }
         Answer::Executed(response)
     }

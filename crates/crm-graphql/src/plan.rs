@@ -26,6 +26,7 @@ use crm_model::{Catalog, FieldKind, Model, ScalarType};
 use crm_orm::{Op, OrmError, Output, PageResult};
 use serde_json::{Map, Value as Json};
 
+use crate::cache::SchemaKey;
 use crate::resolve::{self, RequestCtx, SelNode};
 
 /// Plans kept by default.
@@ -49,11 +50,9 @@ struct Root {
     field: Field,
 }
 
-/// An operation answered without the executor.
+/// An operation answered without the executor. It holds no schema (tenant schemas are several
+/// MiB; the schema cache decides how many live): its key names the schema by its cache key.
 pub(crate) struct Plan {
-    /// Keeps the schema the plan was validated against alive, so its address (part of the key)
-    /// is not reused while the plan is kept.
-    _schema: Arc<Schema>,
     catalog: Arc<Catalog>,
     variables: Vec<(Name, Type, Option<ConstValue>)>,
     roots: Vec<Root>,
@@ -61,7 +60,7 @@ pub(crate) struct Plan {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PlanKey {
-    schema: usize,
+    schema: SchemaKey,
     roles: String,
     query: String,
     operation: Option<String>,
@@ -79,13 +78,8 @@ impl std::fmt::Debug for Plans {
     }
 }
 
-fn key(schema: &Arc<Schema>, roles: &str, query: &str, operation: Option<&str>) -> PlanKey {
-    PlanKey {
-        schema: Arc::as_ptr(schema) as usize,
-        roles: roles.to_owned(),
-        query: query.to_owned(),
-        operation: operation.map(str::to_owned),
-    }
+fn key(schema: &SchemaKey, roles: &str, query: &str, operation: Option<&str>) -> PlanKey {
+    PlanKey { schema: schema.clone(), roles: roles.to_owned(), query: query.to_owned(), operation: operation.map(str::to_owned) }
 }
 
 impl Plans {
@@ -98,7 +92,7 @@ impl Plans {
     }
 
     /// The plan of an operation, if kept.
-    pub(crate) fn get(&self, schema: &Arc<Schema>, roles: &str, query: &str, operation: Option<&str>) -> Option<Arc<Plan>> {
+    pub(crate) fn get(&self, schema: &SchemaKey, roles: &str, query: &str, operation: Option<&str>) -> Option<Arc<Plan>> {
         let k = key(schema, roles, query, operation);
         let mut inner = self.lock();
         inner.1 += 1;
@@ -110,9 +104,11 @@ impl Plans {
     }
 
     /// Keeps the plan of an operation that just succeeded, when it has a plannable shape.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn learn(
         &self,
-        schema: &Arc<Schema>,
+        key_of_schema: &SchemaKey,
+        schema: &Schema,
         catalog: &Arc<Catalog>,
         roles: &str,
         query: &str,
@@ -123,7 +119,7 @@ impl Plans {
             return;
         }
         let Some(plan) = Plan::build(schema, catalog, doc, operation) else { return };
-        let k = key(schema, roles, query, operation);
+        let k = key(key_of_schema, roles, query, operation);
         let mut inner = self.lock();
         inner.1 += 1;
         let now = inner.1;
@@ -226,7 +222,7 @@ fn plain_connection(cat: &Catalog, model: &Model, f: &Field) -> bool {
 }
 
 impl Plan {
-    fn build(schema: &Arc<Schema>, catalog: &Arc<Catalog>, doc: &ExecutableDocument, name: Option<&str>) -> Option<Plan> {
+    fn build(schema: &Schema, catalog: &Arc<Catalog>, doc: &ExecutableDocument, name: Option<&str>) -> Option<Plan> {
         if !doc.fragments.is_empty() {
             return None;
         }
@@ -275,12 +271,12 @@ impl Plan {
             keys.push(key.clone());
             roots.push(Root { key, kind, model, field: f.clone() });
         }
-        Some(Plan { _schema: Arc::clone(schema), catalog: Arc::clone(catalog), variables, roots })
+        Some(Plan { catalog: Arc::clone(catalog), variables, roots })
     }
 
     /// The response body, or `None` to leave the request to the executor.
-    pub(crate) async fn run(&self, rc: &RequestCtx, given: &Variables) -> Option<String> {
-        let vars = self.variables(given)?;
+    pub(crate) async fn run(&self, rc: &RequestCtx, schema: &Schema, given: &Variables) -> Option<String> {
+        let vars = self.variables(schema, given)?;
         let mut out = String::with_capacity(1024);
         out.push_str("{\"data\":{");
         for (i, root) in self.roots.iter().enumerate() {
@@ -334,13 +330,13 @@ impl Plan {
     }
 
     /// The variables with their defaults, when every one fits its declared type.
-    fn variables(&self, given: &Variables) -> Option<Variables> {
+    fn variables(&self, schema: &Schema, given: &Variables) -> Option<Variables> {
         let mut out = Variables::default();
         for (name, ty, default) in &self.variables {
             let value = given.get(name).cloned().or_else(|| default.clone());
             match value {
                 Some(v) => {
-                    if !fits(self._schema.registry(), ty, &v) {
+                    if !fits(schema.registry(), ty, &v) {
                         return None;
                     }
                     out.insert(name.clone(), v);
