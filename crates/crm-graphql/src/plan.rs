@@ -66,9 +66,12 @@ struct PlanKey {
     operation: Option<String>,
 }
 
+/// The plans with when each was last used, and the clock that counts uses.
+type Kept = (HashMap<PlanKey, (Arc<Plan>, u64)>, u64);
+
 /// The kept plans, least recently used first out.
 pub(crate) struct Plans {
-    inner: Mutex<(HashMap<PlanKey, (Arc<Plan>, u64)>, u64)>,
+    inner: Mutex<Kept>,
     capacity: usize,
 }
 
@@ -87,7 +90,7 @@ impl Plans {
         Plans { inner: Mutex::new((HashMap::new(), 0)), capacity }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<PlanKey, (Arc<Plan>, u64)>, u64)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -123,10 +126,11 @@ impl Plans {
         let mut inner = self.lock();
         inner.1 += 1;
         let now = inner.1;
-        if inner.0.len() >= self.capacity && !inner.0.contains_key(&k) {
-            if let Some(oldest) = inner.0.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone()) {
-                inner.0.remove(&oldest);
-            }
+        if inner.0.len() >= self.capacity
+            && !inner.0.contains_key(&k)
+            && let Some(oldest) = inner.0.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone())
+        {
+            inner.0.remove(&oldest);
         }
         inner.0.insert(k, (Arc::new(plan), now));
     }
@@ -456,8 +460,9 @@ fn shape(cat: &Catalog, model: &Model, sel: &mut crm_orm::Selection, node: &AstN
             output.push(Output::Typename { key });
             continue;
         }
-        match model.field(c.name()) {
-            Some(f) => match &f.kind {
+        // Fields of no model field were refused when the plan was made.
+        if let Some(f) = model.field(c.name()) {
+            match &f.kind {
                 FieldKind::ToOne { target, .. } | FieldKind::ToMany { target, .. } => {
                     if let (Some(n), Some(t)) = (sel.nested.iter_mut().find(|n| n.key == key), cat.model(target.as_str())) {
                         shape(cat, t, &mut n.select, &c);
@@ -465,8 +470,7 @@ fn shape(cat: &Catalog, model: &Model, sel: &mut crm_orm::Selection, node: &AstN
                     output.push(Output::Nested(key));
                 }
                 _ => output.push(Output::Field { key, field: f.name.clone() }),
-            },
-            None => {}
+            }
         }
     }
     sel.output = Some(output);

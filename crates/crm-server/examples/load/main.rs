@@ -10,7 +10,7 @@
 //!
 //! Run it with `scripts/load-bench` (see docs/ARCHITECTURE.md#performance), or by hand:
 //! `cargo build --release -p crm-server --bin crm-server --example load && target/release/examples/load --pg URL`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_precision_loss)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_precision_loss, clippy::indexing_slicing)]
 
 mod queries;
 mod seed;
