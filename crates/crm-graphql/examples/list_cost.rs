@@ -114,7 +114,11 @@ async fn main() {
                     // Row-level security is on for the tables: the hand-written query sets the
                     // tenant in the same round trip as a bound setting of the session.
                     let mut c = pool.acquire().await.unwrap();
-                    sqlx::query("SELECT set_config('crm.org_id', $1, false)").bind(&org).execute(&mut *c).await.unwrap();
+                    sqlx::query("SELECT set_config('crm.org_id', $1, false), set_config('crm.read_orgs', $1, false)")
+                        .bind(&org)
+                        .execute(&mut *c)
+                        .await
+                        .unwrap();
                     let rows: Vec<(uuid::Uuid, String, Option<String>, String, Option<i64>, Option<String>)> = sqlx::query_as(
                         "SELECT l.id, l.name, l.email, l.status, l.score, (SELECT m.name FROM members m \
                          WHERE m.org_id = l.org_id AND m.id = l.owner_id) FROM leads l WHERE l.org_id = $1 \

@@ -1,5 +1,5 @@
 //! Resolvers. A root field compiles its whole selection (nested relations, connections,
-//! aggregates) into one IR read, so it costs one statement (plus one for aggregates); fields below
+//! aggregates) into one IR read, so it costs one statement (aggregates included); fields below
 //! it only read the JSON the database built, borrowing it without copies.
 
 use std::sync::Arc;

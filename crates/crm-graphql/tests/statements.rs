@@ -1,5 +1,5 @@
 //! The number of SQL statements a request costs is bounded by the depth of the query, not by the
-//! number of rows: a nested read is compiled into one statement (plus one for aggregates), never
+//! number of rows: a nested read is compiled into one statement (aggregates included), never
 //! one per parent row (no N+1).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod common;

@@ -85,7 +85,7 @@ async fn main() {
         .max_connections(TASKS as u32)
         .after_release(|c, _| {
             Box::pin(async move {
-                sqlx::query("SELECT set_config('crm.org_id', '', false)").execute(&mut *c).await?;
+                sqlx::query("SELECT set_config('crm.org_id', '', false), set_config('crm.read_orgs', '', false)").execute(&mut *c).await?;
                 Ok(true)
             })
         })
@@ -109,7 +109,11 @@ async fn main() {
         async move {
             let mut c = pool.acquire().await.unwrap();
             let mut tx = c.begin().await.unwrap();
-            sqlx::query("SELECT set_config('crm.org_id', $1, true)").bind(&org_s).execute(&mut *tx).await.unwrap();
+            sqlx::query("SELECT set_config('crm.org_id', $1, true), set_config('crm.read_orgs', $1, true)")
+                .bind(&org_s)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
             let rows = sqlx::query(QUERY).bind(&org_s).fetch_all(&mut *tx).await.unwrap();
             tx.commit().await.unwrap();
             assert_eq!(rows.len(), 11);
@@ -121,7 +125,11 @@ async fn main() {
         let (pool, org_s) = (pool.clone(), org_s.clone());
         async move {
             let mut c = pool.acquire().await.unwrap();
-            sqlx::query("SELECT set_config('crm.org_id', $1, false)").bind(&org_s).execute(&mut *c).await.unwrap();
+            sqlx::query("SELECT set_config('crm.org_id', $1, false), set_config('crm.read_orgs', $1, false)")
+                .bind(&org_s)
+                .execute(&mut *c)
+                .await
+                .unwrap();
             let rows = sqlx::query(QUERY).bind(&org_s).fetch_all(&mut *c).await.unwrap();
             assert_eq!(rows.len(), 11);
         }
@@ -132,7 +140,11 @@ async fn main() {
         let (pool, org_s) = (pool.clone(), org_s.clone());
         async move {
             let mut c = pool.acquire().await.unwrap();
-            sqlx::query("SELECT set_config('crm.org_id', $1, false)").bind(&org_s).execute(&mut *c).await.unwrap();
+            sqlx::query("SELECT set_config('crm.org_id', $1, false), set_config('crm.read_orgs', $1, false)")
+                .bind(&org_s)
+                .execute(&mut *c)
+                .await
+                .unwrap();
             let rows = sqlx::query(QUERY).bind(&org_s).fetch_all(&mut *c).await.unwrap();
             assert_eq!(rows.len(), 11);
         }
