@@ -16,6 +16,8 @@ mod schema;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_graphql::parser::types::ExecutableDocument;
+
 pub use async_graphql::dynamic::Schema;
 pub use async_graphql::{Request, Response, Variables};
 pub use cache::{BuildError, Built, DEFAULT_SCHEMA_CAPACITY, SchemaCache, SchemaKey, Versions};
@@ -148,10 +150,10 @@ impl Api {
     pub async fn answer(&self, engine: &Engine, principal: &Principal, mut request: Request) -> Answer {
         // The document guard, before anything else looks at the document: parsed once here (the
         // parse is kept for execution), refused in linear time when too large, deep or costly. A
-        // document seen before and accepted is neither parsed nor guarded again.
-        if let Some(doc) = self.documents.get(&request.query) {
-            request.set_parsed_query((*doc).clone());
-        } else {
+        // document seen before and accepted is neither parsed nor guarded again (and its parse is
+        // only copied for the executor: a plan does not need it).
+        let kept = self.documents.get(&request.query);
+        if kept.is_none() {
             let text = request.query.clone();
             if let Ok(doc) = request.parsed_query() {
                 if let Err(refusal) = guard::check(doc, &self.limits) {
@@ -185,11 +187,14 @@ impl Api {
         {
             return Answer::Planned(body);
         }
+        if let Some(doc) = &kept {
+            request.set_parsed_query(ExecutableDocument::clone(doc));
+        }
         let (query, operation) = (request.query.clone(), request.operation_name.clone());
         let mut response = schema.execute(request.data(rc)).await;
         classify(&mut response.errors);
         if response.errors.is_empty()
-            && let Some(doc) = self.documents.get(&query)
+            && let Some(doc) = kept.or_else(|| self.documents.get(&query))
         {
             self.plans.learn(&schema_key, &schema, &catalog, &roles, &query, operation.as_deref(), &doc);
         }

@@ -213,13 +213,6 @@ pub async fn count_db_use<F: Future>(fut: F) -> (F::Output, DbUse) {
         .await
 }
 
-/// Runs `fut` and returns its output with the number of SQL statements the engine sent to the
-/// database while running it (on this task).
-pub async fn count_statements<F: Future>(fut: F) -> (F::Output, u64) {
-    let (out, used) = count_db_use(fut).await;
-    (out, used.statements)
-}
-
 /// One statement (and its round trip).
 fn counted() {
     let _ = DB_USE.try_with(|c| {
@@ -292,6 +285,18 @@ impl Ex<'_> {
     async fn columns(self, d: Dialect, table: &str) -> Result<Vec<String>> {
         Ok(run!(self, c => sqlx::query_scalar::<_, String>(schema::list_columns_sql(d)).bind(table).fetch_all(&mut *c).await?))
     }
+}
+
+/// `stmt` as a read of `access` on a pooled connection: built, with the tenant settings for
+/// row-level security made by the statement itself (one round trip, see [`Dialect::in_session`]).
+pub(crate) fn session_read<S: sea_query_sqlx::SqlxBinder>(d: Dialect, stmt: &S, access: &Access) -> (String, SqlxValues) {
+    d.in_session(d.build(stmt), access.org(), access.read_orgs())
+}
+
+/// The count and the whole aggregate object of an aggregate column (see [`Builder::aggregate`]).
+fn aggregate_of(text: &str) -> Result<(Option<i64>, Option<Json>)> {
+    let agg: Json = serde_json::from_str(text).map_err(|e| OrmError::Internal(format!("aggregate JSON: {e}")))?;
+    Ok((agg.get("count").and_then(Json::as_i64), Some(agg)))
 }
 
 fn db_error(e: OrmError, model: &Model) -> OrmError {
@@ -655,7 +660,7 @@ impl Engine {
         let d = self.dialect();
         let stmt = Builder::with_tenant_predicate(d, &self.catalog, &q.access, q.tenant_predicate, self.limits).group_by(&q.query)?;
         let mut conn = self.acquire().await?;
-        let rows = conn.ex().texts(d.in_session(d.build(&stmt), q.access.org(), q.access.read_orgs())).await?;
+        let rows = conn.ex().texts(session_read(d, &stmt, &q.access)).await?;
         rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("group JSON: {e}")))).collect()
     }
 
@@ -694,7 +699,7 @@ impl Engine {
             .limit(u64::from(q.query.first))
             .to_owned();
         let mut conn = self.acquire().await?;
-        let rows = conn.ex().texts(d.in_session(d.build(&stmt), q.access.org(), q.access.read_orgs())).await?;
+        let rows = conn.ex().texts(session_read(d, &stmt, &q.access)).await?;
         rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("audit JSON: {e}")))).collect()
     }
 
@@ -710,7 +715,7 @@ impl Engine {
             return Ok(None);
         };
         let mut conn = self.acquire().await?;
-        let found = conn.ex().texts(d.in_session(d.build(&stmt), q.access.org(), q.access.read_orgs())).await?;
+        let found = conn.ex().texts(session_read(d, &stmt, &q.access)).await?;
         Ok(found.into_iter().next().and_then(|m| self.catalog.model(&m).map(|m| m.name.clone())))
     }
 
@@ -792,10 +797,7 @@ async fn read_page<S: ExSource>(
     session: bool,
 ) -> Result<PageResult<String>> {
     let builder = || Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
-    let built = |stmt: &sea_query::SelectStatement| {
-        let b = d.build(stmt);
-        if session { d.in_session(b, access.org(), access.read_orgs()) } else { b }
-    };
+    let built = |stmt: &sea_query::SelectStatement| if session { session_read(d, stmt, access) } else { d.build(stmt) };
     let wants_aggregate = read.count || !read.aggregates.is_empty();
     if !read.rows {
         // Only the aggregate: no page is read, but its arguments are still checked.
@@ -807,10 +809,7 @@ async fn read_page<S: ExSource>(
     let (stmt, plan) = builder().select_page(read)?;
     let rows = src.ex().rows_jka(built(&stmt)).await?;
     let (count, aggregate) = match rows.first() {
-        Some((_, _, Some(text))) => {
-            let agg: Json = serde_json::from_str(text).map_err(|e| OrmError::Internal(format!("aggregate JSON: {e}")))?;
-            (agg.get("count").and_then(Json::as_i64), Some(agg))
-        }
+        Some((_, _, Some(text))) => aggregate_of(text)?,
         // No row carried the aggregate: the page is empty, the aggregate is asked alone.
         _ if wants_aggregate => aggregate_alone(src, built(&builder().aggregate(read)?)).await?,
         _ => (None, None),
@@ -835,9 +834,7 @@ async fn read_page<S: ExSource>(
 
 /// The aggregate object of a read and its count, by `built` (see [`Builder::aggregate`]).
 async fn aggregate_alone<S: ExSource>(src: &mut S, built: (String, SqlxValues)) -> Result<(Option<i64>, Option<Json>)> {
-    let text = src.ex().scalar_text(built).await?;
-    let agg: Json = serde_json::from_str(&text).map_err(|e| OrmError::Internal(format!("aggregate JSON: {e}")))?;
-    Ok((agg.get("count").and_then(Json::as_i64), Some(agg)))
+    aggregate_of(&src.ex().scalar_text(built).await?)
 }
 
 /// Page flags of a batch result: `more` rows matched beyond the page in the direction of travel.

@@ -20,8 +20,7 @@ pub use dialect::Dialect;
 pub use error::{OrmError, Result};
 pub use exec::{
     Attempt, CrossTenant, DbUse, Definition, Definitions, DueDelivery, Engine, EngineOptions, Event, EventKind, EventWork, MAX_TARGETS,
-    MetaChange, PageResult, StageStats, StageStay, TxCtx, TxFuture, TxWork, WriteHook, WriteResult, Written, count_db_use,
-    count_statements, event_type,
+    MetaChange, PageResult, StageStats, StageStay, TxCtx, TxFuture, TxWork, WriteHook, WriteResult, Written, count_db_use, event_type,
 };
 pub use ir::{
     AggFn, Aggregate, AuditQuery, Data, Deliveries, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Output,

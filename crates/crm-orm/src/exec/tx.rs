@@ -698,7 +698,7 @@ impl Engine {
             .limit(u64::from(std::cmp::min(first, self.limits.max_page)))
             .to_owned();
         let mut conn = self.acquire().await?;
-        let rows = conn.ex().texts(d.in_session(d.build(&stmt), access.org(), access.read_orgs())).await?;
+        let rows = conn.ex().texts(super::session_read(d, &stmt, access)).await?;
         rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("delivery JSON: {e}")))).collect()
     }
 }
@@ -803,7 +803,7 @@ impl Engine {
             .from_subquery(per_record, x())
             .to_owned();
         let mut conn = self.acquire().await?;
-        let rows = conn.ex().ids(d.in_session(d.build(&furthest), access.org(), access.read_orgs())).await?;
+        let rows = conn.ex().ids(super::session_read(d, &furthest, access)).await?;
         let mut reached = Vec::with_capacity(order.len());
         for (i, s) in order.iter().enumerate() {
             let i = i64::try_from(i).unwrap_or(i64::MAX);
@@ -823,7 +823,7 @@ impl Engine {
             .group_by_col((t(), Alias::new("stage")))
             .to_owned();
         let mut out = Vec::new();
-        for text in conn.ex().texts(d.in_session(d.build(&stays), access.org(), access.read_orgs())).await? {
+        for text in conn.ex().texts(super::session_read(d, &stays, access)).await? {
             let j: Json = serde_json::from_str(&text).map_err(|e| OrmError::Internal(format!("stage JSON: {e}")))?;
             out.push(StageStay {
                 stage: j.get("stage").and_then(Json::as_str).unwrap_or_default().to_owned(),
