@@ -354,6 +354,20 @@ impl Dialect {
         }
     }
 
+    /// The text column of a row value whose JSON expression (from [`Self::json_value`]) is
+    /// `json`, of a stored scalar of type `ty` (`None` for anything whose expression is JSON):
+    /// read as [`crate::row::Cell::of`] says. A PostgreSQL date is written as JSON writes it
+    /// (ISO), whatever the session's `DateStyle`.
+    #[must_use]
+    pub fn cell_text(self, ty: Option<&ScalarType>, json: Expr) -> Expr {
+        match (self, ty) {
+            (Dialect::Postgres, Some(ScalarType::Date)) => self.cust("to_char({}, 'YYYY-MM-DD')", vec![json]),
+            // Already text (`to_char`, `trim_scale` as text).
+            (Dialect::Postgres, Some(ScalarType::DateTime | ScalarType::Decimal)) => json,
+            _ => self.cust("CAST({} AS TEXT)", vec![json]),
+        }
+    }
+
     /// A nested JSON value from a scalar subquery, usable inside an object.
     #[must_use]
     pub fn nested(self, sub: Expr) -> Expr {

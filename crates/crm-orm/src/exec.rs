@@ -25,7 +25,7 @@ use crate::ir::{
     Unique, Write,
 };
 use crate::schema;
-use crate::sql::{Builder, Limits, encode_cursor, stored_value};
+use crate::sql::{Builder, Limits, PagePlan, encode_cursor, stored_value};
 
 mod meta;
 mod platform;
@@ -228,11 +228,18 @@ fn round_trip() {
 
 impl Ex<'_> {
     /// Page rows: row JSON, cursor keys, aggregate (see [`Builder::select_page`]).
-    async fn rows_jka(self, (sql, values): (String, SqlxValues)) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+    /// The rows of a page statement ([`crate::sql::Builder::select_page`]): each row's JSON
+    /// object and cursor keys written as `plan` says from their columns, and the aggregate.
+    async fn page_rows(
+        self,
+        (sql, values): (String, SqlxValues),
+        plan: &PagePlan,
+    ) -> Result<Vec<(String, Option<String>, Option<String>)>> {
         counted();
-        Ok(
-            run!(self, c => sqlx::query_as_with::<_, (String, Option<String>, Option<String>), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?),
-        )
+        run!(self, c => {
+            let rows = sqlx::query_with(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?;
+            rows.iter().map(|r| page_row(r, plan)).collect()
+        })
     }
     async fn ids(self, (sql, values): (String, SqlxValues)) -> Result<Vec<(String, i64)>> {
         counted();
@@ -291,6 +298,22 @@ impl Ex<'_> {
 /// row-level security made by the statement itself (one round trip, see [`Dialect::in_session`]).
 pub(crate) fn session_read<S: sea_query_sqlx::SqlxBinder>(d: Dialect, stmt: &S, access: &Access) -> (String, SqlxValues) {
     d.in_session(d.build(stmt), access.org(), access.read_orgs())
+}
+
+/// One row of a page statement: its JSON object, cursor keys (see [`crate::row`]) and
+/// aggregate (column 0; the keys' columns and the row's follow).
+fn page_row<'r, R: sqlx::Row>(r: &'r R, plan: &PagePlan) -> Result<(String, Option<String>, Option<String>)>
+where
+    Option<&'r str>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'x> sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let mut failed = None;
+    let mut values = (1..r.len()).map(|i| r.try_get::<Option<&str>, _>(i)).map_while(|v| v.map_err(|e| failed = Some(e)).ok());
+    let keys = if plan.keys.columns() == 0 { Ok(None) } else { plan.keys.write(&mut values).map(Some) };
+    let row = keys.and_then(|k| plan.row.write(values).map(|j| (j, k)));
+    let (j, k) = row.map_err(|_| failed.map_or_else(|| OrmError::Internal("a page row without its columns".to_owned()), OrmError::from))?;
+    Ok((j, k, r.try_get(0)?))
 }
 
 /// The count and the whole aggregate object of an aggregate column (see [`Builder::aggregate`]).
@@ -807,7 +830,7 @@ async fn read_page<S: ExSource>(
         return Ok(PageResult { rows: Vec::new(), cursors: Vec::new(), has_next: false, has_previous: false, count, aggregate });
     }
     let (stmt, plan) = builder().select_page(read)?;
-    let rows = src.ex().rows_jka(built(&stmt)).await?;
+    let rows = src.ex().page_rows(built(&stmt), &plan).await?;
     let (count, aggregate) = match rows.first() {
         Some((_, _, Some(text))) => aggregate_of(text)?,
         // No row carried the aggregate: the page is empty, the aggregate is asked alone.

@@ -11,6 +11,7 @@ pub mod error;
 mod exec;
 mod field_use;
 pub mod ir;
+pub mod row;
 pub mod schema;
 pub mod search;
 pub mod sql;

@@ -15,6 +15,7 @@ use crate::ir::{
     AggFn, Aggregate, Extra, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Output, Page, Quantifier, Read, Selection,
     aggregatable, groupable, orderable,
 };
+use crate::row::{Cell, KeyShape, RowShape};
 
 /// Page-size limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,10 @@ pub struct PagePlan {
     pub spec: String,
     /// Whether a cursor or skip was given (there are rows before, in the direction of travel).
     pub from_cursor: bool,
+    /// How each row's cursor keys are written from their columns (none without cursors).
+    pub keys: KeyShape,
+    /// How each row's JSON object is written from its columns ([`Builder::select_page`]).
+    pub row: RowShape,
 }
 
 const CURSOR_PREFIX: &str = "v1|";
@@ -153,6 +158,13 @@ pub(crate) fn stored_value(d: Dialect, alias: &str, model: &Model, fl: &Field) -
     };
     let guard = model.custom.then(|| (col("object"), model.name.as_str()));
     d.custom_value(col(CUSTOM_COLUMN), fl.name.as_str(), ty, guard)
+}
+
+/// A value of a row object being built: SQL (JSON, or a text column with how it reads as
+/// JSON), or the model's name.
+enum Entry {
+    Sql(Expr, Cell),
+    Typename,
 }
 
 /// One statement's builder: numbers table aliases (`t0`, `t1`, …) so output is deterministic.
@@ -438,28 +450,59 @@ impl<'a> Builder<'a> {
 
     /// The JSON object of a selection over `model` rows aliased `alias`.
     pub fn object(&mut self, model: &Model, alias: &str, sel: &Selection) -> Result<Expr> {
-        if let Some(output) = &sel.output {
-            return self.output_object(model, alias, sel, output);
-        }
-        let mut pairs = Vec::with_capacity(sel.fields.len() + sel.nested.len());
-        for name in &sel.fields {
-            let fl = Self::field(model, name.as_str())?;
-            pairs.push((self.d.key(name.as_str())?, self.field_json(alias, fl)?));
-        }
-        for n in &sel.nested {
-            let e = self.nested(model, alias, n)?;
-            pairs.push((self.d.key(&n.key)?, e));
-        }
-        for x in &sel.extras {
-            let e = self.extra(model, alias, x)?;
-            pairs.push((self.d.key(x.key())?, e));
+        let entries = self.entries(model, alias, sel, false)?;
+        let mut pairs = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let v = match value {
+                Entry::Sql(e, _) => e,
+                Entry::Typename => Expr::val(model.name.as_str()),
+            };
+            pairs.push((self.d.key(&key)?, v));
         }
         Ok(self.d.object(pairs))
     }
 
-    /// The row object of [`Selection::output`]: its keys in its order.
-    fn output_object(&mut self, model: &Model, alias: &str, sel: &Selection, output: &[Output]) -> Result<Expr> {
-        let mut pairs = Vec::with_capacity(output.len());
+    /// A selection over `model` rows aliased `alias` as text columns and the shape that writes
+    /// them into the row's JSON object (see [`crate::row`]).
+    fn row(&mut self, model: &Model, alias: &str, sel: &Selection) -> Result<(Vec<Expr>, RowShape)> {
+        let entries = self.entries(model, alias, sel, true)?;
+        let mut shape = RowShape::default();
+        let mut columns = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            self.d.key(&key)?;
+            match value {
+                Entry::Sql(e, cell) => {
+                    shape.column(&key, cell);
+                    columns.push(e);
+                }
+                Entry::Typename => shape.literal(&key, Json::from(model.name.as_str()).to_string()),
+            }
+        }
+        Ok((columns, shape))
+    }
+
+    /// The entries of a selection's row object in order: with [`Selection::output`], its keys
+    /// in its order; otherwise the fields under their names, then the nested relations and
+    /// extras under their keys. Values are JSON expressions, or with `cells` the text columns
+    /// of [`Self::row`].
+    fn entries(&mut self, model: &Model, alias: &str, sel: &Selection, cells: bool) -> Result<Vec<(String, Entry)>> {
+        let json = |b: &Self, e: Expr| if cells { Entry::Sql(b.d.cell_text(None, e), Cell::Json) } else { Entry::Sql(e, Cell::Json) };
+        let mut out = Vec::with_capacity(sel.fields.len() + sel.nested.len() + sel.extras.len());
+        let Some(output) = &sel.output else {
+            for name in &sel.fields {
+                let fl = Self::field(model, name.as_str())?;
+                out.push((name.to_string(), self.field_entry(alias, fl, cells)?));
+            }
+            for n in &sel.nested {
+                let e = self.nested(model, alias, n)?;
+                out.push((n.key.clone(), json(self, e)));
+            }
+            for x in &sel.extras {
+                let e = self.extra(model, alias, x)?;
+                out.push((x.key().to_owned(), json(self, e)));
+            }
+            return Ok(out);
+        };
         for o in output {
             match o {
                 Output::Field { key, field } => {
@@ -467,17 +510,35 @@ impl<'a> Builder<'a> {
                         return Err(OrmError::Internal(format!("output field `{field}` is not selected")));
                     }
                     let fl = Self::field(model, field.as_str())?;
-                    pairs.push((self.d.key(key)?, self.field_json(alias, fl)?));
+                    out.push((key.clone(), self.field_entry(alias, fl, cells)?));
                 }
                 Output::Nested(key) => {
                     let n = sel.nested.iter().find(|n| &n.key == key).ok_or_else(|| OrmError::Internal(format!("no nested `{key}`")))?;
                     let e = self.nested(model, alias, n)?;
-                    pairs.push((self.d.key(key)?, e));
+                    out.push((key.clone(), json(self, e)));
                 }
-                Output::Typename { key } => pairs.push((self.d.key(key)?, Expr::val(model.name.as_str()))),
+                Output::Typename { key } => out.push((key.clone(), Entry::Typename)),
             }
         }
-        Ok(self.d.object(pairs))
+        Ok(out)
+    }
+
+    /// A stored field's entry: its JSON expression, or with `cell` its text column.
+    fn field_entry(&self, alias: &str, fl: &Field, cell: bool) -> Result<Entry> {
+        let json = self.field_json(alias, fl)?;
+        if !cell {
+            return Ok(Entry::Sql(json, Cell::Json));
+        }
+        let ty = match &fl.kind {
+            FieldKind::Scalar(ty) if !fl.custom => Some(ty),
+            _ => None,
+        };
+        let kind = match (fl.custom, &fl.kind) {
+            (true, _) | (_, FieldKind::Polymorphic { .. }) => Cell::Json,
+            (_, FieldKind::Scalar(ty)) => Cell::of(ty),
+            _ => Cell::Text,
+        };
+        Ok(Entry::Sql(self.d.cell_text(ty, json), kind))
     }
 
     /// The history or stage transitions of the row aliased `alias`, as a JSON array built in the
@@ -834,7 +895,14 @@ impl<'a> Builder<'a> {
         }
         let spec = order_spec(order);
         let _ = model;
-        Ok(PagePlan { backward, limit, spec, from_cursor: page.after.is_some() || page.before.is_some() || page.skip > 0 })
+        Ok(PagePlan {
+            backward,
+            limit,
+            spec,
+            from_cursor: page.after.is_some() || page.before.is_some() || page.skip > 0,
+            keys: KeyShape::default(),
+            row: RowShape::default(),
+        })
     }
 
     /// The keyset predicate of the page's cursor in its direction of travel (`after` forwards,
@@ -886,26 +954,57 @@ impl<'a> Builder<'a> {
         Ok(self.d.array(items))
     }
 
-    /// The statement of one page of `read`: columns `j` (row JSON), `k` (cursor keys, null when
-    /// no cursor is wanted) and `a` (the aggregate object of every matching row, null when none
-    /// is wanted), one row more than the page size.
+    /// The cursor keys of `model` rows aliased `alias` as text columns (the ordering keys' values,
+    /// then the id) and how they read as the JSON array a cursor carries.
+    fn key_cells(&self, model: &Model, alias: &str, order: &[OrderBy]) -> Result<(Vec<Expr>, KeyShape)> {
+        let mut columns = Vec::with_capacity(order.len() + 1);
+        let mut shape = KeyShape::default();
+        for o in order {
+            let fl = Self::field(model, o.field.as_str())?;
+            let c = self.value(alias, model, fl);
+            let (json, ty) = match &fl.kind {
+                FieldKind::Scalar(ScalarType::Money { .. }) => {
+                    (self.d.json_value(Some(&ScalarType::Decimal), c, None), Some(&ScalarType::Decimal))
+                }
+                FieldKind::Scalar(ty) => (self.d.json_value(Some(ty), c, None), Some(ty)),
+                _ => (c, None),
+            };
+            shape.push(ty.map_or(Cell::Text, Cell::of));
+            columns.push(self.d.cell_text(ty, json));
+        }
+        let id = self.d.json_value(Some(&ScalarType::Id), Self::col(alias, "id"), None);
+        shape.push(Cell::Text);
+        columns.push(self.d.cell_text(Some(&ScalarType::Id), id));
+        Ok((columns, shape))
+    }
+
+    /// The statement of one page of `read`: column `a` (the aggregate object of every matching
+    /// row, null when none is wanted), then the cursor keys as text columns (when a cursor is
+    /// wanted), then the row's values as text columns; the plan's [`PagePlan::keys`] and
+    /// [`PagePlan::row`] write them as JSON. One row more than the page size.
     ///
     /// # Errors
     /// Bad pagination arguments, a foreign or malformed cursor, unknown fields.
     pub fn select_page(&mut self, read: &Read) -> Result<(SelectStatement, PagePlan)> {
         let model = self.model(read.model.as_str())?;
-        let plan = self.page_plan(model, &read.order, &read.page)?;
+        let mut plan = self.page_plan(model, &read.order, &read.page)?;
         let a0 = self.alias();
-        let obj = self.object(model, &a0, &read.select)?;
+        let (columns, row) = self.row(model, &a0, &read.select)?;
+        plan.row = row;
         // Cursor keys only when a cursor was asked for.
-        let keys_json = if read.cursors { self.d.json_text(self.key_json(model, &a0, &read.order)?) } else { Expr::cust("NULL") };
+        let key_columns = if read.cursors {
+            let (columns, keys) = self.key_cells(model, &a0, &read.order)?;
+            plan.keys = keys;
+            columns
+        } else {
+            Vec::new()
+        };
         let mut parts = vec![self.scope(model, &a0, Op::Read)?, self.filter(model, &a0, &read.filter, true)?];
         let keys = self.order_exprs(model, &a0, &read.order, plan.backward)?;
         if let Some(p) = self.cursor_predicate(model, &read.order, &plan, &read.page, &keys)? {
             parts.push(p);
         }
         let mut stmt = Query::select();
-        stmt.expr_as(self.d.json_text(obj), Alias::new("j")).expr_as(keys_json, Alias::new("k"));
         // The aggregate, when asked for, comes in the same statement: an uncorrelated scalar
         // subquery, computed once.
         if read.count || !read.aggregates.is_empty() {
@@ -913,6 +1012,12 @@ impl<'a> Builder<'a> {
             stmt.expr_as(Expr::SubQuery(None, Box::new(agg.into())), Alias::new("a"));
         } else {
             stmt.expr_as(Expr::cust("NULL"), Alias::new("a"));
+        }
+        for (i, c) in key_columns.into_iter().enumerate() {
+            stmt.expr_as(c, Alias::new(format!("k{i}")));
+        }
+        for (i, c) in columns.into_iter().enumerate() {
+            stmt.expr_as(c, Alias::new(format!("c{i}")));
         }
         stmt.from_as(ident(&model.table), Alias::new(&a0)).cond_where(all(parts));
         Self::apply_order(&mut stmt, keys);

@@ -200,7 +200,7 @@ impl Rendered {
             assert!(!self.sql.contains(s.as_str()), "user input `{s}` is inlined in:\n{}", self.sql);
             assert!(!self.sql.contains(&s.to_lowercase()), "user input `{s}` (lower-cased) is inlined in:\n{}", self.sql);
         }
-        const STATIC: &[&str] = &["\\", "UTC", "YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"", "[]", "true", "false", "crm.org_id"];
+        const STATIC: &[&str] = &["\\", "UTC", "YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"", "YYYY-MM-DD", "[]", "true", "false", "crm.org_id"];
         let mut parts = self.sql.split('\'');
         parts.next();
         for (i, lit) in parts.enumerate() {

@@ -8,6 +8,12 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crm_server::auth::DevKey;
 use crm_server::{App, Config, ServerError, connect, init_logging, serve};
 
+/// mimalloc instead of the system allocator: a request allocates and frees many small objects
+/// (parsed JSON, SQL text, rows) across threads, where glibc's malloc took about a fifth of the
+/// server's CPU under load (`scripts/load-bench`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const AFTER_HELP: &str = "\
 Configuration: each option is a flag, an environment variable (shown) and a key of the TOML file
 given by --config / CRM_CONFIG (the long name with `_`, e.g. `max_depth = 10`). Precedence: flags,
