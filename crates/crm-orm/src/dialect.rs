@@ -21,6 +21,13 @@ pub enum Dialect {
 /// at most 100 arguments); larger objects are merged from chunks.
 const JSON_CHUNK: usize = 48;
 
+/// The `ORDER BY` template of an aggregate over `(expr, descending)` keys: ascending nulls
+/// last, descending nulls first (the pages' order).
+fn ordering(order: &[(Expr, bool)]) -> String {
+    let keys: Vec<&str> = order.iter().map(|(_, desc)| if *desc { "{} DESC NULLS FIRST" } else { "{} ASC NULLS LAST" }).collect();
+    keys.join(", ")
+}
+
 impl Dialect {
     /// Renders a statement to SQL and bound values.
     ///
@@ -390,14 +397,36 @@ impl Dialect {
     /// last ascending and first descending, as page ordering does.
     #[must_use]
     pub fn agg_ordered(self, col: Expr, order: Vec<(Expr, bool)>) -> Expr {
-        let keys: Vec<&str> = order.iter().map(|(_, desc)| if *desc { "{} DESC NULLS FIRST" } else { "{} ASC NULLS LAST" }).collect();
-        let keys = keys.join(", ");
+        let keys = ordering(&order);
         let mut args = vec![col];
         args.extend(order.into_iter().map(|(e, _)| e));
         match self {
             Dialect::Sqlite => self.cust(&format!("COALESCE(json_group_array(json({{}}) ORDER BY {keys}), json('[]'))"), args),
             Dialect::Postgres => self.cust(&format!("COALESCE(json_agg({{}} ORDER BY {keys}), '[]'::json)"), args),
         }
+    }
+
+    /// A PostgreSQL text array of `items` (each text), one related record's values.
+    #[must_use]
+    pub fn text_array(self, items: Vec<Expr>) -> Expr {
+        // The brackets come as expressions: sea-query reads a bracket in a template as a quote
+        // and would leave the placeholders inside unfilled.
+        let n = items.len();
+        let mut args = Vec::with_capacity(n + 2);
+        args.push(Expr::cust("["));
+        args.extend(items);
+        args.push(Expr::cust("]"));
+        self.cust(&format!("ARRAY {{}} {} {{}}", vec!["{}"; n].join(", ")), args)
+    }
+
+    /// The two-dimensional PostgreSQL array of a subquery column of [`Self::text_array`]s, in
+    /// the given order like [`Self::agg_ordered`] (`NULL` when there is no row).
+    #[must_use]
+    pub fn array_agg_ordered(self, col: Expr, order: Vec<(Expr, bool)>) -> Expr {
+        let keys = ordering(&order);
+        let mut args = vec![col];
+        args.extend(order.into_iter().map(|(e, _)| e));
+        self.cust(&format!("array_agg({{}} ORDER BY {keys})"), args)
     }
 
     /// A numeric aggregate as a float (`SUM`, `AVG`, `MIN`, `MAX` over `col`).

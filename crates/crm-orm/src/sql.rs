@@ -494,8 +494,8 @@ impl<'a> Builder<'a> {
                 out.push((name.to_string(), self.field_entry(alias, fl, cells)?));
             }
             for n in &sel.nested {
-                let e = self.nested(model, alias, n)?;
-                out.push((n.key.clone(), json(self, e)));
+                let e = if cells { self.nested_entry(model, alias, n)? } else { Entry::Sql(self.nested(model, alias, n)?, Cell::Json) };
+                out.push((n.key.clone(), e));
             }
             for x in &sel.extras {
                 let e = self.extra(model, alias, x)?;
@@ -514,8 +514,8 @@ impl<'a> Builder<'a> {
                 }
                 Output::Nested(key) => {
                     let n = sel.nested.iter().find(|n| &n.key == key).ok_or_else(|| OrmError::Internal(format!("no nested `{key}`")))?;
-                    let e = self.nested(model, alias, n)?;
-                    out.push((key.clone(), json(self, e)));
+                    let e = if cells { self.nested_entry(model, alias, n)? } else { Entry::Sql(self.nested(model, alias, n)?, Cell::Json) };
+                    out.push((key.clone(), e));
                 }
                 Output::Typename { key } => out.push((key.clone(), Entry::Typename)),
             }
@@ -746,6 +746,101 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The page of a to-many relation's rows (of `target`, aliased `a1`, linked by `via` to the
+    /// row aliased `alias`), each row as `j`, aggregated by `agg` in the page's natural order:
+    /// a subquery of one value.
+    #[allow(clippy::too_many_arguments)]
+    fn related_page(
+        &mut self,
+        alias: &str,
+        n: &Nested,
+        target: &Model,
+        via: &Field,
+        plan: &PagePlan,
+        a1: &str,
+        j: Expr,
+        agg: impl FnOnce(Dialect, Expr, Vec<(Expr, bool)>) -> Expr,
+    ) -> Result<SelectStatement> {
+        let link = self.value(a1, target, via).eq(Self::col(alias, "id"));
+        let mut parts = self.related(target, a1, alias, true)?;
+        parts.push(link);
+        parts.push(self.filter(target, a1, &n.filter, true)?);
+        let keys = self.order_exprs(target, a1, &n.order, plan.backward)?;
+        if let Some(p) = self.cursor_predicate(target, &n.order, plan, &n.page, &keys)? {
+            parts.push(p);
+        }
+        let x = self.alias();
+        let mut inner = Query::select();
+        inner.expr_as(j, Alias::new("j"));
+        let mut natural = Vec::with_capacity(keys.len());
+        for (i, (e, desc, _)) in keys.iter().enumerate() {
+            let name = format!("o{i}");
+            inner.expr_as(e.clone(), Alias::new(&name));
+            natural.push((Self::col(&x, &name), *desc != plan.backward));
+        }
+        inner.from_as(ident(&target.table), Alias::new(a1)).cond_where(all(parts));
+        Self::apply_order(&mut inner, keys);
+        inner.limit(u64::from(plan.limit) + u64::from(n.connection));
+        if n.page.skip > 0 {
+            inner.offset(u64::from(n.page.skip));
+        }
+        // The page is fetched in the direction of travel and aggregated in natural order.
+        let agg = agg(self.d, Self::col(&x, "j"), natural);
+        Ok(Query::select().expr(agg).from_subquery(inner.take(), Alias::new(&x)).take())
+    }
+
+    /// A relation as a row value (see [`Self::row`]): on PostgreSQL a plain related record or
+    /// list of records comes as a text array of values, which the reader writes as JSON;
+    /// otherwise (SQLite, connections, a selection of no column) as the relation's JSON.
+    fn nested_entry(&mut self, model: &Model, alias: &str, n: &Nested) -> Result<Entry> {
+        if self.d == Dialect::Postgres && !n.connection {
+            let fl = Self::field(model, n.field.as_str())?;
+            match &fl.kind {
+                FieldKind::ToOne { target, .. } => {
+                    let target = self.model(target.as_str())?;
+                    let a1 = self.alias();
+                    let (columns, shape) = self.row(target, &a1, &n.select)?;
+                    if !columns.is_empty() {
+                        let mut parts = self.related(target, &a1, alias, true)?;
+                        parts.push(Self::col(&a1, "id").eq(self.value(alias, model, fl)));
+                        let sub = Query::select()
+                            .expr(self.d.text_array(columns))
+                            .from_as(ident(&target.table), Alias::new(&a1))
+                            .cond_where(all(parts))
+                            .limit(1)
+                            .take();
+                        let e = self.d.cell_text(None, Expr::SubQuery(None, Box::new(sub.into())));
+                        return Ok(Entry::Sql(e, Cell::Row(Box::new(shape))));
+                    }
+                }
+                FieldKind::ToMany { target, via } => {
+                    let target = self.model(target.as_str())?;
+                    let via = Self::field(target, via.as_str())?;
+                    let plan = self.related_plan(target, n)?;
+                    let a1 = self.alias();
+                    let (columns, shape) = self.row(target, &a1, &n.select)?;
+                    if !columns.is_empty() {
+                        let j = self.d.text_array(columns);
+                        let sub = self.related_page(alias, n, target, via, &plan, &a1, j, |d, j, order| d.array_agg_ordered(j, order))?;
+                        let e = self.d.cell_text(None, Expr::SubQuery(None, Box::new(sub.into())));
+                        return Ok(Entry::Sql(e, Cell::Rows(Box::new(shape))));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let e = self.nested(model, alias, n)?;
+        Ok(Entry::Sql(self.d.cell_text(None, e), Cell::Json))
+    }
+
+    /// The page plan of a to-many relation's rows.
+    fn related_plan(&self, target: &Model, n: &Nested) -> Result<PagePlan> {
+        self.page_plan(target, &n.order, &n.page).map_err(|e| match e {
+            OrmError::Limit(_) => OrmError::Limit(format!("`{}`: page size above the maximum {}", n.key, self.limits.max_page)),
+            other => other,
+        })
+    }
+
     fn nested(&mut self, model: &Model, alias: &str, n: &Nested) -> Result<Expr> {
         let fl = Self::field(model, n.field.as_str())?;
         match &fl.kind {
@@ -761,10 +856,7 @@ impl<'a> Builder<'a> {
             FieldKind::ToMany { target, via } => {
                 let target = self.model(target.as_str())?;
                 let via = Self::field(target, via.as_str())?;
-                let plan = self.page_plan(target, &n.order, &n.page).map_err(|e| match e {
-                    OrmError::Limit(_) => OrmError::Limit(format!("`{}`: page size above the maximum {}", n.key, self.limits.max_page)),
-                    other => other,
-                })?;
+                let plan = self.related_plan(target, n)?;
                 let a1 = self.alias();
                 let row = self.object(target, &a1, &n.select)?;
                 let j = if n.connection {
@@ -773,32 +865,7 @@ impl<'a> Builder<'a> {
                 } else {
                     row
                 };
-                let link = self.value(&a1, target, via).eq(Self::col(alias, "id"));
-                let mut parts = self.related(target, &a1, alias, true)?;
-                parts.push(link);
-                parts.push(self.filter(target, &a1, &n.filter, true)?);
-                let keys = self.order_exprs(target, &a1, &n.order, plan.backward)?;
-                if let Some(p) = self.cursor_predicate(target, &n.order, &plan, &n.page, &keys)? {
-                    parts.push(p);
-                }
-                let x = self.alias();
-                let mut inner = Query::select();
-                inner.expr_as(j, Alias::new("j"));
-                let mut natural = Vec::with_capacity(keys.len());
-                for (i, (e, desc, _)) in keys.iter().enumerate() {
-                    let name = format!("o{i}");
-                    inner.expr_as(e.clone(), Alias::new(&name));
-                    natural.push((Self::col(&x, &name), *desc != plan.backward));
-                }
-                inner.from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts));
-                Self::apply_order(&mut inner, keys);
-                inner.limit(u64::from(plan.limit) + u64::from(n.connection));
-                if n.page.skip > 0 {
-                    inner.offset(u64::from(n.page.skip));
-                }
-                // The page is fetched in the direction of travel and aggregated in natural order.
-                let agg = self.d.agg_ordered(Self::col(&x, "j"), natural);
-                let outer = Query::select().expr(agg).from_subquery(inner.take(), Alias::new(&x)).take();
+                let outer = self.related_page(alias, n, target, via, &plan, &a1, j, |d, j, order| d.agg_ordered(j, order))?;
                 let rows = self.d.nested(Expr::SubQuery(None, Box::new(outer.into())));
                 if !n.connection {
                     return Ok(rows);

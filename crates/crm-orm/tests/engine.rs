@@ -657,3 +657,60 @@ async fn roles_and_row_rules_from_two_tenants() {
         assert_eq!(admin.values("Lead", json!({"id": id(&mine)}), &[], "score").await, vec![json!(7)]);
     }
 }
+
+/// Related records and lists come back with every value as written, on both backends: text
+/// that needs quoting or escaping (commas, quotes, backslashes, braces, the word NULL, an empty
+/// string, control characters), nulls, numbers, booleans, money and lists, nested two deep.
+#[tokio::test]
+async fn nested_reads_keep_every_value() {
+    use crm_model::FieldName;
+    use crm_orm::{Nested, OrderBy, Read, Selection};
+    for b in backends().await {
+        let a = client(&b, principal(&org(), "admin", &["admin"]));
+        let odd = "Acme, \"Inc\" {x} \\ back\\slash\ttab\nline ünï 🦀";
+        let owner = a.create("Member", json!({"name": "NULL", "email": "o@x.test", "sub": "o", "skills": ["a,b", "{c}"]})).await.unwrap();
+        let parent = a.create("Account", json!({"name": " ", "domain": "", "owner": {"connect": by_id(&owner)}})).await.unwrap();
+        let acc = a.create("Account", json!({"name": odd, "parent": {"connect": by_id(&parent)}})).await.unwrap();
+        for (i, last) in ["O'Brien, \"Bob\"", "NULL", "(x)", "\\"].iter().enumerate() {
+            let c = a.create("Contact", json!({"lastName": last, "firstName": null, "account": {"connect": by_id(&acc)}})).await.unwrap();
+            a.create("Lead", json!({"name": format!("{last} lead"), "score": i, "tags": ["t,1", "NULL"], "contact": {"connect": by_id(&c)}}))
+                .await
+                .unwrap();
+        }
+        let cat = a.cat();
+        let model = |m: &str| cat.model(m).unwrap().clone();
+        let f = |names: &[&str]| names.iter().map(|n| FieldName::new(*n).unwrap()).collect::<Vec<_>>();
+        let sel = |names: &[&str]| Selection { fields: f(names), ..Selection::default() };
+        let lead = model("Lead");
+        let leads = Nested {
+            order: vec![OrderBy::parse(&lead, "score_ASC").unwrap()],
+            ..Nested::new(FieldName::new("leads").unwrap(), sel(&["name", "score", "tags"]))
+        };
+        let contact = model("Contact");
+        let contacts = Nested {
+            order: vec![OrderBy::parse(&contact, "lastName_ASC").unwrap()],
+            ..Nested::new(FieldName::new("contacts").unwrap(), sel(&["firstName", "lastName"]).with(leads))
+        };
+        let owner_of_parent = Nested::new(FieldName::new("owner").unwrap(), sel(&["name", "skills", "away"]));
+        let account = model("Account");
+        let mut read = Read::new(&account);
+        read.filter = crm_orm::Filter::parse(cat, &account, &json!({"id": common::id(&acc)})).unwrap();
+        read.select = sel(&["name", "version"])
+            .with(Nested::new(FieldName::new("parent").unwrap(), sel(&["name", "domain"]).with(owner_of_parent)))
+            .with(contacts);
+        let page = a.read(read).await.unwrap();
+        let lead_of = |last: &str, score: i64| json!([{"name": format!("{last} lead"), "score": score, "tags": ["t,1", "NULL"]}]);
+        let want = json!({
+            "name": odd,
+            "version": 1,
+            "parent": {"name": " ", "domain": "", "owner": {"name": "NULL", "skills": ["a,b", "{c}"], "away": false}},
+            "contacts": [
+                {"firstName": null, "lastName": "(x)", "leads": lead_of("(x)", 2)},
+                {"firstName": null, "lastName": "NULL", "leads": lead_of("NULL", 1)},
+                {"firstName": null, "lastName": "O'Brien, \"Bob\"", "leads": lead_of("O'Brien, \"Bob\"", 0)},
+                {"firstName": null, "lastName": "\\", "leads": lead_of("\\", 3)},
+            ]
+        });
+        assert_eq!(page.rows, vec![want], "{}", b.name);
+    }
+}
