@@ -8,7 +8,7 @@
 //! validation and the per-field resolvers: their variables are checked against the declared
 //! types here, each root field is compiled into the same IR read the resolvers would build
 //! (one statement each), with the row objects shaped as the response wants them
-//! (`Selection::output`: response keys in selection order), so the database's JSON is copied
+//! (`Selection::output`: response keys in selection order), so each row's JSON is copied
 //! into the response body as it is, never decoded. Anything unexpected on the way (a variable of the wrong type, a bad argument, a
 //! database error) falls back to the full executor, so errors keep their exact form.
 
@@ -476,7 +476,7 @@ fn shape(cat: &Catalog, model: &Model, sel: &mut crm_orm::Selection, node: &AstN
     sel.output = Some(output);
 }
 
-/// Rows the database wrote as response objects, as a JSON array.
+/// Rows written as response objects, as a JSON array.
 fn push_rows(rows: &[String], out: &mut String) {
     out.push('[');
     for (i, row) in rows.iter().enumerate() {

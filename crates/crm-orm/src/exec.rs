@@ -61,8 +61,8 @@ enum Db {
     Postgres(PgPool),
 }
 
-/// One page of rows: JSON objects keyed by the selection's keys, decoded (`Json`) or as the
-/// database wrote them (`String`, [`Engine::read_text`]).
+/// One page of rows: JSON objects keyed by the selection's keys, decoded (`Json`) or as JSON
+/// text (`String`, [`Engine::read_text`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageResult<R = Json> {
     /// Rows as JSON objects keyed by the selection's keys.
@@ -304,16 +304,30 @@ pub(crate) fn session_read<S: sea_query_sqlx::SqlxBinder>(d: Dialect, stmt: &S, 
 /// aggregate (column 0; the keys' columns and the row's follow).
 fn page_row<'r, R: sqlx::Row>(r: &'r R, plan: &PagePlan) -> Result<(String, Option<String>, Option<String>)>
 where
-    Option<&'r str>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    &'r str: sqlx::Decode<'r, R::Database>,
     Option<String>: for<'x> sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
     let mut failed = None;
-    let mut values = (1..r.len()).map(|i| r.try_get::<Option<&str>, _>(i)).map_while(|v| v.map_err(|e| failed = Some(e)).ok());
+    let mut values = (1..r.len()).map(|i| column_text(r, i)).map_while(|v| v.map_err(|e| failed = Some(e)).ok());
     let keys = if plan.keys.columns() == 0 { Ok(None) } else { plan.keys.write(&mut values).map(Some) };
     let row = keys.and_then(|k| plan.row.write(values).map(|j| (j, k)));
-    let (j, k) = row.map_err(|_| failed.map_or_else(|| OrmError::Internal("a page row without its columns".to_owned()), OrmError::from))?;
+    let (j, k) = row.map_err(|_| failed.unwrap_or_else(|| OrmError::Internal("a page row without its columns".to_owned())))?;
     Ok((j, k, r.try_get(0)?))
+}
+
+/// Column `i` of a page row as text (every value column is text by construction: its type is
+/// not checked again for each value).
+fn column_text<'r, R: sqlx::Row>(r: &'r R, i: usize) -> Result<Option<&'r str>>
+where
+    &'r str: sqlx::Decode<'r, R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let raw = r.try_get_raw(i)?;
+    if sqlx::ValueRef::is_null(&raw) {
+        return Ok(None);
+    }
+    <&str as sqlx::Decode<'r, R::Database>>::decode(raw).map(Some).map_err(|e| OrmError::Internal(format!("page column {i}: {e}")))
 }
 
 /// The count and the whole aggregate object of an aggregate column (see [`Builder::aggregate`]).
@@ -665,8 +679,8 @@ impl Engine {
         self.read_text(q).await?.decoded()
     }
 
-    /// Reads one page, its rows as the database wrote their JSON (with
-    /// [`crate::Selection::output`], the response objects themselves).
+    /// Reads one page, its rows as JSON text (with [`crate::Selection::output`], the response
+    /// objects themselves).
     ///
     /// # Errors
     /// As [`Engine::read`].

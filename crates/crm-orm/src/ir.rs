@@ -464,7 +464,7 @@ pub struct Selection {
     /// Property history and stage transitions of each row.
     pub extras: Vec<Extra>,
     /// The row object as a GraphQL response writes it, when given: these keys in this order,
-    /// so the database's JSON is the response as is. Otherwise the fields under their names,
+    /// so a row's JSON is the response object as is. Otherwise the fields under their names,
     /// then the nested relations and extras under their keys.
     pub output: Option<Vec<Output>>,
 }

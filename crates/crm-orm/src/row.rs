@@ -457,8 +457,14 @@ mod tests {
         fn text(s: &str) -> Item<'_> {
             Item::Text(Cow::Borrowed(s))
         }
-        assert_eq!(got, vec![text("a"), text("b c"), Item::Null, text("NULL"), text(""), Item::Text(Cow::Owned("q\"x\\y".to_owned())), text("é")]);
-        assert_eq!(parse_array("{{1,2},{3,NULL}}").unwrap(), vec![Item::Array(vec![text("1"), text("2")]), Item::Array(vec![text("3"), Item::Null])]);
+        assert_eq!(
+            got,
+            vec![text("a"), text("b c"), Item::Null, text("NULL"), text(""), Item::Text(Cow::Owned("q\"x\\y".to_owned())), text("é")]
+        );
+        assert_eq!(
+            parse_array("{{1,2},{3,NULL}}").unwrap(),
+            vec![Item::Array(vec![text("1"), text("2")]), Item::Array(vec![text("3"), Item::Null])]
+        );
         assert_eq!(parse_array("{}").unwrap(), vec![]);
         for bad in ["", "{", "{a", "{\"a}", "{a}x", "a", "{a,}x"] {
             assert_eq!(parse_array(bad), Err(ShapeMismatch), "{bad}");
@@ -486,7 +492,10 @@ mod tests {
         });
         assert_eq!(serde_json::from_str::<Json>(&row).unwrap(), want);
         let row = s.write([None, Some("{{c3,1,Bo}}")].into_iter()).unwrap();
-        assert_eq!(serde_json::from_str::<Json>(&row).unwrap(), json!({"account": null, "contacts": [{"id": "c3", "score": 1, "name": "Bo"}]}));
+        assert_eq!(
+            serde_json::from_str::<Json>(&row).unwrap(),
+            json!({"account": null, "contacts": [{"id": "c3", "score": 1, "name": "Bo"}]})
+        );
         // A malformed or misshapen array is an error, not a wrong object.
         assert_eq!(s.write([Some("{a"), None].into_iter()), Err(ShapeMismatch));
         assert_eq!(s.write([None, Some("{c3,1,Bo}")].into_iter()), Err(ShapeMismatch));

@@ -673,9 +673,12 @@ async fn nested_reads_keep_every_value() {
         let acc = a.create("Account", json!({"name": odd, "parent": {"connect": by_id(&parent)}})).await.unwrap();
         for (i, last) in ["O'Brien, \"Bob\"", "NULL", "(x)", "\\"].iter().enumerate() {
             let c = a.create("Contact", json!({"lastName": last, "firstName": null, "account": {"connect": by_id(&acc)}})).await.unwrap();
-            a.create("Lead", json!({"name": format!("{last} lead"), "score": i, "tags": ["t,1", "NULL"], "contact": {"connect": by_id(&c)}}))
-                .await
-                .unwrap();
+            a.create(
+                "Lead",
+                json!({"name": format!("{last} lead"), "score": i, "tags": ["t,1", "NULL"], "contact": {"connect": by_id(&c)}}),
+            )
+            .await
+            .unwrap();
         }
         let cat = a.cat();
         let model = |m: &str| cat.model(m).unwrap().clone();
