@@ -308,12 +308,15 @@ where
     Option<String>: for<'x> sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
-    let mut failed = None;
-    let mut values = (1..r.len()).map(|i| column_text(r, i)).map_while(|v| v.map_err(|e| failed = Some(e)).ok());
-    let keys = if plan.keys.columns() == 0 { Ok(None) } else { plan.keys.write(&mut values).map(Some) };
-    let row = keys.and_then(|k| plan.row.write(values).map(|j| (j, k)));
-    let (j, k) = row.map_err(|_| failed.unwrap_or_else(|| OrmError::Internal("a page row without its columns".to_owned())))?;
+    let values = (1..r.len()).map(|i| column_text(r, i)).collect::<Result<Vec<_>>>()?;
+    let (own, row) = values.split_at_checked(plan.keys.columns()).ok_or_else(shape_mismatch)?;
+    let k = if plan.keys.is_empty() { None } else { Some(plan.keys.write(own, row).map_err(|_| shape_mismatch())?) };
+    let j = plan.row.write(row.iter().copied()).map_err(|_| shape_mismatch())?;
     Ok((j, k, r.try_get(0)?))
+}
+
+fn shape_mismatch() -> OrmError {
+    OrmError::Internal("a page row without the columns of its shape".to_owned())
 }
 
 /// Column `i` of a page row as text (every value column is text by construction: its type is

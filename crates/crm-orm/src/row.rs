@@ -107,34 +107,61 @@ impl RowShape {
 }
 
 /// The cursor keys of a page row (its ordering keys' values, then its id) as the JSON array a
-/// cursor carries: one column each.
+/// cursor carries. A key the row already selects (the same expression) is read from the row's
+/// column; any other has a column of its own, before the row's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyShape(Vec<Cell>);
+pub struct KeyShape(Vec<Key>);
+
+/// Where a cursor key's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    /// The next of the keys' own columns.
+    Column(Cell),
+    /// The row's value column of this index.
+    RowColumn(usize, Cell),
+}
 
 impl KeyShape {
-    /// Adds a key column.
-    pub fn push(&mut self, cell: Cell) {
-        self.0.push(cell);
+    /// Adds a key with a column of its own.
+    pub fn column(&mut self, cell: Cell) {
+        self.0.push(Key::Column(cell));
     }
 
-    /// The number of key columns (none when no cursor is wanted).
+    /// Adds a key read from the row's value column `index`.
+    pub fn row_column(&mut self, index: usize, cell: Cell) {
+        self.0.push(Key::RowColumn(index, cell));
+    }
+
+    /// Whether no key is wanted (no cursor selected).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The number of the keys' own columns.
     #[must_use]
     pub fn columns(&self) -> usize {
-        self.0.len()
+        self.0.iter().filter(|k| matches!(k, Key::Column(_))).count()
     }
 
-    /// Writes the keys' JSON array from the next [`Self::columns`] values.
+    /// Writes the keys' JSON array from their own columns' values (`own`, in order) and the
+    /// row's value columns (`row`).
     ///
     /// # Errors
-    /// Fewer values than key columns.
-    pub fn write<'v>(&self, values: &mut impl Iterator<Item = Option<&'v str>>) -> Result<String, ShapeMismatch> {
+    /// Fewer values than the shape reads.
+    pub fn write(&self, own: &[Option<&str>], row: &[Option<&str>]) -> Result<String, ShapeMismatch> {
         let mut out = String::with_capacity(16 + 40 * self.0.len());
         out.push('[');
-        for (i, cell) in self.0.iter().enumerate() {
+        let mut own = own.iter();
+        for (i, key) in self.0.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            write_value(&mut out, cell, values.next().ok_or(ShapeMismatch)?)?;
+            let (v, cell) = match key {
+                Key::Column(cell) => (own.next(), cell),
+                Key::RowColumn(j, cell) => (row.get(*j), cell),
+            };
+            write_value(&mut out, cell, *v.ok_or(ShapeMismatch)?)?;
         }
         out.push(']');
         Ok(out)
@@ -441,14 +468,15 @@ mod tests {
     #[test]
     fn cursor_keys_are_a_json_array() {
         let mut k = KeyShape::default();
-        k.push(Cell::Text);
-        k.push(Cell::Number);
-        k.push(Cell::Text);
-        let mut values = [Some("2026-01-01T00:00:00.000000Z"), None, Some("0191"), Some("rest")].into_iter();
-        assert_eq!(k.write(&mut values).unwrap(), r#"["2026-01-01T00:00:00.000000Z",null,"0191"]"#);
-        assert_eq!(values.next(), Some(Some("rest")), "the row's columns follow the keys'");
-        assert_eq!(k.write(&mut std::iter::empty()), Err(ShapeMismatch));
-        assert_eq!(k.columns(), 3);
+        k.column(Cell::Text);
+        k.column(Cell::Number);
+        k.row_column(1, Cell::Text);
+        let row = [Some("Ada"), Some("0191")];
+        assert_eq!(k.write(&[Some("2026-01-01T00:00:00.000000Z"), None], &row).unwrap(), r#"["2026-01-01T00:00:00.000000Z",null,"0191"]"#);
+        assert_eq!(k.columns(), 2);
+        assert!(!k.is_empty() && KeyShape::default().is_empty());
+        assert_eq!(k.write(&[Some("x")], &row), Err(ShapeMismatch), "an own column is missing");
+        assert_eq!(k.write(&[Some("x"), None], &row[..1]), Err(ShapeMismatch), "the row's column is missing");
     }
 
     #[test]

@@ -1021,11 +1021,19 @@ impl<'a> Builder<'a> {
         Ok(self.d.array(items))
     }
 
-    /// The cursor keys of `model` rows aliased `alias` as text columns (the ordering keys' values,
-    /// then the id) and how they read as the JSON array a cursor carries.
-    fn key_cells(&self, model: &Model, alias: &str, order: &[OrderBy]) -> Result<(Vec<Expr>, KeyShape)> {
-        let mut columns = Vec::with_capacity(order.len() + 1);
+    /// The cursor keys of `model` rows aliased `alias` (the ordering keys' values, then the id)
+    /// and how they read as the JSON array a cursor carries: a key the row's `row_columns`
+    /// already hold is read from there, any other gets a text column of its own (returned).
+    fn key_cells(&self, model: &Model, alias: &str, order: &[OrderBy], row_columns: &[Expr]) -> Result<(Vec<Expr>, KeyShape)> {
+        let mut columns = Vec::new();
         let mut shape = KeyShape::default();
+        let mut add = |e: Expr, cell: Cell| match row_columns.iter().position(|c| c == &e) {
+            Some(i) => shape.row_column(i, cell),
+            None => {
+                shape.column(cell);
+                columns.push(e);
+            }
+        };
         for o in order {
             let fl = Self::field(model, o.field.as_str())?;
             let c = self.value(alias, model, fl);
@@ -1036,18 +1044,17 @@ impl<'a> Builder<'a> {
                 FieldKind::Scalar(ty) => (self.d.json_value(Some(ty), c, None), Some(ty)),
                 _ => (c, None),
             };
-            shape.push(ty.map_or(Cell::Text, Cell::of));
-            columns.push(self.d.cell_text(ty, json));
+            add(self.d.cell_text(ty, json), ty.map_or(Cell::Text, Cell::of));
         }
         let id = self.d.json_value(Some(&ScalarType::Id), Self::col(alias, "id"), None);
-        shape.push(Cell::Text);
-        columns.push(self.d.cell_text(Some(&ScalarType::Id), id));
+        add(self.d.cell_text(Some(&ScalarType::Id), id), Cell::Text);
         Ok((columns, shape))
     }
 
     /// The statement of one page of `read`: column `a` (the aggregate object of every matching
     /// row, null when none is wanted), then the cursor keys as text columns (when a cursor is
-    /// wanted), then the row's values as text columns; the plan's [`PagePlan::keys`] and
+    /// wanted; keys the row selects are read from its columns), then the row's values as text
+    /// columns; the plan's [`PagePlan::keys`] and
     /// [`PagePlan::row`] write them as JSON. One row more than the page size.
     ///
     /// # Errors
@@ -1060,7 +1067,7 @@ impl<'a> Builder<'a> {
         plan.row = row;
         // Cursor keys only when a cursor was asked for.
         let key_columns = if read.cursors {
-            let (columns, keys) = self.key_cells(model, &a0, &read.order)?;
+            let (columns, keys) = self.key_cells(model, &a0, &read.order, &columns)?;
             plan.keys = keys;
             columns
         } else {
