@@ -397,6 +397,7 @@ impl<'a> ArrayParser<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::{Value as Json, json};
 
