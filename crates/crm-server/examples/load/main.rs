@@ -6,7 +6,8 @@
 //! a phase of hand-written prepared SQL (the ceiling: explicit `org_id`, rows only, through the
 //! same driver) with a phase of GraphQL requests to the server. It prints requests per second,
 //! p50/p99 latency, CPU per request of the server process and of the database, SQL statements
-//! and round trips per request (the server's own counters), and the ratio to the ceiling.
+//! and round trips per request (the server's own counters), and the ratio to the ceiling (over the run, and per
+//! round: each round pairs a ceiling phase with the server phase right after it).
 //!
 //! Run it with `scripts/load-bench` (see docs/ARCHITECTURE.md#performance), or by hand:
 //! `cargo build --release -p crm-server --bin crm-server --example load && target/release/examples/load --pg URL`.
@@ -374,18 +375,21 @@ async fn raw_phase(raw: &Arc<Raw>, b: &Arc<Boundaries>, q: Q, c: usize, secs: f6
 fn report_header(backend: &str) {
     println!("\n## {backend}\n");
     println!(
-        "| question | c | crm req/s | raw req/s | crm/raw | crm p50 ms | crm p99 ms | raw p50 ms | raw p99 ms | server CPU ms/req | db CPU ms/req crm | db CPU ms/req raw | statements/req | round trips/req | errors |"
+        "| question | c | crm req/s | raw req/s | crm/raw | per round: median (min–max) | crm p50 ms | crm p99 ms | raw p50 ms | raw p99 ms | server CPU ms/req | db CPU ms/req crm | db CPU ms/req raw | statements/req | round trips/req | errors |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
-fn report(q: Q, c: usize, mut crm: Phase, mut raw: Phase, pg: bool) {
+fn report(q: Q, c: usize, mut crm: Phase, mut raw: Phase, pairs: &mut [f64], pg: bool) {
+    pairs.sort_by(f64::total_cmp);
+    let pair = |i: usize| pairs.get(i).copied().unwrap_or(f64::NAN);
+    let rounds = format!("{:.2} ({:.2}–{:.2})", pair(pairs.len() / 2), pair(0), pair(pairs.len().saturating_sub(1)));
     crm.latencies.sort();
     raw.latencies.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let per = |x: f64, n: usize| x / (n.max(1) as f64);
     println!(
-        "| {} | {c} | {:.0} | {:.0} | **{:.2}** | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {} | {} | {:.2} | {:.2} | {} |",
+        "| {} | {c} | {:.0} | {:.0} | **{:.2}** | {rounds} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {} | {} | {:.2} | {:.2} | {} |",
         q.name(),
         crm.rate(),
         raw.rate(),
@@ -420,11 +424,18 @@ async fn run_backend(args: &Args, name: &str, url: &str, raw: Raw, data: PathBuf
             let _ = raw_phase(&raw, &b, q, c, args.secs.min(1.0) / 2.0, pg).await;
             let _ = server_phase(&client, &server, &tokens, &b, q, c, args.secs.min(1.0) / 2.0, pg).await;
             let (mut crm, mut ceiling) = (Phase::default(), Phase::default());
+            // Each round pairs a ceiling phase with the server phase right after it: on a shared
+            // machine a burst of other load hits both of a pair, so the pairs' ratios say more
+            // than the totals do.
+            let mut pairs = Vec::with_capacity(args.rounds);
             for _ in 0..args.rounds {
-                ceiling.add(raw_phase(&raw, &b, q, c, args.secs, pg).await);
-                crm.add(server_phase(&client, &server, &tokens, &b, q, c, args.secs, pg).await);
+                let r = raw_phase(&raw, &b, q, c, args.secs, pg).await;
+                let s = server_phase(&client, &server, &tokens, &b, q, c, args.secs, pg).await;
+                pairs.push(s.rate() / r.rate().max(1e-9));
+                ceiling.add(r);
+                crm.add(s);
             }
-            report(q, c, crm, ceiling, pg);
+            report(q, c, crm, ceiling, &mut pairs, pg);
         }
     }
     drop(server);
