@@ -494,8 +494,7 @@ impl<'a> Builder<'a> {
                 out.push((name.to_string(), self.field_entry(alias, fl, cells)?));
             }
             for n in &sel.nested {
-                let e = if cells { self.nested_entry(model, alias, n)? } else { Entry::Sql(self.nested(model, alias, n)?, Cell::Json) };
-                out.push((n.key.clone(), e));
+                out.push((n.key.clone(), self.relation_entry(model, alias, n, cells)?));
             }
             for x in &sel.extras {
                 let e = self.extra(model, alias, x)?;
@@ -514,13 +513,17 @@ impl<'a> Builder<'a> {
                 }
                 Output::Nested(key) => {
                     let n = sel.nested.iter().find(|n| &n.key == key).ok_or_else(|| OrmError::Internal(format!("no nested `{key}`")))?;
-                    let e = if cells { self.nested_entry(model, alias, n)? } else { Entry::Sql(self.nested(model, alias, n)?, Cell::Json) };
-                    out.push((key.clone(), e));
+                    out.push((key.clone(), self.relation_entry(model, alias, n, cells)?));
                 }
                 Output::Typename { key } => out.push((key.clone(), Entry::Typename)),
             }
         }
         Ok(out)
+    }
+
+    /// A relation's entry: its JSON, or with `cells` its row value ([`Self::nested_entry`]).
+    fn relation_entry(&mut self, model: &Model, alias: &str, n: &Nested, cells: bool) -> Result<Entry> {
+        if cells { self.nested_entry(model, alias, n) } else { Ok(Entry::Sql(self.nested(model, alias, n)?, Cell::Json)) }
     }
 
     /// A stored field's entry: its JSON expression, or with `cell` its text column.
