@@ -92,17 +92,23 @@ impl RowShape {
     ///
     /// # Errors
     /// The shape wants more columns than `values` gives (a statement built for another shape).
-    pub fn write<'v>(&self, mut values: impl Iterator<Item = Option<&'v str>>) -> Result<String, ShapeMismatch> {
+    pub fn write<'v>(&self, values: impl Iterator<Item = Option<&'v str>>) -> Result<String, ShapeMismatch> {
         let mut out = String::with_capacity(self.parts.iter().map(|(p, _)| p.len() + 24).sum::<usize>() + 2);
+        self.write_into(&mut out, values)?;
+        Ok(out)
+    }
+
+    /// Like [`Self::write`], appending to `out`.
+    fn write_into<'v>(&self, out: &mut String, mut values: impl Iterator<Item = Option<&'v str>>) -> Result<(), ShapeMismatch> {
         for (prefix, part) in &self.parts {
             out.push_str(prefix);
             match part {
                 Part::Literal(json) => out.push_str(json),
-                Part::Column(cell) => write_value(&mut out, cell, values.next().ok_or(ShapeMismatch)?)?,
+                Part::Column(cell) => write_value(out, cell, values.next().ok_or(ShapeMismatch)?)?,
             }
         }
         out.push_str(if self.parts.is_empty() { "{}" } else { "}" });
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -202,7 +208,7 @@ fn write_value(out: &mut String, cell: &Cell, v: Option<&str>) -> Result<(), Sha
         Cell::Json => out.push_str(v),
         Cell::Number if is_json_number(v) => out.push_str(v),
         Cell::Text | Cell::Number => write_string(out, v),
-        Cell::Row(shape) => out.push_str(&shape.write(items(&parse_array(v)?)?)?),
+        Cell::Row(shape) => shape.write_into(out, items(&parse_array(v)?)?)?,
         Cell::Rows(shape) => {
             out.push('[');
             for (i, row) in parse_array(v)?.iter().enumerate() {
@@ -210,7 +216,7 @@ fn write_value(out: &mut String, cell: &Cell, v: Option<&str>) -> Result<(), Sha
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&shape.write(items(row)?)?);
+                shape.write_into(out, items(row)?)?;
             }
             out.push(']');
         }
@@ -265,29 +271,42 @@ fn is_json_number(s: &str) -> bool {
     i == b.len()
 }
 
+/// The escape of each byte in a JSON string: 0 for none, `u` for `\u00XX`, else the letter
+/// after the backslash.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
 /// Writes `s` as a JSON string: quotes, backslashes and control characters escaped (as
 /// PostgreSQL's `escape_json` does), everything else as is.
 fn write_string(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let esc = ESCAPE[usize::from(b)];
+        if esc == 0 {
+            continue;
+        }
         out.push_str(&s[start..i]);
-        if esc.is_empty() {
+        if esc == b'u' {
             // Writing into a String cannot fail.
             let _ = write!(out, "\\u{b:04x}");
         } else {
-            out.push_str(esc);
+            out.push('\\');
+            out.push(char::from(esc));
         }
         start = i + 1;
     }
