@@ -804,14 +804,8 @@ impl<'a> Builder<'a> {
                     let a1 = self.alias();
                     let (columns, shape) = self.row(target, &a1, &n.select)?;
                     if !columns.is_empty() {
-                        let mut parts = self.related(target, &a1, alias, true)?;
-                        parts.push(Self::col(&a1, "id").eq(self.value(alias, model, fl)));
-                        let sub = Query::select()
-                            .expr(self.d.text_array(columns))
-                            .from_as(ident(&target.table), Alias::new(&a1))
-                            .cond_where(all(parts))
-                            .limit(1)
-                            .take();
+                        let values = self.d.text_array(columns);
+                        let sub = self.related_one(model, alias, fl, target, &a1, values)?;
                         let e = self.d.cell_text(None, Expr::SubQuery(None, Box::new(sub.into())));
                         return Ok(Entry::Sql(e, Cell::Row(Box::new(shape))));
                     }
@@ -836,6 +830,14 @@ impl<'a> Builder<'a> {
         Ok(Entry::Sql(self.d.cell_text(None, e), Cell::Json))
     }
 
+    /// The record of a to-one relation `fl` of the row aliased `alias` (of `target`, aliased
+    /// `a1`), selecting `value`: a subquery of one value.
+    fn related_one(&mut self, model: &Model, alias: &str, fl: &Field, target: &Model, a1: &str, value: Expr) -> Result<SelectStatement> {
+        let mut parts = self.related(target, a1, alias, true)?;
+        parts.push(Self::col(a1, "id").eq(self.value(alias, model, fl)));
+        Ok(Query::select().expr(value).from_as(ident(&target.table), Alias::new(a1)).cond_where(all(parts)).limit(1).take())
+    }
+
     /// The page plan of a to-many relation's rows.
     fn related_plan(&self, target: &Model, n: &Nested) -> Result<PagePlan> {
         self.page_plan(target, &n.order, &n.page).map_err(|e| match e {
@@ -851,9 +853,7 @@ impl<'a> Builder<'a> {
                 let target = self.model(target.as_str())?;
                 let a1 = self.alias();
                 let obj = self.object(target, &a1, &n.select)?;
-                let mut parts = self.related(target, &a1, alias, true)?;
-                parts.push(Self::col(&a1, "id").eq(self.value(alias, model, fl)));
-                let sub = Query::select().expr(obj).from_as(ident(&target.table), Alias::new(&a1)).cond_where(all(parts)).limit(1).take();
+                let sub = self.related_one(model, alias, fl, target, &a1, obj)?;
                 Ok(self.d.nested(Expr::SubQuery(None, Box::new(sub.into()))))
             }
             FieldKind::ToMany { target, via } => {
@@ -1009,48 +1009,45 @@ impl<'a> Builder<'a> {
         Ok(out)
     }
 
-    fn key_json(&self, model: &Model, alias: &str, order: &[OrderBy]) -> Result<Expr> {
-        let mut items = Vec::with_capacity(order.len() + 1);
+    /// The cursor keys of `model` rows aliased `alias`: the ordering keys' values, then the id,
+    /// each as its JSON expression with its scalar type (money keys by their amount).
+    fn key_values<'m>(&self, model: &'m Model, alias: &str, order: &[OrderBy]) -> Result<Vec<(Expr, Option<&'m ScalarType>)>> {
+        let mut keys = Vec::with_capacity(order.len() + 1);
         for o in order {
             let fl = Self::field(model, o.field.as_str())?;
             let c = self.value(alias, model, fl);
-            items.push(match &fl.kind {
-                FieldKind::Scalar(ScalarType::Money { .. }) => self.d.json_value(Some(&ScalarType::Decimal), c, None),
-                FieldKind::Scalar(ty) => self.d.json_value(Some(ty), c, None),
-                _ => c,
-            });
+            let ty = match &fl.kind {
+                FieldKind::Scalar(ScalarType::Money { .. }) => Some(&ScalarType::Decimal),
+                FieldKind::Scalar(ty) => Some(ty),
+                _ => None,
+            };
+            keys.push((if ty.is_some() { self.d.json_value(ty, c, None) } else { c }, ty));
         }
-        items.push(self.d.json_value(Some(&ScalarType::Id), Self::col(alias, "id"), None));
-        Ok(self.d.array(items))
+        keys.push((self.d.json_value(Some(&ScalarType::Id), Self::col(alias, "id"), None), Some(&ScalarType::Id)));
+        Ok(keys)
     }
 
-    /// The cursor keys of `model` rows aliased `alias` (the ordering keys' values, then the id)
-    /// and how they read as the JSON array a cursor carries: a key the row's `row_columns`
-    /// already hold is read from there, any other gets a text column of its own (returned).
+    /// The cursor keys as one JSON array (nested connections).
+    fn key_json(&self, model: &Model, alias: &str, order: &[OrderBy]) -> Result<Expr> {
+        Ok(self.d.array(self.key_values(model, alias, order)?.into_iter().map(|(e, _)| e).collect()))
+    }
+
+    /// The cursor keys as text columns and how they read as the JSON array a cursor carries: a
+    /// key the row's `row_columns` already hold is read from there, any other gets a column of
+    /// its own (returned).
     fn key_cells(&self, model: &Model, alias: &str, order: &[OrderBy], row_columns: &[Expr]) -> Result<(Vec<Expr>, KeyShape)> {
         let mut columns = Vec::new();
         let mut shape = KeyShape::default();
-        let mut add = |e: Expr, cell: Cell| match row_columns.iter().position(|c| c == &e) {
-            Some(i) => shape.row_column(i, cell),
-            None => {
-                shape.column(cell);
-                columns.push(e);
-            }
-        };
-        for o in order {
-            let fl = Self::field(model, o.field.as_str())?;
-            let c = self.value(alias, model, fl);
-            let (json, ty) = match &fl.kind {
-                FieldKind::Scalar(ScalarType::Money { .. }) => {
-                    (self.d.json_value(Some(&ScalarType::Decimal), c, None), Some(&ScalarType::Decimal))
+        for (json, ty) in self.key_values(model, alias, order)? {
+            let (e, cell) = (self.d.cell_text(ty, json), ty.map_or(Cell::Text, Cell::of));
+            match row_columns.iter().position(|c| c == &e) {
+                Some(i) => shape.row_column(i, cell),
+                None => {
+                    shape.column(cell);
+                    columns.push(e);
                 }
-                FieldKind::Scalar(ty) => (self.d.json_value(Some(ty), c, None), Some(ty)),
-                _ => (c, None),
-            };
-            add(self.d.cell_text(ty, json), ty.map_or(Cell::Text, Cell::of));
+            }
         }
-        let id = self.d.json_value(Some(&ScalarType::Id), Self::col(alias, "id"), None);
-        add(self.d.cell_text(Some(&ScalarType::Id), id), Cell::Text);
         Ok((columns, shape))
     }
 
