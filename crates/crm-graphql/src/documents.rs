@@ -3,10 +3,11 @@
 //! guard let through are kept, so a hit skips both the parse and the guard; validation still
 //! runs for every request (it depends on the tenant's schema and the variables).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::parser::types::ExecutableDocument;
+
+use crate::lru::Lru;
 
 /// Documents kept by default.
 pub const DEFAULT_DOCUMENT_CAPACITY: usize = 512;
@@ -15,63 +16,30 @@ pub const DEFAULT_DOCUMENT_CAPACITY: usize = 512;
 const MAX_KEPT_LEN: usize = 64 * 1024;
 
 /// A bounded map from document text to its parse; the least recently used goes first.
-pub(crate) struct DocumentCache {
-    inner: Mutex<Inner>,
-    capacity: usize,
-}
-
-struct Inner {
-    docs: HashMap<Arc<str>, (Arc<ExecutableDocument>, u64)>,
-    clock: u64,
-}
-
-impl std::fmt::Debug for DocumentCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DocumentCache").field("entries", &self.len()).field("capacity", &self.capacity).finish()
-    }
-}
+#[derive(Debug)]
+pub(crate) struct DocumentCache(Lru<Arc<str>, Arc<ExecutableDocument>>);
 
 impl DocumentCache {
     pub(crate) fn new(capacity: usize) -> DocumentCache {
-        DocumentCache { inner: Mutex::new(Inner { docs: HashMap::new(), clock: 0 }), capacity }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // The map stays consistent whatever panicked while it was held.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        DocumentCache(Lru::new(capacity))
     }
 
     /// The parse of `text`, if kept.
     pub(crate) fn get(&self, text: &str) -> Option<Arc<ExecutableDocument>> {
-        let mut inner = self.lock();
-        inner.clock += 1;
-        let now = inner.clock;
-        inner.docs.get_mut(text).map(|(doc, used)| {
-            *used = now;
-            Arc::clone(doc)
-        })
+        self.0.get(text)
     }
 
     /// Keeps the parse of `text` (a document the guard accepted).
     pub(crate) fn insert(&self, text: &str, doc: &ExecutableDocument) {
-        if self.capacity == 0 || text.len() > MAX_KEPT_LEN {
+        if !self.0.keeps() || text.len() > MAX_KEPT_LEN {
             return;
         }
-        let doc = Arc::new(doc.clone());
-        let mut inner = self.lock();
-        inner.clock += 1;
-        let now = inner.clock;
-        if inner.docs.len() >= self.capacity && !inner.docs.contains_key(text) {
-            let oldest = inner.docs.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| Arc::clone(k));
-            if let Some(k) = oldest {
-                inner.docs.remove(&k);
-            }
-        }
-        inner.docs.insert(Arc::from(text), (doc, now));
+        self.0.insert(Arc::from(text), Arc::new(doc.clone()));
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lock().docs.len()
+        self.0.len()
     }
 }
 

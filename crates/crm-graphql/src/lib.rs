@@ -8,6 +8,7 @@ mod documents;
 mod engines;
 mod error;
 pub mod guard;
+mod lru;
 mod meta;
 mod plan;
 mod resolve;
@@ -77,7 +78,7 @@ impl Api {
         Api {
             limits: options.document_limits(),
             documents: documents::DocumentCache::new(documents::DEFAULT_DOCUMENT_CAPACITY),
-            plans: plan::Plans::new(plan::DEFAULT_PLAN_CAPACITY),
+            plans: plan::Plans::new(plan::DEFAULT_PLAN_CAPACITY, plan::DEFAULT_STATEMENT_CAPACITY),
             cache: SchemaCache::new(options),
             policy: Arc::new(policy),
             versions: Arc::new(Versions::new(DEFAULT_METADATA_REFRESH)),
@@ -89,6 +90,13 @@ impl Api {
     pub fn with_schema_capacity(mut self, capacity: usize) -> Self {
         self.cache = self.cache.with_capacity(capacity);
         self
+    }
+
+    /// The compiled reads kept: one per
+    /// planned root field, principal and value of its structural variables.
+    #[must_use]
+    pub fn compiled_reads(&self) -> usize {
+        self.plans.compiled_reads()
     }
 
     /// Sets how long a tenant's metadata version is trusted before it is read again.
@@ -183,7 +191,7 @@ impl Api {
         let roles = roles_key(principal);
         let schema_key = SchemaKey::of(&principal.org_id, version);
         if let Some(plan) = self.plans.get(&schema_key, &roles, &request.query, request.operation_name.as_deref())
-            && let Some(body) = plan.run(&rc, &schema, &request.variables).await
+            && let Some(body) = plan.run(&self.plans, &rc, &schema, &request.variables).await
         {
             return Answer::Planned(body);
         }

@@ -6,15 +6,24 @@
 //! objects and nested to-many lists below them: no fragments, no directives, no input-object
 //! variables), the operation is kept as a [`Plan`]. The next requests for it skip parsing,
 //! validation and the per-field resolvers: their variables are checked against the declared
-//! types here, each root field is compiled into the same IR read the resolvers would build
-//! (one statement each), with the row objects shaped as the response wants them
-//! (`Selection::output`: response keys in selection order), so each row's JSON is copied
-//! into the response body as it is, never decoded. Anything unexpected on the way (a variable of the wrong type, a bad argument, a
-//! database error) falls back to the full executor, so errors keep their exact form.
+//! types here, and each root field is read with one statement, its rows shaped as the response
+//! wants them (`Selection::output`: response keys in selection order), so each row's JSON is
+//! copied into the response body as it is, never decoded.
+//!
+//! Each root field's read is also compiled ([`CompiledRead`]) per principal and per value of
+//! its structural variables (those that change the SQL, such as a page size or an ordering):
+//! a request then only binds its variables to the statement's parameters, without building
+//! the IR, the scope or the SQL again. Variables whose values are unbounded (text, ids, lists)
+//! and structural (a cursor, a text pattern) are not compiled for: those requests build their
+//! read, as do operations whose inputs a compiled read refuses. Anything unexpected on the way
+//! (a variable of the wrong type, a bad argument, a database error) falls back to the full
+//! executor, so errors keep their exact form.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::dynamic::Schema;
 use async_graphql::parser::types::{
@@ -23,14 +32,19 @@ use async_graphql::parser::types::{
 use async_graphql::registry::MetaType;
 use async_graphql::{Name, Value as ConstValue, Variables};
 use crm_model::{Catalog, FieldKind, Model, ScalarType};
-use crm_orm::{Op, OrmError, Output, PageResult};
+use crm_orm::{Access, CompiledRead, Op, OrmError, Output, PageResult, Read, ReadStatement, Scoped};
 use serde_json::{Map, Value as Json};
 
 use crate::cache::SchemaKey;
+use crate::lru::Lru;
 use crate::resolve::{self, RequestCtx, SelNode};
 
 /// Plans kept by default.
 pub const DEFAULT_PLAN_CAPACITY: usize = 1024;
+
+/// Compiled reads kept by default (one per plan root, principal and value of its structural
+/// variables; a few KiB each).
+pub const DEFAULT_STATEMENT_CAPACITY: usize = 4096;
 
 /// Which root field a plan answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +62,19 @@ struct Root {
     kind: RootKind,
     model: Arc<Model>,
     field: Field,
+    /// Per set of variables given (not null, as bits by position): which variables are
+    /// structural for this root's compiled reads, learnt from the first compilation (their
+    /// values are part of the key of its compiled reads); `None` when its reads are not
+    /// compiled (a later compilation found a variable structural that the first did not: the
+    /// key would not tell its reads apart).
+    structural: Mutex<HashMap<u64, Option<Arc<[bool]>>>>,
 }
 
 /// An operation answered without the executor. It holds no schema (tenant schemas are several
 /// MiB; the schema cache decides how many live): its key names the schema by its cache key.
 pub(crate) struct Plan {
+    /// Tells this plan's compiled reads from other plans'.
+    id: u64,
     catalog: Arc<Catalog>,
     variables: Vec<(Name, Type, Option<ConstValue>)>,
     roots: Vec<Root>,
@@ -66,18 +88,30 @@ struct PlanKey {
     operation: Option<String>,
 }
 
-/// The plans with when each was last used, and the clock that counts uses.
-type Kept = (HashMap<PlanKey, (Arc<Plan>, u64)>, u64);
+/// Which compiled read answers a plan root for a principal and the values of its structural
+/// variables.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct StatementKey {
+    plan: u64,
+    root: usize,
+    /// The variables given (see [`Root::structural`]).
+    given: u64,
+    /// A hash of the principal (its tenant, subject and read tenants; a compiled read checks
+    /// them itself on every bind).
+    principal: u64,
+    /// The structural variables' values, as JSON.
+    structural: String,
+}
 
-/// The kept plans, least recently used first out.
+/// The kept plans and compiled reads, least recently used first out.
 pub(crate) struct Plans {
-    inner: Mutex<Kept>,
-    capacity: usize,
+    plans: Lru<PlanKey, Arc<Plan>>,
+    statements: Lru<StatementKey, Arc<CompiledRead>>,
 }
 
 impl std::fmt::Debug for Plans {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plans").field("capacity", &self.capacity).finish_non_exhaustive()
+        f.debug_struct("Plans").field("plans", &self.plans).field("statements", &self.statements).finish()
     }
 }
 
@@ -86,24 +120,18 @@ fn key(schema: &SchemaKey, roles: &str, query: &str, operation: Option<&str>) ->
 }
 
 impl Plans {
-    pub(crate) fn new(capacity: usize) -> Plans {
-        Plans { inner: Mutex::new((HashMap::new(), 0)), capacity }
+    pub(crate) fn new(capacity: usize, statements: usize) -> Plans {
+        Plans { plans: Lru::new(capacity), statements: Lru::new(statements) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The compiled reads kept.
+    pub(crate) fn compiled_reads(&self) -> usize {
+        self.statements.len()
     }
 
     /// The plan of an operation, if kept.
     pub(crate) fn get(&self, schema: &SchemaKey, roles: &str, query: &str, operation: Option<&str>) -> Option<Arc<Plan>> {
-        let k = key(schema, roles, query, operation);
-        let mut inner = self.lock();
-        inner.1 += 1;
-        let now = inner.1;
-        inner.0.get_mut(&k).map(|(p, used)| {
-            *used = now;
-            Arc::clone(p)
-        })
+        self.plans.get(&key(schema, roles, query, operation))
     }
 
     /// Keeps the plan of an operation that just succeeded, when it has a plannable shape.
@@ -118,21 +146,11 @@ impl Plans {
         operation: Option<&str>,
         doc: &ExecutableDocument,
     ) {
-        if self.capacity == 0 {
+        if !self.plans.keeps() {
             return;
         }
         let Some(plan) = Plan::build(schema, catalog, doc, operation) else { return };
-        let k = key(key_of_schema, roles, query, operation);
-        let mut inner = self.lock();
-        inner.1 += 1;
-        let now = inner.1;
-        if inner.0.len() >= self.capacity
-            && !inner.0.contains_key(&k)
-            && let Some(oldest) = inner.0.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone())
-        {
-            inner.0.remove(&oldest);
-        }
-        inner.0.insert(k, (Arc::new(plan), now));
+        self.plans.insert(key(key_of_schema, roles, query, operation), Arc::new(plan));
     }
 }
 
@@ -273,14 +291,16 @@ impl Plan {
                 return None;
             }
             keys.push(key.clone());
-            roots.push(Root { key, kind, model, field: f.clone() });
+            roots.push(Root { key, kind, model, field: f.clone(), structural: Mutex::new(HashMap::new()) });
         }
-        Some(Plan { catalog: Arc::clone(catalog), variables, roots })
+        static IDS: AtomicU64 = AtomicU64::new(0);
+        Some(Plan { id: IDS.fetch_add(1, Ordering::Relaxed), catalog: Arc::clone(catalog), variables, roots })
     }
 
     /// The response body, or `None` to leave the request to the executor.
-    pub(crate) async fn run(&self, rc: &RequestCtx, schema: &Schema, given: &Variables) -> Option<String> {
+    pub(crate) async fn run(&self, plans: &Plans, rc: &RequestCtx, schema: &Schema, given: &Variables) -> Option<String> {
         let vars = self.variables(schema, given)?;
+        let inputs = self.inputs(&vars);
         let mut out = String::with_capacity(1024);
         out.push_str("{\"data\":{");
         for (i, root) in self.roots.iter().enumerate() {
@@ -289,35 +309,45 @@ impl Plan {
             }
             push_key(&mut out, &root.key);
             let node = AstNode { field: &root.field, vars: &vars };
-            let written = self.root(rc, root, &node, &mut out).await;
-            if let Err(e) = written {
-                tracing::debug!(error = %e, "plan fell back to the executor");
-                return None;
+            let page = match self.compiled(plans, rc, i, &inputs) {
+                Some(statement) => rc.engine.run_read(statement).await,
+                None => match self.read_of(rc, root, &vars) {
+                    Ok(q) => rc.engine.read_text(&q).await,
+                    Err(e) => Err(e),
+                },
+            };
+            match page {
+                Ok(page) => write_root(root.kind, &page, &node, &mut out),
+                Err(e) => {
+                    tracing::debug!(error = %e, "plan fell back to the executor");
+                    return None;
+                }
             }
         }
         out.push_str("}}");
         Some(out)
     }
 
-    async fn root(&self, rc: &RequestCtx, root: &Root, node: &AstNode<'_>, out: &mut String) -> Result<(), OrmError> {
+    /// The scoped read of a root field with these variables: the IR the resolvers would build,
+    /// with the rows shaped as the response wants them.
+    fn read_of(&self, rc: &RequestCtx, root: &Root, vars: &Variables) -> Result<Scoped<Read>, OrmError> {
         let cat = &self.catalog;
-        let args = node.args()?;
         let model = &root.model;
-        match root.kind {
+        let node = AstNode { field: &root.field, vars };
+        let args = node.args()?;
+        let read = match root.kind {
             RootKind::List => {
-                let mut read = resolve::list_read_of(cat, model, &args, node)?;
-                shape(cat, model, &mut read.select, node);
-                let page = rc.engine.read_text(&rc.access.scope(cat, &model.name, Op::Read, read)?).await?;
-                push_rows(&page.rows, out);
+                let mut read = resolve::list_read_of(cat, model, &args, &node)?;
+                shape(cat, model, &mut read.select, &node);
+                read
             }
             RootKind::One => {
-                let mut read = resolve::one_read_of(cat, model, &args, node)?;
-                shape(cat, model, &mut read.select, node);
-                let page = rc.engine.read_text(&rc.access.scope(cat, &model.name, Op::Read, read)?).await?;
-                out.push_str(page.rows.first().map_or("null", String::as_str));
+                let mut read = resolve::one_read_of(cat, model, &args, &node)?;
+                shape(cat, model, &mut read.select, &node);
+                read
             }
             RootKind::Connection => {
-                let mut read = resolve::connection_read_of(cat, model, &args, node)?;
+                let mut read = resolve::connection_read_of(cat, model, &args, &node)?;
                 let rows_node = node
                     .children()
                     .into_iter()
@@ -326,11 +356,79 @@ impl Plan {
                 if let Some(n) = &rows_node {
                     shape(cat, model, &mut read.select, n);
                 }
-                let page = rc.engine.read_text(&rc.access.scope(cat, &model.name, Op::Read, read)?).await?;
-                write_connection(&page, node, out);
+                read
+            }
+        };
+        rc.access.scope(cat, &model.name, Op::Read, read)
+    }
+
+    /// The variables' values in declared order (null when absent): a compiled read's inputs.
+    fn inputs(&self, vars: &Variables) -> Vec<Json> {
+        self.variables.iter().map(|(name, _, _)| vars.get(name).and_then(|v| v.clone().into_json().ok()).unwrap_or(Json::Null)).collect()
+    }
+
+    /// Variables from inputs (see [`Self::inputs`]).
+    fn vars_of(&self, inputs: &[Json]) -> Variables {
+        let mut vars = Variables::default();
+        for ((name, _, _), v) in self.variables.iter().zip(inputs) {
+            if !v.is_null()
+                && let Ok(c) = ConstValue::from_json(v.clone())
+            {
+                vars.insert(name.clone(), c);
             }
         }
-        Ok(())
+        vars
+    }
+
+    /// The statements of root `i` bound to `inputs`, from its compiled read (compiled now if
+    /// need be); `None` to build the read instead (it is not compiled, or these inputs are
+    /// not ones it serves, or building fails: building again reports that).
+    fn compiled(&self, plans: &Plans, rc: &RequestCtx, i: usize, inputs: &[Json]) -> Option<ReadStatement> {
+        let root = self.roots.get(i)?;
+        if !plans.statements.keeps() || inputs.len() > 64 {
+            return None;
+        }
+        let given = inputs.iter().enumerate().filter(|(_, v)| !v.is_null()).fold(0u64, |bits, (j, _)| bits | (1 << j));
+        let key = |structural: &[bool]| -> Option<StatementKey> {
+            // A structural variable of unbounded values (text, ids, lists) would fill the cache
+            // with reads used once: those requests build their reads.
+            let unbounded = structural.iter().zip(inputs).zip(&self.variables).any(|((s, v), (_, ty, _))| {
+                *s && !v.is_null()
+                    && (matches!(ty.base, BaseType::List(_)) || matches!(&ty.base, BaseType::Named(n) if n == "String" || n == "ID"))
+            });
+            if unbounded {
+                return None;
+            }
+            let values: Vec<Json> = structural.iter().zip(inputs).filter(|(s, _)| **s).map(|(_, v)| v.clone()).collect();
+            Some(StatementKey {
+                plan: self.id,
+                root: i,
+                given,
+                principal: principal_hash(&rc.access),
+                structural: Json::from(values).to_string(),
+            })
+        };
+        let masks = || root.structural.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = masks().get(&given).cloned();
+        match known {
+            Some(None) => return None,
+            Some(Some(structural)) => {
+                if let Some(c) = plans.statements.get(&key(&structural)?) {
+                    return c.bind(&rc.access, inputs);
+                }
+            }
+            None => {}
+        }
+        let compiled = rc.engine.compile_read(inputs, |ins| self.read_of(rc, root, &self.vars_of(ins))).ok()??;
+        let structural = masks().entry(given).or_insert_with(|| Some(compiled.structural().into())).clone()?;
+        if compiled.structural().iter().zip(structural.iter()).any(|(now, first)| *now && !*first) {
+            masks().insert(given, None);
+            return None;
+        }
+        let k = key(&structural)?;
+        let statement = compiled.bind(&rc.access, inputs);
+        plans.statements.insert(k, Arc::new(compiled));
+        statement
     }
 
     /// The variables with their defaults, when every one fits its declared type.
@@ -351,6 +449,22 @@ impl Plan {
         }
         Some(out)
     }
+}
+
+/// Writes a root field's value from its page.
+fn write_root(kind: RootKind, page: &PageResult<String>, node: &AstNode<'_>, out: &mut String) {
+    match kind {
+        RootKind::List => push_rows(&page.rows, out),
+        RootKind::One => out.push_str(page.rows.first().map_or("null", String::as_str)),
+        RootKind::Connection => write_connection(page, node, out),
+    }
+}
+
+/// A hash of whom a compiled read serves (see [`StatementKey::principal`]).
+fn principal_hash(a: &Access) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    (a.org().as_str(), a.actor(), a.read_orgs().iter().map(crm_model::OrgId::as_str).collect::<Vec<_>>()).hash(&mut h);
+    h.finish()
 }
 
 /// A variable type a plan checks itself: built-in scalars and enums, in lists or not.

@@ -18,6 +18,7 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Sqlite, SqliteConnecti
 use uuid::Uuid;
 
 use crate::auth::{Access, Op, Scoped};
+use crate::compiled::{CompiledRead, ReadStatement, Statement};
 use crate::dialect::{DbFailure, Dialect, classify};
 use crate::error::{OrmError, Result};
 use crate::ir::{
@@ -232,7 +233,7 @@ impl Ex<'_> {
     /// object and cursor keys written as `plan` says from their columns, and the aggregate.
     async fn page_rows(
         self,
-        (sql, values): (String, SqlxValues),
+        (sql, values): (Arc<str>, SqlxValues),
         plan: &PagePlan,
     ) -> Result<Vec<(String, Option<String>, Option<String>)>> {
         counted();
@@ -254,7 +255,7 @@ impl Ex<'_> {
         counted();
         Ok(run!(self, c => sqlx::query_scalar_with::<_, String, _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
     }
-    async fn scalar_text(self, (sql, values): (String, SqlxValues)) -> Result<String> {
+    async fn scalar_text(self, (sql, values): (Arc<str>, SqlxValues)) -> Result<String> {
         counted();
         Ok(run!(self, c => sqlx::query_scalar_with::<_, String, _>(AssertSqlSafe(sql), values).fetch_one(&mut *c).await?))
     }
@@ -689,8 +690,34 @@ impl Engine {
     /// # Errors
     /// As [`Engine::read`].
     pub async fn read_text(&self, q: &Scoped<Read>) -> Result<PageResult<String>> {
+        let s = self.read_statement(q)?;
+        self.run_read(s).await
+    }
+
+    /// The statements of a read on a pooled connection (pure: nothing runs).
+    ///
+    /// # Errors
+    /// As [`Engine::read`], for bad arguments and limits.
+    pub fn read_statement(&self, q: &Scoped<Read>) -> Result<ReadStatement> {
+        read_statement(self.dialect(), &self.catalog, &q.access, q.tenant_predicate, self.limits, &q.query, true)
+    }
+
+    /// Runs the statements of a read (from [`Engine::read_statement`] or a bound
+    /// [`CompiledRead`]), its rows as JSON text.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn run_read(&self, s: ReadStatement) -> Result<PageResult<String>> {
         let mut conn = self.acquire().await?;
-        read_page(self.dialect(), &self.catalog, &q.access, q.tenant_predicate, self.limits, &mut conn, &q.query, true).await
+        run_read(&mut conn, s).await
+    }
+
+    /// Compiles the read `build` makes of `inputs` (see [`CompiledRead::compile`]).
+    ///
+    /// # Errors
+    /// What building the read of `inputs` fails with.
+    pub fn compile_read(&self, inputs: &[Json], build: impl Fn(&[Json]) -> Result<Scoped<Read>>) -> Result<Option<CompiledRead>> {
+        CompiledRead::compile(inputs, |q| self.read_statement(q), build)
     }
 
     /// Groups and aggregates rows (the report query); one object per group.
@@ -837,30 +864,60 @@ async fn read_page<S: ExSource>(
     read: &Read,
     session: bool,
 ) -> Result<PageResult<String>> {
+    run_read(src, read_statement(d, cat, access, tenant, limits, read, session)?).await
+}
+
+/// The statements of `read` (pure; see [`read_page`]). The aggregate statement is built
+/// whenever a count or aggregates are asked for, though it only runs without a page or when
+/// the page is empty (a page row carries the aggregate).
+fn read_statement(
+    d: Dialect,
+    cat: &Catalog,
+    access: &Access,
+    tenant: bool,
+    limits: Limits,
+    read: &Read,
+    session: bool,
+) -> Result<ReadStatement> {
     let builder = || Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
-    let built = |stmt: &sea_query::SelectStatement| if session { session_read(d, stmt, access) } else { d.build(stmt) };
+    let built = |stmt: &sea_query::SelectStatement| Statement::new(if session { session_read(d, stmt, access) } else { d.build(stmt) });
     let wants_aggregate = read.count || !read.aggregates.is_empty();
-    if !read.rows {
+    let page = if read.rows {
+        let (stmt, plan) = builder().select_page(read)?;
+        Some((built(&stmt), Arc::new(plan)))
+    } else {
         // Only the aggregate: no page is read, but its arguments are still checked.
         builder().check_page(read)?;
-        let (count, aggregate) =
-            if wants_aggregate { aggregate_alone(src, built(&builder().aggregate(read)?)).await? } else { (None, None) };
+        None
+    };
+    let aggregate = if wants_aggregate { Some(built(&builder().aggregate(read)?)) } else { None };
+    Ok(ReadStatement { page, aggregate, cursors: read.rows && read.cursors })
+}
+
+/// Runs the statements of a read: the page, then the aggregate alone if the page did not
+/// carry it.
+async fn run_read<S: ExSource>(src: &mut S, s: ReadStatement) -> Result<PageResult<String>> {
+    let ReadStatement { page, aggregate: agg, cursors: want_cursors } = s;
+    let Some((page, plan)) = page else {
+        let (count, aggregate) = match agg {
+            Some(a) => aggregate_alone(src, a.into_built()).await?,
+            None => (None, None),
+        };
         return Ok(PageResult { rows: Vec::new(), cursors: Vec::new(), has_next: false, has_previous: false, count, aggregate });
-    }
-    let (stmt, plan) = builder().select_page(read)?;
-    let rows = src.ex().page_rows(built(&stmt), &plan).await?;
-    let (count, aggregate) = match rows.first() {
-        Some((_, _, Some(text))) => aggregate_of(text)?,
+    };
+    let rows = src.ex().page_rows(page.into_built(), &plan).await?;
+    let (count, aggregate) = match (rows.first(), agg) {
+        (Some((_, _, Some(text))), _) => aggregate_of(text)?,
         // No row carried the aggregate: the page is empty, the aggregate is asked alone.
-        _ if wants_aggregate => aggregate_alone(src, built(&builder().aggregate(read)?)).await?,
+        (_, Some(a)) => aggregate_alone(src, a.into_built()).await?,
         _ => (None, None),
     };
     let more = rows.len() > plan.limit as usize;
     let mut out_rows = Vec::with_capacity(rows.len());
-    let mut cursors = Vec::with_capacity(if read.cursors { rows.len() } else { 0 });
+    let mut cursors = Vec::with_capacity(if want_cursors { rows.len() } else { 0 });
     for (j, k, _) in rows.into_iter().take(plan.limit as usize) {
         out_rows.push(j);
-        if read.cursors {
+        if want_cursors {
             let k = k.ok_or_else(|| OrmError::Internal("a row without its cursor keys".to_owned()))?;
             cursors.push(encode_cursor(&plan.spec, &k));
         }
@@ -874,7 +931,7 @@ async fn read_page<S: ExSource>(
 }
 
 /// The aggregate object of a read and its count, by `built` (see [`Builder::aggregate`]).
-async fn aggregate_alone<S: ExSource>(src: &mut S, built: (String, SqlxValues)) -> Result<(Option<i64>, Option<Json>)> {
+async fn aggregate_alone<S: ExSource>(src: &mut S, built: (Arc<str>, SqlxValues)) -> Result<(Option<i64>, Option<Json>)> {
     aggregate_of(&src.ex().scalar_text(built).await?)
 }
 

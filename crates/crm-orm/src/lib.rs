@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod compiled;
 pub mod dialect;
 pub mod error;
 mod exec;
@@ -17,6 +18,7 @@ pub mod search;
 pub mod sql;
 
 pub use auth::{Access, FieldCheck, FieldRules, FieldUse, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped, access, authorize};
+pub use compiled::{CompiledRead, ReadStatement, Statement};
 pub use dialect::Dialect;
 pub use error::{OrmError, Result};
 pub use exec::{

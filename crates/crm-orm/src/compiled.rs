@@ -1,0 +1,327 @@
+//! Reads as data, and reads compiled once for many requests.
+//!
+//! A [`ReadStatement`] is what one read sends: the page statement with the plan its rows are
+//! written by, and the aggregate statement when one is asked for. It is built by pure code
+//! from a [`Scoped`] read (so only an authorized read has one) and run by the engine.
+//!
+//! A [`CompiledRead`] is a read statement whose parameters are tied to the request's
+//! arguments: a client sends the same operation over and over with new variables, and building
+//! its statement again (IR, scope, SQL text) is most of the server's work per read. Compiling
+//! finds, by building the read once more per argument with another value, which parameters
+//! each argument becomes and how (a string as itself, an id as a UUID, a number, a boolean);
+//! binding the next request's arguments then only writes those parameters. An argument that
+//! changes the SQL text or the page plan, or reaches a parameter in any other way (a text
+//! pattern, a cursor, a page size), is *structural*: a compiled read serves only requests with
+//! the same value of it, and the caller keys its cache by those values. A compiled read also
+//! serves only the principal it was built for (tenant, subject and read tenants), checked on
+//! every bind.
+
+use std::sync::Arc;
+
+use crm_model::OrgId;
+use sea_query::Value as Q;
+use sea_query_sqlx::SqlxValues;
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use crate::auth::{Access, Scoped};
+use crate::error::Result;
+use crate::ir::Read;
+use crate::sql::PagePlan;
+
+/// One built statement: its SQL text and parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    sql: Arc<str>,
+    values: Vec<Q>,
+}
+
+impl Statement {
+    pub(crate) fn new((sql, values): (String, SqlxValues)) -> Statement {
+        Statement { sql: Arc::from(sql), values: values.0.0 }
+    }
+
+    /// The SQL text.
+    #[must_use]
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The parameters, in order.
+    #[must_use]
+    pub fn values(&self) -> &[Q] {
+        &self.values
+    }
+
+    pub(crate) fn into_built(self) -> (Arc<str>, SqlxValues) {
+        (self.sql, SqlxValues(sea_query::Values(self.values)))
+    }
+}
+
+/// The statements of one read: its page (with how the rows are written) and, when a count or
+/// aggregates are asked for, the aggregate alone (run when there is no page, or the page is
+/// empty and so carries no aggregate column).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadStatement {
+    pub(crate) page: Option<(Statement, Arc<PagePlan>)>,
+    pub(crate) aggregate: Option<Statement>,
+    pub(crate) cursors: bool,
+}
+
+impl ReadStatement {
+    /// The page statement.
+    #[must_use]
+    pub fn page(&self) -> Option<&Statement> {
+        self.page.as_ref().map(|(s, _)| s)
+    }
+
+    /// The aggregate statement.
+    #[must_use]
+    pub fn aggregate(&self) -> Option<&Statement> {
+        self.aggregate.as_ref()
+    }
+
+    fn statements(&self) -> impl Iterator<Item = &Statement> {
+        self.page.iter().map(|(s, _)| s).chain(&self.aggregate)
+    }
+
+    /// Same SQL, plan and parameter count: the statements differ at most in parameter values.
+    fn same_shape(&self, other: &ReadStatement) -> bool {
+        self.cursors == other.cursors
+            && self.aggregate.is_some() == other.aggregate.is_some()
+            && match (&self.page, &other.page) {
+                (Some((_, a)), Some((_, b))) => a == b,
+                (None, None) => true,
+                _ => false,
+            }
+            && self.statements().zip(other.statements()).all(|(a, b)| a.sql == b.sql && a.values.len() == b.values.len())
+    }
+}
+
+/// Whom a statement was built for: what of an [`Access`] its parameters can depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Principal {
+    org: OrgId,
+    actor: String,
+    read_orgs: Vec<OrgId>,
+}
+
+impl Principal {
+    fn of(a: &Access) -> Principal {
+        Principal { org: a.org().clone(), actor: a.actor().to_owned(), read_orgs: a.read_orgs().to_vec() }
+    }
+
+    fn is(&self, a: &Access) -> bool {
+        self.org == *a.org() && self.actor == a.actor() && self.read_orgs == a.read_orgs()
+    }
+}
+
+/// How an argument becomes a parameter: the conversions the builder makes of filter values,
+/// each checked on two values when a read is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conv {
+    /// A string as itself (no NUL: the parser refuses those).
+    Text,
+    /// An id, as a UUID (PostgreSQL).
+    Uuid,
+    /// An id, as its hyphenated lowercase text (SQLite).
+    UuidText,
+    /// A 64-bit integer.
+    Int,
+    /// A finite float.
+    Float,
+    /// A boolean.
+    Bool,
+}
+
+impl Conv {
+    /// The strictest first: an id whose text is its parameter is an id (a value that is no id
+    /// must not bind), not a string.
+    const ALL: [Conv; 6] = [Conv::Uuid, Conv::UuidText, Conv::Int, Conv::Float, Conv::Bool, Conv::Text];
+
+    fn apply(self, j: &Json) -> Option<Q> {
+        match (self, j) {
+            (Conv::Text, Json::String(s)) if !s.contains('\0') => Some(Q::String(Some(s.clone()))),
+            (Conv::Uuid, Json::String(s)) => Uuid::parse_str(s).ok().map(|u| Q::Uuid(Some(u))),
+            (Conv::UuidText, Json::String(s)) => Uuid::parse_str(s).ok().map(|u| Q::String(Some(u.to_string()))),
+            (Conv::Int, Json::Number(n)) => n.as_i64().map(|i| Q::BigInt(Some(i))),
+            (Conv::Float, Json::Number(n)) => n.as_f64().filter(|f| f.is_finite()).map(|f| Q::Double(Some(f))),
+            (Conv::Bool, Json::Bool(b)) => Some(Q::Bool(Some(*b))),
+            _ => None,
+        }
+    }
+}
+
+/// Another value of the same kind as `j`, to see where `j` goes: a different id for an id, the
+/// string with a character more, the number plus one, the other boolean. `None` for null,
+/// lists and objects (always structural).
+fn varied(j: &Json) -> Option<Json> {
+    match j {
+        Json::String(s) => Some(Json::String(match Uuid::parse_str(s) {
+            Ok(u) => {
+                let mut b = *u.as_bytes();
+                b[15] ^= 1;
+                Uuid::from_bytes(b).to_string()
+            }
+            Err(_) => format!("{s}~"),
+        })),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Some(Json::from(if i < i64::MAX { i + 1 } else { i - 1 })),
+            None => n.as_f64().map(|f| Json::from(f + 0.5)),
+        },
+        Json::Bool(b) => Some(Json::Bool(!b)),
+        _ => None,
+    }
+}
+
+/// A parameter written from an argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    input: usize,
+    /// In the aggregate statement (else the page's).
+    aggregate: bool,
+    position: usize,
+    conv: Conv,
+}
+
+/// A read compiled for one principal and the values of its structural arguments; see the
+/// module documentation.
+#[derive(Debug)]
+pub struct CompiledRead {
+    statement: ReadStatement,
+    principal: Principal,
+    /// The arguments it was compiled with (the structural ones must match on bind).
+    inputs: Vec<Json>,
+    structural: Vec<bool>,
+    slots: Vec<Slot>,
+}
+
+impl CompiledRead {
+    /// Compiles the read `build` makes of `inputs` (the request's arguments, in a fixed order).
+    /// `build` is called once per argument more (and once again to see that building is
+    /// deterministic); `None` when it is not (a parameter taken from the clock).
+    ///
+    /// # Errors
+    /// What building the read of `inputs` fails with (the caller reports it as it would have).
+    pub fn compile(
+        inputs: &[Json],
+        statement_of: impl Fn(&Scoped<Read>) -> Result<ReadStatement>,
+        build: impl Fn(&[Json]) -> Result<Scoped<Read>>,
+    ) -> Result<Option<CompiledRead>> {
+        let made = |ins: &[Json]| -> Result<(ReadStatement, Principal)> {
+            let q = build(ins)?;
+            Ok((statement_of(&q)?, Principal::of(&q.access)))
+        };
+        let (base, principal) = made(inputs)?;
+        if made(inputs).ok() != Some((base.clone(), principal.clone())) {
+            return Ok(None);
+        }
+        let mut structural = Vec::with_capacity(inputs.len());
+        let mut slots = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let found = varied(input).and_then(|other| {
+                let mut ins = inputs.to_vec();
+                *ins.get_mut(i)? = other.clone();
+                match made(&ins) {
+                    Ok((alt, who)) if who == principal => slots_of(&base, &alt, i, input, &other),
+                    _ => None,
+                }
+            });
+            structural.push(found.is_none());
+            slots.extend(found.into_iter().flatten());
+        }
+        Ok(Some(CompiledRead { statement: base, principal, inputs: inputs.to_vec(), structural, slots }))
+    }
+
+    /// Which arguments are structural (by position).
+    #[must_use]
+    pub fn structural(&self) -> &[bool] {
+        &self.structural
+    }
+
+    /// The read of `inputs` for `access`; `None` when this compiled read does not serve them
+    /// (another principal, another value of a structural argument, or an argument this
+    /// conversion refuses: the caller builds the read instead, which reports it).
+    #[must_use]
+    pub fn bind(&self, access: &Access, inputs: &[Json]) -> Option<ReadStatement> {
+        if !self.principal.is(access) || inputs.len() != self.inputs.len() {
+            return None;
+        }
+        if self.structural.iter().zip(inputs.iter().zip(&self.inputs)).any(|(s, (a, b))| *s && a != b) {
+            return None;
+        }
+        let mut out = self.statement.clone();
+        for s in &self.slots {
+            let v = s.conv.apply(inputs.get(s.input)?)?;
+            let stmt = if s.aggregate { out.aggregate.as_mut()? } else { &mut out.page.as_mut()?.0 };
+            *stmt.values.get_mut(s.position)? = v;
+        }
+        Some(out)
+    }
+}
+
+/// Where argument `input` went, by comparing the read built with its value `a` and with `b`:
+/// every parameter that changed, with a conversion that gives it from both values. `None` when
+/// anything else changed, or a parameter changed in a way no conversion explains.
+fn slots_of(base: &ReadStatement, alt: &ReadStatement, input: usize, a: &Json, b: &Json) -> Option<Vec<Slot>> {
+    if !base.same_shape(alt) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let pairs = base.page.iter().map(|(s, _)| (false, s)).chain(base.aggregate.iter().map(|s| (true, s)));
+    for ((aggregate, x), y) in pairs.zip(alt.statements()) {
+        for (position, (p, q)) in x.values.iter().zip(&y.values).enumerate() {
+            if p == q {
+                continue;
+            }
+            let conv = Conv::ALL.into_iter().find(|c| c.apply(a).as_ref() == Some(p) && c.apply(b).as_ref() == Some(q))?;
+            out.push(Slot { input, aggregate, position, conv });
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stmt(values: Vec<Q>) -> ReadStatement {
+        ReadStatement { page: None, aggregate: Some(Statement { sql: Arc::from("SELECT $1, $2"), values }), cursors: false }
+    }
+
+    #[test]
+    fn a_changed_parameter_is_a_slot_with_the_conversion_that_explains_it() {
+        let s = |x: &str| Q::String(Some(x.to_owned()));
+        let base = stmt(vec![s("org"), s("NEW")]);
+        let alt = stmt(vec![s("org"), s("NEW~")]);
+        let slots = slots_of(&base, &alt, 0, &Json::from("NEW"), &Json::from("NEW~"));
+        assert_eq!(slots, Some(vec![Slot { input: 0, aggregate: true, position: 1, conv: Conv::Text }]));
+        // A pattern made of the value is not the value: structural.
+        let pattern = stmt(vec![s("org"), s("%NEW~%")]);
+        assert_eq!(slots_of(&base, &pattern, 0, &Json::from("NEW"), &Json::from("NEW~")), None);
+        // Other SQL: structural.
+        let mut other = alt.clone();
+        if let Some(a) = other.aggregate.as_mut() {
+            a.sql = Arc::from("SELECT $1, $2 LIMIT 3");
+        }
+        assert_eq!(slots_of(&base, &other, 0, &Json::from("NEW"), &Json::from("NEW~")), None);
+        // An id bound as its text binds only ids.
+        let (x, y) = ("6f1c9a4e-2b7d-4c1e-9a3f-0d2e4b6a8c10", "6f1c9a4e-2b7d-4c1e-9a3f-0d2e4b6a8c11");
+        let slots = slots_of(&stmt(vec![s("org"), s(x)]), &stmt(vec![s("org"), s(y)]), 0, &Json::from(x), &Json::from(y));
+        assert_eq!(slots.and_then(|s| s.first().map(|s| s.conv)), Some(Conv::UuidText));
+        assert_eq!(Conv::UuidText.apply(&Json::from("not-an-id")), None);
+    }
+
+    #[test]
+    fn ids_numbers_and_booleans_vary_within_their_kind() {
+        let id = "6f1c9a4e-2b7d-4c1e-9a3f-0d2e4b6a8c10";
+        let v = varied(&Json::from(id)).and_then(|j| j.as_str().map(str::to_owned)).unwrap_or_default();
+        assert!(Uuid::parse_str(&v).is_ok() && v != id, "{v}");
+        assert_eq!(varied(&Json::from(7)), Some(Json::from(8)));
+        assert_eq!(varied(&Json::from(i64::MAX)), Some(Json::from(i64::MAX - 1)));
+        assert_eq!(varied(&Json::Bool(true)), Some(Json::Bool(false)));
+        assert_eq!(varied(&Json::Null), None);
+        assert_eq!(Conv::Text.apply(&Json::from("a\0b")), None, "NUL is refused as the parser refuses it");
+        assert_eq!(Conv::Float.apply(&Json::from(1)), Some(Q::Double(Some(1.0))));
+    }
+}
