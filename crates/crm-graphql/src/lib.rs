@@ -39,6 +39,10 @@ pub struct Api {
     documents: documents::DocumentCache,
     /// Operations answered without the executor.
     plans: plan::Plans,
+    /// Accesses resolved before, by (tenant, metadata version, roles, subject): an access is
+    /// a function of those (and the policy), except for roles reading descendant tenants,
+    /// which are looked up for every request.
+    accesses: lru::Lru<(crm_model::OrgId, u64, String, String), crm_orm::Access>,
     policy: Arc<Policy>,
     versions: Arc<Versions>,
 }
@@ -46,6 +50,9 @@ pub struct Api {
 /// How long a tenant's metadata version is trusted before it is read again by default: the
 /// longest another server instance keeps serving a tenant's previous schema after a change.
 pub const DEFAULT_METADATA_REFRESH: Duration = Duration::from_secs(1);
+
+/// Accesses kept (see [`Api`]).
+const ACCESS_CAPACITY: usize = 4096;
 
 /// What [`Api::answer`] returns.
 #[derive(Debug)]
@@ -79,6 +86,7 @@ impl Api {
             limits: options.document_limits(),
             documents: documents::DocumentCache::new(documents::DEFAULT_DOCUMENT_CAPACITY),
             plans: plan::Plans::new(plan::DEFAULT_PLAN_CAPACITY, plan::DEFAULT_STATEMENT_CAPACITY),
+            accesses: lru::Lru::new(ACCESS_CAPACITY),
             cache: SchemaCache::new(options),
             policy: Arc::new(policy),
             versions: Arc::new(Versions::new(DEFAULT_METADATA_REFRESH)),
@@ -141,6 +149,26 @@ impl Api {
         Ok((engine, access))
     }
 
+    /// The access of `principal` on `engine`'s catalog (the tenant's at metadata `version`).
+    async fn access(
+        &self,
+        engine: &Engine,
+        principal: &Principal,
+        version: u64,
+        roles: &str,
+    ) -> Result<crm_orm::Access, crm_orm::OrmError> {
+        if self.policy.reads_descendants(&principal.roles) {
+            return engine.access(&self.policy, principal).await;
+        }
+        let key = (principal.org_id.clone(), version, roles.to_owned(), principal.sub.clone());
+        if let Some(a) = self.accesses.get(&key) {
+            return Ok(a);
+        }
+        let a = engine.access(&self.policy, principal).await?;
+        self.accesses.insert(key, a.clone());
+        Ok(a)
+    }
+
     /// Executes `request` as `principal` on the catalog of the principal's tenant. Every error of
     /// the response has an `extensions.code`.
     pub async fn execute(&self, engine: &Engine, principal: &Principal, request: Request) -> Response {
@@ -178,7 +206,8 @@ impl Api {
             }
         };
         let engine = engine.with_catalog(Arc::clone(&catalog));
-        let access = match engine.access(&self.policy, principal).await {
+        let roles = roles_key(principal);
+        let access = match self.access(&engine, principal, version, &roles).await {
             Ok(a) => a,
             Err(e) => {
                 let err = to_graphql_error(&e);
@@ -188,7 +217,6 @@ impl Api {
         let rc = RequestCtx { engine, access, metadata_version: version, versions: Arc::clone(&self.versions) };
         // A plan: no executor. A miss, or a plan that leaves the request to the executor, runs
         // it; a success teaches the plans.
-        let roles = roles_key(principal);
         let schema_key = SchemaKey::of(&principal.org_id, version);
         if let Some(plan) = self.plans.get(&schema_key, &roles, &request.query, request.operation_name.as_deref())
             && let Some(body) = plan.run(&self.plans, &rc, &schema, &request.variables).await

@@ -28,6 +28,7 @@ use crate::ir::{
 use crate::schema;
 use crate::sql::{Builder, Limits, PagePlan, encode_cursor, stored_value};
 
+mod lane;
 mod meta;
 mod platform;
 mod tx;
@@ -42,7 +43,8 @@ use tx::{Pending, merge};
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Largest pool size.
+    /// Most connections to the database. On PostgreSQL half of them (the read lane) serve
+    /// one-statement reads and the rest the pool (writes, transactions, everything else).
     pub max_connections: u32,
     /// Page-size limits.
     pub limits: Limits,
@@ -124,6 +126,8 @@ pub struct Engine {
     limits: Limits,
     /// Runs inside every write's transaction (the engines' tagging and routing).
     hook: Option<Arc<dyn WriteHook>>,
+    /// PostgreSQL connections for one-statement reads (see [`lane`]), beside the pool.
+    reads: Option<Arc<lane::ReadLane>>,
 }
 
 enum Ex<'a> {
@@ -381,6 +385,7 @@ impl Engine {
     /// # Errors
     /// An unsupported URL, an unreachable database, or a role that bypasses row-level security.
     pub async fn connect(url: &str, catalog: Arc<Catalog>, opts: EngineOptions) -> Result<Engine> {
+        let mut reads = None;
         let db = if url.starts_with("sqlite:") {
             let co = SqliteConnectOptions::from_str(url)
                 .map_err(|e| OrmError::Config(format!("bad SQLite URL: {e}")))?
@@ -405,8 +410,11 @@ impl Engine {
             let co = PgConnectOptions::from_str(url)
                 .map_err(|e| OrmError::Config(format!("bad PostgreSQL URL: {e}")))?
                 .options([("plan_cache_mode", "force_generic_plan")]);
+            // Half the connections serve one-statement reads (the read lane), the rest the pool.
+            let lane_size = opts.max_connections / 2;
+            reads = (lane_size > 0).then(|| lane::ReadLane::new(co.clone(), lane_size as usize, opts.acquire_timeout));
             let pool = PgPoolOptions::new()
-                .max_connections(std::cmp::max(opts.max_connections, 1))
+                .max_connections(std::cmp::max(opts.max_connections - lane_size, 1))
                 .acquire_timeout(opts.acquire_timeout)
                 .test_before_acquire(false)
                 // No reset on release: every statement the engine runs on a pooled connection is
@@ -426,7 +434,7 @@ impl Engine {
         } else {
             return Err(OrmError::Config("DATABASE_URL must start with sqlite: or postgres:".to_owned()));
         };
-        Ok(Engine { db, base: Arc::clone(&catalog), catalog, limits: opts.limits, hook: None })
+        Ok(Engine { db, base: Arc::clone(&catalog), catalog, limits: opts.limits, hook: None, reads })
     }
 
     /// The backend.
@@ -485,13 +493,15 @@ impl Engine {
         })
     }
 
-    /// The connection pool: connections open and, of those, idle.
+    /// The database connections (the pool's and the read lane's): open and, of those, idle.
     #[must_use]
     pub fn pool_stats(&self) -> (u32, usize) {
-        match &self.db {
+        let (size, idle) = match &self.db {
             Db::Sqlite(p) => (p.size(), p.num_idle()),
             Db::Postgres(p) => (p.size(), p.num_idle()),
-        }
+        };
+        let (lane_size, lane_idle) = self.reads.as_ref().map_or((0, 0), |l| l.stats());
+        (size + lane_size, idle + lane_idle)
     }
 
     /// Registers a tenant, under `parent` when given (the parent is registered too). A tenant's
@@ -708,6 +718,12 @@ impl Engine {
     /// # Errors
     /// Database failures.
     pub async fn run_read(&self, s: ReadStatement) -> Result<PageResult<String>> {
+        if let Some(lane) = &self.reads {
+            let mut conn = lane.acquire().await?;
+            let page = run_read(&mut conn, s).await?;
+            conn.keep();
+            return Ok(page);
+        }
         let mut conn = self.acquire().await?;
         run_read(&mut conn, s).await
     }

@@ -717,3 +717,34 @@ async fn nested_reads_keep_every_value() {
         assert_eq!(page.rows, vec![want], "{}", b.name);
     }
 }
+
+/// A read dropped midway (its request cancelled) does not leave its connection to the next
+/// read (on PostgreSQL, reads run on the read lane, which keeps a connection only after a
+/// read ran to the end): every read after it, and reads waiting for a connection, answer as
+/// before, for both tenants.
+#[tokio::test]
+async fn reads_after_dropped_reads_answer_as_before() {
+    for b in backends().await {
+        let (oa, ob) = (org(), org());
+        let a = client(&b, principal(&oa, "admin-a", &["admin"]));
+        let o = client(&b, principal(&ob, "admin-b", &["admin"]));
+        for i in 0..30 {
+            a.create("Lead", json!({"name": format!("L{i}")})).await.unwrap();
+        }
+        o.create("Lead", json!({"name": "B"})).await.unwrap();
+        for round in 0..8u64 {
+            // Dropped before, while or after its statement runs.
+            let _ = tokio::time::timeout(std::time::Duration::from_micros(round * 150), a.list("Lead", json!({}), &[], page(30))).await;
+            assert_eq!(a.count("Lead", json!({})).await, 30, "[{}] round {round}", b.name);
+            assert_eq!(o.count("Lead", json!({})).await, 1, "[{}] round {round}", b.name);
+        }
+        // More reads at once than the lane has connections: they wait their turn.
+        let (w, x, y, z) = tokio::join!(
+            a.count("Lead", json!({})),
+            o.count("Lead", json!({})),
+            a.count("Lead", json!({"name": "L7"})),
+            o.count("Lead", json!({"name": "L7"}))
+        );
+        assert_eq!((w, x, y, z), (30, 1, 1, 0), "[{}]", b.name);
+    }
+}
