@@ -592,6 +592,7 @@ fn shape(cat: &Catalog, model: &Model, sel: &mut crm_orm::Selection, node: &AstN
 
 /// Rows written as response objects, as a JSON array.
 fn push_rows(rows: &[String], out: &mut String) {
+    out.reserve(rows.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
     out.push('[');
     for (i, row) in rows.iter().enumerate() {
         if i > 0 {

@@ -244,7 +244,8 @@ impl Ex<'_> {
         run!(self, c => {
             let rows = sqlx::query_with(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?;
             let own_keys = plan.keys.columns();
-            rows.iter().map(|r| page_row(r, plan, own_keys)).collect()
+            let mut values = Vec::with_capacity(rows.first().map_or(0, sqlx::Row::len));
+            rows.iter().map(|r| page_row(r, plan, own_keys, &mut values)).collect()
         })
     }
     async fn ids(self, (sql, values): (String, SqlxValues)) -> Result<Vec<(String, i64)>> {
@@ -307,18 +308,26 @@ pub(crate) fn session_read<S: sea_query_sqlx::SqlxBinder>(d: Dialect, stmt: &S, 
 }
 
 /// One row of a page statement: its JSON object, cursor keys (see [`crate::row`]) and
-/// aggregate (column 0; the keys' `own_keys` columns and the row's follow).
-fn page_row<'r, R: sqlx::Row>(r: &'r R, plan: &PagePlan, own_keys: usize) -> Result<(String, Option<String>, Option<String>)>
+/// aggregate (column 0; the keys' `own_keys` columns and the row's follow). `values` is
+/// scratch space, reused from row to row.
+fn page_row<'r, R: sqlx::Row>(
+    r: &'r R,
+    plan: &PagePlan,
+    own_keys: usize,
+    values: &mut Vec<Option<&'r str>>,
+) -> Result<(String, Option<String>, Option<String>)>
 where
     &'r str: sqlx::Decode<'r, R::Database>,
-    Option<String>: for<'x> sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
-    let values = (1..r.len()).map(|i| column_text(r, i)).collect::<Result<Vec<_>>>()?;
+    values.clear();
+    for i in 1..r.len() {
+        values.push(column_text(r, i)?);
+    }
     let (own, row) = values.split_at_checked(own_keys).ok_or_else(shape_mismatch)?;
     let k = if plan.keys.is_empty() { None } else { Some(plan.keys.write(own, row).map_err(|_| shape_mismatch())?) };
     let j = plan.row.write(row.iter().copied()).map_err(|_| shape_mismatch())?;
-    Ok((j, k, r.try_get(0)?))
+    Ok((j, k, column_text(r, 0)?.map(str::to_owned)))
 }
 
 fn shape_mismatch() -> OrmError {

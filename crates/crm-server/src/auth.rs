@@ -132,16 +132,16 @@ struct Jwks {
 /// refused again from its `exp` on (no leeway), so the cache never accepts what verification
 /// would refuse, except a token whose key was withdrawn meanwhile (as with any stateless JWT).
 #[derive(Default)]
-struct VerifiedTokens(Mutex<HashMap<[u8; 32], (u64, Json)>>);
+struct VerifiedTokens(Mutex<HashMap<[u8; 32], (u64, Arc<Json>)>>);
 
 impl VerifiedTokens {
-    fn get(&self, digest: &[u8; 32]) -> Option<Json> {
+    fn get(&self, digest: &[u8; 32]) -> Option<Arc<Json>> {
         let now = jsonwebtoken::get_current_timestamp();
         let cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.get(digest).filter(|(exp, _)| now < *exp).map(|(_, claims)| claims.clone())
+        cache.get(digest).filter(|(exp, _)| now < *exp).map(|(_, claims)| Arc::clone(claims))
     }
 
-    fn put(&self, digest: [u8; 32], claims: &Json) {
+    fn put(&self, digest: [u8; 32], claims: &Arc<Json>) {
         let Some(exp) = claims.get("exp").and_then(Json::as_u64) else { return };
         let now = jsonwebtoken::get_current_timestamp();
         let mut cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -151,7 +151,7 @@ impl VerifiedTokens {
                 cache.clear();
             }
         }
-        cache.insert(digest, (exp, claims.clone()));
+        cache.insert(digest, (exp, Arc::clone(claims)));
     }
 
     /// The claims of `token`, verified by `verify` unless verified before.
@@ -159,12 +159,12 @@ impl VerifiedTokens {
         &self,
         token: &str,
         verify: impl FnOnce() -> F,
-    ) -> Result<Json, AuthError> {
+    ) -> Result<Arc<Json>, AuthError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(claims) = self.get(&digest) {
             return Ok(claims);
         }
-        let claims = verify().await?;
+        let claims = Arc::new(verify().await?);
         self.put(digest, &claims);
         Ok(claims)
     }
@@ -533,7 +533,7 @@ impl Authenticator {
         let claims = match self {
             Authenticator::Dev(k) => k.verified.claims(token, || async { k.verify(token) }).await?,
             Authenticator::Oidc(o) if token.split('.').count() == 3 => o.verified.claims(token, || o.verify_jwt(token)).await?,
-            Authenticator::Oidc(o) => o.introspect(token).await?,
+            Authenticator::Oidc(o) => Arc::new(o.introspect(token).await?),
         };
         let requested = headers
             .get("x-org-id")
@@ -688,7 +688,7 @@ mod verified_tokens {
         assert!(auth.authenticate(&headers(&forged)).await.is_err());
         // An entry past its `exp` is not used: the token is verified again.
         let digest: [u8; 32] = Sha256::digest(good.as_bytes()).into();
-        key.verified.put(digest, &json!({"exp": 1, "sub": "stale"}));
+        key.verified.put(digest, &Arc::new(json!({"exp": 1, "sub": "stale"})));
         assert_eq!(key.verified.get(&digest), None);
         assert_eq!(auth.authenticate(&headers(&good)).await.unwrap().sub, "u1");
         let _ = std::fs::remove_dir_all(&dir);
