@@ -463,7 +463,10 @@ fn write_root(kind: RootKind, page: &PageResult<String>, node: &AstNode<'_>, out
 /// A hash of whom a compiled read serves (see [`StatementKey::principal`]).
 fn principal_hash(a: &Access) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
-    (a.org().as_str(), a.actor(), a.read_orgs().iter().map(crm_model::OrgId::as_str).collect::<Vec<_>>()).hash(&mut h);
+    (a.org().as_str(), a.actor()).hash(&mut h);
+    for o in a.read_orgs() {
+        o.as_str().hash(&mut h);
+    }
     h.finish()
 }
 

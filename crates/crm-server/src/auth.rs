@@ -131,27 +131,65 @@ struct Jwks {
 /// client sends the same token many times. Only verified tokens are kept, and a kept token is
 /// refused again from its `exp` on (no leeway), so the cache never accepts what verification
 /// would refuse, except a token whose key was withdrawn meanwhile (as with any stateless JWT).
+///
+/// The principal a verified token gives for a requested tenant is kept with its claims (it is a
+/// function of them, the project and the tenant asked for), so a request with a known token
+/// costs one hash and one lookup.
 #[derive(Default)]
-struct VerifiedTokens(Mutex<HashMap<[u8; 32], (u64, Arc<Json>)>>);
+struct VerifiedTokens(Mutex<HashMap<[u8; 32], Verified>>);
+
+/// A verified token's claims until its `exp`, and the principals it gave (by requested tenant).
+struct Verified {
+    exp: u64,
+    claims: Arc<Json>,
+    principals: Vec<(Option<Box<str>>, Principal)>,
+}
+
+/// Principals kept per token (one per tenant a client switches to with `X-Org-Id`).
+const PRINCIPALS_PER_TOKEN: usize = 8;
+
+fn digest_of(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
 
 impl VerifiedTokens {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Verified>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn get(&self, digest: &[u8; 32]) -> Option<Arc<Json>> {
         let now = jsonwebtoken::get_current_timestamp();
-        let cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.get(digest).filter(|(exp, _)| now < *exp).map(|(_, claims)| Arc::clone(claims))
+        self.lock().get(digest).filter(|v| now < v.exp).map(|v| Arc::clone(&v.claims))
     }
 
     fn put(&self, digest: [u8; 32], claims: &Arc<Json>) {
         let Some(exp) = claims.get("exp").and_then(Json::as_u64) else { return };
         let now = jsonwebtoken::get_current_timestamp();
-        let mut cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = self.lock();
         if cache.len() >= VERIFIED_CACHE_MAX {
-            cache.retain(|_, (e, _)| now < *e);
+            cache.retain(|_, v| now < v.exp);
             if cache.len() >= VERIFIED_CACHE_MAX {
                 cache.clear();
             }
         }
-        cache.insert(digest, (exp, Arc::clone(claims)));
+        cache.insert(digest, Verified { exp, claims: Arc::clone(claims), principals: Vec::new() });
+    }
+
+    /// The principal `token` gave before for `requested`, while the token is valid.
+    fn principal_of(&self, token: &str, requested: Option<&str>) -> Option<Principal> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let cache = self.lock();
+        let v = cache.get(&digest_of(token)).filter(|v| now < v.exp)?;
+        v.principals.iter().find(|(r, _)| r.as_deref() == requested).map(|(_, p)| p.clone())
+    }
+
+    /// Keeps the principal `token` gave for `requested`.
+    fn remember(&self, token: &str, requested: Option<&str>, p: &Principal) {
+        if let Some(v) = self.lock().get_mut(&digest_of(token))
+            && v.principals.len() < PRINCIPALS_PER_TOKEN
+        {
+            v.principals.push((requested.map(Box::from), p.clone()));
+        }
     }
 
     /// The claims of `token`, verified by `verify` unless verified before.
@@ -160,7 +198,7 @@ impl VerifiedTokens {
         token: &str,
         verify: impl FnOnce() -> F,
     ) -> Result<Arc<Json>, AuthError> {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let digest = digest_of(token);
         if let Some(claims) = self.get(&digest) {
             return Ok(claims);
         }
@@ -530,17 +568,30 @@ impl Authenticator {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim(),
             _ => return Err(AuthError::Missing),
         };
-        let claims = match self {
-            Authenticator::Dev(k) => k.verified.claims(token, || async { k.verify(token) }).await?,
-            Authenticator::Oidc(o) if token.split('.').count() == 3 => o.verified.claims(token, || o.verify_jwt(token)).await?,
-            Authenticator::Oidc(o) => Arc::new(o.introspect(token).await?),
-        };
         let requested = headers
             .get("x-org-id")
             .map(|v| v.to_str().map(str::trim))
             .transpose()
             .map_err(|_| AuthError::Invalid("malformed X-Org-Id header".to_owned()))?;
+        let (verified, claims): (Option<&VerifiedTokens>, Arc<Json>) = match self {
+            Authenticator::Dev(k) => {
+                if let Some(p) = k.verified.principal_of(token, requested) {
+                    return Ok(p);
+                }
+                (Some(&k.verified), k.verified.claims(token, || async { k.verify(token) }).await?)
+            }
+            Authenticator::Oidc(o) if token.split('.').count() == 3 => {
+                if let Some(p) = o.verified.principal_of(token, requested) {
+                    return Ok(p);
+                }
+                (Some(&o.verified), o.verified.claims(token, || o.verify_jwt(token)).await?)
+            }
+            Authenticator::Oidc(o) => (None, Arc::new(o.introspect(token).await?)),
+        };
         let p = principal_from_claims(&claims, self.project_id(), requested)?;
+        if let Some(v) = verified {
+            v.remember(token, requested, &p);
+        }
         tracing::debug!(sub = %p.sub, org = %p.org_id, jti = claims.get("jti").and_then(Json::as_str).unwrap_or(""), "authenticated");
         Ok(p)
     }
@@ -691,6 +742,29 @@ mod verified_tokens {
         key.verified.put(digest, &Arc::new(json!({"exp": 1, "sub": "stale"})));
         assert_eq!(key.verified.get(&digest), None);
         assert_eq!(auth.authenticate(&headers(&good)).await.unwrap().sub, "u1");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The principals a token gives are kept per requested tenant: each tenant asked for gets
+    /// its own, and a tenant the token grants nothing in is refused every time.
+    #[tokio::test]
+    async fn kept_principals_follow_the_requested_tenant() {
+        let dir = std::env::temp_dir().join(format!("crm-auth-{}", uuid::Uuid::now_v7()));
+        let key = DevKey::load_or_create(&dir).unwrap();
+        let auth = Authenticator::Dev(key.clone());
+        let token = key.token("u1", "org-a", &["admin".to_owned()], &["org-b".to_owned()], Duration::from_secs(60)).unwrap();
+        let asking = |org: Option<&str>| {
+            let mut h = headers(&token);
+            if let Some(o) = org {
+                h.insert("x-org-id", HeaderValue::from_str(o).unwrap());
+            }
+            h
+        };
+        for _ in 0..2 {
+            assert_eq!(auth.authenticate(&asking(None)).await.unwrap().org_id.as_str(), "org-a");
+            assert_eq!(auth.authenticate(&asking(Some("org-b"))).await.unwrap().org_id.as_str(), "org-b");
+            assert!(matches!(auth.authenticate(&asking(Some("org-c"))).await, Err(AuthError::Forbidden(_))));
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
