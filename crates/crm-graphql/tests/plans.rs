@@ -179,6 +179,27 @@ async fn compiled_reads_answer_each_request_with_its_own_values() {
                 }
             }
         }
+        // Pages by cursor (cursors bind key by key), both tenants in turn; then a cursor of
+        // another ordering and a broken one, refused as the executor refuses them.
+        let pages = "query W($after: String) { leadsConnection(orderBy: createdAt_DESC, first: 1, after: $after) { edges { cursor node { name } } pageInfo { endCursor hasNextPage } } }";
+        let mut after = [Json::Null, Json::Null];
+        for step in 0..4 {
+            for (k, (g, who)) in [(&c.admin, "admin A"), (&c.other, "admin B")].into_iter().enumerate() {
+                let vars = json!({"after": after[k]});
+                let (executed, answer, _) = both(g, pages, &vars).await;
+                assert!(executed.get("errors").is_none(), "[{}] step {step} as {who}: {executed}", b.name);
+                assert_eq!(answer, executed, "[{}] step {step} as {who}", b.name);
+                after[k] = executed["data"]["leadsConnection"]["pageInfo"]["endCursor"].clone();
+            }
+        }
+        let (by_name, _, _) =
+            both(&c.admin, "{ leadsConnection(orderBy: name_ASC, first: 1) { pageInfo { endCursor } } }", &json!({})).await;
+        let foreign = by_name["data"]["leadsConnection"]["pageInfo"]["endCursor"].clone();
+        for bad in [foreign, json!("bm90IGEgY3Vyc29y")] {
+            let (executed, answer, _) = both(&c.admin, pages, &json!({"after": bad})).await;
+            assert!(executed.get("errors").is_some(), "[{}] {bad}: {executed}", b.name);
+            assert_eq!(answer, executed, "[{}] {bad}", b.name);
+        }
         assert!(b.api.compiled_reads() >= 6, "[{}] {} compiled reads", b.name, b.api.compiled_reads());
         // A's lead is not B's, whichever compiled read is asked.
         let (_, answer, _) = both(&c.other, CASES[4].1, &json!({"id": ids[0]})).await;

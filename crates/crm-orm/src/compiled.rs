@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::auth::{Access, Scoped};
 use crate::error::Result;
 use crate::ir::Read;
-use crate::sql::PagePlan;
+use crate::sql::{PagePlan, cursor_parts, encode_cursor};
 
 /// One built statement: its SQL text and parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,10 +116,19 @@ impl Principal {
     }
 }
 
-/// How an argument becomes a parameter: the conversions the builder makes of filter values,
-/// each checked on two values when a read is compiled.
+/// How an argument becomes a parameter: the conversions the builder makes of filter values
+/// and of cursor keys, each checked on two values when a read is compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Conv {
+    /// The argument itself.
+    Value(Scalar),
+    /// Key `index` of a cursor (the cursor's ordering is checked on bind).
+    CursorKey(usize, Scalar),
+}
+
+/// How a JSON value becomes a parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scalar {
     /// A string as itself (no NUL: the parser refuses those).
     Text,
     /// An id, as a UUID (PostgreSQL).
@@ -132,38 +141,86 @@ enum Conv {
     Float,
     /// A boolean.
     Bool,
+    /// An instant (RFC 3339), as a timestamp (PostgreSQL).
+    Instant,
+    /// An instant, as its text with microseconds (SQLite).
+    InstantText,
+    /// A date (`YYYY-MM-DD`) (PostgreSQL; SQLite binds the date's text, which is [`Scalar::Text`]).
+    Date,
 }
 
-impl Conv {
+impl Scalar {
     /// The strictest first: an id whose text is its parameter is an id (a value that is no id
     /// must not bind), not a string.
-    const ALL: [Conv; 6] = [Conv::Uuid, Conv::UuidText, Conv::Int, Conv::Float, Conv::Bool, Conv::Text];
+    const ALL: [Scalar; 9] = [
+        Scalar::Uuid,
+        Scalar::UuidText,
+        Scalar::Instant,
+        Scalar::InstantText,
+        Scalar::Date,
+        Scalar::Int,
+        Scalar::Float,
+        Scalar::Bool,
+        Scalar::Text,
+    ];
 
     fn apply(self, j: &Json) -> Option<Q> {
+        let instant = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc));
         match (self, j) {
-            (Conv::Text, Json::String(s)) if !s.contains('\0') => Some(Q::String(Some(s.clone()))),
-            (Conv::Uuid, Json::String(s)) => Uuid::parse_str(s).ok().map(|u| Q::Uuid(Some(u))),
-            (Conv::UuidText, Json::String(s)) => Uuid::parse_str(s).ok().map(|u| Q::String(Some(u.to_string()))),
-            (Conv::Int, Json::Number(n)) => n.as_i64().map(|i| Q::BigInt(Some(i))),
-            (Conv::Float, Json::Number(n)) => n.as_f64().filter(|f| f.is_finite()).map(|f| Q::Double(Some(f))),
-            (Conv::Bool, Json::Bool(b)) => Some(Q::Bool(Some(*b))),
+            (Scalar::Text, Json::String(s)) if !s.contains('\0') => Some(Q::String(Some(s.clone()))),
+            (Scalar::Uuid, Json::String(s)) => Uuid::parse_str(s).ok().map(|u| Q::Uuid(Some(u))),
+            (Scalar::UuidText, Json::String(s)) => Uuid::parse_str(s).ok().map(|u| Q::String(Some(u.to_string()))),
+            (Scalar::Int, Json::Number(n)) => n.as_i64().map(|i| Q::BigInt(Some(i))),
+            (Scalar::Float, Json::Number(n)) => n.as_f64().filter(|f| f.is_finite()).map(|f| Q::Double(Some(f))),
+            (Scalar::Bool, Json::Bool(b)) => Some(Q::Bool(Some(*b))),
+            (Scalar::Instant, Json::String(s)) => instant(s).map(|t| Q::ChronoDateTimeUtc(Some(t))),
+            (Scalar::InstantText, Json::String(s)) => instant(s).map(|t| Q::String(Some(crm_model::value::format_datetime(&t)))),
+            (Scalar::Date, Json::String(s)) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| Q::ChronoDate(Some(d))),
             _ => None,
         }
     }
 }
 
-/// Another value of the same kind as `j`, to see where `j` goes: a different id for an id, the
-/// string with a character more, the number plus one, the other boolean. `None` for null,
-/// lists and objects (always structural).
-fn varied(j: &Json) -> Option<Json> {
-    match j {
-        Json::String(s) => Some(Json::String(match Uuid::parse_str(s) {
-            Ok(u) => {
-                let mut b = *u.as_bytes();
-                b[15] ^= 1;
-                Uuid::from_bytes(b).to_string()
+impl Conv {
+    /// The conversions that may explain where `j` went: of the value, and of each key when `j`
+    /// is a cursor.
+    fn candidates(j: &Json) -> Vec<Conv> {
+        let mut out: Vec<Conv> = Scalar::ALL.into_iter().map(Conv::Value).collect();
+        if let Some((_, keys)) = j.as_str().and_then(cursor_parts) {
+            for k in 0..keys.len() {
+                out.extend(Scalar::ALL.into_iter().map(|s| Conv::CursorKey(k, s)));
             }
-            Err(_) => format!("{s}~"),
+        }
+        out
+    }
+
+    fn apply(self, j: &Json) -> Option<Q> {
+        match self {
+            Conv::Value(s) => s.apply(j),
+            Conv::CursorKey(k, s) => s.apply(cursor_parts(j.as_str()?)?.1.get(k)?),
+        }
+    }
+}
+
+/// Another value of the same kind as `j`, to see where `j` goes: a different id for an id, the
+/// string with a character more, the number plus one, the other boolean, a cursor of the same
+/// ordering with each key changed so. `None` for null, lists and objects (always structural).
+fn varied(j: &Json) -> Option<Json> {
+    if let Some((spec, keys)) = j.as_str().and_then(cursor_parts) {
+        let keys: Vec<Json> = keys.iter().map(|k| varied(k).unwrap_or_else(|| k.clone())).collect();
+        return Some(Json::String(encode_cursor(&spec, &Json::Array(keys).to_string())));
+    }
+    match j {
+        Json::String(s) => Some(Json::String(if let Ok(u) = Uuid::parse_str(s) {
+            let mut b = *u.as_bytes();
+            b[15] ^= 1;
+            Uuid::from_bytes(b).to_string()
+        } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+            crm_model::value::format_datetime(&(t.with_timezone(&chrono::Utc) + chrono::Duration::seconds(1)))
+        } else if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            d.succ_opt().unwrap_or(d).format("%Y-%m-%d").to_string()
+        } else {
+            format!("{s}~")
         })),
         Json::Number(n) => match n.as_i64() {
             Some(i) => Some(Json::from(if i < i64::MAX { i + 1 } else { i - 1 })),
@@ -194,6 +251,9 @@ pub struct CompiledRead {
     inputs: Vec<Json>,
     structural: Vec<bool>,
     slots: Vec<Slot>,
+    /// Per argument that is a cursor bound key by key: its ordering and number of keys, which a
+    /// bound cursor must have (the builder refuses a cursor of another ordering).
+    cursors: Vec<Option<(String, usize)>>,
 }
 
 impl CompiledRead {
@@ -230,7 +290,14 @@ impl CompiledRead {
             structural.push(found.is_none());
             slots.extend(found.into_iter().flatten());
         }
-        Ok(Some(CompiledRead { statement: base, principal, inputs: inputs.to_vec(), structural, slots }))
+        let cursors = (0..inputs.len())
+            .map(|i| {
+                let keyed = slots.iter().any(|s| s.input == i && matches!(s.conv, Conv::CursorKey(..)));
+                let parts = inputs.get(i).and_then(Json::as_str).and_then(cursor_parts);
+                parts.filter(|_| keyed).map(|(spec, keys)| (spec, keys.len()))
+            })
+            .collect();
+        Ok(Some(CompiledRead { statement: base, principal, inputs: inputs.to_vec(), structural, slots, cursors }))
     }
 
     /// Which arguments are structural (by position).
@@ -249,6 +316,14 @@ impl CompiledRead {
         }
         if self.structural.iter().zip(inputs.iter().zip(&self.inputs)).any(|(s, (a, b))| *s && a != b) {
             return None;
+        }
+        for (input, cursor) in inputs.iter().zip(&self.cursors) {
+            if let Some((spec, n)) = cursor {
+                let (s, keys) = cursor_parts(input.as_str()?)?;
+                if s != *spec || keys.len() != *n {
+                    return None;
+                }
+            }
         }
         let mut out = self.statement.clone();
         for s in &self.slots {
@@ -274,7 +349,7 @@ fn slots_of(base: &ReadStatement, alt: &ReadStatement, input: usize, a: &Json, b
             if p == q {
                 continue;
             }
-            let conv = Conv::ALL.into_iter().find(|c| c.apply(a).as_ref() == Some(p) && c.apply(b).as_ref() == Some(q))?;
+            let conv = Conv::candidates(a).into_iter().find(|c| c.apply(a).as_ref() == Some(p) && c.apply(b).as_ref() == Some(q))?;
             out.push(Slot { input, aggregate, position, conv });
         }
     }
@@ -295,7 +370,7 @@ mod tests {
         let base = stmt(vec![s("org"), s("NEW")]);
         let alt = stmt(vec![s("org"), s("NEW~")]);
         let slots = slots_of(&base, &alt, 0, &Json::from("NEW"), &Json::from("NEW~"));
-        assert_eq!(slots, Some(vec![Slot { input: 0, aggregate: true, position: 1, conv: Conv::Text }]));
+        assert_eq!(slots, Some(vec![Slot { input: 0, aggregate: true, position: 1, conv: Conv::Value(Scalar::Text) }]));
         // A pattern made of the value is not the value: structural.
         let pattern = stmt(vec![s("org"), s("%NEW~%")]);
         assert_eq!(slots_of(&base, &pattern, 0, &Json::from("NEW"), &Json::from("NEW~")), None);
@@ -308,8 +383,8 @@ mod tests {
         // An id bound as its text binds only ids.
         let (x, y) = ("6f1c9a4e-2b7d-4c1e-9a3f-0d2e4b6a8c10", "6f1c9a4e-2b7d-4c1e-9a3f-0d2e4b6a8c11");
         let slots = slots_of(&stmt(vec![s("org"), s(x)]), &stmt(vec![s("org"), s(y)]), 0, &Json::from(x), &Json::from(y));
-        assert_eq!(slots.and_then(|s| s.first().map(|s| s.conv)), Some(Conv::UuidText));
-        assert_eq!(Conv::UuidText.apply(&Json::from("not-an-id")), None);
+        assert_eq!(slots.and_then(|s| s.first().map(|s| s.conv)), Some(Conv::Value(Scalar::UuidText)));
+        assert_eq!(Scalar::UuidText.apply(&Json::from("not-an-id")), None);
     }
 
     #[test]
@@ -321,7 +396,22 @@ mod tests {
         assert_eq!(varied(&Json::from(i64::MAX)), Some(Json::from(i64::MAX - 1)));
         assert_eq!(varied(&Json::Bool(true)), Some(Json::Bool(false)));
         assert_eq!(varied(&Json::Null), None);
-        assert_eq!(Conv::Text.apply(&Json::from("a\0b")), None, "NUL is refused as the parser refuses it");
-        assert_eq!(Conv::Float.apply(&Json::from(1)), Some(Q::Double(Some(1.0))));
+        assert_eq!(Scalar::Text.apply(&Json::from("a\0b")), None, "NUL is refused as the parser refuses it");
+        assert_eq!(Scalar::Float.apply(&Json::from(1)), Some(Q::Double(Some(1.0))));
+    }
+
+    #[test]
+    fn a_cursor_varies_key_by_key_and_binds_its_keys() {
+        let (t, id) = ("2026-03-01T10:00:00.000001Z", "6f1c9a4e-2b7d-4c1e-9a3f-0d2e4b6a8c10");
+        let cursor = Json::from(encode_cursor("createdAt:d,id:d", &serde_json::json!([t, id]).to_string()));
+        let other = varied(&cursor).unwrap_or_default();
+        let (spec, keys) = other.as_str().and_then(cursor_parts).unwrap_or_default();
+        assert_eq!(spec, "createdAt:d,id:d");
+        assert_eq!(keys, vec![Json::from("2026-03-01T10:00:01.000001Z"), Json::from("6f1c9a4e-2b7d-4c1e-9a3f-0d2e4b6a8c11")]);
+        let at = chrono::DateTime::parse_from_rfc3339(t).map(|x| x.with_timezone(&chrono::Utc)).ok();
+        assert_eq!(Conv::CursorKey(0, Scalar::Instant).apply(&cursor), Some(Q::ChronoDateTimeUtc(at)));
+        assert_eq!(Conv::CursorKey(1, Scalar::Uuid).apply(&cursor), Uuid::parse_str(id).ok().map(|u| Q::Uuid(Some(u))));
+        assert_eq!(Conv::CursorKey(2, Scalar::Uuid).apply(&cursor), None, "no third key");
+        assert_eq!(Conv::CursorKey(0, Scalar::Instant).apply(&Json::from("not a cursor")), None);
     }
 }

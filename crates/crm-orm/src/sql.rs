@@ -77,19 +77,23 @@ fn tie_breaker_desc(order: &[OrderBy]) -> bool {
     order.last().is_some_and(|o| o.desc)
 }
 
+/// A cursor's ordering spec and key values; `None` when it is not a cursor.
+pub(crate) fn cursor_parts(cursor: &str) -> Option<(String, Vec<Json>)> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.as_bytes()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (spec, keys) = text.strip_prefix(CURSOR_PREFIX)?.split_once('|')?;
+    match serde_json::from_str(keys) {
+        Ok(Json::Array(v)) => Some((spec.to_owned(), v)),
+        _ => None,
+    }
+}
+
 fn decode_cursor(spec: &str, cursor: &str, arg: &str) -> Result<Vec<Json>> {
-    let bad = || OrmError::bad(arg, "invalid cursor");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let rest = text.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
-    let (s, keys) = rest.split_once('|').ok_or_else(bad)?;
+    let (s, keys) = cursor_parts(cursor).ok_or_else(|| OrmError::bad(arg, "invalid cursor"))?;
     if s != spec {
         return Err(OrmError::bad(arg, "the cursor belongs to a different ordering"));
     }
-    match serde_json::from_str(keys) {
-        Ok(Json::Array(v)) => Ok(v),
-        _ => Err(bad()),
-    }
+    Ok(keys)
 }
 
 fn ident(name: &SqlName) -> Alias {
