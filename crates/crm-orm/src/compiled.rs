@@ -145,19 +145,26 @@ enum Scalar {
     Instant,
     /// An instant, as its text with microseconds (SQLite).
     InstantText,
-    /// A date (`YYYY-MM-DD`) (PostgreSQL; SQLite binds the date's text, which is [`Scalar::Text`]).
+    /// A date (`YYYY-MM-DD`) (PostgreSQL).
     Date,
+    /// A date, as its text (SQLite).
+    DateText,
+    /// A decimal (a string or a number), as its normalized text (`CAST(… AS NUMERIC)`).
+    Decimal,
 }
 
 impl Scalar {
-    /// The strictest first: an id whose text is its parameter is an id (a value that is no id
-    /// must not bind), not a string.
-    const ALL: [Scalar; 9] = [
+    /// The strictest first: an id, instant, date or decimal whose text is its parameter is
+    /// taken as one (a value that is none must not bind: the builder would refuse it), not as a
+    /// string.
+    const ALL: [Scalar; 11] = [
         Scalar::Uuid,
         Scalar::UuidText,
         Scalar::Instant,
         Scalar::InstantText,
         Scalar::Date,
+        Scalar::DateText,
+        Scalar::Decimal,
         Scalar::Int,
         Scalar::Float,
         Scalar::Bool,
@@ -166,6 +173,7 @@ impl Scalar {
 
     fn apply(self, j: &Json) -> Option<Q> {
         let instant = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc));
+        let date = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
         match (self, j) {
             (Scalar::Text, Json::String(s)) if !s.contains('\0') => Some(Q::String(Some(s.clone()))),
             (Scalar::Uuid, Json::String(s)) => Uuid::parse_str(s).ok().map(|u| Q::Uuid(Some(u))),
@@ -175,7 +183,10 @@ impl Scalar {
             (Scalar::Bool, Json::Bool(b)) => Some(Q::Bool(Some(*b))),
             (Scalar::Instant, Json::String(s)) => instant(s).map(|t| Q::ChronoDateTimeUtc(Some(t))),
             (Scalar::InstantText, Json::String(s)) => instant(s).map(|t| Q::String(Some(crm_model::value::format_datetime(&t)))),
-            (Scalar::Date, Json::String(s)) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| Q::ChronoDate(Some(d))),
+            (Scalar::Date, Json::String(s)) => date(s).map(|d| Q::ChronoDate(Some(d))),
+            (Scalar::DateText, Json::String(s)) => date(s).map(|d| Q::String(Some(d.format("%Y-%m-%d").to_string()))),
+            (Scalar::Decimal, Json::String(s)) => crm_model::value::parse_decimal("", s).ok().map(|d| Q::String(Some(d))),
+            (Scalar::Decimal, Json::Number(n)) => crm_model::value::parse_decimal("", &n.to_string()).ok().map(|d| Q::String(Some(d))),
             _ => None,
         }
     }
@@ -192,6 +203,14 @@ impl Conv {
             }
         }
         out
+    }
+
+    /// The cursor key this conversion reads.
+    fn cursor_key(self) -> Option<usize> {
+        match self {
+            Conv::CursorKey(k, _) => Some(k),
+            Conv::Value(_) => None,
+        }
     }
 
     fn apply(self, j: &Json) -> Option<Q> {
@@ -251,9 +270,11 @@ pub struct CompiledRead {
     inputs: Vec<Json>,
     structural: Vec<bool>,
     slots: Vec<Slot>,
-    /// Per argument that is a cursor bound key by key: its ordering and number of keys, which a
-    /// bound cursor must have (the builder refuses a cursor of another ordering).
-    cursors: Vec<Option<(String, usize)>>,
+    /// Per argument that is a cursor bound key by key: its ordering (the builder refuses a
+    /// cursor of another) and its keys, with whether each is bound. A bound cursor must have
+    /// the same ordering and number of keys, and the same value where a key is not bound (a
+    /// null key changes the statement: it is structural).
+    cursors: Vec<Option<(String, Vec<(Json, bool)>)>>,
 }
 
 impl CompiledRead {
@@ -292,9 +313,10 @@ impl CompiledRead {
         }
         let cursors = (0..inputs.len())
             .map(|i| {
-                let keyed = slots.iter().any(|s| s.input == i && matches!(s.conv, Conv::CursorKey(..)));
+                let bound = |k: usize| slots.iter().any(|s| s.input == i && s.conv.cursor_key() == Some(k));
+                let keyed = slots.iter().any(|s| s.input == i && s.conv.cursor_key().is_some());
                 let parts = inputs.get(i).and_then(Json::as_str).and_then(cursor_parts);
-                parts.filter(|_| keyed).map(|(spec, keys)| (spec, keys.len()))
+                parts.filter(|_| keyed).map(|(spec, keys)| (spec, keys.into_iter().enumerate().map(|(k, v)| (v, bound(k))).collect()))
             })
             .collect();
         Ok(Some(CompiledRead { statement: base, principal, inputs: inputs.to_vec(), structural, slots, cursors }))
@@ -318,9 +340,9 @@ impl CompiledRead {
             return None;
         }
         for (input, cursor) in inputs.iter().zip(&self.cursors) {
-            if let Some((spec, n)) = cursor {
+            if let Some((spec, base)) = cursor {
                 let (s, keys) = cursor_parts(input.as_str()?)?;
-                if s != *spec || keys.len() != *n {
+                if s != *spec || keys.len() != base.len() || keys.iter().zip(base).any(|(k, (b, bound))| !*bound && k != b) {
                     return None;
                 }
             }
