@@ -250,6 +250,9 @@ fn varied(j: &Json) -> Option<Json> {
     }
 }
 
+/// A compiled cursor argument: its ordering, and each key's value with whether it is bound.
+type CursorShape = (String, Vec<(Json, bool)>);
+
 /// A parameter written from an argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Slot {
@@ -274,7 +277,7 @@ pub struct CompiledRead {
     /// cursor of another) and its keys, with whether each is bound. A bound cursor must have
     /// the same ordering and number of keys, and the same value where a key is not bound (a
     /// null key changes the statement: it is structural).
-    cursors: Vec<Option<(String, Vec<(Json, bool)>)>>,
+    cursors: Vec<Option<CursorShape>>,
 }
 
 impl CompiledRead {
