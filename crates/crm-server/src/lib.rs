@@ -27,7 +27,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router, middleware};
 use crm_graphql::{Api, Request, SchemaOptions};
 use crm_model::standard::standard_catalog;
-use crm_orm::{Engine, EngineOptions, OrmError};
+use crm_orm::{Engine, EngineOptions, OrmError, Principal};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -334,23 +334,33 @@ pub(crate) fn auth_outcome(e: &AuthError) -> &'static str {
     }
 }
 
+/// The authenticated caller of a request: an extractor that runs before the body is read (axum
+/// runs extractors of the request's parts first). Without valid credentials the request is
+/// answered with the authentication error (401, or 403 for a tenant the token grants nothing
+/// in), and nothing else of it is looked at.
+pub struct Authenticated(pub Principal);
+
+impl axum::extract::FromRequestParts<AppState> for Authenticated {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
+        state.0.auth.authenticate(&parts.headers).await.map(Authenticated).map_err(|e| {
+            let outcome = auth_outcome(&e);
+            let mut resp = e.into_response();
+            resp.extensions_mut().insert(Outcome(outcome.to_owned()));
+            resp
+        })
+    }
+}
+
 async fn graphql(
     State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
     slot: Option<Extension<OperationSlot>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
     let state = &state.0;
-    // Authentication comes before anything else is looked at.
-    let principal = match state.auth.authenticate(&headers).await {
-        Ok(p) => p,
-        Err(e) => {
-            let outcome = auth_outcome(&e);
-            let mut resp = e.into_response();
-            resp.extensions_mut().insert(Outcome(outcome.to_owned()));
-            return resp;
-        }
-    };
     // Only an authenticated request's body is read at all, and only when declared as JSON.
     if !http::declares_json(&headers) {
         return http::not_json();

@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use crm_engines::ingest::{Ingest, SocialInput};
 use crm_engines::routing::RouteLeads;
 use crm_engines::tagging::Retag;
-use crm_orm::{Access, Engine, OrmError};
+use crm_orm::{Access, Engine, OrmError, Principal};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::AppState;
 use crate::http::{Outcome, gql_error};
+use crate::{AppState, Authenticated};
 
 fn status_of(code: &str) -> StatusCode {
     match code {
@@ -41,19 +41,10 @@ fn ok(v: Json) -> Response {
     resp
 }
 
-/// Authenticates the request and resolves the caller's tenant engine and access.
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<(Engine, Access), Response> {
+/// The caller's tenant engine and access.
+async fn caller(state: &AppState, principal: &Principal) -> Result<(Engine, Access), Response> {
     let s = &state.0;
-    let principal = match s.auth.authenticate(headers).await {
-        Ok(p) => p,
-        Err(e) => {
-            let outcome = crate::auth_outcome(&e);
-            let mut resp = e.into_response();
-            resp.extensions_mut().insert(Outcome(outcome.to_owned()));
-            return Err(resp);
-        }
-    };
-    s.api.prepare(&s.engine, &principal).await.map_err(|e| error(&e))
+    s.api.prepare(&s.engine, principal).await.map_err(|e| error(&e))
 }
 
 /// The JSON body of a POST endpoint: empty counts as `{}`; a non-empty body must be declared as
@@ -94,8 +85,13 @@ struct SocialBody {
 
 /// `POST /api/leads/tag` `{"where": LeadWhere?}`: applies the tag rules to the matching leads
 /// the caller may update.
-pub(crate) async fn tag(State(state): State<AppState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
-    let (engine, access) = match caller(&state, &headers).await {
+pub(crate) async fn tag(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let (engine, access) = match caller(&state, &principal).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -112,8 +108,13 @@ pub(crate) async fn tag(State(state): State<AppState>, headers: HeaderMap, bytes
 
 /// `POST /api/leads/route` `{"where": LeadWhere?, "reassign": bool?, "at": instant?}`: routes the
 /// matching leads the caller may update.
-pub(crate) async fn route(State(state): State<AppState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
-    let (engine, access) = match caller(&state, &headers).await {
+pub(crate) async fn route(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let (engine, access) = match caller(&state, &principal).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -129,8 +130,8 @@ pub(crate) async fn route(State(state): State<AppState>, headers: HeaderMap, byt
 }
 
 /// `GET /api/reports/summary`.
-pub(crate) async fn summary(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (engine, access) = match caller(&state, &headers).await {
+pub(crate) async fn summary(State(state): State<AppState>, Authenticated(principal): Authenticated) -> Response {
+    let (engine, access) = match caller(&state, &principal).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -141,8 +142,13 @@ pub(crate) async fn summary(State(state): State<AppState>, headers: HeaderMap) -
 }
 
 /// `POST /api/social/events` `{"events": [SocialEventInput]}`.
-pub(crate) async fn social(State(state): State<AppState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
-    let (engine, access) = match caller(&state, &headers).await {
+pub(crate) async fn social(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let (engine, access) = match caller(&state, &principal).await {
         Ok(c) => c,
         Err(r) => return r,
     };
