@@ -100,15 +100,15 @@ impl ReadStatement {
 
 /// Whom a statement was built for: what of an [`Access`] its parameters can depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Principal {
+struct BuiltFor {
     org: OrgId,
     actor: String,
     read_orgs: Vec<OrgId>,
 }
 
-impl Principal {
-    fn of(a: &Access) -> Principal {
-        Principal { org: a.org().clone(), actor: a.actor().to_owned(), read_orgs: a.read_orgs().to_vec() }
+impl BuiltFor {
+    fn of(a: &Access) -> BuiltFor {
+        BuiltFor { org: a.org().clone(), actor: a.actor().to_owned(), read_orgs: a.read_orgs().to_vec() }
     }
 
     fn is(&self, a: &Access) -> bool {
@@ -268,7 +268,7 @@ struct Slot {
 #[derive(Debug)]
 pub struct CompiledRead {
     statement: ReadStatement,
-    principal: Principal,
+    principal: BuiltFor,
     /// The arguments it was compiled with (the structural ones must match on bind).
     inputs: Vec<Json>,
     structural: Vec<bool>,
@@ -292,9 +292,9 @@ impl CompiledRead {
         statement_of: impl Fn(&Scoped<Read>) -> Result<ReadStatement>,
         build: impl Fn(&[Json]) -> Result<Scoped<Read>>,
     ) -> Result<Option<CompiledRead>> {
-        let made = |ins: &[Json]| -> Result<(ReadStatement, Principal)> {
+        let made = |ins: &[Json]| -> Result<(ReadStatement, BuiltFor)> {
             let q = build(ins)?;
-            Ok((statement_of(&q)?, Principal::of(&q.access)))
+            Ok((statement_of(&q)?, BuiltFor::of(&q.access)))
         };
         let (base, principal) = made(inputs)?;
         if made(inputs).ok() != Some((base.clone(), principal.clone())) {

@@ -175,30 +175,29 @@ impl VerifiedTokens {
         cache.insert(digest, Verified { exp, claims: Arc::clone(claims), principals: Vec::new() });
     }
 
-    /// The principal `token` gave before for `requested`, while the token is valid.
-    fn principal_of(&self, token: &str, requested: Option<&str>) -> Option<Principal> {
+    /// The principal the token of `digest` gave before for `requested`, while it is valid.
+    fn principal_of(&self, digest: &[u8; 32], requested: Option<&str>) -> Option<Principal> {
         let now = jsonwebtoken::get_current_timestamp();
         let cache = self.lock();
-        let v = cache.get(&digest_of(token)).filter(|v| now < v.exp)?;
+        let v = cache.get(digest).filter(|v| now < v.exp)?;
         v.principals.iter().find(|(r, _)| r.as_deref() == requested).map(|(_, p)| p.clone())
     }
 
-    /// Keeps the principal `token` gave for `requested`.
-    fn remember(&self, token: &str, requested: Option<&str>, p: &Principal) {
-        if let Some(v) = self.lock().get_mut(&digest_of(token))
+    /// Keeps the principal the token of `digest` gave for `requested`.
+    fn remember(&self, digest: &[u8; 32], requested: Option<&str>, p: &Principal) {
+        if let Some(v) = self.lock().get_mut(digest)
             && v.principals.len() < PRINCIPALS_PER_TOKEN
         {
             v.principals.push((requested.map(Box::from), p.clone()));
         }
     }
 
-    /// The claims of `token`, verified by `verify` unless verified before.
+    /// The claims of the token of `digest`, verified by `verify` unless verified before.
     async fn claims<F: Future<Output = Result<Json, AuthError>>>(
         &self,
-        token: &str,
+        digest: [u8; 32],
         verify: impl FnOnce() -> F,
     ) -> Result<Arc<Json>, AuthError> {
-        let digest = digest_of(token);
         if let Some(claims) = self.get(&digest) {
             return Ok(claims);
         }
@@ -378,7 +377,7 @@ impl Oidc {
         let (Some(endpoint), Some((client, secret))) = (&self.introspection_endpoint, &self.settings.introspection) else {
             return Err(AuthError::Invalid("opaque tokens are not accepted (no introspection configured)".to_owned()));
         };
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let digest = digest_of(token);
         if let Some((until, claims)) = self.introspected.lock().ok().and_then(|c| c.get(&digest).cloned())
             && Instant::now() < until
         {
@@ -573,24 +572,25 @@ impl Authenticator {
             .map(|v| v.to_str().map(str::trim))
             .transpose()
             .map_err(|_| AuthError::Invalid("malformed X-Org-Id header".to_owned()))?;
+        let digest = digest_of(token);
         let (verified, claims): (Option<&VerifiedTokens>, Arc<Json>) = match self {
             Authenticator::Dev(k) => {
-                if let Some(p) = k.verified.principal_of(token, requested) {
+                if let Some(p) = k.verified.principal_of(&digest, requested) {
                     return Ok(p);
                 }
-                (Some(&k.verified), k.verified.claims(token, || async { k.verify(token) }).await?)
+                (Some(&k.verified), k.verified.claims(digest, || async { k.verify(token) }).await?)
             }
             Authenticator::Oidc(o) if token.split('.').count() == 3 => {
-                if let Some(p) = o.verified.principal_of(token, requested) {
+                if let Some(p) = o.verified.principal_of(&digest, requested) {
                     return Ok(p);
                 }
-                (Some(&o.verified), o.verified.claims(token, || o.verify_jwt(token)).await?)
+                (Some(&o.verified), o.verified.claims(digest, || o.verify_jwt(token)).await?)
             }
             Authenticator::Oidc(o) => (None, Arc::new(o.introspect(token).await?)),
         };
         let p = principal_from_claims(&claims, self.project_id(), requested)?;
         if let Some(v) = verified {
-            v.remember(token, requested, &p);
+            v.remember(&digest, requested, &p);
         }
         tracing::debug!(sub = %p.sub, org = %p.org_id, jti = claims.get("jti").and_then(Json::as_str).unwrap_or(""), "authenticated");
         Ok(p)
@@ -738,7 +738,7 @@ mod verified_tokens {
         let forged = forger.token("u1", "org-a", &roles, &[], Duration::from_secs(60)).unwrap();
         assert!(auth.authenticate(&headers(&forged)).await.is_err());
         // An entry past its `exp` is not used: the token is verified again.
-        let digest: [u8; 32] = Sha256::digest(good.as_bytes()).into();
+        let digest = digest_of(&good);
         key.verified.put(digest, &Arc::new(json!({"exp": 1, "sub": "stale"})));
         assert_eq!(key.verified.get(&digest), None);
         assert_eq!(auth.authenticate(&headers(&good)).await.unwrap().sub, "u1");

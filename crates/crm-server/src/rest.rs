@@ -3,13 +3,12 @@
 //! `POST /api/leads/route`, `GET /api/reports/summary`, `POST /api/social/events`. Errors have
 //! the GraphQL shape: `{"errors": [{"message", "extensions": {"code"}}]}`.
 
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use crm_engines::ingest::{Ingest, SocialInput};
 use crm_engines::routing::RouteLeads;
 use crm_engines::tagging::Retag;
-use crm_orm::{Access, Engine, OrmError, Principal};
+use crm_orm::{Access, Engine, OrmError};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -41,10 +40,23 @@ fn ok(v: Json) -> Response {
     resp
 }
 
-/// The caller's tenant engine and access.
-async fn caller(state: &AppState, principal: &Principal) -> Result<(Engine, Access), Response> {
-    let s = &state.0;
-    s.api.prepare(&s.engine, principal).await.map_err(|e| error(&e))
+/// The authenticated caller's tenant engine and access: an extractor, run (after
+/// [`Authenticated`]) before the body is read.
+pub(crate) struct Caller {
+    engine: Engine,
+    access: Access,
+}
+
+impl axum::extract::FromRequestParts<AppState> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
+        let Authenticated(principal) =
+            <Authenticated as axum::extract::FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+        let s = &state.0;
+        let (engine, access) = s.api.prepare(&s.engine, &principal).await.map_err(|e| error(&e))?;
+        Ok(Caller { engine, access })
+    }
 }
 
 /// The JSON body of a POST endpoint: empty counts as `{}`; a non-empty body must be declared as
@@ -85,16 +97,7 @@ struct SocialBody {
 
 /// `POST /api/leads/tag` `{"where": LeadWhere?}`: applies the tag rules to the matching leads
 /// the caller may update.
-pub(crate) async fn tag(
-    State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
-    headers: HeaderMap,
-    bytes: axum::body::Bytes,
-) -> Response {
-    let (engine, access) = match caller(&state, &principal).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+pub(crate) async fn tag(Caller { engine, access }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
     let b: TagBody = match body(&headers, &bytes) {
         Ok(b) => b,
         Err(r) => return r,
@@ -108,16 +111,7 @@ pub(crate) async fn tag(
 
 /// `POST /api/leads/route` `{"where": LeadWhere?, "reassign": bool?, "at": instant?}`: routes the
 /// matching leads the caller may update.
-pub(crate) async fn route(
-    State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
-    headers: HeaderMap,
-    bytes: axum::body::Bytes,
-) -> Response {
-    let (engine, access) = match caller(&state, &principal).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+pub(crate) async fn route(Caller { engine, access }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
     let b: RouteBody = match body(&headers, &bytes) {
         Ok(b) => b,
         Err(r) => return r,
@@ -130,11 +124,7 @@ pub(crate) async fn route(
 }
 
 /// `GET /api/reports/summary`.
-pub(crate) async fn summary(State(state): State<AppState>, Authenticated(principal): Authenticated) -> Response {
-    let (engine, access) = match caller(&state, &principal).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+pub(crate) async fn summary(Caller { engine, access }: Caller) -> Response {
     match crm_engines::reports::summary(&engine, &access).await {
         Ok(v) => ok(v),
         Err(e) => error(&e),
@@ -142,16 +132,7 @@ pub(crate) async fn summary(State(state): State<AppState>, Authenticated(princip
 }
 
 /// `POST /api/social/events` `{"events": [SocialEventInput]}`.
-pub(crate) async fn social(
-    State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
-    headers: HeaderMap,
-    bytes: axum::body::Bytes,
-) -> Response {
-    let (engine, access) = match caller(&state, &principal).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+pub(crate) async fn social(Caller { engine, access }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
     let b: SocialBody = match body(&headers, &bytes) {
         Ok(b) => b,
         Err(r) => return r,
