@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use crm_model::OrgId;
+use crm_model::{Catalog, OrgId};
 use sea_query::Value as Q;
 use sea_query_sqlx::SqlxValues;
 use serde_json::Value as Json;
@@ -27,7 +27,8 @@ use uuid::Uuid;
 use crate::auth::{Access, Scoped};
 use crate::error::Result;
 use crate::ir::Read;
-use crate::sql::{PagePlan, cursor_parts, encode_cursor};
+use crate::sql::dialect::Dialect;
+use crate::sql::{Builder, Limits, PagePlan, cursor_parts, encode_cursor, in_session};
 
 /// One built statement: its SQL text and parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +70,37 @@ pub struct ReadStatement {
 }
 
 impl ReadStatement {
+    /// The statements of `read`: with `session`, each sets the caller's tenant for row-level
+    /// security itself (a read on a pooled connection: one round trip, see [`in_session`]). The
+    /// aggregate statement is built whenever a count or aggregates are asked for, though it only
+    /// runs without a page or when the page is empty (a page row carries the aggregate).
+    ///
+    /// # Errors
+    /// Bad arguments of the read, limits.
+    pub fn build(
+        d: Dialect,
+        cat: &Catalog,
+        access: &Access,
+        tenant: bool,
+        limits: Limits,
+        read: &Read,
+        session: bool,
+    ) -> Result<ReadStatement> {
+        let builder = || Builder::with_tenant_predicate(d, cat, access, tenant, limits).in_trash(read.trash);
+        let built = |stmt: &sea_query::SelectStatement| Statement::new(if session { in_session(d, stmt, access) } else { d.build(stmt) });
+        let wants_aggregate = read.count || !read.aggregates.is_empty();
+        let page = if read.rows {
+            let (stmt, plan) = builder().select_page(read)?;
+            Some((built(&stmt), Arc::new(plan)))
+        } else {
+            // Only the aggregate: no page is read, but its arguments are still checked.
+            builder().check_page(read)?;
+            None
+        };
+        let aggregate = if wants_aggregate { Some(built(&builder().aggregate(read)?)) } else { None };
+        Ok(ReadStatement { page, aggregate, cursors: read.rows && read.cursors })
+    }
+
     /// The page statement.
     #[must_use]
     pub fn page(&self) -> Option<&Statement> {

@@ -2,31 +2,32 @@
 //! execution (sqlx) on SQLite and PostgreSQL. The only crate that talks SQL.
 //!
 //! Pipeline: JSON/GraphQL input -> [`ir`] (parsed against the Catalog) -> [`authorize`] ->
-//! [`Scoped`] -> [`sql::Builder`] (pure: SQL + bound values) -> [`Engine`] (sqlx).
+//! [`Scoped`] -> [`sql`] (pure: every statement as SQL + bound values) -> [`Engine`] (sqlx:
+//! runs them).
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod compiled;
-pub mod dialect;
 pub mod error;
 mod exec;
 mod field_use;
 pub mod ir;
 pub mod row;
-pub mod schema;
-pub mod search;
 pub mod sql;
 
 pub use auth::{Access, FieldCheck, FieldRules, FieldUse, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped, access, authorize};
 pub use compiled::{CompiledRead, ReadStatement, Statement};
-pub use dialect::Dialect;
 pub use error::{OrmError, Result};
 pub use exec::{
-    Attempt, CrossTenant, DbUse, Definition, Definitions, DueDelivery, Engine, EngineOptions, Event, EventKind, EventWork, MAX_TARGETS,
-    MetaChange, PageResult, StageStats, StageStay, TxCtx, TxFuture, TxWork, WriteHook, WriteResult, Written, count_db_use, event_type,
+    CrossTenant, DbUse, Definitions, Engine, EngineOptions, EventWork, MAX_TARGETS, MetaChange, PageResult, StageStats, StageStay, TxCtx,
+    TxFuture, TxWork, WriteHook, WriteResult, Written, count_db_use,
 };
 pub use ir::{
     AggFn, Aggregate, AuditQuery, Data, Deliveries, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Output,
     Page, Quantifier, Read, RecordEvents, Selection, StageQuery, Targets, ToManyWrite, ToOneWrite, Unique, Write,
 };
 pub use sql::Limits;
+pub use sql::deliveries::{Attempt, DueDelivery};
+pub use sql::dialect::Dialect;
+pub use sql::events::{Event, EventKind, event_type};
+pub use sql::metadata::Definition;

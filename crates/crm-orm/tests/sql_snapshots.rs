@@ -14,7 +14,6 @@
 //! the row-JSON noise); page, ordering and nested-selection cases render `select_page`.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use crm_model::standard::standard_catalog;
 use crm_model::{Catalog, FieldName, Model, ModelName, OrgId, RoleName};
@@ -22,7 +21,10 @@ use crm_orm::sql::{Builder, encode_cursor};
 use crm_orm::{
     Access, Dialect, Filter, Grant, Limits, Nested, Op, OrderBy, OrmError, Page, Policy, Principal, Read, RolePolicy, Selection, authorize,
 };
-use sea_query::{Alias, Expr, Query, SelectStatement};
+use render::render;
+use sea_query::{Alias, Expr, Query};
+
+mod render;
 use serde_json::{Value as Json, json};
 
 const DIALECTS: [(Dialect, &str); 2] = [(Dialect::Sqlite, "sqlite"), (Dialect::Postgres, "postgres")];
@@ -99,127 +101,6 @@ fn order(model: &Model, keys: &[&str]) -> Vec<OrderBy> {
 
 // ---------------------------------------------------------------------------------------------
 // Rendering and invariants
-
-struct Rendered {
-    dialect: Dialect,
-    sql: String,
-    values: Vec<sea_query::Value>,
-}
-
-fn render(d: Dialect, stmt: &SelectStatement) -> Rendered {
-    let (sql, values) = d.build(stmt);
-    Rendered { dialect: d, sql, values: values.0.0 }
-}
-
-fn placeholder(d: Dialect, i: usize) -> String {
-    match d {
-        Dialect::Sqlite => format!("?{i}"),
-        Dialect::Postgres => format!("${i}"),
-    }
-}
-
-impl Rendered {
-    /// The SQL followed by one line per bound value.
-    fn text(&self) -> String {
-        let mut out = self.sql.clone();
-        out.push_str("\n-- params\n");
-        for (i, v) in self.values.iter().enumerate() {
-            writeln!(out, "{} = {v:?}", placeholder(self.dialect, i + 1)).unwrap();
-        }
-        out
-    }
-
-    /// Byte offsets and 1-based value indices of the placeholders, in order of appearance.
-    fn placeholders(&self) -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
-        let bytes = self.sql.as_bytes();
-        let mut in_literal = false;
-        let mut i = 0;
-        while i < bytes.len() {
-            let c = bytes[i];
-            if c == b'\'' {
-                in_literal = !in_literal;
-            } else if !in_literal {
-                match (self.dialect, c) {
-                    (Dialect::Sqlite, b'?') => out.push((i, out.len() + 1)),
-                    (Dialect::Postgres, b'$') => {
-                        let digits: String = self.sql[i + 1..].chars().take_while(char::is_ascii_digit).collect();
-                        assert!(!digits.is_empty(), "a `$` that is not a placeholder in:\n{}", self.sql);
-                        out.push((i, digits.parse().unwrap()));
-                    }
-                    _ => {}
-                }
-            }
-            i += 1;
-        }
-        assert!(!in_literal, "unterminated literal in:\n{}", self.sql);
-        out
-    }
-
-    /// Placeholders match the values one to one, numbered in order of appearance.
-    fn check_placeholders(&self) {
-        let seen: Vec<usize> = self.placeholders().into_iter().map(|(_, n)| n).collect();
-        let expected: Vec<usize> = (1..=self.values.len()).collect();
-        assert_eq!(seen, expected, "placeholders do not match the {} values in:\n{}", self.values.len(), self.sql);
-    }
-
-    /// The value bound at the placeholder that follows `needle`.
-    fn value_after(&self, needle: &str) -> Option<&sea_query::Value> {
-        let pos = self.sql.find(needle)? + needle.len();
-        let (_, n) = self.placeholders().into_iter().find(|(p, _)| *p == pos)?;
-        self.values.get(n - 1)
-    }
-
-    /// The root table is confined to `org` by a bound parameter, and every other table in the
-    /// statement is linked to its parent row's tenant.
-    fn check_tenant(&self, org: &str) {
-        let root = self.value_after("\"t0\".\"org_id\" = ");
-        assert_eq!(
-            root,
-            Some(&sea_query::Value::String(Some(org.to_owned()))),
-            "the root tenant predicate is missing or not bound to {org} in:\n{}",
-            self.sql
-        );
-        // `"table" AS "tN"` with N > 0: a joined tenant table (derived tables are `) AS "tN"`).
-        let mut rest = self.sql.as_str();
-        while let Some(i) = rest.find("\" AS \"t") {
-            let after = &rest[i + "\" AS \"".len()..];
-            let alias: String = after.chars().take_while(|c| *c != '"').collect();
-            if alias != "t0" {
-                let link = format!("\"{alias}\".\"org_id\" = \"t");
-                assert!(self.sql.contains(&link), "table `{alias}` is not linked to its parent's tenant in:\n{}", self.sql);
-            }
-            rest = after;
-        }
-    }
-
-    /// No user-supplied string is written into the SQL text (as given or lower-cased, as the
-    /// `LIKE` patterns are), and every literal is a static template or a validated JSON key.
-    fn check_no_inline(&self, user: &[String]) {
-        for s in user {
-            assert!(!self.sql.contains(s.as_str()), "user input `{s}` is inlined in:\n{}", self.sql);
-            assert!(!self.sql.contains(&s.to_lowercase()), "user input `{s}` (lower-cased) is inlined in:\n{}", self.sql);
-        }
-        const STATIC: &[&str] = &["\\", "UTC", "YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"", "YYYY-MM-DD", "[]", "true", "false", "crm.org_id"];
-        let mut parts = self.sql.split('\'');
-        parts.next();
-        for (i, lit) in parts.enumerate() {
-            if i % 2 == 1 {
-                continue; // text between literals
-            }
-            let key = lit.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && lit.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            assert!(key || STATIC.contains(&lit), "unexpected literal '{lit}' in:\n{}", self.sql);
-        }
-    }
-
-    /// All checks of a statement run as a principal of `org`.
-    fn check(&self, org: &str, user: &[String]) {
-        self.check_placeholders();
-        self.check_tenant(org);
-        self.check_no_inline(user);
-    }
-}
 
 /// Every string inside a JSON input (keys excluded), the user-supplied text of a where input.
 fn strings(j: &Json) -> Vec<String> {

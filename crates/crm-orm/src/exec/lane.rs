@@ -18,7 +18,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{Ex, ExSource};
+use super::pool::{Ex, ExSource};
 use crate::error::{OrmError, Result};
 
 pub(crate) struct ReadLane {

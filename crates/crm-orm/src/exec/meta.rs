@@ -4,15 +4,17 @@
 
 use std::sync::Arc;
 
-use crm_model::{Catalog, Extension, FieldDef, FieldType, ModelDef, OrgId, RECORDS_TABLE, ScalarType, Value};
-use sea_query::{Alias, Expr, ExprTrait, Query};
-use serde::Deserialize;
+use crm_model::{Catalog, Extension, FieldDef, FieldType, ModelDef, OrgId, RECORDS_TABLE};
 use serde_json::{Value as Json, json};
 
-use super::{Engine, Tx, counted};
-use crate::auth::{Access, Scoped};
-use crate::dialect::Dialect;
+use super::Engine;
+use super::pool::{Ex, ExSource, Tx};
+use crate::auth::Scoped;
 use crate::error::{OrmError, Result};
+use crate::sql::dialect::Dialect;
+use crate::sql::metadata::{self, Definition};
+use crate::sql::write::Stamp;
+use crate::sql::{audit, tenants};
 
 /// One change of a tenant's metadata. Definitions are in the JSON form of [`FieldDef`] and
 /// [`ModelDef`].
@@ -107,28 +109,6 @@ impl MetaChange {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Definitions;
 
-/// A stored definition, as the metadata API lists it.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Definition {
-    /// `field` or `object`.
-    pub kind: String,
-    /// The model a field belongs to; an object's own name.
-    pub model: String,
-    /// The field's name; empty for an object.
-    pub name: String,
-    /// The definition (JSON form of `FieldDef` / `ModelDef`).
-    pub definition: Json,
-    /// Whether it is part of the tenant's schema.
-    pub active: bool,
-    /// Declaration order.
-    pub position: i64,
-    /// Last change.
-    pub updated_at: String,
-    /// Who changed it last.
-    pub updated_by: Option<String>,
-}
-
 const FIELD: &str = "field";
 const OBJECT: &str = "object";
 
@@ -203,15 +183,10 @@ impl Engine {
     /// Database failures.
     pub async fn metadata_version(&self, org: &OrgId) -> Result<u64> {
         let d = self.dialect();
-        let (sql, values) = d.build(&version_of(org));
         let mut c = self.acquire().await?;
         c.ex().set_orgs(false, org, &[]).await?;
-        counted();
-        let v: Option<i64> = match c.ex() {
-            super::Ex::Sqlite(c) => sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), values).fetch_optional(&mut *c).await?,
-            super::Ex::Pg(c) => sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), values).fetch_optional(&mut *c).await?,
-        };
-        Ok(v.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+        let v = c.ex().optional_i64(d.build(&tenants::metadata_version(org))).await?;
+        v.map_or(Ok(0), |v| u64::try_from(v).map_err(|e| OrmError::Internal(format!("a metadata version: {e}"))))
     }
 
     /// The catalog `org` sees at its current metadata version: the base catalog extended with
@@ -273,47 +248,29 @@ impl Engine {
         tx.ex().set_tenant(true, access).await?;
         if d == Dialect::Postgres {
             // Changes of one tenant's metadata are serial (SQLite's write transactions are).
-            tx.ex().scalar_i64(d.build(version_of(org).lock(sea_query::LockType::Update))).await?;
+            tx.ex().scalar_i64(d.build(tenants::metadata_version(org).lock(sea_query::LockType::Update))).await?;
         }
         let rows = load(d, tx.ex(), org).await?;
         let (after, purge, detail) = self.plan(&rows, change, &mut tx, d, org).await?;
+        let stamp = Stamp { org, actor: access.actor(), now: chrono::Utc::now() };
         let key = |r: &Definition| (r.kind.clone(), r.model.clone(), r.name.clone());
         for r in rows.iter().filter(|r| !after.iter().any(|a| key(a) == key(r))) {
-            delete_row(d, &mut tx, org, r).await?;
+            tx.ex().execute(metadata::remove(d, org, r)).await?;
         }
         for a in &after {
             let same = rows.iter().any(|r| key(r) == key(a) && r.definition == a.definition && r.active == a.active);
             if !same {
-                upsert_row(d, &mut tx, access, a).await?;
+                tx.ex().execute(metadata::upsert(d, &stamp, a)?).await?;
             }
         }
         for (model, field) in &purge {
             self.purge(d, &mut tx, org, model, field).await?;
         }
-        let stmt = Query::update()
-            .table(Alias::new("crm_tenants"))
-            .value(Alias::new("metadata_version"), Expr::col(Alias::new("metadata_version")).add(1))
-            .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
-            .returning_col(Alias::new("metadata_version"))
-            .to_owned();
-        let version = tx.ex().scalar_i64(d.build(&stmt)).await?;
+        let version = tx.ex().scalar_i64(tenants::bump_metadata_version(d, org)).await?;
         let (model, _) = target_of(change);
-        let stmt = Query::insert()
-            .into_table(Alias::new("crm_audit"))
-            .columns(["org_id", "at", "actor", "action", "model", "detail"].map(Alias::new))
-            .values([
-                Expr::val(org.as_str()),
-                d.bind(&Value::DateTime(chrono::Utc::now())),
-                d.bind(&Value::Text(access.actor().to_owned())),
-                Expr::val(change.action()),
-                Expr::val(model),
-                d.bind(&Value::Json(detail)),
-            ])
-            .map_err(|e| OrmError::Internal(e.to_string()))?
-            .to_owned();
-        tx.ex().execute(d.build(&stmt)).await?;
+        tx.ex().execute(audit::change(d, &stamp, change.action(), model, detail)?).await?;
         tx.commit().await?;
-        Ok(u64::try_from(version).unwrap_or(0))
+        u64::try_from(version).map_err(|e| OrmError::Internal(format!("a metadata version: {e}")))
     }
 
     /// Validates `change` against the stored `rows` and plans it: the definitions as they will be
@@ -410,13 +367,7 @@ impl Engine {
             }
             MetaChange::DeleteObject { name } => {
                 let r = find(OBJECT, name, "").ok_or_else(|| no_object(name))?;
-                let stmt = Query::select()
-                    .expr(Expr::cust("COUNT(*)"))
-                    .from(Alias::new(RECORDS_TABLE))
-                    .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
-                    .and_where(Expr::col(Alias::new("object")).eq(Expr::val(name.as_str())))
-                    .to_owned();
-                let n = tx.ex().scalar_i64(d.build(&stmt)).await?;
+                let n = tx.ex().scalar_i64(metadata::object_records(d, org, name)).await?;
                 if n > 0 {
                     return Err(OrmError::Referenced(format!(
                         "the custom object `{name}` still has {n} record(s), in the trash or not; destroy them first"
@@ -448,25 +399,8 @@ impl Engine {
             Some(m) => (m.table.to_string(), None),
             None => (RECORDS_TABLE.to_owned(), Some(model)),
         };
-        let mut changes = serde_json::Map::new();
-        changes.insert(field.to_owned(), Json::Null);
-        let doc = Expr::col(Alias::new(crm_model::CUSTOM_COLUMN));
-        let mut stmt = Query::update();
-        stmt.table(Alias::new(table.as_str()))
-            .value(Alias::new(crm_model::CUSTOM_COLUMN), d.custom_patch(doc.clone(), &changes))
-            .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
-            .and_where(d.custom_json(doc, field).is_not_null());
-        if let Some(o) = object {
-            stmt.and_where(Expr::col(Alias::new("object")).eq(Expr::val(o)));
-        }
-        tx.ex().execute(d.build(&stmt)).await?;
-        let stmt = Query::delete()
-            .from_table(Alias::new("crm_history"))
-            .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
-            .and_where(Expr::col(Alias::new("model")).eq(Expr::val(model)))
-            .and_where(Expr::col(Alias::new("field")).eq(Expr::val(field)))
-            .to_owned();
-        tx.ex().execute(d.build(&stmt)).await?;
+        tx.ex().execute(metadata::purge_values(d, org, &table, object, field)).await?;
+        tx.ex().execute(metadata::purge_history(d, org, model, field)).await?;
         Ok(())
     }
 }
@@ -483,79 +417,8 @@ fn target_of(change: &MetaChange) -> (&str, Option<&str>) {
     }
 }
 
-/// `SELECT metadata_version` of `org`'s tenant row.
-fn version_of(org: &OrgId) -> sea_query::SelectStatement {
-    Query::select()
-        .column(Alias::new("metadata_version"))
-        .from(Alias::new("crm_tenants"))
-        .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
-        .to_owned()
-}
-
 /// Every stored definition of `org`, in declaration order.
-async fn load(d: Dialect, ex: super::Ex<'_>, org: &OrgId) -> Result<Vec<Definition>> {
-    let col = |c: &str| Expr::col(Alias::new(c));
-    let obj = d.object(vec![
-        (d.key("kind")?, col("kind")),
-        (d.key("model")?, col("model")),
-        (d.key("name")?, col("name")),
-        (d.key("definition")?, d.json_value(Some(&ScalarType::Json), col("definition"), None)),
-        (d.key("active")?, d.json_value(Some(&ScalarType::Boolean), col("active"), None)),
-        (d.key("position")?, col("position")),
-        (d.key("updatedAt")?, d.json_value(Some(&ScalarType::DateTime), col("updated_at"), None)),
-        (d.key("updatedBy")?, col("updated_by")),
-    ]);
-    let stmt = Query::select()
-        .expr(d.json_text(obj))
-        .from(Alias::new("crm_metadata"))
-        .and_where(col("org_id").eq(Expr::val(org.as_str())))
-        .order_by(Alias::new("position"), sea_query::Order::Asc)
-        .to_owned();
-    let rows = ex.texts(d.build(&stmt)).await?;
+async fn load(d: Dialect, ex: Ex<'_>, org: &OrgId) -> Result<Vec<Definition>> {
+    let rows = ex.texts(metadata::definitions(d, org)?).await?;
     rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("definition JSON: {e}")))).collect()
-}
-
-/// Inserts or replaces one stored definition.
-async fn upsert_row(d: Dialect, tx: &mut Tx, access: &Access, r: &Definition) -> Result<()> {
-    let now = d.bind(&Value::DateTime(chrono::Utc::now()));
-    let stmt = Query::insert()
-        .into_table(Alias::new("crm_metadata"))
-        .columns(
-            ["org_id", "kind", "model", "name", "definition", "active", "position", "created_at", "updated_at", "updated_by"]
-                .map(Alias::new),
-        )
-        .values([
-            Expr::val(access.org().as_str()),
-            Expr::val(r.kind.as_str()),
-            Expr::val(r.model.as_str()),
-            Expr::val(r.name.as_str()),
-            d.bind(&Value::Json(r.definition.clone())),
-            d.bind(&Value::Bool(r.active)),
-            Expr::val(r.position),
-            now.clone(),
-            now,
-            d.bind(&Value::Text(access.actor().to_owned())),
-        ])
-        .map_err(|e| OrmError::Internal(e.to_string()))?
-        .on_conflict(
-            sea_query::OnConflict::columns(["org_id", "kind", "model", "name"].map(Alias::new))
-                .update_columns(["definition", "active", "updated_at", "updated_by"].map(Alias::new))
-                .to_owned(),
-        )
-        .to_owned();
-    tx.ex().execute(d.build(&stmt)).await?;
-    Ok(())
-}
-
-/// Deletes one stored definition.
-async fn delete_row(d: Dialect, tx: &mut Tx, org: &OrgId, r: &Definition) -> Result<()> {
-    let stmt = Query::delete()
-        .from_table(Alias::new("crm_metadata"))
-        .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
-        .and_where(Expr::col(Alias::new("kind")).eq(Expr::val(r.kind.as_str())))
-        .and_where(Expr::col(Alias::new("model")).eq(Expr::val(r.model.as_str())))
-        .and_where(Expr::col(Alias::new("name")).eq(Expr::val(r.name.as_str())))
-        .to_owned();
-    tx.ex().execute(d.build(&stmt)).await?;
-    Ok(())
 }

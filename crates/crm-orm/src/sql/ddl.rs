@@ -1,9 +1,13 @@
 //! Tables from metadata: pure DDL generation per dialect. Idempotent by construction (`IF NOT
 //! EXISTS`, missing columns added, nothing ever dropped). [`crate::Engine::migrate`] runs it.
 
-use crm_model::{CUSTOM_COLUMN, Catalog, Field, FieldKind, Model, OnDelete, ScalarType};
+use chrono::{DateTime, Utc};
+use crm_model::{CUSTOM_COLUMN, Catalog, Field, FieldKind, Model, OnDelete, ScalarType, Value};
+use sea_query::{Alias, Expr, Query};
 
-use crate::dialect::{Dialect, index_name};
+use super::Built;
+use super::dialect::{Dialect, index_name};
+use crate::error::{OrmError, Result};
 
 fn q(ident: &str) -> String {
     // Identifiers come from the Catalog (validated `snake_case`); quoting keeps keywords usable.
@@ -72,7 +76,7 @@ pub fn create_table(d: Dialect, catalog: &Catalog, m: &Model) -> String {
             cols.push(format!("{} {ty}{}", q(&c), if not_null { " NOT NULL" } else { "" }));
         }
     }
-    if let Some(def) = crate::search::column_def(d, m) {
+    if let Some(def) = crate::sql::search::column_def(d, m) {
         cols.push(def);
     }
     cols.push(format!("PRIMARY KEY ({}, {})", q("org_id"), q("id")));
@@ -104,8 +108,8 @@ pub fn add_columns(d: Dialect, m: &Model, existing: &[String]) -> Vec<String> {
     if !existing.iter().any(|e| e == CUSTOM_COLUMN) {
         out.push(format!("ALTER TABLE {} ADD COLUMN {} {}", q(m.table.as_str()), q(CUSTOM_COLUMN), custom_type(d)));
     }
-    if !existing.iter().any(|e| e == crate::search::SEARCH_COLUMN)
-        && let Some(def) = crate::search::column_def(d, m)
+    if !existing.iter().any(|e| e == crate::sql::search::SEARCH_COLUMN)
+        && let Some(def) = crate::sql::search::column_def(d, m)
     {
         out.push(format!("ALTER TABLE {} ADD COLUMN {def}", q(m.table.as_str())));
     }
@@ -235,15 +239,47 @@ pub fn row_level_security(m: &Model) -> Vec<String> {
     out
 }
 
-/// SQL listing the columns of a table (one bound parameter: the table name).
+/// The columns of `table`, by name.
 #[must_use]
-pub fn list_columns_sql(d: Dialect) -> &'static str {
-    match d {
-        Dialect::Sqlite => "SELECT name FROM pragma_table_xinfo(?1)",
+pub fn list_columns(d: Dialect, table: &str) -> Built {
+    let template = match d {
+        Dialect::Sqlite => "SELECT name FROM pragma_table_xinfo({})",
         Dialect::Postgres => {
-            "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1"
+            "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = {}"
         }
-    }
+    };
+    d.statement(template, vec![table.into()])
+}
+
+/// Whether the system migrations ran: how many succeeded.
+#[must_use]
+pub fn migrations_applied(d: Dialect) -> Built {
+    d.statement("SELECT COUNT(*) FROM _sqlx_migrations WHERE success", Vec::new())
+}
+
+/// Every model table migrated so far, with the fingerprint of its DDL: `(table, fingerprint)`.
+#[must_use]
+pub fn migrated_tables(d: Dialect) -> Built {
+    d.statement("SELECT table_name, ddl_hash FROM crm_model_tables", Vec::new())
+}
+
+/// Records that `model`'s table was migrated to the DDL of fingerprint `hash` at `now`.
+///
+/// # Errors
+/// A statement sea-query cannot build (an internal error).
+pub fn record_migrated(d: Dialect, model: &Model, hash: &str, now: DateTime<Utc>) -> Result<Built> {
+    let stmt = Query::insert()
+        .into_table(Alias::new("crm_model_tables"))
+        .columns([Alias::new("table_name"), Alias::new("model"), Alias::new("ddl_hash"), Alias::new("migrated_at")])
+        .values([Expr::val(model.table.as_str()), Expr::val(model.name.as_str()), Expr::val(hash), d.bind(&Value::DateTime(now))])
+        .map_err(|e| OrmError::Internal(e.to_string()))?
+        .on_conflict(
+            sea_query::OnConflict::column(Alias::new("table_name"))
+                .update_columns([Alias::new("model"), Alias::new("ddl_hash"), Alias::new("migrated_at")])
+                .to_owned(),
+        )
+        .to_owned();
+    Ok(d.build(&stmt))
 }
 
 /// A stable fingerprint of a table's DDL (FNV-1a 64), to skip unchanged tables on start-up.

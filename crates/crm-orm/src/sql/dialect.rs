@@ -71,6 +71,11 @@ impl Dialect {
     /// backend's placeholders. Only static templates written in this crate are passed here.
     #[must_use]
     pub fn cust(self, template: &str, exprs: Vec<Expr>) -> Expr {
+        Expr::cust_with_exprs(self.placeholders(template), exprs)
+    }
+
+    /// `template` with each `{}` replaced by this backend's next placeholder (`?`, or `$1`, `$2`, …).
+    fn placeholders(self, template: &str) -> String {
         let mut out = String::with_capacity(template.len() + 8);
         let mut n = 0usize;
         let mut rest = template;
@@ -87,7 +92,16 @@ impl Dialect {
             rest = &rest[i + 2..];
         }
         out.push_str(rest);
-        Expr::cust_with_exprs(out, exprs)
+        out
+    }
+
+    /// A statement written as a static template: `{}` in `template` stands for the next of
+    /// `values`, rendered with this backend's placeholders (`?` or `$n`). For the few statements
+    /// sea-query has no form for (a recursive CTE, a configuration call); only static templates
+    /// written in this crate are passed here.
+    #[must_use]
+    pub fn statement(self, template: &str, values: Vec<sea_query::Value>) -> (String, SqlxValues) {
+        (self.placeholders(template), SqlxValues(sea_query::Values(values)))
     }
 
     /// The SQL type of a column holding `ty`.
@@ -486,17 +500,6 @@ impl Dialect {
         match self {
             Dialect::Postgres => self.cust("EXTRACT(EPOCH FROM ({} - {}))::float8", vec![to, from]),
             Dialect::Sqlite => self.cust("((julianday({}) - julianday({})) * 86400.0)", vec![to, from]),
-        }
-    }
-
-    /// `SQL` setting the tenant that row-level security reads (`None` on SQLite). `local` limits it
-    /// to the current transaction.
-    #[must_use]
-    pub fn set_tenant_sql(self, local: bool) -> Option<&'static str> {
-        match (self, local) {
-            (Dialect::Sqlite, _) => None,
-            (Dialect::Postgres, true) => Some("SELECT set_config('crm.org_id', $1, true), set_config('crm.read_orgs', $2, true)"),
-            (Dialect::Postgres, false) => Some("SELECT set_config('crm.org_id', $1, false), set_config('crm.read_orgs', $2, false)"),
         }
     }
 }

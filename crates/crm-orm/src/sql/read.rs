@@ -9,13 +9,13 @@ use sea_query::{Alias, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatem
 use serde_json::Value as Json;
 
 use crate::auth::{Access, Op};
-use crate::dialect::Dialect;
 use crate::error::{OrmError, Result};
 use crate::ir::{
     AggFn, Aggregate, Extra, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Output, Page, Quantifier, Read, Selection,
     aggregatable, groupable, orderable,
 };
 use crate::row::{Cell, KeyShape, RowShape};
+use crate::sql::dialect::Dialect;
 
 /// Page-size limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,7 +248,7 @@ impl<'a> Builder<'a> {
     /// over the columns and the document (the column cannot follow per-tenant fields).
     fn search_text(&self, model: &Model, alias: &str) -> String {
         if !model.searchable().any(|f| f.custom) {
-            return format!("\"{alias}\".\"{}\"", crate::search::SEARCH_COLUMN);
+            return format!("\"{alias}\".\"{}\"", crate::sql::search::SEARCH_COLUMN);
         }
         let parts: Vec<String> = model
             .searchable()
@@ -260,7 +260,7 @@ impl<'a> Builder<'a> {
                 }
             })
             .collect();
-        format!("({})", crate::search::fold_sql(self.d, &parts).unwrap_or_else(|| "''".to_owned()))
+        format!("({})", crate::sql::search::fold_sql(self.d, &parts).unwrap_or_else(|| "''".to_owned()))
     }
 
     /// The tenant predicate of `alias`.
@@ -331,11 +331,11 @@ impl<'a> Builder<'a> {
                 // Every word must occur in the folded text, exactly or one typo away.
                 let text = self.search_text(model, alias);
                 let like = format!("{text} LIKE {{}} ESCAPE '\\'");
-                let parts: Vec<Expr> = crate::search::words(term)
+                let parts: Vec<Expr> = crate::sql::search::words(term)
                     .iter()
                     .map(|w| {
                         let alts: Vec<Expr> =
-                            crate::search::patterns(w).into_iter().map(|p| self.d.cust(&like, vec![Expr::val(p)])).collect();
+                            crate::sql::search::patterns(w).into_iter().map(|p| self.d.cust(&like, vec![Expr::val(p)])).collect();
                         self.d.cust("({})", vec![any(alts)])
                     })
                     .collect();
@@ -1308,4 +1308,10 @@ impl<'a> Builder<'a> {
         let parts = vec![self.scope(model, &a0, op)?, Self::col(&a0, "id").eq(self.d.bind(id))];
         Ok(Query::select().expr(Expr::cust("1")).from_as(ident(&model.table), Alias::new(&a0)).cond_where(all(parts)).take())
     }
+}
+
+/// `stmt` as a read of `access` on a pooled connection: built, with the tenant settings for
+/// row-level security made by the statement itself (one round trip, see [`Dialect::in_session`]).
+pub fn in_session<S: sea_query_sqlx::SqlxBinder>(d: Dialect, stmt: &S, access: &Access) -> super::Built {
+    d.in_session(d.build(stmt), access.org(), access.read_orgs())
 }

@@ -16,7 +16,7 @@
 
 use crm_model::Model;
 
-use crate::dialect::Dialect;
+use crate::sql::dialect::Dialect;
 
 /// The search column of a model's table.
 pub const SEARCH_COLUMN: &str = "crm_search";

@@ -1,0 +1,72 @@
+//! Migrations: the system migrations (`migrations/<backend>`), then every model's table, made or
+//! extended from the DDL the statement layer writes ([`crate::sql::ddl`]).
+
+use std::collections::HashMap;
+
+use super::Engine;
+use super::pool::{Db, ExSource};
+use crate::error::Result;
+use crate::sql::dialect::Dialect;
+use crate::sql::{ddl, locks};
+
+impl Engine {
+    /// Whether the database answers and the system migrations are applied.
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn ready(&self) -> Result<bool> {
+        let mut c = self.acquire().await?;
+        let n = c.ex().scalar_i64(ddl::migrations_applied(self.dialect())).await;
+        Ok(n.unwrap_or(0) > 0)
+    }
+
+    /// Applies the system migrations (`migrations/<backend>`) and creates or extends the table of
+    /// every model of the Catalog. Idempotent; never drops anything. On PostgreSQL it also enables
+    /// and forces row-level security on every model table.
+    ///
+    /// # Errors
+    /// When a migration or DDL statement fails.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.db {
+            Db::Sqlite(p) => sqlx::migrate!("../../migrations/sqlite").run(p).await?,
+            Db::Postgres(p) => sqlx::migrate!("../../migrations/postgres").run(p).await?,
+        }
+        let d = self.dialect();
+        let mut tx = self.begin().await?;
+        tx.ex().execute_some(locks::migration(d)).await?;
+        // Each table's DDL is fingerprinted; a table whose DDL is unchanged is not touched, so
+        // a restart (or a second instance starting) takes no locks on live tables.
+        let known: HashMap<String, String> = tx.ex().text_pairs(ddl::migrated_tables(d)).await?.into_iter().collect();
+        let mut changed = Vec::new();
+        for m in self.catalog.models() {
+            let mut statements = vec![ddl::create_table(d, &self.catalog, m)];
+            statements.extend(ddl::indexes(m));
+            statements.extend(ddl::track_triggers(d, m));
+            if d == Dialect::Postgres {
+                statements.extend(ddl::foreign_keys(&self.catalog, m));
+                statements.extend(ddl::row_level_security(m));
+            }
+            let hash = ddl::fingerprint(&statements);
+            if known.get(m.table.as_str()) != Some(&hash) {
+                changed.push((m, statements, hash));
+            }
+        }
+        // Tables first (PostgreSQL foreign keys need their targets), then the rest.
+        for (m, statements, _) in &changed {
+            if let Some(create) = statements.first() {
+                tx.ex().raw(create.clone()).await?;
+            }
+            let existing = tx.ex().texts(ddl::list_columns(d, m.table.as_str())).await?;
+            for stmt in ddl::add_columns(d, m, &existing) {
+                tx.ex().raw(stmt).await?;
+            }
+        }
+        for (m, statements, hash) in &changed {
+            for stmt in statements.iter().skip(1) {
+                tx.ex().raw(stmt.clone()).await?;
+            }
+            tx.ex().execute(ddl::record_migrated(d, m, hash, chrono::Utc::now())?).await?;
+        }
+        tx.commit().await
+    }
+}

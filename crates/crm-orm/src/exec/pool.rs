@@ -1,0 +1,267 @@
+//! Connections and transactions on either backend, and the one place statements are sent:
+//! [`Ex`] runs a [`Built`] statement and decodes its rows; it builds nothing itself. Every
+//! statement sent is counted for [`count_db_use`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crm_model::OrgId;
+use sqlx::pool::PoolConnection;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+use crate::auth::Access;
+use crate::error::{OrmError, Result};
+use crate::sql::{Built, PagePlan, tenants};
+
+#[derive(Debug, Clone)]
+pub(super) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    pub(super) async fn begin(&self) -> Result<Tx> {
+        round_trip();
+        Ok(match self {
+            // IMMEDIATE takes the write lock up front, so two writers never deadlock on upgrade.
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Pg(p.begin().await?),
+        })
+    }
+
+    pub(super) async fn acquire(&self) -> Result<Conn> {
+        Ok(match self {
+            Db::Sqlite(p) => Conn::Sqlite(p.acquire().await?),
+            Db::Postgres(p) => Conn::Pg(p.acquire().await?),
+        })
+    }
+}
+
+/// An executor: one connection, borrowed for one statement.
+pub(super) enum Ex<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Pg(&'a mut PgConnection),
+}
+
+/// A transaction on either backend.
+pub(super) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Pg(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub(super) async fn commit(self) -> Result<()> {
+        round_trip();
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Pg(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// A pooled connection on either backend.
+pub(super) enum Conn {
+    Sqlite(PoolConnection<Sqlite>),
+    Pg(PoolConnection<Postgres>),
+}
+
+/// Something that hands out executors: a pooled connection, a transaction, a read lane's
+/// connection.
+pub(super) trait ExSource {
+    fn ex(&mut self) -> Ex<'_>;
+}
+
+impl ExSource for Conn {
+    fn ex(&mut self) -> Ex<'_> {
+        match self {
+            Conn::Sqlite(c) => Ex::Sqlite(c),
+            Conn::Pg(c) => Ex::Pg(c),
+        }
+    }
+}
+
+impl ExSource for Tx {
+    fn ex(&mut self) -> Ex<'_> {
+        match self {
+            Tx::Sqlite(t) => Ex::Sqlite(t),
+            Tx::Pg(t) => Ex::Pg(t),
+        }
+    }
+}
+
+macro_rules! run {
+    ($ex:expr, $c:ident => $body:expr) => {
+        match $ex {
+            Ex::Sqlite($c) => $body,
+            Ex::Pg($c) => $body,
+        }
+    };
+}
+
+/// What a piece of work asked of the database: statements sent, and round trips (statements
+/// plus the `BEGIN` and `COMMIT` of transactions).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DbUse {
+    /// SQL statements sent.
+    pub statements: u64,
+    /// Messages the engine waited on the database for.
+    pub round_trips: u64,
+}
+
+#[derive(Default)]
+struct DbCounters {
+    statements: AtomicU64,
+    round_trips: AtomicU64,
+}
+
+tokio::task_local! {
+    static DB_USE: DbCounters;
+}
+
+/// Runs `fut` and returns its output with what the engine asked of the database while running
+/// it (on this task): how tests prove a request's statement count does not grow with its rows,
+/// and what the server's metrics count per operation.
+pub async fn count_db_use<F: Future>(fut: F) -> (F::Output, DbUse) {
+    DB_USE
+        .scope(DbCounters::default(), async move {
+            let out = fut.await;
+            let used = DB_USE
+                .try_with(|c| DbUse {
+                    statements: c.statements.load(Ordering::Relaxed),
+                    round_trips: c.round_trips.load(Ordering::Relaxed),
+                })
+                .unwrap_or_default();
+            (out, used)
+        })
+        .await
+}
+
+/// One statement (and its round trip).
+fn counted() {
+    let _ = DB_USE.try_with(|c| {
+        c.statements.fetch_add(1, Ordering::Relaxed);
+        c.round_trips.fetch_add(1, Ordering::Relaxed);
+    });
+}
+
+/// A round trip that is no statement of the engine's: a transaction's `BEGIN` or `COMMIT`.
+fn round_trip() {
+    let _ = DB_USE.try_with(|c| c.round_trips.fetch_add(1, Ordering::Relaxed));
+}
+
+/// One row of a page statement: its JSON text, its cursor keys as JSON text, and the aggregate
+/// it carries.
+pub(super) type PageRow = (String, Option<String>, Option<String>);
+
+impl Ex<'_> {
+    /// The rows of a page statement ([`crate::sql::Builder::select_page`]): each row's JSON
+    /// object and cursor keys written as `plan` says from their columns, and the aggregate.
+    pub(super) async fn page_rows(self, (sql, values): (Arc<str>, sea_query_sqlx::SqlxValues), plan: &PagePlan) -> Result<Vec<PageRow>> {
+        counted();
+        run!(self, c => {
+            let rows = sqlx::query_with(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?;
+            let own_keys = plan.keys.columns();
+            let mut values = Vec::with_capacity(rows.first().map_or(0, sqlx::Row::len));
+            rows.iter().map(|r| page_row(r, plan, own_keys, &mut values)).collect()
+        })
+    }
+    /// Rows of a text and an integer (ids with versions, positions, indexes).
+    pub(super) async fn ids(self, (sql, values): Built) -> Result<Vec<(String, i64)>> {
+        counted();
+        Ok(run!(self, c => sqlx::query_as_with::<_, (String, i64), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
+    }
+    /// Rows of two texts.
+    pub(super) async fn text_pairs(self, (sql, values): Built) -> Result<Vec<(String, String)>> {
+        counted();
+        Ok(run!(self, c => sqlx::query_as_with::<_, (String, String), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
+    }
+    /// The one integer of a statement's one row.
+    pub(super) async fn scalar_i64(self, (sql, values): Built) -> Result<i64> {
+        counted();
+        Ok(run!(self, c => sqlx::query_scalar_with::<_, i64, _>(AssertSqlSafe(sql), values).fetch_one(&mut *c).await?))
+    }
+    /// The integer of a statement's row, if it has one.
+    pub(super) async fn optional_i64(self, (sql, values): Built) -> Result<Option<i64>> {
+        counted();
+        Ok(run!(self, c => sqlx::query_scalar_with::<_, i64, _>(AssertSqlSafe(sql), values).fetch_optional(&mut *c).await?))
+    }
+    /// One text per row.
+    pub(super) async fn texts(self, (sql, values): Built) -> Result<Vec<String>> {
+        counted();
+        Ok(run!(self, c => sqlx::query_scalar_with::<_, String, _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
+    }
+    /// The one text of a statement's one row.
+    pub(super) async fn scalar_text(self, (sql, values): (Arc<str>, sea_query_sqlx::SqlxValues)) -> Result<String> {
+        counted();
+        Ok(run!(self, c => sqlx::query_scalar_with::<_, String, _>(AssertSqlSafe(sql), values).fetch_one(&mut *c).await?))
+    }
+    /// Runs a statement; the rows it changed.
+    pub(super) async fn execute(self, (sql, values): Built) -> Result<u64> {
+        counted();
+        Ok(run!(self, c => sqlx::query_with(AssertSqlSafe(sql), values).execute(&mut *c).await?.rows_affected()))
+    }
+    /// Runs a statement when the dialect has one (`None`: nothing to do on this backend).
+    pub(super) async fn execute_some(self, built: Option<Built>) -> Result<()> {
+        if let Some(b) = built {
+            self.execute(b).await?;
+        }
+        Ok(())
+    }
+    /// Runs DDL, which takes no parameters (and may be several statements).
+    pub(super) async fn raw(self, sql: String) -> Result<()> {
+        counted();
+        run!(self, c => { sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *c).await?; });
+        Ok(())
+    }
+    /// Sets the tenant (and the further tenants reads may cover) for row-level security
+    /// ([`tenants::session`]).
+    pub(super) async fn set_tenant(self, local: bool, access: &Access) -> Result<()> {
+        self.set_orgs(local, access.org(), access.read_orgs()).await
+    }
+    /// Like [`Self::set_tenant`], from the tenant and further read tenants themselves.
+    pub(super) async fn set_orgs(self, local: bool, org: &OrgId, read_orgs: &[OrgId]) -> Result<()> {
+        let d = match self {
+            Ex::Sqlite(_) => crate::Dialect::Sqlite,
+            Ex::Pg(_) => crate::Dialect::Postgres,
+        };
+        self.execute_some(tenants::session(d, local, org, read_orgs)).await
+    }
+}
+
+/// One row of a page statement: its JSON object, cursor keys (see [`crate::row`]) and
+/// aggregate (column 0; the keys' `own_keys` columns and the row's follow). `values` is
+/// scratch space, reused from row to row.
+fn page_row<'r, R: sqlx::Row>(r: &'r R, plan: &PagePlan, own_keys: usize, values: &mut Vec<Option<&'r str>>) -> Result<PageRow>
+where
+    &'r str: sqlx::Decode<'r, R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    values.clear();
+    for i in 1..r.len() {
+        values.push(column_text(r, i)?);
+    }
+    let (own, row) = values.split_at_checked(own_keys).ok_or_else(shape_mismatch)?;
+    let k = if plan.keys.is_empty() { None } else { Some(plan.keys.write(own, row).map_err(|_| shape_mismatch())?) };
+    let j = plan.row.write(row.iter().copied()).map_err(|_| shape_mismatch())?;
+    Ok((j, k, column_text(r, 0)?.map(str::to_owned)))
+}
+
+fn shape_mismatch() -> OrmError {
+    OrmError::Internal("a page row without the columns of its shape".to_owned())
+}
+
+/// Column `i` of a page row as text (every value column is text by construction: its type is
+/// not checked again for each value).
+fn column_text<'r, R: sqlx::Row>(r: &'r R, i: usize) -> Result<Option<&'r str>>
+where
+    &'r str: sqlx::Decode<'r, R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let raw = r.try_get_raw(i)?;
+    if sqlx::ValueRef::is_null(&raw) {
+        return Ok(None);
+    }
+    <&str as sqlx::Decode<'r, R::Database>>::decode(raw).map(Some).map_err(|e| OrmError::Internal(format!("page column {i}: {e}")))
+}

@@ -1,0 +1,718 @@
+//! Writes: the one write context ([`TxCtx`]) a write runs in, whether a request's
+//! ([`Engine::write`], then the write hook) or an engine's ([`TxCtx::write`]). A [`Writer`] is
+//! one write inside it: it finds its targets with the caller's scope, runs the statements of
+//! [`crate::sql::write`], and notes every record it changes (with its state before) for the
+//! outbox.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::Utc;
+use crm_model::{Catalog, Field, FieldKind, FieldName, Model, OnDelete, Value};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use super::pool::ExSource;
+use super::read::read_page;
+use super::tx::{Pending, TxCtx, Written, merge};
+use super::{Engine, PageResult, WriteResult, classify_retry, db_error, parse_uuid};
+use crate::auth::{Access, Op, Scoped};
+use crate::error::{OrmError, Result};
+use crate::ir::{Data, FieldWrite, Filter, FilterOp, Operand, OrderBy, Page, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write};
+use crate::sql::dialect::Dialect;
+use crate::sql::events::EventKind;
+use crate::sql::write::{self, Sets, Stamp};
+use crate::sql::{Builder, Limits, audit};
+
+impl Engine {
+    /// Runs a write in one transaction and returns the written record(s) as `select` describes.
+    /// Any failure, nested writes included, rolls everything back.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`, `Unique`, `Version`, `Referenced`, bad input, database failures.
+    pub async fn write(&self, w: &Scoped<Write>, select: &Selection) -> Result<WriteResult> {
+        // A deadlock or serialization failure is retried a few times: the transaction left no trace.
+        let mut attempt = 0;
+        loop {
+            match self.write_once(w, select).await {
+                Err(OrmError::Database(e)) if classify_retry(&e) && attempt < 3 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "retrying write");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn write_once(&self, w: &Scoped<Write>, select: &Selection) -> Result<WriteResult> {
+        let mut tx = self.begin().await?;
+        tx.ex().set_tenant(true, &w.access).await?;
+        let cat = Arc::clone(&self.catalog);
+        let mut ctx = self.ctx(&mut tx, w.access.clone(), w.access.actor());
+        let mut wr = Writer::new(&mut ctx, &cat, &w.access, w.tenant_predicate, true);
+        let out = wr.run(&w.query, select).await?;
+        let events = std::mem::take(&mut wr.events);
+        drop(wr);
+        // The write hook (tagging, routing) ran inside `run`, before the result was read; the
+        // events of the write and of the hook's own writes go to the outbox before the commit.
+        for p in events {
+            merge(&mut ctx.events, p.written, p.before);
+        }
+        ctx.finish().await?;
+        drop(ctx);
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+impl TxCtx<'_> {
+    /// Writes as the platform in the tenant; the write's records get events, and (outside a
+    /// hook) are shown to the write hook when the work ends.
+    ///
+    /// # Errors
+    /// As [`Engine::write`].
+    pub async fn write(&mut self, w: &Write, select: &Selection) -> Result<WriteResult> {
+        let hooking = self.hooking;
+        let (cat, system) = (Arc::clone(&self.cat), self.system.clone());
+        let mut wr = Writer::new(self, &cat, &system, true, false);
+        let out = wr.run(w, select).await;
+        let pending = std::mem::take(&mut wr.events);
+        drop(wr);
+        let out = out?;
+        for p in pending {
+            if !hooking && !self.written.iter().any(|x| x.model == p.written.model && x.id == p.written.id) {
+                self.written.push(p.written.clone());
+            }
+            merge(&mut self.events, p.written.clone(), p.before.clone());
+        }
+        Ok(out)
+    }
+
+    /// Creates a `model` record from `input` (the JSON of its create input) and returns its id.
+    ///
+    /// # Errors
+    /// Bad input (naming `data.<field>`); as [`TxCtx::write`].
+    pub async fn create(&mut self, model: &str, input: &Json) -> Result<Uuid> {
+        let m = self.model(model)?;
+        let data = Data::parse(&self.cat, &m, input, "data")?;
+        let select =
+            Selection { fields: vec![FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?], ..Selection::default() };
+        match self.write(&Write::Create { model: m.name.clone(), data }, &select).await? {
+            WriteResult::One(Some(row)) => row
+                .get("id")
+                .and_then(Json::as_str)
+                .map(parse_uuid)
+                .transpose()?
+                .ok_or_else(|| OrmError::Internal("created record without id".to_owned())),
+            _ => Err(OrmError::Internal("create returned no record".to_owned())),
+        }
+    }
+
+    /// Updates record `id` of `model` with `input` (the JSON of its update input).
+    ///
+    /// # Errors
+    /// Bad input (naming `data.<field>`); as [`TxCtx::write`].
+    pub async fn update(&mut self, model: &str, id: Uuid, input: &Json) -> Result<()> {
+        let m = self.model(model)?;
+        let data = Data::parse(&self.cat, &m, input, "data")?;
+        self.write(&Write::Update { model: m.name.clone(), target: Unique::Id(id), data, expected_version: None }, &Selection::default())
+            .await?;
+        Ok(())
+    }
+}
+
+/// Page flags of a batch result: `more` rows matched beyond the page in the direction of travel.
+fn with_page_flags(mut out: PageResult, page: &Page, more: bool) -> PageResult {
+    let backward = page.last.is_some() || page.before.is_some();
+    let from_cursor = page.after.is_some() || page.before.is_some() || page.skip > 0;
+    (out.has_next, out.has_previous) = if backward { (from_cursor, more) } else { (more, from_cursor) };
+    out
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// One write in a [`TxCtx`]: as the caller (a request's write, with its scope) or as the
+/// platform (an engine's write).
+struct Writer<'a, 't> {
+    d: Dialect,
+    cat: &'a Catalog,
+    access: &'a Access,
+    tenant: bool,
+    limits: Limits,
+    ctx: &'a mut TxCtx<'t>,
+    /// Records written, with their state before, for the outbox.
+    events: Vec<Pending>,
+    /// Runs the write hook in [`Writer::settle`] (a request's write; an engine's writes are
+    /// shown to the hook when its work ends).
+    settles: bool,
+}
+
+impl<'a, 't> Writer<'a, 't> {
+    fn new(ctx: &'a mut TxCtx<'t>, cat: &'a Catalog, access: &'a Access, tenant: bool, settles: bool) -> Self {
+        Writer { d: ctx.d, cat, access, tenant, limits: ctx.limits, ctx, events: Vec::new(), settles }
+    }
+
+    /// Runs the write hook on what was written so far, so the result read next reflects its
+    /// changes (a routed lead's owner, its tags). Once per write, for a request's write only.
+    async fn settle(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.settles) {
+            return Ok(());
+        }
+        let Some(hook) = self.ctx.hook.clone() else { return Ok(()) };
+        let written: Vec<Written> = self.events.iter().map(|p| p.written.clone()).collect();
+        if written.is_empty() {
+            return Ok(());
+        }
+        for p in std::mem::take(&mut self.events) {
+            merge(&mut self.ctx.events, p.written, p.before);
+        }
+        self.ctx.hooking = true;
+        let out = hook.after_write(self.ctx, &written).await;
+        self.ctx.hooking = false;
+        out
+    }
+
+    /// Notes that `ids` of `model` are about to change (`kind`): their state before is read
+    /// (as the platform, every field) unless the write already noted them.
+    async fn note(&mut self, model: &Model, ids: &[Uuid], kind: EventKind) -> Result<()> {
+        let fresh: Vec<Uuid> =
+            ids.iter().copied().filter(|id| !self.events.iter().any(|p| p.written.model == model.name && p.written.id == *id)).collect();
+        let mut before: HashMap<Uuid, Json> = HashMap::new();
+        if kind != EventKind::Created && !fresh.is_empty() {
+            let trash = kind == EventKind::Restored;
+            for row in self.ctx.snapshot(model, &fresh, trash).await? {
+                let id = row.get("id").and_then(Json::as_str).map(parse_uuid).transpose()?;
+                let id = id.ok_or_else(|| OrmError::Internal("a snapshot row without its id".to_owned()))?;
+                before.insert(id, row);
+            }
+        }
+        for id in ids {
+            merge(&mut self.events, Written { model: model.name.clone(), id: *id, kind }, before.remove(id));
+        }
+        Ok(())
+    }
+
+    /// Who writes, in which tenant, now.
+    fn stamp(&self) -> Stamp<'a> {
+        Stamp { org: self.access.org(), actor: self.access.actor(), now: Utc::now() }
+    }
+
+    fn builder(&self) -> Builder<'a> {
+        Builder::with_tenant_predicate(self.d, self.cat, self.access, self.tenant, self.limits)
+    }
+
+    fn model(&self, name: &str) -> Result<&'a Arc<Model>> {
+        self.cat.model(name).ok_or_else(|| OrmError::bad("model", format!("unknown model `{name}`")))
+    }
+
+    async fn run(&mut self, w: &Write, select: &Selection) -> Result<WriteResult> {
+        let model = self.model(w.model().as_str())?;
+        match w {
+            Write::Create { data, .. } => {
+                let id = self.create(model, data, None).await?;
+                self.settle().await?;
+                Ok(WriteResult::One(self.select_one(model, id, select).await?))
+            }
+            Write::Update { target, data, expected_version, .. } => {
+                let id = self.update(model, target, data, *expected_version).await?;
+                self.settle().await?;
+                Ok(WriteResult::One(self.select_one(model, id, select).await?))
+            }
+            Write::Delete { target, expected_version, .. } => {
+                let (id, version) = self.find_for(model, target, Op::Delete).await?;
+                if let Some(e) = expected_version
+                    && *e != version
+                {
+                    return Err(OrmError::Version { expected: *e, found: version });
+                }
+                let before = self.select_one(model, id, select).await?;
+                self.set_deleted(model, &[(id, version)], true).await?;
+                self.settle().await?;
+                Ok(WriteResult::One(before))
+            }
+            Write::Restore { target, .. } => {
+                let Some((id, version)) = self.find_in(model, target, Op::Delete, true).await? else {
+                    if self.find_in(model, target, Op::Read, true).await?.is_some() {
+                        return Err(OrmError::Forbidden(format!("not allowed to restore this {}", model.name)));
+                    }
+                    return Err(OrmError::NotFound(format!("no {} in the trash matches the given where", model.name)));
+                };
+                self.set_deleted(model, &[(id, version)], false).await?;
+                self.settle().await?;
+                Ok(WriteResult::One(self.select_one(model, id, select).await?))
+            }
+            Write::Destroy { target, .. } => {
+                let Some((found, trash)) = self.find_anywhere(model, target, Op::Destroy).await? else {
+                    return Err(if self.find_anywhere(model, target, Op::Read).await?.is_some() {
+                        OrmError::Forbidden(format!("not allowed to destroy this {}", model.name))
+                    } else {
+                        OrmError::NotFound(format!("no {} matches the given where", model.name))
+                    });
+                };
+                let before = self.select_from(model, &[found.0], &[], select, trash).await?.rows.into_iter().next();
+                self.note(model, &[found.0], EventKind::Destroyed).await?;
+                self.delete_ids(model, &[found]).await?;
+                self.audit(model, &[found.0], "destroy").await?;
+                self.settle().await?;
+                Ok(WriteResult::One(before))
+            }
+            Write::Upsert { target, create, update, .. } => {
+                let found = self.find(model, target, Op::Update).await?;
+                let id = match found {
+                    Some(_) => self.update(model, target, update, None).await?,
+                    None => {
+                        if self.find(model, target, Op::Read).await?.is_some() {
+                            return Err(OrmError::Forbidden(format!("not allowed to update this {}", model.name)));
+                        }
+                        let mut create = create.clone();
+                        if let Unique::Field(f, v) = target {
+                            create.fields.entry(f.clone()).or_insert_with(|| FieldWrite::Set(v.clone()));
+                        }
+                        self.create(model, &create, None).await?
+                    }
+                };
+                self.settle().await?;
+                Ok(WriteResult::One(self.select_one(model, id, select).await?))
+            }
+            Write::UpdateMany { filter, order, page, data, .. } => {
+                let (targets, more) = self.target_set(model, filter, Op::Update, order, page).await?;
+                let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
+                if !ids.is_empty() {
+                    self.polymorphic_check(model, data).await?;
+                    let sets = self.scalar_sets(model, data, false)?;
+                    self.note(model, &ids, EventKind::Updated).await?;
+                    self.update_rows(model, &ids, sets, None).await?;
+                    self.check_rows(model, &ids, Op::Update).await?;
+                }
+                self.settle().await?;
+                let out = self.select_many(model, &ids, order, select).await?;
+                Ok(WriteResult::Many(with_page_flags(out, page, more)))
+            }
+            Write::DeleteMany { filter, order, page, .. } => {
+                let (targets, more) = self.target_set(model, filter, Op::Delete, order, page).await?;
+                let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
+                let before = self.select_many(model, &ids, order, select).await?;
+                self.set_deleted(model, &targets, true).await?;
+                self.settle().await?;
+                Ok(WriteResult::Many(with_page_flags(before, page, more)))
+            }
+        }
+    }
+
+    async fn select_one(&mut self, model: &Model, id: Uuid, select: &Selection) -> Result<Option<Json>> {
+        let page = self.select_many(model, &[id], &[], select).await?;
+        Ok(page.rows.into_iter().next())
+    }
+
+    async fn select_many(&mut self, model: &Model, ids: &[Uuid], order: &[OrderBy], select: &Selection) -> Result<PageResult> {
+        self.select_from(model, ids, order, select, false).await
+    }
+
+    async fn select_from(&mut self, model: &Model, ids: &[Uuid], order: &[OrderBy], select: &Selection, trash: bool) -> Result<PageResult> {
+        if ids.is_empty() {
+            return Ok(PageResult {
+                rows: Vec::new(),
+                cursors: Vec::new(),
+                has_next: false,
+                has_previous: false,
+                count: Some(0),
+                aggregate: Some(serde_json::json!({ "count": 0 })),
+            });
+        }
+        let n = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        let read = Read {
+            model: model.name.clone(),
+            filter: Filter::ids(ids)?,
+            order: order.to_vec(),
+            page: Page { first: Some(n), ..Page::default() },
+            select: select.clone(),
+            count: false,
+            aggregates: Vec::new(),
+            trash,
+            rows: true,
+            cursors: true,
+        };
+        let limits = Limits { default_page: self.limits.default_page, max_page: std::cmp::max(n, self.limits.max_page) };
+        let mut page = read_page(self.d, self.cat, self.access, self.tenant, limits, &mut *self.ctx.tx, &read, false).await?.decoded()?;
+        page.count = Some(i64::from(n));
+        page.aggregate = Some(serde_json::json!({ "count": n }));
+        Ok(page)
+    }
+
+    fn unique_filter(model: &Model, u: &Unique) -> Result<Filter> {
+        Ok(match u {
+            Unique::Id(id) => Filter::Cmp {
+                field: FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?,
+                op: FilterOp::Eq,
+                value: Operand::One(Value::Uuid(*id)),
+            },
+            Unique::Field(f, v) => {
+                if !model.field(f.as_str()).is_some_and(|fl| fl.unique) {
+                    return Err(OrmError::bad(f.as_str(), "not a unique field"));
+                }
+                Filter::Cmp { field: f.clone(), op: FilterOp::Eq, value: Operand::One(v.clone()) }
+            }
+        })
+    }
+
+    /// The id and version of the record `u` identifies, if visible under `op`'s scope.
+    async fn find(&mut self, model: &Model, u: &Unique, op: Op) -> Result<Option<(Uuid, i64)>> {
+        self.find_in(model, u, op, false).await
+    }
+
+    /// Like [`Self::find`], among the live rows and then the trash; says which it was found in.
+    async fn find_anywhere(&mut self, model: &Model, u: &Unique, op: Op) -> Result<Option<((Uuid, i64), bool)>> {
+        for trash in [false, true] {
+            if let Some(found) = self.find_in(model, u, op, trash).await? {
+                return Ok(Some((found, trash)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Like [`Self::find`], among the live rows or (`trash`) the soft-deleted ones.
+    async fn find_in(&mut self, model: &Model, u: &Unique, op: Op, trash: bool) -> Result<Option<(Uuid, i64)>> {
+        let filter = Self::unique_filter(model, u)?;
+        let stmt = self.builder().in_trash(trash).target_ids(model, &filter, op, &[], None)?;
+        let rows = self.ctx.tx.ex().ids(self.d.build(&stmt)).await?;
+        match rows.into_iter().next() {
+            Some((id, v)) => Ok(Some((parse_uuid(&id)?, v))),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`Self::find`], failing with `NotFound`, or `Forbidden` when the record is readable
+    /// but `op` is not granted on it.
+    async fn find_for(&mut self, model: &Model, u: &Unique, op: Op) -> Result<(Uuid, i64)> {
+        if let Some(found) = self.find(model, u, op).await? {
+            return Ok(found);
+        }
+        if op != Op::Read && self.find(model, u, Op::Read).await?.is_some() {
+            let verb = serde_json::to_value(op).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            return Err(OrmError::Forbidden(format!("not allowed to {verb} this {}", model.name)));
+        }
+        Err(OrmError::NotFound(format!("no {} matches the given where", model.name)))
+    }
+
+    /// The page of a batch's target set, and whether more matching rows lie beyond it (the
+    /// statement fetches one probe row).
+    async fn target_set(
+        &mut self,
+        model: &Model,
+        filter: &Filter,
+        op: Op,
+        order: &[OrderBy],
+        page: &Page,
+    ) -> Result<(Vec<(Uuid, i64)>, bool)> {
+        let stmt = self.builder().target_ids(model, filter, op, order, Some(page))?;
+        let mut rows = self.ctx.tx.ex().ids(self.d.build(&stmt)).await?;
+        let limit = page.first.or(page.last).unwrap_or(self.limits.default_page) as usize;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let rows = rows.into_iter().map(|(id, v)| Ok((parse_uuid(&id)?, v))).collect::<Result<_>>()?;
+        Ok((rows, more))
+    }
+
+    /// WITH CHECK: every row in `ids` must still satisfy `op`'s row rules after the write.
+    async fn check_rows(&mut self, model: &Model, ids: &[Uuid], op: Op) -> Result<()> {
+        if matches!(self.access.predicate(model, op), Filter::True) || ids.is_empty() {
+            return Ok(());
+        }
+        let stmt = self.builder().target_ids(model, &Filter::ids(ids)?, op, &[], None)?;
+        let visible = self.ctx.tx.ex().ids(self.d.build(&stmt)).await?.len();
+        if visible == ids.len() {
+            Ok(())
+        } else {
+            let verb = serde_json::to_value(op).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            Err(OrmError::Forbidden(format!("the {} would be outside what you may {verb}", model.name)))
+        }
+    }
+
+    /// Columns and bound values of scalar writes (`for_create` adds nothing; relations refused
+    /// unless handled by the caller).
+    fn scalar_sets(&self, model: &Model, data: &Data, allow_relations: bool) -> Result<Sets> {
+        let mut sets = Sets::default();
+        for (name, w) in &data.fields {
+            let f = model.field(name.as_str()).ok_or_else(|| OrmError::bad(name.as_str(), "unknown field"))?;
+            match w {
+                FieldWrite::Set(v) => {
+                    if f.required && v.is_null() {
+                        return Err(OrmError::bad(format!("data.{name}"), format!("`{name}` is required and cannot be null")));
+                    }
+                    sets.add(self.d, f, v);
+                }
+                _ if allow_relations => {}
+                _ => return Err(OrmError::bad(format!("data.{name}"), "relations cannot be written in a batch update")),
+            }
+        }
+        Ok(sets)
+    }
+}
+
+impl Writer<'_, '_> {
+    async fn must_exist(&mut self, model: &Model, id: Uuid, op: Op, path: &str) -> Result<()> {
+        let stmt = self.builder().target_ids(model, &Filter::ids(&[id])?, op, &[], None)?;
+        if self.ctx.tx.ex().ids(self.d.build(&stmt)).await?.is_empty() {
+            return Err(OrmError::NotFound(format!("{path}: no {} with id {id}", model.name)));
+        }
+        Ok(())
+    }
+
+    async fn polymorphic_check(&mut self, model: &Model, data: &Data) -> Result<()> {
+        for (name, w) in &data.fields {
+            if let (Some(f), FieldWrite::Set(Value::Ref { model: t, id })) = (model.field(name.as_str()), w)
+                && matches!(f.kind, FieldKind::Polymorphic { .. })
+            {
+                let target = self.model(t.as_str())?;
+                self.must_exist(target, *id, Op::Read, &format!("data.{name}")).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn create<'s>(&'s mut self, model: &'s Model, data: &'s Data, back: Option<(&'s crm_model::Field, Uuid)>) -> BoxFut<'s, Uuid> {
+        Box::pin(async move {
+            if !self.access.allows(&model.name, Op::Create) {
+                return Err(OrmError::Forbidden(format!("not allowed to create {}", model.name)));
+            }
+            let id = Uuid::now_v7();
+            let stamp = self.stamp();
+            let d = self.d;
+            self.polymorphic_check(model, data).await?;
+            let mut sets = Sets::default();
+            for f in model.stored().filter(|f| !f.system) {
+                let given = data.fields.get(&f.name);
+                let value = match (given, &f.kind) {
+                    (_, FieldKind::ToOne { .. }) if back.is_some_and(|(b, _)| b.name == f.name) => {
+                        Value::Uuid(back.map(|(_, i)| i).unwrap_or(id))
+                    }
+                    (Some(FieldWrite::Set(v)), _) => v.clone(),
+                    (Some(FieldWrite::ToOne(op)), FieldKind::ToOne { target, .. }) => {
+                        let target = self.model(target.as_str())?;
+                        self.write_to_one(target, op, &format!("data.{}", f.name)).await?
+                    }
+                    (Some(_), _) => return Err(OrmError::bad(format!("data.{}", f.name), "wrong kind of write for this field")),
+                    (None, _) => f.default.clone().unwrap_or(Value::Null),
+                };
+                if f.required && value.is_null() {
+                    return Err(OrmError::bad(format!("data.{}", f.name), format!("`{}` is required", f.name)));
+                }
+                sets.add(d, f, &value);
+            }
+            let stmt = write::insert(d, model, &stamp, id, sets)?;
+            self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, model))?;
+            self.note(model, &[id], EventKind::Created).await?;
+            self.write_to_many(model, id, data, true).await?;
+            self.check_rows(model, &[id], Op::Create).await?;
+            Ok(id)
+        })
+    }
+
+    async fn write_to_one(&mut self, target: &Model, op: &ToOneWrite, path: &str) -> Result<Value> {
+        Ok(match op {
+            ToOneWrite::Connect(u) => match self.find(target, u, Op::Read).await? {
+                Some((id, _)) => Value::Uuid(id),
+                None => return Err(OrmError::NotFound(format!("{path}.connect: no {} matches", target.name))),
+            },
+            ToOneWrite::Create(d) => Value::Uuid(self.create(target, d, None).await?),
+            ToOneWrite::Disconnect => Value::Null,
+        })
+    }
+
+    async fn write_to_many(&mut self, model: &Model, id: Uuid, data: &Data, creating: bool) -> Result<()> {
+        for (name, w) in &data.fields {
+            let FieldWrite::ToMany(tm) = w else { continue };
+            let f = model.field(name.as_str()).ok_or_else(|| OrmError::bad(name.as_str(), "unknown field"))?;
+            let FieldKind::ToMany { target, via } = &f.kind else {
+                return Err(OrmError::bad(format!("data.{name}"), "not a to-many relation"));
+            };
+            let target = self.model(target.as_str())?;
+            let via = target.field(via.as_str()).ok_or_else(|| OrmError::Internal("inverse without its to-one".into()))?;
+            self.apply_to_many(target, via, id, tm, creating, &format!("data.{name}")).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_to_many(
+        &mut self,
+        target: &Model,
+        via: &crm_model::Field,
+        id: Uuid,
+        tm: &ToManyWrite,
+        creating: bool,
+        path: &str,
+    ) -> Result<()> {
+        if let Some(set) = &tm.set {
+            if !creating {
+                if via.required {
+                    return Err(OrmError::bad(
+                        format!("{path}.set"),
+                        format!("`{}.{}` is required, so records cannot be detached", target.name, via.name),
+                    ));
+                }
+                let mut keep = Vec::with_capacity(set.len());
+                for u in set {
+                    keep.push(self.find_for(target, u, Op::Update).await?.0);
+                }
+                // Detach every current member not in the set, then connect the set.
+                let stmt = write::detach_others(self.d, target, via, &self.stamp(), id, &keep);
+                self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, target))?;
+            }
+            for u in set {
+                self.connect_child(target, via, id, u, &format!("{path}.set")).await?;
+            }
+        }
+        for u in &tm.connect {
+            self.connect_child(target, via, id, u, &format!("{path}.connect")).await?;
+        }
+        for u in &tm.disconnect {
+            if via.required {
+                return Err(OrmError::bad(
+                    format!("{path}.disconnect"),
+                    format!("`{}.{}` is required, so records cannot be detached", target.name, via.name),
+                ));
+            }
+            let (cid, _) = self.find_for(target, u, Op::Update).await?;
+            let stmt = write::detach(self.d, target, via, &self.stamp(), id, cid);
+            if self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, target))? == 0 {
+                return Err(OrmError::NotFound(format!("{path}.disconnect: the {} is not connected", target.name)));
+            }
+        }
+        for c in &tm.create {
+            self.create(target, c, Some((via, id))).await?;
+        }
+        Ok(())
+    }
+
+    async fn connect_child(&mut self, target: &Model, via: &Field, parent: Uuid, u: &Unique, path: &str) -> Result<()> {
+        let Some((cid, _)) = self.find(target, u, Op::Update).await? else {
+            if self.find(target, u, Op::Read).await?.is_some() {
+                return Err(OrmError::Forbidden(format!("{path}: not allowed to update this {}", target.name)));
+            }
+            return Err(OrmError::NotFound(format!("{path}: no {} matches", target.name)));
+        };
+        let mut sets = Sets::default();
+        sets.add(self.d, via, &Value::Uuid(parent));
+        self.update_rows(target, &[cid], sets, None).await?;
+        self.check_rows(target, &[cid], Op::Update).await
+    }
+
+    /// Updates records `ids` of `model` with `sets` (with `version`, only at that version);
+    /// the rows changed.
+    async fn update_rows(&mut self, model: &Model, ids: &[Uuid], sets: Sets, version: Option<i64>) -> Result<u64> {
+        let stmt = write::update(self.d, model, &self.stamp(), ids, sets, version);
+        self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, model))
+    }
+
+    fn update<'s>(&'s mut self, model: &'s Model, target: &'s Unique, data: &'s Data, expected: Option<i64>) -> BoxFut<'s, Uuid> {
+        Box::pin(async move {
+            let (id, version) = self.find_for(model, target, Op::Update).await?;
+            if let Some(e) = expected
+                && e != version
+            {
+                return Err(OrmError::Version { expected: e, found: version });
+            }
+            self.polymorphic_check(model, data).await?;
+            let mut sets = self.scalar_sets(model, data, true)?;
+            for (name, w) in &data.fields {
+                if let FieldWrite::ToOne(op) = w {
+                    let f = model.field(name.as_str()).ok_or_else(|| OrmError::bad(name.as_str(), "unknown field"))?;
+                    let FieldKind::ToOne { target, .. } = &f.kind else { continue };
+                    if f.required && matches!(op, ToOneWrite::Disconnect) {
+                        return Err(OrmError::bad(format!("data.{name}"), format!("`{name}` is required and cannot be disconnected")));
+                    }
+                    let t = self.model(target.as_str())?;
+                    let v = self.write_to_one(t, op, &format!("data.{name}")).await?;
+                    sets.add(self.d, f, &v);
+                }
+            }
+            self.note(model, &[id], EventKind::Updated).await?;
+            // The version guard makes a concurrent change between find and update a conflict.
+            if self.update_rows(model, &[id], sets, Some(version)).await? == 0 {
+                let now = self.find(model, target, Op::Read).await?.map_or(version, |(_, v)| v);
+                return Err(OrmError::Version { expected: expected.unwrap_or(version), found: now });
+            }
+            self.write_to_many(model, id, data, false).await?;
+            self.check_rows(model, &[id], Op::Update).await?;
+            Ok(id)
+        })
+    }
+
+    /// Moves rows to the trash (`deleted`) or out of it, as a write (version, updatedAt,
+    /// updatedBy), and records it in the audit log. References to trashed rows stay, so a
+    /// restore brings everything back; reads leave trashed rows out everywhere.
+    async fn set_deleted(&mut self, model: &Model, targets: &[(Uuid, i64)], deleted: bool) -> Result<()> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
+        self.note(model, &ids, if deleted { EventKind::Deleted } else { EventKind::Restored }).await?;
+        let stmt = write::set_deleted(self.d, model, &self.stamp(), &ids, deleted);
+        let n = self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, model))?;
+        if n != targets.len() as u64 {
+            return Err(OrmError::Version { expected: targets.first().map_or(0, |t| t.1), found: -1 });
+        }
+        self.audit(model, &ids, if deleted { "delete" } else { "restore" }).await
+    }
+
+    /// One audit-log entry per record, in the writing transaction.
+    async fn audit(&mut self, model: &Model, ids: &[Uuid], action: &str) -> Result<()> {
+        let stmt = audit::records(self.d, &self.stamp(), &model.name, ids, action)?;
+        self.ctx.tx.ex().execute_some(stmt).await
+    }
+
+    /// Deletes rows: clears set-null references (and polymorphic ones) first, then deletes with
+    /// the version guard; restrict relations surface as `Referenced`.
+    async fn delete_ids(&mut self, model: &Model, targets: &[(Uuid, i64)]) -> Result<()> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let d = self.d;
+        let ids: Vec<Uuid> = targets.iter().map(|(i, _)| *i).collect();
+        let refs: Vec<(Arc<Model>, Field)> = self.cat.referencing(&model.name).map(|(m, f)| (Arc::clone(m), f.clone())).collect();
+        for (m, f) in refs {
+            match f.kind {
+                FieldKind::ToOne { on_delete: OnDelete::SetNull, .. } => {
+                    let stmt = write::clear_references(d, &m, &f, &self.stamp(), &ids);
+                    self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, &m))?;
+                }
+                // Custom references have no foreign key: restrict is checked here (trashed rows
+                // count, as they would for a foreign key).
+                FieldKind::ToOne { on_delete: OnDelete::Restrict, .. } if f.custom => {
+                    let n = self.ctx.tx.ex().scalar_i64(write::count_references(d, &m, &f, self.access.org(), &ids)).await?;
+                    if n > 0 {
+                        return Err(OrmError::Referenced(format!(
+                            "the {} is still referenced by {n} {} record(s) through `{}`",
+                            model.name, m.name, f.name
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let polys: Vec<(Arc<Model>, Field)> = self
+            .cat
+            .models()
+            .flat_map(|m| {
+                m.fields.values().filter_map(move |f| match &f.kind {
+                    FieldKind::Polymorphic { targets, .. } if targets.contains(&model.name) => Some((Arc::clone(m), f.clone())),
+                    _ => None,
+                })
+            })
+            .collect();
+        for (m, f) in polys {
+            let stmt = write::clear_polymorphic(d, &m, &f, &self.stamp(), &model.name, &ids);
+            self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, &m))?;
+        }
+        for (id, version) in targets {
+            let stmt = write::delete(d, model, self.access.org(), *id, *version);
+            let n = self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, model))?;
+            if n == 0 {
+                return Err(OrmError::Version { expected: *version, found: *version + 1 });
+            }
+        }
+        Ok(())
+    }
+}

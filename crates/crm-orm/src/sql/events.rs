@@ -1,0 +1,272 @@
+//! The transactional outbox (`crm_outbox`) and the consumers' durable positions
+//! (`crm_event_cursors`): the events a transaction appends, and the reads of them (one record's
+//! history, a consumer's next events, one event by position).
+
+use chrono::{DateTime, Utc};
+use crm_model::{ModelName, OrgId, ScalarType, Value};
+use sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use super::Built;
+use super::dialect::Dialect;
+use crate::error::{OrmError, Result};
+
+/// What happened to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// Inserted.
+    Created,
+    /// Changed.
+    Updated,
+    /// Moved to the trash.
+    Deleted,
+    /// Taken out of the trash.
+    Restored,
+    /// Removed for good.
+    Destroyed,
+}
+
+impl EventKind {
+    /// `created`, `updated`, …
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Updated => "updated",
+            EventKind::Deleted => "deleted",
+            EventKind::Restored => "restored",
+            EventKind::Destroyed => "destroyed",
+        }
+    }
+}
+
+/// The event type of `kind` on `model`: `lead.created`, `socialEvent.updated`, …
+#[must_use]
+pub fn event_type(model: &str, kind: EventKind) -> String {
+    let mut chars = model.chars();
+    let head: String = chars.next().map(|c| c.to_lowercase().collect()).unwrap_or_default();
+    format!("{head}{}.{}", chars.as_str(), kind.as_str())
+}
+
+/// An event of the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// Position in the outbox (increasing in commit order within a tenant).
+    pub seq: i64,
+    /// The event id (stable across redeliveries).
+    pub id: Uuid,
+    /// The tenant.
+    pub org: String,
+    /// `lead.created`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The model.
+    pub model: String,
+    /// The record.
+    pub record_id: Uuid,
+    /// Who wrote it.
+    pub actor: Option<String>,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+    /// The record before the write (none for a create).
+    pub before: Option<Json>,
+    /// The record after the write (none when destroyed).
+    pub after: Option<Json>,
+}
+
+impl Event {
+    /// The tenant as an id.
+    ///
+    /// # Errors
+    /// A malformed tenant id in the outbox.
+    pub fn org_id(&self) -> Result<OrgId> {
+        OrgId::new(self.org.clone()).map_err(|e| OrmError::Internal(e.to_string()))
+    }
+}
+
+/// An event to append: one record's change in a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The event id.
+    pub id: Uuid,
+    /// What happened.
+    pub kind: EventKind,
+    /// The model.
+    pub model: ModelName,
+    /// The record.
+    pub record: Uuid,
+    /// The record before and after (`{"before": …, "after": …}`).
+    pub payload: Json,
+}
+
+/// Appends `events` of `org`, written by `actor` at `at`, in one statement. `None` for none.
+///
+/// # Errors
+/// A statement sea-query cannot build (an internal error).
+pub fn append(d: Dialect, org: &OrgId, actor: &str, at: DateTime<Utc>, events: &[NewEvent]) -> Result<Option<Built>> {
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let mut stmt = Query::insert();
+    stmt.into_table(Alias::new("crm_outbox"))
+        .columns(["org_id", "event_id", "type", "model", "record_id", "actor", "at", "payload"].map(Alias::new));
+    for e in events {
+        stmt.values([
+            Expr::val(org.as_str()),
+            d.bind(&Value::Uuid(e.id)),
+            Expr::val(event_type(e.model.as_str(), e.kind)),
+            Expr::val(e.model.as_str()),
+            d.bind(&Value::Uuid(e.record)),
+            Expr::val(actor),
+            d.bind(&Value::DateTime(at)),
+            d.bind(&Value::Json(e.payload.clone())),
+        ])
+        .map_err(|e| OrmError::Internal(e.to_string()))?;
+    }
+    Ok(Some(d.build(&stmt)))
+}
+
+/// A column of the outbox, aliased `o`.
+fn outbox_col(c: &str) -> Expr {
+    Expr::col((Alias::new("o"), Alias::new(c)))
+}
+
+/// `SELECT <event as JSON text> FROM crm_outbox o WHERE cond`.
+fn outbox_select(d: Dialect, cond: Expr) -> Result<SelectStatement> {
+    let col = outbox_col;
+    let obj = d.object(vec![
+        (d.key("seq")?, col("seq")),
+        (d.key("id")?, d.json_value(Some(&ScalarType::Id), col("event_id"), None)),
+        (d.key("org")?, col("org_id")),
+        (d.key("type")?, col("type")),
+        (d.key("model")?, col("model")),
+        (d.key("recordId")?, d.json_value(Some(&ScalarType::Id), col("record_id"), None)),
+        (d.key("actor")?, col("actor")),
+        (d.key("at")?, d.json_value(Some(&ScalarType::DateTime), col("at"), None)),
+        (d.key("payload")?, d.json_value(Some(&ScalarType::Json), col("payload"), None)),
+    ]);
+    Ok(Query::select().expr(d.json_text(obj)).from_as(Alias::new("crm_outbox"), Alias::new("o")).cond_where(cond).to_owned())
+}
+
+/// An event from the JSON text of an outbox read.
+///
+/// # Errors
+/// Text that is not an event (an internal error: the statements here wrote it).
+pub fn decode(t: &str) -> Result<Event> {
+    let mut j: Json = serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("event JSON: {e}")))?;
+    let payload = j.get_mut("payload").map(Json::take).unwrap_or(Json::Null);
+    if let Some(o) = j.as_object_mut() {
+        o.insert("before".into(), payload.get("before").cloned().unwrap_or(Json::Null));
+        o.insert("after".into(), payload.get("after").cloned().unwrap_or(Json::Null));
+    }
+    serde_json::from_value(j).map_err(|e| OrmError::Internal(format!("event JSON: {e}")))
+}
+
+/// How many rows `live` and `trash` (two id reads of one record, see
+/// [`super::Builder::visible_ids`]) find together: whether the record is visible at all.
+#[must_use]
+pub fn visible(d: Dialect, mut live: SelectStatement, trash: SelectStatement) -> Built {
+    live.union(sea_query::UnionType::All, trash);
+    let count = Query::select().expr(Expr::cust("CAST(COUNT(*) AS BIGINT)")).from_subquery(live, Alias::new("v")).to_owned();
+    d.build(&count)
+}
+
+/// The events of record `record` of `model`, oldest first, at most `first`; with `org`, the
+/// statement names the tenant itself (otherwise row-level security alone confines it).
+///
+/// # Errors
+/// A key the dialect cannot write (an internal error).
+pub fn of_record(d: Dialect, org: Option<&OrgId>, model: &ModelName, record: Uuid, first: u32) -> Result<Built> {
+    let mut cond = outbox_col("model").eq(Expr::val(model.as_str())).and(outbox_col("record_id").eq(d.bind(&Value::Uuid(record))));
+    if let Some(org) = org {
+        cond = outbox_col("org_id").eq(Expr::val(org.as_str())).and(cond);
+    }
+    let mut stmt = outbox_select(d, cond)?;
+    stmt.order_by_expr(outbox_col("seq"), sea_query::Order::Asc).limit(u64::from(first));
+    Ok(d.build(&stmt))
+}
+
+/// The next events (at most `limit`, oldest first) that `consumer` has not processed, across
+/// tenants (only `orgs` when not empty).
+///
+/// # Errors
+/// A key the dialect cannot write (an internal error).
+pub fn pending(d: Dialect, consumer: &str, limit: u32, orgs: &[String]) -> Result<Built> {
+    let c = || Alias::new("c");
+    let mut after = outbox_col("seq").gt(d.cust("COALESCE({}, 0)", vec![Expr::col((c(), Alias::new("last_seq")))]));
+    if !orgs.is_empty() {
+        after = after.and(outbox_col("org_id").is_in(orgs.iter().map(|o| Expr::val(o.as_str()))));
+    }
+    let mut stmt = outbox_select(d, after)?;
+    stmt.join_as(
+        sea_query::JoinType::LeftJoin,
+        Alias::new("crm_event_cursors"),
+        c(),
+        Expr::col((c(), Alias::new("consumer")))
+            .eq(Expr::val(consumer))
+            .and(Expr::col((c(), Alias::new("org_id"))).equals((Alias::new("o"), Alias::new("org_id")))),
+    )
+    .order_by_expr(outbox_col("seq"), sea_query::Order::Asc)
+    .limit(u64::from(limit));
+    Ok(d.build(&stmt))
+}
+
+/// Event `seq` of `org`.
+///
+/// # Errors
+/// A key the dialect cannot write (an internal error).
+pub fn at(d: Dialect, org: &OrgId, seq: i64) -> Result<Built> {
+    let stmt = outbox_select(d, outbox_col("seq").eq(Expr::val(seq)).and(outbox_col("org_id").eq(Expr::val(org.as_str()))))?;
+    Ok(d.build(&stmt))
+}
+
+fn consumer_row(consumer: &str, org: &OrgId) -> Expr {
+    Expr::col(Alias::new("consumer")).eq(Expr::val(consumer)).and(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
+}
+
+/// Creates `consumer`'s position in `org` at 0, unless it exists.
+///
+/// # Errors
+/// A statement sea-query cannot build (an internal error).
+pub fn cursor_init(d: Dialect, consumer: &str, org: &OrgId, now: DateTime<Utc>) -> Result<Built> {
+    let stmt = Query::insert()
+        .into_table(Alias::new("crm_event_cursors"))
+        .columns(["consumer", "org_id", "last_seq", "updated_at"].map(Alias::new))
+        .values([Expr::val(consumer), Expr::val(org.as_str()), Expr::val(0), d.bind(&Value::DateTime(now))])
+        .map_err(|e| OrmError::Internal(e.to_string()))?
+        .on_conflict(sea_query::OnConflict::columns([Alias::new("consumer"), Alias::new("org_id")]).do_nothing().to_owned())
+        .to_owned();
+    Ok(d.build(&stmt))
+}
+
+/// `consumer`'s position in `org`, as `(consumer, last_seq)`, locked until the transaction ends
+/// on PostgreSQL.
+#[must_use]
+pub fn cursor_position(d: Dialect, consumer: &str, org: &OrgId) -> Built {
+    let mut stmt = Query::select()
+        .expr(Expr::cust("CAST(consumer AS TEXT)"))
+        .column(Alias::new("last_seq"))
+        .from(Alias::new("crm_event_cursors"))
+        .cond_where(consumer_row(consumer, org))
+        .to_owned();
+    if d == Dialect::Postgres {
+        stmt.lock(sea_query::LockType::Update);
+    }
+    d.build(&stmt)
+}
+
+/// Moves `consumer`'s position in `org` to `seq`.
+#[must_use]
+pub fn cursor_advance(d: Dialect, consumer: &str, org: &OrgId, seq: i64, now: DateTime<Utc>) -> Built {
+    let stmt = Query::update()
+        .table(Alias::new("crm_event_cursors"))
+        .value(Alias::new("last_seq"), Expr::val(seq))
+        .value(Alias::new("updated_at"), d.bind(&Value::DateTime(now)))
+        .cond_where(consumer_row(consumer, org))
+        .to_owned();
+    d.build(&stmt)
+}

@@ -1,0 +1,33 @@
+//! The statement layer: every statement the engine sends is built here, by pure code, from plain
+//! data (the scoped IR, ids, values, the instant of the write). Nothing here touches a database,
+//! so every statement can be snapshot-tested on both dialects without one (see
+//! `tests/sql_snapshots.rs` and `tests/write_snapshots.rs`); the executor ([`crate::Engine`])
+//! only runs what this layer built.
+//!
+//! By concept: [`read`] (pages, filters, aggregates, the scope's predicates), [`write`] (inserts,
+//! updates, the trash, deletes), [`audit`], [`events`] (the outbox and the consumers'
+//! positions), [`deliveries`] (the webhook queue), [`tenants`] (the tenant registry and the
+//! settings row-level security reads), [`metadata`] (tenant-defined fields and objects),
+//! [`stages`] (stage statistics), [`locks`], [`ddl`] (tables, indexes, triggers, policies),
+//! [`search`] and [`dialect`] (all that differs between SQLite and PostgreSQL).
+
+use sea_query_sqlx::SqlxValues;
+
+pub mod audit;
+pub mod ddl;
+pub mod deliveries;
+pub mod dialect;
+pub mod events;
+pub mod locks;
+pub mod metadata;
+mod read;
+pub(crate) mod search;
+pub mod stages;
+pub mod tenants;
+pub mod write;
+
+pub(crate) use read::cursor_parts;
+pub use read::{Builder, Limits, PagePlan, encode_cursor, in_session, order_spec};
+
+/// A statement ready to run: its SQL text and the values bound to its placeholders.
+pub type Built = (String, SqlxValues);

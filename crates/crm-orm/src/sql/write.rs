@@ -1,0 +1,286 @@
+//! The statements of writes: a record's insert, updates (with the optimistic version guard),
+//! clearing references, the trash, deletes, and the check that restricts deleting a record
+//! custom references still point at. Every statement is confined to the writer's tenant by a
+//! bound `org_id` (and, for a custom object, to its own records of the shared table).
+
+use chrono::{DateTime, Utc};
+use crm_model::{CUSTOM_COLUMN, Field, FieldKind, Model, ModelName, OrgId, ScalarType, Value};
+use sea_query::{Alias, Expr, ExprTrait, Query};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use super::Built;
+use super::dialect::Dialect;
+use super::read::stored_value;
+use crate::error::{OrmError, Result};
+
+/// Who writes, in which tenant, and when: what every write statement stamps on its rows
+/// (`org_id`, `createdBy`/`updatedBy`, `createdAt`/`updatedAt`).
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp<'a> {
+    /// The tenant written in.
+    pub org: &'a OrgId,
+    /// The writer (`sub` of the principal, or `system:<engine>`).
+    pub actor: &'a str,
+    /// The instant of the write.
+    pub now: DateTime<Utc>,
+}
+
+impl Stamp<'_> {
+    fn now(&self, d: Dialect) -> Expr {
+        d.bind(&Value::DateTime(self.now))
+    }
+    fn actor(&self, d: Dialect) -> Expr {
+        d.bind(&Value::Text(self.actor.to_owned()))
+    }
+    fn org(&self) -> Expr {
+        Expr::val(self.org.as_str())
+    }
+}
+
+/// What one write sets: columns, and custom values merged into the row's JSON document.
+#[derive(Debug, Default)]
+pub struct Sets {
+    cols: Vec<(String, Expr)>,
+    custom: serde_json::Map<String, Json>,
+}
+
+impl Sets {
+    /// Sets field `f` to `v` (null clears it).
+    pub fn add(&mut self, d: Dialect, f: &Field, v: &Value) {
+        if f.custom {
+            self.custom.insert(f.name.to_string(), stored_json(v));
+        } else {
+            self.cols.extend(columns_of(d, f, v));
+        }
+    }
+
+    /// The assignments of an UPDATE: custom values patch the document in place.
+    fn into_update(self, d: Dialect) -> Vec<(String, Expr)> {
+        let mut cols = self.cols;
+        if !self.custom.is_empty() {
+            cols.push((CUSTOM_COLUMN.to_owned(), d.custom_patch(Expr::col(Alias::new(CUSTOM_COLUMN)), &self.custom)));
+        }
+        cols
+    }
+
+    /// The columns of an INSERT: the document holds the non-null custom values.
+    fn into_insert(self, d: Dialect) -> Vec<(String, Expr)> {
+        let mut cols = self.cols;
+        let doc: serde_json::Map<String, Json> = self.custom.into_iter().filter(|(_, v)| !v.is_null()).collect();
+        if !doc.is_empty() {
+            cols.push((CUSTOM_COLUMN.to_owned(), d.bind(&Value::Json(Json::Object(doc)))));
+        }
+        cols
+    }
+}
+
+/// A custom value as stored: its client JSON form, decimals without trailing zeros (as the
+/// columns give them back).
+fn stored_json(v: &Value) -> Json {
+    match v {
+        Value::Decimal(s) => Json::String(trim_decimal(s)),
+        Value::Money { amount, currency } => serde_json::json!({ "amount": trim_decimal(amount), "currency": currency }),
+        other => other.to_json(),
+    }
+}
+
+fn trim_decimal(s: &str) -> String {
+    if !s.contains('.') {
+        return s.to_owned();
+    }
+    let t = s.trim_end_matches('0').trim_end_matches('.');
+    if t == "-0" || t.is_empty() { "0".to_owned() } else { t.to_owned() }
+}
+
+/// Columns and bound values of a column-stored field.
+fn columns_of(d: Dialect, f: &Field, v: &Value) -> Vec<(String, Expr)> {
+    match (&f.kind, v) {
+        (FieldKind::Scalar(ScalarType::Money { currency_column }), Value::Money { amount, currency }) => vec![
+            (f.column.to_string(), d.bind(&Value::Decimal(amount.clone()))),
+            (currency_column.to_string(), d.bind(&Value::Text(currency.clone()))),
+        ],
+        (FieldKind::Scalar(ScalarType::Money { currency_column }), _) => {
+            vec![(f.column.to_string(), d.bind(v)), (currency_column.to_string(), Expr::cust("NULL"))]
+        }
+        (FieldKind::Polymorphic { type_column, .. }, Value::Ref { model, id }) => {
+            vec![(type_column.to_string(), d.bind(&Value::Text(model.to_string()))), (f.column.to_string(), d.bind(&Value::Uuid(*id)))]
+        }
+        (FieldKind::Polymorphic { type_column, .. }, _) => {
+            vec![(type_column.to_string(), Expr::cust("NULL")), (f.column.to_string(), Expr::cust("NULL"))]
+        }
+        _ => vec![(f.column.to_string(), d.bind(v))],
+    }
+}
+
+fn col(c: &str) -> Expr {
+    Expr::col(Alias::new(c))
+}
+
+fn ids_in(d: Dialect, ids: &[Uuid]) -> Expr {
+    col("id").is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))))
+}
+
+/// `cond` on the tenant's rows of `model` (for a custom object, its own records of the shared
+/// table), in statements without a table alias.
+fn tenant_rows(model: &Model, org: &OrgId, cond: Expr) -> Expr {
+    let mut e = col("org_id").eq(Expr::val(org.as_str())).and(cond);
+    if model.custom {
+        e = e.and(col("object").eq(Expr::val(model.name.as_str())));
+    }
+    e
+}
+
+fn internal(e: impl std::fmt::Display) -> OrmError {
+    OrmError::Internal(e.to_string())
+}
+
+/// Inserts record `id` of `model` with `sets`, created and last updated by the stamp's actor, at
+/// version 1.
+///
+/// # Errors
+/// A statement sea-query cannot build (an internal error).
+pub fn insert(d: Dialect, model: &Model, stamp: &Stamp<'_>, id: Uuid, sets: Sets) -> Result<Built> {
+    let mut cols: Vec<(String, Expr)> = vec![
+        ("org_id".into(), stamp.org()),
+        ("id".into(), d.bind(&Value::Uuid(id))),
+        ("created_at".into(), stamp.now(d)),
+        ("updated_at".into(), stamp.now(d)),
+        ("created_by".into(), stamp.actor(d)),
+        ("updated_by".into(), stamp.actor(d)),
+        ("version".into(), d.bind(&Value::Int(1))),
+    ];
+    cols.extend(sets.into_insert(d));
+    if model.custom {
+        cols.push(("object".into(), Expr::val(model.name.as_str())));
+    }
+    let stmt = Query::insert()
+        .into_table(Alias::new(model.table.as_str()))
+        .columns(cols.iter().map(|(c, _)| Alias::new(c.as_str())))
+        .values(cols.into_iter().map(|(_, e)| e))
+        .map_err(internal)?
+        .to_owned();
+    Ok(d.build(&stmt))
+}
+
+/// An UPDATE of `model`'s table as a write: `sets`, the version bumped, `updatedAt`/`updatedBy`
+/// stamped, on the tenant's rows matching `cond`.
+fn update_where(d: Dialect, model: &Model, stamp: &Stamp<'_>, sets: Vec<(String, Expr)>, cond: Expr) -> Built {
+    let mut stmt = Query::update();
+    stmt.table(Alias::new(model.table.as_str()));
+    for (c, e) in sets {
+        stmt.value(Alias::new(c.as_str()), e);
+    }
+    stmt.value(Alias::new("version"), col("version").add(1))
+        .value(Alias::new("updated_at"), stamp.now(d))
+        .value(Alias::new("updated_by"), stamp.actor(d))
+        .cond_where(tenant_rows(model, stamp.org, cond));
+    d.build(&stmt)
+}
+
+/// Updates records `ids` of `model` with `sets`; with `version`, only a record still at that
+/// version (the optimistic guard: zero rows changed means a concurrent write won).
+#[must_use]
+pub fn update(d: Dialect, model: &Model, stamp: &Stamp<'_>, ids: &[Uuid], sets: Sets, version: Option<i64>) -> Built {
+    let mut cond = ids_in(d, ids);
+    if let Some(v) = version {
+        cond = cond.and(col("version").eq(Expr::val(v)));
+    }
+    update_where(d, model, stamp, sets.into_update(d), cond)
+}
+
+/// Sets `fields` to null on the tenant's rows of `model` matching `cond`, as a write.
+fn clear(d: Dialect, model: &Model, stamp: &Stamp<'_>, fields: &[&Field], cond: Expr) -> Built {
+    let mut sets = Sets::default();
+    for f in fields {
+        sets.add(d, f, &Value::Null);
+    }
+    update_where(d, model, stamp, sets.into_update(d), cond)
+}
+
+/// `via` of `target`'s rows equals `parent`: the members of a to-many relation.
+fn members(d: Dialect, target: &Model, via: &Field, parent: Uuid) -> Expr {
+    stored_value(d, target.table.as_str(), target, via).eq(d.bind(&Value::Uuid(parent)))
+}
+
+/// Detaches every member of `parent`'s to-many relation (through `target.via`) but `keep`.
+#[must_use]
+pub fn detach_others(d: Dialect, target: &Model, via: &Field, stamp: &Stamp<'_>, parent: Uuid, keep: &[Uuid]) -> Built {
+    let others = if keep.is_empty() { Expr::cust("TRUE") } else { col("id").is_not_in(keep.iter().map(|k| d.bind(&Value::Uuid(*k)))) };
+    clear(d, target, stamp, &[via], members(d, target, via, parent).and(others))
+}
+
+/// Detaches member `child` of `parent`'s to-many relation (no row changed: it was not a member).
+#[must_use]
+pub fn detach(d: Dialect, target: &Model, via: &Field, stamp: &Stamp<'_>, parent: Uuid, child: Uuid) -> Built {
+    let cond = col("id").eq(d.bind(&Value::Uuid(child))).and(members(d, target, via, parent));
+    clear(d, target, stamp, &[via], cond)
+}
+
+/// Clears `field` of `model` where it refers to one of `ids` (a set-null relation of a record
+/// being deleted).
+#[must_use]
+pub fn clear_references(d: Dialect, model: &Model, field: &Field, stamp: &Stamp<'_>, ids: &[Uuid]) -> Built {
+    let pointing = stored_value(d, model.table.as_str(), model, field).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))));
+    clear(d, model, stamp, &[field], pointing)
+}
+
+/// Clears polymorphic `field` of `model` where it refers to one of `ids` of `target`.
+#[must_use]
+pub fn clear_polymorphic(d: Dialect, model: &Model, field: &Field, stamp: &Stamp<'_>, target: &ModelName, ids: &[Uuid]) -> Built {
+    let FieldKind::Polymorphic { type_column, .. } = &field.kind else {
+        return clear_references(d, model, field, stamp, ids);
+    };
+    let cond = col(type_column.as_str())
+        .eq(Expr::val(target.as_str()))
+        .and(col(field.column.as_str()).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i)))));
+    clear(d, model, stamp, &[field], cond)
+}
+
+/// How many of the tenant's rows of `model` (in the trash or not) refer to one of `ids` through
+/// `field`: a restrict relation without a foreign key (custom references).
+#[must_use]
+pub fn count_references(d: Dialect, model: &Model, field: &Field, org: &OrgId, ids: &[Uuid]) -> Built {
+    let pointing = stored_value(d, model.table.as_str(), model, field).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))));
+    let stmt = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from(Alias::new(model.table.as_str()))
+        .cond_where(tenant_rows(model, org, pointing))
+        .to_owned();
+    d.build(&stmt)
+}
+
+/// Moves records `ids` to the trash (`deleted`) or out of it, as a write. Only rows on the other
+/// side change, so fewer rows than ids means one moved meanwhile.
+#[must_use]
+pub fn set_deleted(d: Dialect, model: &Model, stamp: &Stamp<'_>, ids: &[Uuid], deleted: bool) -> Built {
+    let (deleted_at, side) =
+        if deleted { (stamp.now(d), col("deleted_at").is_null()) } else { (Expr::cust("NULL"), col("deleted_at").is_not_null()) };
+    update_where(d, model, stamp, vec![("deleted_at".to_owned(), deleted_at)], ids_in(d, ids).and(side))
+}
+
+/// Deletes record `id` of `model` for good, if still at `version`.
+#[must_use]
+pub fn delete(d: Dialect, model: &Model, org: &OrgId, id: Uuid, version: i64) -> Built {
+    let stmt = Query::delete()
+        .from_table(Alias::new(model.table.as_str()))
+        .cond_where(tenant_rows(model, org, col("id").eq(d.bind(&Value::Uuid(id))).and(col("version").eq(Expr::val(version)))))
+        .to_owned();
+    d.build(&stmt)
+}
+
+/// Locks record `id` of `model` until the transaction ends (PostgreSQL `FOR UPDATE`; `None` on
+/// SQLite, whose write transactions are serial already).
+#[must_use]
+pub fn lock(d: Dialect, model: &Model, org: &OrgId, id: Uuid) -> Option<Built> {
+    if d != Dialect::Postgres {
+        return None;
+    }
+    let stmt = Query::select()
+        .expr(Expr::cust("1"))
+        .from(Alias::new(model.table.as_str()))
+        .cond_where(tenant_rows(model, org, col("id").eq(d.bind(&Value::Uuid(id)))))
+        .lock(sea_query::LockType::Update)
+        .to_owned();
+    Some(d.build(&stmt))
+}
