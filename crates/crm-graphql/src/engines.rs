@@ -9,8 +9,10 @@ use crm_engines::tagging::Retag;
 use crm_orm::{Deliveries, Op, OrmError};
 use serde_json::{Value as Json, json};
 
+use crate::args::args_json;
+use crate::fields::{json_object, parent_json};
 use crate::meta::{json_list, leaf};
-use crate::resolve::{args_json, bad, err, json_object, request};
+use crate::request::{bad, err, request};
 
 const DATETIME: &str = "DateTime";
 
@@ -21,7 +23,7 @@ fn list(key: &'static str, ty: &'static str) -> Field {
 /// A list that is `null` when the report leaves it out (a field the caller may not read).
 fn opt_list(key: &'static str, ty: &'static str) -> Field {
     Field::new(key, TypeRef::named_nn_list(ty), move |ctx| {
-        let items = crate::resolve::parent_json(&ctx).and_then(|p| p.get(key)).and_then(Json::as_array);
+        let items = parent_json(&ctx).and_then(|p| p.get(key)).and_then(Json::as_array);
         FieldFuture::Value(items.map(|items| FieldValue::list(items.iter().map(|x| FieldValue::borrowed_any(x)))))
     })
 }

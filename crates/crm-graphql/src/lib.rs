@@ -3,16 +3,22 @@
 //! errors become client errors. No HTTP here: crm-server carries requests in and out.
 #![forbid(unsafe_code)]
 
+mod args;
 mod cache;
+mod connection;
 mod documents;
 mod engines;
 mod error;
+mod fields;
 pub mod guard;
 mod lru;
 mod meta;
 mod plan;
+mod request;
 mod resolve;
 mod schema;
+mod selection;
+mod versions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +27,13 @@ use async_graphql::parser::types::ExecutableDocument;
 
 pub use async_graphql::dynamic::Schema;
 pub use async_graphql::{Request, Response, Variables};
-pub use cache::{BuildError, Built, DEFAULT_SCHEMA_CAPACITY, SchemaCache, SchemaKey, Versions};
+pub use cache::{BuildError, Built, DEFAULT_SCHEMA_CAPACITY, SchemaCache, SchemaKey};
 use crm_orm::{Engine, Policy, Principal};
 pub use error::{GraphqlError, classify, to_graphql_error};
 pub use plan::DEFAULT_PLAN_CAPACITY;
-pub use resolve::RequestCtx;
+pub use request::RequestCtx;
 pub use schema::{SchemaOptions, build_schema};
+pub use versions::Versions;
 
 /// The API service: schema cache, tenants' metadata versions and role policy. One per server;
 /// cheap to share.

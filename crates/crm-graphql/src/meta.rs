@@ -7,7 +7,9 @@ use crm_model::{Field as MField, FieldDef, FieldKind, Model, ModelDef, ScalarTyp
 use crm_orm::{Access, MetaChange, Op, OrmError};
 use serde_json::{Value as Json, json};
 
-use crate::resolve::{args_json, bad, err, json_leaf, opt_string, parent_json, request};
+use crate::args::{args_json, opt_string};
+use crate::fields::{json_leaf, parent_json};
+use crate::request::{bad, err, request};
 
 const METADATA: &str = "Metadata";
 const MODEL_INFO: &str = "ModelInfo";

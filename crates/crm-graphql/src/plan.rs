@@ -36,8 +36,10 @@ use crm_orm::{Access, CompiledRead, Op, OrmError, Output, PageResult, Read, Read
 use serde_json::{Map, Value as Json};
 
 use crate::cache::SchemaKey;
+use crate::connection::page_info_of;
 use crate::lru::Lru;
-use crate::resolve::{self, RequestCtx, SelNode};
+use crate::request::RequestCtx;
+use crate::selection::{self, SelNode};
 
 /// Plans kept by default.
 pub const DEFAULT_PLAN_CAPACITY: usize = 1024;
@@ -337,17 +339,17 @@ impl Plan {
         let args = node.args()?;
         let read = match root.kind {
             RootKind::List => {
-                let mut read = resolve::list_read_of(cat, model, &args, &node)?;
+                let mut read = selection::list_read_of(cat, model, &args, &node)?;
                 shape(cat, model, &mut read.select, &node);
                 read
             }
             RootKind::One => {
-                let mut read = resolve::one_read_of(cat, model, &args, &node)?;
+                let mut read = selection::one_read_of(cat, model, &args, &node)?;
                 shape(cat, model, &mut read.select, &node);
                 read
             }
             RootKind::Connection => {
-                let mut read = resolve::connection_read_of(cat, model, &args, &node)?;
+                let mut read = selection::connection_read_of(cat, model, &args, &node)?;
                 let rows_node = node
                     .children()
                     .into_iter()
@@ -655,7 +657,7 @@ fn write_connection(page: &PageResult<String>, node: &AstNode<'_>, out: &mut Str
                 }
                 out.push(']');
             }
-            "pageInfo" => write_projection(&resolve::page_info_of(page), c, out),
+            "pageInfo" => write_projection(&page_info_of(page), c, out),
             _ => match &page.aggregate {
                 Some(a) => write_projection(a, c, out),
                 None => out.push_str("null"),

@@ -9,11 +9,13 @@ use async_graphql::dynamic::{
     Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Interface, InterfaceField, Object, Scalar, Schema, TypeRef,
 };
 use crm_model::{Catalog, Field as MField, FieldKind, Model, ScalarType, TypeClass};
-use crm_orm::ir::{aggregatable, groupable, orderable};
 use crm_orm::{AggFn, FilterOp, Quantifier};
+use crm_orm::{aggregatable, groupable, orderable};
 
+use crate::connection::{Conn, Edge, nested_connection};
 use crate::error::GraphqlError;
-use crate::resolve::{self, Conn, Edge};
+use crate::fields::{json_aliased_leaf, json_aliased_list, json_aliased_object, json_leaf, json_object, stage_duration};
+use crate::resolve;
 
 /// Limits and switches of a generated schema.
 #[derive(Debug, Clone)]
@@ -265,16 +267,16 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
     b = b.register(
         Object::new(AUDIT_ENTRY)
             .description("Who did what, when.")
-            .field(Field::new("at", TypeRef::named_nn(DATETIME), resolve::json_leaf("at")))
-            .field(Field::new("actor", TypeRef::named(TypeRef::STRING), resolve::json_leaf("actor")))
+            .field(Field::new("at", TypeRef::named_nn(DATETIME), json_leaf("at")))
+            .field(Field::new("actor", TypeRef::named(TypeRef::STRING), json_leaf("actor")))
             .field(
-                Field::new("action", TypeRef::named_nn(TypeRef::STRING), resolve::json_leaf("action"))
+                Field::new("action", TypeRef::named_nn(TypeRef::STRING), json_leaf("action"))
                     .description("delete, restore, destroy, or metadata.<change> (createField, updateField, activateField, deactivateField, deleteField, createObject, updateObject, deleteObject)."),
             )
-            .field(Field::new("model", TypeRef::named(TypeRef::STRING), resolve::json_leaf("model")))
-            .field(Field::new("recordId", TypeRef::named(TypeRef::ID), resolve::json_leaf("recordId")))
+            .field(Field::new("model", TypeRef::named(TypeRef::STRING), json_leaf("model")))
+            .field(Field::new("recordId", TypeRef::named(TypeRef::ID), json_leaf("recordId")))
             .field(
-                Field::new("detail", TypeRef::named(JSON_SCALAR), resolve::json_leaf("detail"))
+                Field::new("detail", TypeRef::named(JSON_SCALAR), json_leaf("detail"))
                     .description("For metadata changes: the model, the field, and the definition before and after."),
             ),
     );
@@ -305,8 +307,8 @@ fn shared_types(b: async_graphql::dynamic::SchemaBuilder) -> async_graphql::dyna
         .register(
             Object::new(MONEY)
                 .description("An amount with its ISO 4217 currency.")
-                .field(Field::new("amount", TypeRef::named_nn(DECIMAL), resolve::json_leaf("amount")))
-                .field(Field::new("currency", TypeRef::named_nn(TypeRef::STRING), resolve::json_leaf("currency"))),
+                .field(Field::new("amount", TypeRef::named_nn(DECIMAL), json_leaf("amount")))
+                .field(Field::new("currency", TypeRef::named_nn(TypeRef::STRING), json_leaf("currency"))),
         )
         .register(
             InputObject::new(MONEY_INPUT)
@@ -317,8 +319,8 @@ fn shared_types(b: async_graphql::dynamic::SchemaBuilder) -> async_graphql::dyna
         .register(
             Object::new(RECORD_REF)
                 .description("A reference to a record of one of several models.")
-                .field(Field::new("type", TypeRef::named_nn(TypeRef::STRING), resolve::json_leaf("type")).description("The model name."))
-                .field(Field::new("id", TypeRef::named_nn(TypeRef::ID), resolve::json_leaf("id"))),
+                .field(Field::new("type", TypeRef::named_nn(TypeRef::STRING), json_leaf("type")).description("The model name."))
+                .field(Field::new("id", TypeRef::named_nn(TypeRef::ID), json_leaf("id"))),
         )
         .register(
             InputObject::new(RECORD_REF_INPUT)
@@ -329,42 +331,38 @@ fn shared_types(b: async_graphql::dynamic::SchemaBuilder) -> async_graphql::dyna
         .register(
             Object::new(HISTORY)
                 .description("One change of a tracked field.")
-                .field(Field::new("field", TypeRef::named_nn(TypeRef::STRING), resolve::json_leaf("field")))
-                .field(Field::new("oldValue", TypeRef::named(JSON_SCALAR), resolve::json_leaf("oldValue")))
-                .field(Field::new("newValue", TypeRef::named(JSON_SCALAR), resolve::json_leaf("newValue")))
-                .field(Field::new("changedAt", TypeRef::named_nn(DATETIME), resolve::json_leaf("changedAt")))
+                .field(Field::new("field", TypeRef::named_nn(TypeRef::STRING), json_leaf("field")))
+                .field(Field::new("oldValue", TypeRef::named(JSON_SCALAR), json_leaf("oldValue")))
+                .field(Field::new("newValue", TypeRef::named(JSON_SCALAR), json_leaf("newValue")))
+                .field(Field::new("changedAt", TypeRef::named_nn(DATETIME), json_leaf("changedAt")))
                 .field(
-                    Field::new("changedBy", TypeRef::named(TypeRef::STRING), resolve::json_leaf("changedBy"))
-                        .description("The acting user's id."),
+                    Field::new("changedBy", TypeRef::named(TypeRef::STRING), json_leaf("changedBy")).description("The acting user's id."),
                 ),
         )
         .register(
             Object::new(STAGE_TRANSITION)
                 .description("A stay in one stage of a lifecycle (stage) field.")
-                .field(Field::new("field", TypeRef::named_nn(TypeRef::STRING), resolve::json_leaf("field")))
-                .field(Field::new("stage", TypeRef::named_nn(TypeRef::STRING), resolve::json_leaf("stage")))
-                .field(Field::new("enteredAt", TypeRef::named_nn(DATETIME), resolve::json_leaf("enteredAt")))
+                .field(Field::new("field", TypeRef::named_nn(TypeRef::STRING), json_leaf("field")))
+                .field(Field::new("stage", TypeRef::named_nn(TypeRef::STRING), json_leaf("stage")))
+                .field(Field::new("enteredAt", TypeRef::named_nn(DATETIME), json_leaf("enteredAt")))
                 .field(
-                    Field::new("exitedAt", TypeRef::named(DATETIME), resolve::json_leaf("exitedAt"))
+                    Field::new("exitedAt", TypeRef::named(DATETIME), json_leaf("exitedAt"))
                         .description("Null while the record is still in the stage."),
                 )
-                .field(Field::new("enteredBy", TypeRef::named(TypeRef::STRING), resolve::json_leaf("enteredBy")))
+                .field(Field::new("enteredBy", TypeRef::named(TypeRef::STRING), json_leaf("enteredBy")))
                 .field(
-                    Field::new("durationSeconds", TypeRef::named_nn(TypeRef::FLOAT), resolve::stage_duration())
+                    Field::new("durationSeconds", TypeRef::named_nn(TypeRef::FLOAT), stage_duration())
                         .description("Time spent in the stage: until it was left, or until now."),
                 ),
         )
         .register(
             Object::new(PAGE_INFO)
                 .description("Where a page sits in the whole result.")
-                .field(Field::new("hasNextPage", TypeRef::named_nn(TypeRef::BOOLEAN), resolve::json_leaf("hasNextPage")))
-                .field(Field::new("hasPreviousPage", TypeRef::named_nn(TypeRef::BOOLEAN), resolve::json_leaf("hasPreviousPage")))
-                .field(Field::new("startCursor", TypeRef::named(TypeRef::STRING), resolve::json_leaf("startCursor")))
-                .field(Field::new("endCursor", TypeRef::named(TypeRef::STRING), resolve::json_leaf("endCursor")))
-                .field(
-                    Field::new("pageSize", TypeRef::named(TypeRef::INT), resolve::json_leaf("pageSize"))
-                        .description("Records in this page."),
-                ),
+                .field(Field::new("hasNextPage", TypeRef::named_nn(TypeRef::BOOLEAN), json_leaf("hasNextPage")))
+                .field(Field::new("hasPreviousPage", TypeRef::named_nn(TypeRef::BOOLEAN), json_leaf("hasPreviousPage")))
+                .field(Field::new("startCursor", TypeRef::named(TypeRef::STRING), json_leaf("startCursor")))
+                .field(Field::new("endCursor", TypeRef::named(TypeRef::STRING), json_leaf("endCursor")))
+                .field(Field::new("pageSize", TypeRef::named(TypeRef::INT), json_leaf("pageSize")).description("Records in this page.")),
         )
 }
 
@@ -643,28 +641,27 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
     let numeric: Vec<&MField> = m.fields.values().filter(|f| aggregatable(f)).collect();
     let mut agg = Object::new(names::of(m, names::AGGREGATE))
         .description(format!("Aggregates over {} records.", m.name))
-        .field(Field::new("count", TypeRef::named_nn(TypeRef::INT), resolve::json_leaf("count")));
+        .field(Field::new("count", TypeRef::named_nn(TypeRef::INT), json_leaf("count")));
     let mut group = Object::new(names::of(m, names::GROUP_BY))
         .description(format!("One group of {} records.", m.name))
         .field(
-            Field::new("key", TypeRef::named_nn(names::of(m, names::GROUP_BY_KEY)), resolve::json_object("key"))
+            Field::new("key", TypeRef::named_nn(names::of(m, names::GROUP_BY_KEY)), json_object("key"))
                 .description("The values of the group keys."),
         )
-        .field(Field::new("count", TypeRef::named_nn(TypeRef::INT), resolve::json_leaf("count")));
+        .field(Field::new("count", TypeRef::named_nn(TypeRef::INT), json_leaf("count")));
     if !numeric.is_empty() {
         let mut num =
             Object::new(names::of(m, names::NUMERIC)).description("A numeric aggregate per field, as a float; null over no values.");
         for f in &numeric {
-            num = num.field(Field::new(f.name.as_str(), TypeRef::named(TypeRef::FLOAT), resolve::json_leaf(f.name.as_str())));
+            num = num.field(Field::new(f.name.as_str(), TypeRef::named(TypeRef::FLOAT), json_leaf(f.name.as_str())));
         }
         out.push(Gen::Obj(num));
         for func in AggFn::ALL {
             agg = agg.field(
-                Field::new(func.name(), TypeRef::named(names::of(m, names::NUMERIC)), resolve::json_object(func.name()))
+                Field::new(func.name(), TypeRef::named(names::of(m, names::NUMERIC)), json_object(func.name()))
                     .description("Null on the results of batch mutations, whose aggregate counts the records affected."),
             );
-            group =
-                group.field(Field::new(func.name(), TypeRef::named_nn(names::of(m, names::NUMERIC)), resolve::json_object(func.name())));
+            group = group.field(Field::new(func.name(), TypeRef::named_nn(names::of(m, names::NUMERIC)), json_object(func.name())));
         }
     }
     out.push(Gen::Obj(agg));
@@ -678,7 +675,7 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
                 FieldKind::Scalar(ty) => scalar_type(m, f, ty, false),
                 _ => TypeRef::ID.to_owned(),
             };
-            key = key.field(Field::new(f.name.as_str(), TypeRef::named(ty), resolve::json_leaf(f.name.as_str())));
+            key = key.field(Field::new(f.name.as_str(), TypeRef::named(ty), json_leaf(f.name.as_str())));
             by = by.item(f.name.as_str());
         }
         out.push(Gen::Obj(key));
@@ -706,24 +703,24 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
                     (false, false) => TypeRef::named(base),
                 };
                 if matches!(ty, ScalarType::Money { .. }) {
-                    Field::new(f.name.as_str(), t, resolve::json_object(f.name.as_str()))
+                    Field::new(f.name.as_str(), t, json_object(f.name.as_str()))
                 } else {
-                    Field::new(f.name.as_str(), t, resolve::json_leaf(f.name.as_str()))
+                    Field::new(f.name.as_str(), t, json_leaf(f.name.as_str()))
                 }
             }
             FieldKind::Polymorphic { targets, .. } => {
                 let list: Vec<&str> = targets.iter().map(|t| t.as_str()).collect();
-                Field::new(f.name.as_str(), TypeRef::named(RECORD_REF), resolve::json_object(f.name.as_str()))
+                Field::new(f.name.as_str(), TypeRef::named(RECORD_REF), json_object(f.name.as_str()))
                     .description(f.description.clone().unwrap_or_else(|| format!("A {}.", list.join(" or "))))
             }
             FieldKind::ToOne { target, .. } => {
-                Field::new(f.name.as_str(), TypeRef::named(target.as_str()), resolve::json_aliased_object(f.name.to_string()))
+                Field::new(f.name.as_str(), TypeRef::named(target.as_str()), json_aliased_object(f.name.to_string()))
             }
             FieldKind::ToMany { target, .. } => {
                 let Some(t) = cat.model(target.as_str()) else { continue };
                 let list = list_args(
                     t,
-                    Field::new(f.name.as_str(), TypeRef::named_nn_list_nn(target.as_str()), resolve::json_aliased_list(f.name.to_string())),
+                    Field::new(f.name.as_str(), TypeRef::named_nn_list_nn(target.as_str()), json_aliased_list(f.name.to_string())),
                     true,
                 );
                 o = o.field(match &f.description {
@@ -736,7 +733,7 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
                     Field::new(
                         &conn_name,
                         TypeRef::named_nn(names::of(t, names::CONNECTION)),
-                        resolve::nested_connection(t.clone(), conn_name.clone()),
+                        nested_connection(t.clone(), conn_name.clone()),
                     ),
                     true,
                 );
@@ -752,14 +749,14 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
     let tracked: Vec<&str> = m.fields.values().filter(|f| f.tracked).map(|f| f.name.as_str()).collect();
     if !tracked.is_empty() {
         o = o.field(
-            Field::new("history", TypeRef::named_nn_list_nn(HISTORY), resolve::json_aliased_list("history".to_owned()))
+            Field::new("history", TypeRef::named_nn_list_nn(HISTORY), json_aliased_list("history".to_owned()))
                 .description(format!("Changes of the tracked fields ({}), newest first.", tracked.join(", ")))
                 .argument(InputValue::new("field", TypeRef::named(TypeRef::STRING)).description("Only this field's changes."))
                 .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)).description("Most entries (default 20).")),
         );
     }
     o = o.field(
-        Field::new("timeline", TypeRef::named_nn(JSON_SCALAR), resolve::json_aliased_leaf("timeline".to_owned()))
+        Field::new("timeline", TypeRef::named_nn(JSON_SCALAR), json_aliased_leaf("timeline".to_owned()))
             .description(
                 "The record's timeline, newest first: its property changes (`{kind: \"change\", at, actor, field, oldValue, newValue}`) \
                  merged with the records that refer to it (`{kind: \"Activity\", at, actor, id, record}`).",
@@ -769,7 +766,7 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
     let stages: Vec<&str> = m.fields.values().filter(|f| f.stage).map(|f| f.name.as_str()).collect();
     if !stages.is_empty() {
         o = o.field(
-            Field::new("stages", TypeRef::named_nn_list_nn(STAGE_TRANSITION), resolve::json_aliased_list("stages".to_owned()))
+            Field::new("stages", TypeRef::named_nn_list_nn(STAGE_TRANSITION), json_aliased_list("stages".to_owned()))
                 .description(format!("Stays in each stage of {}, oldest first, with entered and exited times.", stages.join(", ")))
                 .argument(InputValue::new("field", TypeRef::named(TypeRef::STRING)).description("Only this stage field.")),
         );

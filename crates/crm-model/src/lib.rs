@@ -6,16 +6,18 @@
 mod catalog;
 mod def;
 mod error;
+pub mod input;
 mod names;
+mod resolve;
 pub mod standard;
 pub mod value;
 
 pub use catalog::{
     BUILTIN_ROOTS, BUILTIN_TYPES, CUSTOM_COLUMN, Catalog, Checks, Extension, Field, FieldKind, GENERATED_TYPE_SUFFIXES, Index,
     MAX_CUSTOM_FIELDS, MAX_CUSTOM_OBJECTS, Model, RECORDS_TABLE, RESERVED_FIELDS, SYSTEM_COLUMNS, SYSTEM_FIELDS, ScalarType, TypeClass,
-    resolve,
 };
 pub use def::{FieldDef, FieldType, IndexDef, ModelDef, OnDelete, Validation};
 pub use error::{MetadataError, NameError, ValueError};
 pub use names::{FieldName, ModelName, OptionName, OrgId, RoleName, SqlName, english_plural, humanize, lower_first, snake_case};
+pub use resolve::resolve;
 pub use value::Value;

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
+use crm_model::input::{parse, validate};
 use crm_model::standard::{standard_catalog, standard_models};
-use crm_model::value::{parse, validate};
 use crm_model::{
     Catalog, Field, FieldDef as F, FieldKind, MetadataError, ModelDef, NameError, OnDelete, ScalarType, Value, ValueError, resolve,
 };

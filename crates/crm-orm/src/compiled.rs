@@ -24,7 +24,7 @@ use sea_query_sqlx::SqlxValues;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::auth::{Access, Scoped};
+use crate::authorization::{Access, Scoped};
 use crate::error::Result;
 use crate::ir::Read;
 use crate::sql::dialect::Dialect;

@@ -2,7 +2,7 @@
 
 use crm_model::{Catalog, FieldKind, Model};
 
-use crate::auth::{FieldCheck, FieldUse};
+use crate::authorization::{FieldCheck, FieldUse};
 use crate::error::{OrmError, Result};
 use crate::ir::{
     Data, Deliveries, Extra, FieldWrite, Filter, GroupBy, Locate, OrderBy, Read, RecordEvents, Selection, StageQuery, Targets, ToOneWrite,

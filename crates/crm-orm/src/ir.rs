@@ -5,12 +5,29 @@
 //! "acme", "account": {"name": "X"}}`) against the [`Catalog`], so unknown fields, operators that
 //! do not apply to a type and badly typed values are rejected here, naming the input path.
 
-use crm_model::{Catalog, Field, FieldKind, FieldName, Model, ModelName, ScalarType, TypeClass, Value, value};
+use crm_model::{Catalog, Field, FieldKind, FieldName, Model, ModelName, ScalarType, TypeClass, Value, input};
 use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::error::{OrmError, Result};
+
+/// An operation on rows: what a query does, and what a role can be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Op {
+    /// Read rows.
+    Read,
+    /// Insert rows.
+    Create,
+    /// Change rows.
+    Update,
+    /// Move rows to the trash (soft delete) and restore them.
+    Delete,
+    /// Remove rows for good (from the trash or not).
+    Destroy,
+}
 
 /// Scalar filter operators with their API suffix: the one list both the schema generator and the
 /// parser read.
@@ -385,7 +402,7 @@ fn parse_cmp(model: &Model, name: &str, op: FilterOp, val: &Json, path: &str) ->
             (FieldKind::Polymorphic { .. }, _) => Err(OrmError::bad(path, "a polymorphic reference can only be compared with null")),
             (FieldKind::Scalar(ScalarType::Json), Json::Null) => Ok(Value::Null),
             (FieldKind::Scalar(ScalarType::Json), _) => Err(OrmError::bad(path, "a JSON field can only be compared with null")),
-            _ => value::parse(f, j).map_err(|e| OrmError::bad(path, e.reason)),
+            _ => input::parse(f, j).map_err(|e| OrmError::bad(path, e.reason)),
         }
     };
     let value = if op.takes_list() {
@@ -452,6 +469,40 @@ pub struct Page {
     pub after: Option<String>,
     /// Cursor to continue before.
     pub before: Option<String>,
+}
+
+impl Page {
+    /// Reading backwards (`last` / `before`).
+    #[must_use]
+    pub fn backward(&self) -> bool {
+        self.last.is_some() || self.before.is_some()
+    }
+
+    /// Starting at a cursor or after skipped rows: rows lie before the page in its direction.
+    #[must_use]
+    pub fn from_cursor(&self) -> bool {
+        self.after.is_some() || self.before.is_some() || self.skip > 0
+    }
+
+    /// The number of rows asked for, `default` when neither `first` nor `last` is given.
+    #[must_use]
+    pub fn size(&self, default: u32) -> u32 {
+        self.first.or(self.last).unwrap_or(default)
+    }
+
+    /// `(has_next, has_previous)` of this page when `more` rows lie beyond it in its direction.
+    #[must_use]
+    pub fn flags(&self, more: bool) -> (bool, bool) {
+        page_flags(self.backward(), self.from_cursor(), more)
+    }
+}
+
+/// `(has_next, has_previous)` of a page read `backward` or forwards, `from_cursor` or from the
+/// start, when `more` rows lie beyond it in its direction of travel: the one rule every page
+/// (root, nested, batch) follows.
+#[must_use]
+pub fn page_flags(backward: bool, from_cursor: bool, more: bool) -> (bool, bool) {
+    if backward { (from_cursor, more) } else { (more, from_cursor) }
 }
 
 /// What to return of each row: fields by API name and nested relations.
@@ -692,7 +743,7 @@ pub struct Targets {
     /// The model.
     pub model: ModelName,
     /// The operation the caller must be granted on every target.
-    pub op: crate::auth::Op,
+    pub op: Op,
     /// The caller's filter.
     pub filter: Filter,
     /// The engine's own condition, AND-ed to the caller's.
@@ -826,7 +877,7 @@ impl Unique {
             .field(key)
             .filter(|f| f.unique)
             .ok_or_else(|| OrmError::bad(&p, format!("`{key}` is not a unique field of {}", model.name)))?;
-        let v = value::parse(f, val).map_err(|e| OrmError::bad(&p, e.reason))?;
+        let v = input::parse(f, val).map_err(|e| OrmError::bad(&p, e.reason))?;
         Ok(Unique::Field(f.name.clone(), v))
     }
 }
@@ -906,8 +957,8 @@ fn parse_data(catalog: &Catalog, model: &Model, input: &Json, path: &str, budget
         }
         let w = match &f.kind {
             FieldKind::Scalar(_) | FieldKind::Polymorphic { .. } => {
-                let v = value::parse(f, val)?;
-                value::validate(f, &v)?;
+                let v = input::parse(f, val)?;
+                input::validate(f, &v)?;
                 FieldWrite::Set(v)
             }
             FieldKind::ToOne { target, .. } => {

@@ -4,28 +4,37 @@
 //! Pipeline: JSON/GraphQL input -> [`ir`] (parsed against the Catalog) -> [`authorize`] ->
 //! [`Scoped`] -> [`sql`] (pure: every statement as SQL + bound values) -> [`Engine`] (sqlx:
 //! runs them).
+//!
+//! The facade: everything a caller needs is re-exported here. Two modules are public beside
+//! it: [`sql`], the statement layer (pure; what the snapshot tests and benchmarks build), and
+//! [`row`], how a page row is written from its columns (for its benchmark).
 #![forbid(unsafe_code)]
 
-pub mod auth;
-pub mod compiled;
-pub mod error;
+mod authorization;
+mod compiled;
+mod error;
 mod exec;
 mod field_use;
-pub mod ir;
+mod ir;
+mod page;
 pub mod row;
 pub mod sql;
 
-pub use auth::{Access, FieldCheck, FieldRules, FieldUse, Grant, Op, Policy, Principal, RolePolicy, RowRule, Scoped, access, authorize};
+pub use authorization::{
+    Access, FieldCheck, FieldRules, FieldUse, Grant, Policy, Principal, RolePolicy, RowRule, Scoped, access, authorize,
+};
 pub use compiled::{CompiledRead, ReadStatement, Statement};
 pub use error::{OrmError, Result};
 pub use exec::{
-    CrossTenant, DbUse, Definitions, Engine, EngineOptions, EventWork, MAX_TARGETS, MetaChange, PageResult, StageStats, StageStay, TxCtx,
-    TxFuture, TxWork, WriteHook, WriteResult, Written, count_db_use,
+    CrossTenant, DbUse, Definitions, Engine, EngineOptions, EventWork, MAX_TARGETS, MetaChange, StageStats, StageStay, TxCtx, TxFuture,
+    TxWork, WriteHook, WriteResult, Written, count_db_use,
 };
 pub use ir::{
-    AggFn, Aggregate, AuditQuery, Data, Deliveries, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Output,
-    Page, Quantifier, Read, RecordEvents, Selection, StageQuery, Targets, ToManyWrite, ToOneWrite, Unique, Write,
+    AggFn, Aggregate, AuditQuery, Data, Deliveries, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Op, Operand, OrderBy,
+    Output, Page, Quantifier, Read, RecordEvents, Selection, StageQuery, Targets, ToManyWrite, ToOneWrite, Unique, Write, aggregatable,
+    groupable, orderable,
 };
+pub use page::{PageResult, nested_page};
 pub use sql::Limits;
 pub use sql::deliveries::{Attempt, DueDelivery};
 pub use sql::dialect::Dialect;

@@ -9,7 +9,7 @@ use serde_json::{Value as Json, json};
 
 use super::Engine;
 use super::pool::{Ex, ExSource, Tx};
-use crate::auth::Scoped;
+use crate::authorization::Scoped;
 use crate::error::{OrmError, Result};
 use crate::sql::dialect::Dialect;
 use crate::sql::metadata::{self, Definition};

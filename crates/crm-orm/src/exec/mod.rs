@@ -20,6 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use uuid::Uuid;
 
 use crate::error::{OrmError, Result};
+use crate::page::PageResult;
 use crate::sql::Limits;
 use crate::sql::dialect::{DbFailure, Dialect, classify};
 use pool::{Conn, Db, Tx};
@@ -58,47 +59,6 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions { max_connections: 10, limits: Limits::default(), acquire_timeout: Duration::from_secs(10) }
-    }
-}
-
-/// One page of rows: JSON objects keyed by the selection's keys, decoded (`Json`) or as JSON
-/// text (`String`, [`Engine::read_text`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PageResult<R = Json> {
-    /// Rows as JSON objects keyed by the selection's keys.
-    pub rows: Vec<R>,
-    /// The cursor of each row.
-    pub cursors: Vec<String>,
-    /// Rows exist after the page.
-    pub has_next: bool,
-    /// Rows exist before the page.
-    pub has_previous: bool,
-    /// Total matching rows, when asked for.
-    pub count: Option<i64>,
-    /// The aggregate object (`{"count": n, "sum": {…}, …}`), when a count or aggregates were
-    /// asked for.
-    pub aggregate: Option<Json>,
-}
-
-impl PageResult<String> {
-    /// The page with its rows decoded.
-    ///
-    /// # Errors
-    /// A row that is not JSON (an internal error).
-    pub fn decoded(self) -> Result<PageResult> {
-        let rows = self
-            .rows
-            .iter()
-            .map(|j| serde_json::from_str(j).map_err(|e| OrmError::Internal(format!("row JSON: {e}"))))
-            .collect::<Result<Vec<Json>>>()?;
-        Ok(PageResult {
-            rows,
-            cursors: self.cursors,
-            has_next: self.has_next,
-            has_previous: self.has_previous,
-            count: self.count,
-            aggregate: self.aggregate,
-        })
     }
 }
 

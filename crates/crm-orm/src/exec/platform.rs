@@ -14,7 +14,7 @@ use crm_model::OrgId;
 
 use super::Engine;
 use super::pool::{ExSource, Tx};
-use crate::auth::Access;
+use crate::authorization::Access;
 use crate::error::Result;
 use crate::sql::tenants;
 

@@ -10,7 +10,7 @@ use crm_model::OrgId;
 use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
-use crate::auth::Access;
+use crate::authorization::Access;
 use crate::error::{OrmError, Result};
 use crate::sql::{Built, PagePlan, tenants};
 

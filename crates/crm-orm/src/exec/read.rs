@@ -7,12 +7,13 @@ use crm_model::{Catalog, ModelName};
 use sea_query_sqlx::SqlxValues;
 use serde_json::Value as Json;
 
+use super::Engine;
 use super::pool::ExSource;
-use super::{Engine, PageResult};
-use crate::auth::{Access, Scoped};
+use crate::authorization::{Access, Scoped};
 use crate::compiled::{CompiledRead, ReadStatement};
 use crate::error::{OrmError, Result};
 use crate::ir::{AuditQuery, GroupBy, Locate, Read};
+use crate::page::PageResult;
 use crate::sql::dialect::Dialect;
 use crate::sql::{Builder, Limits, audit, encode_cursor, in_session};
 
@@ -170,7 +171,7 @@ async fn run_read<S: ExSource>(src: &mut S, s: ReadStatement) -> Result<PageResu
         out_rows.reverse();
         cursors.reverse();
     }
-    let (has_next, has_previous) = if plan.backward { (plan.from_cursor, more) } else { (more, plan.from_cursor) };
+    let (has_next, has_previous) = plan.flags(more);
     Ok(PageResult { rows: out_rows, cursors, has_next, has_previous, count, aggregate })
 }
 

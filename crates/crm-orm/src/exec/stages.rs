@@ -4,8 +4,9 @@ use serde::Serialize;
 
 use super::Engine;
 use super::pool::ExSource;
-use crate::auth::{Op, Scoped};
+use crate::authorization::Scoped;
 use crate::error::{OrmError, Result};
+use crate::ir::Op;
 use crate::ir::{Filter, StageQuery};
 use crate::sql::stages::{self, StayRow};
 use crate::sql::{Builder, in_session};

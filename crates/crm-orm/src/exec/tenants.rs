@@ -5,7 +5,7 @@ use crm_model::OrgId;
 
 use super::Engine;
 use super::pool::ExSource;
-use crate::auth::Access;
+use crate::authorization::Access;
 use crate::error::{OrmError, Result};
 use crate::sql::tenants;
 
@@ -63,7 +63,7 @@ impl Engine {
     /// # Errors
     /// Database failures.
     pub async fn access(&self, policy: &crate::Policy, principal: &crate::Principal) -> Result<Access> {
-        let access = crate::auth::access(&self.catalog, policy, principal);
+        let access = crate::authorization::access(&self.catalog, policy, principal);
         if !policy.reads_descendants(&principal.roles) {
             return Ok(access);
         }

@@ -18,10 +18,12 @@ use uuid::Uuid;
 
 use super::pool::{ExSource, Tx};
 use super::read::read_page;
-use super::{Engine, PageResult, classify_retry, parse_uuid};
-use crate::auth::{Access, Op, Scoped};
+use super::{Engine, classify_retry, parse_uuid};
+use crate::authorization::{Access, Scoped};
 use crate::error::{OrmError, Result};
+use crate::ir::Op;
 use crate::ir::{Filter, GroupBy, Page, Read, Targets};
+use crate::page::PageResult;
 use crate::sql::dialect::Dialect;
 use crate::sql::events::{Event, EventKind};
 use crate::sql::{Builder, Limits, locks, write};

@@ -17,10 +17,12 @@ use uuid::Uuid;
 use super::pool::ExSource;
 use super::read::read_page;
 use super::tx::{Pending, TxCtx, Written, merge};
-use super::{Engine, PageResult, WriteResult, classify_retry, db_error, parse_uuid};
-use crate::auth::{Access, Op, Scoped};
+use super::{Engine, WriteResult, classify_retry, db_error, parse_uuid};
+use crate::authorization::{Access, Scoped};
 use crate::error::{OrmError, Result};
+use crate::ir::Op;
 use crate::ir::{Data, FieldWrite, Filter, FilterOp, Operand, OrderBy, Page, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write};
+use crate::page::PageResult;
 use crate::sql::dialect::Dialect;
 use crate::sql::events::EventKind;
 use crate::sql::write::{self, Sets, Stamp};
@@ -125,9 +127,7 @@ impl TxCtx<'_> {
 
 /// Page flags of a batch result: `more` rows matched beyond the page in the direction of travel.
 fn with_page_flags(mut out: PageResult, page: &Page, more: bool) -> PageResult {
-    let backward = page.last.is_some() || page.before.is_some();
-    let from_cursor = page.after.is_some() || page.before.is_some() || page.skip > 0;
-    (out.has_next, out.has_previous) = if backward { (from_cursor, more) } else { (more, from_cursor) };
+    (out.has_next, out.has_previous) = page.flags(more);
     out
 }
 
@@ -408,7 +408,7 @@ impl<'a, 't> Writer<'a, 't> {
     ) -> Result<(Vec<(Uuid, i64)>, bool)> {
         let stmt = self.builder().target_ids(model, filter, op, order, Some(page))?;
         let mut rows = self.ctx.tx.ex().ids(self.d.build(&stmt)).await?;
-        let limit = page.first.or(page.last).unwrap_or(self.limits.default_page) as usize;
+        let limit = page.size(self.limits.default_page) as usize;
         let more = rows.len() > limit;
         rows.truncate(limit);
         let rows = rows.into_iter().map(|(id, v)| Ok((parse_uuid(&id)?, v))).collect::<Result<_>>()?;

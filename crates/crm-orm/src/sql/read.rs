@@ -8,11 +8,11 @@ use crm_model::{CUSTOM_COLUMN, Catalog, Field, FieldKind, FieldName, Model, Scal
 use sea_query::{Alias, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement};
 use serde_json::Value as Json;
 
-use crate::auth::{Access, Op};
+use crate::authorization::Access;
 use crate::error::{OrmError, Result};
 use crate::ir::{
-    AggFn, Aggregate, Extra, Filter, FilterOp, GroupBy, Locate, Nested, Operand, OrderBy, Output, Page, Quantifier, Read, Selection,
-    aggregatable, groupable, orderable,
+    AggFn, Aggregate, Extra, Filter, FilterOp, GroupBy, Locate, Nested, Op, Operand, OrderBy, Output, Page, Quantifier, Read, Selection,
+    aggregatable, groupable, orderable, page_flags,
 };
 use crate::row::{Cell, KeyShape, RowShape};
 use crate::sql::dialect::Dialect;
@@ -47,6 +47,14 @@ pub struct PagePlan {
     pub keys: KeyShape,
     /// How each row's JSON object is written from its columns ([`Builder::select_page`]).
     pub row: RowShape,
+}
+
+impl PagePlan {
+    /// `(has_next, has_previous)` when `more` rows lie beyond the page (see [`page_flags`]).
+    #[must_use]
+    pub fn flags(&self, more: bool) -> (bool, bool) {
+        page_flags(self.backward, self.from_cursor, more)
+    }
 }
 
 const CURSOR_PREFIX: &str = "v1|";
@@ -962,21 +970,14 @@ impl<'a> Builder<'a> {
         if page.first.is_some() && page.last.is_some() {
             return Err(OrmError::bad("last", "`first` cannot be combined with `last`"));
         }
-        let backward = page.last.is_some() || page.before.is_some();
-        let limit = page.first.or(page.last).unwrap_or(self.limits.default_page);
+        let backward = page.backward();
+        let limit = page.size(self.limits.default_page);
         if limit > self.limits.max_page {
             return Err(OrmError::Limit(format!("page size {limit} is above the maximum {}", self.limits.max_page)));
         }
         let spec = order_spec(order);
         let _ = model;
-        Ok(PagePlan {
-            backward,
-            limit,
-            spec,
-            from_cursor: page.after.is_some() || page.before.is_some() || page.skip > 0,
-            keys: KeyShape::default(),
-            row: RowShape::default(),
-        })
+        Ok(PagePlan { backward, limit, spec, from_cursor: page.from_cursor(), keys: KeyShape::default(), row: RowShape::default() })
     }
 
     /// The keyset predicate of the page's cursor in its direction of travel (`after` forwards,
@@ -1000,7 +1001,7 @@ impl<'a> Builder<'a> {
             let v = match (&fl.kind, j) {
                 (_, Json::Null) => Value::Null,
                 (FieldKind::Scalar(ScalarType::Boolean), Json::Number(n)) => Value::Bool(n.as_i64() == Some(1)),
-                _ => crm_model::value::parse(fl, j).map_err(|_| OrmError::bad(arg, "invalid cursor"))?,
+                _ => crm_model::input::parse(fl, j).map_err(|_| OrmError::bad(arg, "invalid cursor"))?,
             };
             out.push(v);
         }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{OrmError, Result};
-use crate::ir::{Filter, FilterOp, Operand};
+use crate::ir::{Filter, FilterOp, Op, Operand};
 
 /// Who is asking: the subject, the tenant the request acts in, and the roles there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,22 +23,6 @@ pub struct Principal {
     pub org_id: OrgId,
     /// Roles in that tenant.
     pub roles: Vec<RoleName>,
-}
-
-/// Operations that can be granted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Op {
-    /// Read rows.
-    Read,
-    /// Insert rows.
-    Create,
-    /// Change rows.
-    Update,
-    /// Move rows to the trash (soft delete) and restore them.
-    Delete,
-    /// Remove rows for good (from the trash or not).
-    Destroy,
 }
 
 /// Which rows a grant covers.
