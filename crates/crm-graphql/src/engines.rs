@@ -6,6 +6,11 @@ use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputObject, InputV
 use crm_engines::ingest::{Ingest, SocialInput};
 use crm_engines::routing::RouteLeads;
 use crm_engines::tagging::Retag;
+use crm_model::api::builtin::{
+    DATETIME, FUNNEL_STAGE, INGEST_ITEM, INGEST_OUTCOME, LEAD_REPORT, REP_WORKLOAD, REPORT_BUCKET, REPORT_SUMMARY, ROUTING_DECISION,
+    SOCIAL_EVENT_INPUT, STAGE_TIME, TAG_OUTCOME, WEBHOOK_DELIVERY,
+};
+use crm_model::api::roots;
 use crm_orm::{Deliveries, Op, OrmError};
 use serde_json::{Value as Json, json};
 
@@ -13,8 +18,6 @@ use crate::args::args_json;
 use crate::fields::{json_object, parent_json};
 use crate::meta::{json_list, leaf};
 use crate::request::{bad, err, request};
-
-const DATETIME: &str = "DateTime";
 
 fn list(key: &'static str, ty: &'static str) -> Field {
     Field::new(key, TypeRef::named_nn_list_nn(ty), json_list(key))
@@ -37,14 +40,14 @@ fn types(b: SchemaBuilder) -> SchemaBuilder {
     let os = || TypeRef::named(TypeRef::STRING);
     let id = || TypeRef::named(TypeRef::ID);
     b.register(
-        Object::new("TagOutcome")
+        Object::new(TAG_OUTCOME)
             .description("What a re-tagging run did.")
             .field(leaf("matched", int()).description("Leads looked at."))
             .field(leaf("changed", int()).description("Leads that got at least one new tag."))
             .field(leaf("tagsAdded", int())),
     )
     .register(
-        Object::new("RoutingDecision")
+        Object::new(ROUTING_DECISION)
             .description("Who got a lead, by which rule, and why (also recorded as an Assignment).")
             .field(leaf("lead", TypeRef::named_nn(TypeRef::ID)))
             .field(leaf("member", id()))
@@ -54,7 +57,7 @@ fn types(b: SchemaBuilder) -> SchemaBuilder {
             .field(leaf("reason", s())),
     )
     .register(
-        InputObject::new("SocialEventInput")
+        InputObject::new(SOCIAL_EVENT_INPUT)
             .description("A post, reply, DM or mention from a social platform.")
             .field(InputValue::new("platform", s()))
             .field(InputValue::new("kind", s()).description("POST, REPLY, DM or MENTION."))
@@ -67,7 +70,7 @@ fn types(b: SchemaBuilder) -> SchemaBuilder {
             .field(InputValue::new("occurredAt", TypeRef::named(DATETIME))),
     )
     .register(
-        Object::new("IngestItem")
+        Object::new(INGEST_ITEM)
             .field(leaf("externalId", s()))
             .field(leaf("status", s()).description("CREATED or DUPLICATE."))
             .field(leaf("socialEvent", id()))
@@ -76,7 +79,7 @@ fn types(b: SchemaBuilder) -> SchemaBuilder {
             .field(leaf("ticket", id())),
     )
     .register(
-        Object::new("IngestOutcome")
+        Object::new(INGEST_OUTCOME)
             .description("What an ingestion batch did.")
             .field(leaf("received", int()))
             .field(leaf("created", int()))
@@ -84,24 +87,24 @@ fn types(b: SchemaBuilder) -> SchemaBuilder {
             .field(leaf("contactsCreated", int()))
             .field(leaf("leadsCreated", int()))
             .field(leaf("ticketsCreated", int()))
-            .field(list("items", "IngestItem")),
+            .field(list("items", INGEST_ITEM)),
     )
     .register(
-        Object::new("ReportBucket")
+        Object::new(REPORT_BUCKET)
             .field(leaf("key", os()).description("The group's value (a member id for owners); null for none."))
             .field(leaf("name", os()).description("The member's name, for owner buckets."))
             .field(leaf("count", int())),
     )
     .register(
-        Object::new("LeadReport")
+        Object::new(LEAD_REPORT)
             .description("Live leads the caller may read. A breakdown whose field the caller may not read is null.")
             .field(leaf("total", TypeRef::named(TypeRef::INT)).description("Null when the caller may not read `status`."))
-            .field(opt_list("byStatus", "ReportBucket"))
-            .field(opt_list("bySource", "ReportBucket"))
-            .field(opt_list("byOwner", "ReportBucket")),
+            .field(opt_list("byStatus", REPORT_BUCKET))
+            .field(opt_list("bySource", REPORT_BUCKET))
+            .field(opt_list("byOwner", REPORT_BUCKET)),
     )
     .register(
-        Object::new("FunnelStage")
+        Object::new(FUNNEL_STAGE)
             .description("Leads that got at least as far as a stage.")
             .field(leaf("stage", s()))
             .field(leaf("reached", int()))
@@ -109,7 +112,7 @@ fn types(b: SchemaBuilder) -> SchemaBuilder {
             .field(leaf("conversionFromStart", TypeRef::named(TypeRef::FLOAT))),
     )
     .register(
-        Object::new("StageTime")
+        Object::new(STAGE_TIME)
             .description("Time spent in a stage, from the stage transitions.")
             .field(leaf("stage", s()))
             .field(leaf("completed", int()).description("Stays that ended."))
@@ -117,7 +120,7 @@ fn types(b: SchemaBuilder) -> SchemaBuilder {
             .field(leaf("current", int()).description("Leads in the stage now.")),
     )
     .register(
-        Object::new("RepWorkload")
+        Object::new(REP_WORKLOAD)
             .field(leaf("member", TypeRef::named_nn(TypeRef::ID)))
             .field(leaf("name", os()).description("Null when the caller may not read members' `name`."))
             .field(leaf("openLeads", int()))
@@ -129,20 +132,20 @@ fn types(b: SchemaBuilder) -> SchemaBuilder {
             .field(leaf("utilization", TypeRef::named(TypeRef::FLOAT)).description("Open leads over capacity.")),
     )
     .register(
-        Object::new("ReportSummary")
+        Object::new(REPORT_SUMMARY)
             .description(
                 "The lead funnel, time in stage, leads by source/status/owner and rep workload, over what the caller may read. \
                  A section that needs a field the caller may not read (`status` for the funnel, `owner` and `status` for the \
                  workload) is null.",
             )
-            .field(Field::new("leads", TypeRef::named_nn("LeadReport"), json_object("leads")))
-            .field(opt_list("funnel", "FunnelStage"))
+            .field(Field::new("leads", TypeRef::named_nn(LEAD_REPORT), json_object("leads")))
+            .field(opt_list("funnel", FUNNEL_STAGE))
             .field(leaf("conversionRate", TypeRef::named(TypeRef::FLOAT)).description("Converted over new."))
-            .field(opt_list("timeInStage", "StageTime"))
-            .field(opt_list("workload", "RepWorkload")),
+            .field(opt_list("timeInStage", STAGE_TIME))
+            .field(opt_list("workload", REP_WORKLOAD)),
     )
     .register(
-        Object::new("WebhookDelivery")
+        Object::new(WEBHOOK_DELIVERY)
             .description("One event's delivery to one webhook, with its attempts.")
             .field(leaf("id", TypeRef::named_nn(TypeRef::ID)))
             .field(leaf("webhook", TypeRef::named_nn(TypeRef::ID)))
@@ -239,9 +242,9 @@ pub(crate) const NEEDS: &[&str] = &[
 pub(crate) fn register(b: SchemaBuilder, query: Object, mutation: Object) -> (SchemaBuilder, Object, Object) {
     let b = types(b);
     let query = query
-        .field(root("reportSummary", TypeRef::named_nn("ReportSummary"), "The summary report: lead funnel and conversion rates, average time in each stage, leads by source / status / owner, rep workload.", Vec::new(), summary))
+        .field(root(roots::REPORT_SUMMARY, TypeRef::named_nn(REPORT_SUMMARY), "The summary report: lead funnel and conversion rates, average time in each stage, leads by source / status / owner, rep workload.", Vec::new(), summary))
         .field(
-            Field::new("webhookDeliveries", TypeRef::named_nn_list_nn("WebhookDelivery"), |ctx: ResolverContext<'_>| {
+            Field::new(roots::WEBHOOK_DELIVERIES, TypeRef::named_nn_list_nn(WEBHOOK_DELIVERY), |ctx: ResolverContext<'_>| {
                 FieldFuture::new(async move {
                     let rc = request(&ctx)?;
                     let out: Result<Vec<Json>, OrmError> = async {
@@ -265,19 +268,19 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation: Object) -> (Sc
         );
     let where_arg = || InputValue::new("where", TypeRef::named("LeadWhereInput"));
     let mutation = mutation
-        .field(root("tagLeads", TypeRef::named_nn("TagOutcome"), "Applies the enabled tag rules to the leads matching `where` that the caller may update.", vec![where_arg()], tag_leads))
+        .field(root(roots::TAG_LEADS, TypeRef::named_nn(TAG_OUTCOME), "Applies the enabled tag rules to the leads matching `where` that the caller may update.", vec![where_arg()], tag_leads))
         .field(root(
-            "routeLeads",
-            TypeRef::named_nn_list_nn("RoutingDecision"),
+            roots::ROUTE_LEADS,
+            TypeRef::named_nn_list_nn(ROUTING_DECISION),
             "Routes the unassigned leads matching `where` that the caller may update (also assigned ones with `reassign: true`); availability is judged at `at` (now by default).",
             vec![where_arg(), InputValue::new("reassign", TypeRef::named(TypeRef::BOOLEAN)), InputValue::new("at", TypeRef::named(DATETIME))],
             route_leads,
         ))
         .field(root(
-            "ingestSocialEvents",
-            TypeRef::named_nn("IngestOutcome"),
+            roots::INGEST_SOCIAL_EVENTS,
+            TypeRef::named_nn(INGEST_OUTCOME),
             "Ingests a batch of social events (at most 1000), idempotent by platform and external id.",
-            vec![InputValue::new("events", TypeRef::named_nn_list_nn("SocialEventInput"))],
+            vec![InputValue::new("events", TypeRef::named_nn_list_nn(SOCIAL_EVENT_INPUT))],
             ingest,
         ));
     (b, query, mutation)

@@ -3,6 +3,8 @@
 //! fields and custom objects at runtime. The same root fields are in every tenant's schema.
 
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, SchemaBuilder, TypeRef};
+use crm_model::api::builtin::{CUSTOM_DEFINITION, DATETIME, FIELD_INFO, JSON, METADATA, METADATA_CHANGE, MODEL_INFO};
+use crm_model::api::roots;
 use crm_model::{Field as MField, FieldDef, FieldKind, Model, ModelDef, ScalarType};
 use crm_orm::{Access, MetaChange, Op, OrmError};
 use serde_json::{Value as Json, json};
@@ -10,14 +12,6 @@ use serde_json::{Value as Json, json};
 use crate::args::{args_json, opt_string};
 use crate::fields::{json_leaf, parent_json};
 use crate::request::{bad, err, request};
-
-const METADATA: &str = "Metadata";
-const MODEL_INFO: &str = "ModelInfo";
-const FIELD_INFO: &str = "FieldInfo";
-const DEFINITION: &str = "CustomDefinition";
-const CHANGE: &str = "MetadataChange";
-const JSON_SCALAR: &str = "JSON";
-const DATETIME: &str = "DateTime";
 
 /// The type name clients see for a field (`text`, `select`, `relation`, …: the `type` of its
 /// definition; `id` for the record id).
@@ -140,7 +134,7 @@ fn mutation(
     args: &[(&'static str, TypeRef)],
     parse: fn(&serde_json::Map<String, Json>) -> Result<MetaChange, OrmError>,
 ) -> Field {
-    let mut f = Field::new(name, TypeRef::named_nn(CHANGE), move |ctx: ResolverContext<'_>| {
+    let mut f = Field::new(name, TypeRef::named_nn(METADATA_CHANGE), move |ctx: ResolverContext<'_>| {
         FieldFuture::new(async move {
             let rc = request(&ctx)?;
             let out: Result<Option<FieldValue<'_>>, OrmError> = async {
@@ -183,8 +177,8 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation_root: Object) -
                 .field(leaf("target", TypeRef::named(TypeRef::STRING)).description("The related model of a relation."))
                 .field(leaf("targets", TypeRef::named_list(TypeRef::STRING)).description("The models a polymorphic reference may point to."))
                 .field(leaf("via", TypeRef::named(TypeRef::STRING)).description("The to-one field on the target an inverse relation follows."))
-                .field(leaf("default", TypeRef::named(JSON_SCALAR)))
-                .field(leaf("validation", TypeRef::named_nn(JSON_SCALAR)).description("minLength, maxLength, min, max, pattern.")),
+                .field(leaf("default", TypeRef::named(JSON)))
+                .field(leaf("validation", TypeRef::named_nn(JSON)).description("minLength, maxLength, min, max, pattern.")),
         )
         .register(
             Object::new(MODEL_INFO)
@@ -206,24 +200,24 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation_root: Object) -
                 .field(Field::new("models", TypeRef::named_nn_list_nn(MODEL_INFO), json_list("models"))),
         )
         .register(
-            Object::new(DEFINITION)
+            Object::new(CUSTOM_DEFINITION)
                 .description("A stored custom field or object definition.")
                 .field(leaf("kind", s()).description("field or object."))
                 .field(leaf("model", s()).description("The model of a field; the object's own name."))
                 .field(leaf("name", TypeRef::named(TypeRef::STRING)).description("The field's name; null for an object."))
                 .field(leaf("active", TypeRef::named_nn(TypeRef::BOOLEAN)))
-                .field(leaf("definition", TypeRef::named_nn(JSON_SCALAR)).description("The definition, in the JSON form of ModelDef / FieldDef."))
+                .field(leaf("definition", TypeRef::named_nn(JSON)).description("The definition, in the JSON form of ModelDef / FieldDef."))
                 .field(leaf("updatedAt", TypeRef::named_nn(DATETIME)))
                 .field(leaf("updatedBy", TypeRef::named(TypeRef::STRING))),
         )
         .register(
-            Object::new(CHANGE)
+            Object::new(METADATA_CHANGE)
                 .description("The result of a metadata change.")
                 .field(leaf("version", TypeRef::named_nn(TypeRef::INT)).description("The tenant's new metadata version.")),
         );
     let query = query
         .field(
-            Field::new("metadata", TypeRef::named_nn(METADATA), |ctx: ResolverContext<'_>| {
+            Field::new(roots::METADATA, TypeRef::named_nn(METADATA), |ctx: ResolverContext<'_>| {
                 FieldFuture::new(async move {
                     let rc = request(&ctx)?;
                     let access = &rc.access;
@@ -237,7 +231,7 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation_root: Object) -
             ),
         )
         .field(
-            Field::new("customDefinitions", TypeRef::named_nn_list_nn(DEFINITION), |ctx: ResolverContext<'_>| {
+            Field::new(roots::CUSTOM_DEFINITIONS, TypeRef::named_nn_list_nn(CUSTOM_DEFINITION), |ctx: ResolverContext<'_>| {
                 FieldFuture::new(async move {
                     let rc = request(&ctx)?;
                     let out: Result<Option<FieldValue<'_>>, OrmError> = async {
@@ -261,45 +255,48 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation_root: Object) -
         );
     let model_name = || ("model", TypeRef::named_nn(TypeRef::STRING));
     let field_name = || ("name", TypeRef::named_nn(TypeRef::STRING));
-    let definition = || ("definition", TypeRef::named_nn(JSON_SCALAR));
+    let definition = || ("definition", TypeRef::named_nn(JSON));
     let mutation_root = mutation_root
         .field(mutation(
-            "createCustomField",
+            roots::CREATE_CUSTOM_FIELD,
             "Adds a custom field to a model (JSON form of FieldDef). Administrators only; audited.",
             &[model_name(), definition()],
             |a| Ok(MetaChange::CreateField { model: string_arg(a, "model")?, def: field_def(a)? }),
         ))
         .field(mutation(
-            "updateCustomField",
+            roots::UPDATE_CUSTOM_FIELD,
             "Replaces a custom field's definition; its name and type stay, options can be added but not removed.",
             &[model_name(), field_name(), definition()],
             |a| Ok(MetaChange::UpdateField { model: string_arg(a, "model")?, name: string_arg(a, "name")?, def: field_def(a)? }),
         ))
-        .field(mutation("activateCustomField", "Shows a deactivated custom field again.", &[model_name(), field_name()], |a| {
+        .field(mutation(roots::ACTIVATE_CUSTOM_FIELD, "Shows a deactivated custom field again.", &[model_name(), field_name()], |a| {
             Ok(MetaChange::SetFieldActive { model: string_arg(a, "model")?, name: string_arg(a, "name")?, active: true })
         }))
         .field(mutation(
-            "deactivateCustomField",
+            roots::DEACTIVATE_CUSTOM_FIELD,
             "Hides a custom field from the schema; its values and history are kept.",
             &[model_name(), field_name()],
             |a| Ok(MetaChange::SetFieldActive { model: string_arg(a, "model")?, name: string_arg(a, "name")?, active: false }),
         ))
-        .field(mutation("deleteCustomField", "Removes a custom field with its values and history.", &[model_name(), field_name()], |a| {
-            Ok(MetaChange::DeleteField { model: string_arg(a, "model")?, name: string_arg(a, "name")? })
-        }))
         .field(mutation(
-            "createCustomObject",
+            roots::DELETE_CUSTOM_FIELD,
+            "Removes a custom field with its values and history.",
+            &[model_name(), field_name()],
+            |a| Ok(MetaChange::DeleteField { model: string_arg(a, "model")?, name: string_arg(a, "name")? }),
+        ))
+        .field(mutation(
+            roots::CREATE_CUSTOM_OBJECT,
             "Adds a custom object (JSON form of ModelDef); it gets the whole generated API.",
             &[definition()],
             |a| Ok(MetaChange::CreateObject { def: model_def(a)? }),
         ))
         .field(mutation(
-            "updateCustomObject",
+            roots::UPDATE_CUSTOM_OBJECT,
             "Replaces a custom object's definition; fields keep their types, removed fields lose their values.",
             &[field_name(), definition()],
             |a| Ok(MetaChange::UpdateObject { name: string_arg(a, "name")?, def: model_def(a)? }),
         ))
-        .field(mutation("deleteCustomObject", "Removes a custom object that has no records.", &[field_name()], |a| {
+        .field(mutation(roots::DELETE_CUSTOM_OBJECT, "Removes a custom object that has no records.", &[field_name()], |a| {
             Ok(MetaChange::DeleteObject { name: string_arg(a, "name")? })
         }));
     (b, query, mutation_root)

@@ -8,6 +8,11 @@ use async_graphql::Value;
 use async_graphql::dynamic::{
     Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Interface, InterfaceField, Object, Scalar, Schema, TypeRef,
 };
+use crm_model::api::builtin::{
+    AUDIT_ENTRY, DATE, DATETIME, DECIMAL, HISTORY, JSON, MONEY, MONEY_INPUT, MUTATION, NODE, PAGE_INFO, QUERY, RECORD_REF,
+    RECORD_REF_INPUT, STAGE_TRANSITION,
+};
+use crm_model::api::roots;
 use crm_model::{Catalog, Field as MField, FieldKind, Model, ScalarType, TypeClass};
 use crm_orm::{AggFn, FilterOp, Quantifier};
 use crm_orm::{aggregatable, groupable, orderable};
@@ -53,69 +58,11 @@ impl SchemaOptions {
     }
 }
 
-/// Generated type names of a model (`Lead` -> `LeadWhereInput`, …).
-pub(crate) mod names {
-    use crm_model::{Field, Model};
-
-    pub fn of(m: &Model, suffix: &str) -> String {
-        format!("{}{suffix}", m.name)
-    }
-    pub fn pascal(s: &str) -> String {
-        let mut c = s.chars();
-        c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
-    }
-    /// The enum of a select or multi-select field: model name + field name (`LeadStatus`).
-    pub fn enum_of(m: &Model, f: &Field) -> String {
-        format!("{}{}", m.name, pascal(f.name.as_str()))
-    }
-    pub const WHERE: &str = "WhereInput";
-    pub const WHERE_UNIQUE: &str = "WhereUniqueInput";
-    pub const MANY_WHERE: &str = "ManyWhereInput";
-    pub const ORDER_BY: &str = "OrderByInput";
-    pub const CREATE: &str = "CreateInput";
-    pub const UPDATE: &str = "UpdateInput";
-    pub const UPSERT: &str = "UpsertInput";
-    pub const UPDATE_MANY: &str = "UpdateManyInput";
-    pub const CONNECTION: &str = "Connection";
-    pub const EDGE: &str = "Edge";
-    pub const AGGREGATE: &str = "Aggregate";
-    pub const NUMERIC: &str = "NumericAggregate";
-    pub const GROUP_BY: &str = "GroupBy";
-    pub const GROUP_BY_KEY: &str = "GroupByKey";
-    pub const GROUP_BY_FIELD: &str = "GroupByField";
-    pub const CREATE_ONE: &str = "CreateOneInlineInput";
-    pub const CREATE_MANY: &str = "CreateManyInlineInput";
-    pub const UPDATE_ONE: &str = "UpdateOneInlineInput";
-    pub const UPDATE_MANY_INLINE: &str = "UpdateManyInlineInput";
-
-    /// Root fields of a model.
-    pub fn update_many(m: &Model) -> String {
-        format!("updateMany{}Connection", pascal(&m.plural))
-    }
-    pub fn delete_many(m: &Model) -> String {
-        format!("deleteMany{}Connection", pascal(&m.plural))
-    }
-    pub fn connection(m: &Model) -> String {
-        format!("{}Connection", m.plural)
-    }
-    pub fn group_by(m: &Model) -> String {
-        format!("{}GroupBy", m.plural)
-    }
+/// The enum type of select or multi-select field `f` of `m` (every one has its enum, see
+/// [`crm_model::ApiNames`]).
+fn enum_name(m: &Model, f: &MField) -> String {
+    m.api.enums.get(&f.name).cloned().unwrap_or_else(|| TypeRef::STRING.to_owned())
 }
-
-const DECIMAL: &str = "Decimal";
-const DATE: &str = "Date";
-const DATETIME: &str = "DateTime";
-const JSON_SCALAR: &str = "JSON";
-const MONEY: &str = "Money";
-const MONEY_INPUT: &str = "MoneyInput";
-const RECORD_REF: &str = "RecordRef";
-const RECORD_REF_INPUT: &str = "RecordRefInput";
-const PAGE_INFO: &str = "PageInfo";
-const HISTORY: &str = "History";
-const AUDIT_ENTRY: &str = "AuditEntry";
-const STAGE_TRANSITION: &str = "StageTransition";
-const NODE: &str = "Node";
 
 /// Builds the schema of `catalog`: per model its object type, inputs, connection and aggregate
 /// types, root queries and mutations; `Node` and `node(id:)` once.
@@ -123,12 +70,12 @@ const NODE: &str = "Node";
 /// # Errors
 /// A name GraphQL refuses (the Catalog's checks should make this unreachable).
 pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Schema, GraphqlError> {
-    let mut query = Object::new("Query").description("Reads. Every result is confined to the caller's tenant and roles.");
-    let mut mutation = Object::new("Mutation").description("Writes. Each mutation is one transaction.");
-    let mut b = Schema::build("Query", Some("Mutation"), None);
+    let mut query = Object::new(QUERY).description("Reads. Every result is confined to the caller's tenant and roles.");
+    let mut mutation = Object::new(MUTATION).description("Writes. Each mutation is one transaction.");
+    let mut b = Schema::build(QUERY, Some(MUTATION), None);
     b = shared_types(b);
     query = query.field(
-        Field::new("node", TypeRef::named(NODE), resolve::node(catalog.clone()))
+        Field::new(roots::NODE, TypeRef::named(NODE), resolve::node(catalog.clone()))
             .description("Any record of the caller's tenant by id; null when there is none the caller may read.")
             .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID))),
     );
@@ -143,21 +90,21 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
         }
         query = query
             .field(
-                Field::new(&m.singular, TypeRef::named(m.name.as_str()), resolve::one(catalog.clone(), model.clone()))
+                Field::new(&m.api.one, TypeRef::named(&m.api.object), resolve::one(catalog.clone(), model.clone()))
                     .description(format!("One {} by id or a unique field; null when there is none the caller may read.", m.name))
-                    .argument(InputValue::new("where", TypeRef::named_nn(names::of(m, names::WHERE_UNIQUE)))),
+                    .argument(InputValue::new("where", TypeRef::named_nn(m.api.where_unique_input.clone()))),
             )
             .field(list_args(
                 m,
-                Field::new(&m.plural, TypeRef::named_nn_list_nn(m.name.as_str()), resolve::list(catalog.clone(), model.clone()))
+                Field::new(&m.api.list, TypeRef::named_nn_list_nn(&m.api.object), resolve::list(catalog.clone(), model.clone()))
                     .description(format!("A page of {} records.", m.name)),
                 true,
             ))
             .field(list_args(
                 m,
                 Field::new(
-                    names::connection(m),
-                    TypeRef::named_nn(names::of(m, names::CONNECTION)),
+                    m.api.list_connection.clone(),
+                    TypeRef::named_nn(m.api.connection.clone()),
                     resolve::connection(catalog.clone(), model.clone()),
                 )
                 .description(format!("A page of {} records with cursors, page info and aggregates.", m.name)),
@@ -165,93 +112,89 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
             ));
         query = query.field(list_args(
             m,
-            Field::new(
-                format!("{}Trash", m.plural),
-                TypeRef::named_nn_list_nn(m.name.as_str()),
-                resolve::trash(catalog.clone(), model.clone()),
-            )
-            .description(format!("{} records in the trash (deleted, restorable), newest first unless ordered.", m.name)),
+            Field::new(m.api.trash.clone(), TypeRef::named_nn_list_nn(&m.api.object), resolve::trash(catalog.clone(), model.clone()))
+                .description(format!("{} records in the trash (deleted, restorable), newest first unless ordered.", m.name)),
             true,
         ));
         if m.fields.values().any(groupable) {
             query = query.field(
                 Field::new(
-                    names::group_by(m),
-                    TypeRef::named_nn_list_nn(names::of(m, names::GROUP_BY)),
+                    m.api.list_group_by.clone(),
+                    TypeRef::named_nn_list_nn(m.api.group_by.clone()),
                     resolve::group_by(catalog.clone(), model.clone()),
                 )
                 .description(format!(
                     "{} records grouped by fields, with counts and numeric aggregates per group, ordered by the keys.",
                     m.name
                 ))
-                .argument(InputValue::new("where", TypeRef::named(names::of(m, names::WHERE))))
-                .argument(InputValue::new("by", TypeRef::named_nn_list_nn(names::of(m, names::GROUP_BY_FIELD))))
+                .argument(InputValue::new("where", TypeRef::named(m.api.where_input.clone())))
+                .argument(InputValue::new("by", TypeRef::named_nn_list_nn(m.api.group_by_field.clone())))
                 .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)))
                 .argument(InputValue::new("skip", TypeRef::named(TypeRef::INT))),
             );
         }
         mutation = mutation
             .field(
-                Field::new(format!("create{}", m.name), TypeRef::named(m.name.as_str()), resolve::create(catalog.clone(), model.clone()))
+                Field::new(&m.api.create, TypeRef::named(&m.api.object), resolve::create(catalog.clone(), model.clone()))
                     .description(format!("Creates a {} (with nested relation writes).", m.name))
-                    .argument(InputValue::new("data", TypeRef::named_nn(names::of(m, names::CREATE)))),
+                    .argument(InputValue::new("data", TypeRef::named_nn(m.api.create_input.clone()))),
             )
             .field(
-                Field::new(format!("update{}", m.name), TypeRef::named(m.name.as_str()), resolve::update(catalog.clone(), model.clone()))
+                Field::new(&m.api.update, TypeRef::named(&m.api.object), resolve::update(catalog.clone(), model.clone()))
                     .description(format!(
                         "Updates a {}; with `expectedVersion`, fails with CONFLICT unless it is the stored version.",
                         m.name
                     ))
-                    .argument(InputValue::new("where", TypeRef::named_nn(names::of(m, names::WHERE_UNIQUE))))
-                    .argument(InputValue::new("data", TypeRef::named_nn(names::of(m, names::UPDATE))))
+                    .argument(InputValue::new("where", TypeRef::named_nn(m.api.where_unique_input.clone())))
+                    .argument(InputValue::new("data", TypeRef::named_nn(m.api.update_input.clone())))
                     .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
             )
             .field(
-                Field::new(format!("delete{}", m.name), TypeRef::named(m.name.as_str()), resolve::delete(catalog.clone(), model.clone()))
+                Field::new(&m.api.delete, TypeRef::named(&m.api.object), resolve::delete(catalog.clone(), model.clone()))
                     .description(format!("Deletes a {} and returns it as it was.", m.name))
-                    .argument(InputValue::new("where", TypeRef::named_nn(names::of(m, names::WHERE_UNIQUE))))
+                    .argument(InputValue::new("where", TypeRef::named_nn(m.api.where_unique_input.clone())))
                     .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
             )
             .field(
-                Field::new(format!("restore{}", m.name), TypeRef::named(m.name.as_str()), resolve::restore(catalog.clone(), model.clone()))
+                Field::new(&m.api.restore, TypeRef::named(&m.api.object), resolve::restore(catalog.clone(), model.clone()))
                     .description(format!("Takes a {} out of the trash.", m.name))
-                    .argument(InputValue::new("where", TypeRef::named_nn(names::of(m, names::WHERE_UNIQUE)))),
+                    .argument(InputValue::new("where", TypeRef::named_nn(m.api.where_unique_input.clone()))),
             )
             .field(
-                Field::new(format!("destroy{}", m.name), TypeRef::named(m.name.as_str()), resolve::destroy(catalog.clone(), model.clone()))
+                Field::new(&m.api.destroy, TypeRef::named(&m.api.object), resolve::destroy(catalog.clone(), model.clone()))
                     .description(format!("Removes a {} for good (from the trash or not) and returns it as it was.", m.name))
-                    .argument(InputValue::new("where", TypeRef::named_nn(names::of(m, names::WHERE_UNIQUE)))),
+                    .argument(InputValue::new("where", TypeRef::named_nn(m.api.where_unique_input.clone()))),
             )
             .field(
-                Field::new(format!("upsert{}", m.name), TypeRef::named(m.name.as_str()), resolve::upsert(catalog.clone(), model.clone()))
+                Field::new(&m.api.upsert, TypeRef::named(&m.api.object), resolve::upsert(catalog.clone(), model.clone()))
                     .description(format!("Updates the {} `where` names, or creates it.", m.name))
-                    .argument(InputValue::new("where", TypeRef::named_nn(names::of(m, names::WHERE_UNIQUE))))
-                    .argument(InputValue::new("upsert", TypeRef::named_nn(names::of(m, names::UPSERT)))),
+                    .argument(InputValue::new("where", TypeRef::named_nn(m.api.where_unique_input.clone())))
+                    .argument(InputValue::new("upsert", TypeRef::named_nn(m.api.upsert_input.clone()))),
             )
             .field(page_args(
                 Field::new(
-                    names::delete_many(m),
-                    TypeRef::named_nn(names::of(m, names::CONNECTION)),
+                    m.api.delete_many.clone(),
+                    TypeRef::named_nn(m.api.connection.clone()),
                     resolve::delete_many(catalog.clone(), model.clone()),
                 )
                 .description(format!("Deletes every {} matching `where` (within the page given) and returns them as they were.", m.name))
-                .argument(InputValue::new("where", TypeRef::named(names::of(m, names::MANY_WHERE)))),
+                .argument(InputValue::new("where", TypeRef::named(m.api.many_where_input.clone()))),
             ));
         if m.fields.values().any(|f| !f.system && input_type(m, f, false).is_some()) {
             mutation = mutation.field(page_args(
                 Field::new(
-                    names::update_many(m),
-                    TypeRef::named_nn(names::of(m, names::CONNECTION)),
+                    m.api.update_many.clone(),
+                    TypeRef::named_nn(m.api.connection.clone()),
                     resolve::update_many(catalog.clone(), model.clone()),
                 )
                 .description(format!("Updates every {} matching `where` (within the page given) and returns them.", m.name))
-                .argument(InputValue::new("where", TypeRef::named(names::of(m, names::MANY_WHERE))))
-                .argument(InputValue::new("data", TypeRef::named_nn(names::of(m, names::UPDATE_MANY)))),
+                .argument(InputValue::new("where", TypeRef::named(m.api.many_where_input.clone())))
+                .argument(InputValue::new("data", TypeRef::named_nn(m.api.update_many_input.clone()))),
             ));
         }
     }
     query = query.field(
-        Field::new("auditLog", TypeRef::named_nn_list_nn(AUDIT_ENTRY), resolve::audit_log())
+        Field::new(roots::AUDIT_LOG, TypeRef::named_nn_list_nn(AUDIT_ENTRY), resolve::audit_log())
             .description("The newest entries of the tenant's audit log: deletions, restores, destructions, metadata changes (roles with the audit right).")
             .argument(InputValue::new("model", TypeRef::named(TypeRef::STRING)).description("Only entries about this model."))
             .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)).description("Most entries (default 50).")),
@@ -276,7 +219,7 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
             .field(Field::new("model", TypeRef::named(TypeRef::STRING), json_leaf("model")))
             .field(Field::new("recordId", TypeRef::named(TypeRef::ID), json_leaf("recordId")))
             .field(
-                Field::new("detail", TypeRef::named(JSON_SCALAR), json_leaf("detail"))
+                Field::new("detail", TypeRef::named(JSON), json_leaf("detail"))
                     .description("For metadata changes: the model, the field, and the definition before and after."),
             ),
     );
@@ -303,7 +246,7 @@ fn shared_types(b: async_graphql::dynamic::SchemaBuilder) -> async_graphql::dyna
                 .description("An exact decimal number, as a string (`\"1250.50\"`); numbers are accepted as input.")
                 .validator(|v| matches!(v, Value::String(_) | Value::Number(_))),
         )
-        .register(Scalar::new(JSON_SCALAR).description("Any JSON value."))
+        .register(Scalar::new(JSON).description("Any JSON value."))
         .register(
             Object::new(MONEY)
                 .description("An amount with its ISO 4217 currency.")
@@ -332,8 +275,8 @@ fn shared_types(b: async_graphql::dynamic::SchemaBuilder) -> async_graphql::dyna
             Object::new(HISTORY)
                 .description("One change of a tracked field.")
                 .field(Field::new("field", TypeRef::named_nn(TypeRef::STRING), json_leaf("field")))
-                .field(Field::new("oldValue", TypeRef::named(JSON_SCALAR), json_leaf("oldValue")))
-                .field(Field::new("newValue", TypeRef::named(JSON_SCALAR), json_leaf("newValue")))
+                .field(Field::new("oldValue", TypeRef::named(JSON), json_leaf("oldValue")))
+                .field(Field::new("newValue", TypeRef::named(JSON), json_leaf("newValue")))
                 .field(Field::new("changedAt", TypeRef::named_nn(DATETIME), json_leaf("changedAt")))
                 .field(
                     Field::new("changedBy", TypeRef::named(TypeRef::STRING), json_leaf("changedBy")).description("The acting user's id."),
@@ -380,8 +323,8 @@ fn scalar_type(m: &Model, f: &MField, ty: &ScalarType, input: bool) -> String {
         ScalarType::Boolean => TypeRef::BOOLEAN.to_owned(),
         ScalarType::Date => DATE.to_owned(),
         ScalarType::DateTime => DATETIME.to_owned(),
-        ScalarType::Select(_) | ScalarType::MultiSelect(_) => names::enum_of(m, f),
-        ScalarType::Json => JSON_SCALAR.to_owned(),
+        ScalarType::Select(_) | ScalarType::MultiSelect(_) => enum_name(m, f),
+        ScalarType::Json => JSON.to_owned(),
         ScalarType::Id => TypeRef::ID.to_owned(),
     }
 }
@@ -444,8 +387,8 @@ fn described(v: InputValue, d: Option<&String>) -> InputValue {
 
 /// `where`, `orderBy` and pagination arguments of a list field over `m`.
 fn list_args(m: &Model, field: Field, with_where: bool) -> Field {
-    let field = if with_where { field.argument(InputValue::new("where", TypeRef::named(names::of(m, names::WHERE)))) } else { field };
-    page_args(field.argument(InputValue::new("orderBy", TypeRef::named_nn_list(names::of(m, names::ORDER_BY)))))
+    let field = if with_where { field.argument(InputValue::new("where", TypeRef::named(m.api.where_input.clone()))) } else { field };
+    page_args(field.argument(InputValue::new("orderBy", TypeRef::named_nn_list(m.api.order_by_input.clone()))))
 }
 
 fn page_args(field: Field) -> Field {
@@ -476,16 +419,15 @@ fn where_input(cat: &Catalog, m: &Model, name: String, logic_of: &str) -> InputO
     for f in m.fields.values() {
         match &f.kind {
             FieldKind::ToOne { target, .. } => {
-                if cat.model(target.as_str()).is_some() {
-                    i = i.field(described(
-                        InputValue::new(f.name.as_str(), TypeRef::named(format!("{target}{}", names::WHERE))),
-                        f.description.as_ref(),
-                    ));
+                if let Some(t) = cat.model(target.as_str()) {
+                    i = i.field(described(InputValue::new(f.name.as_str(), TypeRef::named(&t.api.where_input)), f.description.as_ref()));
                 }
             }
             FieldKind::ToMany { target, .. } => {
-                for q in Quantifier::ALL {
-                    i = i.field(InputValue::new(format!("{}{}", f.name, q.suffix()), TypeRef::named(format!("{target}{}", names::WHERE))));
+                if let Some(t) = cat.model(target.as_str()) {
+                    for q in Quantifier::ALL {
+                        i = i.field(InputValue::new(format!("{}{}", f.name, q.suffix()), TypeRef::named(&t.api.where_input)));
+                    }
                 }
             }
             _ => {
@@ -508,7 +450,7 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
     // Enums of select fields.
     for f in m.fields.values() {
         if let FieldKind::Scalar(ScalarType::Select(opts) | ScalarType::MultiSelect(opts)) = &f.kind {
-            let mut e = Enum::new(names::enum_of(m, f)).items(opts.iter().map(|o| o.as_str()));
+            let mut e = Enum::new(enum_name(m, f)).items(opts.iter().map(|o| o.as_str()));
             if let Some(d) = &f.description {
                 e = e.description(d.clone());
             }
@@ -517,9 +459,9 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
     }
     out.push(Gen::Obj(object_type(cat, model)));
     // Filters, ordering, unique lookup.
-    out.push(Gen::Input(where_input(cat, m, names::of(m, names::WHERE), &names::of(m, names::WHERE))));
-    out.push(Gen::Input(where_input(cat, m, names::of(m, names::MANY_WHERE), &names::of(m, names::MANY_WHERE))));
-    let mut unique = InputObject::new(names::of(m, names::WHERE_UNIQUE))
+    out.push(Gen::Input(where_input(cat, m, m.api.where_input.clone(), &m.api.where_input)));
+    out.push(Gen::Input(where_input(cat, m, m.api.many_where_input.clone(), &m.api.many_where_input)));
+    let mut unique = InputObject::new(m.api.where_unique_input.clone())
         .description(format!("Identifies one {}: give exactly one entry.", m.name))
         .field(InputValue::new("id", TypeRef::named(TypeRef::ID)));
     for f in m.unique_fields().filter(|f| f.name.as_str() != "id") {
@@ -528,34 +470,30 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
         }
     }
     out.push(Gen::Input(unique));
-    let mut order = Enum::new(names::of(m, names::ORDER_BY))
+    let mut order = Enum::new(m.api.order_by_input.clone())
         .description("Ordering keys; nulls sort last ascending. The id is always the last tie-breaker.");
     for f in m.fields.values().filter(|f| orderable(f)) {
         order = order.item(format!("{}_ASC", f.name)).item(format!("{}_DESC", f.name));
     }
     out.push(Gen::Enum(order));
     // Write inputs.
-    let mut create = InputObject::new(names::of(m, names::CREATE)).description(format!("The fields of a new {}.", m.name));
+    let mut create = InputObject::new(m.api.create_input.clone()).description(format!("The fields of a new {}.", m.name));
     let mut update =
-        InputObject::new(names::of(m, names::UPDATE)).description(format!("Changes to a {}; absent fields are left as they are.", m.name));
-    let mut many = InputObject::new(names::of(m, names::UPDATE_MANY)).description(format!("Changes applied to every {} matched.", m.name));
+        InputObject::new(m.api.update_input.clone()).description(format!("Changes to a {}; absent fields are left as they are.", m.name));
+    let mut many = InputObject::new(m.api.update_many_input.clone()).description(format!("Changes applied to every {} matched.", m.name));
     let mut many_fields = 0usize;
     for f in m.fields.values().filter(|f| !f.system) {
         let d = f.description.as_ref();
         match &f.kind {
             FieldKind::ToOne { target, .. } => {
-                create =
-                    create.field(described(InputValue::new(f.name.as_str(), TypeRef::named(format!("{target}{}", names::CREATE_ONE))), d));
-                update =
-                    update.field(described(InputValue::new(f.name.as_str(), TypeRef::named(format!("{target}{}", names::UPDATE_ONE))), d));
+                let Some(t) = cat.model(target.as_str()) else { continue };
+                create = create.field(described(InputValue::new(f.name.as_str(), TypeRef::named(&t.api.create_one_inline_input)), d));
+                update = update.field(described(InputValue::new(f.name.as_str(), TypeRef::named(&t.api.update_one_inline_input)), d));
             }
             FieldKind::ToMany { target, .. } => {
-                create =
-                    create.field(described(InputValue::new(f.name.as_str(), TypeRef::named(format!("{target}{}", names::CREATE_MANY))), d));
-                update = update.field(described(
-                    InputValue::new(f.name.as_str(), TypeRef::named(format!("{target}{}", names::UPDATE_MANY_INLINE))),
-                    d,
-                ));
+                let Some(t) = cat.model(target.as_str()) else { continue };
+                create = create.field(described(InputValue::new(f.name.as_str(), TypeRef::named(&t.api.create_many_inline_input)), d));
+                update = update.field(described(InputValue::new(f.name.as_str(), TypeRef::named(&t.api.update_many_inline_input)), d));
             }
             _ => {
                 let required = f.required && f.default.is_none();
@@ -575,35 +513,35 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
         out.push(Gen::Input(many));
     }
     out.push(Gen::Input(
-        InputObject::new(names::of(m, names::UPSERT))
+        InputObject::new(m.api.upsert_input.clone())
             .description(format!("What to write when the {} exists (`update`) or not (`create`).", m.name))
-            .field(InputValue::new("create", TypeRef::named_nn(names::of(m, names::CREATE))))
-            .field(InputValue::new("update", TypeRef::named_nn(names::of(m, names::UPDATE)))),
+            .field(InputValue::new("create", TypeRef::named_nn(m.api.create_input.clone())))
+            .field(InputValue::new("update", TypeRef::named_nn(m.api.update_input.clone()))),
     ));
     // Relation inputs, used wherever another model points at this one.
-    let uniq = names::of(m, names::WHERE_UNIQUE);
-    let cre = names::of(m, names::CREATE);
+    let uniq = m.api.where_unique_input.clone();
+    let cre = m.api.create_input.clone();
     out.push(Gen::Input(
-        InputObject::new(names::of(m, names::CREATE_ONE))
+        InputObject::new(m.api.create_one_inline_input.clone())
             .description(format!("Points a new record at a {}: give `connect` or `create`.", m.name))
             .field(InputValue::new("connect", TypeRef::named(&uniq)))
             .field(InputValue::new("create", TypeRef::named(&cre))),
     ));
     out.push(Gen::Input(
-        InputObject::new(names::of(m, names::CREATE_MANY))
+        InputObject::new(m.api.create_many_inline_input.clone())
             .description(format!("{} records to relate to a new record.", m.name))
             .field(InputValue::new("connect", TypeRef::named_nn_list(&uniq)))
             .field(InputValue::new("create", TypeRef::named_nn_list(&cre))),
     ));
     out.push(Gen::Input(
-        InputObject::new(names::of(m, names::UPDATE_ONE))
+        InputObject::new(m.api.update_one_inline_input.clone())
             .description(format!("Changes which {} a record points at: give one of `connect`, `create`, `disconnect: true`.", m.name))
             .field(InputValue::new("connect", TypeRef::named(&uniq)))
             .field(InputValue::new("create", TypeRef::named(&cre)))
             .field(InputValue::new("disconnect", TypeRef::named(TypeRef::BOOLEAN))),
     ));
     out.push(Gen::Input(
-        InputObject::new(names::of(m, names::UPDATE_MANY_INLINE))
+        InputObject::new(m.api.update_many_inline_input.clone())
             .description(format!("Changes to the related {} records; `set` replaces them all.", m.name))
             .field(InputValue::new("connect", TypeRef::named_nn_list(&uniq)))
             .field(InputValue::new("create", TypeRef::named_nn_list(&cre)))
@@ -612,9 +550,9 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
     ));
     // Connection, edge, aggregates, group-by.
     out.push(Gen::Obj(
-        Object::new(names::of(m, names::CONNECTION))
+        Object::new(m.api.connection.clone())
             .description(format!("A page of {} records.", m.name))
-            .field(Field::new("edges", TypeRef::named_nn_list_nn(names::of(m, names::EDGE)), |ctx| {
+            .field(Field::new("edges", TypeRef::named_nn_list_nn(m.api.edge.clone()), |ctx| {
                 FieldFuture::Value(
                     ctx.parent_value.downcast_ref::<Conn>().map(|c| FieldValue::list(c.edges.iter().map(|x| FieldValue::borrowed_any(x)))),
                 )
@@ -623,53 +561,55 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
                 FieldFuture::Value(ctx.parent_value.downcast_ref::<Conn>().map(|c| FieldValue::borrowed_any(&c.page_info)))
             }))
             .field(
-                Field::new("aggregate", TypeRef::named_nn(names::of(m, names::AGGREGATE)), |ctx| {
+                Field::new("aggregate", TypeRef::named_nn(m.api.aggregate.clone()), |ctx| {
                     FieldFuture::Value(ctx.parent_value.downcast_ref::<Conn>().map(|c| FieldValue::borrowed_any(&c.aggregate)))
                 })
                 .description("Aggregates over every record matching `where`, regardless of pagination."),
             ),
     ));
     out.push(Gen::Obj(
-        Object::new(names::of(m, names::EDGE))
+        Object::new(m.api.edge.clone())
             .field(Field::new("cursor", TypeRef::named_nn(TypeRef::STRING), |ctx| {
                 FieldFuture::Value(ctx.parent_value.downcast_ref::<Edge>().and_then(|e| e.cursor.clone()).map(FieldValue::value))
             }))
-            .field(Field::new("node", TypeRef::named_nn(m.name.as_str()), |ctx| {
+            .field(Field::new("node", TypeRef::named_nn(&m.api.object), |ctx| {
                 FieldFuture::Value(ctx.parent_value.downcast_ref::<Edge>().map(|e| FieldValue::borrowed_any(&e.node)))
             })),
     ));
     let numeric: Vec<&MField> = m.fields.values().filter(|f| aggregatable(f)).collect();
-    let mut agg = Object::new(names::of(m, names::AGGREGATE))
-        .description(format!("Aggregates over {} records.", m.name))
-        .field(Field::new("count", TypeRef::named_nn(TypeRef::INT), json_leaf("count")));
-    let mut group = Object::new(names::of(m, names::GROUP_BY))
+    let mut agg = Object::new(m.api.aggregate.clone()).description(format!("Aggregates over {} records.", m.name)).field(Field::new(
+        "count",
+        TypeRef::named_nn(TypeRef::INT),
+        json_leaf("count"),
+    ));
+    let mut group = Object::new(m.api.group_by.clone())
         .description(format!("One group of {} records.", m.name))
         .field(
-            Field::new("key", TypeRef::named_nn(names::of(m, names::GROUP_BY_KEY)), json_object("key"))
+            Field::new("key", TypeRef::named_nn(m.api.group_by_key.clone()), json_object("key"))
                 .description("The values of the group keys."),
         )
         .field(Field::new("count", TypeRef::named_nn(TypeRef::INT), json_leaf("count")));
     if !numeric.is_empty() {
         let mut num =
-            Object::new(names::of(m, names::NUMERIC)).description("A numeric aggregate per field, as a float; null over no values.");
+            Object::new(m.api.numeric_aggregate.clone()).description("A numeric aggregate per field, as a float; null over no values.");
         for f in &numeric {
             num = num.field(Field::new(f.name.as_str(), TypeRef::named(TypeRef::FLOAT), json_leaf(f.name.as_str())));
         }
         out.push(Gen::Obj(num));
         for func in AggFn::ALL {
             agg = agg.field(
-                Field::new(func.name(), TypeRef::named(names::of(m, names::NUMERIC)), json_object(func.name()))
+                Field::new(func.name(), TypeRef::named(m.api.numeric_aggregate.clone()), json_object(func.name()))
                     .description("Null on the results of batch mutations, whose aggregate counts the records affected."),
             );
-            group = group.field(Field::new(func.name(), TypeRef::named_nn(names::of(m, names::NUMERIC)), json_object(func.name())));
+            group = group.field(Field::new(func.name(), TypeRef::named_nn(m.api.numeric_aggregate.clone()), json_object(func.name())));
         }
     }
     out.push(Gen::Obj(agg));
     let keys: Vec<&MField> =
         m.fields.values().filter(|f| groupable(f) && !matches!(f.kind, FieldKind::Scalar(ScalarType::Money { .. }))).collect();
     if !keys.is_empty() {
-        let mut key = Object::new(names::of(m, names::GROUP_BY_KEY)).description("Group key values (a relation by its id).");
-        let mut by = Enum::new(names::of(m, names::GROUP_BY_FIELD)).description(format!("Fields {} records can be grouped by.", m.name));
+        let mut key = Object::new(m.api.group_by_key.clone()).description("Group key values (a relation by its id).");
+        let mut by = Enum::new(m.api.group_by_field.clone()).description(format!("Fields {} records can be grouped by.", m.name));
         for f in keys {
             let ty = match &f.kind {
                 FieldKind::Scalar(ty) => scalar_type(m, f, ty, false),
@@ -687,7 +627,7 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
 
 fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
     let m: &Model = model;
-    let mut o = Object::new(m.name.as_str()).implement(NODE);
+    let mut o = Object::new(&m.api.object).implement(NODE);
     if let Some(d) = &m.description {
         o = o.description(d.clone());
     }
@@ -714,13 +654,14 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
                     .description(f.description.clone().unwrap_or_else(|| format!("A {}.", list.join(" or "))))
             }
             FieldKind::ToOne { target, .. } => {
-                Field::new(f.name.as_str(), TypeRef::named(target.as_str()), json_aliased_object(f.name.to_string()))
+                let Some(t) = cat.model(target.as_str()) else { continue };
+                Field::new(f.name.as_str(), TypeRef::named(&t.api.object), json_aliased_object(f.name.to_string()))
             }
             FieldKind::ToMany { target, .. } => {
                 let Some(t) = cat.model(target.as_str()) else { continue };
                 let list = list_args(
                     t,
-                    Field::new(f.name.as_str(), TypeRef::named_nn_list_nn(target.as_str()), json_aliased_list(f.name.to_string())),
+                    Field::new(f.name.as_str(), TypeRef::named_nn_list_nn(&t.api.object), json_aliased_list(f.name.to_string())),
                     true,
                 );
                 o = o.field(match &f.description {
@@ -730,11 +671,7 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
                 let conn_name = format!("{}Connection", f.name);
                 let conn = list_args(
                     t,
-                    Field::new(
-                        &conn_name,
-                        TypeRef::named_nn(names::of(t, names::CONNECTION)),
-                        nested_connection(t.clone(), conn_name.clone()),
-                    ),
+                    Field::new(&conn_name, TypeRef::named_nn(t.api.connection.clone()), nested_connection(t.clone(), conn_name.clone())),
                     true,
                 );
                 o = o.field(conn.description(format!("`{}` as a connection, with cursors, page info and aggregates.", f.name)));
@@ -756,7 +693,7 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
         );
     }
     o = o.field(
-        Field::new("timeline", TypeRef::named_nn(JSON_SCALAR), json_aliased_leaf("timeline".to_owned()))
+        Field::new("timeline", TypeRef::named_nn(JSON), json_aliased_leaf("timeline".to_owned()))
             .description(
                 "The record's timeline, newest first: its property changes (`{kind: \"change\", at, actor, field, oldValue, newValue}`) \
                  merged with the records that refer to it (`{kind: \"Activity\", at, actor, id, record}`).",

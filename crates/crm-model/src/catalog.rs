@@ -6,6 +6,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use regex::Regex;
 
+use crate::api::ApiNames;
 use crate::def::{FieldDef, ModelDef, OnDelete};
 use crate::names::{FieldName, ModelName, OptionName, SqlName};
 use crate::value::Value;
@@ -17,96 +18,6 @@ pub const RESERVED_FIELDS: &[&str] = &["orgId", "deletedAt", "custom", "history"
 /// Column names every tenant table has.
 pub const SYSTEM_COLUMNS: &[&str] =
     &["id", "org_id", "created_at", "updated_at", "created_by", "updated_by", "version", "deleted_at", "custom"];
-/// Suffixes appended to a model name to name its generated GraphQL types. The schema generator uses
-/// this same list, so a clash is caught here, when metadata is resolved.
-pub const GENERATED_TYPE_SUFFIXES: &[&str] = &[
-    "WhereInput",
-    "WhereUniqueInput",
-    "ManyWhereInput",
-    "OrderByInput",
-    "CreateInput",
-    "UpdateInput",
-    "UpsertInput",
-    "UpdateManyInput",
-    "Connection",
-    "Edge",
-    "Aggregate",
-    "CreateOneInlineInput",
-    "CreateManyInlineInput",
-    "UpdateOneInlineInput",
-    "UpdateManyInlineInput",
-    "ConnectInput",
-    "GroupBy",
-    "GroupByKey",
-    "GroupByField",
-    "NumericAggregate",
-];
-/// Type names the platform defines itself.
-pub const BUILTIN_TYPES: &[&str] = &[
-    "Query",
-    "Mutation",
-    "Subscription",
-    "Node",
-    "PageInfo",
-    "String",
-    "Int",
-    "Float",
-    "Boolean",
-    "ID",
-    "Date",
-    "DateTime",
-    "Decimal",
-    "Json",
-    "JSON",
-    "Money",
-    "MoneyInput",
-    "RecordRef",
-    "RecordRefInput",
-    "Long",
-    "Upload",
-    "Principal",
-    "History",
-    "StageTransition",
-    "AuditEntry",
-    "Timeline",
-    "Metadata",
-    "ModelInfo",
-    "FieldInfo",
-    "CustomDefinition",
-    "MetadataChange",
-    "TagOutcome",
-    "RoutingDecision",
-    "SocialEventInput",
-    "IngestOutcome",
-    "IngestItem",
-    "ReportSummary",
-    "LeadReport",
-    "ReportBucket",
-    "FunnelStage",
-    "StageTime",
-    "RepWorkload",
-    "WebhookDelivery",
-];
-/// Root fields the platform defines itself (node lookup, audit log, the metadata API).
-pub const BUILTIN_ROOTS: &[&str] = &[
-    "node",
-    "auditLog",
-    "metadata",
-    "customDefinitions",
-    "createCustomField",
-    "updateCustomField",
-    "activateCustomField",
-    "deactivateCustomField",
-    "deleteCustomField",
-    "createCustomObject",
-    "updateCustomObject",
-    "deleteCustomObject",
-    "tagLeads",
-    "routeLeads",
-    "ingestSocialEvents",
-    "reportSummary",
-    "webhookDeliveries",
-];
 pub(crate) const RESERVED_TABLE_PREFIXES: &[&str] = &["crm_", "_sqlx", "sqlite_", "pg_"];
 /// The column of every tenant table holding the values of tenant-defined (custom) fields: one
 /// JSON object keyed by field API name.
@@ -322,6 +233,8 @@ pub struct Model {
     pub fields: IndexMap<FieldName, Field>,
     /// Declared composite indexes over the live rows.
     pub indexes: Vec<Index>,
+    /// Its GraphQL type and root field names, decided when it was resolved.
+    pub api: ApiNames,
 }
 
 /// A composite index of a model: `(org_id, keys…, id)` over the live rows (`deleted_at IS NULL`),

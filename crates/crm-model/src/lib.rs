@@ -3,6 +3,7 @@
 //! reads. Pure: no IO.
 #![forbid(unsafe_code)]
 
+pub mod api;
 mod catalog;
 mod def;
 mod error;
@@ -12,9 +13,10 @@ mod resolve;
 pub mod standard;
 pub mod value;
 
+pub use api::{ApiNames, BUILTIN_ROOTS, BUILTIN_TYPES, RESERVED_TYPES};
 pub use catalog::{
-    BUILTIN_ROOTS, BUILTIN_TYPES, CUSTOM_COLUMN, Catalog, Checks, Extension, Field, FieldKind, GENERATED_TYPE_SUFFIXES, Index,
-    MAX_CUSTOM_FIELDS, MAX_CUSTOM_OBJECTS, Model, RECORDS_TABLE, RESERVED_FIELDS, SYSTEM_COLUMNS, SYSTEM_FIELDS, ScalarType, TypeClass,
+    CUSTOM_COLUMN, Catalog, Checks, Extension, Field, FieldKind, Index, MAX_CUSTOM_FIELDS, MAX_CUSTOM_OBJECTS, Model, RECORDS_TABLE,
+    RESERVED_FIELDS, SYSTEM_COLUMNS, SYSTEM_FIELDS, ScalarType, TypeClass,
 };
 pub use def::{FieldDef, FieldType, IndexDef, ModelDef, OnDelete, Validation};
 pub use error::{MetadataError, NameError, ValueError};

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
+use crate::api::{ApiNames, BUILTIN_ROOTS, BUILTIN_TYPES, RESERVED_TYPES};
 use crate::catalog::{
-    BUILTIN_ROOTS, BUILTIN_TYPES, Catalog, Checks, Extension, Field, FieldKind, GENERATED_TYPE_SUFFIXES, Index, MAX_CUSTOM_FIELDS,
-    MAX_CUSTOM_OBJECTS, Model, RECORDS_TABLE, RESERVED_FIELDS, RESERVED_TABLE_PREFIXES, SYSTEM_COLUMNS, SYSTEM_FIELDS, ScalarType,
-    TypeClass,
+    Catalog, Checks, Extension, Field, FieldKind, Index, MAX_CUSTOM_FIELDS, MAX_CUSTOM_OBJECTS, Model, RECORDS_TABLE, RESERVED_FIELDS,
+    RESERVED_TABLE_PREFIXES, SYSTEM_COLUMNS, SYSTEM_FIELDS, ScalarType, TypeClass,
 };
 use crate::def::{FieldDef, FieldType, ModelDef, OnDelete};
 use crate::error::{MetadataError, NameError};
@@ -149,7 +149,7 @@ struct Mark {
 fn resolve_model(def: &ModelDef, mark: Mark) -> Result<Model, MetadataError> {
     let cx = Ctx { model: &def.name };
     let name = ModelName::new(def.name.as_str()).map_err(|e| cx.bad_name(e))?;
-    if BUILTIN_TYPES.contains(&def.name.as_str()) {
+    if BUILTIN_TYPES.contains(&def.name.as_str()) || RESERVED_TYPES.contains(&def.name.as_str()) {
         return Err(MetadataError::Reserved { model: def.name.clone(), name: def.name.clone() });
     }
     let singular = lower_first(&def.name);
@@ -343,7 +343,21 @@ fn resolve_model(def: &ModelDef, mark: Mark) -> Result<Model, MetadataError> {
     };
     let indexes = resolve_indexes(def, mark, &fields)?;
     let label = def.label.clone().unwrap_or_else(|| humanize(&def.name));
-    Ok(Model { name, singular, plural, table, description: def.description.clone(), label, custom: mark.object, owner, fields, indexes })
+    let enums = fields.values().filter(|f| matches!(f.kind, FieldKind::Scalar(ScalarType::Select(_) | ScalarType::MultiSelect(_))));
+    let api = ApiNames::derive(name.as_str(), &singular, &plural, enums.map(|f| &f.name));
+    Ok(Model {
+        name,
+        singular,
+        plural,
+        table,
+        description: def.description.clone(),
+        label,
+        custom: mark.object,
+        owner,
+        fields,
+        indexes,
+        api,
+    })
 }
 
 /// The declared indexes: keys are stored scalar or to-one fields (`_DESC` for descending), at
@@ -381,40 +395,6 @@ fn resolve_indexes(def: &ModelDef, mark: Mark, fields: &IndexMap<FieldName, Fiel
         out.push(Index { keys });
     }
     Ok(out)
-}
-
-/// Root field and type names a model generates, for clash detection.
-fn generated_names(m: &Model) -> (Vec<String>, Vec<String>) {
-    let n = m.name.as_str();
-    let pascal_plural = {
-        let mut c = m.plural.chars();
-        c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
-    };
-    let roots = vec![
-        m.singular.clone(),
-        m.plural.clone(),
-        format!("{}Connection", m.plural),
-        format!("create{n}"),
-        format!("update{n}"),
-        format!("delete{n}"),
-        format!("upsert{n}"),
-        format!("updateMany{pascal_plural}Connection"),
-        format!("deleteMany{pascal_plural}Connection"),
-        format!("restore{n}"),
-        format!("{}GroupBy", m.plural),
-        format!("{}Trash", m.plural),
-        format!("destroy{n}"),
-    ];
-    let mut types = vec![n.to_owned()];
-    types.extend(GENERATED_TYPE_SUFFIXES.iter().map(|s| format!("{n}{s}")));
-    for f in m.fields.values() {
-        if let FieldKind::Scalar(ScalarType::Select(_) | ScalarType::MultiSelect(_)) = f.kind {
-            let mut c = f.name.as_str().chars();
-            let p = c.next().map(|x| x.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default();
-            types.push(format!("{n}{p}"));
-        }
-    }
-    (roots, types)
 }
 
 /// Validates and links a set of model definitions into an immutable [`Catalog`].
@@ -538,7 +518,8 @@ fn resolve_marked(defs: &[ModelDef], marks: &[Mark]) -> Result<Catalog, Metadata
     let mut models: IndexMap<ModelName, Model> = IndexMap::new();
     let mut tables: HashMap<String, String> = HashMap::new();
     let mut roots: HashMap<String, String> = HashMap::new();
-    let mut types: HashMap<String, String> = BUILTIN_TYPES.iter().map(|t| ((*t).to_owned(), "a built-in type".to_owned())).collect();
+    let mut types: HashMap<String, String> =
+        BUILTIN_TYPES.iter().chain(RESERVED_TYPES).map(|t| ((*t).to_owned(), "a built-in type".to_owned())).collect();
     for r in BUILTIN_ROOTS {
         roots.insert((*r).to_owned(), format!("the built-in `{r}` field"));
     }
@@ -554,15 +535,14 @@ fn resolve_marked(defs: &[ModelDef], marks: &[Mark]) -> Result<Catalog, Metadata
         {
             return Err(cx.clash("table", m.table.as_str(), format!("the table of model `{other}`")));
         }
-        let (r, t) = generated_names(&m);
-        for name in r {
-            if let Some(other) = roots.insert(name.clone(), def.name.clone()) {
-                return Err(cx.clash("root field", &name, format!("a root field of `{other}`")));
+        for name in m.api.roots() {
+            if let Some(other) = roots.insert(name.to_owned(), def.name.clone()) {
+                return Err(cx.clash("root field", name, format!("a root field of `{other}`")));
             }
         }
-        for name in t {
-            if let Some(other) = types.insert(name.clone(), def.name.clone()) {
-                return Err(cx.clash("GraphQL type", &name, format!("a type of `{other}`")));
+        for name in m.api.types() {
+            if let Some(other) = types.insert(name.to_owned(), def.name.clone()) {
+                return Err(cx.clash("GraphQL type", name, format!("a type of `{other}`")));
             }
         }
         models.insert(m.name.clone(), m);
