@@ -8,8 +8,8 @@
 //! rule whose values are already on the record writes nothing (no event, so rules cannot loop).
 
 use crm_orm::{Data, Event, EventWork, Filter, Result, Selection, TxCtx, TxFuture, Unique, Write};
-use serde_json::{Value as Json, json};
 
+use crate::rows::AutomationRule;
 use crate::rules;
 
 /// The consumer name of automation rules.
@@ -26,10 +26,10 @@ impl EventWork for Automation {
                 return Ok(());
             }
             let Ok(model) = tx.model(&event.model) else { return Ok(()) };
-            let all = rules::enabled(tx, "AutomationRule").await?;
-            for rule in all.iter().filter(|r| r.get("event").and_then(Json::as_str) == Some(event.kind.as_str())) {
-                let name = rules::name_of(rule);
-                let cond = match rules::condition(tx.catalog(), &model, rule) {
+            let all: Vec<AutomationRule> = rules::enabled(tx).await?;
+            for rule in all.iter().filter(|r| r.event == event.kind) {
+                let name = &rule.name;
+                let cond = match rules::condition(tx.catalog(), &model, rule.condition.as_ref()) {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::warn!(rule = %name, error = %e, "automation rule skipped: its condition is invalid");
@@ -39,14 +39,14 @@ impl EventWork for Automation {
                 if tx.matching(&model, &[event.record_id], &cond).await?.is_empty() {
                     continue;
                 }
-                let set = rule.get("set").cloned().unwrap_or(Json::Null);
+                let set = &rule.set;
                 // Already there: nothing to write.
-                if let Ok(f) = Filter::parse(tx.catalog(), &model, &set)
+                if let Ok(f) = Filter::parse(tx.catalog(), &model, set)
                     && !tx.matching(&model, &[event.record_id], &f).await?.is_empty()
                 {
                     continue;
                 }
-                let data = match Data::parse(tx.catalog(), &model, &set, "set") {
+                let data = match Data::parse(tx.catalog(), &model, set, "set") {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::warn!(rule = %name, error = %e, "automation rule skipped: its `set` is invalid");
@@ -63,8 +63,8 @@ impl EventWork for Automation {
 }
 
 /// Checks a rule's `set` against its event's model, for rule validation on write.
-pub(crate) fn check_set(tx: &TxCtx<'_>, rule: &Json) -> Result<()> {
-    let event = rule.get("event").and_then(Json::as_str).unwrap_or_default();
+pub(crate) fn check_set(tx: &TxCtx<'_>, rule: &AutomationRule) -> Result<()> {
+    let event = rule.event.as_str();
     let model_part = event.split('.').next().unwrap_or_default();
     let Some(model) = tx.catalog().models().find(|m| crate::rules::lower_first(m.name.as_str()) == model_part) else {
         return Err(crm_orm::OrmError::bad(
@@ -78,9 +78,8 @@ pub(crate) fn check_set(tx: &TxCtx<'_>, rule: &Json) -> Result<()> {
             format!("`{event}` is not an event type (`<model>.<created|updated|deleted|restored>`)"),
         ));
     }
-    let cond = rules::condition(tx.catalog(), model, rule)?;
-    let empty = json!({});
-    let set = rule.get("set").unwrap_or(&empty);
+    let cond = rules::condition(tx.catalog(), model, rule.condition.as_ref())?;
+    let set = &rule.set;
     Data::parse(tx.catalog(), model, set, "set")?;
     // The rule acts for its author: its condition may use only fields they may read, and it may
     // set only fields they may write.

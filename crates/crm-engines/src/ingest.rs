@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
+use crate::rows::{CONTACT, Id, IngestAction, IngestionRule, LEAD, Record, SocialEvent, TICKET};
 use crate::rules;
 
 /// Most events in one batch.
@@ -137,14 +138,14 @@ impl TxWork for Ingest {
     fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, IngestOutcome> {
         Box::pin(async move {
             validate(&self.events)?;
-            let social = tx.model("SocialEvent")?;
+            let social = tx.model(SocialEvent::MODEL)?;
             if !tx.caller().allows(&social.name, Op::Create) {
                 return Err(OrmError::Forbidden("not allowed to create SocialEvent".to_owned()));
             }
             // Ingestion looks events up by platform, external id and thread, and authors by
             // handle: the caller must be able to read those fields, or the outcome (duplicate or
             // not, which contact, which conversation) would reveal values they may not see.
-            let contact = tx.model("Contact")?;
+            let contact = tx.model(CONTACT)?;
             for (m, probe) in [
                 (&social, json!({ "platform": "", "externalId_in": [], "thread": "", "lead_not": null, "ticket_not": null })),
                 (&contact, json!({ "socialHandles_contains_some": [] })),
@@ -164,13 +165,11 @@ impl TxWork for Ingest {
             for (platform, ids) in by_platform {
                 let f = Filter::parse(tx.catalog(), &social, &json!({ "platform": platform, "externalId_in": ids }))?;
                 for row in tx.find_all(&social, f, u32::try_from(MAX_BATCH).unwrap_or(1000)).await? {
-                    if let Some(x) = row.get("externalId").and_then(Json::as_str) {
-                        known.insert((platform.to_owned(), x.to_owned()));
-                    }
+                    known.insert((platform.to_owned(), SocialEvent::decode(row)?.external_id));
                 }
             }
-            let contact_model = tx.model("Contact")?;
-            let social_rules = rules::enabled(tx, "IngestionRule").await?;
+            let contact_model = tx.model(CONTACT)?;
+            let social_rules: Vec<IngestionRule> = rules::enabled(tx).await?;
             let mut contacts: HashMap<String, Uuid> = HashMap::new();
             // Conversation → (lead, ticket).
             let mut threads: HashMap<(String, String), (Option<Uuid>, Option<Uuid>)> = HashMap::new();
@@ -194,7 +193,7 @@ impl TxWork for Ingest {
                     Some(c) => *c,
                     None => {
                         let f = Filter::parse(tx.catalog(), &contact_model, &json!({ "socialHandles_contains_some": [key] }))?;
-                        let found = tx.find_all(&contact_model, f, 1).await?.first().and_then(rules::id_of);
+                        let found = tx.find_all(&contact_model, f, 1).await?.into_iter().next().map(Id::decode).transpose()?.map(|c| c.id);
                         let id = match found {
                             Some(c) => c,
                             None => {
@@ -204,7 +203,7 @@ impl TxWork for Ingest {
                                     None => (None, e.author_handle.trim().to_owned()),
                                 };
                                 out.contacts_created += 1;
-                                tx.create("Contact", &json!({ "firstName": first, "lastName": last, "socialHandles": [key] })).await?
+                                tx.create(CONTACT, &json!({ "firstName": first, "lastName": last, "socialHandles": [key] })).await?
                             }
                         };
                         contacts.insert(key.clone(), id);
@@ -222,21 +221,16 @@ impl TxWork for Ingest {
                         &json!({ "platform": e.platform, "thread": thread, "OR": [{ "lead_not": null }, { "ticket_not": null }] }),
                     );
                     let prior = match f {
-                        Ok(f) => tx.find_all(&social, f, 1).await?.into_iter().next(),
+                        Ok(f) => tx.find_all(&social, f, 1).await?.into_iter().next().map(SocialEvent::decode).transpose()?,
                         Err(_) => None,
                     };
-                    let link = prior.map_or((None, None), |p| {
-                        (
-                            p.get("lead").and_then(Json::as_str).and_then(|s| Uuid::parse_str(s).ok()),
-                            p.get("ticket").and_then(Json::as_str).and_then(|s| Uuid::parse_str(s).ok()),
-                        )
-                    });
+                    let link = prior.map_or((None, None), |p| (p.lead, p.ticket));
                     threads.insert(conv_key.clone(), link);
                 }
                 let occurred = e.occurred_at.unwrap_or_else(Utc::now);
                 let id = tx
                     .create(
-                        "SocialEvent",
+                        SocialEvent::MODEL,
                         &json!({
                             "platform": e.platform, "kind": e.kind, "externalId": e.external_id, "thread": thread,
                             "authorHandle": e.author_handle, "text": e.text, "url": e.url, "occurredAt": occurred,
@@ -250,28 +244,27 @@ impl TxWork for Ingest {
                 if lead.is_none() && ticket.is_none() {
                     let mut action = None;
                     for r in &social_rules {
-                        let Ok(cond) = rules::condition(tx.catalog(), &social, r) else { continue };
+                        let Ok(cond) = rules::condition(tx.catalog(), &social, r.condition.as_ref()) else { continue };
                         if !tx.matching(&social, &[id], &cond).await?.is_empty() {
-                            action = r.get("action").and_then(Json::as_str).map(str::to_owned);
+                            action = Some(r.action);
                             break;
                         }
                     }
                     let who = e.author_name.clone().unwrap_or_else(|| e.author_handle.clone());
                     let text = e.text.clone().unwrap_or_default();
-                    match action.as_deref() {
-                        Some("LEAD") => {
-                            lead = Some(tx.create("Lead", &json!({ "name": who, "source": "SOCIAL", "contact": connect(contact) })).await?);
+                    match action {
+                        Some(IngestAction::Lead) => {
+                            lead = Some(tx.create(LEAD, &json!({ "name": who, "source": "SOCIAL", "contact": connect(contact) })).await?);
                             out.leads_created += 1;
                         }
-                        Some("TICKET") => {
+                        Some(IngestAction::Ticket) => {
                             let subject: String = if text.trim().is_empty() {
                                 format!("{} from {} on {}", e.kind.to_lowercase(), e.author_handle, e.platform)
                             } else {
                                 text.chars().take(120).collect()
                             };
                             ticket = Some(
-                                tx.create("Ticket", &json!({ "subject": subject, "description": text, "contact": connect(contact) }))
-                                    .await?,
+                                tx.create(TICKET, &json!({ "subject": subject, "description": text, "contact": connect(contact) })).await?,
                             );
                             out.tickets_created += 1;
                         }
@@ -287,15 +280,15 @@ impl TxWork for Ingest {
                     if let Some(t) = ticket {
                         set.insert("ticket".into(), connect(t));
                     }
-                    tx.update("SocialEvent", id, &Json::Object(set)).await?;
+                    tx.update(SocialEvent::MODEL, id, &Json::Object(set)).await?;
                 }
                 item.lead = lead;
                 item.ticket = ticket;
                 // The timeline entry.
                 let (subject_model, subject_id) = match (lead, ticket) {
-                    (Some(l), _) => ("Lead", l),
-                    (None, Some(t)) => ("Ticket", t),
-                    _ => ("Contact", contact),
+                    (Some(l), _) => (LEAD, l),
+                    (None, Some(t)) => (TICKET, t),
+                    _ => (CONTACT, contact),
                 };
                 let title = format!("{} on {} from {}", e.kind, e.platform, e.author_handle);
                 tx.create(

@@ -15,6 +15,7 @@ pub mod egress;
 pub mod ingest;
 pub mod reports;
 pub mod routing;
+pub mod rows;
 mod rules;
 pub mod tagging;
 pub mod webhooks;
@@ -27,6 +28,7 @@ use crm_orm::{Engine, EventKind, OrmError, Result, TxCtx, TxFuture, WriteHook, W
 use serde_json::Value as Json;
 use uuid::Uuid;
 
+use rows::{AutomationRule, LEAD, Record, RoutingRule, RuleCondition, TagRule, Webhook};
 pub use rules::{MAX_RULES, condition};
 pub use worker::{WorkerOptions, Workers};
 
@@ -61,7 +63,7 @@ fn ids_of(written: &[Written], model: &str, kinds: &[EventKind]) -> Vec<Uuid> {
 /// subscriptions must be event type patterns. A bad rule fails its write.
 async fn validate_rules(tx: &mut TxCtx<'_>, written: &[Written], egress: &egress::Egress) -> Result<()> {
     let touched = [EventKind::Created, EventKind::Updated, EventKind::Restored];
-    for (rule_model, target) in rules::CONDITIONS.iter().chain(&[("AutomationRule", ""), ("Webhook", "")]) {
+    for (rule_model, target) in rules::CONDITIONS.iter().chain(&[(AutomationRule::MODEL, ""), (Webhook::MODEL, "")]) {
         let ids = ids_of(written, rule_model, &touched);
         if ids.is_empty() {
             continue;
@@ -69,12 +71,11 @@ async fn validate_rules(tx: &mut TxCtx<'_>, written: &[Written], egress: &egress
         let m = tx.model(rule_model)?;
         for row in tx.find_all(&m, crm_orm::Filter::ids(&ids)?, u32::try_from(ids.len()).unwrap_or(u32::MAX)).await? {
             match *rule_model {
-                "AutomationRule" => automation::check_set(tx, &row)?,
-                "Webhook" => {
-                    if let Some(url) = row.get("url").and_then(Json::as_str) {
-                        egress.check_url(url).map_err(|e| OrmError::bad("url", e.to_string()))?;
-                    }
-                    for p in rules::strings(&row, "events") {
+                AutomationRule::MODEL => automation::check_set(tx, &AutomationRule::decode(row)?)?,
+                Webhook::MODEL => {
+                    let hook = Webhook::decode(row)?;
+                    egress.check_url(&hook.url).map_err(|e| OrmError::bad("url", e.to_string()))?;
+                    for p in hook.events {
                         let ok = p == "*" || p.split_once('.').is_some_and(|(m, k)| !m.is_empty() && !k.is_empty() && !k.contains('.'));
                         if !ok {
                             return Err(OrmError::bad(
@@ -86,7 +87,7 @@ async fn validate_rules(tx: &mut TxCtx<'_>, written: &[Written], egress: &egress
                 }
                 _ => {
                     let t = tx.model(target)?;
-                    let cond = rules::condition(tx.catalog(), &t, &row)?;
+                    let cond = rules::condition(tx.catalog(), &t, RuleCondition::decode(rule_model, row)?.condition.as_ref())?;
                     rules::check_author_reads(tx, &t, cond)?;
                 }
             }
@@ -99,13 +100,13 @@ impl WriteHook for Engines {
     fn after_write<'a>(&'a self, tx: &'a mut TxCtx<'_>, written: &'a [Written]) -> TxFuture<'a, ()> {
         Box::pin(async move {
             validate_rules(tx, written, &self.egress).await?;
-            let changed = ids_of(written, "Lead", &[EventKind::Created, EventKind::Updated]);
-            if !changed.is_empty() && tx.catalog().model("TagRule").is_some() {
+            let changed = ids_of(written, LEAD, &[EventKind::Created, EventKind::Updated]);
+            if !changed.is_empty() && tx.catalog().model(TagRule::MODEL).is_some() {
                 tagging::apply(tx, &changed).await?;
             }
-            let created = ids_of(written, "Lead", &[EventKind::Created]);
-            if !created.is_empty() && tx.catalog().model("RoutingRule").is_some() {
-                let lead = tx.model("Lead")?;
+            let created = ids_of(written, LEAD, &[EventKind::Created]);
+            if !created.is_empty() && tx.catalog().model(RoutingRule::MODEL).is_some() {
+                let lead = tx.model(LEAD)?;
                 let unowned = crm_orm::Filter::parse(tx.catalog(), &lead, &serde_json::json!({ "owner": Json::Null }))?;
                 let now = Utc::now();
                 for id in tx.matching(&lead, &created, &unowned).await? {

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::rows::{Group, LEAD, MEMBER, MemberSummary, Record, TICKET};
 use crm_model::FieldName;
 use crm_orm::{Access, Aggregate, Engine, Filter, GroupBy, Op, OrmError, Page, Read, Result, StageQuery};
 use serde_json::{Value as Json, json};
@@ -20,7 +21,7 @@ pub const FUNNEL: &[&str] = &["NEW", "QUALIFIED", "CONTACTED", "CONVERTED"];
 pub const CLOSED_TICKET_STATUSES: &[&str] = &["RESOLVED", "CLOSED"];
 
 fn field(name: &str) -> Result<FieldName> {
-    FieldName::new(name).map_err(|e| OrmError::Internal(e.to_string()))
+    FieldName::new(name).map_err(|e| OrmError::invariant(e.to_string()))
 }
 
 /// Rows of `model` grouped by `by` under the caller's scope, or `None` when the caller may not
@@ -41,13 +42,15 @@ async fn groups(engine: &Engine, access: &Access, model: &str, by: &str, filter:
         Err(e) => return Err(e),
     };
     let rows = engine.group_by(&scoped).await?;
-    Ok(Some(
-        rows.into_iter()
-            .map(|g| {
-                (g.get("key").and_then(|k| k.get(by)).cloned().unwrap_or(Json::Null), g.get("count").and_then(Json::as_i64).unwrap_or(0))
-            })
-            .collect(),
-    ))
+    let groups = rows
+        .into_iter()
+        .map(|g| {
+            let Group { mut key, count } = Group::decode(g)?;
+            let key = key.remove(by).ok_or_else(|| OrmError::decode("group key", format!("no `{by}`")))?;
+            Ok((key, count))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Some(groups))
 }
 
 fn ratio(a: i64, b: i64) -> Json {
@@ -60,24 +63,20 @@ fn ratio(a: i64, b: i64) -> Json {
 /// # Errors
 /// `Forbidden` without read access to leads; database failures.
 pub async fn summary(engine: &Engine, access: &Access) -> Result<Json> {
-    let lead = engine.catalog().model("Lead").cloned().ok_or_else(|| OrmError::Internal("no Lead model".to_owned()))?;
+    let lead = engine.catalog().model(LEAD).cloned().ok_or_else(|| OrmError::missing_model(LEAD))?;
     if !access.allows(&lead.name, Op::Read) {
         return Err(OrmError::Forbidden("not allowed to read Lead".to_owned()));
     }
     // Member names and capacities, for owners and workload (the fields the caller may read).
     let mut names: HashMap<String, (Option<String>, Option<i64>)> = HashMap::new();
-    let member = engine.catalog().model("Member").cloned().ok_or_else(|| OrmError::Internal("no Member model".to_owned()))?;
+    let member = engine.catalog().model(MEMBER).cloned().ok_or_else(|| OrmError::missing_model(MEMBER))?;
     if access.allows(&member.name, Op::Read) {
         let mut read = Read::new(&member);
         read.select.fields.retain(|f| ["id", "name", "capacity"].contains(&f.as_str()) && access.reads_field(&member.name, f.as_str()));
         read.page = Page { first: Some(engine.limits().max_page), ..Page::default() };
         for m in engine.read(&access.scope(engine.catalog(), &member.name, Op::Read, read)?).await?.rows {
-            if let Some(id) = m.get("id").and_then(Json::as_str) {
-                names.insert(
-                    id.to_owned(),
-                    (m.get("name").and_then(Json::as_str).map(str::to_owned), m.get("capacity").and_then(Json::as_i64)),
-                );
-            }
+            let m = MemberSummary::decode(m)?;
+            names.insert(m.id.to_string(), (m.name, m.capacity));
         }
     }
     let bucket = |rows: Vec<(Json, i64)>| -> Vec<Json> {
@@ -86,10 +85,10 @@ pub async fn summary(engine: &Engine, access: &Access) -> Result<Json> {
         v
     };
     // Each breakdown needs its field: one the caller may not read is `null`.
-    let by_status = groups(engine, access, "Lead", "status", &json!({})).await?;
+    let by_status = groups(engine, access, LEAD, "status", &json!({})).await?;
     let total: Option<i64> = by_status.as_ref().map(|rows| rows.iter().map(|(_, n)| n).sum());
-    let by_source = groups(engine, access, "Lead", "source", &json!({})).await?;
-    let by_owner = groups(engine, access, "Lead", "owner", &json!({})).await?.map(|rows| {
+    let by_source = groups(engine, access, LEAD, "source", &json!({})).await?;
+    let by_owner = groups(engine, access, LEAD, "owner", &json!({})).await?.map(|rows| {
         bucket(rows)
             .into_iter()
             .map(|mut b| {
@@ -139,10 +138,10 @@ pub async fn summary(engine: &Engine, access: &Access) -> Result<Json> {
     let per_member = |rows: Option<Vec<(Json, i64)>>| -> Option<HashMap<String, i64>> {
         rows.map(|rows| rows.into_iter().filter_map(|(k, n)| Some((k.as_str()?.to_owned(), n))).collect())
     };
-    let open_leads = per_member(groups(engine, access, "Lead", "owner", &json!({ "status_not_in": CLOSED_LEAD_STATUSES })).await?);
-    let open_tickets = match engine.catalog().model("Ticket") {
+    let open_leads = per_member(groups(engine, access, LEAD, "owner", &json!({ "status_not_in": CLOSED_LEAD_STATUSES })).await?);
+    let open_tickets = match engine.catalog().model(TICKET) {
         Some(t) if access.allows(&t.name, Op::Read) => {
-            per_member(groups(engine, access, "Ticket", "assignee", &json!({ "status_not_in": CLOSED_TICKET_STATUSES })).await?)
+            per_member(groups(engine, access, TICKET, "assignee", &json!({ "status_not_in": CLOSED_TICKET_STATUSES })).await?)
         }
         _ => Some(HashMap::new()),
     };

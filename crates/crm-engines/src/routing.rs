@@ -20,11 +20,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, NaiveTime, Timelike, Utc, Weekday};
-use crm_orm::{Filter, GroupBy, Op, Result, TxCtx, TxFuture, TxWork};
+use crm_orm::{Filter, GroupBy, Op, OrmError, Result, TxCtx, TxFuture, TxWork};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
+use crate::rows::{ASSIGNMENT, Group, LEAD, LeadAttributes, Member, Record, RoutingRule, Strategy};
 use crate::rules;
 
 /// Lead statuses that count as open work.
@@ -46,33 +47,6 @@ pub struct Decision {
     pub strategy: Option<String>,
     /// Why.
     pub reason: String,
-}
-
-#[derive(Debug, Clone)]
-struct Member {
-    id: Uuid,
-    name: String,
-    skills: Vec<String>,
-    teams: Vec<String>,
-    capacity: Option<i64>,
-    away: bool,
-    time_zone: Option<String>,
-    hours: Option<Json>,
-}
-
-impl Member {
-    fn from_row(row: &Json) -> Option<Member> {
-        Some(Member {
-            id: rules::id_of(row)?,
-            name: row.get("name").and_then(Json::as_str).unwrap_or_default().to_owned(),
-            skills: rules::strings(row, "skills").iter().map(|s| s.to_lowercase()).collect(),
-            teams: rules::strings(row, "teams"),
-            capacity: row.get("capacity").and_then(Json::as_i64),
-            away: row.get("away").and_then(Json::as_bool).unwrap_or(false),
-            time_zone: row.get("timeZone").and_then(Json::as_str).map(str::to_owned),
-            hours: row.get("workingHours").filter(|h| !h.is_null()).cloned(),
-        })
-    }
 }
 
 /// Whether `at` falls in the working hours `hours` (`{"mon": ["09:00", "17:00"], …}`, a day may
@@ -136,9 +110,9 @@ fn ranges(spec: &Json) -> std::result::Result<Vec<(NaiveTime, NaiveTime)>, Strin
 
 /// Open leads per owner.
 async fn loads(tx: &mut TxCtx<'_>) -> Result<HashMap<Uuid, i64>> {
-    let lead = tx.model("Lead")?;
+    let lead = tx.model(LEAD)?;
     let filter = Filter::parse(tx.catalog(), &lead, &json!({ "status_not_in": CLOSED_LEAD_STATUSES }))?;
-    let owner = crm_model::FieldName::new("owner").map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?;
+    let owner = crm_model::FieldName::new("owner").map_err(|e| crm_orm::OrmError::invariant(e.to_string()))?;
     let q = GroupBy {
         model: lead.name.clone(),
         filter,
@@ -149,9 +123,14 @@ async fn loads(tx: &mut TxCtx<'_>) -> Result<HashMap<Uuid, i64>> {
     };
     let mut out = HashMap::new();
     for g in tx.group_by(&q).await? {
-        let id = g.pointer("/key/owner").and_then(Json::as_str).and_then(|s| Uuid::parse_str(s).ok());
-        if let (Some(id), Some(n)) = (id, g.get("count").and_then(Json::as_i64)) {
-            out.insert(id, n);
+        let g = Group::decode(g)?;
+        // Unowned leads form a group of their own (a null owner).
+        match g.key.get("owner") {
+            Some(Json::String(id)) => {
+                out.insert(Uuid::parse_str(id).map_err(|e| OrmError::decode("group key", e))?, g.count);
+            }
+            Some(Json::Null) => {}
+            _ => return Err(OrmError::decode("group key", "no owner")),
         }
     }
     Ok(out)
@@ -163,35 +142,35 @@ async fn loads(tx: &mut TxCtx<'_>) -> Result<HashMap<Uuid, i64>> {
 /// # Errors
 /// Database failures; an unknown lead (`NotFound`).
 pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Result<Decision> {
-    let lead_model = tx.model("Lead")?;
+    let lead_model = tx.model(LEAD)?;
     let lead = tx
         .find_all(&lead_model, crm_orm::Filter::ids(&[lead_id])?, 1)
         .await?
         .into_iter()
         .next()
         .ok_or_else(|| crm_orm::OrmError::NotFound(format!("no Lead with id {lead_id}")))?;
-    let rule_rows = rules::enabled(tx, "RoutingRule").await?;
+    let lead = LeadAttributes::decode(lead)?;
+    let rule_rows: Vec<RoutingRule> = rules::enabled(tx).await?;
     let mut decision = Decision { lead: lead_id, member: None, member_name: None, rule: None, strategy: None, reason: String::new() };
     if rule_rows.is_empty() {
         decision.reason = "no enabled routing rule".to_owned();
         return Ok(decision);
     }
-    let member_model = tx.model("Member")?;
-    let rule_model = tx.model("RoutingRule")?;
+    let member_model = tx.model(Member::MODEL)?;
+    let rule_model = tx.model(RoutingRule::MODEL)?;
     let active = Filter::parse(tx.catalog(), &member_model, &json!({ "active": true }))?;
-    let mut members: Vec<Member> = tx.find_all(&member_model, active, 10_000).await?.iter().filter_map(Member::from_row).collect();
+    let mut members: Vec<Member> =
+        tx.find_all(&member_model, active, 10_000).await?.into_iter().map(Member::decode).collect::<Result<_>>()?;
+    for m in &mut members {
+        m.skills = m.skills.iter().map(|s| s.to_lowercase()).collect();
+    }
     members.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-    let attributes: Vec<String> = rules::strings(&lead, "tags")
-        .into_iter()
-        .chain(lead.get("source").and_then(Json::as_str).map(str::to_owned))
-        .map(|s| s.to_lowercase())
-        .collect();
+    let attributes: Vec<String> = lead.tags.iter().chain(&lead.source).map(|s| s.to_lowercase()).collect();
     let mut load: Option<HashMap<Uuid, i64>> = None;
     let mut tried = Vec::new();
     for r in &rule_rows {
-        let Some(rule_id) = rules::id_of(r) else { continue };
-        let name = rules::name_of(r);
-        let cond = match rules::condition(tx.catalog(), &lead_model, r) {
+        let (rule_id, name) = (r.id, r.name.as_str());
+        let cond = match rules::condition(tx.catalog(), &lead_model, r.condition.as_ref()) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(rule = %name, error = %e, "routing rule skipped: its condition is invalid");
@@ -203,7 +182,10 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
         }
         // Serialize routings through this rule, then read its pointer and the loads afresh.
         tx.lock(&rule_model, rule_id).await?;
-        let rule = tx.find_all(&rule_model, crm_orm::Filter::ids(&[rule_id])?, 1).await?.into_iter().next().unwrap_or_else(|| r.clone());
+        let rule = match tx.find_all(&rule_model, crm_orm::Filter::ids(&[rule_id])?, 1).await?.into_iter().next() {
+            Some(row) => RoutingRule::decode(row)?,
+            None => r.clone(),
+        };
         let loads = match &load {
             Some(l) => l.clone(),
             None => {
@@ -212,11 +194,12 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
                 l
             }
         };
-        let pool = rules::strings(&rule, "pool");
-        let required: Vec<String> = rules::strings(&rule, "requiredSkills").iter().map(|s| s.to_lowercase()).collect();
-        let hours_apply = rule.get("respectWorkingHours").and_then(Json::as_bool).unwrap_or(true);
-        let strategy = rule.get("strategy").and_then(Json::as_str).unwrap_or("ROUND_ROBIN").to_owned();
-        let last = rule.get("lastAssigned").and_then(Json::as_str).and_then(|s| Uuid::parse_str(s).ok());
+        let pool = &rule.pool;
+        let required: Vec<String> = rule.required_skills.iter().map(|s| s.to_lowercase()).collect();
+        // Null is the model's default: working hours are respected.
+        let hours_apply = rule.respect_working_hours != Some(false);
+        let strategy = rule.strategy;
+        let last = rule.last_assigned;
         let in_pool: Vec<&Member> = members
             .iter()
             .filter(|m| pool.is_empty() || m.teams.iter().any(|t| pool.contains(t)))
@@ -226,9 +209,9 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
         let mut ok: Vec<&Member> = Vec::new();
         for m in &in_pool {
             let open = loads.get(&m.id).copied().unwrap_or(0);
-            if m.away {
+            if m.away == Some(true) {
                 skipped.push(format!("{} (away)", m.name));
-            } else if hours_apply && !within_hours(m.hours.as_ref(), m.time_zone.as_deref(), at).unwrap_or(false) {
+            } else if hours_apply && !within_hours(m.working_hours.as_ref(), m.time_zone.as_deref(), at).unwrap_or(false) {
                 skipped.push(format!("{} (outside working hours)", m.name));
             } else if m.capacity.is_some_and(|c| open >= c) {
                 skipped.push(format!("{} (at capacity {open}/{})", m.name, m.capacity.unwrap_or(0)));
@@ -241,7 +224,7 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
         let n = in_pool.len().max(1);
         let rr = |m: &Member| in_pool.iter().position(|x| x.id == m.id).map_or(usize::MAX, |p| (p + n - start % n) % n);
         let score = |m: &Member| m.skills.iter().filter(|s| attributes.contains(s)).count();
-        if strategy == "SKILL_MATCH" {
+        if strategy == Strategy::SkillMatch {
             ok.retain(|m| {
                 let keep = score(m) > 0;
                 if !keep {
@@ -250,10 +233,10 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
                 keep
             });
         }
-        let chosen = match strategy.as_str() {
-            "LOAD_BALANCED" => ok.iter().min_by_key(|m| (loads.get(&m.id).copied().unwrap_or(0), rr(m))),
-            "SKILL_MATCH" => ok.iter().min_by_key(|m| (usize::MAX - score(m), loads.get(&m.id).copied().unwrap_or(0), rr(m))),
-            _ => ok.iter().min_by_key(|m| rr(m)),
+        let chosen = match strategy {
+            Strategy::LoadBalanced => ok.iter().min_by_key(|m| (loads.get(&m.id).copied().unwrap_or(0), rr(m))),
+            Strategy::SkillMatch => ok.iter().min_by_key(|m| (usize::MAX - score(m), loads.get(&m.id).copied().unwrap_or(0), rr(m))),
+            Strategy::RoundRobin => ok.iter().min_by_key(|m| rr(m)),
         }
         .copied();
         let skipped_text = if skipped.is_empty() { String::new() } else { format!("; skipped: {}", skipped.join(", ")) };
@@ -267,26 +250,27 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
             continue;
         };
         let open = loads.get(&m.id).copied().unwrap_or(0);
-        let why = match strategy.as_str() {
-            "LOAD_BALANCED" => format!("fewest open leads ({open})"),
-            "SKILL_MATCH" => format!("{} matching skill(s), {open} open lead(s)", score(m)),
-            _ => match last.and_then(|l| members.iter().find(|x| x.id == l)) {
+        let why = match strategy {
+            Strategy::LoadBalanced => format!("fewest open leads ({open})"),
+            Strategy::SkillMatch => format!("{} matching skill(s), {open} open lead(s)", score(m)),
+            Strategy::RoundRobin => match last.and_then(|l| members.iter().find(|x| x.id == l)) {
                 Some(prev) => format!("next in turn after {}", prev.name),
                 None => "first in turn".to_owned(),
             },
         };
         let cap = m.capacity.map_or(String::new(), |c| format!(", load {open}/{c}"));
-        decision.reason = format!("rule `{name}` ({}): {} — {why}{cap}{skipped_text}", strategy.to_lowercase().replace('_', "-"), m.name);
+        decision.reason =
+            format!("rule `{name}` ({}): {} — {why}{cap}{skipped_text}", strategy.as_str().to_lowercase().replace('_', "-"), m.name);
         if !tried.is_empty() {
             decision.reason.push_str(&format!(" (fell through: {})", tried.join("; ")));
         }
         decision.member = Some(m.id);
         decision.member_name = Some(m.name.clone());
         decision.rule = Some(rule_id);
-        decision.strategy = Some(strategy.clone());
+        decision.strategy = Some(strategy.as_str().to_owned());
         let member_ref = json!({ "connect": { "id": m.id.to_string() } });
-        tx.update("Lead", lead_id, &json!({ "owner": member_ref })).await?;
-        tx.update("RoutingRule", rule_id, &json!({ "lastAssigned": member_ref })).await?;
+        tx.update(LEAD, lead_id, &json!({ "owner": member_ref })).await?;
+        tx.update(RoutingRule::MODEL, rule_id, &json!({ "lastAssigned": member_ref })).await?;
         record(tx, &decision).await?;
         return Ok(decision);
     }
@@ -306,7 +290,7 @@ async fn record(tx: &mut TxCtx<'_>, d: &Decision) -> Result<()> {
             o.insert("rule".into(), json!({ "connect": { "id": r.to_string() } }));
         }
     }
-    tx.create("Assignment", &input).await?;
+    tx.create(ASSIGNMENT, &input).await?;
     Ok(())
 }
 
@@ -325,7 +309,7 @@ impl TxWork for RouteLeads {
     type Output = Vec<Decision>;
     fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, Vec<Decision>> {
         Box::pin(async move {
-            let lead = tx.model("Lead")?;
+            let lead = tx.model(LEAD)?;
             let filter = Filter::parse(tx.catalog(), &lead, &self.filter)?;
             // The caller's filter goes through their scope (tenant, row rule, field denials); the
             // engine's own "not assigned yet" is added beside it.
@@ -339,5 +323,45 @@ impl TxWork for RouteLeads {
             }
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn working_hours_follow_the_members_time_zone() {
+        // 2026-12-02 is a Wednesday; 08:30 UTC is 09:30 in Berlin (CET).
+        let hours = json!({ "wed": ["09:00", "17:00"] });
+        assert_eq!(within_hours(Some(&hours), Some("Europe/Berlin"), at("2026-12-02T08:30:00Z")), Ok(true));
+        assert_eq!(within_hours(Some(&hours), None, at("2026-12-02T08:30:00Z")), Ok(false), "UTC without a zone");
+        assert_eq!(within_hours(Some(&hours), Some("Europe/Berlin"), at("2026-12-02T16:00:00Z")), Ok(false), "17:00 is the end");
+        assert_eq!(within_hours(Some(&hours), Some("Europe/Berlin"), at("2026-12-03T08:30:00Z")), Ok(false), "Thursday is off");
+    }
+
+    #[test]
+    fn split_days_and_night_shifts() {
+        let hours = json!({ "wed": [["09:00", "12:00"], ["13:00", "17:00"]], "fri": ["22:00", "06:00"] });
+        assert_eq!(within_hours(Some(&hours), None, at("2026-12-02T12:30:00Z")), Ok(false), "the lunch break");
+        assert_eq!(within_hours(Some(&hours), None, at("2026-12-02T13:30:00Z")), Ok(true));
+        assert_eq!(within_hours(Some(&hours), None, at("2026-12-04T23:00:00Z")), Ok(true), "Friday night");
+        assert_eq!(within_hours(Some(&hours), None, at("2026-12-05T05:00:00Z")), Ok(true), "Friday's shift runs into Saturday");
+        assert_eq!(within_hours(Some(&hours), None, at("2026-12-05T07:00:00Z")), Ok(false));
+    }
+
+    #[test]
+    fn no_hours_is_always_and_bad_hours_are_errors() {
+        assert_eq!(within_hours(None, Some("Nowhere/City"), at("2026-12-02T03:00:00Z")), Ok(true));
+        assert!(within_hours(Some(&json!({ "mon": ["9", "17"] })), None, at("2026-11-30T10:00:00Z")).is_err());
+        assert!(within_hours(Some(&json!({})), Some("Nowhere/City"), at("2026-11-30T10:00:00Z")).is_err());
+        assert!(within_hours(Some(&json!({ "mon": "all day" })), None, at("2026-11-30T10:00:00Z")).is_err());
     }
 }

@@ -4,27 +4,28 @@
 use crm_model::{Catalog, Model};
 use crm_orm::{Filter, Op, OrderBy, OrmError, Page, Read, Result, TxCtx};
 use serde_json::Value as Json;
-use uuid::Uuid;
+
+use crate::rows::{IngestionRule, LEAD, Record, RoutingRule, SocialEvent, TagRule};
 
 /// Most rules of one kind a tenant may have: rules are read on every write they apply to.
 pub const MAX_RULES: u32 = 200;
 
-/// The enabled rules of `model` (`TagRule`, …), lowest priority first, then by name.
-pub(crate) async fn enabled(tx: &mut TxCtx<'_>, model: &str) -> Result<Vec<Json>> {
-    let m = tx.model(model)?;
+/// The enabled rules of `R` (`TagRule`, …), lowest priority first, then by name.
+pub(crate) async fn enabled<R: Record>(tx: &mut TxCtx<'_>) -> Result<Vec<R>> {
+    let m = tx.model(R::MODEL)?;
     let mut read = Read::new(&m);
     read.filter = Filter::parse(tx.catalog(), &m, &serde_json::json!({ "enabled": true }))?;
     read.order = vec![OrderBy::parse(&m, "priority_ASC")?, OrderBy::parse(&m, "name_ASC")?];
     read.page = Page { first: Some(MAX_RULES), ..Page::default() };
-    Ok(tx.read(&read).await?.rows)
+    tx.read(&read).await?.rows.into_iter().map(R::decode).collect()
 }
 
-/// The condition of `rule` on `target` (`condition: null` matches everything).
+/// A rule's `condition` on `target` (none, or null, matches everything).
 ///
 /// # Errors
 /// A condition that is not a valid where filter of `target`, naming the rule's field.
-pub fn condition(catalog: &Catalog, target: &Model, rule: &Json) -> Result<Filter> {
-    match rule.get("condition") {
+pub fn condition(catalog: &Catalog, target: &Model, condition: Option<&Json>) -> Result<Filter> {
+    match condition {
         None | Some(Json::Null) => Ok(Filter::True),
         Some(c) => Filter::parse(catalog, target, c)
             .map_err(|e| crm_orm::OrmError::bad("condition", format!("not a valid {}Where: {e}", target.name))),
@@ -44,26 +45,33 @@ pub(crate) fn check_author_reads(tx: &TxCtx<'_>, target: &Model, condition: Filt
     }
 }
 
-/// The id of a rule (or any row) read as JSON.
-pub(crate) fn id_of(row: &Json) -> Option<Uuid> {
-    row.get("id").and_then(Json::as_str).and_then(|s| Uuid::parse_str(s).ok())
-}
-
-/// The strings of a list field of a row.
-pub(crate) fn strings(row: &Json, field: &str) -> Vec<String> {
-    row.get(field).and_then(Json::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
-}
-
-/// The name of a rule, for reasons and logs.
-pub(crate) fn name_of(row: &Json) -> String {
-    row.get("name").and_then(Json::as_str).unwrap_or("unnamed rule").to_owned()
-}
-
 /// The rule models whose `condition` applies to which model.
-pub(crate) const CONDITIONS: &[(&str, &str)] = &[("TagRule", "Lead"), ("RoutingRule", "Lead"), ("IngestionRule", "SocialEvent")];
+pub(crate) const CONDITIONS: &[(&str, &str)] =
+    &[(TagRule::MODEL, LEAD), (RoutingRule::MODEL, LEAD), (IngestionRule::MODEL, SocialEvent::MODEL)];
 
 /// `Lead` → `lead`.
 pub(crate) fn lower_first(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_lowercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crm_model::standard::standard_catalog;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn conditions_are_where_filters_of_their_model() {
+        let cat = standard_catalog().unwrap();
+        let lead = cat.model("Lead").unwrap();
+        assert_eq!(condition(&cat, lead, None).unwrap(), Filter::True);
+        assert_eq!(condition(&cat, lead, Some(&Json::Null)).unwrap(), Filter::True);
+        assert!(matches!(condition(&cat, lead, Some(&json!({ "status": "NEW" }))), Ok(f) if f != Filter::True));
+        let e = condition(&cat, lead, Some(&json!({ "salary_gt": 3 }))).unwrap_err();
+        assert_eq!(e.field(), Some("condition"));
+        assert!(e.to_string().contains("LeadWhere"), "{e}");
+    }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
+use crate::rows::{LEAD, LeadAttributes, Record, TagAssignment, TagRule};
 use crate::rules;
 
 /// How many leads one statement of the engine looks at.
@@ -36,21 +37,21 @@ pub async fn apply(tx: &mut TxCtx<'_>, leads: &[Uuid]) -> Result<TagOutcome> {
     if leads.is_empty() {
         return Ok(out);
     }
-    let rule_rows = rules::enabled(tx, "TagRule").await?;
-    if rule_rows.is_empty() {
+    let tag_rules: Vec<TagRule> = rules::enabled(tx).await?;
+    if tag_rules.is_empty() {
         return Ok(out);
     }
-    let lead = tx.model("Lead")?;
-    let mut compiled = Vec::with_capacity(rule_rows.len());
-    for r in &rule_rows {
-        match rules::condition(tx.catalog(), &lead, r) {
-            Ok(f) => compiled.push((rules::id_of(r), rules::strings(r, "tags"), f)),
-            Err(e) => tracing::warn!(rule = %rules::name_of(r), error = %e, "tag rule skipped: its condition is invalid"),
+    let lead = tx.model(LEAD)?;
+    let mut compiled = Vec::with_capacity(tag_rules.len());
+    for r in tag_rules {
+        match rules::condition(tx.catalog(), &lead, r.condition.as_ref()) {
+            Ok(f) => compiled.push((r.id, r.tags, f)),
+            Err(e) => tracing::warn!(rule = %r.name, error = %e, "tag rule skipped: its condition is invalid"),
         }
     }
     for chunk in leads.chunks(CHUNK) {
         // Which rule matches which lead: one statement per rule and chunk.
-        let mut hits: Vec<(Uuid, Option<Uuid>, &Vec<String>)> = Vec::new();
+        let mut hits: Vec<(Uuid, Uuid, &Vec<String>)> = Vec::new();
         for (rule, tags, f) in &compiled {
             for id in tx.matching(&lead, chunk, f).await? {
                 hits.push((id, *rule, tags));
@@ -61,7 +62,7 @@ pub async fn apply(tx: &mut TxCtx<'_>, leads: &[Uuid]) -> Result<TagOutcome> {
         }
         let ids: Vec<Uuid> = chunk.to_vec();
         let current = tx.find_all(&lead, Filter::ids(&ids)?, u32::try_from(ids.len()).unwrap_or(u32::MAX)).await?;
-        let assignment = tx.model("TagAssignment")?;
+        let assignment = tx.model(TagAssignment::MODEL)?;
         let existing = tx
             .find_all(
                 &assignment,
@@ -72,12 +73,13 @@ pub async fn apply(tx: &mut TxCtx<'_>, leads: &[Uuid]) -> Result<TagOutcome> {
                 )?,
                 100_000,
             )
-            .await?;
-        let assigned: HashSet<(String, String)> =
-            existing.iter().filter_map(|a| Some((a.get("lead")?.as_str()?.to_owned(), a.get("tag")?.as_str()?.to_owned()))).collect();
-        for row in &current {
-            let Some(id) = rules::id_of(row) else { continue };
-            let mut tags = rules::strings(row, "tags");
+            .await?
+            .into_iter()
+            .map(TagAssignment::decode)
+            .collect::<Result<Vec<_>>>()?;
+        let assigned: HashSet<(Uuid, String)> = existing.into_iter().map(|a| (a.lead, a.tag)).collect();
+        for row in current {
+            let LeadAttributes { id, mut tags, .. } = LeadAttributes::decode(row)?;
             let mut added = Vec::new();
             for (_, rule, rule_tags) in hits.iter().filter(|(l, _, _)| *l == id) {
                 for t in rule_tags.iter() {
@@ -92,16 +94,13 @@ pub async fn apply(tx: &mut TxCtx<'_>, leads: &[Uuid]) -> Result<TagOutcome> {
             }
             out.changed += 1;
             out.tags_added += added.len();
-            tx.update("Lead", id, &json!({ "tags": tags })).await?;
+            tx.update(LEAD, id, &json!({ "tags": tags })).await?;
             for (tag, rule) in added {
-                if assigned.contains(&(id.to_string(), tag.clone())) {
+                if assigned.contains(&(id, tag.clone())) {
                     continue;
                 }
-                let mut input = json!({ "lead": { "connect": { "id": id.to_string() } }, "tag": tag });
-                if let (Some(r), Some(o)) = (rule, input.as_object_mut()) {
-                    o.insert("rule".into(), json!({ "connect": { "id": r.to_string() } }));
-                }
-                tx.create("TagAssignment", &input).await?;
+                let input = json!({ "lead": { "connect": { "id": id } }, "tag": tag, "rule": { "connect": { "id": rule } } });
+                tx.create(TagAssignment::MODEL, &input).await?;
             }
         }
     }
@@ -119,7 +118,7 @@ impl TxWork for Retag {
     type Output = TagOutcome;
     fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, TagOutcome> {
         Box::pin(async move {
-            let lead = tx.model("Lead")?;
+            let lead = tx.model(LEAD)?;
             let filter = Filter::parse(tx.catalog(), &lead, &self.filter)?;
             // The caller's filter goes through their scope: tenant, row rule, field denials.
             let targets = tx.caller_targets(&lead, Op::Update, filter, Filter::True)?;

@@ -17,7 +17,7 @@ use serde_json::{Value as Json, json};
 use sha2::Sha256;
 
 use crate::egress::{Egress, failure_text};
-use crate::rules;
+use crate::rows::{Record, Webhook};
 
 /// The consumer name of webhook fan-out.
 pub const CONSUMER: &str = "webhooks";
@@ -47,15 +47,15 @@ pub struct FanOut;
 impl EventWork for FanOut {
     fn handle<'a>(&'a self, tx: &'a mut TxCtx<'_>, event: &'a Event) -> TxFuture<'a, ()> {
         Box::pin(async move {
-            if event.model == "Webhook" {
+            if event.model == Webhook::MODEL {
                 return Ok(());
             }
-            let model = tx.model("Webhook")?;
+            let model = tx.model(Webhook::MODEL)?;
             let filter = Filter::parse(tx.catalog(), &model, &json!({ "active": true }))?;
             for hook in tx.find_all(&model, filter, 1000).await? {
-                let Some(id) = rules::id_of(&hook) else { continue };
-                if rules::strings(&hook, "events").iter().any(|p| subscribed(p, &event.kind)) {
-                    tx.enqueue_delivery(id, event.seq, &event.kind).await?;
+                let hook = Webhook::decode(hook)?;
+                if hook.events.iter().any(|p| subscribed(p, &event.kind)) {
+                    tx.enqueue_delivery(hook.id, event.seq, &event.kind).await?;
                 }
             }
             Ok(())
@@ -126,21 +126,20 @@ pub async fn deliver(platform: &CrossTenant, client: &reqwest::Client, opts: &De
 async fn attempt(platform: &CrossTenant, client: &reqwest::Client, opts: &DeliveryOptions, d: &DueDelivery) -> Result<Attempt> {
     let engine = platform.engine();
     let give_up = |error: String| Attempt::Failed { status: None, error, retry_at: None };
-    let org = crm_model::OrgId::new(d.org.clone()).map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?;
+    let org = crm_model::OrgId::new(d.org.clone()).map_err(|e| crm_orm::OrmError::invariant(e.to_string()))?;
     let (_, catalog) = engine.tenant_catalog(&org).await?;
     let engine = engine.with_catalog(catalog);
     let system = engine.cross_tenant_platform_work().system_access(org.clone(), "system:webhooks");
-    let model = engine.catalog().model("Webhook").cloned().ok_or_else(|| crm_orm::OrmError::Internal("no Webhook model".to_owned()))?;
+    let model = engine.catalog().model(Webhook::MODEL).cloned().ok_or_else(|| crm_orm::OrmError::missing_model(Webhook::MODEL))?;
     let mut read = Read::new(&model);
     read.filter = crm_orm::Filter::ids(&[d.webhook])?;
     let hook = engine.read(&system.scope(engine.catalog(), &model.name, Op::Read, read)?).await?.rows.into_iter().next();
     let Some(hook) = hook else { return Ok(give_up("the webhook was deleted".to_owned())) };
-    if hook.get("active").and_then(Json::as_bool) != Some(true) {
+    let hook = Webhook::decode(hook)?;
+    if hook.active != Some(true) {
         return Ok(give_up("the webhook is inactive".to_owned()));
     }
-    let (Some(url), Some(secret)) = (hook.get("url").and_then(Json::as_str), hook.get("secret").and_then(Json::as_str)) else {
-        return Ok(give_up("the webhook has no URL or secret".to_owned()));
-    };
+    let (url, secret) = (hook.url.as_str(), hook.secret.as_str());
     // A literal internal address fails for good (saved before the policy, or by an old
     // version); a host name is checked against what it resolves to when the client connects.
     let url = match opts.egress.check_url(url) {
@@ -148,7 +147,7 @@ async fn attempt(platform: &CrossTenant, client: &reqwest::Client, opts: &Delive
         Err(e) => return Ok(give_up(e.to_string())),
     };
     let Some(event) = platform.event(&org, d.event_seq).await? else { return Ok(give_up("the event is gone".to_owned())) };
-    let payload = serde_json::to_vec(&body(&event, &d.id.to_string())).map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?;
+    let payload = serde_json::to_vec(&body(&event, &d.id.to_string())).map_err(|e| crm_orm::OrmError::invariant(e.to_string()))?;
     let ts = Utc::now().timestamp();
     let signature = sign(secret, ts, &payload);
     let sent = client
@@ -172,4 +171,29 @@ async fn attempt(platform: &CrossTenant, client: &reqwest::Client, opts: &Delive
         }
         Err(e) => Attempt::Failed { status: None, error: failure_text(&e), retry_at },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_match_types_and_model_wildcards() {
+        assert!(subscribed("*", "lead.created"));
+        assert!(subscribed("lead.created", "lead.created"));
+        assert!(subscribed("lead.*", "lead.updated"));
+        assert!(!subscribed("lead.*", "leadNote.updated"), "a wildcard covers one model, not a prefix");
+        assert!(!subscribed("lead.created", "lead.updated"));
+        assert!(!subscribed("contact.*", "lead.created"));
+    }
+
+    #[test]
+    fn signatures_cover_time_and_body() {
+        let s = sign("a-secret-of-16-chars", 1_764_666_000, b"{}");
+        assert_eq!(s.len(), 64);
+        assert_eq!(s, sign("a-secret-of-16-chars", 1_764_666_000, b"{}"));
+        assert_ne!(s, sign("a-secret-of-16-chars", 1_764_666_001, b"{}"));
+        assert_ne!(s, sign("a-secret-of-16-chars", 1_764_666_000, b"{ }"));
+        assert_ne!(s, sign("another-secret-16ch", 1_764_666_000, b"{}"));
+    }
 }

@@ -198,7 +198,7 @@ mod tests {
         assert_eq!(rebuilt.load(Ordering::SeqCst), 0, "org-b was still cached");
         // A failed load is not cached.
         let k3 = key(3);
-        assert!(cache.get_or_build(&k3, || async { Err(OrmError::Internal("down".into())) }).await.is_err());
+        assert!(cache.get_or_build(&k3, || async { Err(OrmError::invariant("down")) }).await.is_err());
         assert!(cache.get_or_build(&k3, || async { Ok(cat.clone()) }).await.is_ok());
     }
 

@@ -68,11 +68,11 @@ pub(crate) fn nested_connection(
     move |ctx| {
         let built = (|| -> Result<Option<Conn>, OrmError> {
             let Some(v) = aliased(&ctx, &name) else { return Ok(None) };
-            let rc = ctx.data::<RequestCtx>().map_err(|_| OrmError::Internal("request context missing".to_owned()))?;
+            let rc = ctx.data::<RequestCtx>().map_err(|_| OrmError::invariant("request context missing"))?;
             let args = args_json(&ctx.args);
             let order = parse_order(&target, &args)?;
             let page = parse_page(&args)?;
-            Ok(Some(conn_of(nested_page(v, &order, &page, rc.engine.limits().default_page))))
+            Ok(Some(conn_of(nested_page(v, &order, &page, rc.engine.limits().default_page)?)))
         })();
         match built {
             Ok(c) => FieldFuture::Value(c.map(FieldValue::owned_any)),

@@ -5,6 +5,7 @@
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, SchemaBuilder, TypeRef};
 use crm_engines::ingest::{Ingest, SocialInput};
 use crm_engines::routing::RouteLeads;
+use crm_engines::rows::Record;
 use crm_engines::tagging::Retag;
 use crm_model::api::builtin::{
     DATETIME, FUNNEL_STAGE, INGEST_ITEM, INGEST_OUTCOME, LEAD_REPORT, REP_WORKLOAD, REPORT_BUCKET, REPORT_SUMMARY, ROUTING_DECISION,
@@ -162,7 +163,7 @@ fn types(b: SchemaBuilder) -> SchemaBuilder {
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Json, OrmError> {
-    serde_json::to_value(v).map_err(|e| OrmError::Internal(e.to_string()))
+    serde_json::to_value(v).map_err(|e| OrmError::invariant(e.to_string()))
 }
 
 fn root<F>(name: &'static str, ty: TypeRef, description: &'static str, args: Vec<InputValue>, run: F) -> Field
@@ -223,22 +224,6 @@ fn summary<'a>(rc: &'a crate::RequestCtx, _: serde_json::Map<String, Json>) -> f
     Box::pin(async move { crm_engines::reports::summary(&rc.engine, &rc.access).await })
 }
 
-/// The models the engines need; a catalog without them (a library user's own) gets none of this.
-pub(crate) const NEEDS: &[&str] = &[
-    "Lead",
-    "Member",
-    "Contact",
-    "Ticket",
-    "Activity",
-    "SocialEvent",
-    "TagRule",
-    "TagAssignment",
-    "RoutingRule",
-    "Assignment",
-    "IngestionRule",
-    "Webhook",
-];
-
 pub(crate) fn register(b: SchemaBuilder, query: Object, mutation: Object) -> (SchemaBuilder, Object, Object) {
     let b = types(b);
     let query = query
@@ -248,7 +233,7 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation: Object) -> (Sc
                 FieldFuture::new(async move {
                     let rc = request(&ctx)?;
                     let out: Result<Vec<Json>, OrmError> = async {
-                        let model = rc.engine.catalog().model("Webhook").cloned().ok_or_else(|| bad("webhook", "no webhooks here"))?;
+                        let model = rc.engine.catalog().model(crm_engines::rows::Webhook::MODEL).cloned().ok_or_else(|| bad("webhook", "no webhooks here"))?;
                         let args = args_json(&ctx.args);
                         let webhook = match args.get("webhook").and_then(Json::as_str) {
                             Some(s) => Some(uuid::Uuid::parse_str(s).map_err(|_| bad("webhook", "not an id"))?),

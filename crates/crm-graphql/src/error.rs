@@ -3,6 +3,7 @@
 //! reaches a client: internal errors are logged here and replaced by a generic message.
 
 use async_graphql::{ErrorExtensionValues, ServerError};
+use crm_model::ErrorCode;
 use crm_orm::OrmError;
 
 /// Errors building a schema from a Catalog.
@@ -19,12 +20,12 @@ pub enum GraphqlError {
 #[must_use]
 pub fn to_graphql_error(e: &OrmError) -> async_graphql::Error {
     let code = e.code();
-    if code == "INTERNAL" {
+    if code == ErrorCode::Internal {
         tracing::error!(error = %e, "internal error while resolving a GraphQL field");
     }
     let mut err = async_graphql::Error::new(e.client_message());
     let mut ext = ErrorExtensionValues::default();
-    ext.set("code", code);
+    ext.set("code", code.as_str());
     if let Some(f) = e.field() {
         ext.set("field", f);
     }
@@ -45,13 +46,13 @@ pub fn classify(errors: &mut [ServerError]) {
         let code = if !e.path.is_empty() {
             tracing::error!(error = %e.message, "unclassified execution error");
             e.message = "internal error".to_owned();
-            "INTERNAL"
+            ErrorCode::Internal
         } else if is_limit(&e.message) {
-            "LIMIT_EXCEEDED"
+            ErrorCode::LimitExceeded
         } else {
-            "BAD_USER_INPUT"
+            ErrorCode::BadUserInput
         };
-        e.extensions.get_or_insert_with(ErrorExtensionValues::default).set("code", code);
+        e.extensions.get_or_insert_with(ErrorExtensionValues::default).set("code", code.as_str());
     }
 }
 
@@ -66,7 +67,7 @@ mod tests {
 
     #[test]
     fn internal_errors_are_censored() {
-        let e = OrmError::Internal("SELECT secret FROM t".to_owned());
+        let e = OrmError::invariant("SELECT secret FROM t");
         let g = to_graphql_error(&e);
         assert_eq!(g.message, "internal error");
     }

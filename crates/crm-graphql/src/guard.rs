@@ -46,11 +46,11 @@ impl Refusal {
     #[must_use]
     pub fn into_server_error(self) -> ServerError {
         let code = match &self {
-            Refusal::Limit(_) => "LIMIT_EXCEEDED",
-            Refusal::Invalid(_) => "BAD_USER_INPUT",
+            Refusal::Limit(_) => crm_model::ErrorCode::LimitExceeded,
+            Refusal::Invalid(_) => crm_model::ErrorCode::BadUserInput,
         };
         let mut e = ServerError::new(self.to_string(), None);
-        e.extensions.get_or_insert_with(ErrorExtensionValues::default).set("code", code);
+        e.extensions.get_or_insert_with(ErrorExtensionValues::default).set("code", code.as_str());
         e
     }
 }

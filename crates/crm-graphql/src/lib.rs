@@ -80,7 +80,7 @@ fn roles_key(principal: &Principal) -> String {
 fn internal_response() -> Response {
     let mut errors = vec![async_graphql::ServerError::new("internal error", None)];
     if let Some(err) = errors.first_mut() {
-        err.extensions.get_or_insert_with(Default::default).set("code", "INTERNAL");
+        err.extensions.get_or_insert_with(Default::default).set("code", crm_model::ErrorCode::Internal.as_str());
     }
     Response::from_errors(errors)
 }
@@ -150,7 +150,8 @@ impl Api {
     /// # Errors
     /// The tenant's catalog could not be read (`Internal`), database failures.
     pub async fn prepare(&self, engine: &Engine, principal: &Principal) -> Result<(Engine, crm_orm::Access), crm_orm::OrmError> {
-        let (_, (_, catalog)) = self.schema_for(engine, &principal.org_id).await.map_err(|e| crm_orm::OrmError::Internal(e.to_string()))?;
+        let (_, (_, catalog)) =
+            self.schema_for(engine, &principal.org_id).await.map_err(|e| crm_orm::OrmError::invariant(e.to_string()))?;
         let engine = engine.with_catalog(catalog);
         let access = engine.access(&self.policy, principal).await?;
         Ok((engine, access))

@@ -545,7 +545,7 @@ impl SelNode for AstNode<'_> {
             let c = c.unwrap_or(ConstValue::Null);
             // An argument given as an absent variable is absent.
             if !matches!(c, ConstValue::Null) {
-                out.insert(n.node.to_string(), c.into_json().map_err(|e| OrmError::Internal(e.to_string()))?);
+                out.insert(n.node.to_string(), c.into_json().map_err(|e| OrmError::invariant(e.to_string()))?);
             }
         }
         Ok(out)

@@ -33,5 +33,5 @@ pub(crate) fn bad(path: &str, message: impl Into<String>) -> OrmError {
 }
 
 pub(crate) fn request<'a>(ctx: &ResolverContext<'a>) -> GqlResult<&'a RequestCtx> {
-    ctx.data::<RequestCtx>().map_err(|_| err(&OrmError::Internal("request context missing".to_owned())))
+    ctx.data::<RequestCtx>().map_err(|_| err(&OrmError::invariant("request context missing")))
 }

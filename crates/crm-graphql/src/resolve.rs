@@ -285,7 +285,7 @@ async fn write_many<'a>(
     let q = rc.access.scope(cat, &model.name, op, w)?;
     match rc.engine.write(&q, &select).await? {
         WriteResult::Many(page) => Ok(Some(FieldValue::owned_any(conn_of(page)))),
-        WriteResult::One(_) => Err(OrmError::Internal("a batch returned one record".to_owned())),
+        WriteResult::One(_) => Err(OrmError::invariant("a batch returned one record")),
     }
 }
 

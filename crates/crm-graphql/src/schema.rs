@@ -201,7 +201,7 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
     );
     let (b2, query, mutation) = crate::meta::register(b, query, mutation);
     b = b2;
-    let (b2, query, mutation) = if crate::engines::NEEDS.iter().all(|m| catalog.model(m).is_some()) {
+    let (b2, query, mutation) = if crm_engines::rows::MODELS.iter().all(|m| catalog.model(m).is_some()) {
         crate::engines::register(b, query, mutation)
     } else {
         (b, query, mutation)

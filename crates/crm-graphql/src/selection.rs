@@ -162,7 +162,7 @@ pub(crate) fn selection<N: SelNode>(cat: &Catalog, model: &Model, sf: &N) -> Res
 }
 
 pub(crate) fn target_of<'c>(cat: &'c Catalog, name: &str) -> Result<&'c Model, OrmError> {
-    cat.model(name).map(AsRef::as_ref).ok_or_else(|| OrmError::Internal(format!("unknown model `{name}`")))
+    cat.model(name).map(AsRef::as_ref).ok_or_else(|| OrmError::invariant(format!("unknown model `{name}`")))
 }
 
 /// What a connection field selects.

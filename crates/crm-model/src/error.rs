@@ -2,6 +2,48 @@
 
 use thiserror::Error;
 
+/// The stable code of every error a client can get (`extensions.code` in GraphQL, `code` in the
+/// REST bodies): one list for every crate, so no code is spelled or matched as a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The input is wrong (a field, operator, value or document); nothing was changed.
+    BadUserInput,
+    /// A configured limit was passed (page size, depth, complexity, batch size).
+    LimitExceeded,
+    /// No record matched (records of other tenants do not exist for the caller).
+    NotFound,
+    /// The caller may not do this.
+    Forbidden,
+    /// A unique value is taken, the record changed meanwhile, or is still referenced.
+    Conflict,
+    /// No valid credentials.
+    Unauthenticated,
+    /// Something failed inside the platform or a dependency; details are only logged.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as clients see it (`BAD_USER_INPUT`, …).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A name that does not follow the rules of its kind.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("invalid {kind} `{name}`")]

@@ -19,7 +19,7 @@ pub use catalog::{
     RESERVED_FIELDS, SYSTEM_COLUMNS, SYSTEM_FIELDS, ScalarType, TypeClass,
 };
 pub use def::{FieldDef, FieldType, IndexDef, ModelDef, OnDelete, Validation};
-pub use error::{MetadataError, NameError, ValueError};
+pub use error::{ErrorCode, MetadataError, NameError, ValueError};
 pub use names::{FieldName, ModelName, OptionName, OrgId, RoleName, SqlName, english_plural, humanize, lower_first, snake_case};
 pub use resolve::resolve;
 pub use value::Value;

@@ -1,8 +1,31 @@
 //! Errors of the engine. Every variant maps to one client-facing code (see [`OrmError::code`]);
 //! database errors are kept whole for logs and never shown to clients.
 
-use crm_model::{MetadataError, ValueError};
+use crm_model::{ErrorCode, MetadataError, ValueError};
 use thiserror::Error;
+
+/// What went wrong inside the engine: never the client's fault, never shown to a client.
+#[derive(Debug, Error)]
+pub enum Internal {
+    /// The database returned something the engine cannot read: a value of a statement the engine
+    /// built itself, so a bug or a foreign change of the schema.
+    #[error("unreadable {what} from the database: {detail}")]
+    Decode {
+        /// What was read (`event row`, `page column`, …).
+        what: &'static str,
+        /// Why it could not be read.
+        detail: String,
+    },
+    /// A statement could not be built.
+    #[error("statement: {0}")]
+    Statement(String),
+    /// A model the work needs is not in the catalog served.
+    #[error("the catalog has no `{0}` model")]
+    MissingModel(String),
+    /// An invariant of the platform broke (a bug).
+    #[error("{0}")]
+    Invariant(String),
+}
 
 /// An engine error.
 #[derive(Debug, Error)]
@@ -56,23 +79,22 @@ pub enum OrmError {
     /// A system migration failed.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The database returned something the engine cannot read (a bug or a foreign schema change).
+    /// Something inside the engine failed (a bug, or data the engine cannot read).
     #[error("internal: {0}")]
-    Internal(String),
+    Internal(#[from] Internal),
 }
 
 impl OrmError {
     /// The stable client code (`extensions.code`).
     #[must_use]
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BadInput { .. } | Self::Value(_) => "BAD_USER_INPUT",
-            Self::NotFound(_) => "NOT_FOUND",
-            Self::Limit(_) => "LIMIT_EXCEEDED",
-            Self::Forbidden(_) => "FORBIDDEN",
-            Self::Unique { .. } | Self::Version { .. } | Self::Referenced(_) => "CONFLICT",
-            Self::Metadata(_) => "BAD_USER_INPUT",
-            Self::Config(_) | Self::Database(_) | Self::Migrate(_) | Self::Internal(_) => "INTERNAL",
+            Self::BadInput { .. } | Self::Value(_) | Self::Metadata(_) => ErrorCode::BadUserInput,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Limit(_) => ErrorCode::LimitExceeded,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Unique { .. } | Self::Version { .. } | Self::Referenced(_) => ErrorCode::Conflict,
+            Self::Config(_) | Self::Database(_) | Self::Migrate(_) | Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -80,7 +102,7 @@ impl OrmError {
     #[must_use]
     pub fn client_message(&self) -> String {
         match self.code() {
-            "INTERNAL" => "internal error".to_owned(),
+            ErrorCode::Internal => "internal error".to_owned(),
             _ => self.to_string(),
         }
     }
@@ -96,6 +118,26 @@ impl OrmError {
         }
     }
 
+    /// `what`, read from the database, could not be decoded.
+    pub fn decode(what: &'static str, detail: impl std::fmt::Display) -> Self {
+        Self::Internal(Internal::Decode { what, detail: detail.to_string() })
+    }
+
+    /// A statement could not be built.
+    pub fn statement(detail: impl std::fmt::Display) -> Self {
+        Self::Internal(Internal::Statement(detail.to_string()))
+    }
+
+    /// The catalog lacks model `name`, which the work needs.
+    pub fn missing_model(name: &str) -> Self {
+        Self::Internal(Internal::MissingModel(name.to_owned()))
+    }
+
+    /// An invariant broke (a bug).
+    pub fn invariant(detail: impl Into<String>) -> Self {
+        Self::Internal(Internal::Invariant(detail.into()))
+    }
+
     /// A bad input at `path` (e.g. `data.email`, `events[2].kind`) with a message for the client.
     pub fn bad(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self::BadInput { path: path.into(), message: message.into() }
@@ -104,3 +146,11 @@ impl OrmError {
 
 /// Result alias of the engine.
 pub type Result<T, E = OrmError> = std::result::Result<T, E>;
+
+/// `text` (JSON a statement of the engine built) decoded as `T`: `what` names it in the error.
+///
+/// # Errors
+/// Text that is not a `T`, as an internal decode error.
+pub fn decode_json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| OrmError::decode(what, e))
+}

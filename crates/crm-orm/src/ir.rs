@@ -236,7 +236,7 @@ impl Filter {
     /// Never in practice (`id` is a valid field name); typed so callers never unwrap.
     pub fn ids(ids: &[Uuid]) -> Result<Filter> {
         Ok(Filter::Cmp {
-            field: FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?,
+            field: FieldName::new("id").map_err(|e| OrmError::invariant(e.to_string()))?,
             op: FilterOp::In,
             value: Operand::Many(ids.iter().map(|u| Value::Uuid(*u)).collect()),
         })

@@ -3,7 +3,7 @@
 
 use serde_json::Value as Json;
 
-use crate::error::{OrmError, Result};
+use crate::error::{OrmError, Result, decode_json};
 use crate::ir::{OrderBy, Page};
 use crate::sql::{encode_cursor, order_spec};
 
@@ -32,11 +32,7 @@ impl PageResult<String> {
     /// # Errors
     /// A row that is not JSON (an internal error).
     pub fn decoded(self) -> Result<PageResult> {
-        let rows = self
-            .rows
-            .iter()
-            .map(|j| serde_json::from_str(j).map_err(|e| OrmError::Internal(format!("row JSON: {e}"))))
-            .collect::<Result<Vec<Json>>>()?;
+        let rows = self.rows.iter().map(|j| decode_json("page row", j)).collect::<Result<Vec<Json>>>()?;
         Ok(PageResult {
             rows,
             cursors: self.cursors,
@@ -50,12 +46,19 @@ impl PageResult<String> {
 
 /// A nested connection's page, from the JSON its root statement built for it
 /// (`{"e": [{"n": node, "k": cursor keys}, …], "a": aggregate}`, the edges in the connection's
-/// order with one probe row beyond the page): its rows, their cursors and page flags, as a root
-/// read's page. `default_size` is the page size when the page names none.
-#[must_use]
-pub fn nested_page(built: &Json, order: &[OrderBy], page: &Page, default_size: u32) -> PageResult {
+/// order with one probe row beyond the page; `e` is null without edges): its rows, their cursors
+/// and page flags, as a root read's page. `default_size` is the page size when the page names
+/// none.
+///
+/// # Errors
+/// JSON of another shape (an internal decode error: the builder wrote it).
+pub fn nested_page(built: &Json, order: &[OrderBy], page: &Page, default_size: u32) -> Result<PageResult> {
+    let rows = match built.get("e") {
+        Some(Json::Array(rows)) => rows.as_slice(),
+        None | Some(Json::Null) => &[],
+        Some(_) => return Err(OrmError::decode("nested connection", "edges that are not a list")),
+    };
     let limit = page.size(default_size) as usize;
-    let rows = built.get("e").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
     let more = rows.len() > limit;
     let window = match (more, page.backward()) {
         (false, _) => rows,
@@ -63,13 +66,21 @@ pub fn nested_page(built: &Json, order: &[OrderBy], page: &Page, default_size: u
         (true, false) => rows.get(..limit).unwrap_or_default(),
     };
     let spec = order_spec(order);
-    let (has_next, has_previous) = page.flags(more);
-    PageResult {
-        rows: window.iter().map(|r| r.get("n").cloned().unwrap_or(Json::Null)).collect(),
-        cursors: window.iter().map(|r| encode_cursor(&spec, &r.get("k").map(Json::to_string).unwrap_or_default())).collect(),
-        has_next,
-        has_previous,
+    let mut out = PageResult {
+        rows: Vec::with_capacity(window.len()),
+        cursors: Vec::with_capacity(window.len()),
+        has_next: false,
+        has_previous: false,
         count: None,
         aggregate: built.get("a").cloned(),
+    };
+    for edge in window {
+        let (Some(node), Some(keys)) = (edge.get("n"), edge.get("k")) else {
+            return Err(OrmError::decode("nested connection", "an edge without its node or cursor keys"));
+        };
+        out.rows.push(node.clone());
+        out.cursors.push(encode_cursor(&spec, &keys.to_string()));
     }
+    (out.has_next, out.has_previous) = page.flags(more);
+    Ok(out)
 }

@@ -119,9 +119,9 @@ async fn crud_of_every_standard_model() {
             assert_eq!(a.count(m, json!({})).await, 0, "{} {m}", b.name);
         }
         // Deleting or destroying something that is gone is NOT_FOUND.
-        assert_eq!(a.destroy("Lead", by_id(&lead)).await.unwrap_err().code(), "NOT_FOUND");
+        assert_eq!(a.destroy("Lead", by_id(&lead)).await.unwrap_err().code(), crm_model::ErrorCode::NotFound);
         let e = a.delete("Lead", by_id(&lead), None).await.unwrap_err();
-        assert_eq!(e.code(), "NOT_FOUND");
+        assert_eq!(e.code(), crm_model::ErrorCode::NotFound);
     }
 }
 
@@ -269,7 +269,7 @@ async fn every_scalar_filter_operator_with_null_semantics() {
             json!({"score_lt": null}),
         ] {
             let e = a.list("Lead", bad.clone(), &[], page(5)).await.unwrap_err();
-            assert_eq!(e.code(), "BAD_USER_INPUT", "{bad}");
+            assert_eq!(e.code(), crm_model::ErrorCode::BadUserInput, "{bad}");
             assert!(e.field().unwrap().starts_with("where."), "{bad}: {e}");
         }
     }
@@ -345,7 +345,7 @@ async fn ordering_is_total_with_nulls_last_ascending() {
         assert_eq!(v(&["email_ASC"]).await, "Dave,Alice,Bob,Carol,Eve", "{}", b.name);
         assert_eq!(v(&["name_DESC"]).await, "Eve,Dave,Carol,Bob,Alice");
         let e = a.list("Lead", json!({}), &["tags_ASC"], page(5)).await.unwrap_err();
-        assert_eq!(e.code(), "BAD_USER_INPUT");
+        assert_eq!(e.code(), crm_model::ErrorCode::BadUserInput);
     }
 }
 
@@ -408,20 +408,20 @@ async fn keyset_pagination_forwards_and_backwards_with_inserts_between_pages() {
         assert_eq!(p.rows.iter().map(|r| r["name"].as_str().unwrap()).collect::<Vec<_>>(), ["L03", "L04"]);
         assert_eq!(p.count, Some(25));
         let e = a.list("Lead", json!({}), &[], Page { first: Some(2), before: Some("x".into()), ..Page::default() }).await.unwrap_err();
-        assert_eq!(e.code(), "BAD_USER_INPUT");
+        assert_eq!(e.code(), crm_model::ErrorCode::BadUserInput);
         let e = a.list("Lead", json!({}), &[], Page { last: Some(2), after: Some("x".into()), ..Page::default() }).await.unwrap_err();
-        assert_eq!(e.code(), "BAD_USER_INPUT");
+        assert_eq!(e.code(), crm_model::ErrorCode::BadUserInput);
         let e = a.list("Lead", json!({}), &[], Page { first: Some(101), ..Page::default() }).await.unwrap_err();
-        assert_eq!(e.code(), "LIMIT_EXCEEDED");
+        assert_eq!(e.code(), crm_model::ErrorCode::LimitExceeded);
         // A cursor of one ordering is refused by another; garbage is refused.
         let p = a.list("Lead", json!({}), &["name_ASC"], page(2)).await.unwrap();
         let e = a
             .list("Lead", json!({}), &["score_ASC"], Page { first: Some(2), after: p.cursors.last().cloned(), ..Page::default() })
             .await
             .unwrap_err();
-        assert_eq!(e.code(), "BAD_USER_INPUT");
+        assert_eq!(e.code(), crm_model::ErrorCode::BadUserInput);
         let e = a.list("Lead", json!({}), &[], Page { first: Some(2), after: Some("bm9wZQ".into()), ..Page::default() }).await.unwrap_err();
-        assert_eq!(e.code(), "BAD_USER_INPUT");
+        assert_eq!(e.code(), crm_model::ErrorCode::BadUserInput);
         // Default page size is 10.
         assert_eq!(a.list("Lead", json!({}), &[], Page::default()).await.unwrap().rows.len(), 10);
     }
@@ -451,7 +451,7 @@ async fn upsert_creates_then_updates() {
         assert_eq!((m2["id"].clone(), m2["name"].clone(), m2["version"].clone()), (m["id"].clone(), json!("Zed Updated"), json!(2)));
         assert_eq!(a.count("Member", json!({})).await, 1);
         let e = a.upsert("Member", json!({"name": "x"}), json!({}), json!({})).await.unwrap_err();
-        assert_eq!(e.code(), "BAD_USER_INPUT", "name is not unique");
+        assert_eq!(e.code(), crm_model::ErrorCode::BadUserInput, "name is not unique");
     }
 }
 
@@ -466,7 +466,7 @@ async fn batch_update_and_delete_by_filter() {
         assert_eq!(a.count("Lead", json!({"status": "CONTACTED"})).await, 3);
         // Relations are refused in batch data; a bad value writes nothing.
         let e = a.update_many("Lead", json!({}), json!({"score": 500})).await.unwrap_err();
-        assert_eq!(e.code(), "BAD_USER_INPUT");
+        assert_eq!(e.code(), crm_model::ErrorCode::BadUserInput);
         assert_eq!(a.count("Lead", json!({"score": 500})).await, 0);
         let d = a.delete_many("Lead", json!({"status": "CONTACTED"})).await.unwrap();
         assert_eq!(d.rows.len(), 3);
@@ -517,7 +517,7 @@ async fn nested_writes_commit_together_and_roll_back_together() {
             )
             .await
             .unwrap_err();
-        assert_eq!(e.code(), "BAD_USER_INPUT");
+        assert_eq!(e.code(), crm_model::ErrorCode::BadUserInput);
         assert_eq!(e.field(), Some("email"));
         // Failure discovered in the database half way: connect to an unknown id after creates.
         let e = a
@@ -527,13 +527,13 @@ async fn nested_writes_commit_together_and_roll_back_together() {
             )
             .await
             .unwrap_err();
-        assert_eq!(e.code(), "NOT_FOUND", "{e}");
+        assert_eq!(e.code(), crm_model::ErrorCode::NotFound, "{e}");
         assert_eq!(a.count("Account", json!({})).await, before_acc, "{}: nothing of the failed write remains", b.name);
         assert_eq!(a.count("Contact", json!({})).await, before_con);
         // Failure on a unique value deep inside.
         a.create("Member", json!({"name": "M", "email": "m@x.test"})).await.unwrap();
         let e = a.create("Lead", json!({"name": "L", "owner": {"create": {"name": "M2", "email": "m@x.test"}}})).await.unwrap_err();
-        assert_eq!(e.code(), "CONFLICT", "{e}");
+        assert_eq!(e.code(), crm_model::ErrorCode::Conflict, "{e}");
         assert_eq!(e.field(), Some("email"), "{}", b.name);
         assert_eq!(a.count("Lead", json!({})).await, 0);
         assert_eq!(a.count("Member", json!({})).await, 1);
@@ -547,11 +547,11 @@ async fn version_conflicts() {
         let l = a.create("Lead", json!({"name": "V"})).await.unwrap();
         a.update("Lead", by_id(&l), json!({"score": 1}), Some(1)).await.unwrap();
         let e = a.update("Lead", by_id(&l), json!({"score": 2}), Some(1)).await.unwrap_err();
-        assert_eq!(e.code(), "CONFLICT");
+        assert_eq!(e.code(), crm_model::ErrorCode::Conflict);
         assert!(matches!(e, OrmError::Version { expected: 1, found: 2 }), "{e:?}");
         assert_eq!(a.values("Lead", json!({}), &[], "score").await, vec![json!(1)], "{}: nothing written", b.name);
         let e = a.delete("Lead", by_id(&l), Some(1)).await.unwrap_err();
-        assert_eq!(e.code(), "CONFLICT");
+        assert_eq!(e.code(), crm_model::ErrorCode::Conflict);
         assert_eq!(a.count("Lead", json!({})).await, 1);
         // Concurrent writers of the same version: exactly one wins.
         let (r1, r2) = tokio::join!(
@@ -560,7 +560,7 @@ async fn version_conflicts() {
         );
         assert_eq!(usize::from(r1.is_ok()) + usize::from(r2.is_ok()), 1, "{}: {r1:?} {r2:?}", b.name);
         let loser = if r1.is_err() { r1 } else { r2 };
-        assert_eq!(loser.unwrap_err().code(), "CONFLICT");
+        assert_eq!(loser.unwrap_err().code(), crm_model::ErrorCode::Conflict);
         a.delete("Lead", by_id(&l), Some(3)).await.unwrap();
     }
 }
@@ -597,7 +597,7 @@ async fn bad_input_is_typed_names_the_field_and_writes_nothing() {
         ];
         for (m, data, code, field) in cases {
             let e = a.create(m, data.clone()).await.unwrap_err();
-            assert_eq!(e.code(), code, "{}: {m} {data}: {e}", b.name);
+            assert_eq!(e.code().as_str(), code, "{}: {m} {data}: {e}", b.name);
             if !field.is_empty() {
                 assert_eq!(e.field(), Some(field), "{}: {m} {data}: {e}", b.name);
             }
@@ -609,9 +609,9 @@ async fn bad_input_is_typed_names_the_field_and_writes_nothing() {
         // Updates: null into a required field, duplicate unique value.
         let m2 = a.create("Member", json!({"name": "Other", "email": "other@x.test"})).await.unwrap();
         let e = a.update("Member", by_id(&m2), json!({"email": "taken@x.test"}), None).await.unwrap_err();
-        assert_eq!((e.code(), e.field()), ("CONFLICT", Some("email")), "{}", b.name);
+        assert_eq!((e.code(), e.field()), (crm_model::ErrorCode::Conflict, Some("email")), "{}", b.name);
         let e = a.update("Member", by_id(&m2), json!({"name": null}), None).await.unwrap_err();
-        assert_eq!(e.code(), "BAD_USER_INPUT");
+        assert_eq!(e.code(), crm_model::ErrorCode::BadUserInput);
         assert_eq!(a.values("Member", json!({"id": id(&m2)}), &[], "version").await, vec![json!(1)]);
     }
 }
@@ -636,24 +636,24 @@ async fn roles_and_row_rules_from_two_tenants() {
         sales.update("Lead", by_id(&mine), json!({"score": 1}), None).await.unwrap();
         sales.update("Lead", by_id(&free), json!({"score": 1}), None).await.unwrap();
         let e = sales.update("Lead", by_id(&theirs), json!({"score": 1}), None).await.unwrap_err();
-        assert_eq!(e.code(), "FORBIDDEN", "{}", b.name);
+        assert_eq!(e.code(), crm_model::ErrorCode::Forbidden, "{}", b.name);
         // ... and cannot hand a lead to a colleague (the row must stay within the rule).
         let e = sales.update("Lead", by_id(&mine), json!({"owner": {"connect": by_id(&kim)}}), None).await.unwrap_err();
-        assert_eq!(e.code(), "FORBIDDEN");
+        assert_eq!(e.code(), crm_model::ErrorCode::Forbidden);
         let e = sales.update_many("Lead", json!({}), json!({"score": 7})).await.unwrap();
         assert_eq!(e.rows.len(), 2, "batch only touches rows in scope");
         let e = sales.create("Member", json!({"name": "x"})).await.unwrap_err();
-        assert_eq!(e.code(), "FORBIDDEN");
+        assert_eq!(e.code(), crm_model::ErrorCode::Forbidden);
         // Viewer reads, never writes.
         assert_eq!(viewer.count("Lead", json!({})).await, 3);
-        assert_eq!(viewer.create("Lead", json!({"name": "v"})).await.unwrap_err().code(), "FORBIDDEN");
-        assert_eq!(viewer.delete("Lead", by_id(&free), None).await.unwrap_err().code(), "FORBIDDEN");
+        assert_eq!(viewer.create("Lead", json!({"name": "v"})).await.unwrap_err().code(), crm_model::ErrorCode::Forbidden);
+        assert_eq!(viewer.delete("Lead", by_id(&free), None).await.unwrap_err().code(), crm_model::ErrorCode::Forbidden);
         // An unknown role has no grant at all.
-        assert_eq!(nobody.list("Lead", json!({}), &[], page(5)).await.unwrap_err().code(), "FORBIDDEN");
+        assert_eq!(nobody.list("Lead", json!({}), &[], page(5)).await.unwrap_err().code(), crm_model::ErrorCode::Forbidden);
         // Another tenant's admin sees none of it and cannot touch it.
         assert_eq!(other.count("Lead", json!({})).await, 0);
-        assert_eq!(other.update("Lead", by_id(&mine), json!({"score": 9}), None).await.unwrap_err().code(), "NOT_FOUND");
-        assert_eq!(other.delete("Lead", by_id(&mine), None).await.unwrap_err().code(), "NOT_FOUND");
+        assert_eq!(other.update("Lead", by_id(&mine), json!({"score": 9}), None).await.unwrap_err().code(), crm_model::ErrorCode::NotFound);
+        assert_eq!(other.delete("Lead", by_id(&mine), None).await.unwrap_err().code(), crm_model::ErrorCode::NotFound);
         assert_eq!(admin.values("Lead", json!({"id": id(&mine)}), &[], "score").await, vec![json!(7)]);
     }
 }

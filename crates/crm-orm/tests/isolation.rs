@@ -62,7 +62,7 @@ async fn randomized_operations_never_cross_tenants() {
                         }
                         (Err(e), Some((owner, _))) => {
                             assert_ne!(*owner, t, "{}: own connect failed: {e}", b.name);
-                            assert_eq!(e.code(), "NOT_FOUND");
+                            assert_eq!(e.code(), crm_model::ErrorCode::NotFound);
                         }
                         (Err(e), None) => panic!("{e}"),
                     }
@@ -72,7 +72,7 @@ async fn randomized_operations_never_cross_tenants() {
                         let r = c.update("Contact", json!({"id": cid}), json!({"firstName": format!("u{step}")}), None).await;
                         assert_eq!(r.is_ok(), owner == t, "{}: step {step}: update across tenants {r:?}", b.name);
                         if let Err(e) = r {
-                            assert_eq!(e.code(), "NOT_FOUND");
+                            assert_eq!(e.code(), crm_model::ErrorCode::NotFound);
                         }
                     }
                 }
@@ -137,7 +137,7 @@ async fn node_style_lookup_of_a_foreign_id_is_not_found() {
         assert_eq!(other.count("Lead", json!({"id": id(&lead)})).await, 0, "{}", b.name);
         assert_eq!(a.count("Lead", json!({"id": id(&lead)})).await, 1);
         let e = other.update("Lead", by_id(&lead), json!({"name": "x"}), None).await.unwrap_err();
-        assert_eq!(e.code(), "FORBIDDEN", "a viewer is refused before the lookup");
+        assert_eq!(e.code(), crm_model::ErrorCode::Forbidden, "a viewer is refused before the lookup");
     }
 }
 

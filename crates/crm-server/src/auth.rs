@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use crm_model::ErrorCode;
 use crm_model::{OrgId, RoleName};
 use crm_orm::Principal;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
@@ -73,14 +74,27 @@ pub enum AuthError {
     Unavailable,
 }
 
+impl AuthError {
+    /// The client code of the failure.
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AuthError::Forbidden(_) => ErrorCode::Forbidden,
+            AuthError::Unavailable => ErrorCode::Internal,
+            _ => ErrorCode::Unauthenticated,
+        }
+    }
+}
+
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
-            AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "INTERNAL"),
-            _ => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+        let code = self.code();
+        let status = match code {
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Internal => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
         };
-        let body = json!({ "errors": [{ "message": self.to_string(), "extensions": { "code": code } }] });
+        let body = json!({ "errors": [{ "message": self.to_string(), "extensions": { "code": code.as_str() } }] });
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             let challenge = match &self {

@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Json, body::Body};
 use base64::Engine as _;
+use crm_model::ErrorCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -49,7 +50,8 @@ impl OperationSlot {
 pub struct RequestId(pub String);
 
 /// A GraphQL-shaped error response: `{"errors": [{"message", "extensions": {"code"}}]}`.
-pub(crate) fn gql_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn gql_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let code = code.as_str();
     let mut resp = (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))).into_response();
     resp.extensions_mut().insert(Outcome(code.to_owned()));
     resp
@@ -69,7 +71,7 @@ pub(crate) fn declares_json(headers: &axum::http::HeaderMap) -> bool {
 pub(crate) fn not_json() -> Response {
     gql_error(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "BAD_USER_INPUT",
+        ErrorCode::BadUserInput,
         "the request body must be JSON, sent with `content-type: application/json`",
     )
 }
@@ -122,7 +124,7 @@ pub(crate) async fn timeout(State(limit): State<Option<Duration>>, req: Request,
             tracing::warn!(limit_secs = limit.as_secs_f64(), "request timed out");
             let mut resp = gql_error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "LIMIT_EXCEEDED",
+                ErrorCode::LimitExceeded,
                 &format!("the request took longer than the server's limit of {} s", limit.as_secs_f64()),
             );
             resp.extensions_mut().insert(Outcome("timeout".to_owned()));
@@ -136,7 +138,7 @@ pub(crate) async fn timeout(State(limit): State<Option<Duration>>, req: Request,
 pub(crate) fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
     let detail = err.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| err.downcast_ref::<String>().cloned());
     tracing::error!(panic = detail.as_deref().unwrap_or("(not a string)"), "request handler panicked");
-    gql_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
+    gql_error(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error")
 }
 
 /// The CORS layer for `origins` (validated by [`crate::Config::validate`]); `None` without origins.

@@ -327,11 +327,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 
 /// The outcome label of an authentication failure (the code its response carries).
 pub(crate) fn auth_outcome(e: &AuthError) -> &'static str {
-    match e {
-        AuthError::Forbidden(_) => "FORBIDDEN",
-        AuthError::Unavailable => "INTERNAL",
-        _ => "UNAUTHENTICATED",
-    }
+    e.code().as_str()
 }
 
 /// The authenticated caller of a request: an extractor that runs before the body is read (axum
@@ -367,12 +363,16 @@ async fn graphql(
     }
     let bytes = match axum::body::to_bytes(body, state.http.body_limit).await {
         Ok(b) => b,
-        Err(_) => return gql_error(StatusCode::PAYLOAD_TOO_LARGE, "LIMIT_EXCEEDED", "the request body is too large"),
+        Err(_) => return gql_error(StatusCode::PAYLOAD_TOO_LARGE, crm_model::ErrorCode::LimitExceeded, "the request body is too large"),
     };
     let request: Request = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
         Err(e) => {
-            return gql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &format!("expected a GraphQL request as JSON: {e}"));
+            return gql_error(
+                StatusCode::BAD_REQUEST,
+                crm_model::ErrorCode::BadUserInput,
+                &format!("expected a GraphQL request as JSON: {e}"),
+            );
         }
     };
     let operation = metrics::operation_label(request.operation_name.as_deref(), &request.query);

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use crm_engines::ingest::{Ingest, SocialInput};
 use crm_engines::routing::RouteLeads;
 use crm_engines::tagging::Retag;
+use crm_model::ErrorCode;
 use crm_orm::{Access, Engine, OrmError};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -15,20 +16,21 @@ use serde_json::{Value as Json, json};
 use crate::http::{Outcome, gql_error};
 use crate::{AppState, Authenticated};
 
-fn status_of(code: &str) -> StatusCode {
+fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        "BAD_USER_INPUT" => StatusCode::BAD_REQUEST,
-        "FORBIDDEN" => StatusCode::FORBIDDEN,
-        "NOT_FOUND" => StatusCode::NOT_FOUND,
-        "CONFLICT" => StatusCode::CONFLICT,
-        "LIMIT_EXCEEDED" => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::BadUserInput => StatusCode::BAD_REQUEST,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::LimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 fn error(e: &OrmError) -> Response {
     let code = e.code();
-    if code == "INTERNAL" {
+    if code == ErrorCode::Internal {
         tracing::error!(error = %e, "internal error in a REST endpoint");
     }
     gql_error(status_of(code), code, &e.client_message())
@@ -63,12 +65,13 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
 /// JSON (see [`crate::http::declares_json`]).
 fn body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, Response> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return serde_json::from_value(json!({})).map_err(|e| gql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &e.to_string()));
+        return serde_json::from_value(json!({})).map_err(|e| gql_error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &e.to_string()));
     }
     if !crate::http::declares_json(headers) {
         return Err(crate::http::not_json());
     }
-    serde_json::from_slice(bytes).map_err(|e| gql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &format!("bad request body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| gql_error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &format!("bad request body: {e}")))
 }
 
 #[derive(Deserialize, Default)]

@@ -179,7 +179,7 @@ pub async fn seed_demo(engine: &Engine, org: &OrgId) -> Result<Option<Seeded>, O
     engine.register_tenant(org, None).await?;
     // Seeding is platform work: the platform's own access in the demo tenant.
     let access = engine.cross_tenant_platform_work().system_access(org.clone(), "seed-demo");
-    let member = engine.catalog().model("Member").cloned().ok_or_else(|| OrmError::Internal("no Member model".to_owned()))?;
+    let member = engine.catalog().model("Member").cloned().ok_or_else(|| OrmError::missing_model("Member"))?;
     let mut read = Read::new(&member);
     read.page = Page { first: Some(1), ..Page::default() };
     read.filter = Filter::True;

@@ -17,16 +17,6 @@ use uuid::Uuid;
 const BIN: &str = env!("CARGO_BIN_EXE_crm-server");
 const LEADS: usize = 600;
 
-fn databases(dir: &std::path::Path) -> Vec<(&'static str, String)> {
-    let mut out = vec![("sqlite", format!("sqlite://{}", dir.join("crm.db").display()))];
-    match std::env::var("CRM_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => out.push(("postgres", url)),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true: PostgreSQL tests need CRM_TEST_DATABASE_URL"),
-        _ => eprintln!("note: PostgreSQL skipped (CRM_TEST_DATABASE_URL not set)"),
-    }
-    out
-}
-
 struct Setup;
 impl TxWork for Setup {
     type Output = ();
@@ -76,12 +66,12 @@ fn spawn(url: &str, dir: &std::path::Path, org: &OrgId) -> Child {
 async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
     let dir = std::env::temp_dir().join(format!("crm-workers-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, url) in databases(&dir) {
+    for (name, url) in crm_test_kit::database_urls(&dir) {
         let cat = Arc::new(standard_catalog().unwrap());
         let engine = crm_engines::Engines::install(&Engine::connect(&url, cat, EngineOptions::default()).await.unwrap());
         engine.migrate().await.unwrap();
-        let org = OrgId::new(format!("org-{}", Uuid::now_v7().simple())).unwrap();
-        let other = OrgId::new(format!("org-{}", Uuid::now_v7().simple())).unwrap();
+        let org = crm_test_kit::org();
+        let other = crm_test_kit::org();
         engine.register_tenant(&org, None).await.unwrap();
         let access = engine.cross_tenant_platform_work().system_access(org.clone(), "test");
         engine.transaction(&access, &Setup).await.unwrap();
@@ -175,7 +165,7 @@ fn token(dir: &std::path::Path, org: &str, sub: &str, roles: &str) -> String {
 async fn rest_endpoints_are_authenticated_and_scoped_like_graphql() {
     let dir = std::env::temp_dir().join(format!("crm-rest-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, url) in databases(&dir) {
+    for (name, url) in crm_test_kit::database_urls(&dir) {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut child = Command::new(BIN)
             .arg("--data-dir")

@@ -6,46 +6,31 @@ use std::sync::Arc;
 
 use crm_graphql::{Api, Request, SchemaOptions, Variables};
 use crm_model::standard::standard_catalog;
-use crm_model::{OrgId, RoleName};
-use crm_orm::{Engine, EngineOptions, Policy, Principal};
+use crm_model::OrgId;
+use crm_orm::{Engine, Policy, Principal};
 use serde_json::{Value as Json, json};
-use uuid::Uuid;
 
+#[allow(unused_imports)] // not every test binary uses every helper
+pub use crm_test_kit::{org, principal, redact};
+
+/// A database of the test kit, with the API in front of its engine.
 pub struct Backend {
     pub name: &'static str,
     pub engine: Engine,
     pub api: Arc<Api>,
 }
 
+fn api() -> Arc<Api> {
+    Arc::new(Api::new(SchemaOptions::default(), Policy::default_roles()))
+}
+
 pub async fn backends() -> Vec<Backend> {
-    let cat = Arc::new(standard_catalog().unwrap());
-    let api = Arc::new(Api::new(SchemaOptions::default(), Policy::default_roles()));
-    let mut out = Vec::new();
-    let path = std::env::temp_dir().join(format!("crm-gql-test-{}.db", Uuid::now_v7()));
-    let e = Engine::connect(&format!("sqlite://{}", path.display()), cat.clone(), EngineOptions::default()).await.unwrap();
-    e.migrate().await.unwrap();
-    out.push(Backend { name: "sqlite", engine: e, api: api.clone() });
-    match std::env::var("CRM_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            let e = Engine::connect(&url, cat, EngineOptions { max_connections: 5, ..EngineOptions::default() })
-                .await
-                .unwrap_or_else(|err| panic!("CRM_TEST_DATABASE_URL is set but unusable: {err}"));
-            e.migrate().await.unwrap();
-            out.push(Backend { name: "postgres", engine: e, api });
-        }
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true: PostgreSQL tests need CRM_TEST_DATABASE_URL"),
-        _ => eprintln!("note: PostgreSQL skipped (CRM_TEST_DATABASE_URL not set)"),
-    }
-    out
-}
-
-/// A fresh tenant id.
-pub fn org() -> OrgId {
-    OrgId::new(format!("org-{}", Uuid::now_v7().simple())).unwrap()
-}
-
-pub fn principal(org: &OrgId, sub: &str, roles: &[&str]) -> Principal {
-    Principal { sub: sub.to_owned(), org_id: org.clone(), roles: roles.iter().map(|r| RoleName::new(*r).unwrap()).collect() }
+    let api = api();
+    crm_test_kit::backends(Arc::new(standard_catalog().unwrap()))
+        .await
+        .into_iter()
+        .map(|b| Backend { name: b.name, engine: b.engine, api: Arc::clone(&api) })
+        .collect()
 }
 
 /// A GraphQL client acting as one principal.
@@ -142,33 +127,11 @@ pub fn sorted(list: &Json, key: &str) -> Vec<String> {
     v
 }
 
-/// Replaces, anywhere in `v`, the value of every object key in `keys` by `"[key]"` (for snapshots
-/// of responses with ids, cursors and timestamps).
-pub fn redact(v: &mut Json, keys: &[&str]) {
-    match v {
-        Json::Object(o) => {
-            for (k, x) in o.iter_mut() {
-                if keys.contains(&k.as_str()) && !x.is_null() {
-                    *x = Json::String(format!("[{k}]"));
-                } else {
-                    redact(x, keys);
-                }
-            }
-        }
-        Json::Array(items) => items.iter_mut().for_each(|x| redact(x, keys)),
-        _ => {}
-    }
-}
-
 /// A fresh migrated SQLite backend and the path of its file (for tests that open the file
 /// directly, e.g. to break a table).
 pub async fn sqlite_backend() -> (Backend, std::path::PathBuf) {
-    let cat = Arc::new(standard_catalog().unwrap());
-    let api = Arc::new(Api::new(SchemaOptions::default(), Policy::default_roles()));
-    let path = std::env::temp_dir().join(format!("crm-gql-test-{}.db", Uuid::now_v7()));
-    let e = Engine::connect(&format!("sqlite://{}", path.display()), cat, EngineOptions::default()).await.unwrap();
-    e.migrate().await.unwrap();
-    (Backend { name: "sqlite", engine: e, api }, path)
+    let (b, path) = crm_test_kit::sqlite(Arc::new(standard_catalog().unwrap())).await;
+    (Backend { name: b.name, engine: b.engine, api: api() }, path)
 }
 
 /// Creates a `model` record from `data` (the JSON of its `CreateInput`) and returns its id.

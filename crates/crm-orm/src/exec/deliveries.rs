@@ -11,7 +11,7 @@ use super::platform::CrossTenant;
 use super::pool::ExSource;
 use super::tx::TxCtx;
 use crate::authorization::Scoped;
-use crate::error::{OrmError, Result};
+use crate::error::{OrmError, Result, decode_json};
 use crate::ir::Op;
 use crate::ir::{Deliveries, Filter};
 use crate::sql::deliveries::{self, Attempt, DueDelivery};
@@ -52,7 +52,7 @@ impl Engine {
         let stmt = deliveries::list(d, visible, org, q.query.webhook, first)?;
         let mut conn = self.acquire().await?;
         let rows = conn.ex().texts(in_session(d, &stmt, &q.access)).await?;
-        rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("delivery JSON: {e}")))).collect()
+        rows.iter().map(|t| decode_json("delivery row", t)).collect()
     }
 }
 
@@ -80,7 +80,7 @@ impl CrossTenant {
         tx.ex().execute(deliveries::lease(d, &ids, until)).await?;
         let rows = tx.ex().texts(deliveries::claimed(d, &ids)?).await?;
         tx.commit().await?;
-        rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("delivery JSON: {e}")))).collect()
+        rows.iter().map(|t| decode_json("delivery row", t)).collect()
     }
 
     /// Records the outcome of an attempt at delivery `id`.

@@ -10,7 +10,7 @@ use serde_json::{Value as Json, json};
 use super::Engine;
 use super::pool::{Ex, ExSource, Tx};
 use crate::authorization::Scoped;
-use crate::error::{OrmError, Result};
+use crate::error::{OrmError, Result, decode_json};
 use crate::sql::dialect::Dialect;
 use crate::sql::metadata::{self, Definition};
 use crate::sql::write::Stamp;
@@ -186,7 +186,7 @@ impl Engine {
         let mut c = self.acquire().await?;
         c.ex().set_orgs(false, org, &[]).await?;
         let v = c.ex().optional_i64(d.build(&tenants::metadata_version(org))).await?;
-        v.map_or(Ok(0), |v| u64::try_from(v).map_err(|e| OrmError::Internal(format!("a metadata version: {e}"))))
+        v.map_or(Ok(0), |v| u64::try_from(v).map_err(|e| OrmError::decode("metadata version", e)))
     }
 
     /// The catalog `org` sees at its current metadata version: the base catalog extended with
@@ -270,7 +270,7 @@ impl Engine {
         let (model, _) = target_of(change);
         tx.ex().execute(audit::change(d, &stamp, change.action(), model, detail)?).await?;
         tx.commit().await?;
-        u64::try_from(version).map_err(|e| OrmError::Internal(format!("a metadata version: {e}")))
+        u64::try_from(version).map_err(|e| OrmError::decode("metadata version", e))
     }
 
     /// Validates `change` against the stored `rows` and plans it: the definitions as they will be
@@ -287,7 +287,7 @@ impl Engine {
         let find = |kind: &str, model: &str, name: &str| rows.iter().find(|r| r.kind == kind && r.model == model && r.name == name);
         let no_field = |model: &str, name: &str| OrmError::NotFound(format!("`{model}` has no custom field `{name}`"));
         let no_object = |name: &str| OrmError::NotFound(format!("there is no custom object `{name}`"));
-        let to_json = |v: Result<Json, serde_json::Error>| v.map_err(|e| OrmError::Internal(e.to_string()));
+        let to_json = |v: Result<Json, serde_json::Error>| v.map_err(|e| OrmError::invariant(e.to_string()));
         let next = rows.iter().map(|r| r.position).max().unwrap_or(0) + 1;
         let added = |kind: &str, model: &str, name: &str, definition: Json| Definition {
             kind: kind.to_owned(),
@@ -314,7 +314,7 @@ impl Engine {
             }
             MetaChange::UpdateField { model, name, def } => {
                 let r = find(FIELD, model, name).ok_or_else(|| no_field(model, name))?;
-                let old = parse_field(r).ok_or_else(|| OrmError::Internal("unreadable stored field".into()))?;
+                let old = parse_field(r).ok_or_else(|| OrmError::decode("stored field definition", "not a field definition"))?;
                 check_field_change("definition", &old, def)?;
                 let definition = to_json(serde_json::to_value(def))?;
                 for a in after.iter_mut().filter(|a| a.kind == FIELD && &a.model == model && &a.name == name) {
@@ -345,7 +345,7 @@ impl Engine {
             }
             MetaChange::UpdateObject { name, def } => {
                 let r = find(OBJECT, name, "").ok_or_else(|| no_object(name))?;
-                let old = parse_object(r).ok_or_else(|| OrmError::Internal("unreadable stored object".into()))?;
+                let old = parse_object(r).ok_or_else(|| OrmError::decode("stored object definition", "not an object definition"))?;
                 if &def.name != name {
                     return Err(bad("definition.name", format!("`{name}` cannot be renamed; create a new object instead")));
                 }
@@ -420,5 +420,5 @@ fn target_of(change: &MetaChange) -> (&str, Option<&str>) {
 /// Every stored definition of `org`, in declaration order.
 async fn load(d: Dialect, ex: Ex<'_>, org: &OrgId) -> Result<Vec<Definition>> {
     let rows = ex.texts(metadata::definitions(d, org)?).await?;
-    rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("definition JSON: {e}")))).collect()
+    rows.iter().map(|t| decode_json("definition row", t)).collect()
 }

@@ -112,7 +112,7 @@ fn classify_retry(e: &sqlx::Error) -> bool {
 }
 
 fn parse_uuid(s: &str) -> Result<Uuid> {
-    Uuid::parse_str(s).map_err(|_| OrmError::Internal("the database returned a malformed id".to_owned()))
+    Uuid::parse_str(s).map_err(|_| OrmError::decode("id", "malformed"))
 }
 
 impl Engine {

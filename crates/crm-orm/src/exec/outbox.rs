@@ -43,7 +43,7 @@ impl TxCtx<'_> {
             let m = self.model(model.as_str())?;
             for row in self.snapshot(&m, &ids, trash).await? {
                 let id = row.get("id").and_then(Json::as_str).map(super::parse_uuid).transpose()?;
-                let id = id.ok_or_else(|| OrmError::Internal("a snapshot row without its id".to_owned()))?;
+                let id = id.ok_or_else(|| OrmError::decode("snapshot row", "without its id"))?;
                 after.insert((model.clone(), id), row);
             }
         }
@@ -151,7 +151,7 @@ impl CrossTenant {
         tx.ex().set_orgs(true, &org, &[]).await?;
         tx.ex().execute(events::cursor_init(d, consumer, &org, now)?).await?;
         let position = tx.ex().ids(events::cursor_position(d, consumer, &org)).await?;
-        let last = position.first().map(|(_, seq)| *seq).ok_or_else(|| OrmError::Internal("a consumer without its position".to_owned()))?;
+        let last = position.first().map(|(_, seq)| *seq).ok_or_else(|| OrmError::decode("consumer position", "missing"))?;
         if last >= event.seq {
             return Ok(false);
         }

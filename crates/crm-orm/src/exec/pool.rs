@@ -249,7 +249,7 @@ where
 }
 
 fn shape_mismatch() -> OrmError {
-    OrmError::Internal("a page row without the columns of its shape".to_owned())
+    OrmError::decode("page row", "without the columns of its shape")
 }
 
 /// Column `i` of a page row as text (every value column is text by construction: its type is
@@ -263,5 +263,5 @@ where
     if sqlx::ValueRef::is_null(&raw) {
         return Ok(None);
     }
-    <&str as sqlx::Decode<'r, R::Database>>::decode(raw).map(Some).map_err(|e| OrmError::Internal(format!("page column {i}: {e}")))
+    <&str as sqlx::Decode<'r, R::Database>>::decode(raw).map(Some).map_err(|e| OrmError::decode("page column", format!("{i}: {e}")))
 }

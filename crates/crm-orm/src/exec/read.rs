@@ -11,7 +11,7 @@ use super::Engine;
 use super::pool::ExSource;
 use crate::authorization::{Access, Scoped};
 use crate::compiled::{CompiledRead, ReadStatement};
-use crate::error::{OrmError, Result};
+use crate::error::{OrmError, Result, decode_json};
 use crate::ir::{AuditQuery, GroupBy, Locate, Read};
 use crate::page::PageResult;
 use crate::sql::dialect::Dialect;
@@ -77,7 +77,7 @@ impl Engine {
         let stmt = Builder::with_tenant_predicate(d, &self.catalog, &q.access, q.tenant_predicate, self.limits).group_by(&q.query)?;
         let mut conn = self.acquire().await?;
         let rows = conn.ex().texts(in_session(d, &stmt, &q.access)).await?;
-        rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("group JSON: {e}")))).collect()
+        rows.iter().map(|t| decode_json("group row", t)).collect()
     }
 
     /// The newest entries of the caller's tenant's audit log (roles with `audit` only), as
@@ -96,7 +96,7 @@ impl Engine {
         let stmt = audit::log(d, q.access.org(), q.query.model.as_ref(), q.query.first)?;
         let mut conn = self.acquire().await?;
         let rows = conn.ex().texts(in_session(d, &stmt, &q.access)).await?;
-        rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("audit JSON: {e}")))).collect()
+        rows.iter().map(|t| decode_json("audit entry", t)).collect()
     }
 
     /// The model of the record `q.id` in the caller's tenant, among the models the caller may read
@@ -118,7 +118,7 @@ impl Engine {
 
 /// The count and the whole aggregate object of an aggregate column (see [`Builder::aggregate`]).
 fn aggregate_of(text: &str) -> Result<(Option<i64>, Option<Json>)> {
-    let agg: Json = serde_json::from_str(text).map_err(|e| OrmError::Internal(format!("aggregate JSON: {e}")))?;
+    let agg: Json = decode_json("aggregate", text)?;
     Ok((agg.get("count").and_then(Json::as_i64), Some(agg)))
 }
 
@@ -163,7 +163,7 @@ async fn run_read<S: ExSource>(src: &mut S, s: ReadStatement) -> Result<PageResu
     for (j, k, _) in rows.into_iter().take(plan.limit as usize) {
         out_rows.push(j);
         if want_cursors {
-            let k = k.ok_or_else(|| OrmError::Internal("a row without its cursor keys".to_owned()))?;
+            let k = k.ok_or_else(|| OrmError::decode("page row", "without its cursor keys"))?;
             cursors.push(encode_cursor(&plan.spec, &k));
         }
     }

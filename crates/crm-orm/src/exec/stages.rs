@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::Engine;
 use super::pool::ExSource;
 use crate::authorization::Scoped;
-use crate::error::{OrmError, Result};
+use crate::error::{OrmError, Result, decode_json};
 use crate::ir::Op;
 use crate::ir::{Filter, StageQuery};
 use crate::sql::stages::{self, StayRow};
@@ -57,13 +57,13 @@ impl Engine {
         let rows = conn.ex().ids(in_session(d, &furthest, access)).await?;
         let mut reached = Vec::with_capacity(order.len());
         for (i, s) in order.iter().enumerate() {
-            let i = i64::try_from(i).map_err(|e| OrmError::Internal(e.to_string()))?;
+            let i = i64::try_from(i).map_err(|e| OrmError::invariant(e.to_string()))?;
             let n = rows.iter().filter(|(_, f)| *f >= i).count();
-            reached.push(((*s).to_owned(), i64::try_from(n).map_err(|e| OrmError::Internal(e.to_string()))?));
+            reached.push(((*s).to_owned(), i64::try_from(n).map_err(|e| OrmError::invariant(e.to_string()))?));
         }
         let mut out = Vec::new();
         for text in conn.ex().texts(in_session(d, &stays, access)).await? {
-            let row: StayRow = serde_json::from_str(&text).map_err(|e| OrmError::Internal(format!("stage JSON: {e}")))?;
+            let row: StayRow = decode_json("stage row", &text)?;
             out.push(StageStay {
                 stage: row.stage,
                 completed: count(row.completed),

@@ -42,7 +42,7 @@ impl Engine {
         let mut tx = self.platform_tx().await?;
         let orgs = tx.ex().texts(tenants::descendants(self.dialect(), org)).await?;
         tx.commit().await?;
-        orgs.into_iter().map(|o| OrgId::new(o).map_err(|e| OrmError::Internal(format!("a stored tenant id: {e}")))).collect()
+        orgs.into_iter().map(|o| OrgId::new(o).map_err(|e| OrmError::decode("tenant id", e))).collect()
     }
 
     /// Registers a tenant (idempotent), optionally under a parent tenant.

@@ -20,7 +20,7 @@ use super::pool::{ExSource, Tx};
 use super::read::read_page;
 use super::{Engine, classify_retry, parse_uuid};
 use crate::authorization::{Access, Scoped};
-use crate::error::{OrmError, Result};
+use crate::error::{OrmError, Result, decode_json};
 use crate::ir::Op;
 use crate::ir::{Filter, GroupBy, Page, Read, Targets};
 use crate::page::PageResult;
@@ -170,7 +170,7 @@ impl<'t> TxCtx<'t> {
         let d = self.d;
         let stmt = Builder::new(d, &self.cat, &self.system, self.wide_limits()).group_by(q)?;
         let rows = self.tx.ex().texts(d.build(&stmt)).await?;
-        rows.iter().map(|t| serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("group JSON: {e}")))).collect()
+        rows.iter().map(|t| decode_json("group row", t)).collect()
     }
 
     /// Which of records `ids` of `model` match `filter`.

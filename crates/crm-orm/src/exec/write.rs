@@ -100,15 +100,15 @@ impl TxCtx<'_> {
         let m = self.model(model)?;
         let data = Data::parse(&self.cat, &m, input, "data")?;
         let select =
-            Selection { fields: vec![FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?], ..Selection::default() };
+            Selection { fields: vec![FieldName::new("id").map_err(|e| OrmError::invariant(e.to_string()))?], ..Selection::default() };
         match self.write(&Write::Create { model: m.name.clone(), data }, &select).await? {
             WriteResult::One(Some(row)) => row
                 .get("id")
                 .and_then(Json::as_str)
                 .map(parse_uuid)
                 .transpose()?
-                .ok_or_else(|| OrmError::Internal("created record without id".to_owned())),
-            _ => Err(OrmError::Internal("create returned no record".to_owned())),
+                .ok_or_else(|| OrmError::invariant("a created record without its id")),
+            _ => Err(OrmError::invariant("a create returned no record")),
         }
     }
 
@@ -184,7 +184,7 @@ impl<'a, 't> Writer<'a, 't> {
             let trash = kind == EventKind::Restored;
             for row in self.ctx.snapshot(model, &fresh, trash).await? {
                 let id = row.get("id").and_then(Json::as_str).map(parse_uuid).transpose()?;
-                let id = id.ok_or_else(|| OrmError::Internal("a snapshot row without its id".to_owned()))?;
+                let id = id.ok_or_else(|| OrmError::decode("snapshot row", "without its id"))?;
                 before.insert(id, row);
             }
         }
@@ -344,7 +344,7 @@ impl<'a, 't> Writer<'a, 't> {
     fn unique_filter(model: &Model, u: &Unique) -> Result<Filter> {
         Ok(match u {
             Unique::Id(id) => Filter::Cmp {
-                field: FieldName::new("id").map_err(|e| OrmError::Internal(e.to_string()))?,
+                field: FieldName::new("id").map_err(|e| OrmError::invariant(e.to_string()))?,
                 op: FilterOp::Eq,
                 value: Operand::One(Value::Uuid(*id)),
             },
@@ -529,7 +529,7 @@ impl Writer<'_, '_> {
                 return Err(OrmError::bad(format!("data.{name}"), "not a to-many relation"));
             };
             let target = self.model(target.as_str())?;
-            let via = target.field(via.as_str()).ok_or_else(|| OrmError::Internal("inverse without its to-one".into()))?;
+            let via = target.field(via.as_str()).ok_or_else(|| OrmError::invariant("an inverse relation without its to-one side"))?;
             self.apply_to_many(target, via, id, tm, creating, &format!("data.{name}")).await?;
         }
         Ok(())

@@ -33,7 +33,7 @@ pub fn records(d: Dialect, stamp: &Stamp<'_>, model: &ModelName, ids: &[Uuid], a
             Expr::val(model.as_str()),
             d.bind(&Value::Uuid(*id)),
         ])
-        .map_err(|e| OrmError::Internal(e.to_string()))?;
+        .map_err(OrmError::statement)?;
     }
     Ok(Some(d.build(&stmt)))
 }
@@ -54,7 +54,7 @@ pub fn change(d: Dialect, stamp: &Stamp<'_>, action: &str, model: &str, detail: 
             Expr::val(model),
             d.bind(&Value::Json(detail)),
         ])
-        .map_err(|e| OrmError::Internal(e.to_string()))?
+        .map_err(OrmError::statement)?
         .to_owned();
     Ok(d.build(&stmt))
 }

@@ -272,7 +272,7 @@ pub fn record_migrated(d: Dialect, model: &Model, hash: &str, now: DateTime<Utc>
         .into_table(Alias::new("crm_model_tables"))
         .columns([Alias::new("table_name"), Alias::new("model"), Alias::new("ddl_hash"), Alias::new("migrated_at")])
         .values([Expr::val(model.table.as_str()), Expr::val(model.name.as_str()), Expr::val(hash), d.bind(&Value::DateTime(now))])
-        .map_err(|e| OrmError::Internal(e.to_string()))?
+        .map_err(OrmError::statement)?
         .on_conflict(
             sea_query::OnConflict::column(Alias::new("table_name"))
                 .update_columns([Alias::new("model"), Alias::new("ddl_hash"), Alias::new("migrated_at")])

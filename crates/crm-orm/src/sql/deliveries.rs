@@ -78,7 +78,7 @@ pub fn enqueue(d: Dialect, org: &OrgId, id: Uuid, webhook: Uuid, event_seq: i64,
             now.clone(),
             now,
         ])
-        .map_err(|e| OrmError::Internal(e.to_string()))?
+        .map_err(OrmError::statement)?
         .on_conflict(sea_query::OnConflict::columns([Alias::new("webhook_id"), Alias::new("event_seq")]).do_nothing().to_owned())
         .to_owned();
     Ok(d.build(&stmt))

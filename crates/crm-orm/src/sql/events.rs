@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::Built;
 use super::dialect::Dialect;
-use crate::error::{OrmError, Result};
+use crate::error::{OrmError, Result, decode_json};
 
 /// What happened to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -84,7 +84,7 @@ impl Event {
     /// # Errors
     /// A malformed tenant id in the outbox.
     pub fn org_id(&self) -> Result<OrgId> {
-        OrgId::new(self.org.clone()).map_err(|e| OrmError::Internal(e.to_string()))
+        OrgId::new(self.org.clone()).map_err(OrmError::statement)
     }
 }
 
@@ -125,7 +125,7 @@ pub fn append(d: Dialect, org: &OrgId, actor: &str, at: DateTime<Utc>, events: &
             d.bind(&Value::DateTime(at)),
             d.bind(&Value::Json(e.payload.clone())),
         ])
-        .map_err(|e| OrmError::Internal(e.to_string()))?;
+        .map_err(OrmError::statement)?;
     }
     Ok(Some(d.build(&stmt)))
 }
@@ -157,13 +157,13 @@ fn outbox_select(d: Dialect, cond: Expr) -> Result<SelectStatement> {
 /// # Errors
 /// Text that is not an event (an internal error: the statements here wrote it).
 pub fn decode(t: &str) -> Result<Event> {
-    let mut j: Json = serde_json::from_str(t).map_err(|e| OrmError::Internal(format!("event JSON: {e}")))?;
+    let mut j: Json = decode_json("event row", t)?;
     let payload = j.get_mut("payload").map(Json::take).unwrap_or(Json::Null);
     if let Some(o) = j.as_object_mut() {
         o.insert("before".into(), payload.get("before").cloned().unwrap_or(Json::Null));
         o.insert("after".into(), payload.get("after").cloned().unwrap_or(Json::Null));
     }
-    serde_json::from_value(j).map_err(|e| OrmError::Internal(format!("event JSON: {e}")))
+    serde_json::from_value(j).map_err(|e| OrmError::decode("event row", e))
 }
 
 /// How many rows `live` and `trash` (two id reads of one record, see
@@ -237,7 +237,7 @@ pub fn cursor_init(d: Dialect, consumer: &str, org: &OrgId, now: DateTime<Utc>) 
         .into_table(Alias::new("crm_event_cursors"))
         .columns(["consumer", "org_id", "last_seq", "updated_at"].map(Alias::new))
         .values([Expr::val(consumer), Expr::val(org.as_str()), Expr::val(0), d.bind(&Value::DateTime(now))])
-        .map_err(|e| OrmError::Internal(e.to_string()))?
+        .map_err(OrmError::statement)?
         .on_conflict(sea_query::OnConflict::columns([Alias::new("consumer"), Alias::new("org_id")]).do_nothing().to_owned())
         .to_owned();
     Ok(d.build(&stmt))

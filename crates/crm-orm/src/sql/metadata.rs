@@ -86,7 +86,7 @@ pub fn upsert(d: Dialect, stamp: &Stamp<'_>, r: &Definition) -> Result<Built> {
             now,
             d.bind(&Value::Text(stamp.actor.to_owned())),
         ])
-        .map_err(|e| OrmError::Internal(e.to_string()))?
+        .map_err(OrmError::statement)?
         .on_conflict(
             sea_query::OnConflict::columns(["org_id", "kind", "model", "name"].map(Alias::new))
                 .update_columns(["definition", "active", "updated_at", "updated_by"].map(Alias::new))

@@ -518,13 +518,13 @@ impl<'a> Builder<'a> {
             match o {
                 Output::Field { key, field } => {
                     if !sel.fields.contains(field) {
-                        return Err(OrmError::Internal(format!("output field `{field}` is not selected")));
+                        return Err(OrmError::invariant(format!("output field `{field}` is not selected")));
                     }
                     let fl = Self::field(model, field.as_str())?;
                     out.push((key.clone(), self.field_entry(alias, fl, cells)?));
                 }
                 Output::Nested(key) => {
-                    let n = sel.nested.iter().find(|n| &n.key == key).ok_or_else(|| OrmError::Internal(format!("no nested `{key}`")))?;
+                    let n = sel.nested.iter().find(|n| &n.key == key).ok_or_else(|| OrmError::invariant(format!("no nested `{key}`")))?;
                     out.push((key.clone(), self.relation_entry(model, alias, n, cells)?));
                 }
                 Output::Typename { key } => out.push((key.clone(), Entry::Typename)),

@@ -23,7 +23,7 @@ pub fn register(d: Dialect, org: &OrgId, parent: Option<&OrgId>, now: DateTime<U
             parent.map_or_else(|| Expr::cust("NULL"), |p| Expr::val(p.as_str())),
             d.bind(&Value::DateTime(now)),
         ])
-        .map_err(|e| OrmError::Internal(e.to_string()))?
+        .map_err(OrmError::statement)?
         .on_conflict(sea_query::OnConflict::column(Alias::new("org_id")).do_nothing().to_owned())
         .to_owned();
     Ok(d.build(&stmt))

@@ -131,10 +131,6 @@ fn tenant_rows(model: &Model, org: &OrgId, cond: Expr) -> Expr {
     e
 }
 
-fn internal(e: impl std::fmt::Display) -> OrmError {
-    OrmError::Internal(e.to_string())
-}
-
 /// Inserts record `id` of `model` with `sets`, created and last updated by the stamp's actor, at
 /// version 1.
 ///
@@ -158,7 +154,7 @@ pub fn insert(d: Dialect, model: &Model, stamp: &Stamp<'_>, id: Uuid, sets: Sets
         .into_table(Alias::new(model.table.as_str()))
         .columns(cols.iter().map(|(c, _)| Alias::new(c.as_str())))
         .values(cols.into_iter().map(|(_, e)| e))
-        .map_err(internal)?
+        .map_err(OrmError::statement)?
         .to_owned();
     Ok(d.build(&stmt))
 }

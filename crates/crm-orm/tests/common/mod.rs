@@ -1,50 +1,21 @@
-//! Test harness: the same tests run on SQLite (always) and PostgreSQL (when
-//! `CRM_TEST_DATABASE_URL` is set; required under `CI=true`).
+//! Test harness: the same tests run on every database of the test kit (SQLite always, PostgreSQL
+//! when configured), through the engine as several principals.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::sync::Arc;
 
 use crm_model::standard::standard_catalog;
-use crm_model::{Catalog, ModelName, OrgId, RoleName};
+use crm_model::{Catalog, ModelName};
 use crm_orm::{
-    Data, Engine, EngineOptions, Filter, Op, OrderBy, OrmError, Page, PageResult, Policy, Principal, Read, Selection, Unique, Write,
-    WriteResult, authorize,
+    Data, Engine, Filter, Op, OrderBy, OrmError, Page, PageResult, Policy, Principal, Read, Selection, Unique, Write, WriteResult,
+    authorize,
 };
 use serde_json::{Value as Json, json};
-use uuid::Uuid;
 
-pub struct Backend {
-    pub name: &'static str,
-    pub engine: Engine,
-}
+pub use crm_test_kit::{Backend, org, principal};
 
 pub async fn backends() -> Vec<Backend> {
-    let cat = Arc::new(standard_catalog().unwrap());
-    let mut out = Vec::new();
-    let path = std::env::temp_dir().join(format!("crm-test-{}.db", Uuid::now_v7()));
-    let e = Engine::connect(&format!("sqlite://{}", path.display()), cat.clone(), EngineOptions::default()).await.unwrap();
-    e.migrate().await.unwrap();
-    out.push(Backend { name: "sqlite", engine: e });
-    match std::env::var("CRM_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            let e = Engine::connect(&url, cat, EngineOptions { max_connections: 5, ..EngineOptions::default() })
-                .await
-                .unwrap_or_else(|err| panic!("CRM_TEST_DATABASE_URL is set but unusable: {err}"));
-            e.migrate().await.unwrap();
-            out.push(Backend { name: "postgres", engine: e });
-        }
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true: PostgreSQL tests need CRM_TEST_DATABASE_URL"),
-        _ => eprintln!("note: PostgreSQL skipped (CRM_TEST_DATABASE_URL not set)"),
-    }
-    out
-}
-
-pub fn org() -> OrgId {
-    OrgId::new(format!("org-{}", Uuid::now_v7().simple())).unwrap()
-}
-
-pub fn principal(org: &OrgId, sub: &str, roles: &[&str]) -> Principal {
-    Principal { sub: sub.to_owned(), org_id: org.clone(), roles: roles.iter().map(|r| RoleName::new(*r).unwrap()).collect() }
+    crm_test_kit::backends(Arc::new(standard_catalog().unwrap())).await
 }
 
 pub struct Client<'a> {

@@ -1,0 +1,102 @@
+//! What the integration tests of every crate share, so each harness states only what is its own:
+//! the databases tests run on (SQLite always; PostgreSQL when `CRM_TEST_DATABASE_URL` is set,
+//! and required under `CI=true`), fresh tenants, principals, and redacting responses for
+//! snapshots.
+//!
+//! A test kit fails the test it serves: a database that cannot be reached or a name that is not
+//! valid stops the test with the reason.
+#![forbid(unsafe_code)]
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crm_model::{Catalog, OrgId, RoleName};
+use crm_orm::{Engine, EngineOptions, Principal};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+/// The PostgreSQL database of the tests, from `CRM_TEST_DATABASE_URL`. Without it tests run on
+/// SQLite alone, except under `CI=true`, where its absence fails the test.
+#[must_use]
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("CRM_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true: PostgreSQL tests need CRM_TEST_DATABASE_URL"),
+        _ => {
+            eprintln!("note: PostgreSQL skipped (CRM_TEST_DATABASE_URL not set)");
+            None
+        }
+    }
+}
+
+/// The database URLs a test runs against, by backend name: a SQLite file in `dir`, and the
+/// PostgreSQL database when there is one (for tests that start a server process on them).
+#[must_use]
+pub fn database_urls(dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    let mut out = vec![("sqlite", format!("sqlite://{}", dir.join("crm.db").display()))];
+    out.extend(postgres_url().map(|url| ("postgres", url)));
+    out
+}
+
+/// One database a test runs on, with an engine serving the test's catalog.
+pub struct Backend {
+    /// `sqlite` or `postgres`.
+    pub name: &'static str,
+    /// The engine, migrated.
+    pub engine: Engine,
+}
+
+/// A fresh, migrated SQLite database serving `catalog`, and the path of its file (for tests
+/// that open the file themselves).
+pub async fn sqlite(catalog: Arc<Catalog>) -> (Backend, PathBuf) {
+    let path = std::env::temp_dir().join(format!("crm-test-{}.db", Uuid::now_v7()));
+    let engine = Engine::connect(&format!("sqlite://{}", path.display()), catalog, EngineOptions::default()).await.unwrap();
+    engine.migrate().await.unwrap();
+    (Backend { name: "sqlite", engine }, path)
+}
+
+/// Every database the test runs on, migrated, serving `catalog`: a fresh SQLite file, and the
+/// PostgreSQL database when there is one (see [`postgres_url`]). Tests on PostgreSQL share it:
+/// each works in fresh tenants ([`org`]).
+pub async fn backends(catalog: Arc<Catalog>) -> Vec<Backend> {
+    let mut out = vec![sqlite(Arc::clone(&catalog)).await.0];
+    if let Some(url) = postgres_url() {
+        let engine = Engine::connect(&url, catalog, EngineOptions { max_connections: 5, ..EngineOptions::default() })
+            .await
+            .unwrap_or_else(|err| panic!("CRM_TEST_DATABASE_URL is set but unusable: {err}"));
+        engine.migrate().await.unwrap();
+        out.push(Backend { name: "postgres", engine });
+    }
+    out
+}
+
+/// A fresh tenant id, so tests sharing a database never see each other's records.
+#[must_use]
+pub fn org() -> OrgId {
+    OrgId::new(format!("org-{}", Uuid::now_v7().simple())).unwrap()
+}
+
+/// The principal `sub` of tenant `org` with `roles`.
+#[must_use]
+pub fn principal(org: &OrgId, sub: &str, roles: &[&str]) -> Principal {
+    Principal { sub: sub.to_owned(), org_id: org.clone(), roles: roles.iter().map(|r| RoleName::new(*r).unwrap()).collect() }
+}
+
+/// Replaces, anywhere in `v`, the value of every object key in `keys` by `"[key]"` (for
+/// snapshots of responses with ids, cursors and timestamps).
+pub fn redact(v: &mut Json, keys: &[&str]) {
+    match v {
+        Json::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if keys.contains(&k.as_str()) && !x.is_null() {
+                    *x = Json::String(format!("[{k}]"));
+                } else {
+                    redact(x, keys);
+                }
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(|x| redact(x, keys)),
+        _ => {}
+    }
+}
