@@ -13,7 +13,7 @@ use crm_engines::Engines;
 use crm_engines::ingest::{Ingest, SocialInput};
 use crm_model::OrgId;
 use crm_model::standard::standard_catalog;
-use crm_orm::{Data, Engine, EngineOptions, Selection, TxCtx, TxFuture, TxWork, Write};
+use crm_orm::{Data, Selection, Store, StoreOptions, TxCtx, TxFuture, TxWork, Write};
 use serde_json::json;
 
 struct Rules;
@@ -68,29 +68,29 @@ async fn main() {
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| format!("sqlite://{}", std::env::temp_dir().join(format!("ingest-{}.db", uuid::Uuid::now_v7())).display()));
-    let engine = Engines::install(&Engine::connect(&url, Arc::new(standard_catalog().unwrap()), EngineOptions::default()).await.unwrap());
-    engine.migrate().await.unwrap();
+    let store = Engines::install(&Store::connect(&url, Arc::new(standard_catalog().unwrap()), StoreOptions::default()).await.unwrap());
+    store.migrate().await.unwrap();
     let org = OrgId::new(format!("bench-{}", uuid::Uuid::now_v7().simple())).unwrap();
-    engine.register_tenant(&org, None).await.unwrap();
-    let access = engine.cross_tenant_platform_work().system_access(org, "bench");
-    engine.transaction(&access, &Rules).await.unwrap();
+    store.register_tenant(&org, None).await.unwrap();
+    let access = store.cross_tenant_platform_work().system_access(org, "bench");
+    store.transaction(&access, &Rules).await.unwrap();
     let (batches, size) = (10, 500);
     let t = Instant::now();
     for b in 0..batches {
-        let out = engine.transaction(&access, &Ingest { events: batch(size, b * size) }).await.unwrap();
+        let out = store.transaction(&access, &Ingest { events: batch(size, b * size) }).await.unwrap();
         assert_eq!(out.created, size);
     }
     let new = t.elapsed();
     let t = Instant::now();
     for b in 0..batches {
-        let out = engine.transaction(&access, &Ingest { events: batch(size, b * size) }).await.unwrap();
+        let out = store.transaction(&access, &Ingest { events: batch(size, b * size) }).await.unwrap();
         assert_eq!(out.duplicates, size);
     }
     let dup = t.elapsed();
     let n = (batches * size) as f64;
     println!(
         "{}: {} new events in {:.2?} = {:.0} events/s; same again (duplicates) {:.0} events/s",
-        format!("{:?}", engine.dialect()),
+        format!("{:?}", store.dialect()),
         n,
         new,
         n / new.as_secs_f64(),

@@ -1,4 +1,4 @@
-//! The CRM engines of crm-platform, between the engine (crm-orm) and the API: tagging, routing,
+//! The CRM engines of crm-platform, between the store (crm-orm) and the API: tagging, routing,
 //! automation (the lead qualification flow), webhooks, social ingestion, reports, and the
 //! in-process workers that consume the transactional outbox.
 //!
@@ -6,7 +6,7 @@
 //! `AutomationRule`, `IngestionRule`, `Webhook`), so tenants manage them through the generated
 //! API; conditions are written in the filter language of the GraphQL `where`.
 //!
-//! [`Engines::install`] puts the write hook on an engine: inside every write's transaction it
+//! [`Engines::install`] puts the write hook on a store: inside every write's transaction it
 //! validates rule records, tags created and updated leads, and routes new unassigned leads.
 #![forbid(unsafe_code)]
 
@@ -24,7 +24,7 @@ pub mod worker;
 use std::sync::Arc;
 
 use chrono::Utc;
-use crm_orm::{Engine, EventKind, OrmError, Result, TxCtx, TxFuture, WriteHook, Written};
+use crm_orm::{EventKind, OrmError, Result, Store, TxCtx, TxFuture, WriteHook, Written};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -39,18 +39,18 @@ pub struct Engines {
 }
 
 impl Engines {
-    /// `engine` with the engines' write hook installed, under the default delivery policy (no
+    /// `store` with the engines' write hook installed, under the default delivery policy (no
     /// webhook to an internal address).
     #[must_use]
-    pub fn install(engine: &Engine) -> Engine {
-        engine.with_hook(Arc::new(Engines::default()))
+    pub fn install(store: &Store) -> Store {
+        store.with_hook(Arc::new(Engines::default()))
     }
 
-    /// `engine` with the engines' write hook installed, checking webhook URLs against `egress`
+    /// `store` with the engines' write hook installed, checking webhook URLs against `egress`
     /// (the operator's allow-list of internal receivers).
     #[must_use]
-    pub fn install_with(engine: &Engine, egress: Arc<egress::Egress>) -> Engine {
-        engine.with_hook(Arc::new(Engines { egress }))
+    pub fn install_with(store: &Store, egress: Arc<egress::Egress>) -> Store {
+        store.with_hook(Arc::new(Engines { egress }))
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::rows::{Group, LEAD, MEMBER, MemberSummary, Record, TICKET};
 use crm_model::FieldName;
-use crm_orm::{Access, Aggregate, Engine, Filter, GroupBy, Op, OrmError, Page, Read, Result, StageQuery};
+use crm_orm::{Access, Aggregate, Filter, GroupBy, Op, OrmError, Page, Read, Result, StageQuery, Store};
 use serde_json::{Value as Json, json};
 
 use crate::routing::CLOSED_LEAD_STATUSES;
@@ -26,22 +26,22 @@ fn field(name: &str) -> Result<FieldName> {
 
 /// Rows of `model` grouped by `by` under the caller's scope, or `None` when the caller may not
 /// read `by` or a field of `filter` (the section that needs it is left out of the report).
-async fn groups(engine: &Engine, access: &Access, model: &str, by: &str, filter: &Json) -> Result<Option<Vec<(Json, i64)>>> {
-    let Some(m) = engine.catalog().model(model).cloned() else { return Ok(None) };
+async fn groups(store: &Store, access: &Access, model: &str, by: &str, filter: &Json) -> Result<Option<Vec<(Json, i64)>>> {
+    let Some(m) = store.catalog().model(model).cloned() else { return Ok(None) };
     let q = GroupBy {
         model: m.name.clone(),
-        filter: Filter::parse(engine.catalog(), &m, filter)?,
+        filter: Filter::parse(store.catalog(), &m, filter)?,
         by: vec![field(by)?],
         aggregate: Aggregate::default(),
-        first: Some(engine.limits().max_page),
+        first: Some(store.limits().max_page),
         skip: 0,
     };
-    let scoped = match access.scope(engine.catalog(), &m.name, Op::Read, q) {
+    let scoped = match access.scope(store.catalog(), &m.name, Op::Read, q) {
         Ok(s) => s,
         Err(OrmError::Forbidden(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let rows = engine.group_by(&scoped).await?;
+    let rows = store.group_by(&scoped).await?;
     let groups = rows
         .into_iter()
         .map(|g| {
@@ -62,19 +62,19 @@ fn ratio(a: i64, b: i64) -> Json {
 ///
 /// # Errors
 /// `Forbidden` without read access to leads; database failures.
-pub async fn summary(engine: &Engine, access: &Access) -> Result<Json> {
-    let lead = engine.catalog().model(LEAD).cloned().ok_or_else(|| OrmError::missing_model(LEAD))?;
+pub async fn summary(store: &Store, access: &Access) -> Result<Json> {
+    let lead = store.catalog().model(LEAD).cloned().ok_or_else(|| OrmError::missing_model(LEAD))?;
     if !access.allows(&lead.name, Op::Read) {
         return Err(OrmError::Forbidden("not allowed to read Lead".to_owned()));
     }
     // Member names and capacities, for owners and workload (the fields the caller may read).
     let mut names: HashMap<String, (Option<String>, Option<i64>)> = HashMap::new();
-    let member = engine.catalog().model(MEMBER).cloned().ok_or_else(|| OrmError::missing_model(MEMBER))?;
+    let member = store.catalog().model(MEMBER).cloned().ok_or_else(|| OrmError::missing_model(MEMBER))?;
     if access.allows(&member.name, Op::Read) {
         let mut read = Read::new(&member);
         read.select.fields.retain(|f| ["id", "name", "capacity"].contains(&f.as_str()) && access.reads_field(&member.name, f.as_str()));
-        read.page = Page { first: Some(engine.limits().max_page), ..Page::default() };
-        for m in engine.read(&access.scope(engine.catalog(), &member.name, Op::Read, read)?).await?.rows {
+        read.page = Page { first: Some(store.limits().max_page), ..Page::default() };
+        for m in store.read(&access.scope(store.catalog(), &member.name, Op::Read, read)?).await?.rows {
             let m = MemberSummary::decode(m)?;
             names.insert(m.id.to_string(), (m.name, m.capacity));
         }
@@ -85,10 +85,10 @@ pub async fn summary(engine: &Engine, access: &Access) -> Result<Json> {
         v
     };
     // Each breakdown needs its field: one the caller may not read is `null`.
-    let by_status = groups(engine, access, LEAD, "status", &json!({})).await?;
+    let by_status = groups(store, access, LEAD, "status", &json!({})).await?;
     let total: Option<i64> = by_status.as_ref().map(|rows| rows.iter().map(|(_, n)| n).sum());
-    let by_source = groups(engine, access, LEAD, "source", &json!({})).await?;
-    let by_owner = groups(engine, access, LEAD, "owner", &json!({})).await?.map(|rows| {
+    let by_source = groups(store, access, LEAD, "source", &json!({})).await?;
+    let by_owner = groups(store, access, LEAD, "owner", &json!({})).await?.map(|rows| {
         bucket(rows)
             .into_iter()
             .map(|mut b| {
@@ -101,12 +101,12 @@ pub async fn summary(engine: &Engine, access: &Access) -> Result<Json> {
             .collect::<Vec<_>>()
     });
     let stats = match access.scope(
-        engine.catalog(),
+        store.catalog(),
         &lead.name,
         Op::Read,
         StageQuery { model: lead.name.clone(), field: field("status")?, order: FUNNEL.iter().map(|s| (*s).to_owned()).collect() },
     ) {
-        Ok(q) => Some(engine.stage_stats(&q).await?),
+        Ok(q) => Some(store.stage_stats(&q).await?),
         Err(OrmError::Forbidden(_)) => None,
         Err(e) => return Err(e),
     };
@@ -138,10 +138,10 @@ pub async fn summary(engine: &Engine, access: &Access) -> Result<Json> {
     let per_member = |rows: Option<Vec<(Json, i64)>>| -> Option<HashMap<String, i64>> {
         rows.map(|rows| rows.into_iter().filter_map(|(k, n)| Some((k.as_str()?.to_owned(), n))).collect())
     };
-    let open_leads = per_member(groups(engine, access, LEAD, "owner", &json!({ "status_not_in": CLOSED_LEAD_STATUSES })).await?);
-    let open_tickets = match engine.catalog().model(TICKET) {
+    let open_leads = per_member(groups(store, access, LEAD, "owner", &json!({ "status_not_in": CLOSED_LEAD_STATUSES })).await?);
+    let open_tickets = match store.catalog().model(TICKET) {
         Some(t) if access.allows(&t.name, Op::Read) => {
-            per_member(groups(engine, access, TICKET, "assignee", &json!({ "status_not_in": CLOSED_TICKET_STATUSES })).await?)
+            per_member(groups(store, access, TICKET, "assignee", &json!({ "status_not_in": CLOSED_TICKET_STATUSES })).await?)
         }
         _ => Some(HashMap::new()),
     };

@@ -124,16 +124,16 @@ pub async fn deliver(platform: &CrossTenant, client: &reqwest::Client, opts: &De
 }
 
 async fn attempt(platform: &CrossTenant, client: &reqwest::Client, opts: &DeliveryOptions, d: &DueDelivery) -> Result<Attempt> {
-    let engine = platform.engine();
+    let store = platform.store();
     let give_up = |error: String| Attempt::Failed { status: None, error, retry_at: None };
     let org = crm_model::OrgId::new(d.org.clone()).map_err(|e| crm_orm::OrmError::invariant(e.to_string()))?;
-    let (_, catalog) = engine.tenant_catalog(&org).await?;
-    let engine = engine.with_catalog(catalog);
-    let system = engine.cross_tenant_platform_work().system_access(org.clone(), "system:webhooks");
-    let model = engine.catalog().model(Webhook::MODEL).cloned().ok_or_else(|| crm_orm::OrmError::missing_model(Webhook::MODEL))?;
+    let (_, catalog) = store.tenant_catalog(&org).await?;
+    let store = store.with_catalog(catalog);
+    let system = store.cross_tenant_platform_work().system_access(org.clone(), "system:webhooks");
+    let model = store.catalog().model(Webhook::MODEL).cloned().ok_or_else(|| crm_orm::OrmError::missing_model(Webhook::MODEL))?;
     let mut read = Read::new(&model);
     read.filter = crm_orm::Filter::ids(&[d.webhook])?;
-    let hook = engine.read(&system.scope(engine.catalog(), &model.name, Op::Read, read)?).await?.rows.into_iter().next();
+    let hook = store.read(&system.scope(store.catalog(), &model.name, Op::Read, read)?).await?.rows.into_iter().next();
     let Some(hook) = hook else { return Ok(give_up("the webhook was deleted".to_owned())) };
     let hook = Webhook::decode(hook)?;
     if hook.active != Some(true) {

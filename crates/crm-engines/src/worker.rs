@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crm_model::{Catalog, OrgId};
-use crm_orm::{CrossTenant, Engine, Event, EventWork};
+use crm_orm::{CrossTenant, Event, EventWork, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -51,18 +51,18 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts the workers on `engine` (which should carry the engines' write hook, see
+    /// Starts the workers on `store` (which should carry the engines' write hook, see
     /// [`Engines::install`]).
     #[must_use]
-    pub fn start(engine: Engine, opts: WorkerOptions) -> Workers {
+    pub fn start(store: Store, opts: WorkerOptions) -> Workers {
         let (stop, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let consumers: [(&'static str, Arc<dyn EventWork>); 2] =
             [(automation::CONSUMER, Arc::new(automation::Automation)), (webhooks::CONSUMER, Arc::new(webhooks::FanOut))];
         for (name, work) in consumers {
-            tasks.push(tokio::spawn(consume(engine.clone(), name, work, opts.clone(), rx.clone())));
+            tasks.push(tokio::spawn(consume(store.clone(), name, work, opts.clone(), rx.clone())));
         }
-        tasks.push(tokio::spawn(deliver(engine, opts, rx)));
+        tasks.push(tokio::spawn(deliver(store, opts, rx)));
         Workers { stop, tasks }
     }
 
@@ -87,19 +87,19 @@ async fn pause(rx: &mut watch::Receiver<bool>, d: Duration) -> bool {
 struct Catalogs(HashMap<String, (u64, Arc<Catalog>)>);
 
 impl Catalogs {
-    async fn engine_for(&mut self, engine: &Engine, org: &OrgId) -> crm_orm::Result<Engine> {
-        let version = engine.metadata_version(org).await?;
+    async fn store_for(&mut self, store: &Store, org: &OrgId) -> crm_orm::Result<Store> {
+        let version = store.metadata_version(org).await?;
         if version == 0 {
-            return Ok(engine.with_catalog(Arc::clone(engine.base_catalog())));
+            return Ok(store.with_catalog(Arc::clone(store.base_catalog())));
         }
         if let Some((v, c)) = self.0.get(org.as_str())
             && *v == version
         {
-            return Ok(engine.with_catalog(Arc::clone(c)));
+            return Ok(store.with_catalog(Arc::clone(c)));
         }
-        let (v, c) = engine.tenant_catalog(org).await?;
+        let (v, c) = store.tenant_catalog(org).await?;
         self.0.insert(org.as_str().to_owned(), (v, Arc::clone(&c)));
-        Ok(engine.with_catalog(c))
+        Ok(store.with_catalog(c))
     }
 }
 
@@ -116,8 +116,8 @@ impl EventWork for Skip {
     }
 }
 
-async fn consume(engine: Engine, name: &'static str, work: Arc<dyn EventWork>, opts: WorkerOptions, mut rx: watch::Receiver<bool>) {
-    let platform = engine.cross_tenant_platform_work();
+async fn consume(store: Store, name: &'static str, work: Arc<dyn EventWork>, opts: WorkerOptions, mut rx: watch::Receiver<bool>) {
+    let platform = store.cross_tenant_platform_work();
     let mut catalogs = Catalogs::default();
     let mut failures: HashMap<i64, u32> = HashMap::new();
     loop {
@@ -141,19 +141,19 @@ async fn consume(engine: Engine, name: &'static str, work: Arc<dyn EventWork>, o
             continue;
         }
         // One metadata-version check per tenant and batch, not per event.
-        let mut engines: HashMap<String, CrossTenant> = HashMap::new();
+        let mut stores: HashMap<String, CrossTenant> = HashMap::new();
         for event in events {
             if *rx.borrow() {
                 return;
             }
-            let handled = match engines.get(&event.org) {
+            let handled = match stores.get(&event.org) {
                 Some(e) => e.process_event(name, &event, work.as_ref()).await,
                 None => match event.org_id() {
-                    Ok(org) => match catalogs.engine_for(&engine, &org).await {
+                    Ok(org) => match catalogs.store_for(&store, &org).await {
                         Ok(e) => {
                             let e = e.cross_tenant_platform_work();
                             let out = e.process_event(name, &event, work.as_ref()).await;
-                            engines.insert(event.org.clone(), e);
+                            stores.insert(event.org.clone(), e);
                             out
                         }
                         Err(e) => Err(e),
@@ -179,8 +179,8 @@ async fn consume(engine: Engine, name: &'static str, work: Arc<dyn EventWork>, o
     }
 }
 
-async fn deliver(engine: Engine, opts: WorkerOptions, mut rx: watch::Receiver<bool>) {
-    let platform = engine.cross_tenant_platform_work();
+async fn deliver(store: Store, opts: WorkerOptions, mut rx: watch::Receiver<bool>) {
+    let platform = store.cross_tenant_platform_work();
     let client = match opts.delivery.egress.client() {
         Ok(c) => c,
         Err(e) => {
@@ -246,10 +246,10 @@ async fn deliver(engine: Engine, opts: WorkerOptions, mut rx: watch::Receiver<bo
 }
 
 impl Engines {
-    /// Starts the workers on `engine` with the engines' hook installed under the delivery
+    /// Starts the workers on `store` with the engines' hook installed under the delivery
     /// policy of `opts`.
     #[must_use]
-    pub fn start_workers(engine: &Engine, opts: WorkerOptions) -> Workers {
-        Workers::start(Engines::install_with(engine, Arc::clone(&opts.delivery.egress)), opts)
+    pub fn start_workers(store: &Store, opts: WorkerOptions) -> Workers {
+        Workers::start(Engines::install_with(store, Arc::clone(&opts.delivery.egress)), opts)
     }
 }

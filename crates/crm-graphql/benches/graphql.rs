@@ -14,7 +14,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use crm_graphql::{Api, Request, SchemaOptions, Variables, build_schema};
 use crm_model::standard::standard_catalog;
 use crm_model::{OrgId, RoleName};
-use crm_orm::{Engine, EngineOptions, Policy, Principal};
+use crm_orm::{Policy, Principal, Store, StoreOptions};
 use serde_json::{Value as Json, json};
 use tokio::runtime::Runtime;
 
@@ -32,8 +32,8 @@ fn principal(role: &str) -> Principal {
 }
 
 /// Runs `query` and returns its `data`, panicking on any error.
-async fn run(api: &Api, engine: &Engine, p: &Principal, query: &str, vars: Json) -> Json {
-    let resp = api.execute(engine, p, Request::new(query).variables(Variables::from_json(vars))).await;
+async fn run(api: &Api, store: &Store, p: &Principal, query: &str, vars: Json) -> Json {
+    let resp = api.execute(store, p, Request::new(query).variables(Variables::from_json(vars))).await;
     let out = serde_json::to_value(&resp).unwrap();
     if let Some(errs) = out.get("errors") {
         panic!("errors for {query}: {errs:#}");
@@ -43,16 +43,16 @@ async fn run(api: &Api, engine: &Engine, p: &Principal, query: &str, vars: Json)
 
 /// A migrated SQLite file with `MEMBERS` members, `LEADS` leads owned by them, and `ACCOUNTS`
 /// accounts with `CONTACTS_PER_ACCOUNT` contacts each, all written through GraphQL mutations.
-async fn seeded(path: &Path, api: &Api) -> Engine {
+async fn seeded(path: &Path, api: &Api) -> Store {
     let cat = Arc::new(standard_catalog().unwrap());
-    let engine = Engine::connect(&format!("sqlite://{}", path.display()), cat, EngineOptions::default()).await.unwrap();
-    engine.migrate().await.unwrap();
+    let store = Store::connect(&format!("sqlite://{}", path.display()), cat, StoreOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
     let admin = principal("admin");
     let mut members = Vec::new();
     for i in 0..MEMBERS {
         let d = run(
             api,
-            &engine,
+            &store,
             &admin,
             "mutation($d: MemberCreateInput!) { createMember(data: $d) { id } }",
             json!({"d": {"name": format!("Rep {i}"), "email": format!("rep{i}@bench.example")}}),
@@ -71,7 +71,7 @@ async fn seeded(path: &Path, api: &Api) -> Engine {
             "tags": ["bench", if i % 2 == 0 { "even" } else { "odd" }],
             "owner": {"connect": {"id": members[i % MEMBERS]}},
         });
-        run(api, &engine, &admin, "mutation($d: LeadCreateInput!) { createLead(data: $d) { id } }", json!({"d": data})).await;
+        run(api, &store, &admin, "mutation($d: LeadCreateInput!) { createLead(data: $d) { id } }", json!({"d": data})).await;
     }
     for a in 0..ACCOUNTS {
         let contacts: Vec<Json> = (0..CONTACTS_PER_ACCOUNT)
@@ -90,9 +90,9 @@ async fn seeded(path: &Path, api: &Api) -> Engine {
             "owner": {"connect": {"id": members[a % MEMBERS]}},
             "contacts": {"create": contacts},
         });
-        run(api, &engine, &admin, "mutation($d: AccountCreateInput!) { createAccount(data: $d) { id } }", json!({"d": data})).await;
+        run(api, &store, &admin, "mutation($d: AccountCreateInput!) { createAccount(data: $d) { id } }", json!({"d": data})).await;
     }
-    engine
+    store
 }
 
 fn bench(c: &mut Criterion) {
@@ -103,15 +103,15 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let path = std::env::temp_dir().join(format!("crm-gql-bench-{}.db", uuid::Uuid::now_v7()));
     let api = Api::new(SchemaOptions::default(), Policy::default_roles());
-    let engine = rt.block_on(seeded(&path, &api));
+    let store = rt.block_on(seeded(&path, &api));
     let sales = principal("sales");
 
     // Sanity (and schema cache warm-up): the shapes the benchmarks measure.
-    let d = rt.block_on(run(&api, &engine, &sales, LEAD_LIST, json!({})));
+    let d = rt.block_on(run(&api, &store, &sales, LEAD_LIST, json!({})));
     let leads = d["leads"].as_array().unwrap();
     assert_eq!(leads.len(), 20);
     assert!(leads.iter().all(|l| l["owner"]["name"].is_string()), "{d:#}");
-    let d = rt.block_on(run(&api, &engine, &sales, ACCOUNTS_NESTED, json!({})));
+    let d = rt.block_on(run(&api, &store, &sales, ACCOUNTS_NESTED, json!({})));
     let accounts = d["accounts"].as_array().unwrap();
     assert_eq!(accounts.len(), ACCOUNTS);
     for a in accounts {
@@ -122,11 +122,11 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("execute");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("leads_first20_with_owner", |b| b.iter(|| exec(&rt, &api, &engine, &sales, LEAD_LIST)));
-    g.bench_function("accounts20_contacts5_nested", |b| b.iter(|| exec(&rt, &api, &engine, &sales, ACCOUNTS_NESTED)));
+    g.bench_function("leads_first20_with_owner", |b| b.iter(|| exec(&rt, &api, &store, &sales, LEAD_LIST)));
+    g.bench_function("accounts20_contacts5_nested", |b| b.iter(|| exec(&rt, &api, &store, &sales, ACCOUNTS_NESTED)));
     g.finish();
 
-    drop(engine);
+    drop(store);
     drop(rt);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -134,8 +134,8 @@ fn bench(c: &mut Criterion) {
 }
 
 /// One request, checked for errors (cheaply) so a broken query cannot bench as fast.
-fn exec(rt: &Runtime, api: &Api, engine: &Engine, p: &Principal, query: &str) -> crm_graphql::Response {
-    let resp = rt.block_on(api.execute(engine, p, Request::new(query)));
+fn exec(rt: &Runtime, api: &Api, store: &Store, p: &Principal, query: &str) -> crm_graphql::Response {
+    let resp = rt.block_on(api.execute(store, p, Request::new(query)));
     assert!(resp.errors.is_empty(), "{:?}", resp.errors);
     black_box(resp)
 }

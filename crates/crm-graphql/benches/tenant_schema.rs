@@ -14,7 +14,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use crm_graphql::{Api, Request, SchemaOptions, build_schema};
 use crm_model::standard::standard_catalog;
 use crm_model::{OrgId, RoleName};
-use crm_orm::{Engine, EngineOptions, Policy, Principal};
+use crm_orm::{Policy, Principal, Store, StoreOptions};
 
 #[path = "../examples/tenant_defs.rs"]
 mod tenant_defs;
@@ -26,8 +26,8 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let path = std::env::temp_dir().join(format!("crm-tenant-bench-{}.db", uuid::Uuid::now_v7()));
     let cat = Arc::new(standard_catalog().unwrap());
-    let engine = rt.block_on(async {
-        let e = Engine::connect(&format!("sqlite://{}", path.display()), cat.clone(), EngineOptions::default()).await.unwrap();
+    let store = rt.block_on(async {
+        let e = Store::connect(&format!("sqlite://{}", path.display()), cat.clone(), StoreOptions::default()).await.unwrap();
         e.migrate().await.unwrap();
         e
     });
@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
     rt.block_on(async {
         let access = crm_orm::access(&cat, &policy, &admin);
         for change in tenant_defs::changes() {
-            engine.define(&access.scope_metadata(change).unwrap()).await.unwrap();
+            store.define(&access.scope_metadata(change).unwrap()).await.unwrap();
         }
     });
     let api = Api::new(SchemaOptions::default(), policy);
@@ -48,18 +48,18 @@ fn bench(c: &mut Criterion) {
                 r#"mutation {{ createLead(data: {{name: "Lead {i}", cf0: "v{i}", cf1: {i}, tier: GOLD}}) {{ id }} }}
                    "#
             );
-            let r = api.execute(&engine, &admin, Request::new(q)).await;
+            let r = api.execute(&store, &admin, Request::new(q)).await;
             assert!(r.errors.is_empty(), "{:?}", r.errors);
         }
         let r = api
             .execute(
-                &engine,
+                &store,
                 &admin,
                 Request::new(r#"mutation { createProject(data: {title: "P", account: {create: {name: "Acme"}}}) { id } }"#),
             )
             .await;
         assert!(r.errors.is_empty(), "{:?}", r.errors);
-        let r = api.execute(&engine, &admin, Request::new(QUERY)).await;
+        let r = api.execute(&store, &admin, Request::new(QUERY)).await;
         assert!(r.errors.is_empty(), "{:?}", r.errors);
     });
 
@@ -69,7 +69,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("load_extend_build", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let (_, cat) = engine.tenant_catalog(&org).await.unwrap();
+                let (_, cat) = store.tenant_catalog(&org).await.unwrap();
                 black_box(build_schema(cat, &SchemaOptions::default()).unwrap())
             })
         })
@@ -81,13 +81,13 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("cached_request", |b| {
         b.iter(|| {
-            let r = rt.block_on(api.execute(&engine, &admin, Request::new(QUERY)));
+            let r = rt.block_on(api.execute(&store, &admin, Request::new(QUERY)));
             assert!(r.errors.is_empty(), "{:?}", r.errors);
             black_box(r)
         })
     });
     g.finish();
-    drop(engine);
+    drop(store);
     drop(rt);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

@@ -8,7 +8,7 @@
 //!
 //! Seeds 200 leads owned by 5 members in a fresh tenant, then measures for a few seconds each,
 //! with 16 concurrent tasks on a multi-threaded runtime: (1) the hand-written SQL of "the 20
-//! newest leads with their owner's name" through sqlx, (2) the same read through `Engine::read`
+//! newest leads with their owner's name" through sqlx, (2) the same read through `Store::read`
 //! (scope, SQL building, JSON rows; on PostgreSQL also the tenant setting for row-level
 //! security), (3) the GraphQL query through `Api::execute` (parse, validate, resolve, response).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::type_complexity)]
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crm_graphql::{Api, Request, SchemaOptions, Variables};
 use crm_model::standard::standard_catalog;
 use crm_model::{FieldName, OrgId, RoleName};
-use crm_orm::{Engine, EngineOptions, Nested, OrderBy, Page, Policy, Principal, Read, Selection, authorize};
+use crm_orm::{Nested, OrderBy, Page, Policy, Principal, Read, Selection, Store, StoreOptions, authorize};
 use serde_json::json;
 
 const QUERY: &str = "{ leads(first: 20, orderBy: createdAt_DESC) { id name email status score owner { name } } }";
@@ -58,15 +58,15 @@ async fn main() {
         format!("sqlite://{}", std::env::temp_dir().join(format!("crm-list-cost-{}.db", uuid::Uuid::now_v7())).display())
     });
     let cat = Arc::new(standard_catalog().unwrap());
-    let engine = Engine::connect(&url, cat.clone(), EngineOptions { max_connections: 16, ..EngineOptions::default() }).await.unwrap();
-    engine.migrate().await.unwrap();
+    let store = Store::connect(&url, cat.clone(), StoreOptions { max_connections: 16, ..StoreOptions::default() }).await.unwrap();
+    store.migrate().await.unwrap();
     let api = Arc::new(Api::new(SchemaOptions::default(), Policy::default_roles()));
     let org = OrgId::new(format!("org-cost-{}", uuid::Uuid::now_v7().simple())).unwrap();
     let p = Principal { sub: "cost".into(), org_id: org.clone(), roles: vec![RoleName::new("admin").unwrap()] };
     let run = |q: String, v: serde_json::Value| {
-        let (api, engine, p) = (api.clone(), engine.clone(), p.clone());
+        let (api, store, p) = (api.clone(), store.clone(), p.clone());
         async move {
-            let r = api.execute(&engine, &p, Request::new(q).variables(Variables::from_json(v))).await;
+            let r = api.execute(&store, &p, Request::new(q).variables(Variables::from_json(v))).await;
             assert!(r.errors.is_empty(), "{:?}", r.errors);
             serde_json::to_value(&r.data).unwrap()
         }
@@ -81,10 +81,10 @@ async fn main() {
                           "owner": {"connect": {"id": members[i % 5]}}});
         run("mutation($d: LeadCreateInput!) { createLead(data: $d) { id } }".into(), json!({"d": data})).await;
     }
-    println!("backend: {:?}, {TASKS} concurrent tasks, {SECONDS} s each", engine.dialect());
+    println!("backend: {:?}, {TASKS} concurrent tasks, {SECONDS} s each", store.dialect());
 
     // (1) Hand-written SQL through sqlx.
-    let raw = match engine.dialect() {
+    let raw = match store.dialect() {
         crm_orm::Dialect::Sqlite => {
             let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(16).test_before_acquire(false).connect(&url).await.unwrap();
             let org = org.to_string();
@@ -135,7 +135,7 @@ async fn main() {
         }
     };
 
-    // (2) The engine.
+    // (2) The store.
     let lead = cat.model("Lead").unwrap().clone();
     let member = cat.model("Member").unwrap().clone();
     let mut sel = Selection {
@@ -153,8 +153,8 @@ async fn main() {
         select: sel,
         ..Read::new(&lead)
     };
-    let (e2, cat2, p2) = (engine.clone(), cat.clone(), p.clone());
-    let eng = measure("Engine::read", move || {
+    let (e2, cat2, p2) = (store.clone(), cat.clone(), p.clone());
+    let eng = measure("Store::read", move || {
         let (e, cat, p, read) = (e2.clone(), cat2.clone(), p2.clone(), read.clone());
         async move {
             let model = read.model.clone();
@@ -165,7 +165,7 @@ async fn main() {
     .await;
 
     // (3) GraphQL.
-    let (api3, e3, p3) = (api.clone(), engine.clone(), p.clone());
+    let (api3, e3, p3) = (api.clone(), store.clone(), p.clone());
     let gql = measure("GraphQL Api::execute", move || {
         let (api, e, p) = (api3.clone(), e3.clone(), p3.clone());
         async move {
@@ -175,5 +175,5 @@ async fn main() {
         }
     })
     .await;
-    println!("engine / SQL: {:.0}%   GraphQL / SQL: {:.0}%", eng / raw * 100.0, gql / raw * 100.0);
+    println!("store / SQL: {:.0}%   GraphQL / SQL: {:.0}%", eng / raw * 100.0, gql / raw * 100.0);
 }

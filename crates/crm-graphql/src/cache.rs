@@ -34,7 +34,7 @@ impl SchemaKey {
     }
 }
 
-/// A built schema and the catalog it was built from (the engine serves the request with it).
+/// A built schema and the catalog it was built from (the store serves the request with it).
 pub type Built = (Arc<Schema>, Arc<Catalog>);
 
 type Slot = Arc<OnceCell<Built>>;
@@ -70,7 +70,7 @@ impl std::fmt::Debug for SchemaCache {
 pub enum BuildError {
     /// The catalog could not be loaded.
     #[error(transparent)]
-    Engine(#[from] OrmError),
+    Store(#[from] OrmError),
     /// The schema could not be built.
     #[error(transparent)]
     Schema(#[from] GraphqlError),

@@ -72,7 +72,7 @@ pub(crate) fn nested_connection(
             let args = args_json(&ctx.args);
             let order = parse_order(&target, &args)?;
             let page = parse_page(&args)?;
-            Ok(Some(conn_of(nested_page(v, &order, &page, rc.engine.limits().default_page)?)))
+            Ok(Some(conn_of(nested_page(v, &order, &page, rc.store.limits().default_page)?)))
         })();
         match built {
             Ok(c) => FieldFuture::Value(c.map(FieldValue::owned_any)),

@@ -168,7 +168,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Json, OrmError> {
 
 fn root<F>(name: &'static str, ty: TypeRef, description: &'static str, args: Vec<InputValue>, run: F) -> Field
 where
-    F: for<'a> Fn(&'a crate::RequestCtx, serde_json::Map<String, Json>) -> futures_like::Fut<'a> + Send + Sync + Copy + 'static,
+    F: for<'a> Fn(&'a crate::RequestCtx, serde_json::Map<String, Json>) -> JsonFuture<'a> + Send + Sync + Copy + 'static,
 {
     let mut f = Field::new(name, ty, move |ctx: ResolverContext<'_>| {
         FieldFuture::new(async move {
@@ -187,18 +187,17 @@ where
     f
 }
 
-mod futures_like {
-    pub type Fut<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<serde_json::Value, crm_orm::OrmError>> + Send + 'a>>;
-}
+/// The future of an engine operation's JSON result.
+type JsonFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<serde_json::Value, crm_orm::OrmError>> + Send + 'a>>;
 
-fn tag_leads<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json>) -> futures_like::Fut<'a> {
+fn tag_leads<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json>) -> JsonFuture<'a> {
     Box::pin(async move {
         let filter = args.get("where").cloned().filter(|w| !w.is_null()).unwrap_or_else(|| json!({}));
-        to_json(&rc.engine.transaction(&rc.access, &Retag { filter }).await?)
+        to_json(&rc.store.transaction(&rc.access, &Retag { filter }).await?)
     })
 }
 
-fn route_leads<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json>) -> futures_like::Fut<'a> {
+fn route_leads<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json>) -> JsonFuture<'a> {
     Box::pin(async move {
         let filter = args.get("where").cloned().filter(|w| !w.is_null()).unwrap_or_else(|| json!({}));
         let at = match args.get("at").and_then(Json::as_str) {
@@ -208,20 +207,20 @@ fn route_leads<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json
             None => None,
         };
         let reassign = args.get("reassign").and_then(Json::as_bool).unwrap_or(false);
-        to_json(&rc.engine.transaction(&rc.access, &RouteLeads { filter, reassign, at }).await?)
+        to_json(&rc.store.transaction(&rc.access, &RouteLeads { filter, reassign, at }).await?)
     })
 }
 
-fn ingest<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json>) -> futures_like::Fut<'a> {
+fn ingest<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json>) -> JsonFuture<'a> {
     Box::pin(async move {
         let events: Vec<SocialInput> = serde_json::from_value(args.get("events").cloned().unwrap_or(Json::Null))
             .map_err(|e| bad("events", format!("not a list of social events: {e}")))?;
-        to_json(&rc.engine.transaction(&rc.access, &Ingest { events }).await?)
+        to_json(&rc.store.transaction(&rc.access, &Ingest { events }).await?)
     })
 }
 
-fn summary<'a>(rc: &'a crate::RequestCtx, _: serde_json::Map<String, Json>) -> futures_like::Fut<'a> {
-    Box::pin(async move { crm_engines::reports::summary(&rc.engine, &rc.access).await })
+fn summary<'a>(rc: &'a crate::RequestCtx, _: serde_json::Map<String, Json>) -> JsonFuture<'a> {
+    Box::pin(async move { crm_engines::reports::summary(&rc.store, &rc.access).await })
 }
 
 pub(crate) fn register(b: SchemaBuilder, query: Object, mutation: Object) -> (SchemaBuilder, Object, Object) {
@@ -233,14 +232,14 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation: Object) -> (Sc
                 FieldFuture::new(async move {
                     let rc = request(&ctx)?;
                     let out: Result<Vec<Json>, OrmError> = async {
-                        let model = rc.engine.catalog().model(crm_engines::rows::Webhook::MODEL).cloned().ok_or_else(|| bad("webhook", "no webhooks here"))?;
+                        let model = rc.store.catalog().model(crm_engines::rows::Webhook::MODEL).cloned().ok_or_else(|| bad("webhook", "no webhooks here"))?;
                         let args = args_json(&ctx.args);
                         let webhook = match args.get("webhook").and_then(Json::as_str) {
                             Some(s) => Some(uuid::Uuid::parse_str(s).map_err(|_| bad("webhook", "not an id"))?),
                             None => None,
                         };
                         let first = args.get("first").and_then(Json::as_u64).map_or(50, |n| u32::try_from(n).unwrap_or(u32::MAX));
-                        rc.engine.deliveries(&rc.access.scope(rc.engine.catalog(), &model.name, Op::Read, Deliveries { webhook, first })?).await
+                        rc.store.deliveries(&rc.access.scope(rc.store.catalog(), &model.name, Op::Read, Deliveries { webhook, first })?).await
                     }
                     .await;
                     let rows = out.map_err(|e| err(&e))?;

@@ -1,4 +1,4 @@
-//! The one conversion point from engine errors to GraphQL errors, and the classification of the
+//! The one conversion point from store errors to GraphQL errors, and the classification of the
 //! errors async-graphql raises itself (parse, validation, limits). No SQL or internal text ever
 //! reaches a client: internal errors are logged here and replaced by a generic message.
 
@@ -15,7 +15,7 @@ pub enum GraphqlError {
     Schema(String),
 }
 
-/// Converts an engine error into a client error with a stable `extensions.code` (and `field` for
+/// Converts a store error into a client error with a stable `extensions.code` (and `field` for
 /// input errors). Internal errors are logged with their detail and returned as `internal error`.
 #[must_use]
 pub fn to_graphql_error(e: &OrmError) -> async_graphql::Error {

@@ -1,5 +1,5 @@
 //! The Hygraph-style GraphQL API of a Catalog: schema generation (async-graphql dynamic schema),
-//! resolvers that compile each root field into one engine read, and the single place engine
+//! resolvers that compile each root field into one store read, and the single place store
 //! errors become client errors. No HTTP here: crm-server carries requests in and out.
 #![forbid(unsafe_code)]
 
@@ -28,7 +28,7 @@ use async_graphql::parser::types::ExecutableDocument;
 pub use async_graphql::dynamic::Schema;
 pub use async_graphql::{Request, Response, Variables};
 pub use cache::{BuildError, Built, DEFAULT_SCHEMA_CAPACITY, SchemaCache, SchemaKey};
-use crm_orm::{Engine, Policy, Principal};
+use crm_orm::{Policy, Principal, Store};
 pub use error::{GraphqlError, classify, to_graphql_error};
 pub use plan::DEFAULT_PLAN_CAPACITY;
 pub use request::RequestCtx;
@@ -132,55 +132,48 @@ impl Api {
     ///
     /// # Errors
     /// The version or the definitions could not be read, or the schema could not be built.
-    pub async fn schema_for(&self, engine: &Engine, org: &crm_model::OrgId) -> Result<(u64, cache::Built), cache::BuildError> {
-        let version = self.versions.current(engine, org).await?;
+    pub async fn schema_for(&self, store: &Store, org: &crm_model::OrgId) -> Result<(u64, cache::Built), cache::BuildError> {
+        let version = self.versions.current(store, org).await?;
         let key = SchemaKey::of(org, version);
         let built = self
             .cache
             .get_or_build(&key, || async {
-                if version == 0 { Ok(engine.base_catalog().clone()) } else { engine.tenant_catalog(org).await.map(|(_, c)| c) }
+                if version == 0 { Ok(store.base_catalog().clone()) } else { store.tenant_catalog(org).await.map(|(_, c)| c) }
             })
             .await?;
         Ok((version, built))
     }
 
-    /// The engine serving `principal`'s tenant (its catalog) and the principal's access there:
+    /// The store serving `principal`'s tenant (its catalog) and the principal's access there:
     /// what a non-GraphQL endpoint (REST) needs to act exactly as GraphQL would.
     ///
     /// # Errors
     /// The tenant's catalog could not be read (`Internal`), database failures.
-    pub async fn prepare(&self, engine: &Engine, principal: &Principal) -> Result<(Engine, crm_orm::Access), crm_orm::OrmError> {
-        let (_, (_, catalog)) =
-            self.schema_for(engine, &principal.org_id).await.map_err(|e| crm_orm::OrmError::invariant(e.to_string()))?;
-        let engine = engine.with_catalog(catalog);
-        let access = engine.access(&self.policy, principal).await?;
-        Ok((engine, access))
+    pub async fn prepare(&self, store: &Store, principal: &Principal) -> Result<(Store, crm_orm::Access), crm_orm::OrmError> {
+        let (_, (_, catalog)) = self.schema_for(store, &principal.org_id).await.map_err(|e| crm_orm::OrmError::invariant(e.to_string()))?;
+        let store = store.with_catalog(catalog);
+        let access = store.access(&self.policy, principal).await?;
+        Ok((store, access))
     }
 
-    /// The access of `principal` on `engine`'s catalog (the tenant's at metadata `version`).
-    async fn access(
-        &self,
-        engine: &Engine,
-        principal: &Principal,
-        version: u64,
-        roles: &str,
-    ) -> Result<crm_orm::Access, crm_orm::OrmError> {
+    /// The access of `principal` on `store`'s catalog (the tenant's at metadata `version`).
+    async fn access(&self, store: &Store, principal: &Principal, version: u64, roles: &str) -> Result<crm_orm::Access, crm_orm::OrmError> {
         if self.policy.reads_descendants(&principal.roles) {
-            return engine.access(&self.policy, principal).await;
+            return store.access(&self.policy, principal).await;
         }
         let key = (principal.org_id.clone(), version, roles.to_owned(), principal.sub.clone());
         if let Some(a) = self.accesses.get(&key) {
             return Ok(a);
         }
-        let a = engine.access(&self.policy, principal).await?;
+        let a = store.access(&self.policy, principal).await?;
         self.accesses.insert(key, a.clone());
         Ok(a)
     }
 
     /// Executes `request` as `principal` on the catalog of the principal's tenant. Every error of
     /// the response has an `extensions.code`.
-    pub async fn execute(&self, engine: &Engine, principal: &Principal, request: Request) -> Response {
-        match self.answer(engine, principal, request).await {
+    pub async fn execute(&self, store: &Store, principal: &Principal, request: Request) -> Response {
+        match self.answer(store, principal, request).await {
             Answer::Executed(r) => r,
             Answer::Planned(body) => serde_json::from_str(&body).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "a planned answer is not a GraphQL response");
@@ -191,7 +184,7 @@ impl Api {
 
     /// Like [`Api::execute`], with the answer of a planned operation as the response body
     /// itself (JSON), not decoded into a [`Response`]: what the server sends.
-    pub async fn answer(&self, engine: &Engine, principal: &Principal, mut request: Request) -> Answer {
+    pub async fn answer(&self, store: &Store, principal: &Principal, mut request: Request) -> Answer {
         // The document guard, before anything else looks at the document: parsed once here (the
         // parse is kept for execution), refused in linear time when too large, deep or costly. A
         // document seen before and accepted is neither parsed nor guarded again (and its parse is
@@ -206,23 +199,23 @@ impl Api {
                 self.documents.insert(&text, doc);
             }
         }
-        let (version, (schema, catalog)) = match self.schema_for(engine, &principal.org_id).await {
+        let (version, (schema, catalog)) = match self.schema_for(store, &principal.org_id).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, org = %principal.org_id, "could not build the tenant's GraphQL schema");
                 return Answer::Executed(internal_response());
             }
         };
-        let engine = engine.with_catalog(Arc::clone(&catalog));
+        let store = store.with_catalog(Arc::clone(&catalog));
         let roles = roles_key(principal);
-        let access = match self.access(&engine, principal, version, &roles).await {
+        let access = match self.access(&store, principal, version, &roles).await {
             Ok(a) => a,
             Err(e) => {
                 let err = to_graphql_error(&e);
                 return Answer::Executed(Response::from_errors(vec![err.into_server_error(async_graphql::Pos::default())]));
             }
         };
-        let rc = RequestCtx { engine, access, metadata_version: version, versions: Arc::clone(&self.versions) };
+        let rc = RequestCtx { store, access, metadata_version: version, versions: Arc::clone(&self.versions) };
         // A plan: no executor. A miss, or a plan that leaves the request to the executor, runs
         // it; a success teaches the plans.
         let schema_key = SchemaKey::of(&principal.org_id, version);

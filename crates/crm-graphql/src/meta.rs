@@ -139,7 +139,7 @@ fn mutation(
             let rc = request(&ctx)?;
             let out: Result<Option<FieldValue<'_>>, OrmError> = async {
                 let change = parse(&args_json(&ctx.args))?;
-                let version = rc.engine.define(&rc.access.scope_metadata(change)?).await?;
+                let version = rc.store.define(&rc.access.scope_metadata(change)?).await?;
                 rc.versions.note(rc.access.org(), version);
                 Ok(Some(FieldValue::owned_any(json!({ "version": version }))))
             }
@@ -222,7 +222,7 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation_root: Object) -
                     let rc = request(&ctx)?;
                     let access = &rc.access;
                     let models: Vec<Json> =
-                        rc.engine.catalog().models().filter(|m| access.allows(&m.name, Op::Read)).map(|m| model_info(m, access)).collect();
+                        rc.store.catalog().models().filter(|m| access.allows(&m.name, Op::Read)).map(|m| model_info(m, access)).collect();
                     Ok(Some(FieldValue::owned_any(json!({ "version": rc.metadata_version, "models": models }))))
                 })
             })
@@ -237,7 +237,7 @@ pub(crate) fn register(b: SchemaBuilder, query: Object, mutation_root: Object) -
                     let out: Result<Option<FieldValue<'_>>, OrmError> = async {
                         let args = args_json(&ctx.args);
                         let model = opt_string(&args, "model")?;
-                        let defs = rc.engine.definitions(&rc.access.scope_metadata(crm_orm::Definitions)?).await?;
+                        let defs = rc.store.definitions(&rc.access.scope_metadata(crm_orm::Definitions)?).await?;
                         let rows = defs.into_iter().filter(|d| model.as_ref().is_none_or(|m| &d.model == m)).map(|d| {
                             json!({
                                 "kind": d.kind, "model": d.model, "name": (!d.name.is_empty()).then_some(d.name),

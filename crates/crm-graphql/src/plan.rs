@@ -312,9 +312,9 @@ impl Plan {
             push_key(&mut out, &root.key);
             let node = AstNode { field: &root.field, vars: &vars };
             let page = match self.compiled(plans, rc, i, &inputs) {
-                Some(statement) => rc.engine.run_read(statement).await,
+                Some(statement) => rc.store.run_read(statement).await,
                 None => match self.read_of(rc, root, &vars) {
-                    Ok(q) => rc.engine.read_text(&q).await,
+                    Ok(q) => rc.store.read_text(&q).await,
                     Err(e) => Err(e),
                 },
             };
@@ -421,7 +421,7 @@ impl Plan {
             }
             None => {}
         }
-        let compiled = rc.engine.compile_read(inputs, |ins| self.read_of(rc, root, &self.vars_of(ins))).ok()??;
+        let compiled = rc.store.compile_read(inputs, |ins| self.read_of(rc, root, &self.vars_of(ins))).ok()??;
         let structural = masks().entry(given).or_insert_with(|| Some(compiled.structural().into())).clone()?;
         if compiled.structural().iter().zip(structural.iter()).any(|(now, first)| *now && !*first) {
             masks().insert(given, None);

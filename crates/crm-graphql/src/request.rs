@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use async_graphql::dynamic::ResolverContext;
-use crm_orm::{Access, Engine, OrmError};
+use crm_orm::{Access, OrmError, Store};
 
 use crate::error::to_graphql_error;
 
-/// What a request carries into the resolvers: the engine and the caller's resolved access.
+/// What a request carries into the resolvers: the store and the caller's resolved access.
 #[derive(Clone)]
 pub struct RequestCtx {
-    /// The engine to run on (serving the caller's tenant's catalog).
-    pub engine: Engine,
+    /// The store to run on (serving the caller's tenant's catalog).
+    pub store: Store,
     /// The caller's tenant and grants.
     pub access: Access,
     /// The tenant's metadata version the request's schema reflects.

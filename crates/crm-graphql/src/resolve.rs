@@ -36,7 +36,7 @@ pub(crate) fn one(cat: Arc<Catalog>, model: Arc<Model>) -> impl for<'a> Fn(Resol
     root!(cat, model, |ctx, rc| {
         let read = one_read_of(&cat, &model, &args_json(&ctx.args), &ctx.ctx.field())?;
         let q = rc.access.scope(&cat, &model.name, Op::Read, read)?;
-        let page = rc.engine.read(&q).await?;
+        let page = rc.store.read(&q).await?;
         Ok(page.rows.into_iter().next().map(FieldValue::owned_any))
     })
 }
@@ -55,7 +55,7 @@ pub(crate) fn list(
 /// Runs a list read authorized for `op` and returns its rows.
 async fn rows<'a>(cat: &Catalog, rc: &RequestCtx, model: &Model, op: Op, read: Read) -> Result<Option<FieldValue<'a>>, OrmError> {
     let q = rc.access.scope(cat, &model.name, op, read)?;
-    let page = rc.engine.read(&q).await?;
+    let page = rc.store.read(&q).await?;
     Ok(Some(FieldValue::list(page.rows.into_iter().map(FieldValue::owned_any))))
 }
 
@@ -67,7 +67,7 @@ pub(crate) fn connection(
     root!(cat, model, |ctx, rc| {
         let read = connection_read_of(&cat, &model, &args_json(&ctx.args), &ctx.ctx.field())?;
         let q = rc.access.scope(&cat, &model.name, Op::Read, read)?;
-        let page = rc.engine.read(&q).await?;
+        let page = rc.store.read(&q).await?;
         Ok(Some(FieldValue::owned_any(conn_of(page))))
     })
 }
@@ -99,7 +99,7 @@ pub(crate) fn group_by(
             skip: opt_u32(&args, "skip")?.unwrap_or(0),
         };
         let q = rc.access.scope(&cat, &model.name, Op::Read, q)?;
-        let groups = rc.engine.group_by(&q).await?;
+        let groups = rc.store.group_by(&q).await?;
         Ok(Some(FieldValue::list(groups.into_iter().map(FieldValue::owned_any))))
     })
 }
@@ -117,7 +117,7 @@ pub(crate) fn node(cat: Arc<Catalog>) -> impl for<'a> Fn(ResolverContext<'a>) ->
                 let Ok(uuid) = uuid::Uuid::parse_str(id) else {
                     return Err(bad("id", "not a valid id"));
                 };
-                let Some(name) = rc.engine.locate(&rc.access.scope_tenant(Locate { id: uuid })).await? else { return Ok(None) };
+                let Some(name) = rc.store.locate(&rc.access.scope_tenant(Locate { id: uuid })).await? else { return Ok(None) };
                 let model = target_of(&cat, name.as_str())?;
                 let read = Read {
                     filter: Filter::parse(&cat, model, &serde_json::json!({ "id": id }))?,
@@ -126,7 +126,7 @@ pub(crate) fn node(cat: Arc<Catalog>) -> impl for<'a> Fn(ResolverContext<'a>) ->
                     ..Read::new(model)
                 };
                 let q = rc.access.scope(&cat, &model.name, Op::Read, read)?;
-                let page = rc.engine.read(&q).await?;
+                let page = rc.store.read(&q).await?;
                 Ok(page.rows.into_iter().next().map(|r| FieldValue::owned_any(r).with_type(model.name.to_string())))
             }
             .await;
@@ -145,7 +145,7 @@ async fn write_one<'a>(
 ) -> Result<Option<FieldValue<'a>>, OrmError> {
     let select = selection(cat, model, sf)?;
     let q = rc.access.scope(cat, &model.name, op, w)?;
-    match rc.engine.write(&q, &select).await? {
+    match rc.store.write(&q, &select).await? {
         WriteResult::One(row) => Ok(row.map(FieldValue::owned_any)),
         WriteResult::Many(page) => Ok(Some(FieldValue::owned_any(conn_of(page)))),
     }
@@ -231,7 +231,7 @@ pub(crate) fn audit_log() -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture
                     None => None,
                 };
                 let q = crm_orm::AuditQuery { model, first: opt_u32(&args, "first")?.unwrap_or(50) };
-                let rows = rc.engine.audit_log(&rc.access.scope_tenant(q)).await?;
+                let rows = rc.store.audit_log(&rc.access.scope_tenant(q)).await?;
                 Ok(Some(FieldValue::list(rows.into_iter().map(FieldValue::owned_any))))
             }
             .await;
@@ -283,7 +283,7 @@ async fn write_many<'a>(
 ) -> Result<Option<FieldValue<'a>>, OrmError> {
     let select = connection_selection(cat, model, sf)?.select;
     let q = rc.access.scope(cat, &model.name, op, w)?;
-    match rc.engine.write(&q, &select).await? {
+    match rc.store.write(&q, &select).await? {
         WriteResult::Many(page) => Ok(Some(FieldValue::owned_any(conn_of(page)))),
         WriteResult::One(_) => Err(OrmError::invariant("a batch returned one record")),
     }

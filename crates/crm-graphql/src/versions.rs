@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crm_model::OrgId;
-use crm_orm::{Engine, OrmError};
+use crm_orm::{OrmError, Store};
 
 /// The tenants' metadata versions as this server last read them, each trusted for the refresh
 /// interval. A change made through this server is noted at once; one made through another server
@@ -28,14 +28,14 @@ impl Versions {
     ///
     /// # Errors
     /// Database failures.
-    pub async fn current(&self, engine: &Engine, org: &OrgId) -> Result<u64, OrmError> {
+    pub async fn current(&self, store: &Store, org: &OrgId) -> Result<u64, OrmError> {
         if let Ok(seen) = self.seen.lock()
             && let Some((v, at)) = seen.get(org)
             && at.elapsed() < self.refresh
         {
             return Ok(*v);
         }
-        let v = engine.metadata_version(org).await?;
+        let v = store.metadata_version(org).await?;
         self.note(org, v);
         Ok(v)
     }

@@ -42,7 +42,7 @@ const ALL: &str = "name budgetCode notesLong altEmail mobile profileUrl employee
                    vip closeDate followUpAt tier channels labels extra partner { name }";
 
 async fn sdl_of(b: &Backend, org: &OrgId) -> String {
-    let (_, (schema, _)) = b.api.schema_for(&b.engine, org).await.unwrap();
+    let (_, (schema, _)) = b.api.schema_for(&b.store, org).await.unwrap();
     schema.sdl()
 }
 
@@ -528,12 +528,12 @@ async fn concurrent_updates_of_custom_values_keep_an_unbroken_history() {
         let id = create(&admin, "Lead", json!({"name": "Race", "level": 0})).await;
         let writers: Vec<_> = (0..2)
             .map(|w| {
-                let (api, engine, p, id) = (b.api.clone(), b.engine.clone(), principal(&a, &format!("writer-{w}"), &["admin"]), id.clone());
+                let (api, store, p, id) = (b.api.clone(), b.store.clone(), principal(&a, &format!("writer-{w}"), &["admin"]), id.clone());
                 tokio::spawn(async move {
                     for i in 1..=15 {
                         let q = "mutation($id: ID!, $l: Int!) { updateLead(where: {id: $id}, data: {level: $l}) { version } }";
                         let r = api
-                            .execute(&engine, &p, Request::new(q).variables(Variables::from_json(json!({"id": id, "l": w * 100 + i}))))
+                            .execute(&store, &p, Request::new(q).variables(Variables::from_json(json!({"id": id, "l": w * 100 + i}))))
                             .await;
                         assert!(r.errors.is_empty(), "{:?}", r.errors);
                     }
@@ -569,8 +569,8 @@ async fn another_instance_notices_a_change_without_restart() {
         let one = Arc::new(Api::new(SchemaOptions::default(), Policy::default_roles()));
         let two = Arc::new(Api::new(SchemaOptions::default(), Policy::default_roles()).with_metadata_refresh(Duration::from_millis(200)));
         let run = |api: &Arc<Api>, q: &str| {
-            let (api, engine, p, q) = (api.clone(), b.engine.clone(), p.clone(), q.to_owned());
-            async move { serde_json::to_value(api.execute(&engine, &p, Request::new(q)).await).unwrap() }
+            let (api, store, p, q) = (api.clone(), b.store.clone(), p.clone(), q.to_owned());
+            async move { serde_json::to_value(api.execute(&store, &p, Request::new(q)).await).unwrap() }
         };
         assert!(run(&two, "{ leads { nickname } }").await.get("errors").is_some());
         let r =
@@ -590,7 +590,7 @@ async fn another_instance_notices_a_change_without_restart() {
 async fn parent_reads_see_only_their_own_custom_values_and_required_fields_stay_readable() {
     for b in backends().await {
         let (parent, child) = (org(), org());
-        b.engine.register_tenant(&child, Some(&parent)).await.unwrap();
+        b.store.register_tenant(&child, Some(&parent)).await.unwrap();
         let p = gql(&b, principal(&parent, "boss", &["admin", "parent_admin"]));
         let c = gql(&b, principal(&child, "kid", &["admin"]));
         // One name, two meanings: an int in the parent, a text in the child.

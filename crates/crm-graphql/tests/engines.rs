@@ -17,7 +17,7 @@ use serde_json::{Value as Json, json};
 
 /// The backends, with the engines' write hook installed (as the server does).
 async fn hooked() -> Vec<Backend> {
-    backends().await.into_iter().map(|b| Backend { name: b.name, engine: Engines::install(&b.engine), api: b.api }).collect()
+    backends().await.into_iter().map(|b| Backend { name: b.name, store: Engines::install(&b.store), api: b.api }).collect()
 }
 
 /// The delivery policy of a server run with `--webhook-allow 127.0.0.1/32,::1/128`: loopback
@@ -28,7 +28,7 @@ fn loopback_allowed() -> Arc<Egress> {
 
 fn workers(b: &Backend, orgs: &[&crm_model::OrgId], delivery: DeliveryOptions) -> Workers {
     Workers::start(
-        b.engine.clone(),
+        b.store.clone(),
         WorkerOptions {
             poll: Duration::from_millis(20),
             delivery,
@@ -311,13 +311,13 @@ async fn every_write_emits_an_event_and_the_worker_qualifies_new_leads_once() {
         let b_lead = create(&other, "Lead", json!({ "name": "B", "email": "b@x.example" })).await;
 
         // The outbox: one event per write, in order, with before and after.
-        let access = b.engine.access(&crm_orm::Policy::default_roles(), &principal(&a_org, "admin-a", &["admin"])).await.unwrap();
+        let access = b.store.access(&crm_orm::Policy::default_roles(), &principal(&a_org, "admin-a", &["admin"])).await.unwrap();
         let events_of = |id: &str| {
-            let lead = b.engine.catalog().model("Lead").unwrap().name.clone();
+            let lead = b.store.catalog().model("Lead").unwrap().name.clone();
             let q = crm_orm::RecordEvents { model: lead.clone(), record: uuid::Uuid::parse_str(id).unwrap(), first: 10 };
-            access.scope(b.engine.catalog(), &lead, crm_orm::Op::Read, q).unwrap()
+            access.scope(b.store.catalog(), &lead, crm_orm::Op::Read, q).unwrap()
         };
-        let evs = b.engine.record_events(&events_of(&without)).await.unwrap();
+        let evs = b.store.record_events(&events_of(&without)).await.unwrap();
         let kinds: Vec<&str> = evs.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["lead.created", "lead.updated", "lead.deleted"], "[{}]", b.name);
         assert!(evs[0].before.is_none() && evs[0].after.as_ref().unwrap()["name"] == "No mail");
@@ -326,7 +326,7 @@ async fn every_write_emits_an_event_and_the_worker_qualifies_new_leads_once() {
         assert_eq!(evs[1].actor.as_deref(), Some("admin-a"));
         assert!(evs.windows(2).all(|w| w[0].seq < w[1].seq));
         // Another tenant's events are not readable through A's access.
-        assert!(b.engine.record_events(&events_of(&b_lead)).await.unwrap().is_empty());
+        assert!(b.store.record_events(&events_of(&b_lead)).await.unwrap().is_empty());
 
         let w = workers(&b, &[&a_org, &b_org], DeliveryOptions::default());
         eventually("qualification", || async { lead(&admin, &with_mail).await["status"] == "QUALIFIED" }).await;
@@ -381,7 +381,7 @@ async fn receiver(secret: &'static str, fail: usize) -> (String, Received) {
 async fn webhooks_are_signed_retried_recorded_and_a_dead_endpoint_blocks_nothing() {
     for b in hooked().await {
         // The receivers are on loopback: allowed by the operator, as with `--webhook-allow`.
-        let b = Backend { engine: Engines::install_with(&b.engine, loopback_allowed()), ..b };
+        let b = Backend { store: Engines::install_with(&b.store, loopback_allowed()), ..b };
         let (a_org, b_org) = (org(), org());
         let admin = gql(&b, principal(&a_org, "admin-a", &["admin"]));
         let other = gql(&b, principal(&b_org, "admin-b", &["admin"]));
@@ -516,7 +516,7 @@ async fn webhooks_never_reach_internal_addresses() {
         assert!(got.lock().unwrap().is_empty(), "[{}] nothing reached the loopback receiver", b.name);
 
         // With the operator's allow-list the same name is delivered to.
-        let allowed = Backend { engine: Engines::install_with(&b.engine, loopback_allowed()), name: b.name, api: b.api.clone() };
+        let allowed = Backend { store: Engines::install_with(&b.store, loopback_allowed()), name: b.name, api: b.api.clone() };
         let w = workers(&allowed, &[&a_org], DeliveryOptions { egress: loopback_allowed(), ..fast.clone() });
         eventually("the allowed delivery", || async { !got.lock().unwrap().is_empty() }).await;
         w.stop().await;
@@ -556,11 +556,11 @@ async fn event_tables_are_behind_row_level_security() {
     use sqlx::Connection;
     let Ok(url) = std::env::var("CRM_TEST_DATABASE_URL") else { return };
     for b in hooked().await.into_iter().filter(|b| b.name == "postgres") {
-        let b = Backend { engine: Engines::install_with(&b.engine, loopback_allowed()), ..b };
+        let b = Backend { store: Engines::install_with(&b.store, loopback_allowed()), ..b };
         let (a_org, b_org) = (org(), org());
         let mut received = Vec::new();
         for o in [&a_org, &b_org] {
-            b.engine.register_tenant(o, None).await.unwrap();
+            b.store.register_tenant(o, None).await.unwrap();
             let admin = gql(&b, principal(o, "admin", &["admin"]));
             let (url, got) = receiver("a-secret-of-16-chars", 0).await;
             create(&admin, "Webhook", json!({ "url": url, "events": ["lead.*"], "secret": "a-secret-of-16-chars" })).await;
@@ -584,39 +584,34 @@ async fn event_tables_are_behind_row_level_security() {
         }
         w.stop().await;
 
-        // Through the engine, as A, with the tenant predicate removed: RLS alone keeps B out.
-        let access = b.engine.access(&crm_orm::Policy::default_roles(), &principal(&a_org, "admin", &["admin"])).await.unwrap();
-        let access_b = b.engine.access(&crm_orm::Policy::default_roles(), &principal(&b_org, "admin", &["admin"])).await.unwrap();
-        let hooks = b.engine.catalog().model("Webhook").unwrap().name.clone();
+        // Through the store, as A, with the tenant predicate removed: RLS alone keeps B out.
+        let access = b.store.access(&crm_orm::Policy::default_roles(), &principal(&a_org, "admin", &["admin"])).await.unwrap();
+        let access_b = b.store.access(&crm_orm::Policy::default_roles(), &principal(&b_org, "admin", &["admin"])).await.unwrap();
+        let hooks = b.store.catalog().model("Webhook").unwrap().name.clone();
         let all = crm_orm::Deliveries { webhook: None, first: 100 };
         let mine = b
-            .engine
-            .deliveries(&access.scope(b.engine.catalog(), &hooks, crm_orm::Op::Read, all).unwrap().danger_without_tenant_predicate())
+            .store
+            .deliveries(&access.scope(b.store.catalog(), &hooks, crm_orm::Op::Read, all).unwrap().danger_without_tenant_predicate())
             .await
             .unwrap();
-        let theirs = b.engine.deliveries(&access_b.scope(b.engine.catalog(), &hooks, crm_orm::Op::Read, all).unwrap()).await.unwrap();
+        let theirs = b.store.deliveries(&access_b.scope(b.store.catalog(), &hooks, crm_orm::Op::Read, all).unwrap()).await.unwrap();
         assert_eq!((mine.len(), theirs.len()), (2, 2), "each tenant has its own two deliveries: {mine:?} {theirs:?}");
         assert!(mine.iter().all(|d| !theirs.contains(d)));
         let b_lead = gql(&b, principal(&b_org, "admin", &["admin"])).ok("{ leads { id } }", json!({})).await["leads"][0]["id"]
             .as_str()
             .unwrap()
             .to_owned();
-        let lead = b.engine.catalog().model("Lead").unwrap().name.clone();
+        let lead = b.store.catalog().model("Lead").unwrap().name.clone();
         let q = crm_orm::RecordEvents { model: lead.clone(), record: uuid::Uuid::parse_str(&b_lead).unwrap(), first: 10 };
         let events = b
-            .engine
-            .record_events(
-                &access.scope(b.engine.catalog(), &lead, crm_orm::Op::Read, q.clone()).unwrap().danger_without_tenant_predicate(),
-            )
+            .store
+            .record_events(&access.scope(b.store.catalog(), &lead, crm_orm::Op::Read, q.clone()).unwrap().danger_without_tenant_predicate())
             .await
             .unwrap();
         assert!(events.is_empty(), "B's events through A's bypassed scope: {events:?}");
-        assert_eq!(
-            b.engine.record_events(&access_b.scope(b.engine.catalog(), &lead, crm_orm::Op::Read, q).unwrap()).await.unwrap().len(),
-            2
-        );
+        assert_eq!(b.store.record_events(&access_b.scope(b.store.catalog(), &lead, crm_orm::Op::Read, q).unwrap()).await.unwrap().len(), 2);
 
-        // A connection set to tenant A exactly as the engine sets a request's, with statements
+        // A connection set to tenant A exactly as the store sets a request's, with statements
         // that have no tenant predicate at all.
         let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
         sqlx::query("SELECT set_config('crm.org_id', $1, false), set_config('crm.read_orgs', '', false)")

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use common::*;
 use crm_graphql::{Api, SchemaOptions};
 use crm_model::standard::standard_catalog;
-use crm_orm::{Engine, EngineOptions, Policy};
+use crm_orm::{Policy, Store, StoreOptions};
 use serde_json::{Value as Json, json};
 use sqlx::Connection;
 
@@ -52,7 +52,7 @@ async fn sqlite_database_error_is_internal_and_censored() {
     let c = cast(&b, "viewer");
     let id = create(&c.admin, "Lead", json!({"name": "Before"})).await;
     let b_id = create(&c.other, "Lead", json!({"name": "Other"})).await;
-    // Break the table behind the engine's back.
+    // Break the table behind the store's back.
     let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     sqlx::query("ALTER TABLE leads RENAME COLUMN name TO name2").execute(&mut raw).await.unwrap();
     raw.close().await.unwrap();
@@ -88,13 +88,13 @@ async fn postgres_database_error_is_internal_and_censored() {
         eprintln!("note: PostgreSQL skipped (CRM_TEST_DATABASE_URL not set)");
         return;
     };
-    // The shared test database must not be broken for everyone else: this engine's sessions are
+    // The shared test database must not be broken for everyone else: this store's sessions are
     // read-only, so every write fails in the database itself.
     let sep = if url.contains('?') { '&' } else { '?' };
     let ro = format!("{url}{sep}options=-c%20default_transaction_read_only%3Don");
     let cat = Arc::new(standard_catalog().unwrap());
-    let engine = Engine::connect(&ro, cat, EngineOptions { max_connections: 2, ..EngineOptions::default() }).await.unwrap();
-    let b = Backend { name: "postgres (read-only)", engine, api: Arc::new(Api::new(SchemaOptions::default(), Policy::default_roles())) };
+    let store = Store::connect(&ro, cat, StoreOptions { max_connections: 2, ..StoreOptions::default() }).await.unwrap();
+    let b = Backend { name: "postgres (read-only)", store, api: Arc::new(Api::new(SchemaOptions::default(), Policy::default_roles())) };
     let c = cast(&b, "sales");
     for (who, g) in [("admin A", &c.admin), ("sales A", &c.restricted), ("tenant B", &c.other)] {
         for q in [

@@ -27,7 +27,7 @@ fn policy() -> Policy {
 }
 
 async fn run(api: &Api, b: &Backend, p: &Principal, q: &str) -> Json {
-    let r = api.execute(&b.engine, p, Request::new(q).variables(Variables::from_json(json!({})))).await;
+    let r = api.execute(&b.store, p, Request::new(q).variables(Variables::from_json(json!({})))).await;
     serde_json::to_value(&r).unwrap()
 }
 
@@ -122,14 +122,14 @@ fn engine_roles() -> Json {
     })
 }
 
-/// Engine operations obey field denials whichever door they come through on GraphQL (tag, route,
+/// Store operations obey field denials whichever door they come through on GraphQL (tag, route,
 /// reports, ingestion, and the worker path: rules that act later): a denied field cannot be
 /// filtered, counted or returned, from principals of two tenants; what is not denied still works.
 #[tokio::test]
 async fn engine_operations_obey_field_denials() {
     let api = Api::new(SchemaOptions::default(), policy());
     for b in backends().await {
-        let b = Backend { engine: crm_engines::Engines::install(&b.engine), name: b.name, api: b.api.clone() };
+        let b = Backend { store: crm_engines::Engines::install(&b.store), name: b.name, api: b.api.clone() };
         for (home, other) in [(org(), org()), (org(), org())] {
             let admin = principal(&home, "admin", &["admin"]);
             let (ops, analyst, social) =

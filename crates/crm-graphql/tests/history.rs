@@ -111,7 +111,7 @@ async fn history_respects_field_denials() {
             let (api, b, intern, id) = (&api, &b, intern.clone(), id.clone());
             async move {
                 let r =
-                    api.execute(&b.engine, &intern, Request::new(q).variables(crm_graphql::Variables::from_json(json!({"id": id})))).await;
+                    api.execute(&b.store, &intern, Request::new(q).variables(crm_graphql::Variables::from_json(json!({"id": id})))).await;
                 serde_json::to_value(&r).unwrap()
             }
         };
@@ -135,11 +135,11 @@ async fn concurrent_updates_keep_an_unbroken_history() {
         let statuses = ["QUALIFIED", "CONTACTED", "NEW", "REJECTED"];
         let writers: Vec<_> = (0..2)
             .map(|w| {
-                let (api, engine, p, id) = (b.api.clone(), b.engine.clone(), principal(&a, &format!("writer-{w}"), &["admin"]), id.clone());
+                let (api, store, p, id) = (b.api.clone(), b.store.clone(), principal(&a, &format!("writer-{w}"), &["admin"]), id.clone());
                 tokio::spawn(async move {
                     for i in 0..15 {
                         let (q, v) = set_status(&id, statuses[(i + w) % statuses.len()]);
-                        let r = api.execute(&engine, &p, Request::new(q).variables(crm_graphql::Variables::from_json(v))).await;
+                        let r = api.execute(&store, &p, Request::new(q).variables(crm_graphql::Variables::from_json(v))).await;
                         assert!(r.errors.is_empty(), "{:?}", r.errors);
                     }
                 })

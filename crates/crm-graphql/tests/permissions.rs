@@ -143,10 +143,10 @@ async fn default_role_matrix_and_owner_rules() {
 async fn parent_roles_read_descendant_tenants() {
     for b in backends().await {
         let (parent, child, grandchild, sibling) = (org(), org(), org(), org());
-        b.engine.ensure_tenant(&parent, None).await.unwrap();
-        b.engine.ensure_tenant(&child, Some(&parent)).await.unwrap();
-        b.engine.ensure_tenant(&grandchild, Some(&child)).await.unwrap();
-        b.engine.ensure_tenant(&sibling, None).await.unwrap();
+        b.store.ensure_tenant(&parent, None).await.unwrap();
+        b.store.ensure_tenant(&child, Some(&parent)).await.unwrap();
+        b.store.ensure_tenant(&grandchild, Some(&child)).await.unwrap();
+        b.store.ensure_tenant(&sibling, None).await.unwrap();
         let mut ids = Vec::new();
         for (o, name) in [(&parent, "P"), (&child, "C"), (&grandchild, "G"), (&sibling, "S")] {
             let admin = gql(&b, principal(o, "admin", &["admin"]));
@@ -192,11 +192,11 @@ async fn parent_roles_read_descendant_tenants() {
 async fn tenant_hierarchy_registration_refuses_cycles() {
     for b in backends().await {
         let (top, mid, low) = (org(), org(), org());
-        b.engine.register_tenant(&mid, Some(&top)).await.unwrap();
-        b.engine.register_tenant(&low, Some(&mid)).await.unwrap();
+        b.store.register_tenant(&mid, Some(&top)).await.unwrap();
+        b.store.register_tenant(&low, Some(&mid)).await.unwrap();
         // Moving the top under its own grandchild, or a tenant under itself, is refused.
-        assert!(b.engine.register_tenant(&top, Some(&low)).await.is_err(), "[{}]", b.name);
-        assert!(b.engine.register_tenant(&mid, Some(&mid)).await.is_err(), "[{}]", b.name);
+        assert!(b.store.register_tenant(&top, Some(&low)).await.is_err(), "[{}]", b.name);
+        assert!(b.store.register_tenant(&mid, Some(&mid)).await.is_err(), "[{}]", b.name);
         // A parent role in the top reads the whole chain; after moving `low` to its own root,
         // no longer.
         let admin_low = gql(&b, principal(&low, "a", &["admin"]));
@@ -204,7 +204,7 @@ async fn tenant_hierarchy_registration_refuses_cycles() {
         let head = gql(&b, principal(&top, "h", &["parent_admin"]));
         assert_eq!(head.ok("{ leads { name } }", no_vars()).await["leads"], json!([{"name": "Low"}]), "[{}]", b.name);
         let root = org();
-        b.engine.register_tenant(&low, Some(&root)).await.unwrap();
+        b.store.register_tenant(&low, Some(&root)).await.unwrap();
         assert_eq!(head.ok("{ leads { name } }", no_vars()).await["leads"], json!([]), "[{}]", b.name);
     }
 }

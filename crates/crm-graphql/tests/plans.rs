@@ -15,9 +15,9 @@ use serde_json::{Value as Json, json};
 async fn both(g: &Gql<'_>, q: &str, vars: &Json) -> (Json, Json, bool) {
     let req = || Request::new(q).variables(Variables::from_json(vars.clone()));
     let fresh = Api::new(SchemaOptions::default(), Policy::default_roles());
-    let executed = serde_json::to_value(fresh.execute(&g.b.engine, &g.p, req()).await).unwrap();
-    let _ = g.b.api.answer(&g.b.engine, &g.p, req()).await;
-    let (answer, planned) = match g.b.api.answer(&g.b.engine, &g.p, req()).await {
+    let executed = serde_json::to_value(fresh.execute(&g.b.store, &g.p, req()).await).unwrap();
+    let _ = g.b.api.answer(&g.b.store, &g.p, req()).await;
+    let (answer, planned) = match g.b.api.answer(&g.b.store, &g.p, req()).await {
         Answer::Planned(body) => (serde_json::from_str(&body).unwrap(), true),
         Answer::Executed(r) => (serde_json::to_value(r).unwrap(), false),
     };
@@ -94,10 +94,10 @@ async fn what_a_plan_does_not_vouch_for_goes_to_the_executor() {
             let req = Request::new(q).variables(Variables::from_json(vars.clone()));
             let fresh = Api::new(SchemaOptions::default(), Policy::default_roles());
             let executed = serde_json::to_value(
-                fresh.execute(&b.engine, &c.admin.p, Request::new(q).variables(Variables::from_json(vars.clone()))).await,
+                fresh.execute(&b.store, &c.admin.p, Request::new(q).variables(Variables::from_json(vars.clone()))).await,
             )
             .unwrap();
-            let answer = b.api.answer(&b.engine, &c.admin.p, req).await;
+            let answer = b.api.answer(&b.store, &c.admin.p, req).await;
             let Answer::Executed(r) = answer else { panic!("[{}] {vars}: planned", b.name) };
             let r = serde_json::to_value(r).unwrap();
             assert!(r.get("errors").is_some() || vars["s"].is_null(), "[{}] {vars}: {r}", b.name);
@@ -170,8 +170,8 @@ async fn compiled_reads_answer_each_request_with_its_own_values() {
                 for vars in seq {
                     let req = || Request::new(*q).variables(Variables::from_json(vars.clone()));
                     let fresh = Api::new(SchemaOptions::default(), Policy::default_roles());
-                    let executed = serde_json::to_value(fresh.execute(&b.engine, &g.p, req()).await).unwrap();
-                    let answer = match b.api.answer(&b.engine, &g.p, req()).await {
+                    let executed = serde_json::to_value(fresh.execute(&b.store, &g.p, req()).await).unwrap();
+                    let answer = match b.api.answer(&b.store, &g.p, req()).await {
                         Answer::Planned(body) => serde_json::from_str(&body).unwrap(),
                         Answer::Executed(r) => serde_json::to_value(r).unwrap(),
                     };

@@ -33,7 +33,7 @@ async fn seed(g: &Gql<'_>, n: usize) {
 
 /// Runs `q` as `g` and returns the data and what it asked of the database.
 async fn measured_use(g: &Gql<'_>, q: &str) -> (Json, DbUse) {
-    let (resp, used) = count_db_use(g.b.api.execute(&g.b.engine, &g.p, Request::new(q))).await;
+    let (resp, used) = count_db_use(g.b.api.execute(&g.b.store, &g.p, Request::new(q))).await;
     let r = serde_json::to_value(&resp).unwrap();
     assert!(r.get("errors").is_none(), "[{}] {q}: {r:#}", g.b.name);
     (r["data"].clone(), used)
@@ -154,10 +154,10 @@ async fn a_read_is_one_round_trip() {
             assert_eq!(n, 2, "[{}]", b.name);
         }
         // The page arguments of an aggregate-only connection are still checked.
-        let r = c.admin.b.api.execute(&c.admin.b.engine, &c.admin.p, Request::new(count(1, ", first: 1000"))).await;
+        let r = c.admin.b.api.execute(&c.admin.b.store, &c.admin.p, Request::new(count(1, ", first: 1000"))).await;
         let r = serde_json::to_value(&r).unwrap();
         assert_eq!(r["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "[{}] {r}", b.name);
-        let r = c.admin.b.api.execute(&c.admin.b.engine, &c.admin.p, Request::new(count(1, ", after: \"bm9wZQ\""))).await;
+        let r = c.admin.b.api.execute(&c.admin.b.store, &c.admin.p, Request::new(count(1, ", after: \"bm9wZQ\""))).await;
         let r = serde_json::to_value(&r).unwrap();
         assert_eq!(r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "[{}] {r}", b.name);
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crm_model::standard::standard_models;
 use crm_model::{FieldDef, ModelDef, OrgId, RoleName, resolve};
-use crm_orm::{Data, Engine, EngineOptions, Filter, Op, OrderBy, Page, Policy, Principal, Read, Selection, Write, WriteResult, authorize};
+use crm_orm::{Data, Filter, Op, OrderBy, Page, Policy, Principal, Read, Selection, Store, StoreOptions, Write, WriteResult, authorize};
 use serde_json::json;
 
 #[tokio::main]
@@ -26,8 +26,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. Connect and create the tables (idempotent).
     let path = std::env::temp_dir().join(format!("crm-quickstart-{}.db", std::process::id()));
-    let engine = Engine::connect(&format!("sqlite://{}", path.display()), catalog.clone(), EngineOptions::default()).await?;
-    engine.migrate().await?;
+    let store = Store::connect(&format!("sqlite://{}", path.display()), catalog.clone(), StoreOptions::default()).await?;
+    store.migrate().await?;
 
     let policy = Policy::default_roles();
     let tenant =
@@ -44,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "data",
         )?;
         let w = authorize(&catalog, &policy, p, &project.name, Op::Create, Write::Create { model: project.name.clone(), data })?;
-        if let WriteResult::One(Some(row)) = engine.write(&w, &Selection::scalars(&project)).await? {
+        if let WriteResult::One(Some(row)) = store.write(&w, &Selection::scalars(&project)).await? {
             println!("created in {}: {row}", p.org_id);
         }
     }
@@ -56,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         read.order = vec![OrderBy::parse(&project, "name_ASC")?];
         read.page = Page { first: Some(10), ..Page::default() };
         read.count = true;
-        let page = engine.read(&authorize(&catalog, &policy, p, &project.name, Op::Read, read)?).await?;
+        let page = store.read(&authorize(&catalog, &policy, p, &project.name, Op::Read, read)?).await?;
         println!("{} sees {} project(s):", p.org_id, page.count.unwrap_or(0));
         for row in &page.rows {
             println!("  {} ({})", row["name"], row["budget"]);

@@ -3,9 +3,9 @@
 //! - `raw`: the query alone (a role that bypasses RLS) — the ceiling;
 //! - `tx-local`: the common pattern `BEGIN; set_config(.., true); query; COMMIT` (4 round trips);
 //! - `session`: `set_config(.., false)` on the checked-out connection, then the query (2 round
-//!   trips; the engine's reads did this before they set the tenant inside the statement);
+//!   trips; the store's reads did this before they set the tenant inside the statement);
 //! - `sess+reset`: the same plus clearing the setting when the connection is released;
-//! - `engine`: `Engine::read` end to end (scope, SQL building, JSON rows, cursors).
+//! - `store`: `Store::read` end to end (scope, SQL building, JSON rows, cursors).
 //!
 //! Usage (a throwaway database from `.ci/pg-start`):
 //! `CRM_BENCH_DATABASE_URL=postgres://crm:crm@127.0.0.1:54329/crm_test \
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crm_model::standard::standard_catalog;
 use crm_model::{OrgId, RoleName};
-use crm_orm::{Data, Engine, EngineOptions, Op, OrderBy, Page, Policy, Principal, Read, Selection, Write, authorize};
+use crm_orm::{Data, Op, OrderBy, Page, Policy, Principal, Read, Selection, Store, StoreOptions, Write, authorize};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgPool};
 
@@ -58,10 +58,9 @@ async fn main() {
     let app_url = std::env::var("CRM_BENCH_DATABASE_URL").expect("CRM_BENCH_DATABASE_URL");
     let admin_url = std::env::var("CRM_BENCH_ADMIN_URL").expect("CRM_BENCH_ADMIN_URL (a superuser, for the raw baseline)");
     let catalog = Arc::new(standard_catalog().unwrap());
-    let engine = Engine::connect(&app_url, catalog.clone(), EngineOptions { max_connections: TASKS as u32, ..EngineOptions::default() })
-        .await
-        .unwrap();
-    engine.migrate().await.unwrap();
+    let store =
+        Store::connect(&app_url, catalog.clone(), StoreOptions { max_connections: TASKS as u32, ..StoreOptions::default() }).await.unwrap();
+    store.migrate().await.unwrap();
     let org = OrgId::new("bench-org").unwrap();
     let p = Principal { sub: "bench".into(), org_id: org.clone(), roles: vec![RoleName::new("admin").unwrap()] };
     let policy = Policy::default_roles();
@@ -70,14 +69,14 @@ async fn main() {
         let mut r = Read::new(&lead);
         r.count = true;
         r.page = Page { first: Some(1), ..Page::default() };
-        engine.read(&authorize(&catalog, &policy, &p, &lead.name, Op::Read, r).unwrap()).await.unwrap().count.unwrap_or(0)
+        store.read(&authorize(&catalog, &policy, &p, &lead.name, Op::Read, r).unwrap()).await.unwrap().count.unwrap_or(0)
     };
     for i in have..1000 {
         let data =
             Data::parse(&catalog, &lead, &serde_json::json!({"name": format!("Lead {i}"), "email": format!("l{i}@example.com")}), "data")
                 .unwrap();
         let w = authorize(&catalog, &policy, &p, &lead.name, Op::Create, Write::Create { model: lead.name.clone(), data }).unwrap();
-        engine.write(&w, &Selection::default()).await.unwrap();
+        store.write(&w, &Selection::default()).await.unwrap();
     }
     let admin: PgPool = PgPoolOptions::new().max_connections(TASKS as u32).connect(&admin_url).await.unwrap();
     let app: PgPool = PgPoolOptions::new().max_connections(TASKS as u32).connect(&app_url).await.unwrap();
@@ -150,14 +149,14 @@ async fn main() {
         }
     })
     .await;
-    let engine = Arc::new(engine);
+    let store = Arc::new(store);
     let mut read = Read::new(&lead);
     read.order = vec![OrderBy::parse(&lead, "createdAt_DESC").unwrap()];
     let scoped = Arc::new(authorize(&catalog, &policy, &p, &lead.name, Op::Read, read).unwrap());
-    measure("engine", move || {
-        let (engine, scoped) = (engine.clone(), scoped.clone());
+    measure("store", move || {
+        let (store, scoped) = (store.clone(), scoped.clone());
         async move {
-            let page = engine.read(&scoped).await.unwrap();
+            let page = store.read(&scoped).await.unwrap();
             assert_eq!(page.rows.len(), 10);
         }
     })

@@ -294,7 +294,7 @@ impl Access {
     pub fn writes_field(&self, model: &ModelName, field: &str) -> bool {
         !self.denials.get(model).is_some_and(|d| d.write.iter().any(|f| f.as_str() == field))
     }
-    /// Only the engine, which looked the descendants up, widens reads.
+    /// Only the store, which looked the descendants up, widens reads.
     pub(crate) fn with_descendants(mut self, orgs: Vec<OrgId>) -> Access {
         self.read_orgs = Arc::new(orgs);
         self
@@ -448,7 +448,7 @@ impl Access {
     /// The access of the platform's own engines (tagging, routing, workers) acting in `org`:
     /// every operation on every model of `catalog`, confined to that one tenant like any other
     /// access. `actor` is written to `createdBy`/`updatedBy` (e.g. `system:routing`, or the
-    /// user on whose request the engine acts).
+    /// user on whose request the store acts).
     /// Outside crm-orm it is reached only through [`crate::CrossTenant::system_access`].
     #[must_use]
     pub(crate) fn system(catalog: &Catalog, org: OrgId, actor: impl Into<String>) -> Access {
@@ -484,7 +484,7 @@ impl Access {
     }
 
     /// Scopes a change or read of the tenant's own metadata (custom fields and objects, see
-    /// [`crate::Engine::define`]) to the caller's tenant.
+    /// [`crate::Store::define`]) to the caller's tenant.
     ///
     /// # Errors
     /// `Forbidden` without a role that defines metadata.

@@ -2,7 +2,7 @@
 //!
 //! A [`ReadStatement`] is what one read sends: the page statement with the plan its rows are
 //! written by, and the aggregate statement when one is asked for. It is built by pure code
-//! from a [`Scoped`] read (so only an authorized read has one) and run by the engine.
+//! from a [`Scoped`] read (so only an authorized read has one) and run by the store.
 //!
 //! A [`CompiledRead`] is a read statement whose parameters are tied to the request's
 //! arguments: a client sends the same operation over and over with new variables, and building

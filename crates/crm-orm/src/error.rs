@@ -1,13 +1,13 @@
-//! Errors of the engine. Every variant maps to one client-facing code (see [`OrmError::code`]);
+//! Errors of the store. Every variant maps to one client-facing code (see [`OrmError::code`]);
 //! database errors are kept whole for logs and never shown to clients.
 
 use crm_model::{ErrorCode, MetadataError, ValueError};
 use thiserror::Error;
 
-/// What went wrong inside the engine: never the client's fault, never shown to a client.
+/// What went wrong inside the store: never the client's fault, never shown to a client.
 #[derive(Debug, Error)]
 pub enum Internal {
-    /// The database returned something the engine cannot read: a value of a statement the engine
+    /// The database returned something the store cannot read: a value of a statement the store
     /// built itself, so a bug or a foreign change of the schema.
     #[error("unreadable {what} from the database: {detail}")]
     Decode {
@@ -27,7 +27,7 @@ pub enum Internal {
     Invariant(String),
 }
 
-/// An engine error.
+/// A store error.
 #[derive(Debug, Error)]
 pub enum OrmError {
     /// A field, operator or argument that does not exist or does not fit (path names the input).
@@ -79,7 +79,7 @@ pub enum OrmError {
     /// A system migration failed.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// Something inside the engine failed (a bug, or data the engine cannot read).
+    /// Something inside the store failed (a bug, or data the store cannot read).
     #[error("internal: {0}")]
     Internal(#[from] Internal),
 }
@@ -144,10 +144,10 @@ impl OrmError {
     }
 }
 
-/// Result alias of the engine.
+/// Result alias of the store.
 pub type Result<T, E = OrmError> = std::result::Result<T, E>;
 
-/// `text` (JSON a statement of the engine built) decoded as `T`: `what` names it in the error.
+/// `text` (JSON a statement of the store built) decoded as `T`: `what` names it in the error.
 ///
 /// # Errors
 /// Text that is not a `T`, as an internal decode error.

@@ -170,7 +170,7 @@ impl FieldUse for StageQuery {
     }
 }
 
-/// Denied fields are left out of the events' data instead (see `Engine::record_events`).
+/// Denied fields are left out of the events' data instead (see `Store::record_events`).
 impl FieldUse for RecordEvents {
     fn check_fields(&self, _: &Catalog, _: &FieldCheck<'_>) -> Result<()> {
         Ok(())

@@ -735,8 +735,8 @@ pub struct GroupBy {
 }
 
 /// The records of `model` matching `filter` that the caller may `op`: the target set of on-demand
-/// engine work (re-tagging, routing). Only ids are read. `filter` is the caller's and is checked
-/// against their field denials; `platform` is a condition the engine adds itself (such as "not
+/// store work (re-tagging, routing). Only ids are read. `filter` is the caller's and is checked
+/// against their field denials; `platform` is a condition the store adds itself (such as "not
 /// assigned yet") and is not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Targets {
@@ -746,7 +746,7 @@ pub struct Targets {
     pub op: Op,
     /// The caller's filter.
     pub filter: Filter,
-    /// The engine's own condition, AND-ed to the caller's.
+    /// The store's own condition, AND-ed to the caller's.
     pub platform: Filter,
 }
 

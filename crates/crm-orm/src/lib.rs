@@ -1,8 +1,8 @@
-//! The engine of crm-platform: query IR, authorization scope, SQL building (sea-query, pure) and
+//! The store of crm-platform: query IR, authorization scope, SQL building (sea-query, pure) and
 //! execution (sqlx) on SQLite and PostgreSQL. The only crate that talks SQL.
 //!
 //! Pipeline: JSON/GraphQL input -> [`ir`] (parsed against the Catalog) -> [`authorize`] ->
-//! [`Scoped`] -> [`sql`] (pure: every statement as SQL + bound values) -> [`Engine`] (sqlx:
+//! [`Scoped`] -> [`sql`] (pure: every statement as SQL + bound values) -> [`Store`] (sqlx:
 //! runs them).
 //!
 //! The facade: everything a caller needs is re-exported here. Two modules are public beside
@@ -26,7 +26,7 @@ pub use authorization::{
 pub use compiled::{CompiledRead, ReadStatement, Statement};
 pub use error::{OrmError, Result};
 pub use exec::{
-    CrossTenant, DbUse, Definitions, Engine, EngineOptions, EventWork, MAX_TARGETS, MetaChange, StageStats, StageStay, TxCtx, TxFuture,
+    CrossTenant, DbUse, Definitions, EventWork, MAX_TARGETS, MetaChange, StageStats, StageStay, Store, StoreOptions, TxCtx, TxFuture,
     TxWork, WriteHook, WriteResult, Written, count_db_use,
 };
 pub use ir::{

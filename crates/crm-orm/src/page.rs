@@ -8,7 +8,7 @@ use crate::ir::{OrderBy, Page};
 use crate::sql::{encode_cursor, order_spec};
 
 /// One page of rows: JSON objects keyed by the selection's keys, decoded (`Json`) or as JSON
-/// text (`String`, [`Engine::read_text`]).
+/// text (`String`, [`Store::read_text`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageResult<R = Json> {
     /// Rows as JSON objects keyed by the selection's keys.

@@ -1,4 +1,4 @@
-//! Integration suite of the engine, run on SQLite and PostgreSQL.
+//! Integration suite of the store, run on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;

@@ -156,17 +156,17 @@ async fn postgres_row_level_security_blocks_foreign_reads_without_the_scope_pred
     bb.create("Lead", json!({"name": "B's lead"})).await.unwrap();
     bb.create("Lead", json!({"name": "B's other lead"})).await.unwrap();
 
-    let model = b.engine.catalog().model("Lead").unwrap().clone();
+    let model = b.store.catalog().model("Lead").unwrap().clone();
     let read = Read { filter: Filter::True, ..Read::new(&model) };
     let policy = Policy::default_roles();
-    let scoped = authorize(b.engine.catalog(), &policy, &a.p, &model.name, Op::Read, read.clone()).unwrap();
-    let with_scope = b.engine.read(&scoped).await.unwrap();
-    let without = b.engine.read(&scoped.danger_without_tenant_predicate()).await.unwrap();
+    let scoped = authorize(b.store.catalog(), &policy, &a.p, &model.name, Op::Read, read.clone()).unwrap();
+    let with_scope = b.store.read(&scoped).await.unwrap();
+    let without = b.store.read(&scoped.danger_without_tenant_predicate()).await.unwrap();
     let names = |p: &crm_orm::PageResult| p.rows.iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
     assert_eq!(names(&with_scope), ["A's lead"]);
     assert_eq!(names(&without), ["A's lead"], "RLS alone keeps B's rows out");
-    let scoped_b = authorize(b.engine.catalog(), &policy, &bb.p, &model.name, Op::Read, read).unwrap();
-    assert_eq!(b.engine.read(&scoped_b.danger_without_tenant_predicate()).await.unwrap().rows.len(), 2);
+    let scoped_b = authorize(b.store.catalog(), &policy, &bb.p, &model.name, Op::Read, read).unwrap();
+    assert_eq!(b.store.read(&scoped_b.danger_without_tenant_predicate()).await.unwrap().rows.len(), 2);
 
     // A plain session of the same role, no tenant set: no rows; a tenant set: only its rows.
     let url = std::env::var("CRM_TEST_DATABASE_URL").unwrap();
@@ -174,7 +174,7 @@ async fn postgres_row_level_security_blocks_foreign_reads_without_the_scope_pred
     let mut conn = pool.acquire().await.unwrap();
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads").fetch_one(&mut *conn).await.unwrap();
     assert_eq!(n, 0, "fails closed without a tenant");
-    // As the engine sets a tenant: `crm.read_orgs` governs reads, `crm.org_id` writes.
+    // As the store sets a tenant: `crm.read_orgs` governs reads, `crm.org_id` writes.
     sqlx::query("SELECT set_config('crm.org_id', $1, false), set_config('crm.read_orgs', $1, false)")
         .bind(oa.as_str())
         .execute(&mut *conn)

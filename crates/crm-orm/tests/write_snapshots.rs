@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-//! Snapshots of every statement the engine sends besides reads, on both dialects, with their
+//! Snapshots of every statement the store sends besides reads, on both dialects, with their
 //! bound parameters: writes, the audit log, the outbox and the consumers' positions, webhook
 //! deliveries, the tenant registry, metadata, stage statistics, locks and migration
 //! bookkeeping. No database: this is the pure statement layer (`crm_orm::sql`).

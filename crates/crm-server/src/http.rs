@@ -178,7 +178,7 @@ pub(crate) async fn track(State(state): State<AppState>, mut req: Request, next:
     let metrics = state.metrics();
     let _in_flight = metrics.start();
     let started = Instant::now();
-    // The handler runs on this task, so the engine's statements are counted here.
+    // The handler runs on this task, so the store's statements are counted here.
     let (resp, db) = crm_orm::count_db_use(next.run(req)).await;
     let elapsed = started.elapsed();
     metrics.record_http(route.as_deref(), &method, resp.status());

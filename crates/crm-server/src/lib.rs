@@ -9,7 +9,7 @@
 //! (413 `LIMIT_EXCEEDED`).
 #![forbid(unsafe_code)]
 
-pub mod auth;
+pub mod authentication;
 mod config;
 mod files;
 mod http;
@@ -27,14 +27,14 @@ use axum::routing::get;
 use axum::{Extension, Json, Router, middleware};
 use crm_graphql::{Api, Request, SchemaOptions};
 use crm_model::standard::standard_catalog;
-use crm_orm::{Engine, EngineOptions, OrmError, Principal};
+use crm_orm::{OrmError, Principal, Store, StoreOptions};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::CorsLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::auth::{AuthError, Authenticator, DevKey, Oidc, OidcSettings, Secret};
+use crate::authentication::{AuthError, Authenticator, DevKey, Oidc, OidcSettings, Secret};
 pub use crate::config::{BODY_LIMIT, Config, DEFAULT_LISTEN, LogFormat, REQUEST_TIMEOUT_SECS, redact_url};
 use crate::http::{OperationSlot, Outcome, gql_error};
 pub use crate::http::{RequestId, X_REQUEST_ID};
@@ -46,7 +46,7 @@ pub enum ServerError {
     /// IO (data directory, listener).
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    /// The engine (database, migrations, metadata).
+    /// The store (database, migrations, metadata).
     #[error(transparent)]
     Orm(#[from] OrmError),
     /// Metadata did not resolve.
@@ -57,20 +57,20 @@ pub enum ServerError {
     Config(String),
 }
 
-/// Connects the engine with the standard catalog.
+/// Connects the store with the standard catalog.
 ///
 /// # Errors
 /// Bad URL, unreachable database, a role that bypasses row-level security.
-pub async fn connect(config: &Config) -> Result<Engine, ServerError> {
+pub async fn connect(config: &Config) -> Result<Store, ServerError> {
     let catalog = Arc::new(standard_catalog()?);
     let url = config.resolved_database_url()?;
-    let opts = EngineOptions {
+    let opts = StoreOptions {
         max_connections: config.db_max_connections,
         limits: crm_orm::Limits { default_page: config.default_page_size, max_page: config.max_page_size },
-        ..EngineOptions::default()
+        ..StoreOptions::default()
     };
     // The CRM engines' write hook (rule validation, tagging, routing) runs in every write.
-    Ok(crm_engines::Engines::install_with(&Engine::connect(&url, catalog, opts).await?, config.egress()?))
+    Ok(crm_engines::Engines::install_with(&Store::connect(&url, catalog, opts).await?, config.egress()?))
 }
 
 /// Sets up logging to standard output in `format`, at the level `RUST_LOG` gives (default
@@ -93,7 +93,7 @@ struct HttpSettings {
 }
 
 struct Shared {
-    engine: Arc<Engine>,
+    store: Arc<Store>,
     api: Arc<Api>,
     auth: Authenticator,
     http: HttpSettings,
@@ -114,18 +114,18 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State for `engine` with the authentication, limits and HTTP settings of `config`: OpenID
+    /// State for `store` with the authentication, limits and HTTP settings of `config`: OpenID
     /// provider discovery when an issuer is configured, else development mode (refused on a
     /// non-loopback address unless allowed).
     ///
     /// # Errors
     /// Incomplete OIDC settings, an unreachable provider, development mode exposed, an invalid
     /// CORS origin.
-    pub async fn new(engine: Arc<Engine>, config: &Config) -> Result<AppState, ServerError> {
-        AppState::with_routes(engine, config, None).await
+    pub async fn new(store: Arc<Store>, config: &Config) -> Result<AppState, ServerError> {
+        AppState::with_routes(store, config, None).await
     }
 
-    async fn with_routes(engine: Arc<Engine>, config: &Config, routes: Option<Router<AppState>>) -> Result<AppState, ServerError> {
+    async fn with_routes(store: Arc<Store>, config: &Config, routes: Option<Router<AppState>>) -> Result<AppState, ServerError> {
         config.validate()?;
         let http = HttpSettings {
             body_limit: config.body_limit,
@@ -184,13 +184,13 @@ impl AppState {
             delivery: crm_engines::webhooks::DeliveryOptions { egress, ..Default::default() },
             ..crm_engines::WorkerOptions::default()
         });
-        Ok(AppState(Arc::new(Shared { engine, api, auth, http, metrics: Metrics::default(), routes, workers })))
+        Ok(AppState(Arc::new(Shared { store, api, auth, http, metrics: Metrics::default(), routes, workers })))
     }
 
-    /// The engine.
+    /// The store.
     #[must_use]
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.0.engine
+    pub fn store(&self) -> &Arc<Store> {
+        &self.0.store
     }
 
     /// The request metrics.
@@ -205,7 +205,7 @@ impl AppState {
     }
 }
 
-/// Builds an [`AppState`]: connects and migrates the database unless given an engine, sets up
+/// Builds an [`AppState`]: connects and migrates the database unless given a store, sets up
 /// authentication, and optionally adds routes of the embedding program (served under the same
 /// layers).
 ///
@@ -219,7 +219,7 @@ impl AppState {
 /// ```
 pub struct App {
     config: Config,
-    engine: Option<Arc<Engine>>,
+    store: Option<Arc<Store>>,
     migrate: bool,
     routes: Option<Router<AppState>>,
 }
@@ -234,13 +234,13 @@ impl App {
     /// A builder for `config`.
     #[must_use]
     pub fn new(config: Config) -> App {
-        App { config, engine: None, migrate: true, routes: None }
+        App { config, store: None, migrate: true, routes: None }
     }
 
-    /// Uses `engine` instead of connecting to the configured database.
+    /// Uses `store` instead of connecting to the configured database.
     #[must_use]
-    pub fn engine(mut self, engine: Arc<Engine>) -> App {
-        self.engine = Some(engine);
+    pub fn store(mut self, store: Arc<Store>) -> App {
+        self.store = Some(store);
         self
     }
 
@@ -265,19 +265,19 @@ impl App {
         &self.config
     }
 
-    /// Connects (unless given an engine), migrates (unless told not to) and builds the state.
+    /// Connects (unless given a store), migrates (unless told not to) and builds the state.
     ///
     /// # Errors
     /// See [`connect`] and [`AppState::new`].
     pub async fn build(self) -> Result<AppState, ServerError> {
-        let engine = match self.engine {
+        let store = match self.store {
             Some(e) => e,
             None => Arc::new(connect(&self.config).await?),
         };
         if self.migrate {
-            engine.migrate().await?;
+            store.migrate().await?;
         }
-        AppState::with_routes(engine, &self.config, self.routes).await
+        AppState::with_routes(store, &self.config, self.routes).await
     }
 
     /// Builds, then serves on `listener` (and on `--metrics-listen` when configured) until
@@ -305,7 +305,7 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    match state.0.engine.ready().await {
+    match state.0.store.ready().await {
         Ok(true) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "migrations pending" }))),
         Err(e) => {
@@ -317,7 +317,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let mut text = state.metrics().render();
-    let (size, idle) = state.0.engine.pool_stats();
+    let (size, idle) = state.0.store.pool_stats();
     text.push_str("# HELP crm_db_pool_connections Database connections open.\n# TYPE crm_db_pool_connections gauge\n");
     text.push_str(&format!("crm_db_pool_connections {size}\n"));
     text.push_str("# HELP crm_db_pool_idle_connections Open database connections not in use.\n# TYPE crm_db_pool_idle_connections gauge\n");
@@ -380,7 +380,7 @@ async fn graphql(
     if let Some(Extension(slot)) = slot {
         slot.set(operation);
     }
-    let response = match state.api.answer(&state.engine, &principal, request).await {
+    let response = match state.api.answer(&state.store, &principal, request).await {
         // A planned operation's body, as the plan wrote it.
         crm_graphql::Answer::Planned(body) => {
             let mut resp = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
@@ -467,7 +467,7 @@ pub async fn serve(
     metrics_listener: Option<TcpListener>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let workers = state.0.workers.clone().map(|o| crm_engines::Engines::start_workers(&state.0.engine, o));
+    let workers = state.0.workers.clone().map(|o| crm_engines::Engines::start_workers(&state.0.store, o));
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let main = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
         shutdown.await;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use crm_server::auth::DevKey;
+use crm_server::authentication::DevKey;
 use crm_server::{App, Config, ServerError, connect, init_logging, serve};
 
 /// mimalloc instead of the system allocator: a request allocates and frees many small objects
@@ -108,8 +108,8 @@ async fn main_inner(cli: Cli) -> Result<(), ServerError> {
         println!("{token}");
         return Ok(());
     }
-    let engine = connect(&cli.config).await?;
-    engine.migrate().await?;
+    let store = connect(&cli.config).await?;
+    store.migrate().await?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             tracing::info!("migrations applied");
@@ -118,7 +118,7 @@ async fn main_inner(cli: Cli) -> Result<(), ServerError> {
         Command::DevToken { .. } | Command::CheckConfig => Ok(()),
         Command::SeedDemo { org } => {
             let org = crm_model::OrgId::new(&org).map_err(|e| ServerError::Config(e.to_string()))?;
-            match crm_server::seed::seed_demo(&engine, &org).await? {
+            match crm_server::seed::seed_demo(&store, &org).await? {
                 Some(seeded) => {
                     println!("tenant {org} seeded:");
                     for (model, n) in seeded.records {
@@ -133,12 +133,12 @@ async fn main_inner(cli: Cli) -> Result<(), ServerError> {
         Command::Tenant { org, parent } => {
             let org = crm_model::OrgId::new(&org).map_err(|e| ServerError::Config(e.to_string()))?;
             let parent = parent.map(|p| crm_model::OrgId::new(&p)).transpose().map_err(|e| ServerError::Config(e.to_string()))?;
-            engine.register_tenant(&org, parent.as_ref()).await?;
+            store.register_tenant(&org, parent.as_ref()).await?;
             println!("tenant {org} registered{}", parent.map(|p| format!(" under {p}")).unwrap_or_default());
             Ok(())
         }
         Command::Serve => {
-            let state = App::new(cli.config.clone()).engine(Arc::new(engine)).migrate(false).build().await?;
+            let state = App::new(cli.config.clone()).store(Arc::new(store)).migrate(false).build().await?;
             let listener = tokio::net::TcpListener::bind(cli.config.listen).await?;
             tracing::info!(addr = %listener.local_addr()?, "listening");
             let metrics_listener = match cli.config.metrics_listen {

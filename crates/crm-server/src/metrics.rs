@@ -15,7 +15,7 @@
 //!   (`/graphql`) or `unmatched`, so it is bounded by the routes.
 //! - `crm_http_requests_in_flight`, `crm_metrics_label_overflow_total`, `crm_build_info{version}`.
 //!
-//! Database pool gauges are not exported: the engine exposes no pool statistics.
+//! Database pool gauges are not exported: the store exposes no pool statistics.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;

@@ -9,7 +9,7 @@ use crm_engines::ingest::{Ingest, SocialInput};
 use crm_engines::routing::RouteLeads;
 use crm_engines::tagging::Retag;
 use crm_model::ErrorCode;
-use crm_orm::{Access, Engine, OrmError};
+use crm_orm::{Access, OrmError, Store};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -42,10 +42,10 @@ fn ok(v: Json) -> Response {
     resp
 }
 
-/// The authenticated caller's tenant engine and access: an extractor, run (after
+/// The authenticated caller's tenant store and access: an extractor, run (after
 /// [`Authenticated`]) before the body is read.
 pub(crate) struct Caller {
-    engine: Engine,
+    store: Store,
     access: Access,
 }
 
@@ -56,8 +56,8 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
         let Authenticated(principal) =
             <Authenticated as axum::extract::FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
         let s = &state.0;
-        let (engine, access) = s.api.prepare(&s.engine, &principal).await.map_err(|e| error(&e))?;
-        Ok(Caller { engine, access })
+        let (store, access) = s.api.prepare(&s.store, &principal).await.map_err(|e| error(&e))?;
+        Ok(Caller { store, access })
     }
 }
 
@@ -100,13 +100,13 @@ struct SocialBody {
 
 /// `POST /api/leads/tag` `{"where": LeadWhere?}`: applies the tag rules to the matching leads
 /// the caller may update.
-pub(crate) async fn tag(Caller { engine, access }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+pub(crate) async fn tag(Caller { store, access }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
     let b: TagBody = match body(&headers, &bytes) {
         Ok(b) => b,
         Err(r) => return r,
     };
     let work = Retag { filter: b.filter.unwrap_or_else(|| json!({})) };
-    match engine.transaction(&access, &work).await {
+    match store.transaction(&access, &work).await {
         Ok(o) => ok(serde_json::to_value(o).unwrap_or(Json::Null)),
         Err(e) => error(&e),
     }
@@ -114,33 +114,33 @@ pub(crate) async fn tag(Caller { engine, access }: Caller, headers: HeaderMap, b
 
 /// `POST /api/leads/route` `{"where": LeadWhere?, "reassign": bool?, "at": instant?}`: routes the
 /// matching leads the caller may update.
-pub(crate) async fn route(Caller { engine, access }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+pub(crate) async fn route(Caller { store, access }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
     let b: RouteBody = match body(&headers, &bytes) {
         Ok(b) => b,
         Err(r) => return r,
     };
     let work = RouteLeads { filter: b.filter.unwrap_or_else(|| json!({})), reassign: b.reassign, at: b.at };
-    match engine.transaction(&access, &work).await {
+    match store.transaction(&access, &work).await {
         Ok(d) => ok(json!({ "decisions": d })),
         Err(e) => error(&e),
     }
 }
 
 /// `GET /api/reports/summary`.
-pub(crate) async fn summary(Caller { engine, access }: Caller) -> Response {
-    match crm_engines::reports::summary(&engine, &access).await {
+pub(crate) async fn summary(Caller { store, access }: Caller) -> Response {
+    match crm_engines::reports::summary(&store, &access).await {
         Ok(v) => ok(v),
         Err(e) => error(&e),
     }
 }
 
 /// `POST /api/social/events` `{"events": [SocialEventInput]}`.
-pub(crate) async fn social(Caller { engine, access }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+pub(crate) async fn social(Caller { store, access }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
     let b: SocialBody = match body(&headers, &bytes) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match engine.transaction(&access, &Ingest { events: b.events }).await {
+    match store.transaction(&access, &Ingest { events: b.events }).await {
         Ok(o) => ok(serde_json::to_value(o).unwrap_or(Json::Null)),
         Err(e) => error(&e),
     }

@@ -6,7 +6,7 @@
 
 use crm_engines::ingest::{Ingest, SocialInput};
 use crm_model::OrgId;
-use crm_orm::{Engine, Filter, OrmError, Page, Read, TxCtx, TxFuture, TxWork};
+use crm_orm::{Filter, OrmError, Page, Read, Store, TxCtx, TxFuture, TxWork};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
@@ -175,18 +175,18 @@ impl TxWork for Seed {
 ///
 /// # Errors
 /// Database failures.
-pub async fn seed_demo(engine: &Engine, org: &OrgId) -> Result<Option<Seeded>, OrmError> {
-    engine.register_tenant(org, None).await?;
+pub async fn seed_demo(store: &Store, org: &OrgId) -> Result<Option<Seeded>, OrmError> {
+    store.register_tenant(org, None).await?;
     // Seeding is platform work: the platform's own access in the demo tenant.
-    let access = engine.cross_tenant_platform_work().system_access(org.clone(), "seed-demo");
-    let member = engine.catalog().model("Member").cloned().ok_or_else(|| OrmError::missing_model("Member"))?;
+    let access = store.cross_tenant_platform_work().system_access(org.clone(), "seed-demo");
+    let member = store.catalog().model("Member").cloned().ok_or_else(|| OrmError::missing_model("Member"))?;
     let mut read = Read::new(&member);
     read.page = Page { first: Some(1), ..Page::default() };
     read.filter = Filter::True;
-    if !engine.read(&access.scope(engine.catalog(), &member.name, crm_orm::Op::Read, read)?).await?.rows.is_empty() {
+    if !store.read(&access.scope(store.catalog(), &member.name, crm_orm::Op::Read, read)?).await?.rows.is_empty() {
         return Ok(None);
     }
-    engine.transaction(&access, &Seed).await?;
+    store.transaction(&access, &Seed).await?;
     let social = |platform: &str, kind: &str, id: &str, thread: Option<&str>, handle: &str, name: &str, text: &str| SocialInput {
         platform: platform.to_owned(),
         kind: kind.to_owned(),
@@ -206,15 +206,15 @@ pub async fn seed_demo(engine: &Engine, org: &OrgId) -> Result<Option<Seeded>, O
         social("x", "MENTION", "x-1004", None, "@mayasingh", "Maya Singh", "@demo_crm help, the export button does nothing"),
         social("linkedin", "DM", "li-5", None, "sara-lind", "Sara Lind", "Interested in a demo for our sales team."),
     ];
-    let outcome = engine.transaction(&access, &Ingest { events }).await?;
+    let outcome = store.transaction(&access, &Ingest { events }).await?;
     tracing::info!(created = outcome.created, leads = outcome.leads_created, tickets = outcome.tickets_created, "social events ingested");
     let mut records = Vec::new();
     for m in ["Member", "Account", "Contact", "Lead", "Opportunity", "Ticket", "Activity", "SocialEvent", "Assignment", "TagAssignment"] {
-        let Some(model) = engine.catalog().model(m).cloned() else { continue };
+        let Some(model) = store.catalog().model(m).cloned() else { continue };
         let mut read = Read::new(&model);
         read.count = true;
         read.page = Page { first: Some(1), ..Page::default() };
-        let n = engine.read(&access.scope(engine.catalog(), &model.name, crm_orm::Op::Read, read)?).await?.count.unwrap_or(0);
+        let n = store.read(&access.scope(store.catalog(), &model.name, crm_orm::Op::Read, read)?).await?.count.unwrap_or(0);
         records.push((m.to_owned(), usize::try_from(n).unwrap_or(0)));
     }
     Ok(Some(Seeded { records }))

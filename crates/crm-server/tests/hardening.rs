@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crm_server::auth::DevKey;
+use crm_server::authentication::DevKey;
 use crm_server::{App, Config};
 use serde_json::{Value as Json, json};
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use base64::Engine as _;
-use crm_server::auth::DevKey;
+use crm_server::authentication::DevKey;
 use crm_server::{App, AppState, Config};
 use sha2::{Digest, Sha256};
 

@@ -133,9 +133,9 @@ impl Server {
             config.oidc_client_id = Some(p.client_id.clone());
             config.oidc_client_secret = Some(p.secret.clone());
         }
-        let engine = Arc::new(connect(&config).await.unwrap());
-        engine.migrate().await.unwrap();
-        let state = AppState::new(engine, &config).await.unwrap();
+        let store = Arc::new(connect(&config).await.unwrap());
+        store.migrate().await.unwrap();
+        let state = AppState::new(store, &config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use crm_server::auth::DevKey;
+use crm_server::authentication::DevKey;
 use crm_server::{AppState, Config, connect, run};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -47,13 +47,13 @@ async fn fresh_data_dir_is_created_migrated_and_served() {
     assert!(args.config.database_url.is_none() || std::env::var("CRM_DATABASE_URL").is_ok());
     let mut config = args.config;
     config.database_url = None;
-    let engine = connect(&config).await.unwrap();
-    engine.migrate().await.unwrap();
+    let store = connect(&config).await.unwrap();
+    store.migrate().await.unwrap();
     assert!(dir.join("crm.db").exists(), "the SQLite file is created in the data directory");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(Arc::new(engine), &config).await.unwrap();
+    let state = AppState::new(Arc::new(store), &config).await.unwrap();
     let server = tokio::spawn(run(state, listener, async move {
         let _ = rx.await;
     }));
@@ -77,13 +77,13 @@ async fn graphql_over_http_with_dev_tokens() {
     let mut config = Args::parse_from(["crm-server", "--data-dir", dir.to_str().unwrap()]).config;
     config.database_url = None;
     config.oidc_issuer = None;
-    let engine = Arc::new(connect(&config).await.unwrap());
-    engine.migrate().await.unwrap();
+    let store = Arc::new(connect(&config).await.unwrap());
+    store.migrate().await.unwrap();
 
     // Development mode refuses a non-loopback address unless told otherwise.
     let mut exposed = config.clone();
     exposed.listen = "0.0.0.0:8080".parse().unwrap();
-    assert!(AppState::new(engine.clone(), &exposed).await.is_err());
+    assert!(AppState::new(store.clone(), &exposed).await.is_err());
 
     let key = DevKey::load_or_create(&dir).unwrap();
     let ttl = std::time::Duration::from_secs(600);
@@ -96,7 +96,7 @@ async fn graphql_over_http_with_dev_tokens() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(AppState::new(engine.clone(), &config).await.unwrap(), listener, async move {
+    let server = tokio::spawn(run(AppState::new(store.clone(), &config).await.unwrap(), listener, async move {
         let _ = rx.await;
     }));
     let create = r#"{"query": "mutation { createLead(data: {name: \"Ada\"}) { name status } }"}"#;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crm_model::OrgId;
 use crm_model::standard::standard_catalog;
-use crm_orm::{Access, Data, Engine, EngineOptions, Filter, Op, Read, Selection, TxCtx, TxFuture, TxWork, Write};
+use crm_orm::{Access, Data, Filter, Op, Read, Selection, Store, StoreOptions, TxCtx, TxFuture, TxWork, Write};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -41,13 +41,13 @@ impl TxWork for Setup {
     }
 }
 
-async fn count(engine: &Engine, access: &Access, status: &str) -> i64 {
-    let lead = engine.catalog().model("Lead").unwrap().clone();
+async fn count(store: &Store, access: &Access, status: &str) -> i64 {
+    let lead = store.catalog().model("Lead").unwrap().clone();
     let mut read = Read::new(&lead);
-    read.filter = Filter::parse(engine.catalog(), &lead, &json!({ "status": status })).unwrap();
+    read.filter = Filter::parse(store.catalog(), &lead, &json!({ "status": status })).unwrap();
     read.count = true;
     read.page.first = Some(1);
-    engine.read(&access.scope(engine.catalog(), &lead.name, Op::Read, read).unwrap()).await.unwrap().count.unwrap()
+    store.read(&access.scope(store.catalog(), &lead.name, Op::Read, read).unwrap()).await.unwrap().count.unwrap()
 }
 
 fn spawn(url: &str, dir: &std::path::Path, org: &OrgId) -> Child {
@@ -68,38 +68,38 @@ async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
     std::fs::create_dir_all(&dir).unwrap();
     for (name, url) in crm_test_kit::database_urls(&dir) {
         let cat = Arc::new(standard_catalog().unwrap());
-        let engine = crm_engines::Engines::install(&Engine::connect(&url, cat, EngineOptions::default()).await.unwrap());
-        engine.migrate().await.unwrap();
+        let store = crm_engines::Engines::install(&Store::connect(&url, cat, StoreOptions::default()).await.unwrap());
+        store.migrate().await.unwrap();
         let org = crm_test_kit::org();
         let other = crm_test_kit::org();
-        engine.register_tenant(&org, None).await.unwrap();
-        let access = engine.cross_tenant_platform_work().system_access(org.clone(), "test");
-        engine.transaction(&access, &Setup).await.unwrap();
+        store.register_tenant(&org, None).await.unwrap();
+        let access = store.cross_tenant_platform_work().system_access(org.clone(), "test");
+        store.transaction(&access, &Setup).await.unwrap();
         // Another tenant with the same setup, outside the worker's tenants: untouched.
-        let other_access = engine.cross_tenant_platform_work().system_access(other.clone(), "test");
-        engine.transaction(&other_access, &Setup).await.unwrap();
+        let other_access = store.cross_tenant_platform_work().system_access(other.clone(), "test");
+        store.transaction(&other_access, &Setup).await.unwrap();
 
         let mut child = spawn(&url, &dir, &org);
         let start = Instant::now();
-        while count(&engine, &access, "QUALIFIED").await == 0 {
+        while count(&store, &access, "QUALIFIED").await == 0 {
             assert!(start.elapsed() < Duration::from_secs(60), "[{name}] the worker never started");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         child.kill().unwrap(); // SIGKILL: no shutdown path runs
         child.wait().unwrap();
-        let at_kill = count(&engine, &access, "QUALIFIED").await;
+        let at_kill = count(&store, &access, "QUALIFIED").await;
         assert!(at_kill < LEADS as i64, "[{name}] killed mid-batch ({at_kill} of {LEADS} done)");
         eprintln!("[{name}] killed after {at_kill} of {LEADS} qualifications");
 
         let mut child = spawn(&url, &dir, &org);
         let start = Instant::now();
-        while count(&engine, &access, "QUALIFIED").await < LEADS as i64 {
+        while count(&store, &access, "QUALIFIED").await < LEADS as i64 {
             assert!(start.elapsed() < Duration::from_secs(120), "[{name}] the restarted worker did not finish");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // The worker also consumes the updates it wrote itself: wait until it has caught up.
         let orgs = [org.as_str().to_owned()];
-        while !engine.cross_tenant_platform_work().pending_events("automation", 1, &orgs).await.unwrap().is_empty() {
+        while !store.cross_tenant_platform_work().pending_events("automation", 1, &orgs).await.unwrap().is_empty() {
             assert!(start.elapsed() < Duration::from_secs(120), "[{name}] the worker did not catch up");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -108,19 +108,19 @@ async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
 
         // Exactly once: every lead entered QUALIFIED once, by the worker, and the automation
         // wrote exactly one update per lead.
-        let lead_name = engine.catalog().model("Lead").unwrap().name.clone();
+        let lead_name = store.catalog().model("Lead").unwrap().name.clone();
         let stage_query = crm_orm::StageQuery {
             model: lead_name.clone(),
             field: crm_model::FieldName::new("status").unwrap(),
             order: vec!["NEW".to_owned(), "QUALIFIED".to_owned()],
         };
-        let stats = engine.stage_stats(&access.scope(engine.catalog(), &lead_name, crm_orm::Op::Read, stage_query).unwrap()).await.unwrap();
+        let stats = store.stage_stats(&access.scope(store.catalog(), &lead_name, crm_orm::Op::Read, stage_query).unwrap()).await.unwrap();
         let q = stats.stays.iter().find(|s| s.stage == "QUALIFIED").unwrap();
         assert_eq!(q.completed + q.current, LEADS as i64, "[{name}] one QUALIFIED transition per lead");
-        let lead = engine.catalog().model("Lead").unwrap().clone();
+        let lead = store.catalog().model("Lead").unwrap().clone();
         let mut read = Read::new(&lead);
         read.page.first = Some(LEADS as u32);
-        let rows = engine.read(&access.scope(engine.catalog(), &lead.name, Op::Read, read).unwrap()).await;
+        let rows = store.read(&access.scope(store.catalog(), &lead.name, Op::Read, read).unwrap()).await;
         let rows = match rows {
             Ok(r) => r.rows,
             // The default page limit is 100: read the ids by pages instead.
@@ -131,7 +131,7 @@ async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
                     let mut read = Read::new(&lead);
                     read.page.first = Some(100);
                     read.page.after = after.clone();
-                    let page = engine.read(&access.scope(engine.catalog(), &lead.name, Op::Read, read).unwrap()).await.unwrap();
+                    let page = store.read(&access.scope(store.catalog(), &lead.name, Op::Read, read).unwrap()).await.unwrap();
                     all.extend(page.rows);
                     if !page.has_next {
                         break;
@@ -145,13 +145,13 @@ async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
         for r in &rows {
             let id = Uuid::parse_str(r["id"].as_str().unwrap()).unwrap();
             let q = crm_orm::RecordEvents { model: lead_name.clone(), record: id, first: 10 };
-            let events = engine.record_events(&access.scope(engine.catalog(), &lead_name, crm_orm::Op::Read, q).unwrap()).await.unwrap();
+            let events = store.record_events(&access.scope(store.catalog(), &lead_name, crm_orm::Op::Read, q).unwrap()).await.unwrap();
             let by_worker = events.iter().filter(|e| e.actor.as_deref() == Some("system:automation")).count();
             assert_eq!(by_worker, 1, "[{name}] one automation write for {id}: {events:?}");
             assert_eq!(events[0].kind, "lead.created");
         }
         // The other tenant is not this worker's: untouched.
-        assert_eq!(count(&engine, &other_access, "QUALIFIED").await, 0, "[{name}] the other tenant is not this worker's");
+        assert_eq!(count(&store, &other_access, "QUALIFIED").await, 0, "[{name}] the other tenant is not this worker's");
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crm_model::{Catalog, OrgId, RoleName};
-use crm_orm::{Engine, EngineOptions, Principal};
+use crm_orm::{Principal, Store, StoreOptions};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -39,21 +39,21 @@ pub fn database_urls(dir: &std::path::Path) -> Vec<(&'static str, String)> {
     out
 }
 
-/// One database a test runs on, with an engine serving the test's catalog.
+/// One database a test runs on, with a store serving the test's catalog.
 pub struct Backend {
     /// `sqlite` or `postgres`.
     pub name: &'static str,
-    /// The engine, migrated.
-    pub engine: Engine,
+    /// The store, migrated.
+    pub store: Store,
 }
 
 /// A fresh, migrated SQLite database serving `catalog`, and the path of its file (for tests
 /// that open the file themselves).
 pub async fn sqlite(catalog: Arc<Catalog>) -> (Backend, PathBuf) {
     let path = std::env::temp_dir().join(format!("crm-test-{}.db", Uuid::now_v7()));
-    let engine = Engine::connect(&format!("sqlite://{}", path.display()), catalog, EngineOptions::default()).await.unwrap();
-    engine.migrate().await.unwrap();
-    (Backend { name: "sqlite", engine }, path)
+    let store = Store::connect(&format!("sqlite://{}", path.display()), catalog, StoreOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    (Backend { name: "sqlite", store }, path)
 }
 
 /// Every database the test runs on, migrated, serving `catalog`: a fresh SQLite file, and the
@@ -62,11 +62,11 @@ pub async fn sqlite(catalog: Arc<Catalog>) -> (Backend, PathBuf) {
 pub async fn backends(catalog: Arc<Catalog>) -> Vec<Backend> {
     let mut out = vec![sqlite(Arc::clone(&catalog)).await.0];
     if let Some(url) = postgres_url() {
-        let engine = Engine::connect(&url, catalog, EngineOptions { max_connections: 5, ..EngineOptions::default() })
+        let store = Store::connect(&url, catalog, StoreOptions { max_connections: 5, ..StoreOptions::default() })
             .await
             .unwrap_or_else(|err| panic!("CRM_TEST_DATABASE_URL is set but unusable: {err}"));
-        engine.migrate().await.unwrap();
-        out.push(Backend { name: "postgres", engine });
+        store.migrate().await.unwrap();
+        out.push(Backend { name: "postgres", store });
     }
     out
 }

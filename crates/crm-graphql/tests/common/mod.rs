@@ -5,18 +5,18 @@
 use std::sync::Arc;
 
 use crm_graphql::{Api, Request, SchemaOptions, Variables};
-use crm_model::standard::standard_catalog;
 use crm_model::OrgId;
-use crm_orm::{Engine, Policy, Principal};
+use crm_model::standard::standard_catalog;
+use crm_orm::{Policy, Principal, Store};
 use serde_json::{Value as Json, json};
 
 #[allow(unused_imports)] // not every test binary uses every helper
 pub use crm_test_kit::{org, principal, redact};
 
-/// A database of the test kit, with the API in front of its engine.
+/// A database of the test kit, with the API in front of its store.
 pub struct Backend {
     pub name: &'static str,
-    pub engine: Engine,
+    pub store: Store,
     pub api: Arc<Api>,
 }
 
@@ -29,7 +29,7 @@ pub async fn backends() -> Vec<Backend> {
     crm_test_kit::backends(Arc::new(standard_catalog().unwrap()))
         .await
         .into_iter()
-        .map(|b| Backend { name: b.name, engine: b.engine, api: Arc::clone(&api) })
+        .map(|b| Backend { name: b.name, store: b.store, api: Arc::clone(&api) })
         .collect()
 }
 
@@ -47,7 +47,7 @@ impl Gql<'_> {
     /// The whole response as JSON (`data`, `errors`).
     pub async fn run(&self, query: &str, vars: Json) -> Json {
         let req = Request::new(query).variables(Variables::from_json(vars));
-        let resp = self.b.api.execute(&self.b.engine, &self.p, req).await;
+        let resp = self.b.api.execute(&self.b.store, &self.p, req).await;
         serde_json::to_value(&resp).unwrap()
     }
 
@@ -131,7 +131,7 @@ pub fn sorted(list: &Json, key: &str) -> Vec<String> {
 /// directly, e.g. to break a table).
 pub async fn sqlite_backend() -> (Backend, std::path::PathBuf) {
     let (b, path) = crm_test_kit::sqlite(Arc::new(standard_catalog().unwrap())).await;
-    (Backend { name: b.name, engine: b.engine, api: api() }, path)
+    (Backend { name: b.name, store: b.store, api: api() }, path)
 }
 
 /// Creates a `model` record from `data` (the JSON of its `CreateInput`) and returns its id.

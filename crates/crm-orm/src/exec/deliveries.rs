@@ -6,9 +6,9 @@ use chrono::Utc;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use super::Engine;
+use super::Store;
 use super::platform::CrossTenant;
-use super::pool::ExSource;
+use super::pool::ExecutorSource;
 use super::tx::TxCtx;
 use crate::authorization::Scoped;
 use crate::error::{OrmError, Result, decode_json};
@@ -29,7 +29,7 @@ impl TxCtx<'_> {
     }
 }
 
-impl Engine {
+impl Store {
     /// The webhook deliveries of the caller's tenant, newest first, optionally of one webhook:
     /// `{"id", "webhook", "eventSeq", "eventType", "status", "attempts", "lastStatus",
     /// "lastError", "nextAttemptAt", "createdAt", "deliveredAt"}`.

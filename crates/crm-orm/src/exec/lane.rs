@@ -18,7 +18,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::pool::{Ex, ExSource};
+use super::pool::{Executor, ExecutorSource};
 use crate::error::{OrmError, Result};
 
 pub(crate) struct ReadLane {
@@ -110,8 +110,8 @@ impl LaneConn {
     }
 }
 
-impl ExSource for LaneConn {
-    fn ex(&mut self) -> Ex<'_> {
-        Ex::Pg(&mut self.conn)
+impl ExecutorSource for LaneConn {
+    fn ex(&mut self) -> Executor<'_> {
+        Executor::Pg(&mut self.conn)
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crm_model::{Catalog, Extension, FieldDef, FieldType, ModelDef, OrgId, RECORDS_TABLE};
 use serde_json::{Value as Json, json};
 
-use super::Engine;
-use super::pool::{Ex, ExSource, Tx};
+use super::Store;
+use super::pool::{Executor, ExecutorSource, Tx};
 use crate::authorization::Scoped;
 use crate::error::{OrmError, Result, decode_json};
 use crate::sql::dialect::Dialect;
@@ -105,7 +105,7 @@ impl MetaChange {
     }
 }
 
-/// A read of every stored definition of the tenant (for [`Engine::definitions`]).
+/// A read of every stored definition of the tenant (for [`Store::definitions`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Definitions;
 
@@ -175,7 +175,7 @@ fn extension_of(rows: &[Definition]) -> Extension {
 /// Custom values to remove, with their history: `(model, field)`.
 type Purge = Vec<(String, String)>;
 
-impl Engine {
+impl Store {
     /// The metadata version of `org` (0 for a tenant that never defined anything). One cheap
     /// statement: servers compare it to decide whether a cached tenant schema is current.
     ///
@@ -418,7 +418,7 @@ fn target_of(change: &MetaChange) -> (&str, Option<&str>) {
 }
 
 /// Every stored definition of `org`, in declaration order.
-async fn load(d: Dialect, ex: Ex<'_>, org: &OrgId) -> Result<Vec<Definition>> {
+async fn load(d: Dialect, ex: Executor<'_>, org: &OrgId) -> Result<Vec<Definition>> {
     let rows = ex.texts(metadata::definitions(d, org)?).await?;
     rows.iter().map(|t| decode_json("definition row", t)).collect()
 }

@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
-use super::Engine;
-use super::pool::{Db, ExSource};
+use super::Store;
+use super::pool::{Db, ExecutorSource};
 use crate::error::Result;
 use crate::sql::dialect::Dialect;
 use crate::sql::{ddl, locks};
 
-impl Engine {
+impl Store {
     /// Whether the database answers and the system migrations are applied.
     ///
     /// # Errors

@@ -44,9 +44,9 @@ pub use pool::{DbUse, count_db_use};
 pub use stages::{StageStats, StageStay};
 pub use tx::{EventWork, MAX_TARGETS, TxCtx, TxFuture, TxWork, WriteHook, Written};
 
-/// Engine settings.
+/// Store settings.
 #[derive(Debug, Clone)]
-pub struct EngineOptions {
+pub struct StoreOptions {
     /// Most connections to the database. On PostgreSQL half of them (the read lane) serve
     /// one-statement reads and the rest the pool (writes, transactions, everything else).
     pub max_connections: u32,
@@ -56,9 +56,9 @@ pub struct EngineOptions {
     pub acquire_timeout: Duration,
 }
 
-impl Default for EngineOptions {
+impl Default for StoreOptions {
     fn default() -> Self {
-        EngineOptions { max_connections: 10, limits: Limits::default(), acquire_timeout: Duration::from_secs(10) }
+        StoreOptions { max_connections: 10, limits: Limits::default(), acquire_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -72,13 +72,13 @@ pub enum WriteResult {
     Many(PageResult),
 }
 
-/// The engine: a pool on either backend plus the Catalog it serves.
+/// The store: a pool on either backend plus the Catalog it serves.
 #[derive(Debug, Clone)]
-pub struct Engine {
+pub struct Store {
     db: Db,
-    /// The catalog this engine serves: the base one, or a tenant's (base + custom definitions).
+    /// The catalog this store serves: the base one, or a tenant's (base + custom definitions).
     catalog: Arc<Catalog>,
-    /// The catalog the engine was connected with; tenants' catalogs extend it.
+    /// The catalog the store was connected with; tenants' catalogs extend it.
     base: Arc<Catalog>,
     limits: Limits,
     /// Runs inside every write's transaction (the engines' tagging and routing).
@@ -115,14 +115,14 @@ fn parse_uuid(s: &str) -> Result<Uuid> {
     Uuid::parse_str(s).map_err(|_| OrmError::decode("id", "malformed"))
 }
 
-impl Engine {
+impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`). For SQLite the file is created if
     /// missing, in WAL mode with foreign keys on. For PostgreSQL the role must not bypass
-    /// row-level security (not a superuser, no `BYPASSRLS`): the engine refuses such a role.
+    /// row-level security (not a superuser, no `BYPASSRLS`): the store refuses such a role.
     ///
     /// # Errors
     /// An unsupported URL, an unreachable database, or a role that bypasses row-level security.
-    pub async fn connect(url: &str, catalog: Arc<Catalog>, opts: EngineOptions) -> Result<Engine> {
+    pub async fn connect(url: &str, catalog: Arc<Catalog>, opts: StoreOptions) -> Result<Store> {
         let mut reads = None;
         let db = if url.starts_with("sqlite:") {
             let co = SqliteConnectOptions::from_str(url)
@@ -142,7 +142,7 @@ impl Engine {
                 .await?;
             Db::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            // Generic plans for the engine's prepared statements: every value is a parameter and
+            // Generic plans for the store's prepared statements: every value is a parameter and
             // the tenant leads every index, so a custom plan per execution (re-planning each
             // time a cursor or filter value changes) only costs planning time.
             let co = PgConnectOptions::from_str(url)
@@ -155,9 +155,9 @@ impl Engine {
                 .max_connections(std::cmp::max(opts.max_connections - lane_size, 1))
                 .acquire_timeout(opts.acquire_timeout)
                 .test_before_acquire(false)
-                // No reset on release: every statement the engine runs on a pooled connection is
+                // No reset on release: every statement the store runs on a pooled connection is
                 // preceded by setting that request's tenant, and the pool is private to the
-                // engine. A reset would cost one more statement per request (measured in
+                // store. A reset would cost one more statement per request (measured in
                 // examples/rls_cost.rs); a fresh session has no tenant and sees nothing.
                 .connect_with(co)
                 .await?;
@@ -172,7 +172,7 @@ impl Engine {
         } else {
             return Err(OrmError::Config("DATABASE_URL must start with sqlite: or postgres:".to_owned()));
         };
-        Ok(Engine { db, base: Arc::clone(&catalog), catalog, limits: opts.limits, hook: None, reads })
+        Ok(Store { db, base: Arc::clone(&catalog), catalog, limits: opts.limits, hook: None, reads })
     }
 
     /// The backend.
@@ -190,20 +190,20 @@ impl Engine {
         &self.catalog
     }
 
-    /// The same engine (same pool) serving `catalog`: a tenant's catalog, which extends the
-    /// base one with its custom definitions ([`Engine::tenant_catalog`]).
+    /// The same store (same pool) serving `catalog`: a tenant's catalog, which extends the
+    /// base one with its custom definitions ([`Store::tenant_catalog`]).
     #[must_use]
-    pub fn with_catalog(&self, catalog: Arc<Catalog>) -> Engine {
-        Engine { catalog, ..self.clone() }
+    pub fn with_catalog(&self, catalog: Arc<Catalog>) -> Store {
+        Store { catalog, ..self.clone() }
     }
 
-    /// The same engine running `hook` inside every write's transaction.
+    /// The same store running `hook` inside every write's transaction.
     #[must_use]
-    pub fn with_hook(&self, hook: Arc<dyn WriteHook>) -> Engine {
-        Engine { hook: Some(hook), ..self.clone() }
+    pub fn with_hook(&self, hook: Arc<dyn WriteHook>) -> Store {
+        Store { hook: Some(hook), ..self.clone() }
     }
 
-    /// The catalog the engine was connected with (no tenant's custom definitions).
+    /// The catalog the store was connected with (no tenant's custom definitions).
     #[must_use]
     pub fn base_catalog(&self) -> &Arc<Catalog> {
         &self.base

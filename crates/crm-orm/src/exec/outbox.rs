@@ -10,9 +10,9 @@ use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
 use super::platform::CrossTenant;
-use super::pool::ExSource;
+use super::pool::ExecutorSource;
 use super::tx::{EventWork, TxCtx};
-use super::{Engine, classify_retry};
+use super::{Store, classify_retry};
 use crate::authorization::{Access, Scoped};
 use crate::error::{OrmError, Result};
 use crate::ir::Op;
@@ -69,7 +69,7 @@ impl TxCtx<'_> {
     }
 }
 
-impl Engine {
+impl Store {
     /// The events of one record the caller may read (their tenant and the model's read rule; a
     /// record in the trash counts), oldest first, at most `first`; the fields the caller may
     /// not read are left out of `before` and `after`. An invisible record has no events.

@@ -6,26 +6,26 @@
 //! `crm_tenants` have row-level security like every table with `org_id`: the `crm_tenant`
 //! policies admit the tenant a connection is set to, and the `crm_platform` policy admits
 //! every row only in a transaction that set `crm.platform` to `on` transaction-locally, which
-//! only this module (and the engine's own tenancy look-ups) does. A request connection, whose
+//! only this module (and the store's own tenancy look-ups) does. A request connection, whose
 //! settings are its tenant's, sees no other tenant's events, cursors, deliveries or registry row
 //! even with a statement that forgot its `org_id` predicate.
 
 use crm_model::OrgId;
 
-use super::Engine;
-use super::pool::{ExSource, Tx};
+use super::Store;
+use super::pool::{ExecutorSource, Tx};
 use crate::authorization::Access;
 use crate::error::Result;
 use crate::sql::tenants;
 
 /// The handle of cross-tenant platform work (see the module documentation). Made only by
-/// [`Engine::cross_tenant_platform_work`]; workers and operator commands hold one, request paths
+/// [`Store::cross_tenant_platform_work`]; workers and operator commands hold one, request paths
 /// never do.
 #[derive(Debug, Clone)]
-pub struct CrossTenant(pub(super) Engine);
+pub struct CrossTenant(pub(super) Store);
 
-impl Engine {
-    /// **Cross-tenant platform work** on this engine: the outbox consumers' and the webhook
+impl Store {
+    /// **Cross-tenant platform work** on this store: the outbox consumers' and the webhook
     /// deliverer's operations across tenants. For workers and operator commands only; nothing
     /// that serves a request may call this.
     #[must_use]
@@ -43,13 +43,13 @@ impl Engine {
 }
 
 impl CrossTenant {
-    /// The engine (for work inside one tenant, such as reading a webhook record).
+    /// The store (for work inside one tenant, such as reading a webhook record).
     #[must_use]
-    pub fn engine(&self) -> &Engine {
+    pub fn store(&self) -> &Store {
         &self.0
     }
 
-    /// The platform's own access in `org`: every operation on every model of the engine's
+    /// The platform's own access in `org`: every operation on every model of the store's
     /// catalog, confined to that one tenant, writing `actor` to `createdBy`/`updatedBy`. For the
     /// workers, seeding and operator commands; a request acts with its caller's access.
     #[must_use]

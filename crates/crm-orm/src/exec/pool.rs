@@ -1,5 +1,5 @@
 //! Connections and transactions on either backend, and the one place statements are sent:
-//! [`Ex`] runs a [`Built`] statement and decodes its rows; it builds nothing itself. Every
+//! [`Executor`] runs a [`Built`] statement and decodes its rows; it builds nothing itself. Every
 //! statement sent is counted for [`count_db_use`].
 
 use std::future::Future;
@@ -39,7 +39,7 @@ impl Db {
 }
 
 /// An executor: one connection, borrowed for one statement.
-pub(super) enum Ex<'a> {
+pub(super) enum Executor<'a> {
     Sqlite(&'a mut SqliteConnection),
     Pg(&'a mut PgConnection),
 }
@@ -69,24 +69,24 @@ pub(super) enum Conn {
 
 /// Something that hands out executors: a pooled connection, a transaction, a read lane's
 /// connection.
-pub(super) trait ExSource {
-    fn ex(&mut self) -> Ex<'_>;
+pub(super) trait ExecutorSource {
+    fn ex(&mut self) -> Executor<'_>;
 }
 
-impl ExSource for Conn {
-    fn ex(&mut self) -> Ex<'_> {
+impl ExecutorSource for Conn {
+    fn ex(&mut self) -> Executor<'_> {
         match self {
-            Conn::Sqlite(c) => Ex::Sqlite(c),
-            Conn::Pg(c) => Ex::Pg(c),
+            Conn::Sqlite(c) => Executor::Sqlite(c),
+            Conn::Pg(c) => Executor::Pg(c),
         }
     }
 }
 
-impl ExSource for Tx {
-    fn ex(&mut self) -> Ex<'_> {
+impl ExecutorSource for Tx {
+    fn ex(&mut self) -> Executor<'_> {
         match self {
-            Tx::Sqlite(t) => Ex::Sqlite(t),
-            Tx::Pg(t) => Ex::Pg(t),
+            Tx::Sqlite(t) => Executor::Sqlite(t),
+            Tx::Pg(t) => Executor::Pg(t),
         }
     }
 }
@@ -94,8 +94,8 @@ impl ExSource for Tx {
 macro_rules! run {
     ($ex:expr, $c:ident => $body:expr) => {
         match $ex {
-            Ex::Sqlite($c) => $body,
-            Ex::Pg($c) => $body,
+            Executor::Sqlite($c) => $body,
+            Executor::Pg($c) => $body,
         }
     };
 }
@@ -106,7 +106,7 @@ macro_rules! run {
 pub struct DbUse {
     /// SQL statements sent.
     pub statements: u64,
-    /// Messages the engine waited on the database for.
+    /// Messages the store waited on the database for.
     pub round_trips: u64,
 }
 
@@ -120,7 +120,7 @@ tokio::task_local! {
     static DB_USE: DbCounters;
 }
 
-/// Runs `fut` and returns its output with what the engine asked of the database while running
+/// Runs `fut` and returns its output with what the store asked of the database while running
 /// it (on this task): how tests prove a request's statement count does not grow with its rows,
 /// and what the server's metrics count per operation.
 pub async fn count_db_use<F: Future>(fut: F) -> (F::Output, DbUse) {
@@ -146,7 +146,7 @@ fn counted() {
     });
 }
 
-/// A round trip that is no statement of the engine's: a transaction's `BEGIN` or `COMMIT`.
+/// A round trip that is no statement of the store's: a transaction's `BEGIN` or `COMMIT`.
 fn round_trip() {
     let _ = DB_USE.try_with(|c| c.round_trips.fetch_add(1, Ordering::Relaxed));
 }
@@ -155,7 +155,7 @@ fn round_trip() {
 /// it carries.
 pub(super) type PageRow = (String, Option<String>, Option<String>);
 
-impl Ex<'_> {
+impl Executor<'_> {
     /// The rows of a page statement ([`crate::sql::Builder::select_page`]): each row's JSON
     /// object and cursor keys written as `plan` says from their columns, and the aggregate.
     pub(super) async fn page_rows(self, (sql, values): (Arc<str>, sea_query_sqlx::SqlxValues), plan: &PagePlan) -> Result<Vec<PageRow>> {
@@ -223,8 +223,8 @@ impl Ex<'_> {
     /// Like [`Self::set_tenant`], from the tenant and further read tenants themselves.
     pub(super) async fn set_orgs(self, local: bool, org: &OrgId, read_orgs: &[OrgId]) -> Result<()> {
         let d = match self {
-            Ex::Sqlite(_) => crate::Dialect::Sqlite,
-            Ex::Pg(_) => crate::Dialect::Postgres,
+            Executor::Sqlite(_) => crate::Dialect::Sqlite,
+            Executor::Pg(_) => crate::Dialect::Postgres,
         };
         self.execute_some(tenants::session(d, local, org, read_orgs)).await
     }

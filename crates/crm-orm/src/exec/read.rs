@@ -7,8 +7,8 @@ use crm_model::{Catalog, ModelName};
 use sea_query_sqlx::SqlxValues;
 use serde_json::Value as Json;
 
-use super::Engine;
-use super::pool::ExSource;
+use super::Store;
+use super::pool::ExecutorSource;
 use crate::authorization::{Access, Scoped};
 use crate::compiled::{CompiledRead, ReadStatement};
 use crate::error::{OrmError, Result, decode_json};
@@ -17,7 +17,7 @@ use crate::page::PageResult;
 use crate::sql::dialect::Dialect;
 use crate::sql::{Builder, Limits, audit, encode_cursor, in_session};
 
-impl Engine {
+impl Store {
     /// Reads one page.
     ///
     /// # Errors
@@ -30,7 +30,7 @@ impl Engine {
     /// objects themselves).
     ///
     /// # Errors
-    /// As [`Engine::read`].
+    /// As [`Store::read`].
     pub async fn read_text(&self, q: &Scoped<Read>) -> Result<PageResult<String>> {
         let s = self.read_statement(q)?;
         self.run_read(s).await
@@ -39,12 +39,12 @@ impl Engine {
     /// The statements of a read on a pooled connection (pure: nothing runs).
     ///
     /// # Errors
-    /// As [`Engine::read`], for bad arguments and limits.
+    /// As [`Store::read`], for bad arguments and limits.
     pub fn read_statement(&self, q: &Scoped<Read>) -> Result<ReadStatement> {
         ReadStatement::build(self.dialect(), &self.catalog, &q.access, q.tenant_predicate, self.limits, &q.query, true)
     }
 
-    /// Runs the statements of a read (from [`Engine::read_statement`] or a bound
+    /// Runs the statements of a read (from [`Store::read_statement`] or a bound
     /// [`CompiledRead`]), its rows as JSON text.
     ///
     /// # Errors
@@ -126,7 +126,7 @@ fn aggregate_of(text: &str) -> Result<(Option<i64>, Option<Json>)> {
 /// statement also sets the caller's tenant for row-level security itself (a read on a pooled
 /// connection: one round trip).
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn read_page<S: ExSource>(
+pub(super) async fn read_page<S: ExecutorSource>(
     d: Dialect,
     cat: &Catalog,
     access: &Access,
@@ -141,7 +141,7 @@ pub(super) async fn read_page<S: ExSource>(
 
 /// Runs the statements of a read: the page, then the aggregate alone if the page did not
 /// carry it.
-async fn run_read<S: ExSource>(src: &mut S, s: ReadStatement) -> Result<PageResult<String>> {
+async fn run_read<S: ExecutorSource>(src: &mut S, s: ReadStatement) -> Result<PageResult<String>> {
     let ReadStatement { page, aggregate: agg, cursors: want_cursors } = s;
     let Some((page, plan)) = page else {
         let (count, aggregate) = match agg {
@@ -176,6 +176,6 @@ async fn run_read<S: ExSource>(src: &mut S, s: ReadStatement) -> Result<PageResu
 }
 
 /// The aggregate object of a read and its count, by `built` (see [`Builder::aggregate`]).
-async fn aggregate_alone<S: ExSource>(src: &mut S, built: (Arc<str>, SqlxValues)) -> Result<(Option<i64>, Option<Json>)> {
+async fn aggregate_alone<S: ExecutorSource>(src: &mut S, built: (Arc<str>, SqlxValues)) -> Result<(Option<i64>, Option<Json>)> {
     aggregate_of(&src.ex().scalar_text(built).await?)
 }

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::Engine;
-use super::pool::ExSource;
+use super::Store;
+use super::pool::ExecutorSource;
 use crate::authorization::Scoped;
 use crate::error::{OrmError, Result, decode_json};
 use crate::ir::Op;
@@ -37,7 +37,7 @@ pub struct StageStay {
     pub current: i64,
 }
 
-impl Engine {
+impl Store {
     /// Funnel and time-in-stage statistics of a stage field over the live records the caller may
     /// read (trashed ones left out), in the funnel order of the query.
     ///

@@ -3,13 +3,13 @@
 
 use crm_model::OrgId;
 
-use super::Engine;
-use super::pool::ExSource;
+use super::Store;
+use super::pool::ExecutorSource;
 use crate::authorization::Access;
 use crate::error::{OrmError, Result};
 use crate::sql::tenants;
 
-impl Engine {
+impl Store {
     /// Registers a tenant, under `parent` when given (the parent is registered too). A tenant's
     /// parent can be changed, but never to itself or one of its own descendants.
     ///
@@ -36,7 +36,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Every tenant below `org`. The tenant tree spans tenants: the engine's own look-up, in a
+    /// Every tenant below `org`. The tenant tree spans tenants: the store's own look-up, in a
     /// platform transaction.
     async fn descendants(&self, org: &OrgId) -> Result<Vec<OrgId>> {
         let mut tx = self.platform_tx().await?;

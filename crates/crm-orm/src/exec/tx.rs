@@ -16,9 +16,9 @@ use crm_model::{Catalog, Model, ModelName, OrgId};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use super::pool::{ExSource, Tx};
+use super::pool::{ExecutorSource, Tx};
 use super::read::read_page;
-use super::{Engine, classify_retry, parse_uuid};
+use super::{Store, classify_retry, parse_uuid};
 use crate::authorization::{Access, Scoped};
 use crate::error::{OrmError, Result, decode_json};
 use crate::ir::Op;
@@ -28,7 +28,7 @@ use crate::sql::dialect::Dialect;
 use crate::sql::events::{Event, EventKind};
 use crate::sql::{Builder, Limits, locks, write};
 
-/// A boxed future of the engine's hooks and transaction work.
+/// A boxed future of the store's hooks and transaction work.
 pub type TxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 /// A record written in a transaction, as write hooks see it.
@@ -73,7 +73,7 @@ pub trait WriteHook: Send + Sync + std::fmt::Debug {
     fn after_write<'a>(&'a self, tx: &'a mut TxCtx<'_>, written: &'a [Written]) -> TxFuture<'a, ()>;
 }
 
-/// Work run in one transaction by [`Engine::transaction`].
+/// Work run in one transaction by [`Store::transaction`].
 pub trait TxWork: Send + Sync {
     /// What the work returns.
     type Output: Send;
@@ -81,7 +81,7 @@ pub trait TxWork: Send + Sync {
     fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, Self::Output>;
 }
 
-/// Handles one event of the outbox for a consumer ([`Engine::process_event`]).
+/// Handles one event of the outbox for a consumer ([`Store::process_event`]).
 pub trait EventWork: Send + Sync {
     /// Handles `event` in the transaction that also advances the consumer's position.
     fn handle<'a>(&'a self, tx: &'a mut TxCtx<'_>, event: &'a Event) -> TxFuture<'a, ()>;
@@ -187,7 +187,7 @@ impl<'t> TxCtx<'t> {
     }
 
     /// Scopes on-demand work to the caller: the records of `model` matching the caller's
-    /// `filter` (checked against their field denials) and the engine's own `platform` condition,
+    /// `filter` (checked against their field denials) and the store's own `platform` condition,
     /// which the caller must be granted `op` on.
     ///
     /// # Errors
@@ -271,7 +271,7 @@ impl<'t> TxCtx<'t> {
     }
 }
 
-impl Engine {
+impl Store {
     /// Runs `work` in one transaction in the caller's tenant, then the write hook on what it
     /// wrote, then appends its events. A serialization failure is retried.
     ///

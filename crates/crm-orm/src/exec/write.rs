@@ -1,5 +1,5 @@
 //! Writes: the one write context ([`TxCtx`]) a write runs in, whether a request's
-//! ([`Engine::write`], then the write hook) or an engine's ([`TxCtx::write`]). A [`Writer`] is
+//! ([`Store::write`], then the write hook) or a store's ([`TxCtx::write`]). A [`Writer`] is
 //! one write inside it: it finds its targets with the caller's scope, runs the statements of
 //! [`crate::sql::write`], and notes every record it changes (with its state before) for the
 //! outbox.
@@ -14,10 +14,10 @@ use crm_model::{Catalog, Field, FieldKind, FieldName, Model, OnDelete, Value};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use super::pool::ExSource;
+use super::pool::ExecutorSource;
 use super::read::read_page;
 use super::tx::{Pending, TxCtx, Written, merge};
-use super::{Engine, WriteResult, classify_retry, db_error, parse_uuid};
+use super::{Store, WriteResult, classify_retry, db_error, parse_uuid};
 use crate::authorization::{Access, Scoped};
 use crate::error::{OrmError, Result};
 use crate::ir::Op;
@@ -28,7 +28,7 @@ use crate::sql::events::EventKind;
 use crate::sql::write::{self, Sets, Stamp};
 use crate::sql::{Builder, Limits, audit};
 
-impl Engine {
+impl Store {
     /// Runs a write in one transaction and returns the written record(s) as `select` describes.
     /// Any failure, nested writes included, rolls everything back.
     ///
@@ -74,7 +74,7 @@ impl TxCtx<'_> {
     /// hook) are shown to the write hook when the work ends.
     ///
     /// # Errors
-    /// As [`Engine::write`].
+    /// As [`Store::write`].
     pub async fn write(&mut self, w: &Write, select: &Selection) -> Result<WriteResult> {
         let hooking = self.hooking;
         let (cat, system) = (Arc::clone(&self.cat), self.system.clone());
@@ -134,7 +134,7 @@ fn with_page_flags(mut out: PageResult, page: &Page, more: bool) -> PageResult {
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 /// One write in a [`TxCtx`]: as the caller (a request's write, with its scope) or as the
-/// platform (an engine's write).
+/// platform (a store's write).
 struct Writer<'a, 't> {
     d: Dialect,
     cat: &'a Catalog,
@@ -144,7 +144,7 @@ struct Writer<'a, 't> {
     ctx: &'a mut TxCtx<'t>,
     /// Records written, with their state before, for the outbox.
     events: Vec<Pending>,
-    /// Runs the write hook in [`Writer::settle`] (a request's write; an engine's writes are
+    /// Runs the write hook in [`Writer::settle`] (a request's write; a store's writes are
     /// shown to the hook when its work ends).
     settles: bool,
 }

@@ -1,5 +1,5 @@
 //! Tables from metadata: pure DDL generation per dialect. Idempotent by construction (`IF NOT
-//! EXISTS`, missing columns added, nothing ever dropped). [`crate::Engine::migrate`] runs it.
+//! EXISTS`, missing columns added, nothing ever dropped). [`crate::Store::migrate`] runs it.
 
 use chrono::{DateTime, Utc};
 use crm_model::{CUSTOM_COLUMN, Catalog, Field, FieldKind, Model, OnDelete, ScalarType, Value};
@@ -9,7 +9,7 @@ use super::Built;
 use super::dialect::{Dialect, index_name};
 use crate::error::{OrmError, Result};
 
-fn q(ident: &str) -> String {
+fn quoted(ident: &str) -> String {
     // Identifiers come from the Catalog (validated `snake_case`); quoting keeps keywords usable.
     format!("\"{ident}\"")
 }
@@ -46,13 +46,20 @@ fn foreign_key(catalog: &Catalog, f: &Field) -> Option<(String, String, OnDelete
 }
 
 fn fk_clause(column: &str, target_table: &str, on_delete: OnDelete) -> String {
-    // Set-null is done by the engine (a composite key cannot null only its id part on SQLite), so
+    // Set-null is done by the store (a composite key cannot null only its id part on SQLite), so
     // the constraint itself only restricts or cascades.
     let action = match on_delete {
         OnDelete::Cascade => " ON DELETE CASCADE",
         OnDelete::Restrict | OnDelete::SetNull => "",
     };
-    format!("FOREIGN KEY ({}, {}) REFERENCES {} ({}, {}){action}", q("org_id"), q(column), q(target_table), q("org_id"), q("id"))
+    format!(
+        "FOREIGN KEY ({}, {}) REFERENCES {} ({}, {}){action}",
+        quoted("org_id"),
+        quoted(column),
+        quoted(target_table),
+        quoted("org_id"),
+        quoted("id")
+    )
 }
 
 /// `CREATE TABLE IF NOT EXISTS` of a model: system columns, one or two columns per stored field,
@@ -61,25 +68,25 @@ fn fk_clause(column: &str, target_table: &str, on_delete: OnDelete) -> String {
 #[must_use]
 pub fn create_table(d: Dialect, catalog: &Catalog, m: &Model) -> String {
     let mut cols = vec![
-        format!("{} TEXT NOT NULL", q("org_id")),
-        format!("{} {} NOT NULL", q("id"), d.id_type()),
-        format!("{} {} NOT NULL", q("created_at"), datetime_type(d)),
-        format!("{} {} NOT NULL", q("updated_at"), datetime_type(d)),
-        format!("{} TEXT", q("created_by")),
-        format!("{} TEXT", q("updated_by")),
-        format!("{} {} NOT NULL DEFAULT 1", q("version"), d.column_type(&ScalarType::Int)),
-        format!("{} {}", q("deleted_at"), datetime_type(d)),
-        format!("{} {}", q(CUSTOM_COLUMN), custom_type(d)),
+        format!("{} TEXT NOT NULL", quoted("org_id")),
+        format!("{} {} NOT NULL", quoted("id"), d.id_type()),
+        format!("{} {} NOT NULL", quoted("created_at"), datetime_type(d)),
+        format!("{} {} NOT NULL", quoted("updated_at"), datetime_type(d)),
+        format!("{} TEXT", quoted("created_by")),
+        format!("{} TEXT", quoted("updated_by")),
+        format!("{} {} NOT NULL DEFAULT 1", quoted("version"), d.column_type(&ScalarType::Int)),
+        format!("{} {}", quoted("deleted_at"), datetime_type(d)),
+        format!("{} {}", quoted(CUSTOM_COLUMN), custom_type(d)),
     ];
     for f in m.stored().filter(|f| !f.system) {
         for (c, ty, not_null) in field_columns(d, f) {
-            cols.push(format!("{} {ty}{}", q(&c), if not_null { " NOT NULL" } else { "" }));
+            cols.push(format!("{} {ty}{}", quoted(&c), if not_null { " NOT NULL" } else { "" }));
         }
     }
     if let Some(def) = crate::sql::search::column_def(d, m) {
         cols.push(def);
     }
-    cols.push(format!("PRIMARY KEY ({}, {})", q("org_id"), q("id")));
+    cols.push(format!("PRIMARY KEY ({}, {})", quoted("org_id"), quoted("id")));
     if d == Dialect::Sqlite {
         for f in m.stored() {
             if let Some((c, t, od)) = foreign_key(catalog, f) {
@@ -87,31 +94,31 @@ pub fn create_table(d: Dialect, catalog: &Catalog, m: &Model) -> String {
             }
         }
     }
-    format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", q(m.table.as_str()), cols.join(",\n  "))
+    format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", quoted(m.table.as_str()), cols.join(",\n  "))
 }
 
 /// `ALTER TABLE … ADD COLUMN` for the columns of `m` not in `existing` (nullable: rows already
-/// there have no value; the engine enforces `required` on writes).
+/// there have no value; the store enforces `required` on writes).
 #[must_use]
 pub fn add_columns(d: Dialect, m: &Model, existing: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for f in m.stored().filter(|f| !f.system) {
         for (c, ty, _) in field_columns(d, f) {
             if !existing.iter().any(|e| e == &c) {
-                out.push(format!("ALTER TABLE {} ADD COLUMN {} {ty}", q(m.table.as_str()), q(&c)));
+                out.push(format!("ALTER TABLE {} ADD COLUMN {} {ty}", quoted(m.table.as_str()), quoted(&c)));
             }
         }
     }
     if !existing.iter().any(|e| e == "deleted_at") {
-        out.push(format!("ALTER TABLE {} ADD COLUMN {} {}", q(m.table.as_str()), q("deleted_at"), datetime_type(d)));
+        out.push(format!("ALTER TABLE {} ADD COLUMN {} {}", quoted(m.table.as_str()), quoted("deleted_at"), datetime_type(d)));
     }
     if !existing.iter().any(|e| e == CUSTOM_COLUMN) {
-        out.push(format!("ALTER TABLE {} ADD COLUMN {} {}", q(m.table.as_str()), q(CUSTOM_COLUMN), custom_type(d)));
+        out.push(format!("ALTER TABLE {} ADD COLUMN {} {}", quoted(m.table.as_str()), quoted(CUSTOM_COLUMN), custom_type(d)));
     }
     if !existing.iter().any(|e| e == crate::sql::search::SEARCH_COLUMN)
         && let Some(def) = crate::sql::search::column_def(d, m)
     {
-        out.push(format!("ALTER TABLE {} ADD COLUMN {def}", q(m.table.as_str())));
+        out.push(format!("ALTER TABLE {} ADD COLUMN {def}", quoted(m.table.as_str())));
     }
     out
 }
@@ -130,50 +137,62 @@ pub fn add_columns(d: Dialect, m: &Model, existing: &[String]) -> Vec<String> {
 #[must_use]
 pub fn indexes(m: &Model) -> Vec<String> {
     let t = m.table.as_str();
-    let live = format!("WHERE {} IS NULL", q("deleted_at"));
+    let live = format!("WHERE {} IS NULL", quoted("deleted_at"));
     let mut out = vec![
         format!(
             "CREATE INDEX IF NOT EXISTS {} ON {} ({}, {}, {}) {live}",
-            q(&index_name("lx", t, "created_at")),
-            q(t),
-            q("org_id"),
-            q("created_at"),
-            q("id")
+            quoted(&index_name("lx", t, "created_at")),
+            quoted(t),
+            quoted("org_id"),
+            quoted("created_at"),
+            quoted("id")
         ),
-        format!("DROP INDEX IF EXISTS {}", q(&index_name("ix", t, "created_at"))),
+        format!("DROP INDEX IF EXISTS {}", quoted(&index_name("ix", t, "created_at"))),
     ];
     for ix in &m.indexes {
-        let mut cols = vec![q("org_id")];
+        let mut cols = vec![quoted("org_id")];
         let mut names = Vec::with_capacity(ix.keys.len());
         for (name, desc) in &ix.keys {
             let Some(f) = m.field(name.as_str()) else { continue };
-            cols.push(format!("{}{}", q(f.column.as_str()), if *desc { " DESC" } else { "" }));
+            cols.push(format!("{}{}", quoted(f.column.as_str()), if *desc { " DESC" } else { "" }));
             names.push(format!("{}{}", f.column, if *desc { "_desc" } else { "" }));
         }
         let last_desc = ix.keys.last().is_some_and(|(_, d)| *d);
-        cols.push(format!("{}{}", q("id"), if last_desc { " DESC" } else { "" }));
+        cols.push(format!("{}{}", quoted("id"), if last_desc { " DESC" } else { "" }));
         out.push(format!(
             "CREATE INDEX IF NOT EXISTS {} ON {} ({}) {live}",
-            q(&index_name("lx", t, &names.join("_"))),
-            q(t),
+            quoted(&index_name("lx", t, &names.join("_"))),
+            quoted(t),
             cols.join(", ")
         ));
     }
     for f in m.stored().filter(|f| !f.system) {
         let c = f.column.as_str();
         if f.unique {
-            out.push(format!("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}, {})", q(&index_name("ux", t, c)), q(t), q("org_id"), q(c)));
+            out.push(format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}, {})",
+                quoted(&index_name("ux", t, c)),
+                quoted(t),
+                quoted("org_id"),
+                quoted(c)
+            ));
         } else if let FieldKind::Polymorphic { type_column, .. } = &f.kind {
             out.push(format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {} ({}, {}, {})",
-                q(&index_name("ix", t, c)),
-                q(t),
-                q("org_id"),
-                q(type_column.as_str()),
-                q(c)
+                quoted(&index_name("ix", t, c)),
+                quoted(t),
+                quoted("org_id"),
+                quoted(type_column.as_str()),
+                quoted(c)
             ));
         } else if f.indexed || matches!(f.kind, FieldKind::ToOne { .. }) {
-            out.push(format!("CREATE INDEX IF NOT EXISTS {} ON {} ({}, {})", q(&index_name("ix", t, c)), q(t), q("org_id"), q(c)));
+            out.push(format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({}, {})",
+                quoted(&index_name("ix", t, c)),
+                quoted(t),
+                quoted("org_id"),
+                quoted(c)
+            ));
         }
     }
     out
@@ -189,8 +208,8 @@ pub fn foreign_keys(catalog: &Catalog, m: &Model) -> Vec<String> {
             let name = index_name("fk", t, &c);
             format!(
                 "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = '{name}' AND conrelid = '{t}'::regclass) THEN ALTER TABLE {} ADD CONSTRAINT {} {}; END IF; END $$",
-                q(t),
-                q(&name),
+                quoted(t),
+                quoted(&name),
                 fk_clause(&c, &target, od)
             )
         })
@@ -216,12 +235,12 @@ pub fn tenant_policies(t: &str) -> Vec<String> {
     let create = |name: &str, body: String| {
         format!(
             "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = current_schema() AND tablename = '{t}' AND policyname = '{name}') THEN CREATE POLICY {name} ON {} {body}; END IF; END $$",
-            q(t)
+            quoted(t)
         )
     };
     vec![
-        format!("DROP POLICY IF EXISTS crm_tenant ON {}", q(t)),
-        format!("DROP POLICY IF EXISTS crm_tenant_read ON {}", q(t)),
+        format!("DROP POLICY IF EXISTS crm_tenant ON {}", quoted(t)),
+        format!("DROP POLICY IF EXISTS crm_tenant_read ON {}", quoted(t)),
         create("crm_read", format!("FOR SELECT USING ({READ_POLICY})")),
         create("crm_insert", format!("FOR INSERT WITH CHECK ({WRITE_POLICY})")),
         create("crm_update", format!("FOR UPDATE USING ({WRITE_POLICY}) WITH CHECK ({WRITE_POLICY})")),
@@ -234,7 +253,8 @@ pub fn tenant_policies(t: &str) -> Vec<String> {
 #[must_use]
 pub fn row_level_security(m: &Model) -> Vec<String> {
     let t = m.table.as_str();
-    let mut out = vec![format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", q(t)), format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", q(t))];
+    let mut out =
+        vec![format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", quoted(t)), format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", quoted(t))];
     out.extend(tenant_policies(t));
     out
 }
@@ -297,7 +317,7 @@ pub fn fingerprint(ddl: &[String]) -> String {
 
 /// Triggers writing the property history (tracked fields) and the stage transitions (stage
 /// fields) of `m`, in the transaction of every insert and update. Time and actor are the row's
-/// own `created_at`/`updated_at` and `created_by`/`updated_by`, which the engine sets on every
+/// own `created_at`/`updated_at` and `created_by`/`updated_by`, which the store sets on every
 /// write, so every write path (updates, batches, cleared references) is recorded alike. None for
 /// a model without such fields (and any earlier triggers are dropped). The history of custom
 /// values (the `custom` JSON column, one entry per changed key) has triggers of its own on every
@@ -315,21 +335,21 @@ fn custom_triggers(d: Dialect, m: &Model) -> Vec<String> {
     let model = m.name.as_str();
     match d {
         Dialect::Postgres => vec![
-            format!("DROP TRIGGER IF EXISTS crm_custom_ins ON {}", q(t)),
-            format!("DROP TRIGGER IF EXISTS crm_custom_upd ON {}", q(t)),
+            format!("DROP TRIGGER IF EXISTS crm_custom_ins ON {}", quoted(t)),
+            format!("DROP TRIGGER IF EXISTS crm_custom_upd ON {}", quoted(t)),
             format!(
                 "CREATE TRIGGER crm_custom_ins AFTER INSERT ON {} FOR EACH ROW WHEN (NEW.custom IS NOT NULL) \
                  EXECUTE FUNCTION crm_track_custom('{model}')",
-                q(t)
+                quoted(t)
             ),
             format!(
                 "CREATE TRIGGER crm_custom_upd AFTER UPDATE ON {} FOR EACH ROW WHEN (NEW.custom IS DISTINCT FROM OLD.custom) \
                  EXECUTE FUNCTION crm_track_custom('{model}')",
-                q(t)
+                quoted(t)
             ),
         ],
         Dialect::Sqlite => {
-            let (ti, tu) = (q(&format!("crm_custom_{t}_ins")), q(&format!("crm_custom_{t}_upd")));
+            let (ti, tu) = (quoted(&format!("crm_custom_{t}_ins")), quoted(&format!("crm_custom_{t}_upd")));
             let cols = "org_id, model, record_id, field, old_value, new_value, changed_at, changed_by";
             vec![
                 format!("DROP TRIGGER IF EXISTS {ti}"),
@@ -338,7 +358,7 @@ fn custom_triggers(d: Dialect, m: &Model) -> Vec<String> {
                     "CREATE TRIGGER {ti} AFTER INSERT ON {} WHEN NEW.custom IS NOT NULL BEGIN \
                      INSERT INTO crm_history ({cols}) SELECT NEW.org_id, '{model}', NEW.id, e.key, NULL, NEW.custom -> e.key, \
                      NEW.created_at, NEW.created_by FROM json_each(NEW.custom) AS e WHERE e.type <> 'null' ORDER BY e.key; END",
-                    q(t)
+                    quoted(t)
                 ),
                 format!(
                     "CREATE TRIGGER {tu} AFTER UPDATE ON {} WHEN OLD.custom IS NOT NEW.custom BEGIN \
@@ -346,7 +366,7 @@ fn custom_triggers(d: Dialect, m: &Model) -> Vec<String> {
                      NULLIF(NEW.custom -> k.key, 'null'), NEW.updated_at, NEW.updated_by FROM (SELECT key FROM \
                      json_each(COALESCE(OLD.custom, '{{}}')) UNION SELECT key FROM json_each(COALESCE(NEW.custom, '{{}}'))) AS k \
                      WHERE COALESCE(OLD.custom -> k.key, 'null') IS NOT COALESCE(NEW.custom -> k.key, 'null') ORDER BY k.key; END",
-                    q(t)
+                    quoted(t)
                 ),
             ]
         }
@@ -361,8 +381,8 @@ fn column_triggers(d: Dialect, m: &Model) -> Vec<String> {
     let model = m.name.as_str();
     match d {
         Dialect::Postgres => {
-            let func = q(&format!("crm_track_{t}"));
-            let mut out = vec![format!("DROP TRIGGER IF EXISTS crm_track ON {}", q(t))];
+            let func = quoted(&format!("crm_track_{t}"));
+            let mut out = vec![format!("DROP TRIGGER IF EXISTS crm_track ON {}", quoted(t))];
             if tracked.is_empty() && stages.is_empty() {
                 return out;
             }
@@ -378,13 +398,13 @@ fn column_triggers(d: Dialect, m: &Model) -> Vec<String> {
                     "INSERT INTO crm_stage_transitions (org_id, model, record_id, field, stage, entered_at, entered_by) \
                      VALUES (NEW.org_id, '{model}', NEW.id, '{}', NEW.{}, NEW.{at}, NEW.{by});",
                     f.name,
-                    q(f.column.as_str())
+                    quoted(f.column.as_str())
                 )
             };
             let mut ins = String::new();
             let mut upd = String::new();
             for f in &tracked {
-                let c = q(f.column.as_str());
+                let c = quoted(f.column.as_str());
                 ins.push_str(&format!(
                     "IF NEW.{c} IS NOT NULL THEN {} END IF; ",
                     hist(f, "NULL", &format!("to_jsonb(NEW.{c})"), "created_at", "created_by")
@@ -395,7 +415,7 @@ fn column_triggers(d: Dialect, m: &Model) -> Vec<String> {
                 ));
             }
             for f in &stages {
-                let c = q(f.column.as_str());
+                let c = quoted(f.column.as_str());
                 ins.push_str(&format!("IF NEW.{c} IS NOT NULL THEN {} END IF; ", enter(f, "created_at", "created_by")));
                 upd.push_str(&format!(
                     "IF NEW.{c} IS DISTINCT FROM OLD.{c} THEN UPDATE crm_stage_transitions SET exited_at = NEW.updated_at \
@@ -409,11 +429,11 @@ fn column_triggers(d: Dialect, m: &Model) -> Vec<String> {
                 "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $crm$ BEGIN \
                  IF TG_OP = 'INSERT' THEN {ins}ELSE {upd}END IF; RETURN NULL; END $crm$"
             ));
-            out.push(format!("CREATE TRIGGER crm_track AFTER INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {func}()", q(t)));
+            out.push(format!("CREATE TRIGGER crm_track AFTER INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {func}()", quoted(t)));
             out
         }
         Dialect::Sqlite => {
-            let (ti, tu) = (q(&format!("crm_track_{t}_ins")), q(&format!("crm_track_{t}_upd")));
+            let (ti, tu) = (quoted(&format!("crm_track_{t}_ins")), quoted(&format!("crm_track_{t}_upd")));
             let mut out = vec![format!("DROP TRIGGER IF EXISTS {ti}"), format!("DROP TRIGGER IF EXISTS {tu}")];
             if tracked.is_empty() && stages.is_empty() {
                 return out;
@@ -421,7 +441,7 @@ fn column_triggers(d: Dialect, m: &Model) -> Vec<String> {
             let mut ins = String::new();
             let mut upd = String::new();
             for f in &tracked {
-                let c = q(f.column.as_str());
+                let c = quoted(f.column.as_str());
                 let cols = "org_id, model, record_id, field, old_value, new_value, changed_at, changed_by";
                 ins.push_str(&format!(
                     "INSERT INTO crm_history ({cols}) SELECT NEW.org_id, '{model}', NEW.id, '{}', NULL, json_quote(NEW.{c}), \
@@ -435,7 +455,7 @@ fn column_triggers(d: Dialect, m: &Model) -> Vec<String> {
                 ));
             }
             for f in &stages {
-                let c = q(f.column.as_str());
+                let c = quoted(f.column.as_str());
                 let cols = "org_id, model, record_id, field, stage, entered_at, entered_by";
                 ins.push_str(&format!(
                     "INSERT INTO crm_stage_transitions ({cols}) SELECT NEW.org_id, '{model}', NEW.id, '{}', NEW.{c}, NEW.created_at, \
@@ -450,8 +470,8 @@ fn column_triggers(d: Dialect, m: &Model) -> Vec<String> {
                     f.name, f.name
                 ));
             }
-            out.push(format!("CREATE TRIGGER {ti} AFTER INSERT ON {} BEGIN {ins}END", q(t)));
-            out.push(format!("CREATE TRIGGER {tu} AFTER UPDATE ON {} BEGIN {upd}END", q(t)));
+            out.push(format!("CREATE TRIGGER {ti} AFTER INSERT ON {} BEGIN {ins}END", quoted(t)));
+            out.push(format!("CREATE TRIGGER {tu} AFTER UPDATE ON {} BEGIN {upd}END", quoted(t)));
             out
         }
     }

@@ -1,6 +1,6 @@
 //! Everything that differs between SQLite and PostgreSQL, in one place: column types, value
 //! binding, JSON construction, list operators, the tenant setting for row-level security, and
-//! how database errors are recognised. The rest of the engine is one code path.
+//! how database errors are recognised. The rest of the store is one code path.
 
 use crm_model::{OrgId, ScalarType, Value};
 use sea_query::{Expr, PostgresQueryBuilder, SqliteQueryBuilder};

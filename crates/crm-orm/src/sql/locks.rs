@@ -16,7 +16,7 @@ pub fn migration(d: Dialect) -> Option<Built> {
     (d == Dialect::Postgres).then(|| d.statement(&format!("SELECT pg_advisory_xact_lock({MIGRATION_KEY})"), Vec::new()))
 }
 
-/// The lock of text `key` (a tenant, or a tenant and an engine's own key), held until the
+/// The lock of text `key` (a tenant, or a tenant and a store's own key), held until the
 /// transaction ends.
 #[must_use]
 pub fn key(d: Dialect, key: &str) -> Option<Built> {

@@ -1,7 +1,7 @@
-//! The statement layer: every statement the engine sends is built here, by pure code, from plain
+//! The statement layer: every statement the store sends is built here, by pure code, from plain
 //! data (the scoped IR, ids, values, the instant of the write). Nothing here touches a database,
 //! so every statement can be snapshot-tested on both dialects without one (see
-//! `tests/sql_snapshots.rs` and `tests/write_snapshots.rs`); the executor ([`crate::Engine`])
+//! `tests/sql_snapshots.rs` and `tests/write_snapshots.rs`); the executor ([`crate::Store`])
 //! only runs what this layer built.
 //!
 //! By concept: [`read`] (pages, filters, aggregates, the scope's predicates), [`write`] (inserts,

@@ -108,17 +108,19 @@ fn ident(name: &SqlName) -> Alias {
     Alias::new(name.as_str())
 }
 
-fn t() -> Expr {
+/// `TRUE`.
+fn always() -> Expr {
     Expr::cust("TRUE")
 }
-fn f() -> Expr {
+/// `FALSE`.
+fn never() -> Expr {
     Expr::cust("FALSE")
 }
 
 fn all(items: Vec<Expr>) -> Expr {
     let mut it = items.into_iter();
     match it.next() {
-        None => t(),
+        None => always(),
         Some(first) => it.fold(first, ExprTrait::and),
     }
 }
@@ -126,7 +128,7 @@ fn all(items: Vec<Expr>) -> Expr {
 fn any(items: Vec<Expr>) -> Expr {
     let mut it = items.into_iter();
     match it.next() {
-        None => f(),
+        None => never(),
         Some(first) => it.fold(first, ExprTrait::or),
     }
 }
@@ -284,7 +286,7 @@ impl<'a> Builder<'a> {
             let others = self.access.read_orgs();
             // Custom objects are the caller's own tenant's definitions: never widened.
             if op == Op::Read && !others.is_empty() && !model.custom {
-                // A parent role reads its tenant and the descendant tenants the engine resolved.
+                // A parent role reads its tenant and the descendant tenants the store resolved.
                 let orgs: Vec<Expr> = std::iter::once(self.access.org()).chain(others).map(|o| Expr::val(o.as_str())).collect();
                 parts.push(Self::col(alias, "org_id").is_in(orgs));
             } else {
@@ -295,7 +297,7 @@ impl<'a> Builder<'a> {
         parts.extend(Self::object_predicate(model, alias));
         match pred {
             Filter::True => {}
-            Filter::False => return Ok(f()),
+            Filter::False => return Ok(never()),
             p => parts.push(self.filter(model, alias, &p, false)?),
         }
         Ok(all(parts))
@@ -309,7 +311,7 @@ impl<'a> Builder<'a> {
         if scoped {
             match self.access.predicate(target, Op::Read) {
                 Filter::True => {}
-                Filter::False => parts.push(f()),
+                Filter::False => parts.push(never()),
                 p => parts.push(self.filter(target, a1, &p, false)?),
             }
         }
@@ -320,8 +322,8 @@ impl<'a> Builder<'a> {
     /// target's read predicate, so filters cannot probe rows the caller may not read.
     pub fn filter(&mut self, model: &Model, alias: &str, filter: &Filter, scoped: bool) -> Result<Expr> {
         Ok(match filter {
-            Filter::True => t(),
-            Filter::False => f(),
+            Filter::True => always(),
+            Filter::False => never(),
             Filter::And(items) => all(items.iter().map(|i| self.filter(model, alias, i, scoped)).collect::<Result<_>>()?),
             Filter::Or(items) => {
                 let parts: Vec<Expr> = items.iter().map(|i| self.filter(model, alias, i, scoped)).collect::<Result<_>>()?;
@@ -334,7 +336,7 @@ impl<'a> Builder<'a> {
             Filter::Cmp { field, op, value } => self.cmp(model, alias, field.as_str(), *op, value)?,
             Filter::Search(term) => {
                 if model.searchable().next().is_none() {
-                    return Ok(f());
+                    return Ok(never());
                 }
                 // Every word must occur in the folded text, exactly or one typo away.
                 let text = self.search_text(model, alias);
@@ -431,9 +433,9 @@ impl<'a> Builder<'a> {
             (FilterOp::Lte, Operand::One(v)) => c.lte(d.bind(v)),
             (FilterOp::Gt, Operand::One(v)) => c.gt(d.bind(v)),
             (FilterOp::Gte, Operand::One(v)) => c.gte(d.bind(v)),
-            (FilterOp::ContainsAll, Operand::Many(vs)) if vs.is_empty() => t(),
-            (FilterOp::ContainsSome, Operand::Many(vs)) if vs.is_empty() => f(),
-            (FilterOp::ContainsNone, Operand::Many(vs)) if vs.is_empty() => t(),
+            (FilterOp::ContainsAll, Operand::Many(vs)) if vs.is_empty() => always(),
+            (FilterOp::ContainsSome, Operand::Many(vs)) if vs.is_empty() => never(),
+            (FilterOp::ContainsNone, Operand::Many(vs)) if vs.is_empty() => always(),
             (FilterOp::ContainsAll, Operand::Many(vs)) => d.list_all(c, vs.iter().map(|v| d.bind(v)).collect()),
             (FilterOp::ContainsSome, Operand::Many(vs)) => d.list_some(c, vs.iter().map(|v| d.bind(v)).collect()),
             (FilterOp::ContainsNone, Operand::Many(vs)) => d.is_not_true(d.list_some(c, vs.iter().map(|v| d.bind(v)).collect())),
@@ -924,7 +926,7 @@ impl<'a> Builder<'a> {
             // "strictly after on this key" under ASC NULLS LAST / DESC NULLS FIRST.
             let gt = match (desc, v) {
                 (false, v) if !nullable && !v.is_null() => e.clone().gt(d.bind(v)),
-                (false, Value::Null) => f(),
+                (false, Value::Null) => never(),
                 (false, v) => d.cust("({})", vec![e.clone().gt(d.bind(v)).or(e.clone().is_null())]),
                 (true, Value::Null) => e.clone().is_not_null(),
                 (true, v) => e.clone().lt(d.bind(v)),
@@ -941,7 +943,7 @@ impl<'a> Builder<'a> {
                 }
             });
         }
-        acc.unwrap_or_else(t)
+        acc.unwrap_or_else(always)
     }
 
     /// Checks `read`'s pagination arguments and cursor as [`Self::select_page`] would, for a read

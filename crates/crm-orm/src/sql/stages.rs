@@ -8,12 +8,12 @@ use serde::Deserialize;
 use super::dialect::Dialect;
 use crate::error::Result;
 
-fn t() -> Alias {
+fn alias() -> Alias {
     Alias::new("t")
 }
 
 fn col(c: &str) -> Expr {
-    Expr::col((t(), Alias::new(c)))
+    Expr::col((alias(), Alias::new(c)))
 }
 
 /// The transitions of `field` of `model` in `org`, of the records `live` selects.
@@ -39,9 +39,9 @@ pub fn furthest(d: Dialect, org: &OrgId, model: &Model, field: &str, order: &[&s
     case.push_str(" ELSE -1 END");
     let per_record = Query::select()
         .expr_as(d.cust("CAST(MAX({}) AS BIGINT)", vec![d.cust(&case, args)]), Alias::new("furthest"))
-        .from_as(Alias::new("crm_stage_transitions"), t())
+        .from_as(Alias::new("crm_stage_transitions"), alias())
         .cond_where(transitions(org, model, field, live))
-        .group_by_col((t(), Alias::new("record_id")))
+        .group_by_col((alias(), Alias::new("record_id")))
         .to_owned();
     let x = || Alias::new("x");
     Query::select()
@@ -66,9 +66,9 @@ pub fn stays(d: Dialect, org: &OrgId, model: &Model, field: &str, live: SelectSt
     ]);
     Ok(Query::select()
         .expr(d.json_text(obj))
-        .from_as(Alias::new("crm_stage_transitions"), t())
+        .from_as(Alias::new("crm_stage_transitions"), alias())
         .cond_where(transitions(org, model, field, live))
-        .group_by_col((t(), Alias::new("stage")))
+        .group_by_col((alias(), Alias::new("stage")))
         .to_owned())
 }
 

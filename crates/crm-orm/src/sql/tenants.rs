@@ -93,7 +93,7 @@ pub fn platform(d: Dialect) -> Option<Built> {
 }
 
 /// Whether the connected role bypasses row-level security (a superuser or `BYPASSRLS`): the
-/// engine refuses to run as one. PostgreSQL only.
+/// store refuses to run as one. PostgreSQL only.
 #[must_use]
 pub fn role_bypasses_rls() -> Built {
     Dialect::Postgres.statement("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user", Vec::new())

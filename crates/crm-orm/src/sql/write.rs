@@ -20,7 +20,7 @@ use crate::error::{OrmError, Result};
 pub struct Stamp<'a> {
     /// The tenant written in.
     pub org: &'a OrgId,
-    /// The writer (`sub` of the principal, or `system:<engine>`).
+    /// The writer (`sub` of the principal, or `system:<store>`).
     pub actor: &'a str,
     /// The instant of the write.
     pub now: DateTime<Utc>,

@@ -1,5 +1,5 @@
 //! Test harness: the same tests run on every database of the test kit (SQLite always, PostgreSQL
-//! when configured), through the engine as several principals.
+//! when configured), through the store as several principals.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::sync::Arc;
@@ -7,8 +7,7 @@ use std::sync::Arc;
 use crm_model::standard::standard_catalog;
 use crm_model::{Catalog, ModelName};
 use crm_orm::{
-    Data, Engine, Filter, Op, OrderBy, OrmError, Page, PageResult, Policy, Principal, Read, Selection, Unique, Write, WriteResult,
-    authorize,
+    Data, Filter, Op, OrderBy, OrmError, Page, PageResult, Policy, Principal, Read, Selection, Store, Unique, Write, WriteResult, authorize,
 };
 use serde_json::{Value as Json, json};
 
@@ -19,18 +18,18 @@ pub async fn backends() -> Vec<Backend> {
 }
 
 pub struct Client<'a> {
-    pub engine: &'a Engine,
+    pub store: &'a Store,
     pub policy: Policy,
     pub p: Principal,
 }
 
 pub fn client<'a>(b: &'a Backend, p: Principal) -> Client<'a> {
-    Client { engine: &b.engine, policy: Policy::default_roles(), p }
+    Client { store: &b.store, policy: Policy::default_roles(), p }
 }
 
 impl Client<'_> {
     pub fn cat(&self) -> &Catalog {
-        self.engine.catalog()
+        self.store.catalog()
     }
     fn model(&self, m: &str) -> Arc<crm_model::Model> {
         self.cat().model(m).unwrap_or_else(|| panic!("model {m}")).clone()
@@ -39,7 +38,7 @@ impl Client<'_> {
     pub async fn write_sel(&self, w: Write, op: Op, sel: &Selection) -> Result<WriteResult, OrmError> {
         let model = w.model().clone();
         let s = authorize(self.cat(), &self.policy, &self.p, &model, op, w)?;
-        self.engine.write(&s, sel).await
+        self.store.write(&s, sel).await
     }
 
     async fn one(&self, w: Write, op: Op) -> Result<Option<Json>, OrmError> {
@@ -117,7 +116,7 @@ impl Client<'_> {
     pub async fn read(&self, read: Read) -> Result<PageResult, OrmError> {
         let model: ModelName = read.model.clone();
         let s = authorize(self.cat(), &self.policy, &self.p, &model, Op::Read, read)?;
-        self.engine.read(&s).await
+        self.store.read(&s).await
     }
 
     pub async fn list(&self, m: &str, filter: Json, order: &[&str], page: Page) -> Result<PageResult, OrmError> {

@@ -409,7 +409,7 @@ fn report(q: Q, c: usize, mut crm: Phase, mut raw: Phase, pairs: &mut [f64], pg:
 
 async fn run_backend(args: &Args, name: &str, url: &str, raw: Raw, data: PathBuf, sizes: Sizes, questions: &[Q]) {
     let pg = matches!(raw, Raw::Pg(_));
-    let key = crm_server::auth::DevKey::load_or_create(&data).unwrap();
+    let key = crm_server::authentication::DevKey::load_or_create(&data).unwrap();
     let tokens: Vec<String> =
         (0..TENANTS).map(|t| key.token("bench", &org(t), &["admin".to_owned()], &[], Duration::from_secs(24 * 3600)).unwrap()).collect();
     let tokens = Arc::new(tokens);
