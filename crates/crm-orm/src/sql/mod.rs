@@ -4,7 +4,8 @@
 //! `tests/sql_snapshots.rs` and `tests/write_snapshots.rs`); the executor ([`crate::Store`])
 //! only runs what this layer built.
 //!
-//! By concept: [`read`] (pages, filters, aggregates, the scope's predicates), [`write`] (inserts,
+//! By concept: [`read`] (the builder of reads: the scope's predicates, pages, aggregates,
+//! groups; `filter`, `select` and `page` hold its where, its row JSON and its paging), [`write`] (inserts,
 //! updates, the trash, deletes), [`audit`], [`events`] (the outbox and the consumers'
 //! positions), [`deliveries`] (the webhook queue), [`tenants`] (the tenant registry and the
 //! settings row-level security reads), [`metadata`] (tenant-defined fields and objects),
@@ -14,20 +15,26 @@
 use sea_query_sqlx::SqlxValues;
 
 pub mod audit;
+mod builder;
 pub mod ddl;
 pub mod deliveries;
 pub mod dialect;
 pub mod events;
+mod filter;
 pub mod locks;
 pub mod metadata;
+mod page;
 mod read;
 pub(crate) mod search;
+mod select;
 pub mod stages;
 pub mod tenants;
 pub mod write;
 
-pub(crate) use read::cursor_parts;
-pub use read::{Builder, Limits, PagePlan, encode_cursor, in_session, order_spec};
+pub use builder::{Builder, Limits};
+pub(crate) use page::cursor_parts;
+pub use page::{PagePlan, encode_cursor, order_spec};
+pub use read::in_session;
 
 /// A statement ready to run: its SQL text and the values bound to its placeholders.
 pub type Built = (String, SqlxValues);

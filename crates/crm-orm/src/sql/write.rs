@@ -10,8 +10,8 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::Built;
+use super::builder::stored_value;
 use super::dialect::Dialect;
-use super::read::stored_value;
 use crate::error::{OrmError, Result};
 
 /// Who writes, in which tenant, and when: what every write statement stamps on its rows
