@@ -189,26 +189,24 @@ impl TxWork for Ingest {
                 }
                 // The author.
                 let key = handle_key(&e.platform, &e.author_handle);
-                let contact = match contacts.get(&key) {
-                    Some(c) => *c,
-                    None => {
-                        let f = Filter::parse(tx.catalog(), &contact_model, &json!({ "socialHandles_contains_some": [key] }))?;
-                        let found = tx.find_all(&contact_model, f, 1).await?.into_iter().next().map(Id::decode).transpose()?.map(|c| c.id);
-                        let id = match found {
-                            Some(c) => c,
-                            None => {
-                                let name = e.author_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
-                                let (first, last) = match name.map(|n| n.rsplit_once(' ').map_or((None, n), |(f, l)| (Some(f), l))) {
-                                    Some((f, l)) => (f, l.to_owned()),
-                                    None => (None, e.author_handle.trim().to_owned()),
-                                };
-                                out.contacts_created += 1;
-                                tx.create(CONTACT, &json!({ "firstName": first, "lastName": last, "socialHandles": [key] })).await?
-                            }
+                let contact = if let Some(c) = contacts.get(&key) {
+                    *c
+                } else {
+                    let f = Filter::parse(tx.catalog(), &contact_model, &json!({ "socialHandles_contains_some": [key] }))?;
+                    let found = tx.find_all(&contact_model, f, 1).await?.into_iter().next().map(Id::decode).transpose()?.map(|c| c.id);
+                    let id = if let Some(c) = found {
+                        c
+                    } else {
+                        let name = e.author_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+                        let (first, last) = match name.map(|n| n.rsplit_once(' ').map_or((None, n), |(f, l)| (Some(f), l))) {
+                            Some((f, l)) => (f, l.to_owned()),
+                            None => (None, e.author_handle.trim().to_owned()),
                         };
-                        contacts.insert(key.clone(), id);
-                        id
-                    }
+                        out.contacts_created += 1;
+                        tx.create(CONTACT, &json!({ "firstName": first, "lastName": last, "socialHandles": [key] })).await?
+                    };
+                    contacts.insert(key.clone(), id);
+                    id
                 };
                 item.contact = Some(contact);
                 let thread = e.thread.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| e.external_id.clone());
@@ -297,7 +295,7 @@ impl TxWork for Ingest {
                              "title": title, "body": e.text, "occurredAt": occurred }),
                 )
                 .await?;
-                item.status = "CREATED".to_owned();
+                "CREATED".clone_into(&mut item.status);
                 out.items.push(item);
             }
             Ok(out)

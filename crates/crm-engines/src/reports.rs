@@ -53,6 +53,7 @@ async fn groups(store: &Store, access: &Access, model: &str, by: &str, filter: &
     Ok(Some(groups))
 }
 
+#[allow(clippy::cast_precision_loss)] // counts of records, far below 2^52
 fn ratio(a: i64, b: i64) -> Json {
     if b == 0 { Json::Null } else { json!(((a as f64 / b as f64) * 10_000.0).round() / 10_000.0) }
 }

@@ -153,7 +153,7 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
     let rule_rows: Vec<RoutingRule> = rules::enabled(tx).await?;
     let mut decision = Decision { lead: lead_id, member: None, member_name: None, rule: None, strategy: None, reason: String::new() };
     if rule_rows.is_empty() {
-        decision.reason = "no enabled routing rule".to_owned();
+        "no enabled routing rule".clone_into(&mut decision.reason);
         return Ok(decision);
     }
     let member_model = tx.model(Member::MODEL)?;
@@ -186,13 +186,12 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
             Some(row) => RoutingRule::decode(row)?,
             None => r.clone(),
         };
-        let loads = match &load {
-            Some(l) => l.clone(),
-            None => {
-                let l = loads(tx).await?;
-                load = Some(l.clone());
-                l
-            }
+        let loads = if let Some(l) = &load {
+            l.clone()
+        } else {
+            let l = loads(tx).await?;
+            load = Some(l.clone());
+            l
         };
         let pool = &rule.pool;
         let required: Vec<String> = rule.required_skills.iter().map(|s| s.to_lowercase()).collect();

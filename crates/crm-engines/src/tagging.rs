@@ -82,7 +82,7 @@ pub async fn apply(tx: &mut TxCtx<'_>, leads: &[Uuid]) -> Result<TagOutcome> {
             let LeadAttributes { id, mut tags, .. } = LeadAttributes::decode(row)?;
             let mut added = Vec::new();
             for (_, rule, rule_tags) in hits.iter().filter(|(l, _, _)| *l == id) {
-                for t in rule_tags.iter() {
+                for t in *rule_tags {
                     if !tags.contains(t) {
                         tags.push(t.clone());
                         added.push((t.clone(), *rule));

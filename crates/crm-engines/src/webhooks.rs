@@ -98,7 +98,7 @@ impl Default for DeliveryOptions {
     fn default() -> Self {
         DeliveryOptions {
             retry_base: Duration::from_secs(10),
-            retry_max: Duration::from_secs(3600),
+            retry_max: Duration::from_hours(1),
             max_attempts: 8,
             timeout: Duration::from_secs(10),
             egress: Arc::default(),

@@ -77,7 +77,7 @@ impl Workers {
 
 async fn pause(rx: &mut watch::Receiver<bool>, d: Duration) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(d) => *rx.borrow(),
+        () = tokio::time::sleep(d) => *rx.borrow(),
         _ = rx.changed() => true,
     }
 }
@@ -236,7 +236,7 @@ async fn deliver(store: Store, opts: WorkerOptions, mut rx: watch::Receiver<bool
                     *n = n.saturating_sub(1);
                 }
             }
-            _ = tokio::time::sleep(opts.poll) => {}
+            () = tokio::time::sleep(opts.poll) => {}
             _ = rx.changed() => {
                 while set.join_next().await.is_some() {}
                 return;

@@ -98,7 +98,7 @@ async fn seeded(path: &Path, api: &Api) -> Store {
 fn bench(c: &mut Criterion) {
     let cat = Arc::new(standard_catalog().unwrap());
     let options = SchemaOptions::default();
-    c.bench_function("build_schema/standard_catalog", |b| b.iter(|| build_schema(black_box(cat.clone()), &options).unwrap()));
+    c.bench_function("build_schema/standard_catalog", |b| b.iter(|| build_schema(&black_box(cat.clone()), &options).unwrap()));
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let path = std::env::temp_dir().join(format!("crm-gql-bench-{}.db", uuid::Uuid::now_v7()));

@@ -70,13 +70,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 let (_, cat) = store.tenant_catalog(&org).await.unwrap();
-                black_box(build_schema(cat, &SchemaOptions::default()).unwrap())
+                black_box(build_schema(&cat, &SchemaOptions::default()).unwrap())
             })
-        })
+        });
     });
     let ext = tenant_defs::extension();
     g.bench_function("extend_build_only", |b| {
-        b.iter(|| black_box(build_schema(Arc::new(cat.extend(&ext).unwrap()), &SchemaOptions::default()).unwrap()))
+        b.iter(|| black_box(build_schema(&Arc::new(cat.extend(&ext).unwrap()), &SchemaOptions::default()).unwrap()));
     });
     g.throughput(Throughput::Elements(1));
     g.bench_function("cached_request", |b| {
@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
             let r = rt.block_on(api.execute(&store, &admin, Request::new(QUERY)));
             assert!(r.errors.is_empty(), "{:?}", r.errors);
             black_box(r)
-        })
+        });
     });
     g.finish();
     drop(store);

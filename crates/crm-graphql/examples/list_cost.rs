@@ -12,6 +12,7 @@
 //! (scope, SQL building, JSON rows; on PostgreSQL also the tenant setting for row-level
 //! security), (3) the GraphQL query through `Api::execute` (parse, validate, resolve, response).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::type_complexity)]
+#![allow(clippy::cast_precision_loss, clippy::cast_possible_wrap, clippy::cast_possible_truncation, clippy::missing_panics_doc)] // a measuring program: arithmetic on counts, sizes and durations far inside the casts' range; it stops at the first failure
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -61,7 +61,7 @@ impl Default for SchemaCache {
 
 impl std::fmt::Debug for SchemaCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchemaCache").field("entries", &self.len()).field("capacity", &self.capacity).finish()
+        f.debug_struct("SchemaCache").field("entries", &self.len()).field("capacity", &self.capacity).finish_non_exhaustive()
     }
 }
 
@@ -93,7 +93,7 @@ impl SchemaCache {
     /// Cached schemas.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+        self.slots.lock().map_or(0, |s| s.len())
     }
 
     /// True when nothing is cached.
@@ -134,8 +134,8 @@ impl SchemaCache {
             .get_or_try_init(|| async move {
                 let catalog = load().await?;
                 let started = Instant::now();
-                let s = build_schema(catalog.clone(), &options)?;
-                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, tenant = ?key.tenant, version = key.version, "built a GraphQL schema");
+                let s = build_schema(&catalog.clone(), &options)?;
+                tracing::info!(elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), tenant = ?key.tenant, version = key.version, "built a GraphQL schema");
                 Ok::<_, BuildError>((Arc::new(s), catalog))
             })
             .await?;

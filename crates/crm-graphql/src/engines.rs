@@ -190,14 +190,14 @@ where
 /// The future of an engine operation's JSON result.
 type JsonFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<serde_json::Value, crm_orm::OrmError>> + Send + 'a>>;
 
-fn tag_leads<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json>) -> JsonFuture<'a> {
+fn tag_leads(rc: &crate::RequestCtx, args: serde_json::Map<String, Json>) -> JsonFuture<'_> {
     Box::pin(async move {
         let filter = args.get("where").cloned().filter(|w| !w.is_null()).unwrap_or_else(|| json!({}));
         to_json(&rc.store.transaction(&rc.access, &Retag { filter }).await?)
     })
 }
 
-fn route_leads<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json>) -> JsonFuture<'a> {
+fn route_leads(rc: &crate::RequestCtx, args: serde_json::Map<String, Json>) -> JsonFuture<'_> {
     Box::pin(async move {
         let filter = args.get("where").cloned().filter(|w| !w.is_null()).unwrap_or_else(|| json!({}));
         let at = match args.get("at").and_then(Json::as_str) {
@@ -211,7 +211,7 @@ fn route_leads<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json
     })
 }
 
-fn ingest<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json>) -> JsonFuture<'a> {
+fn ingest(rc: &crate::RequestCtx, args: serde_json::Map<String, Json>) -> JsonFuture<'_> {
     Box::pin(async move {
         let events: Vec<SocialInput> = serde_json::from_value(args.get("events").cloned().unwrap_or(Json::Null))
             .map_err(|e| bad("events", format!("not a list of social events: {e}")))?;
@@ -219,7 +219,7 @@ fn ingest<'a>(rc: &'a crate::RequestCtx, args: serde_json::Map<String, Json>) ->
     })
 }
 
-fn summary<'a>(rc: &'a crate::RequestCtx, _: serde_json::Map<String, Json>) -> JsonFuture<'a> {
+fn summary(rc: &crate::RequestCtx, _: serde_json::Map<String, Json>) -> JsonFuture<'_> {
     Box::pin(async move { crm_engines::reports::summary(&rc.store, &rc.access).await })
 }
 

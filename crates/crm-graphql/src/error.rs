@@ -45,7 +45,7 @@ pub fn classify(errors: &mut [ServerError]) {
         }
         let code = if !e.path.is_empty() {
             tracing::error!(error = %e.message, "unclassified execution error");
-            e.message = "internal error".to_owned();
+            "internal error".clone_into(&mut e.message);
             ErrorCode::Internal
         } else if is_limit(&e.message) {
             ErrorCode::LimitExceeded
@@ -77,8 +77,10 @@ mod tests {
         let mut errs =
             vec![ServerError::new("Query is nested too deep.", None), ServerError::new("Unknown field \"x\" on type \"Query\".", None)];
         classify(&mut errs);
-        let codes: Vec<String> =
-            errs.iter().map(|e| e.extensions.as_ref().and_then(|x| x.get("code")).map(|v| v.to_string()).unwrap_or_default()).collect();
+        let codes: Vec<String> = errs
+            .iter()
+            .map(|e| e.extensions.as_ref().and_then(|x| x.get("code")).map(std::string::ToString::to_string).unwrap_or_default())
+            .collect();
         assert_eq!(codes, vec!["\"LIMIT_EXCEEDED\"", "\"BAD_USER_INPUT\""]);
     }
 }

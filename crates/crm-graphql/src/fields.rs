@@ -70,7 +70,9 @@ pub(crate) fn stage_duration() -> impl for<'a> Fn(ResolverContext<'a>) -> FieldF
         let at = |k: &str| p.and_then(|p| p.get(k)).and_then(Json::as_str).and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
         let secs = at("enteredAt").map(|entered| {
             let until = at("exitedAt").map_or_else(chrono::Utc::now, |e| e.with_timezone(&chrono::Utc));
-            (until - entered.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0
+            #[allow(clippy::cast_precision_loss)] // milliseconds of a stay, far below 2^52
+            let ms = (until - entered.with_timezone(&chrono::Utc)).num_milliseconds() as f64;
+            ms / 1000.0
         });
         FieldFuture::Value(secs.map(|s| FieldValue::value(Value::from(s))))
     }

@@ -72,7 +72,7 @@ pub enum Answer {
 
 /// The principal's roles, sorted: part of a plan's key.
 fn roles_key(principal: &Principal) -> String {
-    let mut roles: Vec<&str> = principal.roles.iter().map(|r| r.as_str()).collect();
+    let mut roles: Vec<&str> = principal.roles.iter().map(crm_model::RoleName::as_str).collect();
     roles.sort_unstable();
     roles.join(",")
 }

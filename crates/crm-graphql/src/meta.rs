@@ -50,7 +50,7 @@ fn field_info(m: &Model, f: &MField, access: &Access) -> Json {
     let (target, targets, via) = match &f.kind {
         FieldKind::ToOne { target, .. } => (Some(target.as_str()), None, None),
         FieldKind::ToMany { target, via } => (Some(target.as_str()), None, Some(via.as_str())),
-        FieldKind::Polymorphic { targets, .. } => (None, Some(targets.iter().map(|t| t.as_str()).collect::<Vec<_>>()), None),
+        FieldKind::Polymorphic { targets, .. } => (None, Some(targets.iter().map(crm_model::ModelName::as_str).collect::<Vec<_>>()), None),
         FieldKind::Scalar(_) => (None, None, None),
     };
     let c = &f.checks;

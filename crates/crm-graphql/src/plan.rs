@@ -245,6 +245,9 @@ fn plain_connection(cat: &Catalog, model: &Model, f: &Field) -> bool {
     })
 }
 
+/// The ids of plans, each unique in the process (the statement cache keys by it).
+static PLAN_IDS: AtomicU64 = AtomicU64::new(0);
+
 impl Plan {
     fn build(schema: &Schema, catalog: &Arc<Catalog>, doc: &ExecutableDocument, name: Option<&str>) -> Option<Plan> {
         if !doc.fragments.is_empty() {
@@ -273,11 +276,11 @@ impl Plan {
             }
             let name = f.name.node.as_str();
             let (kind, model) = catalog.models().find_map(|m| {
-                if m.plural == name {
+                if m.api.list == name {
                     Some((RootKind::List, Arc::clone(m)))
-                } else if m.singular == name {
+                } else if m.api.one == name {
                     Some((RootKind::One, Arc::clone(m)))
-                } else if name.strip_suffix("Connection") == Some(m.plural.as_str()) {
+                } else if m.api.list_connection == name {
                     Some((RootKind::Connection, Arc::clone(m)))
                 } else {
                     None
@@ -295,8 +298,7 @@ impl Plan {
             keys.push(key.clone());
             roots.push(Root { key, kind, model, field: f.clone(), structural: Mutex::new(HashMap::new()) });
         }
-        static IDS: AtomicU64 = AtomicU64::new(0);
-        Some(Plan { id: IDS.fetch_add(1, Ordering::Relaxed), catalog: Arc::clone(catalog), variables, roots })
+        Some(Plan { id: PLAN_IDS.fetch_add(1, Ordering::Relaxed), catalog: Arc::clone(catalog), variables, roots })
     }
 
     /// The response body, or `None` to leave the request to the executor.

@@ -69,7 +69,7 @@ fn enum_name(m: &Model, f: &MField) -> String {
 ///
 /// # Errors
 /// A name GraphQL refuses (the Catalog's checks should make this unreachable).
-pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Schema, GraphqlError> {
+pub fn build_schema(catalog: &Arc<Catalog>, options: &SchemaOptions) -> Result<Schema, GraphqlError> {
     let mut query = Object::new(QUERY).description("Reads. Every result is confined to the caller's tenant and roles.");
     let mut mutation = Object::new(MUTATION).description("Writes. Each mutation is one transaction.");
     let mut b = Schema::build(QUERY, Some(MUTATION), None);
@@ -81,7 +81,7 @@ pub fn build_schema(catalog: Arc<Catalog>, options: &SchemaOptions) -> Result<Sc
     );
     for model in catalog.models() {
         let m: &Model = model;
-        for t in model_types(&catalog, model) {
+        for t in model_types(catalog, model) {
             b = match t {
                 Gen::Obj(o) => b.register(o),
                 Gen::Input(i) => b.register(i),
@@ -450,7 +450,7 @@ fn model_types(cat: &Catalog, model: &Arc<Model>) -> Vec<Gen> {
     // Enums of select fields.
     for f in m.fields.values() {
         if let FieldKind::Scalar(ScalarType::Select(opts) | ScalarType::MultiSelect(opts)) = &f.kind {
-            let mut e = Enum::new(enum_name(m, f)).items(opts.iter().map(|o| o.as_str()));
+            let mut e = Enum::new(enum_name(m, f)).items(opts.iter().map(crm_model::OptionName::as_str));
             if let Some(d) = &f.description {
                 e = e.description(d.clone());
             }
@@ -649,7 +649,7 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
                 }
             }
             FieldKind::Polymorphic { targets, .. } => {
-                let list: Vec<&str> = targets.iter().map(|t| t.as_str()).collect();
+                let list: Vec<&str> = targets.iter().map(crm_model::ModelName::as_str).collect();
                 Field::new(f.name.as_str(), TypeRef::named(RECORD_REF), json_object(f.name.as_str()))
                     .description(f.description.clone().unwrap_or_else(|| format!("A {}.", list.join(" or "))))
             }
@@ -668,7 +668,7 @@ fn object_type(cat: &Catalog, model: &Arc<Model>) -> Object {
                     Some(d) => list.description(d.clone()),
                     None => list,
                 });
-                let conn_name = format!("{}Connection", f.name);
+                let Some(conn_name) = m.api.connection_fields.get(&f.name).cloned() else { continue };
                 let conn = list_args(
                     t,
                     Field::new(&conn_name, TypeRef::named_nn(t.api.connection.clone()), nested_connection(t.clone(), conn_name.clone())),

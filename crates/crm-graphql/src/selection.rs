@@ -139,8 +139,8 @@ pub(crate) fn selection<N: SelNode>(cat: &Catalog, model: &Model, sf: &N) -> Res
                     add_nested(&mut sel, n);
                 }
             }
-        } else if let Some(base) = name.strip_suffix("Connection")
-            && let Some(f) = model.field(base)
+        } else if let Some((base, _)) = model.api.connection_fields.iter().find(|(_, c)| c.as_str() == name)
+            && let Some(f) = model.field(base.as_str())
             && let FieldKind::ToMany { target, .. } = &f.kind
         {
             let t = target_of(cat, target.as_str())?;

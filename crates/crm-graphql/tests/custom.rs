@@ -2,6 +2,7 @@
 //! related to Account, their history, deactivation and deletion, bad definitions refused with
 //! nothing changed, and tenant B untouched throughout — on both backends, through the GraphQL API.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unreadable_literal)] // test code: small counts and literal expectations, one future awaited at a time
 mod common;
 
 use std::sync::Arc;
@@ -261,7 +262,7 @@ async fn custom_fields_of_every_type_on_lead() {
         // Batch updates write custom values too.
         let d = c
             .admin
-            .ok(r#"mutation { updateManyLeadsConnection(where: {tier: null}, data: {rating: 1.5}) { aggregate { count } } }"#, no_vars())
+            .ok(r"mutation { updateManyLeadsConnection(where: {tier: null}, data: {rating: 1.5}) { aggregate { count } } }", no_vars())
             .await;
         assert_eq!(d["updateManyLeadsConnection"]["aggregate"]["count"], 2);
 
@@ -275,7 +276,7 @@ async fn custom_fields_of_every_type_on_lead() {
         let e = defs["customDefinitions"].as_array().unwrap().iter().find(|x| x["name"] == "employees").unwrap().clone();
         assert_eq!(e["active"], false);
         assert_eq!(e["definition"]["type"], "int");
-        assert_eq!(c.restricted.code(r#"{ customDefinitions { name } }"#, no_vars()).await, "FORBIDDEN");
+        assert_eq!(c.restricted.code(r"{ customDefinitions { name } }", no_vars()).await, "FORBIDDEN");
         // A deactivated field's name is still taken.
         let e = c.admin.error(CREATE_FIELD, json!({"m": "Lead", "d": {"name": "employees", "type": "text"}})).await;
         assert!(e["message"].as_str().unwrap().contains("deactivated"), "{e}");
@@ -288,7 +289,7 @@ async fn custom_fields_of_every_type_on_lead() {
         // Update a definition: new option and label; the type and existing options stay.
         let upd_def = "mutation($d: JSON!) { updateCustomField(model: \"Lead\", name: \"tier\", definition: $d) { version } }";
         c.admin.ok(upd_def, json!({"d": {"name": "tier", "type": "select", "options": ["GOLD", "SILVER", "BRONZE", "PLATINUM"], "label": "Customer tier"}})).await;
-        c.admin.ok(r#"mutation($id: ID!) { updateLead(where: {id: $id}, data: {tier: PLATINUM}) { tier } }"#, json!({"id": two_id})).await;
+        c.admin.ok(r"mutation($id: ID!) { updateLead(where: {id: $id}, data: {tier: PLATINUM}) { tier } }", json!({"id": two_id})).await;
         for bad in [json!({"name": "tier", "type": "text"}), json!({"name": "tier", "type": "select", "options": ["GOLD"]})] {
             assert_eq!(c.admin.code(upd_def, json!({"d": bad})).await, "BAD_USER_INPUT", "[{}]", b.name);
         }
@@ -330,7 +331,7 @@ async fn bad_metadata_is_refused_precisely_and_changes_nothing() {
     for b in backends().await {
         let c = cast(&b, "sales");
         c.admin.ok(CREATE_FIELD, json!({"m": "Lead", "d": {"name": "budgetCode", "type": "text"}})).await;
-        let before = c.admin.ok(r#"{ metadata { version } customDefinitions { model name definition } }"#, no_vars()).await;
+        let before = c.admin.ok(r"{ metadata { version } customDefinitions { model name definition } }", no_vars()).await;
         let cases = [
             (json!({"m": "Lead", "d": {"name": "email", "type": "text"}}), "clashes with another field"),
             (json!({"m": "Lead", "d": {"name": "createdAt", "type": "text"}}), "`createdAt` is reserved"),
@@ -373,9 +374,9 @@ async fn bad_metadata_is_refused_precisely_and_changes_nothing() {
             assert_eq!(e["extensions"]["code"], "BAD_USER_INPUT", "[{}] {def}: {e}", b.name);
             assert!(e["message"].as_str().unwrap().contains(want), "[{}] {def}: expected `{want}` in {e}", b.name);
         }
-        let after = c.admin.ok(r#"{ metadata { version } customDefinitions { model name definition } }"#, no_vars()).await;
+        let after = c.admin.ok(r"{ metadata { version } customDefinitions { model name definition } }", no_vars()).await;
         assert_eq!(after, before, "[{}] nothing changed", b.name);
-        assert_eq!(c.admin.ok(r#"{ auditLog(first: 100) { action } }"#, no_vars()).await["auditLog"].as_array().unwrap().len(), 1);
+        assert_eq!(c.admin.ok(r"{ auditLog(first: 100) { action } }", no_vars()).await["auditLog"].as_array().unwrap().len(), 1);
     }
 }
 

@@ -72,7 +72,7 @@ async fn denied_fields_are_never_read_or_written() {
             "{ contacts { leads { score } } }",
             r#"{ lead(where: {id: "00000000-0000-0000-0000-000000000000"}) { email } }"#,
             r#"mutation { createLead(data: {name: "Cy", status: CONTACTED}) { name } }"#,
-            r#"mutation { updateManyLeadsConnection(data: {status: REJECTED}) { aggregate { count } } }"#,
+            r"mutation { updateManyLeadsConnection(data: {status: REJECTED}) { aggregate { count } } }",
         ] {
             let r = run(&api, &b, &intern, q).await;
             assert_eq!(code(&r), "FORBIDDEN", "[{}] {q}: {r}", b.name);

@@ -188,7 +188,7 @@ async fn scalar_filter_operators() {
 
         // The same filters as literals in the document (enums as enum literals).
         for g in [&c.admin, &c.restricted] {
-            let d = g.ok(r#"{ leads(where: {status_in: [QUALIFIED, CONTACTED], source_not: REFERRAL}) { name } }"#, no_vars()).await;
+            let d = g.ok(r"{ leads(where: {status_in: [QUALIFIED, CONTACTED], source_not: REFERRAL}) { name } }", no_vars()).await;
             assert_eq!(strs(&d["leads"], "name"), [GAMMA], "[{}]", b.name);
         }
         let d = c.other.ok(r#"{ leads(where: {status: NEW, tags_contains_some: ["hot"]}) { name owner { sub } } }"#, no_vars()).await;
@@ -633,9 +633,9 @@ async fn aggregates_on_opportunities() {
             create(&c.admin, "Opportunity", json!({"name": name, "amount": amount, "probability": p, "stage": stage})).await;
         }
         create(&c.other, "Opportunity", json!({"name": "B1", "amount": {"amount": "7", "currency": "USD"}, "probability": 70})).await;
-        let q = r#"query($w: OpportunityWhereInput) { opportunitiesConnection(where: $w, first: 1, orderBy: name_ASC) {
+        let q = r"query($w: OpportunityWhereInput) { opportunitiesConnection(where: $w, first: 1, orderBy: name_ASC) {
             edges { node { name amount { amount currency } } }
-            aggregate { count sum { amount probability } avg { amount probability } min { amount probability } max { amount probability } } } }"#;
+            aggregate { count sum { amount probability } avg { amount probability } min { amount probability } max { amount probability } } } }";
         let w = json!({"stage_not": "CLOSED_LOST"});
         let want = json!({"opportunitiesConnection": {
             "edges": [{"node": {"name": "O1", "amount": {"amount": "100", "currency": "EUR"}}}],
@@ -672,7 +672,8 @@ async fn aggregates_on_opportunities() {
         assert_eq!(c.other.ok(q, json!({"w": {"amount_gt": "5"}})).await, json!({"opportunities": [{"name": "B1"}]}), "[{}]", b.name);
 
         // Group-by with numeric aggregates per group, ordered by the keys.
-        let q = r#"{ opportunitiesGroupBy(by: [stage], where: {amount_not: null}) { key { stage } count sum { amount } max { probability } } }"#;
+        let q =
+            r"{ opportunitiesGroupBy(by: [stage], where: {amount_not: null}) { key { stage } count sum { amount } max { probability } } }";
         let want = json!({"opportunitiesGroupBy": [
             {"key": {"stage": "CLOSED_LOST"}, "count": 1, "sum": {"amount": 5000.0}, "max": {"probability": 100.0}},
             {"key": {"stage": "CLOSED_WON"}, "count": 1, "sum": {"amount": 599.5}, "max": {"probability": 90.0}},
@@ -700,7 +701,7 @@ async fn group_by_leads() {
         assert_eq!(c.other.ok(q, no_vars()).await, json!({"leadsGroupBy": [{"key": {"status": "NEW"}, "count": 1}]}), "[{}]", b.name);
 
         // Two keys, a filter, numeric aggregates, first/skip over groups; a single value for `by`.
-        let q = r#"{ leadsGroupBy(by: [source, status], where: {score_not: null}) { key { source status } count avg { score } } }"#;
+        let q = r"{ leadsGroupBy(by: [source, status], where: {score_not: null}) { key { source status } count avg { score } } }";
         let want = json!({"leadsGroupBy": [
             {"key": {"source": "REFERRAL", "status": "QUALIFIED"}, "count": 1, "avg": {"score": 50.0}},
             {"key": {"source": "WEB", "status": "NEW"}, "count": 2, "avg": {"score": 20.0}},
@@ -786,10 +787,10 @@ async fn lead_detail_snapshot() {
     for b in backends().await {
         let c = cast(&b, "viewer");
         let l = seed_leads(&c).await;
-        let q = r#"query($id: ID!) { lead(where: {id: $id}) {
+        let q = r"query($id: ID!) { lead(where: {id: $id}) {
             id createdAt updatedAt createdBy updatedBy version
             name email phone company source status score tags convertedAt
-            owner { id name sub skills capacity away active } contact { id } account { id } } }"#;
+            owner { id name sub skills capacity away active } contact { id } account { id } } }";
         let mut d = c.admin.ok(q, json!({ "id": l.beta })).await;
         assert_eq!(c.restricted.ok(q, json!({ "id": l.beta })).await, d, "[{}]", b.name);
         assert_eq!(c.other.ok(q, json!({ "id": l.beta })).await, json!({"lead": null}), "[{}]", b.name);

@@ -79,7 +79,7 @@ async fn create_update_delete() {
                 json!({ "id": id }),
             ),
             (r#"mutation { updateManyLeadsConnection(data: {name: "V"}) { edges { node { id } } } }"#, no_vars()),
-            (r#"mutation { deleteManyLeadsConnection { edges { node { id } } } }"#, no_vars()),
+            (r"mutation { deleteManyLeadsConnection { edges { node { id } } } }", no_vars()),
         ] {
             assert_eq!(c.restricted.code(q, vars).await, "FORBIDDEN", "[{}] {q}", b.name);
         }
@@ -221,7 +221,7 @@ async fn upsert_updates_or_creates() {
         assert_ne!(b_res["id"], json!(id), "[{}]", b.name);
         assert_eq!(lead(&c.admin, &id).await["score"], 2, "[{}]", b.name);
         assert_eq!(c.restricted.code(q, json!({ "id": id })).await, "FORBIDDEN", "[{}]", b.name);
-        let d = c.admin.ok(r#"{ leadsConnection { aggregate { count } } }"#, no_vars()).await;
+        let d = c.admin.ok(r"{ leadsConnection { aggregate { count } } }", no_vars()).await;
         assert_eq!(d["leadsConnection"]["aggregate"]["count"], 1, "[{}]", b.name);
     }
 }
@@ -273,11 +273,11 @@ async fn unique_violations_conflict_within_a_tenant() {
         // Nested: the member created inside a lead clashes; neither is written.
         let ql = r#"mutation { createLead(data: {name: "Clash", owner: {create: {name: "Dup", email: "bob@a.test"}}}) { id } }"#;
         assert_eq!(c.admin.code(ql, no_vars()).await, "CONFLICT", "[{}]", b.name);
-        let d = c.admin.ok(r#"{ members(orderBy: name_ASC) { name email sub } leads { name } }"#, no_vars()).await;
+        let d = c.admin.ok(r"{ members(orderBy: name_ASC) { name email sub } leads { name } }", no_vars()).await;
         let want = json!({"members": [{"name": "Alice", "email": "alice@a.test", "sub": "alice"}, {"name": "Bob", "email": "bob@a.test", "sub": "bob"}],
                           "leads": []});
         assert_eq!(d, want, "[{}]", b.name);
-        assert_eq!(c.restricted.ok(r#"{ members(orderBy: name_ASC) { name email sub } leads { name } }"#, no_vars()).await, want);
+        assert_eq!(c.restricted.ok(r"{ members(orderBy: name_ASC) { name email sub } leads { name } }", no_vars()).await, want);
         // The viewer is refused before uniqueness matters.
         assert_eq!(c.restricted.code(q, json!({"d": {"name": "A", "email": "alice@a.test"}})).await, "FORBIDDEN", "[{}]", b.name);
         // Unique within the tenant only: tenant B may use the same values.
@@ -304,13 +304,13 @@ async fn update_many_and_delete_many() {
                           "pageInfo": {"pageSize": 3, "hasNextPage": false}}});
         assert_eq!(d, want, "[{}]", b.name);
         // `first` limits the batch (in id order).
-        let q = r#"mutation { updateManyLeadsConnection(where: {status: NEW}, first: 1, data: {score: 0}) {
-            edges { node { name score } } pageInfo { hasNextPage } } }"#;
+        let q = r"mutation { updateManyLeadsConnection(where: {status: NEW}, first: 1, data: {score: 0}) {
+            edges { node { name score } } pageInfo { hasNextPage } } }";
         let d = c.admin.ok(q, no_vars()).await;
         let want =
             json!({"updateManyLeadsConnection": {"edges": [{"node": {"name": "M1", "score": 0}}], "pageInfo": {"hasNextPage": true}}});
         assert_eq!(d, want, "[{}]", b.name);
-        let state = r#"{ leads(orderBy: name_ASC) { name score status } }"#;
+        let state = r"{ leads(orderBy: name_ASC) { name score status } }";
         let want = json!({"leads": [
             {"name": "M1", "score": 0, "status": "NEW"}, {"name": "M2", "score": 2, "status": "NEW"},
             {"name": "M3", "score": 3, "status": "QUALIFIED"}, {"name": "M4", "score": 4, "status": "QUALIFIED"},
@@ -321,18 +321,18 @@ async fn update_many_and_delete_many() {
         assert_eq!(c.other.ok(state, no_vars()).await, want_b, "[{}]", b.name);
 
         // The viewer may do neither.
-        let upd = r#"mutation { updateManyLeadsConnection(data: {score: 9}) { edges { node { id } } } }"#;
-        let del = r#"mutation { deleteManyLeadsConnection(where: {status: QUALIFIED}) { edges { node { id } } } }"#;
+        let upd = r"mutation { updateManyLeadsConnection(data: {score: 9}) { edges { node { id } } } }";
+        let del = r"mutation { deleteManyLeadsConnection(where: {status: QUALIFIED}) { edges { node { id } } } }";
         assert_eq!(c.restricted.code(upd, no_vars()).await, "FORBIDDEN", "[{}]", b.name);
         assert_eq!(c.restricted.code(del, no_vars()).await, "FORBIDDEN", "[{}]", b.name);
 
         // Delete many, limited by `first`, returns the records as they were.
-        let q = r#"mutation { deleteManyLeadsConnection(where: {status: QUALIFIED}, first: 2) { edges { node { name status } } } }"#;
+        let q = r"mutation { deleteManyLeadsConnection(where: {status: QUALIFIED}, first: 2) { edges { node { name status } } } }";
         let d = c.admin.ok(q, no_vars()).await;
         let want = json!({"deleteManyLeadsConnection": {"edges": [{"node": {"name": "M3", "status": "QUALIFIED"}}, {"node": {"name": "M4", "status": "QUALIFIED"}}]}});
         assert_eq!(d, want, "[{}]", b.name);
         // Tenant B deleting everything deletes its own records only.
-        let d = c.other.ok(r#"mutation { deleteManyLeadsConnection { edges { node { name } } } }"#, no_vars()).await;
+        let d = c.other.ok(r"mutation { deleteManyLeadsConnection { edges { node { name } } } }", no_vars()).await;
         assert_eq!(
             d,
             json!({"deleteManyLeadsConnection": {"edges": [{"node": {"name": "M1"}}, {"node": {"name": "M2"}}]}}),
@@ -341,12 +341,12 @@ async fn update_many_and_delete_many() {
         );
         let names = json!({"leads": [{"name": "M1"}, {"name": "M2"}, {"name": "M5"}]});
         for g in [&c.admin, &c.restricted] {
-            assert_eq!(g.ok(r#"{ leads(orderBy: name_ASC) { name } }"#, no_vars()).await, names, "[{}]", b.name);
+            assert_eq!(g.ok(r"{ leads(orderBy: name_ASC) { name } }", no_vars()).await, names, "[{}]", b.name);
         }
-        assert_eq!(c.other.ok(r#"{ leads { name } }"#, no_vars()).await, json!({"leads": []}), "[{}]", b.name);
+        assert_eq!(c.other.ok(r"{ leads { name } }", no_vars()).await, json!({"leads": []}), "[{}]", b.name);
         // Batch page limits apply.
         assert_eq!(
-            c.admin.code(r#"mutation { deleteManyLeadsConnection(first: 101) { edges { node { id } } } }"#, no_vars()).await,
+            c.admin.code(r"mutation { deleteManyLeadsConnection(first: 101) { edges { node { id } } } }", no_vars()).await,
             "LIMIT_EXCEEDED"
         );
     }
@@ -408,7 +408,7 @@ async fn nested_to_one_writes() {
         assert_eq!(lead(&c.other, &b_lead).await["account"], Json::Null, "[{}]", b.name);
         // Tenant B cannot change A's lead.
         assert_eq!(c.other.code(q, json!({"id": id, "d": {"account": {"disconnect": true}}})).await, "NOT_FOUND", "[{}]", b.name);
-        let d = c.admin.ok(r#"{ accounts(orderBy: name_ASC) { name } }"#, no_vars()).await;
+        let d = c.admin.ok(r"{ accounts(orderBy: name_ASC) { name } }", no_vars()).await;
         assert_eq!(strs(&d["accounts"], "name"), ["Acme", "Made by Alice", "NewCo"], "[{}]", b.name);
     }
 }
@@ -474,8 +474,8 @@ async fn nested_to_many_writes() {
 /// What each principal sees of accounts, contacts, members and leads, for "nothing was written"
 /// checks.
 async fn census(g: &Gql<'_>) -> Json {
-    let q = r#"{ accounts(orderBy: name_ASC, first: 100) { name version } contacts(orderBy: lastName_ASC, first: 100) { lastName version }
-                 members(orderBy: name_ASC, first: 100) { name version } leads(first: 100) { name version } }"#;
+    let q = r"{ accounts(orderBy: name_ASC, first: 100) { name version } contacts(orderBy: lastName_ASC, first: 100) { lastName version }
+                 members(orderBy: name_ASC, first: 100) { name version } leads(first: 100) { name version } }";
     g.ok(q, no_vars()).await
 }
 
@@ -568,7 +568,7 @@ async fn delete_cascades_and_clears_references() {
             d,
             json!({"destroyAccount": {"name": "Gone", "contacts": [{"lastName": "Stays"}], "opportunities": [{"name": "Deal"}]}})
         );
-        let state = r#"{ accounts { name } opportunities { name } contacts { lastName account { name } version } activities { title subject { id } version } }"#;
+        let state = r"{ accounts { name } opportunities { name } contacts { lastName account { name } version } activities { title subject { id } version } }";
         let want = json!({"accounts": [], "opportunities": [], "contacts": [{"lastName": "Stays", "account": null, "version": 2}],
                           "activities": [{"title": "About Gone", "subject": null, "version": 2}]});
         assert_eq!(c.admin.ok(state, no_vars()).await, want, "[{}]", b.name);
@@ -597,7 +597,7 @@ async fn nested_create_snapshot() {
         redact(&mut d, &["id", "cursor"]);
         insta::assert_json_snapshot!("nested_create", d);
         // The same record read back by the three principals.
-        let q = r#"query($id: ID!) { account(where: {id: $id}) { name owner { sub } parent { name } contacts { lastName leads { name } } opportunities { name } } }"#;
+        let q = r"query($id: ID!) { account(where: {id: $id}) { name owner { sub } parent { name } contacts { lastName leads { name } } opportunities { name } } }";
         let want = json!({"account": {"name": "Northwind", "owner": {"sub": "alice"}, "parent": {"name": "Northwind Holding"},
                           "contacts": [{"lastName": "Lee", "leads": [{"name": "Ann's lead"}]}], "opportunities": [{"name": "Big deal"}]}});
         assert_eq!(c.admin.ok(q, json!({ "id": id })).await, want, "[{}]", b.name);

@@ -101,7 +101,7 @@ async fn standard_schema_is_valid_for_graphql_js() {
     );
 
     let cat = Arc::new(standard_catalog().unwrap());
-    let schema = build_schema(cat, &SchemaOptions::default()).unwrap();
+    let schema = build_schema(&cat, &SchemaOptions::default()).unwrap();
     for (label, query) in [("default", QUERY_DEFAULT), ("full", QUERY_FULL)] {
         let report = validate(&dir, &schema, label, query).await;
         println!("{label} introspection: {}", report.trim());
@@ -114,7 +114,7 @@ async fn standard_schema_is_valid_for_graphql_js() {
 async fn default_limits_admit_the_standard_introspection_query() {
     assert!(SchemaOptions::default().max_depth >= INTROSPECTION_DEPTH);
     let cat = Arc::new(standard_catalog().unwrap());
-    let schema = build_schema(cat, &SchemaOptions::default()).unwrap();
+    let schema = build_schema(&cat, &SchemaOptions::default()).unwrap();
     for (label, query) in [("default", QUERY_DEFAULT), ("full", QUERY_FULL)] {
         let resp = schema.execute(Request::new(query)).await;
         assert!(resp.errors.is_empty(), "{label} introspection under the default limits: {:?}", resp.errors);

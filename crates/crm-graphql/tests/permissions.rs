@@ -1,4 +1,4 @@
-//! The permission matrix of the default roles (admin, sales, viewer, parent_admin) × read /
+//! The permission matrix of the default roles (admin, sales, viewer, `parent_admin`) × read /
 //! create / update / delete × every standard model, owner rules, and parent/child tenant reads —
 //! through the GraphQL API, on both backends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]

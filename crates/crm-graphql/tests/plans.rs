@@ -27,19 +27,19 @@ async fn both(g: &Gql<'_>, q: &str, vars: &Json) -> (Json, Json, bool) {
 const CASES: &[(&str, &str)] = &[
     (
         "list",
-        r#"query L($s: LeadStatus!) { leads(where: {status: $s}, orderBy: createdAt_DESC, first: 3) { __typename id name status score createdAt } }"#,
+        r"query L($s: LeadStatus!) { leads(where: {status: $s}, orderBy: createdAt_DESC, first: 3) { __typename id name status score createdAt } }",
     ),
     (
         "aliases and nesting",
-        r#"query N { first: accounts(first: 2, orderBy: name_ASC) { title: name n: name contacts(first: 2, orderBy: lastName_DESC) { lastName account { name } } } }"#,
+        r"query N { first: accounts(first: 2, orderBy: name_ASC) { title: name n: name contacts(first: 2, orderBy: lastName_DESC) { lastName account { name } } } }",
     ),
     (
         "connection",
-        r#"query C($s: LeadStatus, $after: String) { leadsConnection(where: {status: $s}, orderBy: [score_DESC, name_ASC], first: 2, after: $after) { edges { cursor node { name score } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor pageSize } aggregate { count sum { score } } } }"#,
+        r"query C($s: LeadStatus, $after: String) { leadsConnection(where: {status: $s}, orderBy: [score_DESC, name_ASC], first: 2, after: $after) { edges { cursor node { name score } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor pageSize } aggregate { count sum { score } } } }",
     ),
-    ("count", r#"query A($s: LeadStatus = QUALIFIED) { leadsConnection(where: {status: $s}) { aggregate { count } } }"#),
-    ("one", r#"query O($id: ID!) { lead(where: {id: $id}) { name status contact { lastName } } }"#),
-    ("two roots", r#"{ accounts(first: 1) { name } leads(first: 1, orderBy: name_ASC) { name } }"#),
+    ("count", r"query A($s: LeadStatus = QUALIFIED) { leadsConnection(where: {status: $s}) { aggregate { count } } }"),
+    ("one", r"query O($id: ID!) { lead(where: {id: $id}) { name status contact { lastName } } }"),
+    ("two roots", r"{ accounts(first: 1) { name } leads(first: 1, orderBy: name_ASC) { name } }"),
 ];
 
 #[tokio::test]

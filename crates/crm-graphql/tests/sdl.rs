@@ -9,7 +9,7 @@ use crm_model::standard::standard_catalog;
 #[test]
 fn standard_catalog_sdl() {
     let cat = Arc::new(standard_catalog().expect("standard catalog"));
-    let schema = build_schema(cat, &SchemaOptions::default()).expect("schema");
+    let schema = build_schema(&cat, &SchemaOptions::default()).expect("schema");
     insta::assert_snapshot!("standard_sdl", schema.sdl());
 }
 
@@ -29,7 +29,7 @@ fn every_generated_name_is_reserved_or_derived() {
         fields: vec![("Lead".to_owned(), F::select("tier", &["GOLD", "SILVER"])), ("Lead".to_owned(), F::relation("gadget", "Gadget"))],
     };
     let cat = Arc::new(standard_catalog().expect("standard catalog").extend(&ext).expect("extended"));
-    let sdl = build_schema(Arc::clone(&cat), &SchemaOptions::default()).expect("schema").sdl();
+    let sdl = build_schema(&Arc::clone(&cat), &SchemaOptions::default()).expect("schema").sdl();
 
     let doc = async_graphql::parser::parse_schema(&sdl).expect("the SDL parses");
     let mut types = BTreeSet::new();

@@ -226,6 +226,8 @@ pub struct ApiNames {
     pub group_by_field: String,
     /// The enum of each select and multi-select field (`LeadStatus`).
     pub enums: IndexMap<FieldName, String>,
+    /// The connection field of each to-many relation (`contacts` → `contactsConnection`).
+    pub connection_fields: IndexMap<FieldName, String>,
     /// `lead`.
     pub one: String,
     /// `leads`.
@@ -262,9 +264,16 @@ fn pascal(s: &str) -> String {
 
 impl ApiNames {
     /// The names of the model `name` (`Lead`), read one at a time as `singular` (`lead`) and
-    /// listed as `plural` (`leads`), with the select and multi-select fields `enum_fields`.
+    /// listed as `plural` (`leads`), with the select and multi-select fields `enum_fields` and
+    /// the to-many relations `to_many`.
     #[must_use]
-    pub fn derive<'f>(name: &str, singular: &str, plural: &str, enum_fields: impl IntoIterator<Item = &'f FieldName>) -> ApiNames {
+    pub fn derive<'f>(
+        name: &str,
+        singular: &str,
+        plural: &str,
+        enum_fields: impl IntoIterator<Item = &'f FieldName>,
+        to_many: impl IntoIterator<Item = &'f FieldName>,
+    ) -> ApiNames {
         let t = |suffix: &str| format!("{name}{suffix}");
         let plural_pascal = pascal(plural);
         ApiNames {
@@ -289,6 +298,7 @@ impl ApiNames {
             group_by_key: t("GroupByKey"),
             group_by_field: t("GroupByField"),
             enums: enum_fields.into_iter().map(|f| (f.clone(), format!("{name}{}", pascal(f.as_str())))).collect(),
+            connection_fields: to_many.into_iter().map(|f| (f.clone(), format!("{f}Connection"))).collect(),
             one: singular.to_owned(),
             list: plural.to_owned(),
             list_connection: format!("{plural}Connection"),

@@ -344,7 +344,8 @@ fn resolve_model(def: &ModelDef, mark: Mark) -> Result<Model, MetadataError> {
     let indexes = resolve_indexes(def, mark, &fields)?;
     let label = def.label.clone().unwrap_or_else(|| humanize(&def.name));
     let enums = fields.values().filter(|f| matches!(f.kind, FieldKind::Scalar(ScalarType::Select(_) | ScalarType::MultiSelect(_))));
-    let api = ApiNames::derive(name.as_str(), &singular, &plural, enums.map(|f| &f.name));
+    let to_many = fields.values().filter(|f| matches!(f.kind, FieldKind::ToMany { .. }));
+    let api = ApiNames::derive(name.as_str(), &singular, &plural, enums.map(|f| &f.name), to_many.map(|f| &f.name));
     Ok(Model {
         name,
         singular,

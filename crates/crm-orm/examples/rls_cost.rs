@@ -12,6 +12,7 @@
 //!  CRM_BENCH_ADMIN_URL=postgres://postgres@127.0.0.1:54329/crm_test \
 //!  cargo run --release -p crm-orm --example rls_cost`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::cast_precision_loss, clippy::cast_possible_wrap, clippy::cast_possible_truncation, clippy::missing_panics_doc)] // a measuring program: arithmetic on counts, sizes and durations far inside the casts' range; it stops at the first failure
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

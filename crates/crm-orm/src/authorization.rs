@@ -70,7 +70,7 @@ impl Grant {
     /// Read every row.
     pub const READ: Grant = Grant { read: Some(RowRule::All), create: None, update: None, delete: None, destroy: None };
 
-    fn get(&self, op: Op) -> Option<RowRule> {
+    fn get(self, op: Op) -> Option<RowRule> {
         match op {
             Op::Read => self.read,
             Op::Create => self.create,
@@ -338,9 +338,11 @@ impl Access {
         let sub = crm_model::Value::Text(self.actor.clone());
         match &f.kind {
             FieldKind::ToOne { .. } => {
-                let by_sub = crm_model::FieldName::new("sub")
-                    .map(|sub_field| Filter::Cmp { field: sub_field, op: FilterOp::Eq, value: Operand::One(sub) })
-                    .unwrap_or(Filter::False);
+                let by_sub = crm_model::FieldName::new("sub").map_or(Filter::False, |sub_field| Filter::Cmp {
+                    field: sub_field,
+                    op: FilterOp::Eq,
+                    value: Operand::One(sub),
+                });
                 Filter::ToOne { field: f.name.clone(), filter: Some(Box::new(by_sub)) }
             }
             FieldKind::Scalar(ScalarType::Text) => Filter::Cmp { field: f.name.clone(), op: FilterOp::Eq, value: Operand::One(sub) },

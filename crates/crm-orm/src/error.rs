@@ -129,6 +129,7 @@ impl OrmError {
     }
 
     /// The catalog lacks model `name`, which the work needs.
+    #[must_use]
     pub fn missing_model(name: &str) -> Self {
         Self::Internal(Internal::MissingModel(name.to_owned()))
     }

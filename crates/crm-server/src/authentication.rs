@@ -30,7 +30,7 @@ pub const MAX_AUTHORIZATION_LEN: usize = 8 * 1024;
 const JWKS_MIN_REFETCH: Duration = Duration::from_secs(5);
 /// How long a loaded key set is trusted before it is reloaded (ZITADEL serves its JWKS with
 /// `max-age=300`).
-const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+const JWKS_MAX_AGE: Duration = Duration::from_mins(5);
 /// How long an introspection answer is reused.
 const INTROSPECTION_TTL: Duration = Duration::from_secs(30);
 const INTROSPECTION_CACHE_MAX: usize = 10_000;
@@ -331,7 +331,7 @@ impl Oidc {
     /// [`JWKS_MIN_REFETCH`]), since providers rotate keys without notice.
     async fn key(&self, kid: &str) -> Result<(Algorithm, Arc<DecodingKey>), AuthError> {
         // A stale key set is reloaded by one request (the others go on with the cached keys).
-        let stale = self.jwks.loaded_at.lock().map(|t| t.elapsed() > JWKS_MAX_AGE).unwrap_or(false);
+        let stale = self.jwks.loaded_at.lock().is_ok_and(|t| t.elapsed() > JWKS_MAX_AGE);
         if stale
             && let Ok(_flight) = self.jwks.fetching.try_lock()
             && let Err(e) = self.refetch_keys().await
@@ -382,7 +382,7 @@ impl Oidc {
         if header.alg != alg {
             return Err(AuthError::Invalid("the token's algorithm does not match its key".to_owned()));
         }
-        let data = jsonwebtoken::decode::<Json>(token, &key, &self.validation(alg)).map_err(jwt_error)?;
+        let data = jsonwebtoken::decode::<Json>(token, &key, &self.validation(alg)).map_err(|e| jwt_error(&e))?;
         reject_id_token(&data.claims)?;
         Ok(data.claims)
     }
@@ -413,8 +413,7 @@ impl Oidc {
         let ttl = claims
             .get("exp")
             .and_then(Json::as_u64)
-            .map(|exp| Duration::from_secs(exp.saturating_sub(jsonwebtoken::get_current_timestamp())))
-            .unwrap_or(INTROSPECTION_TTL)
+            .map_or(INTROSPECTION_TTL, |exp| Duration::from_secs(exp.saturating_sub(jsonwebtoken::get_current_timestamp())))
             .min(INTROSPECTION_TTL);
         if let Ok(mut cache) = self.introspected.lock() {
             if cache.len() >= INTROSPECTION_CACHE_MAX {
@@ -451,7 +450,7 @@ fn check_introspected(claims: &Json, s: &OidcSettings) -> Result<Json, AuthError
     Ok(claims.clone())
 }
 
-fn jwt_error(e: jsonwebtoken::errors::Error) -> AuthError {
+fn jwt_error(e: &jsonwebtoken::errors::Error) -> AuthError {
     use jsonwebtoken::errors::ErrorKind as K;
     match e.kind() {
         K::ExpiredSignature => AuthError::Expired,
@@ -543,7 +542,7 @@ impl DevKey {
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.validate_nbf = true;
         v.leeway = 5;
-        let data = jsonwebtoken::decode::<Json>(token, &DecodingKey::from_secret(&self.secret), &v).map_err(jwt_error)?;
+        let data = jsonwebtoken::decode::<Json>(token, &DecodingKey::from_secret(&self.secret), &v).map_err(|e| jwt_error(&e))?;
         Ok(data.claims)
     }
 }
@@ -645,9 +644,10 @@ pub fn principal_from_claims(claims: &Json, project_id: &str, requested: Option<
     if let Some(m) = role_map {
         for (role, orgs) in m {
             if orgs.get(&org).is_some() {
-                match RoleName::new(role) {
-                    Ok(r) => roles.push(r),
-                    Err(_) => tracing::debug!(role, "ignoring a role name the platform cannot use"),
+                if let Ok(r) = RoleName::new(role) {
+                    roles.push(r);
+                } else {
+                    tracing::debug!(role, "ignoring a role name the platform cannot use");
                 }
             }
         }
@@ -712,7 +712,7 @@ mod tests {
         let key = DevKey::load_or_create(&dir).unwrap();
         let again = DevKey::load_or_create(&dir).unwrap();
         assert_eq!(key.secret, again.secret, "the key persists");
-        let t = key.token("alice", "acme", &["admin".to_owned()], &[], Duration::from_secs(60)).unwrap();
+        let t = key.token("alice", "acme", &["admin".to_owned()], &[], Duration::from_mins(1)).unwrap();
         let c = key.verify(&t).unwrap();
         let p = principal_from_claims(&c, DEV_PROJECT, None).unwrap();
         assert_eq!((p.sub.as_str(), p.org_id.as_str()), ("alice", "acme"));
@@ -739,17 +739,17 @@ mod verified_tokens {
         let key = DevKey::load_or_create(&dir).unwrap();
         let auth = Authenticator::Dev(key.clone());
         let roles = ["admin".to_owned()];
-        let good = key.token("u1", "org-a", &roles, &[], Duration::from_secs(60)).unwrap();
+        let good = key.token("u1", "org-a", &roles, &[], Duration::from_mins(1)).unwrap();
         for _ in 0..2 {
             let p = auth.authenticate(&headers(&good)).await.unwrap();
             assert_eq!((p.sub.as_str(), p.org_id.as_str()), ("u1", "org-a"));
         }
         // Another tenant's token is its own entry.
-        let other = key.token("u2", "org-b", &roles, &[], Duration::from_secs(60)).unwrap();
+        let other = key.token("u2", "org-b", &roles, &[], Duration::from_mins(1)).unwrap();
         assert_eq!(auth.authenticate(&headers(&other)).await.unwrap().org_id.as_str(), "org-b");
         // A token signed with another key is refused, also after the good one was cached.
         let forger = DevKey::load_or_create(&dir.join("other")).unwrap();
-        let forged = forger.token("u1", "org-a", &roles, &[], Duration::from_secs(60)).unwrap();
+        let forged = forger.token("u1", "org-a", &roles, &[], Duration::from_mins(1)).unwrap();
         assert!(auth.authenticate(&headers(&forged)).await.is_err());
         // An entry past its `exp` is not used: the token is verified again.
         let digest = digest_of(&good);
@@ -766,7 +766,7 @@ mod verified_tokens {
         let dir = std::env::temp_dir().join(format!("crm-auth-{}", uuid::Uuid::now_v7()));
         let key = DevKey::load_or_create(&dir).unwrap();
         let auth = Authenticator::Dev(key.clone());
-        let token = key.token("u1", "org-a", &["admin".to_owned()], &["org-b".to_owned()], Duration::from_secs(60)).unwrap();
+        let token = key.token("u1", "org-a", &["admin".to_owned()], &["org-b".to_owned()], Duration::from_mins(1)).unwrap();
         let asking = |org: Option<&str>| {
             let mut h = headers(&token);
             if let Some(o) = org {

@@ -81,20 +81,20 @@ pub struct Config {
     /// Rows per page when a query gives no `first`/`last`.
     #[arg(long, env = "CRM_DEFAULT_PAGE_SIZE", default_value_t = 10, value_name = "ROWS")]
     pub default_page_size: u32,
-    /// Largest `first`/`last` accepted (LIMIT_EXCEEDED beyond).
+    /// Largest `first`/`last` accepted (`LIMIT_EXCEEDED` beyond).
     #[arg(long, env = "CRM_MAX_PAGE_SIZE", default_value_t = 100, value_name = "ROWS")]
     pub max_page_size: u32,
-    /// Deepest GraphQL selection accepted (LIMIT_EXCEEDED beyond).
+    /// Deepest GraphQL selection accepted (`LIMIT_EXCEEDED` beyond).
     #[arg(long, env = "CRM_MAX_DEPTH", default_value_t = 15)]
     pub max_depth: usize,
-    /// Most selections one GraphQL request may make, fragments expanded (LIMIT_EXCEEDED beyond).
+    /// Most selections one GraphQL request may make, fragments expanded (`LIMIT_EXCEEDED` beyond).
     #[arg(long, env = "CRM_MAX_COMPLEXITY", default_value_t = 2000)]
     pub max_complexity: usize,
-    /// Most aliased fields one GraphQL request may use, fragments expanded (LIMIT_EXCEEDED beyond).
+    /// Most aliased fields one GraphQL request may use, fragments expanded (`LIMIT_EXCEEDED` beyond).
     #[arg(long, env = "CRM_MAX_ALIASES", default_value_t = 100)]
     pub max_aliases: usize,
     /// Most nodes (selections, arguments, directives, fragments) a GraphQL document may be
-    /// written with (LIMIT_EXCEEDED beyond).
+    /// written with (`LIMIT_EXCEEDED` beyond).
     #[arg(long, env = "CRM_MAX_QUERY_NODES", default_value_t = 5000)]
     pub max_query_nodes: usize,
     /// A browser origin allowed to call the API cross-origin (`https://app.example.com`);
@@ -102,10 +102,10 @@ pub struct Config {
     /// headers at all.
     #[arg(long = "cors-origin", env = "CRM_CORS_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
-    /// Largest request body, in bytes (413 LIMIT_EXCEEDED beyond).
+    /// Largest request body, in bytes (413 `LIMIT_EXCEEDED` beyond).
     #[arg(long, env = "CRM_BODY_LIMIT", default_value_t = BODY_LIMIT, value_name = "BYTES")]
     pub body_limit: usize,
-    /// Longest a request may take, in seconds (503 LIMIT_EXCEEDED beyond); 0: no limit.
+    /// Longest a request may take, in seconds (503 `LIMIT_EXCEEDED` beyond); 0: no limit.
     #[arg(long, env = "CRM_REQUEST_TIMEOUT_SECS", default_value_t = REQUEST_TIMEOUT_SECS, value_name = "SECS")]
     pub request_timeout_secs: u64,
     /// How long a tenant's metadata version is trusted before it is read again, in milliseconds:

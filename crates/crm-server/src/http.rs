@@ -118,23 +118,23 @@ pub(crate) fn make_span(req: &axum::http::Request<Body>) -> Span {
 /// have committed just before the limit.
 pub(crate) async fn timeout(State(limit): State<Option<Duration>>, req: Request, next: Next) -> Response {
     let Some(limit) = limit else { return next.run(req).await };
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => {
-            tracing::warn!(limit_secs = limit.as_secs_f64(), "request timed out");
-            let mut resp = gql_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::LimitExceeded,
-                &format!("the request took longer than the server's limit of {} s", limit.as_secs_f64()),
-            );
-            resp.extensions_mut().insert(Outcome("timeout".to_owned()));
-            resp
-        }
+    if let Ok(resp) = tokio::time::timeout(limit, next.run(req)).await {
+        resp
+    } else {
+        tracing::warn!(limit_secs = limit.as_secs_f64(), "request timed out");
+        let mut resp = gql_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::LimitExceeded,
+            &format!("the request took longer than the server's limit of {} s", limit.as_secs_f64()),
+        );
+        resp.extensions_mut().insert(Outcome("timeout".to_owned()));
+        resp
     }
 }
 
 /// The answer to a panic in a handler: 500 with code `INTERNAL` and no detail (the panic is
 /// logged, in the request's span).
+#[allow(clippy::needless_pass_by_value)] // the signature tower-http's panic catcher calls
 pub(crate) fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
     let detail = err.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| err.downcast_ref::<String>().cloned());
     tracing::error!(panic = detail.as_deref().unwrap_or("(not a string)"), "request handler panicked");
@@ -161,7 +161,7 @@ pub(crate) fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, Server
             .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-org-id"), X_REQUEST_ID])
             .expose_headers([X_REQUEST_ID])
-            .max_age(Duration::from_secs(600)),
+            .max_age(Duration::from_mins(10)),
     ))
 }
 

@@ -133,37 +133,34 @@ impl AppState {
             cors: http::cors_layer(&config.cors_origins)?,
             metrics_on_main: config.metrics_listen.is_none(),
         };
-        let auth = match &config.oidc_issuer {
-            Some(issuer) => {
-                let project_id = config
-                    .oidc_project_id
-                    .clone()
-                    .ok_or_else(|| ServerError::Config("--oidc-project-id is required with --oidc-issuer".to_owned()))?;
-                let introspection = match (&config.oidc_client_id, &config.oidc_client_secret) {
-                    (Some(id), Some(secret)) => Some((id.clone(), Secret(secret.clone()))),
-                    (None, None) => None,
-                    _ => return Err(ServerError::Config("give both --oidc-client-id and --oidc-client-secret, or neither".to_owned())),
-                };
-                let settings = OidcSettings {
-                    issuer: issuer.clone(),
-                    project_id,
-                    introspection,
-                    leeway: std::time::Duration::from_secs(config.oidc_leeway_secs),
-                };
-                Authenticator::Oidc(Arc::new(Oidc::discover(settings).await.map_err(ServerError::Config)?))
+        let auth = if let Some(issuer) = &config.oidc_issuer {
+            let project_id = config
+                .oidc_project_id
+                .clone()
+                .ok_or_else(|| ServerError::Config("--oidc-project-id is required with --oidc-issuer".to_owned()))?;
+            let introspection = match (&config.oidc_client_id, &config.oidc_client_secret) {
+                (Some(id), Some(secret)) => Some((id.clone(), Secret(secret.clone()))),
+                (None, None) => None,
+                _ => return Err(ServerError::Config("give both --oidc-client-id and --oidc-client-secret, or neither".to_owned())),
+            };
+            let settings = OidcSettings {
+                issuer: issuer.clone(),
+                project_id,
+                introspection,
+                leeway: std::time::Duration::from_secs(config.oidc_leeway_secs),
+            };
+            Authenticator::Oidc(Arc::new(Oidc::discover(settings).await.map_err(ServerError::Config)?))
+        } else {
+            if !config.listen.ip().is_loopback() && !config.dev_allow_remote {
+                return Err(ServerError::Config(format!(
+                    "development mode (no --oidc-issuer) listens on loopback only, not {}; configure an issuer or pass --dev-allow-remote",
+                    config.listen
+                )));
             }
-            None => {
-                if !config.listen.ip().is_loopback() && !config.dev_allow_remote {
-                    return Err(ServerError::Config(format!(
-                        "development mode (no --oidc-issuer) listens on loopback only, not {}; configure an issuer or pass --dev-allow-remote",
-                        config.listen
-                    )));
-                }
-                tracing::warn!(
-                    "DEVELOPMENT MODE: no OpenID provider configured; the server accepts tokens it signs itself (`crm-server dev-token`). Never use this in production"
-                );
-                Authenticator::Dev(DevKey::load_or_create(&config.data_dir)?)
-            }
+            tracing::warn!(
+                "DEVELOPMENT MODE: no OpenID provider configured; the server accepts tokens it signs itself (`crm-server dev-token`). Never use this in production"
+            );
+            Authenticator::Dev(DevKey::load_or_create(&config.data_dir)?)
         };
         let options = SchemaOptions {
             max_depth: config.max_depth,
@@ -361,9 +358,8 @@ async fn graphql(
     if !http::declares_json(&headers) {
         return http::not_json();
     }
-    let bytes = match axum::body::to_bytes(body, state.http.body_limit).await {
-        Ok(b) => b,
-        Err(_) => return gql_error(StatusCode::PAYLOAD_TOO_LARGE, crm_model::ErrorCode::LimitExceeded, "the request body is too large"),
+    let Ok(bytes) = axum::body::to_bytes(body, state.http.body_limit).await else {
+        return gql_error(StatusCode::PAYLOAD_TOO_LARGE, crm_model::ErrorCode::LimitExceeded, "the request body is too large");
     };
     let request: Request = match serde_json::from_slice(&bytes) {
         Ok(r) => r,

@@ -364,7 +364,7 @@ mod tests {
         let m = Metrics::default();
         m.record_graphql("A", "ok", Duration::from_millis(2), crm_orm::DbUse::default());
         m.record_graphql("A", "ok", Duration::from_millis(200), crm_orm::DbUse::default());
-        m.record_graphql("A", "weird code!", Duration::from_secs(60), crm_orm::DbUse::default());
+        m.record_graphql("A", "weird code!", Duration::from_mins(1), crm_orm::DbUse::default());
         let text = m.render();
         assert!(text.contains("crm_graphql_request_duration_seconds_bucket{operation=\"A\",outcome=\"ok\",le=\"0.005\"} 1"), "{text}");
         assert!(text.contains("crm_graphql_request_duration_seconds_bucket{operation=\"A\",outcome=\"ok\",le=\"0.25\"} 2"));

@@ -63,6 +63,7 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
 
 /// The JSON body of a POST endpoint: empty counts as `{}`; a non-empty body must be declared as
 /// JSON (see [`crate::http::declares_json`]).
+#[allow(clippy::result_large_err)] // the error is the response itself, returned once per request
 fn body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, Response> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return serde_json::from_value(json!({})).map_err(|e| gql_error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &e.to_string()));

@@ -23,6 +23,11 @@ fn link(id: Uuid) -> Json {
     json!({ "connect": { "id": id.to_string() } })
 }
 
+/// The `i`th of the records the seed just created.
+fn nth(ids: &[Uuid], i: usize) -> crm_orm::Result<Uuid> {
+    ids.get(i).copied().ok_or_else(|| crm_orm::OrmError::invariant(format!("the seed created no record {i}")))
+}
+
 const WEEKDAYS: [&str; 5] = ["mon", "tue", "wed", "thu", "fri"];
 
 fn hours(from: &str, to: &str) -> Json {
@@ -79,9 +84,9 @@ impl TxWork for Seed {
             .await?;
             tx.create("IngestionRule", &json!({ "name": "Mentions asking for help become tickets", "condition": { "kind": "MENTION", "text_contains": "help" }, "action": "TICKET", "priority": 20 })).await?;
             // Accounts with subsidiaries, contacts, opportunities, tickets.
-            let northwind = tx.create("Account", &json!({ "name": "Northwind Group", "domain": "northwind.example", "industry": "Logistics", "size": "ENTERPRISE", "owner": link(member_ids[0]) })).await?;
+            let northwind = tx.create("Account", &json!({ "name": "Northwind Group", "domain": "northwind.example", "industry": "Logistics", "size": "ENTERPRISE", "owner": link(nth(&member_ids, 0)?) })).await?;
             let nw_eu = tx.create("Account", &json!({ "name": "Northwind Europe", "domain": "eu.northwind.example", "industry": "Logistics", "size": "LARGE", "parent": link(northwind) })).await?;
-            let acme = tx.create("Account", &json!({ "name": "Acme Corp", "domain": "acme.example", "industry": "Manufacturing", "size": "MEDIUM", "owner": link(member_ids[1]) })).await?;
+            let acme = tx.create("Account", &json!({ "name": "Acme Corp", "domain": "acme.example", "industry": "Manufacturing", "size": "MEDIUM", "owner": link(nth(&member_ids, 1)?) })).await?;
             let bloom = tx
                 .create("Account", &json!({ "name": "Bloom Florists", "domain": "bloom.example", "industry": "Retail", "size": "SMALL" }))
                 .await?;
@@ -95,11 +100,14 @@ impl TxWork for Seed {
             for (first, last, email, account, handle) in contacts {
                 contact_ids.push(tx.create("Contact", &json!({ "firstName": first, "lastName": last, "email": email, "account": link(account), "socialHandles": [handle] })).await?);
             }
-            tx.create("Opportunity", &json!({ "name": "Northwind fleet tracking", "account": link(northwind), "amount": { "amount": "120000", "currency": "EUR" }, "stage": "PROPOSAL", "probability": 60, "owner": link(member_ids[0]) })).await?;
-            tx.create("Opportunity", &json!({ "name": "Acme line sensors", "account": link(acme), "amount": { "amount": "45000", "currency": "USD" }, "stage": "QUALIFICATION", "probability": 30, "owner": link(member_ids[1]) })).await?;
-            tx.create("Ticket", &json!({ "subject": "Invoice shows the wrong VAT number", "description": "Our March invoice has last year's VAT id.", "priority": "HIGH", "contact": link(contact_ids[1]), "assignee": link(member_ids[3]), "status": "IN_PROGRESS" })).await?;
-            tx.create("Ticket", &json!({ "subject": "How do I export my reports?", "contact": link(contact_ids[3]), "status": "OPEN" }))
-                .await?;
+            tx.create("Opportunity", &json!({ "name": "Northwind fleet tracking", "account": link(northwind), "amount": { "amount": "120000", "currency": "EUR" }, "stage": "PROPOSAL", "probability": 60, "owner": link(nth(&member_ids, 0)?) })).await?;
+            tx.create("Opportunity", &json!({ "name": "Acme line sensors", "account": link(acme), "amount": { "amount": "45000", "currency": "USD" }, "stage": "QUALIFICATION", "probability": 30, "owner": link(nth(&member_ids, 1)?) })).await?;
+            tx.create("Ticket", &json!({ "subject": "Invoice shows the wrong VAT number", "description": "Our March invoice has last year's VAT id.", "priority": "HIGH", "contact": link(nth(&contact_ids, 1)?), "assignee": link(nth(&member_ids, 3)?), "status": "IN_PROGRESS" })).await?;
+            tx.create(
+                "Ticket",
+                &json!({ "subject": "How do I export my reports?", "contact": link(nth(&contact_ids, 3)?), "status": "OPEN" }),
+            )
+            .await?;
             // Leads, routed and tagged as they are created, then moved through their stages.
             let sources = ["WEB", "REFERRAL", "EVENT", "EMAIL", "PHONE", "WEB", "SOCIAL", "WEB"];
             let companies =
@@ -131,8 +139,7 @@ impl TxWork for Seed {
                 "Xenia Popova",
             ];
             let mut leads = Vec::new();
-            for (i, name) in people.iter().enumerate() {
-                let company = companies[i % companies.len()];
+            for (((i, name), company), source) in people.iter().enumerate().zip(companies.iter().cycle()).zip(sources.iter().cycle()) {
                 let email = if i % 4 == 3 {
                     Json::Null
                 } else {
@@ -142,7 +149,9 @@ impl TxWork for Seed {
                         company.split(' ').next().unwrap_or("co").to_lowercase()
                     ))
                 };
-                let id = tx.create("Lead", &json!({ "name": name, "company": company, "email": email, "source": sources[i % sources.len()], "score": (i * 37) % 100 })).await?;
+                let id = tx
+                    .create("Lead", &json!({ "name": name, "company": company, "email": email, "source": source, "score": (i * 37) % 100 }))
+                    .await?;
                 leads.push(id);
             }
             // Stages: people's work after the worker qualified the leads with an e-mail.

@@ -49,7 +49,7 @@ impl Server {
 
     fn token_as(&self, org: &str, sub: &str, role: &str) -> String {
         let key = DevKey::load_or_create(&self.dir).unwrap();
-        format!("Bearer {}", key.token(sub, org, &[role.to_owned()], &[], Duration::from_secs(600)).unwrap())
+        format!("Bearer {}", key.token(sub, org, &[role.to_owned()], &[], Duration::from_mins(10)).unwrap())
     }
 
     async fn rest(&self, auth: &str, method: &str, path: &str, body: Option<Json>) -> (u16, Json) {
@@ -86,7 +86,7 @@ impl Server {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().unwrap()
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_mins(1)).build().unwrap()
 }
 
 /// `query { leads(first:1) { ...F1 } } fragment F1 on Lead { id ...F2 ...F2 } … fragment Fn on Lead { id }`:

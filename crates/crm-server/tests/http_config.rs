@@ -196,7 +196,7 @@ async fn json_logs_carry_the_request_id_and_no_secret() {
     });
     let mut lines = Vec::new();
     let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(120)).expect("the server says where it listens");
+        let line = rx.recv_timeout(Duration::from_mins(2)).expect("the server says where it listens");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         lines.push(line);
         if v["fields"]["message"] == "listening" {

@@ -28,7 +28,7 @@ impl Server {
     fn token(&self, sub: &str, roles: &[&str]) -> String {
         let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
         let key = DevKey::load_or_create(&self.dir).unwrap();
-        format!("Bearer {}", key.token(sub, "org-a", &roles, &[], Duration::from_secs(600)).unwrap())
+        format!("Bearer {}", key.token(sub, "org-a", &roles, &[], Duration::from_mins(10)).unwrap())
     }
 
     async fn stop(mut self) {

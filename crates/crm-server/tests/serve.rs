@@ -1,5 +1,6 @@
 //! The server on a fresh data directory: creates and migrates SQLite, answers /healthz and /readyz.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::format_collect)] // test code: small counts and literal expectations, one future awaited at a time
 
 use std::sync::Arc;
 
@@ -86,7 +87,7 @@ async fn graphql_over_http_with_dev_tokens() {
     assert!(AppState::new(store.clone(), &exposed).await.is_err());
 
     let key = DevKey::load_or_create(&dir).unwrap();
-    let ttl = std::time::Duration::from_secs(600);
+    let ttl = std::time::Duration::from_mins(10);
     let admin_a = format!("Bearer {}", key.token("ann", "org-a", &["admin".into()], &["org-c".into()], ttl).unwrap());
     let viewer_a = format!("Bearer {}", key.token("val", "org-a", &["viewer".into()], &[], ttl).unwrap());
     let admin_b = format!("Bearer {}", key.token("bob", "org-b", &["admin".into()], &[], ttl).unwrap());

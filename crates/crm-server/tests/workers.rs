@@ -3,6 +3,7 @@
 //! qualified exactly once, with no event lost. Then the REST endpoints, scoped like GraphQL.
 //! SQLite always; PostgreSQL when `CRM_TEST_DATABASE_URL` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::cast_possible_wrap, clippy::cast_possible_truncation, clippy::single_match_else)] // test code: small counts and literal expectations, one future awaited at a time
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -82,7 +83,7 @@ async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
         let mut child = spawn(&url, &dir, &org);
         let start = Instant::now();
         while count(&store, &access, "QUALIFIED").await == 0 {
-            assert!(start.elapsed() < Duration::from_secs(60), "[{name}] the worker never started");
+            assert!(start.elapsed() < Duration::from_mins(1), "[{name}] the worker never started");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         child.kill().unwrap(); // SIGKILL: no shutdown path runs
@@ -94,13 +95,13 @@ async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
         let mut child = spawn(&url, &dir, &org);
         let start = Instant::now();
         while count(&store, &access, "QUALIFIED").await < LEADS as i64 {
-            assert!(start.elapsed() < Duration::from_secs(120), "[{name}] the restarted worker did not finish");
+            assert!(start.elapsed() < Duration::from_mins(2), "[{name}] the restarted worker did not finish");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // The worker also consumes the updates it wrote itself: wait until it has caught up.
         let orgs = [org.as_str().to_owned()];
         while !store.cross_tenant_platform_work().pending_events("automation", 1, &orgs).await.unwrap().is_empty() {
-            assert!(start.elapsed() < Duration::from_secs(120), "[{name}] the worker did not catch up");
+            assert!(start.elapsed() < Duration::from_mins(2), "[{name}] the worker did not catch up");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         child.kill().unwrap();
@@ -178,8 +179,8 @@ async fn rest_endpoints_are_authenticated_and_scoped_like_graphql() {
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let start = Instant::now();
-        while http.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
-            assert!(start.elapsed() < Duration::from_secs(60), "[{name}] server did not start");
+        while http.get(format!("{base}/readyz")).send().await.map_or(true, |r| r.status() != 200) {
+            assert!(start.elapsed() < Duration::from_mins(1), "[{name}] server did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let (a, b) = (format!("org-{}", Uuid::now_v7().simple()), format!("org-{}", Uuid::now_v7().simple()));

@@ -18,6 +18,9 @@ use uuid::Uuid;
 
 /// The PostgreSQL database of the tests, from `CRM_TEST_DATABASE_URL`. Without it tests run on
 /// SQLite alone, except under `CI=true`, where its absence fails the test.
+///
+/// # Panics
+/// Under `CI=true` without `CRM_TEST_DATABASE_URL`.
 #[must_use]
 pub fn postgres_url() -> Option<String> {
     match std::env::var("CRM_TEST_DATABASE_URL") {
@@ -32,6 +35,9 @@ pub fn postgres_url() -> Option<String> {
 
 /// The database URLs a test runs against, by backend name: a SQLite file in `dir`, and the
 /// PostgreSQL database when there is one (for tests that start a server process on them).
+///
+/// # Panics
+/// As [`postgres_url`].
 #[must_use]
 pub fn database_urls(dir: &std::path::Path) -> Vec<(&'static str, String)> {
     let mut out = vec![("sqlite", format!("sqlite://{}", dir.join("crm.db").display()))];
@@ -49,6 +55,9 @@ pub struct Backend {
 
 /// A fresh, migrated SQLite database serving `catalog`, and the path of its file (for tests
 /// that open the file themselves).
+///
+/// # Panics
+/// When the file cannot be created or migrated.
 pub async fn sqlite(catalog: Arc<Catalog>) -> (Backend, PathBuf) {
     let path = std::env::temp_dir().join(format!("crm-test-{}.db", Uuid::now_v7()));
     let store = Store::connect(&format!("sqlite://{}", path.display()), catalog, StoreOptions::default()).await.unwrap();
@@ -59,6 +68,9 @@ pub async fn sqlite(catalog: Arc<Catalog>) -> (Backend, PathBuf) {
 /// Every database the test runs on, migrated, serving `catalog`: a fresh SQLite file, and the
 /// PostgreSQL database when there is one (see [`postgres_url`]). Tests on PostgreSQL share it:
 /// each works in fresh tenants ([`org`]).
+///
+/// # Panics
+/// When a database cannot be reached or migrated, and as [`postgres_url`].
 pub async fn backends(catalog: Arc<Catalog>) -> Vec<Backend> {
     let mut out = vec![sqlite(Arc::clone(&catalog)).await.0];
     if let Some(url) = postgres_url() {
@@ -72,12 +84,18 @@ pub async fn backends(catalog: Arc<Catalog>) -> Vec<Backend> {
 }
 
 /// A fresh tenant id, so tests sharing a database never see each other's records.
+///
+/// # Panics
+/// Never: the id is valid by construction.
 #[must_use]
 pub fn org() -> OrgId {
     OrgId::new(format!("org-{}", Uuid::now_v7().simple())).unwrap()
 }
 
 /// The principal `sub` of tenant `org` with `roles`.
+///
+/// # Panics
+/// When a role name is not valid.
 #[must_use]
 pub fn principal(org: &OrgId, sub: &str, roles: &[&str]) -> Principal {
     Principal { sub: sub.to_owned(), org_id: org.clone(), roles: roles.iter().map(|r| RoleName::new(*r).unwrap()).collect() }

@@ -82,15 +82,14 @@ impl ReadLane {
             .map_err(|_| OrmError::Database(sqlx::Error::PoolTimedOut))?
             .map_err(|_| OrmError::Database(sqlx::Error::PoolClosed))?;
         let idle = self.idle().pop();
-        let conn = match idle {
-            Some(c) => c,
-            None => {
-                let c = tokio::time::timeout_at(deadline, self.options.connect())
-                    .await
-                    .map_err(|_| OrmError::Database(sqlx::Error::PoolTimedOut))??;
-                self.open.fetch_add(1, Ordering::Relaxed);
-                c
-            }
+        let conn = if let Some(c) = idle {
+            c
+        } else {
+            let c = tokio::time::timeout_at(deadline, self.options.connect())
+                .await
+                .map_err(|_| OrmError::Database(sqlx::Error::PoolTimedOut))??;
+            self.open.fetch_add(1, Ordering::Relaxed);
+            c
         };
         Ok(LaneConn { conn, slot: Slot { lane: Arc::clone(self), kept: false, _permit: permit } })
     }

@@ -159,14 +159,20 @@ fn extension_of(rows: &[Definition]) -> Extension {
     let mut ext = Extension::default();
     for r in rows.iter().filter(|r| r.active) {
         match r.kind.as_str() {
-            OBJECT => match parse_object(r) {
-                Some(o) => ext.objects.push(o),
-                None => tracing::warn!(model = %r.model, "skipping an unreadable stored object definition"),
-            },
-            _ => match parse_field(r) {
-                Some(f) => ext.fields.push((r.model.clone(), f)),
-                None => tracing::warn!(model = %r.model, field = %r.name, "skipping an unreadable stored field definition"),
-            },
+            OBJECT => {
+                if let Some(o) = parse_object(r) {
+                    ext.objects.push(o);
+                } else {
+                    tracing::warn!(model = %r.model, "skipping an unreadable stored object definition");
+                }
+            }
+            _ => {
+                if let Some(f) = parse_field(r) {
+                    ext.fields.push((r.model.clone(), f));
+                } else {
+                    tracing::warn!(model = %r.model, field = %r.name, "skipping an unreadable stored field definition");
+                }
+            }
         }
     }
     ext

@@ -107,7 +107,7 @@ pub struct TxCtx<'t> {
 /// The largest target set of on-demand work (re-tagging, routing) in one call.
 pub const MAX_TARGETS: usize = 10_000;
 
-impl<'t> TxCtx<'t> {
+impl TxCtx<'_> {
     /// The tenant.
     #[must_use]
     pub fn org(&self) -> &OrgId {

@@ -260,18 +260,17 @@ impl<'a, 't> Writer<'a, 't> {
             }
             Write::Upsert { target, create, update, .. } => {
                 let found = self.find(model, target, Op::Update).await?;
-                let id = match found {
-                    Some(_) => self.update(model, target, update, None).await?,
-                    None => {
-                        if self.find(model, target, Op::Read).await?.is_some() {
-                            return Err(OrmError::Forbidden(format!("not allowed to update this {}", model.name)));
-                        }
-                        let mut create = create.clone();
-                        if let Unique::Field(f, v) = target {
-                            create.fields.entry(f.clone()).or_insert_with(|| FieldWrite::Set(v.clone()));
-                        }
-                        self.create(model, &create, None).await?
+                let id = if found.is_some() {
+                    self.update(model, target, update, None).await?
+                } else {
+                    if self.find(model, target, Op::Read).await?.is_some() {
+                        return Err(OrmError::Forbidden(format!("not allowed to update this {}", model.name)));
                     }
+                    let mut create = create.clone();
+                    if let Unique::Field(f, v) = target {
+                        create.fields.entry(f.clone()).or_insert_with(|| FieldWrite::Set(v.clone()));
+                    }
+                    self.create(model, &create, None).await?
                 };
                 self.settle().await?;
                 Ok(WriteResult::One(self.select_one(model, id, select).await?))
@@ -485,9 +484,7 @@ impl Writer<'_, '_> {
             for f in model.stored().filter(|f| !f.system) {
                 let given = data.fields.get(&f.name);
                 let value = match (given, &f.kind) {
-                    (_, FieldKind::ToOne { .. }) if back.is_some_and(|(b, _)| b.name == f.name) => {
-                        Value::Uuid(back.map(|(_, i)| i).unwrap_or(id))
-                    }
+                    (_, FieldKind::ToOne { .. }) if back.is_some_and(|(b, _)| b.name == f.name) => Value::Uuid(back.map_or(id, |(_, i)| i)),
                     (Some(FieldWrite::Set(v)), _) => v.clone(),
                     (Some(FieldWrite::ToOne(op)), FieldKind::ToOne { target, .. }) => {
                         let target = self.model(target.as_str())?;

@@ -73,12 +73,12 @@ pub(super) const NOT_NULL_SYSTEM: &[&str] = &["id", "createdAt", "updatedAt", "v
 /// The value of a stored field of `model` rows aliased (or named) `alias`: its column, or for a
 /// custom field the typed value read from the row's JSON document.
 pub(crate) fn stored_value(d: Dialect, alias: &str, model: &Model, fl: &Field) -> Expr {
+    const ID: &ScalarType = &ScalarType::Id;
+    const JSON: &ScalarType = &ScalarType::Json;
     let col = |c: &str| Expr::col((Alias::new(alias), Alias::new(c)));
     if !fl.custom {
         return col(fl.column.as_str());
     }
-    const ID: &ScalarType = &ScalarType::Id;
-    const JSON: &ScalarType = &ScalarType::Json;
     let ty = match &fl.kind {
         FieldKind::Scalar(t) => t,
         FieldKind::ToOne { .. } => ID,
@@ -175,6 +175,9 @@ impl<'a> Builder<'a> {
     }
 
     /// Tenant + row predicate of `op` on `model`, for a root table.
+    ///
+    /// # Errors
+    /// A row rule the model cannot express (an owner field it lacks).
     pub fn scope(&mut self, model: &Model, alias: &str, op: Op) -> Result<Expr> {
         let pred = self.access.predicate(model, op);
         let mut parts = Vec::with_capacity(2);

@@ -158,7 +158,7 @@ fn outbox_select(d: Dialect, cond: Expr) -> Result<SelectStatement> {
 /// Text that is not an event (an internal error: the statements here wrote it).
 pub fn decode(t: &str) -> Result<Event> {
     let mut j: Json = decode_json("event row", t)?;
-    let payload = j.get_mut("payload").map(Json::take).unwrap_or(Json::Null);
+    let payload = j.get_mut("payload").map_or(Json::Null, Json::take);
     if let Some(o) = j.as_object_mut() {
         o.insert("before".into(), payload.get("before").cloned().unwrap_or(Json::Null));
         o.insert("after".into(), payload.get("after").cloned().unwrap_or(Json::Null));

@@ -26,6 +26,10 @@ pub(super) fn like_pattern(s: &str, op: FilterOp) -> String {
 impl Builder<'_> {
     /// Compiles a filter over `model` rows aliased `alias`. With `scoped`, relation steps add the
     /// target's read predicate, so filters cannot probe rows the caller may not read.
+    ///
+    /// # Errors
+    /// Unknown fields, operators that do not fit a field, values of the wrong type (naming the
+    /// input), a field the caller may not read.
     pub fn filter(&mut self, model: &Model, alias: &str, filter: &Filter, scoped: bool) -> Result<Expr> {
         Ok(match filter {
             Filter::True => always(),

@@ -170,7 +170,7 @@ impl Builder<'_> {
         let plan = self.page_plan(model, &read.order, &read.page)?;
         for (c, arg) in [(&read.page.after, "after"), (&read.page.before, "before")] {
             if let Some(c) = c {
-                self.cursor_values(model, &read.order, &plan, c, arg)?;
+                Self::cursor_values(model, &read.order, &plan, c, arg)?;
             }
         }
         Ok(())
@@ -209,11 +209,11 @@ impl Builder<'_> {
         let cursor =
             if plan.backward { page.before.as_deref().map(|c| (c, "before")) } else { page.after.as_deref().map(|c| (c, "after")) };
         let Some((c, arg)) = cursor else { return Ok(None) };
-        let values = self.cursor_values(model, order, plan, c, arg)?;
+        let values = Self::cursor_values(model, order, plan, c, arg)?;
         Ok(Some(self.after(keys, &values)))
     }
 
-    pub(super) fn cursor_values(&self, model: &Model, order: &[OrderBy], plan: &PagePlan, cursor: &str, arg: &str) -> Result<Vec<Value>> {
+    pub(super) fn cursor_values(model: &Model, order: &[OrderBy], plan: &PagePlan, cursor: &str, arg: &str) -> Result<Vec<Value>> {
         let raw = decode_cursor(&plan.spec, cursor, arg)?;
         if raw.len() != order.len() + 1 {
             return Err(OrmError::bad(arg, "invalid cursor"));
@@ -268,12 +268,11 @@ impl Builder<'_> {
         let mut shape = KeyShape::default();
         for (json, ty) in self.key_values(model, alias, order)? {
             let (e, cell) = (self.d.cell_text(ty, json), ty.map_or(Cell::Text, Cell::of));
-            match row_columns.iter().position(|c| c == &e) {
-                Some(i) => shape.row_column(i, cell),
-                None => {
-                    shape.column(cell);
-                    columns.push(e);
-                }
+            if let Some(i) = row_columns.iter().position(|c| c == &e) {
+                shape.row_column(i, cell);
+            } else {
+                shape.column(cell);
+                columns.push(e);
             }
         }
         Ok((columns, shape))

@@ -40,6 +40,9 @@ impl Builder<'_> {
     }
 
     /// The JSON object of a selection over `model` rows aliased `alias`.
+    ///
+    /// # Errors
+    /// Unknown fields or relations in the selection, limits of nested pages.
     pub fn object(&mut self, model: &Model, alias: &str, sel: &Selection) -> Result<Expr> {
         let entries = self.entries(model, alias, sel, false)?;
         let mut pairs = Vec::with_capacity(entries.len());
@@ -380,7 +383,7 @@ impl Builder<'_> {
                     let (columns, shape) = self.row(target, &a1, &n.select)?;
                     if !columns.is_empty() {
                         let j = self.d.text_array(columns);
-                        let sub = self.related_page(alias, n, target, via, &plan, &a1, j, |d, j, order| d.array_agg_ordered(j, order))?;
+                        let sub = self.related_page(alias, n, target, via, &plan, &a1, j, super::dialect::Dialect::array_agg_ordered)?;
                         let e = self.d.cell_text(None, Expr::SubQuery(None, Box::new(sub.into())));
                         return Ok(Entry::Sql(e, Cell::Rows(Box::new(shape))));
                     }
@@ -438,7 +441,7 @@ impl Builder<'_> {
                 } else {
                     row
                 };
-                let outer = self.related_page(alias, n, target, via, &plan, &a1, j, |d, j, order| d.agg_ordered(j, order))?;
+                let outer = self.related_page(alias, n, target, via, &plan, &a1, j, super::dialect::Dialect::agg_ordered)?;
                 let rows = self.d.nested(Expr::SubQuery(None, Box::new(outer.into())));
                 if !n.connection {
                     return Ok(rows);

@@ -23,7 +23,7 @@ pub struct Client<'a> {
     pub p: Principal,
 }
 
-pub fn client<'a>(b: &'a Backend, p: Principal) -> Client<'a> {
+pub fn client(b: &Backend, p: Principal) -> Client<'_> {
     Client { store: &b.store, policy: Policy::default_roles(), p }
 }
 

@@ -2,6 +2,7 @@
 //! statement passes: placeholders numbered in order and matching the values, the tenant bound
 //! as a parameter, no user-supplied string in the SQL text.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::items_after_statements)] // test code: small counts and literal expectations, one future awaited at a time
 
 use std::fmt::Write as _;
 

@@ -12,6 +12,7 @@
 //! Run it with `scripts/load-bench` (see docs/ARCHITECTURE.md#performance), or by hand:
 //! `cargo build --release -p crm-server --bin crm-server --example load && target/release/examples/load --pg URL`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_precision_loss, clippy::indexing_slicing)]
+#![allow(clippy::cast_possible_wrap, clippy::cast_possible_truncation, clippy::missing_panics_doc)] // a measuring program: arithmetic on counts, sizes and durations far inside the casts' range; it stops at the first failure
 
 mod queries;
 mod seed;
@@ -201,7 +202,7 @@ where
 struct Boundaries {
     /// GraphQL cursors, by (tenant, status).
     cursors: HashMap<(usize, &'static str), String>,
-    /// (created_at, id) as text, by (tenant, status).
+    /// (`created_at`, id) as text, by (tenant, status).
     keys: HashMap<(usize, &'static str), (String, String)>,
 }
 
@@ -411,7 +412,7 @@ async fn run_backend(args: &Args, name: &str, url: &str, raw: Raw, data: PathBuf
     let pg = matches!(raw, Raw::Pg(_));
     let key = crm_server::authentication::DevKey::load_or_create(&data).unwrap();
     let tokens: Vec<String> =
-        (0..TENANTS).map(|t| key.token("bench", &org(t), &["admin".to_owned()], &[], Duration::from_secs(24 * 3600)).unwrap()).collect();
+        (0..TENANTS).map(|t| key.token("bench", &org(t), &["admin".to_owned()], &[], Duration::from_hours(24)).unwrap()).collect();
     let tokens = Arc::new(tokens);
     let server = start_server(args, url, &data).await;
     let raw = Arc::new(raw);
