@@ -108,7 +108,7 @@ pub(crate) async fn tag(Caller { store, access }: Caller, headers: HeaderMap, by
     };
     let work = Retag { filter: b.filter.unwrap_or_else(|| json!({})) };
     match store.transaction(&access, &work).await {
-        Ok(o) => ok(serde_json::to_value(o).unwrap_or(Json::Null)),
+        Ok(o) => serde_json::to_value(o).map_or_else(|e| error(&OrmError::invariant(e.to_string())), ok),
         Err(e) => error(&e),
     }
 }
@@ -142,7 +142,7 @@ pub(crate) async fn social(Caller { store, access }: Caller, headers: HeaderMap,
         Err(r) => return r,
     };
     match store.transaction(&access, &Ingest { events: b.events }).await {
-        Ok(o) => ok(serde_json::to_value(o).unwrap_or(Json::Null)),
+        Ok(o) => serde_json::to_value(o).map_or_else(|e| error(&OrmError::invariant(e.to_string())), ok),
         Err(e) => error(&e),
     }
 }

@@ -191,7 +191,7 @@ impl Store {
         let d = self.dialect();
         let mut c = self.acquire().await?;
         c.ex().set_orgs(false, org, &[]).await?;
-        let v = c.ex().optional_i64(d.build(&tenants::metadata_version(org))).await?;
+        let v = c.ex().optional_i64(tenants::metadata_version(d, org, false)).await?;
         v.map_or(Ok(0), |v| u64::try_from(v).map_err(|e| OrmError::decode("metadata version", e)))
     }
 
@@ -254,7 +254,7 @@ impl Store {
         tx.ex().set_tenant(true, access).await?;
         if d == Dialect::Postgres {
             // Changes of one tenant's metadata are serial (SQLite's write transactions are).
-            tx.ex().scalar_i64(d.build(tenants::metadata_version(org).lock(sea_query::LockType::Update))).await?;
+            tx.ex().scalar_i64(tenants::metadata_version(d, org, true)).await?;
         }
         let rows = load(d, tx.ex(), org).await?;
         let (after, purge, detail) = self.plan(&rows, change, &mut tx, d, org).await?;

@@ -389,7 +389,7 @@ impl<'a, 't> Writer<'a, 't> {
             return Ok(found);
         }
         if op != Op::Read && self.find(model, u, Op::Read).await?.is_some() {
-            let verb = serde_json::to_value(op).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let verb = op.as_str();
             return Err(OrmError::Forbidden(format!("not allowed to {verb} this {}", model.name)));
         }
         Err(OrmError::NotFound(format!("no {} matches the given where", model.name)))
@@ -424,7 +424,7 @@ impl<'a, 't> Writer<'a, 't> {
         if visible == ids.len() {
             Ok(())
         } else {
-            let verb = serde_json::to_value(op).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let verb = op.as_str();
             Err(OrmError::Forbidden(format!("the {} would be outside what you may {verb}", model.name)))
         }
     }

@@ -17,3 +17,17 @@ pub enum Op {
     /// Remove rows for good (from the trash or not).
     Destroy,
 }
+
+impl Op {
+    /// The operation as policies and messages name it (`read`, `create`, …).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+            Op::Destroy => "destroy",
+        }
+    }
+}

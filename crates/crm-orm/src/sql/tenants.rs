@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use crm_model::{OrgId, Value};
-use sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
+use sea_query::{Alias, Expr, ExprTrait, Query};
 
 use super::Built;
 use super::dialect::{Dialect, read_orgs_setting};
@@ -50,14 +50,19 @@ pub fn descendants(d: Dialect, org: &OrgId) -> Built {
     )
 }
 
-/// `SELECT metadata_version` of `org`'s registry row (lockable: metadata changes lock it).
+/// The metadata version of `org`'s registry row; with `lock`, locked until the transaction
+/// ends (PostgreSQL: changes of one tenant's metadata are serial; SQLite's writers are already).
 #[must_use]
-pub fn metadata_version(org: &OrgId) -> SelectStatement {
-    Query::select()
+pub fn metadata_version(d: Dialect, org: &OrgId, lock: bool) -> Built {
+    let mut stmt = Query::select()
         .column(Alias::new("metadata_version"))
         .from(Alias::new("crm_tenants"))
         .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
-        .to_owned()
+        .to_owned();
+    if lock && d == Dialect::Postgres {
+        stmt.lock(sea_query::LockType::Update);
+    }
+    d.build(&stmt)
 }
 
 /// Adds one to `org`'s metadata version, returning the new version.
