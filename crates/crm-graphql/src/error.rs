@@ -29,6 +29,10 @@ pub fn to_graphql_error(e: &OrmError) -> async_graphql::Error {
     if let Some(f) = e.field() {
         ext.set("field", f);
     }
+    if e.commit_unknown() {
+        // The client cannot tell otherwise whether its mutation took effect.
+        ext.set("committed", "unknown");
+    }
     err.extensions = Some(ext);
     err
 }
@@ -54,6 +58,17 @@ pub fn classify(errors: &mut [ServerError]) {
         };
         e.extensions.get_or_insert_with(ErrorExtensionValues::default).set("code", code.as_str());
     }
+}
+
+/// Whether `response` failed only because the database (or a dependency) is unavailable: it has
+/// errors and all of them carry `UNAVAILABLE`, so the request as a whole can be retried.
+#[must_use]
+pub fn only_unavailable(response: &async_graphql::Response) -> bool {
+    !response.errors.is_empty()
+        && response.errors.iter().all(|e| {
+            let code = e.extensions.as_ref().and_then(|x| x.get("code"));
+            matches!(code, Some(async_graphql::Value::String(c)) if c == ErrorCode::Unavailable.as_str())
+        })
 }
 
 fn is_limit(message: &str) -> bool {

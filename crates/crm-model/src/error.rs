@@ -18,7 +18,11 @@ pub enum ErrorCode {
     Conflict,
     /// No valid credentials.
     Unauthenticated,
-    /// Something failed inside the platform or a dependency; details are only logged.
+    /// The database (or another dependency) cannot serve now: unreachable, out of connections, or
+    /// a statement ran past its time limit. Retryable; nothing was changed, unless the error says
+    /// a write may have committed.
+    Unavailable,
+    /// Something failed inside the platform; details are only logged.
     Internal,
 }
 
@@ -33,6 +37,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }

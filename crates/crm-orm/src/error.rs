@@ -2,6 +2,8 @@
 //! database errors are kept whole for logs and never shown to clients.
 
 use crm_model::{ErrorCode, MetadataError, ValueError};
+
+use crate::sql::dialect::{DbFailure, classify};
 use thiserror::Error;
 
 /// What went wrong inside the store: never the client's fault, never shown to a client.
@@ -76,6 +78,10 @@ pub enum OrmError {
     /// The database failed; details are for logs only.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database became unavailable while a transaction was committing: its writes may or may
+    /// not have been applied.
+    #[error("commit outcome unknown: {0}")]
+    CommitUnknown(sqlx::Error),
     /// A system migration failed.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -94,6 +100,8 @@ impl OrmError {
             Self::Limit(_) => ErrorCode::LimitExceeded,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Unique { .. } | Self::Version { .. } | Self::Referenced(_) => ErrorCode::Conflict,
+            Self::Database(e) if classify(e) == DbFailure::Unavailable => ErrorCode::Unavailable,
+            Self::CommitUnknown(_) => ErrorCode::Unavailable,
             Self::Config(_) | Self::Database(_) | Self::Migrate(_) | Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -101,10 +109,20 @@ impl OrmError {
     /// The message a client may see: the error itself for user errors, a generic text otherwise.
     #[must_use]
     pub fn client_message(&self) -> String {
-        match self.code() {
-            ErrorCode::Internal => "internal error".to_owned(),
+        match (self, self.code()) {
+            (Self::CommitUnknown(_), _) => {
+                "the database became unavailable while the write was committing: it may or may not have been applied; read the record before retrying".to_owned()
+            }
+            (_, ErrorCode::Unavailable) => "the database is unavailable: nothing was changed; retry later".to_owned(),
+            (_, ErrorCode::Internal) => "internal error".to_owned(),
             _ => self.to_string(),
         }
+    }
+
+    /// Whether a write may have committed though it failed (see [`OrmError::CommitUnknown`]).
+    #[must_use]
+    pub fn commit_unknown(&self) -> bool {
+        matches!(self, Self::CommitUnknown(_))
     }
 
     /// The input path or field the error is about, when it has one.

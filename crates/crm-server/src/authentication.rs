@@ -80,7 +80,7 @@ impl AuthError {
     pub fn code(&self) -> ErrorCode {
         match self {
             AuthError::Forbidden(_) => ErrorCode::Forbidden,
-            AuthError::Unavailable => ErrorCode::Internal,
+            AuthError::Unavailable => ErrorCode::Unavailable,
             _ => ErrorCode::Unauthenticated,
         }
     }
@@ -91,11 +91,14 @@ impl IntoResponse for AuthError {
         let code = self.code();
         let status = match code {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::Internal => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         };
         let body = json!({ "errors": [{ "message": self.to_string(), "extensions": { "code": code.as_str() } }] });
         let mut resp = (status, axum::Json(body)).into_response();
+        if code == ErrorCode::Unavailable {
+            crate::http::retry_after(&mut resp);
+        }
         if status == StatusCode::UNAUTHORIZED {
             let challenge = match &self {
                 AuthError::Missing => "Bearer".to_owned(),

@@ -58,6 +58,18 @@ pub struct Config {
     /// Largest database pool.
     #[arg(long, env = "CRM_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
+    /// How long a request waits for a database connection, in milliseconds; past it the request
+    /// fails as `UNAVAILABLE` (HTTP 503, `Retry-After`).
+    #[arg(long, env = "CRM_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_acquire_timeout_ms: u64,
+    /// The longest a statement may run on PostgreSQL, in milliseconds (0: no limit); past it the
+    /// statement is cancelled and the request fails as `UNAVAILABLE`. Migrations are exempt.
+    #[arg(long, env = "CRM_DB_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub db_statement_timeout_ms: u64,
+    /// Requests one tenant may have working at once (0: no limit); beyond it a request is refused
+    /// with `LIMIT_EXCEEDED` (HTTP 429, `Retry-After`), so no tenant can take every connection.
+    #[arg(long, env = "CRM_TENANT_CONCURRENCY", default_value_t = 8)]
+    pub tenant_concurrency: usize,
     /// The OpenID provider (ZITADEL) issuer URL, exactly as in its tokens. Without it the server
     /// runs in development mode: it signs its own tokens (`crm-server dev-token`) with a key in the
     /// data directory and listens on loopback only.
@@ -157,6 +169,9 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             listen: DEFAULT_LISTEN,
             db_max_connections: 10,
+            db_acquire_timeout_ms: 5000,
+            db_statement_timeout_ms: 30_000,
+            tenant_concurrency: 8,
             oidc_issuer: None,
             oidc_project_id: None,
             oidc_client_id: None,
@@ -193,6 +208,9 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     db_max_connections: Option<u32>,
+    db_acquire_timeout_ms: Option<u64>,
+    db_statement_timeout_ms: Option<u64>,
+    tenant_concurrency: Option<usize>,
     oidc_issuer: Option<String>,
     oidc_project_id: Option<String>,
     oidc_client_id: Option<String>,
@@ -316,7 +334,7 @@ impl Config {
             )*};
         }
         take!(opt database_url, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen);
-        take!(val data_dir, listen, db_max_connections, oidc_leeway_secs, dev_allow_remote, default_page_size, max_page_size);
+        take!(val data_dir, listen, db_max_connections, db_acquire_timeout_ms, db_statement_timeout_ms, tenant_concurrency, oidc_leeway_secs, dev_allow_remote, default_page_size, max_page_size);
         take!(val max_depth, max_complexity, max_aliases, max_query_nodes, cors_origins, body_limit, request_timeout_secs, metadata_refresh_ms, max_tenant_schemas, log_format);
         take!(val workers, worker_poll_ms, worker_orgs, webhook_allow);
         if let Some(roles) = file.roles {
@@ -451,6 +469,9 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("listen", &self.listen)
             .field("db_max_connections", &self.db_max_connections)
+            .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
+            .field("db_statement_timeout_ms", &self.db_statement_timeout_ms)
+            .field("tenant_concurrency", &self.tenant_concurrency)
             .field("oidc_issuer", &self.oidc_issuer)
             .field("oidc_project_id", &self.oidc_project_id)
             .field("oidc_client_id", &self.oidc_client_id)

@@ -51,10 +51,20 @@ pub struct RequestId(pub String);
 
 /// A GraphQL-shaped error response: `{"errors": [{"message", "extensions": {"code"}}]}`.
 pub(crate) fn gql_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    let code = code.as_str();
-    let mut resp = (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))).into_response();
-    resp.extensions_mut().insert(Outcome(code.to_owned()));
+    let mut resp = (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] }))).into_response();
+    if code == ErrorCode::Unavailable {
+        retry_after(&mut resp);
+    }
+    resp.extensions_mut().insert(Outcome(code.as_str().to_owned()));
     resp
+}
+
+/// Seconds a client should wait before retrying an unavailable answer.
+pub(crate) const RETRY_AFTER_SECS: u64 = 1;
+
+/// Marks `resp` as retryable: `Retry-After` (see [`RETRY_AFTER_SECS`]).
+pub(crate) fn retry_after(resp: &mut Response) {
+    resp.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from(RETRY_AFTER_SECS));
 }
 
 /// Whether the request declares its body as JSON (`application/json`, or the GraphQL-over-HTTP

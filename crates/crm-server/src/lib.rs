@@ -9,6 +9,7 @@
 //! (413 `LIMIT_EXCEEDED`).
 #![forbid(unsafe_code)]
 
+mod admission;
 pub mod authentication;
 mod config;
 mod files;
@@ -67,7 +68,8 @@ pub async fn connect(config: &Config) -> Result<Store, ServerError> {
     let opts = StoreOptions {
         max_connections: config.db_max_connections,
         limits: crm_orm::Limits { default_page: config.default_page_size, max_page: config.max_page_size },
-        ..StoreOptions::default()
+        acquire_timeout: std::time::Duration::from_millis(config.db_acquire_timeout_ms.max(1)),
+        statement_timeout: (config.db_statement_timeout_ms > 0).then(|| std::time::Duration::from_millis(config.db_statement_timeout_ms)),
     };
     // The CRM engines' write hook (rule validation, tagging, routing) runs in every write.
     Ok(crm_engines::Engines::install_with(&Store::connect(&url, catalog, opts).await?, config.egress()?))
@@ -98,6 +100,8 @@ struct Shared {
     auth: Authenticator,
     http: HttpSettings,
     metrics: Metrics,
+    /// Per-tenant admission of requests (fairness between tenants).
+    admission: admission::Admission,
     routes: Option<Router<AppState>>,
     /// Event workers to run while serving, if any.
     workers: Option<crm_engines::WorkerOptions>,
@@ -181,7 +185,8 @@ impl AppState {
             delivery: crm_engines::webhooks::DeliveryOptions { egress, ..Default::default() },
             ..crm_engines::WorkerOptions::default()
         });
-        Ok(AppState(Arc::new(Shared { store, api, auth, http, metrics: Metrics::default(), routes, workers })))
+        let admission = admission::Admission::new(config.tenant_concurrency);
+        Ok(AppState(Arc::new(Shared { store, api, auth, http, metrics: Metrics::default(), admission, routes, workers })))
     }
 
     /// The store.
@@ -301,13 +306,21 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// How long `/readyz` waits for the database: a load balancer gets its answer within it,
+/// whatever the database does.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    match state.0.store.ready().await {
-        Ok(true) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
-        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "migrations pending" }))),
-        Err(e) => {
+    match tokio::time::timeout(READY_TIMEOUT, state.0.store.ready()).await {
+        Ok(Ok(true)) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(Ok(false)) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "migrations pending" }))),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database unreachable" })))
+        }
+        Err(_) => {
+            tracing::warn!("readiness check timed out");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database not answering" })))
         }
     }
 }
@@ -346,9 +359,42 @@ impl axum::extract::FromRequestParts<AppState> for Authenticated {
     }
 }
 
+/// An authenticated caller admitted to work: the tenant has a place free (see
+/// [`admission`]). A request of a tenant at its limit is answered 429 `LIMIT_EXCEEDED` with
+/// `Retry-After`, before its body is read; the place is held until this value is dropped, so a
+/// handler keeps it whole for the request's work (a closure capturing only `principal` would free
+/// the place at once).
+pub struct Admitted {
+    /// The caller.
+    pub principal: Principal,
+    /// The tenant's place, held while this value lives.
+    pub(crate) place: admission::Admitted,
+}
+
+impl axum::extract::FromRequestParts<AppState> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        match state.0.admission.admit(&principal.org_id) {
+            admission::Admitted::Full { limit } => {
+                state.0.metrics.throttled();
+                let mut resp = gql_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    crm_model::ErrorCode::LimitExceeded,
+                    &format!("this tenant has {limit} requests working already (the limit); retry later"),
+                );
+                http::retry_after(&mut resp);
+                Err(resp)
+            }
+            place @ admission::Admitted::Yes(_) => Ok(Admitted { principal, place }),
+        }
+    }
+}
+
 async fn graphql(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    Admitted { principal, place: _place }: Admitted,
     slot: Option<Extension<OperationSlot>>,
     headers: HeaderMap,
     body: axum::body::Body,
@@ -395,7 +441,13 @@ async fn graphql(
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_else(|| "error".to_owned()),
     };
+    // Nothing but unavailability: the request as a whole can be retried (503, `Retry-After`).
+    let unavailable = crm_graphql::only_unavailable(&response);
     let mut resp = Json(response).into_response();
+    if unavailable {
+        *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        http::retry_after(&mut resp);
+    }
     resp.extensions_mut().insert(Outcome(outcome));
     resp
 }

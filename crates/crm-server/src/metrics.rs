@@ -14,6 +14,7 @@
 //! - `crm_http_requests_total{route,method,status}` for every request; `route` is the matched route
 //!   (`/graphql`) or `unmatched`, so it is bounded by the routes.
 //! - `crm_http_requests_in_flight`, `crm_metrics_label_overflow_total`, `crm_build_info{version}`.
+//! - `crm_tenant_throttled_total`: requests refused by their tenant's `--tenant-concurrency`.
 //!
 //! Database pool gauges are not exported: the store exposes no pool statistics.
 
@@ -87,6 +88,8 @@ pub struct Metrics {
     series: Mutex<Series>,
     in_flight: AtomicI64,
     overflow: AtomicU64,
+    /// Requests refused because their tenant had its limit of requests working.
+    throttled: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -129,6 +132,11 @@ impl Metrics {
     }
 
     /// Records one HTTP request on `route` (a matched route pattern, or `None`).
+    /// Counts a request refused by its tenant's limit.
+    pub fn throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn record_http(&self, route: Option<&str>, method: &Method, status: StatusCode) {
         let method = match *method {
             Method::GET => "GET",
@@ -200,6 +208,13 @@ impl Metrics {
             let _ = writeln!(out, "crm_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}", esc(route));
         }
         drop(s);
+        header(
+            &mut out,
+            "crm_tenant_throttled_total",
+            "counter",
+            "Requests refused because their tenant had --tenant-concurrency requests working.",
+        );
+        let _ = writeln!(out, "crm_tenant_throttled_total {}", self.throttled.load(Ordering::Relaxed));
         header(&mut out, "crm_http_requests_in_flight", "gauge", "HTTP requests being answered.");
         let _ = writeln!(out, "crm_http_requests_in_flight {}", self.in_flight.load(Ordering::Relaxed));
         header(

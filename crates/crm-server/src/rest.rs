@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::http::{Outcome, gql_error};
-use crate::{AppState, Authenticated};
+use crate::{Admitted, AppState};
 
 fn status_of(code: ErrorCode) -> StatusCode {
     match code {
@@ -24,6 +24,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::LimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -43,21 +44,23 @@ fn ok(v: Json) -> Response {
 }
 
 /// The authenticated caller's tenant store and access: an extractor, run (after
-/// [`Authenticated`]) before the body is read.
+/// [`Admitted`]) before the body is read.
 pub(crate) struct Caller {
     store: Store,
     access: Access,
+    /// The tenant's place, held while the request works.
+    _place: crate::admission::Admitted,
 }
 
 impl axum::extract::FromRequestParts<AppState> for Caller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
-        let Authenticated(principal) =
-            <Authenticated as axum::extract::FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+        let Admitted { principal, place } =
+            <Admitted as axum::extract::FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
         let s = &state.0;
         let (store, access) = s.api.prepare(&s.store, &principal).await.map_err(|e| error(&e))?;
-        Ok(Caller { store, access })
+        Ok(Caller { store, access, _place: place })
     }
 }
 
@@ -101,7 +104,7 @@ struct SocialBody {
 
 /// `POST /api/leads/tag` `{"where": LeadWhere?}`: applies the tag rules to the matching leads
 /// the caller may update.
-pub(crate) async fn tag(Caller { store, access }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+pub(crate) async fn tag(Caller { store, access, _place }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
     let b: TagBody = match body(&headers, &bytes) {
         Ok(b) => b,
         Err(r) => return r,
@@ -115,7 +118,7 @@ pub(crate) async fn tag(Caller { store, access }: Caller, headers: HeaderMap, by
 
 /// `POST /api/leads/route` `{"where": LeadWhere?, "reassign": bool?, "at": instant?}`: routes the
 /// matching leads the caller may update.
-pub(crate) async fn route(Caller { store, access }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+pub(crate) async fn route(Caller { store, access, _place }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
     let b: RouteBody = match body(&headers, &bytes) {
         Ok(b) => b,
         Err(r) => return r,
@@ -128,7 +131,7 @@ pub(crate) async fn route(Caller { store, access }: Caller, headers: HeaderMap, 
 }
 
 /// `GET /api/reports/summary`.
-pub(crate) async fn summary(Caller { store, access }: Caller) -> Response {
+pub(crate) async fn summary(Caller { store, access, _place }: Caller) -> Response {
     match crm_engines::reports::summary(&store, &access).await {
         Ok(v) => ok(v),
         Err(e) => error(&e),
@@ -136,7 +139,7 @@ pub(crate) async fn summary(Caller { store, access }: Caller) -> Response {
 }
 
 /// `POST /api/social/events` `{"events": [SocialEventInput]}`.
-pub(crate) async fn social(Caller { store, access }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+pub(crate) async fn social(Caller { store, access, _place }: Caller, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
     let b: SocialBody = match body(&headers, &bytes) {
         Ok(b) => b,
         Err(r) => return r,

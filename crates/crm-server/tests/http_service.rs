@@ -318,3 +318,165 @@ async fn body_limit_is_configurable() {
     assert!(has_line(&metrics(&server).await, "crm_graphql_requests_total{operation=\"anonymous\",outcome=\"LIMIT_EXCEEDED\"} 1"));
     server.stop().await;
 }
+
+/// Holds the server's only database connection (a transaction that waits) until released.
+struct HoldConnection(std::sync::Arc<tokio::sync::Notify>, std::sync::Arc<tokio::sync::Notify>);
+
+impl crm_orm::TxWork for HoldConnection {
+    type Output = ();
+    fn run<'a>(&'a self, _tx: &'a mut crm_orm::TxCtx<'_>) -> crm_orm::TxFuture<'a, ()> {
+        Box::pin(async move {
+            self.0.notify_one();
+            self.1.notified().await;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_unavailable_database_answers_503_with_retry_after_and_readyz_within_a_second() {
+    use std::sync::Arc;
+    let (started, release) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+    let (s, r) = (Arc::clone(&started), Arc::clone(&release));
+    let hold = Router::new().route(
+        "/test/hold",
+        axum::routing::post(move |axum::extract::State(state): axum::extract::State<AppState>| {
+            let (s, r) = (Arc::clone(&s), Arc::clone(&r));
+            async move {
+                let store = Arc::clone(state.store());
+                let access = store.cross_tenant_platform_work().system_access(crm_model::OrgId::new("org-a").unwrap(), "test");
+                tokio::spawn(async move { store.transaction(&access, &HoldConnection(s, r)).await });
+                "held"
+            }
+        }),
+    );
+    let server = start("unavailable", &["--db-max-connections", "1", "--db-acquire-timeout-ms", "300"], Some(hold)).await;
+    let admin = server.token("ada", &["admin"]);
+    let (status, body) = gql(&server, Some(&admin), serde_json::json!({ "query": "{ leads { id } }" })).await;
+    assert_eq!(status, 200, "{body}");
+
+    client().post(server.url("/test/hold")).send().await.unwrap();
+    started.notified().await;
+    let t = std::time::Instant::now();
+    let resp = client()
+        .post(server.url("/graphql"))
+        .header("authorization", &admin)
+        .json(&serde_json::json!({ "query": "{ leads { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{body}");
+    assert!(t.elapsed() < Duration::from_secs(3), "answered after {:?}", t.elapsed());
+
+    let t = std::time::Instant::now();
+    let ready = client().get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(t.elapsed() < Duration::from_millis(1500), "readyz answered after {:?}", t.elapsed());
+
+    release.notify_one();
+    // Recovers once the connection is free.
+    let mut ok = false;
+    for _ in 0..50 {
+        if client().get(server.url("/readyz")).send().await.unwrap().status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "readyz did not recover");
+    let (status, body) = gql(&server, Some(&admin), serde_json::json!({ "query": "{ leads { id } }" })).await;
+    assert_eq!(status, 200, "{body}");
+    server.stop().await;
+}
+
+/// Sleeps inside a transaction: slow database work that holds a connection.
+struct SlowWork(Duration);
+
+impl crm_orm::TxWork for SlowWork {
+    type Output = ();
+    fn run<'a>(&'a self, _tx: &'a mut crm_orm::TxCtx<'_>) -> crm_orm::TxFuture<'a, ()> {
+        Box::pin(async move {
+            tokio::time::sleep(self.0).await;
+            Ok(())
+        })
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn one_tenants_flood_of_slow_requests_leaves_another_tenants_latency_alone() {
+    // A route of slow database work, admitted per tenant like GraphQL and REST.
+    let slow = Router::new().route(
+        "/test/slow",
+        axum::routing::post(|axum::extract::State(state): axum::extract::State<AppState>, admitted: crm_server::Admitted| async move {
+            // The whole admission moves into the work (not only the field used), holding the place.
+            let admitted = admitted;
+            let store = std::sync::Arc::clone(state.store());
+            let access = store.cross_tenant_platform_work().system_access(admitted.principal.org_id.clone(), "test");
+            store.transaction(&access, &SlowWork(Duration::from_millis(800))).await.unwrap();
+            "done"
+        }),
+    );
+    let server = start("fairness", &["--tenant-concurrency", "2", "--db-max-connections", "6"], Some(slow)).await;
+    let key = DevKey::load_or_create(&server.dir).unwrap();
+    let token =
+        |org: &str, sub: &str| format!("Bearer {}", key.token(sub, org, &["admin".to_owned()], &[], Duration::from_mins(10)).unwrap());
+    let (flooder, other) = (token("org-flood", "fiona"), token("org-calm", "carl"));
+    let cheap = serde_json::json!({ "query": "{ leads(first: 1) { id } }" });
+    let timed = |auth: String| {
+        let body = cheap.clone();
+        let url = server.url("/graphql");
+        async move {
+            let t = std::time::Instant::now();
+            let resp = client().post(url).header("authorization", auth).json(&body).send().await.unwrap();
+            (resp.status().as_u16(), t.elapsed())
+        }
+    };
+    let mut unloaded = Vec::new();
+    for _ in 0..15 {
+        let (status, took) = timed(other.clone()).await;
+        assert_eq!(status, 200);
+        unloaded.push(took);
+    }
+
+    // 60 slow requests of one tenant at once: 2 work, the rest are refused at once.
+    let flood: Vec<_> = (0..60)
+        .map(|_| {
+            let (url, auth) = (server.url("/test/slow"), flooder.clone());
+            tokio::spawn(async move {
+                let resp = client().post(url).header("authorization", auth).send().await.unwrap();
+                (resp.status().as_u16(), resp.headers().get("retry-after").is_some())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut loaded = Vec::new();
+    for _ in 0..15 {
+        let (status, took) = timed(other.clone()).await;
+        assert_eq!(status, 200, "the other tenant's request failed during the flood");
+        loaded.push(took);
+    }
+    let mut refused = 0;
+    for f in flood {
+        let (status, retry) = f.await.unwrap();
+        if status == 429 {
+            assert!(retry, "a refusal without Retry-After");
+            refused += 1;
+        } else {
+            assert_eq!(status, 200);
+        }
+    }
+    assert!(refused >= 50, "only {refused} of 60 flooding requests were refused");
+    let (calm, busy) = (median(unloaded), median(loaded));
+    // Within 2× of unloaded, plus 5 ms for this shared machine's scheduling noise.
+    assert!(busy <= calm * 2 + Duration::from_millis(5), "median {busy:?} under the flood against {calm:?} unloaded");
+    assert!(metrics(&server).await.lines().any(|l| l.starts_with("crm_tenant_throttled_total ") && !l.ends_with(" 0")));
+    server.stop().await;
+}

@@ -72,11 +72,21 @@ pub async fn sqlite(catalog: Arc<Catalog>) -> (Backend, PathBuf) {
 /// # Panics
 /// When a database cannot be reached or migrated, and as [`postgres_url`].
 pub async fn backends(catalog: Arc<Catalog>) -> Vec<Backend> {
-    let mut out = vec![sqlite(Arc::clone(&catalog)).await.0];
+    backends_with(catalog, StoreOptions { max_connections: 5, ..StoreOptions::default() }).await
+}
+
+/// Like [`backends`], with the stores opened with `options` (pool size, timeouts).
+///
+/// # Panics
+/// As [`backends`].
+pub async fn backends_with(catalog: Arc<Catalog>, options: StoreOptions) -> Vec<Backend> {
+    let path = std::env::temp_dir().join(format!("crm-test-{}.db", Uuid::now_v7()));
+    let sqlite = Store::connect(&format!("sqlite://{}", path.display()), Arc::clone(&catalog), options.clone()).await.unwrap();
+    sqlite.migrate().await.unwrap();
+    let mut out = vec![Backend { name: "sqlite", store: sqlite }];
     if let Some(url) = postgres_url() {
-        let store = Store::connect(&url, catalog, StoreOptions { max_connections: 5, ..StoreOptions::default() })
-            .await
-            .unwrap_or_else(|err| panic!("CRM_TEST_DATABASE_URL is set but unusable: {err}"));
+        let store =
+            Store::connect(&url, catalog, options).await.unwrap_or_else(|err| panic!("CRM_TEST_DATABASE_URL is set but unusable: {err}"));
         store.migrate().await.unwrap();
         out.push(Backend { name: "postgres", store });
     }

@@ -33,6 +33,7 @@ impl Store {
         }
         let d = self.dialect();
         let mut tx = self.begin().await?;
+        tx.ex().execute_some(locks::no_statement_timeout(d)).await?;
         tx.ex().execute_some(locks::migration(d)).await?;
         // Each table's DDL is fingerprinted; a table whose DDL is unchanged is not touched, so
         // a restart (or a second instance starting) takes no locks on live tables.

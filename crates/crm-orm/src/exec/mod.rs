@@ -52,13 +52,16 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// Page-size limits.
     pub limits: Limits,
-    /// How long to wait for a connection.
+    /// How long to wait for a connection; past it a request fails as unavailable.
     pub acquire_timeout: Duration,
+    /// The longest a statement may run on PostgreSQL (`statement_timeout`); past it the statement
+    /// is cancelled and the request fails as unavailable. `None`: no limit. Migrations are exempt.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { max_connections: 10, limits: Limits::default(), acquire_timeout: Duration::from_secs(10) }
+        StoreOptions { max_connections: 10, limits: Limits::default(), acquire_timeout: Duration::from_secs(10), statement_timeout: None }
     }
 }
 
@@ -148,6 +151,10 @@ impl Store {
             let co = PgConnectOptions::from_str(url)
                 .map_err(|e| OrmError::Config(format!("bad PostgreSQL URL: {e}")))?
                 .options([("plan_cache_mode", "force_generic_plan")]);
+            let co = match opts.statement_timeout {
+                Some(t) => co.options([("statement_timeout", format!("{}ms", t.as_millis().max(1)))]),
+                None => co,
+            };
             // Half the connections serve one-statement reads (the read lane), the rest the pool.
             let lane_size = opts.max_connections / 2;
             reads = (lane_size > 0).then(|| lane::ReadLane::new(co.clone(), lane_size as usize, opts.acquire_timeout));

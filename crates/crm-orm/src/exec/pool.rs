@@ -51,13 +51,18 @@ pub(super) enum Tx {
 }
 
 impl Tx {
+    /// Commits. When the database becomes unavailable during the commit, whether it applied is
+    /// unknown: [`OrmError::CommitUnknown`].
     pub(super) async fn commit(self) -> Result<()> {
         round_trip();
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Pg(t) => t.commit().await?,
+        let out = match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Pg(t) => t.commit().await,
+        };
+        match out {
+            Err(e) if crate::sql::dialect::classify(&e) == crate::sql::dialect::DbFailure::Unavailable => Err(OrmError::CommitUnknown(e)),
+            other => Ok(other?),
         }
-        Ok(())
     }
 }
 

@@ -16,6 +16,12 @@ pub fn migration(d: Dialect) -> Option<Built> {
     (d == Dialect::Postgres).then(|| d.statement(&format!("SELECT pg_advisory_xact_lock({MIGRATION_KEY})"), Vec::new()))
 }
 
+/// Lifts the statement timeout for the rest of the transaction (migrations may take long).
+#[must_use]
+pub fn no_statement_timeout(d: Dialect) -> Option<Built> {
+    (d == Dialect::Postgres).then(|| d.statement("SELECT set_config('statement_timeout', '0', true)", Vec::new()))
+}
+
 /// The lock of text `key` (a tenant, or a tenant and a store's own key), held until the
 /// transaction ends.
 #[must_use]
