@@ -82,9 +82,24 @@ async fn pause(rx: &mut watch::Receiver<bool>, d: Duration) -> bool {
     }
 }
 
-/// Tenant catalogs, refreshed when a tenant's metadata version moves.
+/// Tenant catalogs kept by a worker at most: a tenant beyond them has its catalog loaded again
+/// when its events come (one statement).
+const KEPT_CATALOGS: usize = 256;
+
+/// Tenant catalogs (of tenants with custom metadata), refreshed when a tenant's metadata version
+/// moves; at most [`KEPT_CATALOGS`], the least recently used going first.
 #[derive(Default)]
-struct Catalogs(HashMap<String, (u64, Arc<Catalog>)>);
+struct Catalogs {
+    kept: HashMap<String, Kept>,
+    /// A clock of uses, for the least recently used.
+    uses: u64,
+}
+
+struct Kept {
+    version: u64,
+    catalog: Arc<Catalog>,
+    used: u64,
+}
 
 impl Catalogs {
     async fn store_for(&mut self, store: &Store, org: &OrgId) -> crm_orm::Result<Store> {
@@ -92,14 +107,22 @@ impl Catalogs {
         if version == 0 {
             return Ok(store.with_catalog(Arc::clone(store.base_catalog())));
         }
-        if let Some((v, c)) = self.0.get(org.as_str())
-            && *v == version
+        self.uses += 1;
+        if let Some(k) = self.kept.get_mut(org.as_str())
+            && k.version == version
         {
-            return Ok(store.with_catalog(Arc::clone(c)));
+            k.used = self.uses;
+            return Ok(store.with_catalog(Arc::clone(&k.catalog)));
         }
-        let (v, c) = store.tenant_catalog(org).await?;
-        self.0.insert(org.as_str().to_owned(), (v, Arc::clone(&c)));
-        Ok(store.with_catalog(c))
+        let (version, catalog) = store.tenant_catalog(org).await?;
+        if self.kept.len() >= KEPT_CATALOGS && !self.kept.contains_key(org.as_str()) {
+            let oldest = self.kept.iter().min_by_key(|(_, k)| k.used).map(|(o, _)| o.clone());
+            if let Some(o) = oldest {
+                self.kept.remove(&o);
+            }
+        }
+        self.kept.insert(org.as_str().to_owned(), Kept { version, catalog: Arc::clone(&catalog), used: self.uses });
+        Ok(store.with_catalog(catalog))
     }
 }
 

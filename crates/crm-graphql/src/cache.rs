@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -48,6 +49,7 @@ pub struct SchemaCache {
     slots: Mutex<HashMap<SchemaKey, (Slot, Instant)>>,
     options: SchemaOptions,
     capacity: usize,
+    counters: Counters,
 }
 
 /// Tenant schemas kept by default.
@@ -65,6 +67,30 @@ impl std::fmt::Debug for SchemaCache {
     }
 }
 
+/// The counters behind [`SchemaCache::stats`].
+#[derive(Debug, Default)]
+struct Counters {
+    builds: AtomicU64,
+    build_micros: AtomicU64,
+    hits: AtomicU64,
+    evictions: AtomicU64,
+}
+
+/// What a schema cache did so far (for the operator's metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Schemas cached now (the shared one included).
+    pub entries: usize,
+    /// Schemas built.
+    pub builds: u64,
+    /// Time spent building them, in microseconds.
+    pub build_micros: u64,
+    /// Requests served by a schema already built.
+    pub hits: u64,
+    /// Tenant schemas dropped for room (beyond the capacity).
+    pub evictions: u64,
+}
+
 /// Errors of [`SchemaCache::get_or_build`].
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -80,7 +106,7 @@ impl SchemaCache {
     /// An empty cache building schemas with `options`.
     #[must_use]
     pub fn new(options: SchemaOptions) -> Self {
-        SchemaCache { slots: Mutex::new(HashMap::new()), options, capacity: DEFAULT_SCHEMA_CAPACITY }
+        SchemaCache { slots: Mutex::new(HashMap::new()), options, capacity: DEFAULT_SCHEMA_CAPACITY, counters: Counters::default() }
     }
 
     /// Keeps at most `capacity` tenant schemas (at least 1).
@@ -100,6 +126,19 @@ impl SchemaCache {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// What the cache did so far: schemas built, the time building took, hits, evictions.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        CacheStats {
+            entries: self.len(),
+            builds: c.builds.load(Ordering::Relaxed),
+            build_micros: c.build_micros.load(Ordering::Relaxed),
+            hits: c.hits.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+        }
     }
 
     /// The schema of `key` and its catalog, built from the catalog `load` gives on first use.
@@ -122,6 +161,7 @@ impl SchemaCache {
                         slots.iter().filter(|(k, _)| k.tenant.is_some()).min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone());
                     if let Some(k) = oldest {
                         slots.remove(&k);
+                        self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
@@ -129,13 +169,21 @@ impl SchemaCache {
             entry.1 = Instant::now();
             entry.0.clone()
         };
+        if let Some(built) = slot.get() {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(built.clone());
+        }
         let options = self.options.clone();
+        let counters = &self.counters;
         let built = slot
             .get_or_try_init(|| async move {
                 let catalog = load().await?;
                 let started = Instant::now();
                 let s = build_schema(&catalog.clone(), &options)?;
-                tracing::info!(elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), tenant = ?key.tenant, version = key.version, "built a GraphQL schema");
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                counters.builds.fetch_add(1, Ordering::Relaxed);
+                counters.build_micros.fetch_add(micros, Ordering::Relaxed);
+                tracing::info!(elapsed_ms = micros / 1000, tenant = ?key.tenant, version = key.version, "built a GraphQL schema");
                 Ok::<_, BuildError>((Arc::new(s), catalog))
             })
             .await?;
@@ -233,5 +281,8 @@ mod tests {
         assert_eq!(builds.load(Ordering::SeqCst), 5, "b was rebuilt");
         get(SchemaKey { tenant: None, version: 0 }).await;
         assert_eq!(builds.load(Ordering::SeqCst), 5, "the shared schema is never evicted");
+        let stats = cache.stats();
+        assert_eq!((stats.builds, stats.entries), (5, 3), "{stats:?}");
+        assert!(stats.evictions >= 2 && stats.hits >= 1, "{stats:?}");
     }
 }

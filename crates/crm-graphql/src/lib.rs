@@ -27,7 +27,7 @@ use async_graphql::parser::types::ExecutableDocument;
 
 pub use async_graphql::dynamic::Schema;
 pub use async_graphql::{Request, Response, Variables};
-pub use cache::{BuildError, Built, DEFAULT_SCHEMA_CAPACITY, SchemaCache, SchemaKey};
+pub use cache::{BuildError, Built, CacheStats, DEFAULT_SCHEMA_CAPACITY, SchemaCache, SchemaKey};
 use crm_orm::{Policy, Principal, Store};
 pub use error::{GraphqlError, classify, only_unavailable, to_graphql_error};
 pub use plan::DEFAULT_PLAN_CAPACITY;

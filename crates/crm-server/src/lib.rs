@@ -327,6 +327,21 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let mut text = state.metrics().render();
+    let schemas = state.0.api.cache().stats();
+    text.push_str("# HELP crm_schema_builds_total GraphQL schemas built (a tenant's, at a metadata version, or the shared one).\n# TYPE crm_schema_builds_total counter\n");
+    text.push_str(&format!("crm_schema_builds_total {}\n", schemas.builds));
+    text.push_str(
+        "# HELP crm_schema_build_seconds_total Time spent building GraphQL schemas.\n# TYPE crm_schema_build_seconds_total counter\n",
+    );
+    text.push_str(&format!("crm_schema_build_seconds_total {:.6}\n", Duration::from_micros(schemas.build_micros).as_secs_f64()));
+    text.push_str(
+        "# HELP crm_schema_cache_hits_total Requests served by a schema already built.\n# TYPE crm_schema_cache_hits_total counter\n",
+    );
+    text.push_str(&format!("crm_schema_cache_hits_total {}\n", schemas.hits));
+    text.push_str("# HELP crm_schema_cache_evictions_total Tenant schemas dropped for room (--max-tenant-schemas).\n# TYPE crm_schema_cache_evictions_total counter\n");
+    text.push_str(&format!("crm_schema_cache_evictions_total {}\n", schemas.evictions));
+    text.push_str("# HELP crm_schema_cache_entries GraphQL schemas cached now.\n# TYPE crm_schema_cache_entries gauge\n");
+    text.push_str(&format!("crm_schema_cache_entries {}\n", schemas.entries));
     let (size, idle) = state.0.store.pool_stats();
     text.push_str("# HELP crm_db_pool_connections Database connections open.\n# TYPE crm_db_pool_connections gauge\n");
     text.push_str(&format!("crm_db_pool_connections {size}\n"));

@@ -16,7 +16,8 @@
 //! - `crm_http_requests_in_flight`, `crm_metrics_label_overflow_total`, `crm_build_info{version}`.
 //! - `crm_tenant_throttled_total`: requests refused by their tenant's `--tenant-concurrency`.
 //!
-//! Database pool gauges are not exported: the store exposes no pool statistics.
+//! The handler of `/metrics` adds the schema cache's counters (`crm_schema_*`) and the database
+//! pool's gauges (`crm_db_pool_*`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;

@@ -167,6 +167,10 @@ async fn metrics_count_graphql_requests_by_operation_and_outcome() {
         "{text}"
     );
     assert!(!text.contains("Sneaky"));
+    // The shared schema was built once and served every other request.
+    assert!(has_line(&text, "crm_schema_builds_total 1"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("crm_schema_cache_hits_total ") && !l.ends_with(" 0")), "{text}");
+    assert!(has_line(&text, "crm_schema_cache_entries 1"), "{text}");
     server.stop().await;
 }
 
