@@ -10,10 +10,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crm_model::ErrorCode;
 use crm_model::standard::standard_catalog;
-use crm_model::{ErrorCode, ModelName};
-use crm_orm::{Data, Op, Policy, Principal, Read, Selection, Store, StoreOptions, Write, authorize};
-use crm_test_kit::{org, principal};
+use crm_orm::{Store, StoreOptions};
+use crm_test_kit::{count, create, org, principal};
 use serde_json::json;
 
 const ACQUIRE: Duration = Duration::from_secs(1);
@@ -77,22 +77,6 @@ impl Drop for Cluster {
     }
 }
 
-async fn count(store: &Store, p: &Principal) -> Result<usize, crm_orm::OrmError> {
-    let cat = store.catalog();
-    let lead = cat.model("Lead").unwrap();
-    let s = authorize(cat, &Policy::default_roles(), p, &lead.name, Op::Read, Read::new(lead))?;
-    Ok(store.read(&s).await?.rows.len())
-}
-
-async fn create(store: &Store, p: &Principal, name: &str) -> Result<(), crm_orm::OrmError> {
-    let cat = store.catalog();
-    let lead = cat.model("Lead").unwrap();
-    let data = Data::parse(cat, lead, &json!({ "name": name }), "data")?;
-    let w = Write::Create { model: ModelName::new("Lead").unwrap(), data };
-    let s = authorize(cat, &Policy::default_roles(), p, &lead.name, Op::Create, w)?;
-    store.write(&s, &Selection::scalars(lead)).await.map(|_| ())
-}
-
 #[tokio::test]
 async fn a_postgres_outage_answers_unavailable_and_recovers() {
     if crm_test_kit::postgres_url().is_none() {
@@ -103,17 +87,17 @@ async fn a_postgres_outage_answers_unavailable_and_recovers() {
     let store = Store::connect(&url, Arc::new(standard_catalog().unwrap()), options).await.unwrap();
     store.migrate().await.unwrap();
     let (a, b) = (principal(&org(), "admin-a", &["admin"]), principal(&org(), "admin-b", &["admin"]));
-    create(&store, &a, "before").await.unwrap();
-    assert_eq!(count(&store, &a).await.unwrap(), 1);
-    assert_eq!(count(&store, &b).await.unwrap(), 0);
+    create(&store, &a, "Lead", &json!({ "name": "before" })).await.unwrap();
+    assert_eq!(count(&store, &a, "Lead").await.unwrap(), 1);
+    assert_eq!(count(&store, &b, "Lead").await.unwrap(), 0);
 
     cluster.stop();
     for who in [&a, &b] {
         let t = Instant::now();
-        let e = count(&store, who).await.unwrap_err();
+        let e = count(&store, who, "Lead").await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::Unavailable, "a read during the outage: {e}");
         assert!(t.elapsed() < ACQUIRE * 3, "the read answered after {:?}", t.elapsed());
-        let e = create(&store, who, "during").await.unwrap_err();
+        let e = create(&store, who, "Lead", &json!({ "name": "during" })).await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::Unavailable, "a write during the outage: {e}");
     }
     let t = Instant::now();
@@ -125,14 +109,14 @@ async fn a_postgres_outage_answers_unavailable_and_recovers() {
     let t = Instant::now();
     let mut recovered = false;
     while t.elapsed() < Duration::from_secs(15) {
-        if count(&store, &a).await.is_ok() && store.ready().await.is_ok_and(|r| r) {
+        if count(&store, &a, "Lead").await.is_ok() && store.ready().await.is_ok_and(|r| r) {
             recovered = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "the store did not recover after the database came back");
-    assert_eq!(count(&store, &a).await.unwrap(), 1, "the writes refused during the outage left nothing");
-    create(&store, &b, "after").await.unwrap();
-    assert_eq!(count(&store, &b).await.unwrap(), 1);
+    assert_eq!(count(&store, &a, "Lead").await.unwrap(), 1, "the writes refused during the outage left nothing");
+    create(&store, &b, "Lead", &json!({ "name": "after" })).await.unwrap();
+    assert_eq!(count(&store, &b, "Lead").await.unwrap(), 1);
 }

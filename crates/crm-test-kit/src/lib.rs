@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crm_model::{Catalog, OrgId, RoleName};
-use crm_orm::{Principal, Store, StoreOptions};
+use crm_orm::{Data, Op, OrmError, Policy, Principal, Read, Selection, Store, StoreOptions, Write, authorize};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -127,4 +127,34 @@ pub fn redact(v: &mut Json, keys: &[&str]) {
         Json::Array(items) => items.iter_mut().for_each(|x| redact(x, keys)),
         _ => {}
     }
+}
+
+/// How many records of `model` principal `p` reads (first page, under the default roles).
+///
+/// # Errors
+/// What the read fails with (the test asserts on it).
+///
+/// # Panics
+/// An unknown model.
+pub async fn count(store: &Store, p: &Principal, model: &str) -> Result<usize, OrmError> {
+    let cat = store.catalog();
+    let m = cat.model(model).unwrap();
+    let read = authorize(cat, &Policy::default_roles(), p, &m.name, Op::Read, Read::new(m))?;
+    Ok(store.read(&read).await?.rows.len())
+}
+
+/// Creates a `model` record from `data` (the JSON of its create input) as principal `p`, under
+/// the default roles.
+///
+/// # Errors
+/// What the write fails with (the test asserts on it).
+///
+/// # Panics
+/// An unknown model.
+pub async fn create(store: &Store, p: &Principal, model: &str, data: &Json) -> Result<(), OrmError> {
+    let cat = store.catalog();
+    let m = cat.model(model).unwrap();
+    let data = Data::parse(cat, m, data, "data")?;
+    let write = authorize(cat, &Policy::default_roles(), p, &m.name, Op::Create, Write::Create { model: m.name.clone(), data })?;
+    store.write(&write, &Selection::scalars(m)).await.map(|_| ())
 }
