@@ -109,9 +109,23 @@ fn db_error(e: OrmError, model: &Model) -> OrmError {
     }
 }
 
-/// A deadlock or serialization failure: the transaction left no trace and may be retried.
-fn classify_retry(e: &sqlx::Error) -> bool {
-    classify(e) == DbFailure::Retry
+/// Runs `attempt` (one transaction) again, up to three more times, while it fails with a
+/// deadlock or serialization failure: such a transaction left no trace.
+async fn retried<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(OrmError::Database(e)) if classify(&e) == DbFailure::Retry && tries < 3 => {
+                tries += 1;
+                tracing::debug!(error = %e, tries, "retrying a transaction");
+            }
+            other => return other,
+        }
+    }
 }
 
 fn parse_uuid(s: &str) -> Result<Uuid> {

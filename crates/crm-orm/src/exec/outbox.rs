@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::platform::CrossTenant;
 use super::pool::ExecutorSource;
 use super::tx::{EventWork, TxCtx};
-use super::{Store, classify_retry};
+use super::{Store, retried};
 use crate::authorization::{Access, Scoped};
 use crate::error::{OrmError, Result};
 use crate::ir::Op;
@@ -134,13 +134,7 @@ impl CrossTenant {
     /// # Errors
     /// What the work returns; database failures. Nothing is committed then.
     pub async fn process_event(&self, consumer: &str, event: &Event, work: &dyn EventWork) -> Result<bool> {
-        let mut attempt = 0;
-        loop {
-            match self.process_once(consumer, event, work).await {
-                Err(OrmError::Database(e)) if classify_retry(&e) && attempt < 3 => attempt += 1,
-                other => return other,
-            }
-        }
+        retried(|| self.process_once(consumer, event, work)).await
     }
 
     async fn process_once(&self, consumer: &str, event: &Event, work: &dyn EventWork) -> Result<bool> {

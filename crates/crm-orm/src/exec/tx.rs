@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::pool::{ExecutorSource, Tx};
 use super::read::read_page;
-use super::{Store, classify_retry, parse_uuid};
+use super::{Store, parse_uuid, retried};
 use crate::authorization::{Access, Scoped};
 use crate::error::{OrmError, Result, decode_json};
 use crate::ir::Op;
@@ -278,13 +278,7 @@ impl Store {
     /// # Errors
     /// What the work returns; database failures.
     pub async fn transaction<W: TxWork>(&self, caller: &Access, work: &W) -> Result<W::Output> {
-        let mut attempt = 0;
-        loop {
-            match self.transaction_once(caller, work).await {
-                Err(OrmError::Database(e)) if classify_retry(&e) && attempt < 3 => attempt += 1,
-                other => return other,
-            }
-        }
+        retried(|| self.transaction_once(caller, work)).await
     }
 
     async fn transaction_once<W: TxWork>(&self, caller: &Access, work: &W) -> Result<W::Output> {

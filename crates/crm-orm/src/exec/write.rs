@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::pool::ExecutorSource;
 use super::read::read_page;
 use super::tx::{Pending, TxCtx, Written, merge};
-use super::{Store, WriteResult, classify_retry, db_error, parse_uuid};
+use super::{Store, WriteResult, db_error, parse_uuid, retried};
 use crate::authorization::{Access, Scoped};
 use crate::error::{OrmError, Result};
 use crate::ir::Op;
@@ -35,17 +35,7 @@ impl Store {
     /// # Errors
     /// `NotFound`, `Forbidden`, `Unique`, `Version`, `Referenced`, bad input, database failures.
     pub async fn write(&self, w: &Scoped<Write>, select: &Selection) -> Result<WriteResult> {
-        // A deadlock or serialization failure is retried a few times: the transaction left no trace.
-        let mut attempt = 0;
-        loop {
-            match self.write_once(w, select).await {
-                Err(OrmError::Database(e)) if classify_retry(&e) && attempt < 3 => {
-                    attempt += 1;
-                    tracing::debug!(error = %e, attempt, "retrying write");
-                }
-                other => return other,
-            }
-        }
+        retried(|| self.write_once(w, select)).await
     }
 
     async fn write_once(&self, w: &Scoped<Write>, select: &Selection) -> Result<WriteResult> {
