@@ -3,7 +3,7 @@
 //! JSON of a read, as the standard catalog defines its model ([`Record::MODEL`]); a record of
 //! another shape fails with an internal error naming it, instead of being read as defaults.
 
-use crm_orm::{OrmError, Result};
+use crm_orm::{Result, decode_value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
@@ -19,7 +19,7 @@ pub trait Record: DeserializeOwned {
     /// # Errors
     /// An object of another shape (an internal decode error).
     fn decode(row: Json) -> Result<Self> {
-        serde_json::from_value(row).map_err(|e| OrmError::decode(Self::MODEL, e))
+        decode_value(Self::MODEL, row)
     }
 }
 
@@ -310,7 +310,7 @@ impl RuleCondition {
     /// # Errors
     /// A record without a condition field (an internal decode error).
     pub fn decode(model: &'static str, row: Json) -> Result<RuleCondition> {
-        serde_json::from_value(row).map_err(|e| OrmError::decode(model, e))
+        decode_value(model, row)
     }
 }
 
@@ -327,7 +327,7 @@ impl Id {
     /// # Errors
     /// An object without a valid id (an internal decode error).
     pub fn decode(row: Json) -> Result<Id> {
-        serde_json::from_value(row).map_err(|e| OrmError::decode("record id", e))
+        decode_value("record id", row)
     }
 }
 
@@ -346,7 +346,7 @@ impl Group {
     /// # Errors
     /// An object of another shape (an internal decode error).
     pub fn decode(row: Json) -> Result<Group> {
-        serde_json::from_value(row).map_err(|e| OrmError::decode("group", e))
+        decode_value("group", row)
     }
 }
 

@@ -166,6 +166,15 @@ impl OrmError {
 /// Result alias of the store.
 pub type Result<T, E = OrmError> = std::result::Result<T, E>;
 
+/// `value` (JSON a statement of the store built, already parsed) decoded as `T`: `what` names it
+/// in the error.
+///
+/// # Errors
+/// A value that is not a `T`, as an internal decode error.
+pub fn decode_value<T: serde::de::DeserializeOwned>(what: &'static str, value: serde_json::Value) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| OrmError::decode(what, e))
+}
+
 /// `text` (JSON a statement of the store built) decoded as `T`: `what` names it in the error.
 ///
 /// # Errors

@@ -24,7 +24,7 @@ pub use authorization::{
     Access, FieldCheck, FieldRules, FieldUse, Grant, Policy, Principal, RolePolicy, RowRule, Scoped, access, authorize,
 };
 pub use compiled::{CompiledRead, ReadStatement, Statement};
-pub use error::{OrmError, Result};
+pub use error::{Internal, OrmError, Result, decode_value};
 pub use exec::{
     CrossTenant, DbUse, Definitions, EventWork, MAX_TARGETS, MetaChange, StageStats, StageStay, Store, StoreOptions, TxCtx, TxFuture,
     TxWork, WriteHook, WriteResult, Written, count_db_use,

@@ -289,8 +289,8 @@ fn tenancy_and_metadata() {
     s.tenant("register a tenant", &[], |d, t| tenants::register(d, &t.org, None, at()).unwrap());
     s.tenant("move a tenant under a parent", &["org-parent-9999"], |d, t| tenants::set_parent(d, &t.org, &parent));
     s.platform("a tenant's descendants", &[], |d, t| Some(tenants::descendants(d, &t.org)));
-    s.tenant("a tenant's metadata version", &[], |d, t| tenants::metadata_version(d, &t.org, false));
-    s.tenant("a tenant's metadata version, locked", &[], |d, t| tenants::metadata_version(d, &t.org, true));
+    s.tenant("a tenant's metadata version", &[], |d, t| tenants::metadata_version(d, &t.org));
+    s.platform("lock a tenant's metadata", &[], |d, t| tenants::lock_metadata(d, &t.org));
     s.tenant("bump a tenant's metadata version", &[], |d, t| tenants::bump_metadata_version(d, &t.org));
     s.platform("set a transaction's tenant", &["org-c-3333"], |d, t| {
         tenants::session(d, true, &t.org, &[OrgId::new("org-c-3333").unwrap()])

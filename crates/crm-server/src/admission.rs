@@ -50,7 +50,10 @@ impl Admission {
                 // Idle tenants (every permit free, no request holding the semaphore) go first.
                 tenants.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < self.limit);
             }
-            Arc::clone(tenants.entry(org.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.limit))))
+            match tenants.get(org) {
+                Some(s) => Arc::clone(s),
+                None => Arc::clone(tenants.entry(org.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.limit)))),
+            }
         };
         match semaphore.try_acquire_owned() {
             Ok(permit) => Admitted::Yes(Some(permit)),

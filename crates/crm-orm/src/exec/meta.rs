@@ -191,7 +191,7 @@ impl Store {
         let d = self.dialect();
         let mut c = self.acquire().await?;
         c.ex().set_orgs(false, org, &[]).await?;
-        let v = c.ex().optional_i64(tenants::metadata_version(d, org, false)).await?;
+        let v = c.ex().optional_i64(tenants::metadata_version(d, org)).await?;
         v.map_or(Ok(0), |v| u64::try_from(v).map_err(|e| OrmError::decode("metadata version", e)))
     }
 
@@ -252,10 +252,7 @@ impl Store {
         self.ensure_tenant(org, None).await?;
         let mut tx = self.begin().await?;
         tx.ex().set_tenant(true, access).await?;
-        if d == Dialect::Postgres {
-            // Changes of one tenant's metadata are serial (SQLite's write transactions are).
-            tx.ex().scalar_i64(tenants::metadata_version(d, org, true)).await?;
-        }
+        tx.ex().execute_some(tenants::lock_metadata(d, org)).await?;
         let rows = load(d, tx.ex(), org).await?;
         let (after, purge, detail) = self.plan(&rows, change, &mut tx, d, org).await?;
         let stamp = Stamp { org, actor: access.actor(), now: chrono::Utc::now() };

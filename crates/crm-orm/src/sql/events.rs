@@ -163,7 +163,7 @@ pub fn decode(t: &str) -> Result<Event> {
         o.insert("before".into(), payload.get("before").cloned().unwrap_or(Json::Null));
         o.insert("after".into(), payload.get("after").cloned().unwrap_or(Json::Null));
     }
-    serde_json::from_value(j).map_err(|e| OrmError::decode("event row", e))
+    crate::error::decode_value("event row", j)
 }
 
 /// How many rows `live` and `trash` (two id reads of one record, see

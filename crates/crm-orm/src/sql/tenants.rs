@@ -50,19 +50,25 @@ pub fn descendants(d: Dialect, org: &OrgId) -> Built {
     )
 }
 
-/// The metadata version of `org`'s registry row; with `lock`, locked until the transaction
-/// ends (PostgreSQL: changes of one tenant's metadata are serial; SQLite's writers are already).
-#[must_use]
-pub fn metadata_version(d: Dialect, org: &OrgId, lock: bool) -> Built {
-    let mut stmt = Query::select()
+fn version_of(org: &OrgId) -> sea_query::SelectStatement {
+    Query::select()
         .column(Alias::new("metadata_version"))
         .from(Alias::new("crm_tenants"))
         .and_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())))
-        .to_owned();
-    if lock && d == Dialect::Postgres {
-        stmt.lock(sea_query::LockType::Update);
-    }
-    d.build(&stmt)
+        .to_owned()
+}
+
+/// The metadata version of `org`'s registry row.
+#[must_use]
+pub fn metadata_version(d: Dialect, org: &OrgId) -> Built {
+    d.build(&version_of(org))
+}
+
+/// Locks `org`'s registry row until the transaction ends, so changes of one tenant's metadata
+/// are serial. `None` on SQLite, whose write transactions are serial already.
+#[must_use]
+pub fn lock_metadata(d: Dialect, org: &OrgId) -> Option<Built> {
+    (d == Dialect::Postgres).then(|| d.build(version_of(org).lock(sea_query::LockType::Update)))
 }
 
 /// Adds one to `org`'s metadata version, returning the new version.
