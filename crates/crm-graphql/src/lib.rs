@@ -18,6 +18,7 @@ mod request;
 mod resolve;
 mod schema;
 mod selection;
+pub mod types;
 mod versions;
 
 use std::sync::Arc;

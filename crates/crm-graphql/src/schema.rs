@@ -60,7 +60,7 @@ impl SchemaOptions {
 
 /// The enum type of select or multi-select field `f` of `m` (every one has its enum, see
 /// [`crm_model::ApiNames`]).
-fn enum_name(m: &Model, f: &MField) -> String {
+pub(crate) fn enum_name(m: &Model, f: &MField) -> String {
     m.api.enums.get(&f.name).cloned().unwrap_or_else(|| TypeRef::STRING.to_owned())
 }
 
@@ -310,7 +310,7 @@ fn shared_types(b: async_graphql::dynamic::SchemaBuilder) -> async_graphql::dyna
 }
 
 /// The GraphQL type of a stored scalar for output (`input` false) or input.
-fn scalar_type(m: &Model, f: &MField, ty: &ScalarType, input: bool) -> String {
+pub(crate) fn scalar_type(m: &Model, f: &MField, ty: &ScalarType, input: bool) -> String {
     match ty {
         ScalarType::Text | ScalarType::LongText | ScalarType::Email | ScalarType::Phone | ScalarType::Url | ScalarType::Tags => {
             TypeRef::STRING.to_owned()
@@ -329,7 +329,7 @@ fn scalar_type(m: &Model, f: &MField, ty: &ScalarType, input: bool) -> String {
     }
 }
 
-fn is_list(ty: &ScalarType) -> bool {
+pub(crate) fn is_list(ty: &ScalarType) -> bool {
     matches!(ty, ScalarType::Tags | ScalarType::MultiSelect(_))
 }
 
@@ -370,7 +370,7 @@ fn operand_type(m: &Model, f: &MField, op: FilterOp) -> TypeRef {
     }
 }
 
-fn class_of(f: &MField) -> Option<TypeClass> {
+pub(crate) fn class_of(f: &MField) -> Option<TypeClass> {
     match &f.kind {
         FieldKind::Scalar(t) => Some(t.class()),
         FieldKind::Polymorphic { .. } => Some(TypeClass::Json),

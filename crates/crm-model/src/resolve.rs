@@ -458,6 +458,18 @@ impl Catalog {
         }
         let mut cat = resolve_marked(&defs, &marks)?;
         cat.base = Arc::clone(&self.base);
+        // A model the extension adds nothing to resolves to what it is in this catalog when it
+        // has nothing custom here either (a model's resolution depends on its own definition
+        // alone): the tenant's catalog shares it, and so only pays for what it changed.
+        for (name, model) in &mut cat.models {
+            if let Some(own) = self.models.get(name)
+                && !added.contains_key(name.as_str())
+                && !own.custom
+                && own.fields.values().all(|f| !f.custom)
+            {
+                *model = Arc::clone(own);
+            }
+        }
         Ok(cat)
     }
 

@@ -1049,3 +1049,33 @@ fn indexes_are_resolved_and_checked() {
     let e = cat.extend(&ext).unwrap_err();
     assert!(matches!(&e, MetadataError::BadModel { model, reason } if model == "Gadget" && reason.contains("custom object")), "{e:?}");
 }
+
+#[test]
+fn a_tenant_catalog_shares_the_models_it_does_not_change() {
+    let base = std::sync::Arc::new(std_cat());
+    let ext = crm_model::Extension {
+        objects: vec![ModelDef::new("Gadget").field(F::int("n")).field(F::relation("account", "Account"))],
+        fields: vec![("Lead".into(), F::int("employees")), ("Account".into(), F::inverse("gadgets", "Gadget", "account"))],
+    };
+    let tenant = base.extend(&ext).unwrap();
+    let fresh = resolve(&{
+        let mut defs = standard_models();
+        defs.push(ext.objects[0].clone());
+        defs
+    })
+    .unwrap();
+    for m in base.models() {
+        let t = tenant.model(m.name.as_str()).unwrap();
+        let changed = ["Lead", "Account"].contains(&m.name.as_str());
+        assert_eq!(std::sync::Arc::ptr_eq(m, t), !changed, "{} shared unless changed", m.name);
+        if !changed {
+            // A shared model is what resolving it with the extension would give.
+            assert_eq!(format!("{t:?}"), format!("{:?}", fresh.model(m.name.as_str()).unwrap()), "{}", m.name);
+        }
+    }
+    assert!(tenant.model("Lead").unwrap().field("employees").is_some());
+    // Extending a tenant's catalog again starts from the base definitions, sharing nothing custom.
+    let again = tenant.extend(&crm_model::Extension { objects: Vec::new(), fields: vec![("Contact".into(), F::int("age"))] }).unwrap();
+    assert!(again.model("Lead").unwrap().field("employees").is_none(), "Lead is resolved from its base definition");
+    assert!(again.model("Gadget").is_none());
+}
