@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use crm_graphql::{Api, Request, SchemaOptions, Variables, build_schema};
+use crm_graphql::{Api, Request, SchemaOptions, Variables};
 use crm_model::standard::standard_catalog;
 use crm_model::{OrgId, RoleName};
 use crm_orm::{Policy, Principal, Store, StoreOptions};
@@ -97,8 +97,7 @@ async fn seeded(path: &Path, api: &Api) -> Store {
 
 fn bench(c: &mut Criterion) {
     let cat = Arc::new(standard_catalog().unwrap());
-    let options = SchemaOptions::default();
-    c.bench_function("build_schema/standard_catalog", |b| b.iter(|| build_schema(&black_box(cat.clone()), &options).unwrap()));
+    c.bench_function("build_schema/standard_catalog", |b| b.iter(|| crm_graphql::types::generate(black_box(&cat)).unwrap()));
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let path = std::env::temp_dir().join(format!("crm-gql-bench-{}.db", uuid::Uuid::now_v7()));

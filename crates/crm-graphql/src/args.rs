@@ -1,16 +1,11 @@
 //! A field's arguments as JSON, and the IR parts they parse into (page, order, where, unique
 //! target, expected version).
 
-use async_graphql::dynamic::ObjectAccessor;
 use crm_model::{Catalog, Model};
 use crm_orm::{Filter, OrderBy, OrmError, Page, Unique};
 use serde_json::{Map, Value as Json};
 
 use crate::request::bad;
-
-pub(crate) fn args_json(args: &ObjectAccessor<'_>) -> Map<String, Json> {
-    args.as_index_map().iter().map(|(k, v)| (k.to_string(), v.clone().into_json().unwrap_or(Json::Null))).collect()
-}
 
 pub(crate) fn opt_u32(args: &Map<String, Json>, key: &str) -> Result<Option<u32>, OrmError> {
     match args.get(key) {

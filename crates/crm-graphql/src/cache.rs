@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use async_graphql::dynamic::Schema;
+use apollo_compiler::Schema;
+use apollo_compiler::validation::Valid;
 use crm_model::{Catalog, OrgId};
 use crm_orm::OrmError;
 use tokio::sync::OnceCell;
 
 use crate::error::GraphqlError;
-use crate::schema::{SchemaOptions, build_schema};
+use crate::types::Derived;
 
 /// Which schema: a tenant's own (custom metadata) or the shared one (`tenant: None`), at a
 /// metadata version.
@@ -35,29 +36,52 @@ impl SchemaKey {
     }
 }
 
-/// A built schema and the catalog it was built from (the store serves the request with it).
-pub type Built = (Arc<Schema>, Arc<Catalog>);
+/// A schema as data, the catalog it was derived from (the store serves the request with it),
+/// and the memory they hold beyond what they share with the base (an estimate).
+#[derive(Clone)]
+pub struct Built {
+    /// The schema.
+    pub schema: Arc<Valid<Schema>>,
+    /// The catalog.
+    pub catalog: Arc<Catalog>,
+    /// Bytes of its own (estimated; 0 for the shared schema).
+    pub bytes: usize,
+}
+
+impl std::fmt::Debug for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Built").field("types", &self.schema.types.len()).field("bytes", &self.bytes).finish_non_exhaustive()
+    }
+}
 
 type Slot = Arc<OnceCell<Built>>;
 
-/// The schema cache. Building happens outside the lock, once per key (single flight); a newer
-/// version of a tenant's schema evicts its older ones. One tenant's build never holds up another
-/// tenant's requests: the lock is only held to find the slot. Tenant schemas are several MiB
-/// each, so at most `capacity` of them are kept, the least recently used going first (the shared
-/// schema is always kept).
+/// A tenant's cached schema: its metadata version, and when it was last used.
+struct Entry {
+    version: u64,
+    slot: Slot,
+    used: Instant,
+}
+
+/// The schema cache, one entry per tenant (and one for the shared schema). Building happens
+/// outside the lock, once per key (single flight); a newer version of a tenant's schema
+/// replaces its older one. One tenant's build never holds up another tenant's requests: the
+/// lock is only held to find the slot. A tenant's schema shares every definition it did not
+/// change with the shared one ([`Derived`]), so it costs tens of KiB; at most `capacity` of them
+/// are kept, the least recently used going first (the shared schema is always kept).
 pub struct SchemaCache {
-    slots: Mutex<HashMap<SchemaKey, (Slot, Instant)>>,
-    options: SchemaOptions,
+    slots: Mutex<HashMap<Option<OrgId>, Entry>>,
+    base: std::sync::OnceLock<Derived>,
     capacity: usize,
     counters: Counters,
 }
 
 /// Tenant schemas kept by default.
-pub const DEFAULT_SCHEMA_CAPACITY: usize = 100;
+pub const DEFAULT_SCHEMA_CAPACITY: usize = 10_000;
 
 impl Default for SchemaCache {
     fn default() -> Self {
-        SchemaCache::new(SchemaOptions::default())
+        SchemaCache::new()
     }
 }
 
@@ -81,6 +105,8 @@ struct Counters {
 pub struct CacheStats {
     /// Schemas cached now (the shared one included).
     pub entries: usize,
+    /// Estimated bytes the cached tenant schemas and catalogs hold of their own.
+    pub bytes: usize,
     /// Schemas built.
     pub builds: u64,
     /// Time spent building them, in microseconds.
@@ -103,10 +129,15 @@ pub enum BuildError {
 }
 
 impl SchemaCache {
-    /// An empty cache building schemas with `options`.
+    /// An empty cache.
     #[must_use]
-    pub fn new(options: SchemaOptions) -> Self {
-        SchemaCache { slots: Mutex::new(HashMap::new()), options, capacity: DEFAULT_SCHEMA_CAPACITY, counters: Counters::default() }
+    pub fn new() -> Self {
+        SchemaCache {
+            slots: Mutex::new(HashMap::new()),
+            base: std::sync::OnceLock::new(),
+            capacity: DEFAULT_SCHEMA_CAPACITY,
+            counters: Counters::default(),
+        }
     }
 
     /// Keeps at most `capacity` tenant schemas (at least 1).
@@ -132,8 +163,11 @@ impl SchemaCache {
     #[must_use]
     pub fn stats(&self) -> CacheStats {
         let c = &self.counters;
+        let (entries, bytes) =
+            self.slots.lock().map_or((0, 0), |s| (s.len(), s.values().filter_map(|e| e.slot.get()).map(|b| b.bytes).sum()));
         CacheStats {
-            entries: self.len(),
+            entries,
+            bytes,
             builds: c.builds.load(Ordering::Relaxed),
             build_micros: c.build_micros.load(Ordering::Relaxed),
             hits: c.hits.load(Ordering::Relaxed),
@@ -141,53 +175,85 @@ impl SchemaCache {
         }
     }
 
-    /// The schema of `key` and its catalog, built from the catalog `load` gives on first use.
+    /// Counts a build that started at `started`; its duration in microseconds.
+    fn count_build(&self, started: Instant) -> u64 {
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.counters.builds.fetch_add(1, Ordering::Relaxed);
+        self.counters.build_micros.fetch_add(micros, Ordering::Relaxed);
+        micros
+    }
+
+    /// The slot of `key`, made when missing (evicting the least recently used tenant when
+    /// full); `None` for a version older than the one cached (an outdated request is built for
+    /// alone).
+    fn slot(&self, key: &SchemaKey) -> Result<Option<Slot>, GraphqlError> {
+        let mut slots = self.slots.lock().map_err(|_| GraphqlError::Schema("schema cache poisoned".to_owned()))?;
+        let now = Instant::now();
+        if let Some(e) = slots.get_mut(&key.tenant) {
+            if e.version == key.version {
+                e.used = now;
+                return Ok(Some(e.slot.clone()));
+            }
+            if e.version > key.version {
+                return Ok(None);
+            }
+        } else if key.tenant.is_some() && slots.len() - usize::from(slots.contains_key(&None)) >= self.capacity {
+            // Linear, but only when a new tenant comes to a full cache.
+            let oldest = slots.iter().filter(|(k, _)| k.is_some()).min_by_key(|(_, e)| e.used).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                slots.remove(&k);
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let slot = Slot::default();
+        slots.insert(key.tenant.clone(), Entry { version: key.version, slot: slot.clone(), used: now });
+        Ok(Some(slot))
+    }
+
+    /// The schema of `key` and its catalog, derived from `base` (the catalog of tenants without
+    /// definitions of their own) and the catalog `load` gives, on first use.
     ///
     /// # Errors
     /// The catalog could not be loaded or the schema built (the error is not cached: the next
     /// call tries again).
-    pub async fn get_or_build<F, Fut>(&self, key: &SchemaKey, load: F) -> Result<Built, BuildError>
+    pub async fn get_or_build<F, Fut>(&self, key: &SchemaKey, base: &Arc<Catalog>, load: F) -> Result<Built, BuildError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Arc<Catalog>, OrmError>>,
     {
-        let slot = {
-            let mut slots = self.slots.lock().map_err(|_| GraphqlError::Schema("schema cache poisoned".to_owned()))?;
-            if !slots.contains_key(key) {
-                slots.retain(|k, _| k.tenant != key.tenant || k.version > key.version);
-                let tenants = slots.keys().filter(|k| k.tenant.is_some()).count();
-                if key.tenant.is_some() && tenants >= self.capacity {
-                    let oldest =
-                        slots.iter().filter(|(k, _)| k.tenant.is_some()).min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone());
-                    if let Some(k) = oldest {
-                        slots.remove(&k);
-                        self.counters.evictions.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            let entry = slots.entry(key.clone()).or_insert_with(|| (Slot::default(), Instant::now()));
-            entry.1 = Instant::now();
-            entry.0.clone()
-        };
-        if let Some(built) = slot.get() {
+        let slot = self.slot(key)?;
+        if let Some(built) = slot.as_ref().and_then(|s| s.get()) {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(built.clone());
         }
-        let options = self.options.clone();
-        let counters = &self.counters;
-        let built = slot
-            .get_or_try_init(|| async move {
-                let catalog = load().await?;
-                let started = Instant::now();
-                let s = build_schema(&catalog.clone(), &options)?;
-                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                counters.builds.fetch_add(1, Ordering::Relaxed);
-                counters.build_micros.fetch_add(micros, Ordering::Relaxed);
-                tracing::info!(elapsed_ms = micros / 1000, tenant = ?key.tenant, version = key.version, "built a GraphQL schema");
-                Ok::<_, BuildError>((Arc::new(s), catalog))
-            })
-            .await?;
-        Ok(built.clone())
+        let derived = if let Some(d) = self.base.get() {
+            d
+        } else {
+            let started = Instant::now();
+            let d = Derived::base(Arc::clone(base))?;
+            self.count_build(started);
+            self.base.get_or_init(|| d)
+        };
+        let build = || async move {
+            if key.tenant.is_none() {
+                return Ok::<_, BuildError>(Built {
+                    schema: Arc::clone(derived.schema()),
+                    catalog: Arc::clone(derived.catalog()),
+                    bytes: 0,
+                });
+            }
+            let catalog = load().await?;
+            let started = Instant::now();
+            let schema = derived.tenant(&catalog)?;
+            let micros = self.count_build(started);
+            tracing::debug!(elapsed_us = micros, tenant = ?key.tenant, version = key.version, "derived a tenant's GraphQL schema");
+            let bytes = derived.own_bytes(&schema, &catalog);
+            Ok(Built { schema, catalog, bytes })
+        };
+        match slot {
+            Some(slot) => Ok(slot.get_or_try_init(build).await?.clone()),
+            None => build().await,
+        }
     }
 }
 
@@ -202,7 +268,7 @@ mod tests {
 
     #[tokio::test]
     async fn builds_once_per_key_and_evicts_older_versions() {
-        let cache = Arc::new(SchemaCache::new(SchemaOptions::default()));
+        let cache = Arc::new(SchemaCache::new());
         let cat = Arc::new(standard_catalog().unwrap());
         let builds = Arc::new(AtomicUsize::new(0));
         let a = OrgId::new("org-a").unwrap();
@@ -213,12 +279,12 @@ mod tests {
             let (cache, cat, builds, k) = (cache.clone(), cat.clone(), builds.clone(), key(1));
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get_or_build(&k, || async {
+                    .get_or_build(&k, &cat.clone(), || async {
                         builds.fetch_add(1, Ordering::SeqCst);
                         Ok(cat)
                     })
                     .await
-                    .map(|s| Arc::as_ptr(&s.0) as usize)
+                    .map(|s| Arc::as_ptr(&s.schema) as usize)
             }));
         }
         let mut ptrs = Vec::new();
@@ -229,15 +295,15 @@ mod tests {
         assert!(ptrs.windows(2).all(|w| w[0] == w[1]), "every request got the same schema");
         // Another tenant and the shared schema are separate entries.
         let b = SchemaKey { tenant: Some(OrgId::new("org-b").unwrap()), version: 1 };
-        cache.get_or_build(&b, || async { Ok(cat.clone()) }).await.unwrap();
-        cache.get_or_build(&SchemaKey { tenant: None, version: 0 }, || async { Ok(cat.clone()) }).await.unwrap();
+        cache.get_or_build(&b, &cat, || async { Ok(cat.clone()) }).await.unwrap();
+        cache.get_or_build(&SchemaKey { tenant: None, version: 0 }, &cat, || async { Ok(cat.clone()) }).await.unwrap();
         assert_eq!(cache.len(), 3);
         // A new version of org-a replaces its old one; org-b is untouched.
-        cache.get_or_build(&key(2), || async { Ok(cat.clone()) }).await.unwrap();
+        cache.get_or_build(&key(2), &cat, || async { Ok(cat.clone()) }).await.unwrap();
         assert_eq!(cache.len(), 3);
         let rebuilt = AtomicUsize::new(0);
         cache
-            .get_or_build(&b, || async {
+            .get_or_build(&b, &cat, || async {
                 rebuilt.fetch_add(1, Ordering::SeqCst);
                 Ok(cat.clone())
             })
@@ -246,13 +312,13 @@ mod tests {
         assert_eq!(rebuilt.load(Ordering::SeqCst), 0, "org-b was still cached");
         // A failed load is not cached.
         let k3 = key(3);
-        assert!(cache.get_or_build(&k3, || async { Err(OrmError::invariant("down")) }).await.is_err());
-        assert!(cache.get_or_build(&k3, || async { Ok(cat.clone()) }).await.is_ok());
+        assert!(cache.get_or_build(&k3, &cat, || async { Err(OrmError::invariant("down")) }).await.is_err());
+        assert!(cache.get_or_build(&k3, &cat, || async { Ok(cat.clone()) }).await.is_ok());
     }
 
     #[tokio::test]
     async fn keeps_at_most_capacity_tenant_schemas_least_recently_used_first() {
-        let cache = SchemaCache::new(SchemaOptions::default()).with_capacity(2);
+        let cache = SchemaCache::new().with_capacity(2);
         let cat = Arc::new(standard_catalog().unwrap());
         let key = |t: &str| SchemaKey { tenant: Some(OrgId::new(t).unwrap()), version: 1 };
         let builds = AtomicUsize::new(0);
@@ -260,7 +326,7 @@ mod tests {
             let (cat, builds, cache) = (cat.clone(), &builds, &cache);
             async move {
                 cache
-                    .get_or_build(&k, || async {
+                    .get_or_build(&k, &cat.clone(), || async {
                         builds.fetch_add(1, Ordering::SeqCst);
                         Ok(cat)
                     })
@@ -274,15 +340,15 @@ mod tests {
         get(key("org-a")).await; // a is now more recent than b
         get(key("org-c")).await; // evicts b
         assert_eq!(cache.len(), 3, "two tenants and the shared schema");
-        assert_eq!(builds.load(Ordering::SeqCst), 4);
+        assert_eq!(builds.load(Ordering::SeqCst), 3, "the shared schema loads no tenant catalog");
         get(key("org-a")).await;
-        assert_eq!(builds.load(Ordering::SeqCst), 4, "a was kept");
+        assert_eq!(builds.load(Ordering::SeqCst), 3, "a was kept");
         get(key("org-b")).await;
-        assert_eq!(builds.load(Ordering::SeqCst), 5, "b was rebuilt");
+        assert_eq!(builds.load(Ordering::SeqCst), 4, "b was rebuilt");
         get(SchemaKey { tenant: None, version: 0 }).await;
-        assert_eq!(builds.load(Ordering::SeqCst), 5, "the shared schema is never evicted");
+        assert_eq!(cache.len(), 3, "the shared schema is never evicted");
         let stats = cache.stats();
-        assert_eq!((stats.builds, stats.entries), (5, 3), "{stats:?}");
+        assert_eq!((stats.builds, stats.entries), (5, 3), "the shared schema and four tenant schemas built: {stats:?}");
         assert!(stats.evictions >= 2 && stats.hits >= 1, "{stats:?}");
     }
 }

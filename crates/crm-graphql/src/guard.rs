@@ -1,19 +1,17 @@
 //! The document guard: a linear pass over a parsed GraphQL document that refuses it, before
-//! async-graphql validates or executes anything, when it is too large, too deep, has too many
+//! anything validates or executes it, when it is too large, too deep, has too many
 //! aliases, or would select too many fields once its fragments are expanded.
 //!
-//! Why before validation: async-graphql expands every fragment spread each time it meets it
-//! (depth check, validation rules, complexity), so a chain of fragments that each spread the
-//! next twice costs `2^n` walks. Here every fragment is summarised once and its summary reused
+//! Why before validation: validation and execution may expand a fragment spread each time they
+//! meet it, so a chain of fragments that each spread the next twice costs `2^n` walks. Here every fragment is summarised once and its summary reused
 //! for each spread (memoised), so the pass is `O(nodes)` whatever the shape, and a document that
 //! passes expands to at most `max_cost` selections: what validation walks after it is bounded
 //! too.
 
 use std::collections::HashMap;
 
-use async_graphql::ServerError;
+use async_graphql::Positioned;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ErrorExtensionValues, Positioned};
 
 /// The limits the guard applies; see [`crate::SchemaOptions`] for their defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +42,12 @@ pub enum Refusal {
 impl Refusal {
     /// The client error: the message with its `extensions.code`.
     #[must_use]
-    pub fn into_server_error(self) -> ServerError {
+    pub fn into_error(self) -> crate::GraphQLError {
         let code = match &self {
             Refusal::Limit(_) => crm_model::ErrorCode::LimitExceeded,
             Refusal::Invalid(_) => crm_model::ErrorCode::BadUserInput,
         };
-        let mut e = ServerError::new(self.to_string(), None);
-        e.extensions.get_or_insert_with(ErrorExtensionValues::default).set("code", code.as_str());
-        e
+        crate::coded(&self.to_string(), code)
     }
 }
 

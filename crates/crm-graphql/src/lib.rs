@@ -1,5 +1,6 @@
-//! The Hygraph-style GraphQL API of a Catalog: schema generation (async-graphql dynamic schema),
-//! resolvers that compile each root field into one store read, and the single place store
+//! The Hygraph-style GraphQL API of a Catalog: the schema as data (apollo-compiler), derived per
+//! tenant from the shared one; validation and spec-compliant execution (apollo-compiler's);
+//! root fields that each compile into one store read or write; and the single place store
 //! errors become client errors. No HTTP here: crm-server carries requests in and out.
 #![forbid(unsafe_code)]
 
@@ -9,14 +10,14 @@ mod connection;
 mod documents;
 mod engines;
 mod error;
-mod fields;
+mod exec;
 pub mod guard;
 mod lru;
 mod meta;
+mod options;
 mod plan;
 mod request;
 mod resolve;
-mod schema;
 mod selection;
 pub mod types;
 mod versions;
@@ -24,16 +25,16 @@ mod versions;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::parser::types::ExecutableDocument;
-
-pub use async_graphql::dynamic::Schema;
-pub use async_graphql::{Request, Response, Variables};
+use apollo_compiler::ExecutableDocument;
+pub use apollo_compiler::Schema;
+pub use apollo_compiler::response::GraphQLError;
+use apollo_compiler::validation::Valid;
 pub use cache::{BuildError, Built, CacheStats, DEFAULT_SCHEMA_CAPACITY, SchemaCache, SchemaKey};
 use crm_orm::{Policy, Principal, Store};
-pub use error::{GraphqlError, classify, only_unavailable, to_graphql_error};
+pub use error::{GraphqlError, Response, code_of, coded, only_unavailable, to_graphql_error};
+pub use options::SchemaOptions;
 pub use plan::DEFAULT_PLAN_CAPACITY;
-pub use request::RequestCtx;
-pub use schema::{SchemaOptions, build_schema};
+pub use request::{Request, RequestCtx, Variables};
 pub use versions::Versions;
 
 /// The API service: schema cache, tenants' metadata versions and role policy. One per server;
@@ -43,8 +44,12 @@ pub struct Api {
     cache: SchemaCache,
     /// The document guard's limits, applied to every request before validation.
     limits: guard::DocumentLimits,
+    /// Whether introspection is served.
+    introspection: bool,
     /// Parses of documents the guard accepted, by text.
     documents: documents::DocumentCache,
+    /// Documents validated against a schema, by schema and text.
+    validated: lru::Lru<(SchemaKey, Arc<str>), Arc<Valid<ExecutableDocument>>>,
     /// Operations answered without the executor.
     plans: plan::Plans,
     /// Accesses resolved before, by (tenant, metadata version, roles, subject): an access is
@@ -79,12 +84,11 @@ fn roles_key(principal: &Principal) -> String {
 }
 
 fn internal_response() -> Response {
-    let mut errors = vec![async_graphql::ServerError::new("internal error", None)];
-    if let Some(err) = errors.first_mut() {
-        err.extensions.get_or_insert_with(Default::default).set("code", crm_model::ErrorCode::Internal.as_str());
-    }
-    Response::from_errors(errors)
+    Response::from_errors(vec![coded("internal error", crm_model::ErrorCode::Internal)])
 }
+
+/// Validated documents kept by default.
+const VALIDATED_CAPACITY: usize = 1024;
 
 impl Api {
     /// A service building schemas with `options` and authorizing with `policy`.
@@ -92,10 +96,12 @@ impl Api {
     pub fn new(options: SchemaOptions, policy: Policy) -> Self {
         Api {
             limits: options.document_limits(),
+            introspection: options.introspection,
             documents: documents::DocumentCache::new(documents::DEFAULT_DOCUMENT_CAPACITY),
+            validated: lru::Lru::new(VALIDATED_CAPACITY),
             plans: plan::Plans::new(plan::DEFAULT_PLAN_CAPACITY, plan::DEFAULT_STATEMENT_CAPACITY),
             accesses: lru::Lru::new(ACCESS_CAPACITY),
-            cache: SchemaCache::new(options),
+            cache: SchemaCache::new(),
             policy: Arc::new(policy),
             versions: Arc::new(Versions::new(DEFAULT_METADATA_REFRESH)),
         }
@@ -136,12 +142,8 @@ impl Api {
     pub async fn schema_for(&self, store: &Store, org: &crm_model::OrgId) -> Result<(u64, cache::Built), cache::BuildError> {
         let version = self.versions.current(store, org).await?;
         let key = SchemaKey::of(org, version);
-        let built = self
-            .cache
-            .get_or_build(&key, || async {
-                if version == 0 { Ok(store.base_catalog().clone()) } else { store.tenant_catalog(org).await.map(|(_, c)| c) }
-            })
-            .await?;
+        let built =
+            self.cache.get_or_build(&key, store.base_catalog(), || async { store.tenant_catalog(org).await.map(|(_, c)| c) }).await?;
         Ok((version, built))
     }
 
@@ -151,8 +153,8 @@ impl Api {
     /// # Errors
     /// The tenant's catalog could not be read (`Internal`), database failures.
     pub async fn prepare(&self, store: &Store, principal: &Principal) -> Result<(Store, crm_orm::Access), crm_orm::OrmError> {
-        let (_, (_, catalog)) = self.schema_for(store, &principal.org_id).await.map_err(|e| crm_orm::OrmError::invariant(e.to_string()))?;
-        let store = store.with_catalog(catalog);
+        let (_, built) = self.schema_for(store, &principal.org_id).await.map_err(|e| crm_orm::OrmError::invariant(e.to_string()))?;
+        let store = store.with_catalog(built.catalog);
         let access = store.access(&self.policy, principal).await?;
         Ok((store, access))
     }
@@ -176,45 +178,46 @@ impl Api {
     pub async fn execute(&self, store: &Store, principal: &Principal, request: Request) -> Response {
         match self.answer(store, principal, request).await {
             Answer::Executed(r) => r,
-            Answer::Planned(body) => serde_json::from_str(&body).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "a planned answer is not a GraphQL response");
-                internal_response()
-            }),
+            Answer::Planned(body) => planned_response(&body),
         }
     }
 
     /// Like [`Api::execute`], with the answer of a planned operation as the response body
     /// itself (JSON), not decoded into a [`Response`]: what the server sends.
-    pub async fn answer(&self, store: &Store, principal: &Principal, mut request: Request) -> Answer {
+    pub async fn answer(&self, store: &Store, principal: &Principal, request: Request) -> Answer {
         // The document guard, before anything else looks at the document: parsed once here (the
-        // parse is kept for execution), refused in linear time when too large, deep or costly. A
-        // document seen before and accepted is neither parsed nor guarded again (and its parse is
-        // only copied for the executor: a plan does not need it).
-        let kept = self.documents.get(&request.query);
-        if kept.is_none() {
-            let text = request.query.clone();
-            if let Ok(doc) = request.parsed_query() {
-                if let Err(refusal) = guard::check(doc, &self.limits) {
-                    return Answer::Executed(Response::from_errors(vec![refusal.into_server_error()]));
+        // parse is kept for plans), refused in linear time when too large, deep or costly. A
+        // document seen before and accepted is neither parsed nor guarded again.
+        let kept = match self.documents.get(&request.query) {
+            Some(doc) => Some(doc),
+            None => match async_graphql::parser::parse_query(&request.query) {
+                Ok(doc) => {
+                    if let Err(refusal) = guard::check(&doc, &self.limits) {
+                        return Answer::Executed(Response::from_errors(vec![refusal.into_error()]));
+                    }
+                    self.documents.insert(&request.query, &doc);
+                    self.documents.get(&request.query)
                 }
-                self.documents.insert(&text, doc);
-            }
-        }
-        let (version, (schema, catalog)) = match self.schema_for(store, &principal.org_id).await {
+                // Syntax errors are reported by validation, with their locations.
+                Err(_) => None,
+            },
+        };
+        let (version, built) = match self.schema_for(store, &principal.org_id).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, org = %principal.org_id, "could not build the tenant's GraphQL schema");
-                return Answer::Executed(internal_response());
+                return Answer::Executed(match e {
+                    cache::BuildError::Store(e) => Response::from_errors(vec![to_graphql_error(&e)]),
+                    cache::BuildError::Schema(_) => internal_response(),
+                });
             }
         };
+        let cache::Built { schema, catalog, .. } = built;
         let store = store.with_catalog(Arc::clone(&catalog));
         let roles = roles_key(principal);
         let access = match self.access(&store, principal, version, &roles).await {
             Ok(a) => a,
-            Err(e) => {
-                let err = to_graphql_error(&e);
-                return Answer::Executed(Response::from_errors(vec![err.into_server_error(async_graphql::Pos::default())]));
-            }
+            Err(e) => return Answer::Executed(Response::from_errors(vec![to_graphql_error(&e)])),
         };
         let rc = RequestCtx { store, access, metadata_version: version, versions: Arc::clone(&self.versions) };
         // A plan: no executor. A miss, or a plan that leaves the request to the executor, runs
@@ -225,17 +228,50 @@ impl Api {
         {
             return Answer::Planned(body);
         }
-        if let Some(doc) = &kept {
-            request.set_parsed_query(ExecutableDocument::clone(doc));
-        }
-        let (query, operation) = (request.query.clone(), request.operation_name.clone());
-        let mut response = schema.execute(request.data(rc)).await;
-        classify(&mut response.errors);
+        let doc = match self.validate(&schema_key, &schema, &request.query) {
+            Ok(doc) => doc,
+            Err(response) => return Answer::Executed(response),
+        };
+        let errors = exec::FieldErrors::default();
+        let ctx = exec::Ctx { rc: &rc, cat: &catalog, schema: &schema, errors: &errors, default_page: rc.store.limits().default_page };
+        let response = exec::execute(&ctx, &doc, request.operation_name.as_deref(), &request.variables, self.introspection).await;
         if response.errors.is_empty()
-            && let Some(doc) = kept.or_else(|| self.documents.get(&query))
+            && let Some(parsed) = kept
         {
-            self.plans.learn(&schema_key, &schema, &catalog, &roles, &query, operation.as_deref(), &doc);
+            self.plans.learn(&schema_key, &schema, &catalog, &roles, &request.query, request.operation_name.as_deref(), &parsed);
         }
         Answer::Executed(response)
+    }
+
+    /// `query` validated against `schema` (kept by schema and text), or the response of its
+    /// errors.
+    fn validate(&self, key: &SchemaKey, schema: &Valid<Schema>, query: &str) -> Result<Arc<Valid<ExecutableDocument>>, Response> {
+        let k = (key.clone(), Arc::<str>::from(query));
+        if let Some(doc) = self.validated.get(&k) {
+            return Ok(doc);
+        }
+        match ExecutableDocument::parse_and_validate(schema, query, "request.graphql") {
+            Ok(doc) => {
+                let doc = Arc::new(doc);
+                self.validated.insert(k, Arc::clone(&doc));
+                Ok(doc)
+            }
+            Err(with) => Err(exec::invalid(&with.errors)),
+        }
+    }
+}
+
+/// A planned answer's body as a [`Response`].
+fn planned_response(body: &str) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        data: Option<apollo_compiler::response::JsonMap>,
+    }
+    match serde_json::from_str::<Body>(body) {
+        Ok(b) => Response { errors: Vec::new(), data: b.data, executed: true },
+        Err(e) => {
+            tracing::error!(error = %e, "a planned answer is not a GraphQL response");
+            internal_response()
+        }
     }
 }

@@ -25,11 +25,11 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_graphql::dynamic::Schema;
+use apollo_compiler::Schema;
+use apollo_compiler::schema::ExtendedType;
 use async_graphql::parser::types::{
     BaseType, DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection, Type,
 };
-use async_graphql::registry::MetaType;
 use async_graphql::{Name, Value as ConstValue, Variables};
 use crm_model::{Catalog, FieldKind, Model, ScalarType};
 use crm_orm::{Access, CompiledRead, Op, OrmError, Output, PageResult, Read, ReadStatement, Scoped};
@@ -257,11 +257,10 @@ impl Plan {
         if op.ty != OperationType::Query || !op.directives.is_empty() {
             return None;
         }
-        let registry = schema.registry();
         let mut variables = Vec::with_capacity(op.variable_definitions.len());
         for v in &op.variable_definitions {
             let v = &v.node;
-            if !plain_type(registry, &v.var_type.node) || !v.directives.is_empty() {
+            if !plain_type(schema, &v.var_type.node) || !v.directives.is_empty() {
                 return None;
             }
             variables.push((v.name.node.clone(), v.var_type.node.clone(), v.default_value.as_ref().map(|d| d.node.clone())));
@@ -302,8 +301,9 @@ impl Plan {
     }
 
     /// The response body, or `None` to leave the request to the executor.
-    pub(crate) async fn run(&self, plans: &Plans, rc: &RequestCtx, schema: &Schema, given: &Variables) -> Option<String> {
-        let vars = self.variables(schema, given)?;
+    pub(crate) async fn run(&self, plans: &Plans, rc: &RequestCtx, schema: &Schema, given: &crate::Variables) -> Option<String> {
+        let given = Variables::from_json(Json::Object(given.as_map().clone()));
+        let vars = self.variables(schema, &given)?;
         let inputs = self.inputs(&vars);
         let mut out = String::with_capacity(1024);
         out.push_str("{\"data\":{");
@@ -442,7 +442,7 @@ impl Plan {
             let value = given.get(name).cloned().or_else(|| default.clone());
             match value {
                 Some(v) => {
-                    if !fits(schema.registry(), ty, &v) {
+                    if !fits(schema, ty, &v) {
                         return None;
                     }
                     out.insert(name.clone(), v);
@@ -475,40 +475,40 @@ fn principal_hash(a: &Access) -> u64 {
 }
 
 /// A variable type a plan checks itself: built-in scalars and enums, in lists or not.
-fn plain_type(registry: &async_graphql::registry::Registry, ty: &Type) -> bool {
+fn plain_type(schema: &Schema, ty: &Type) -> bool {
     match &ty.base {
-        BaseType::List(inner) => plain_type(registry, inner),
+        BaseType::List(inner) => plain_type(schema, inner),
         BaseType::Named(n) => {
             matches!(n.as_str(), "String" | "ID" | "Int" | "Float" | "Boolean")
-                || matches!(registry.types.get(n.as_str()), Some(MetaType::Enum { .. }))
+                || matches!(schema.types.get(n.as_str()), Some(ExtendedType::Enum(_)))
         }
     }
 }
 
 /// Whether `v` is a valid input value of `ty` (as GraphQL coerces variables).
-fn fits(registry: &async_graphql::registry::Registry, ty: &Type, v: &ConstValue) -> bool {
+fn fits(schema: &Schema, ty: &Type, v: &ConstValue) -> bool {
     if matches!(v, ConstValue::Null) {
         return ty.nullable;
     }
     match &ty.base {
         BaseType::List(inner) => match v {
-            ConstValue::List(items) => items.iter().all(|i| fits(registry, inner, i)),
-            one => fits(registry, inner, one),
+            ConstValue::List(items) => items.iter().all(|i| fits(schema, inner, i)),
+            one => fits(schema, inner, one),
         },
         BaseType::Named(n) => match (n.as_str(), v) {
             ("String", ConstValue::String(_)) | ("Boolean", ConstValue::Boolean(_)) => true,
             ("ID", ConstValue::String(_)) => true,
             ("ID" | "Int", ConstValue::Number(x)) => x.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
             ("Float", ConstValue::Number(_)) => true,
-            (name, ConstValue::String(s)) => is_enum_value(registry, name, s),
-            (name, ConstValue::Enum(s)) => is_enum_value(registry, name, s.as_str()),
+            (name, ConstValue::String(s)) => is_enum_value(schema, name, s),
+            (name, ConstValue::Enum(s)) => is_enum_value(schema, name, s.as_str()),
             _ => false,
         },
     }
 }
 
-fn is_enum_value(registry: &async_graphql::registry::Registry, ty: &str, value: &str) -> bool {
-    matches!(registry.types.get(ty), Some(MetaType::Enum { enum_values, .. }) if enum_values.contains_key(value))
+fn is_enum_value(schema: &Schema, ty: &str, value: &str) -> bool {
+    matches!(schema.types.get(ty), Some(ExtendedType::Enum(e)) if e.values.contains_key(value))
 }
 
 /// A field of the document, with the request's variables: what the plan compiles into IR the

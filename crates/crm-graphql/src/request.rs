@@ -1,12 +1,70 @@
-//! What a request carries into the resolvers ([`RequestCtx`]), and how a resolver reports an
-//! error.
+//! What a client sends ([`Request`]), and what a request carries into the resolvers
+//! ([`RequestCtx`]).
 
 use std::sync::Arc;
 
-use async_graphql::dynamic::ResolverContext;
 use crm_orm::{Access, OrmError, Store};
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
 
-use crate::error::to_graphql_error;
+/// The variables of a request: a JSON object.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Variables(Map<String, Json>);
+
+impl Variables {
+    /// The variables of a JSON object; anything else is no variables.
+    #[must_use]
+    pub fn from_json(v: Json) -> Variables {
+        match v {
+            Json::Object(m) => Variables(m),
+            _ => Variables::default(),
+        }
+    }
+    /// The variables as a JSON object.
+    #[must_use]
+    pub fn as_map(&self) -> &Map<String, Json> {
+        &self.0
+    }
+}
+
+/// A GraphQL request as clients send it (`{"query", "operationName", "variables"}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request {
+    /// The document.
+    pub query: String,
+    /// The operation to run, when the document has several.
+    #[serde(default)]
+    pub operation_name: Option<String>,
+    /// The variables' values.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub variables: Variables,
+}
+
+fn null_as_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Variables, D::Error> {
+    Ok(Option::<Variables>::deserialize(d)?.unwrap_or_default())
+}
+
+impl Request {
+    /// A request of `query` without variables.
+    #[must_use]
+    pub fn new(query: impl Into<String>) -> Request {
+        Request { query: query.into(), operation_name: None, variables: Variables::default() }
+    }
+    /// With these variables.
+    #[must_use]
+    pub fn variables(mut self, variables: Variables) -> Request {
+        self.variables = variables;
+        self
+    }
+    /// With this operation.
+    #[must_use]
+    pub fn operation_name(mut self, name: impl Into<String>) -> Request {
+        self.operation_name = Some(name.into());
+        self
+    }
+}
 
 /// What a request carries into the resolvers: the store and the caller's resolved access.
 #[derive(Clone)]
@@ -22,16 +80,6 @@ pub struct RequestCtx {
     pub(crate) versions: Arc<crate::versions::Versions>,
 }
 
-pub(crate) type GqlResult<T> = async_graphql::Result<T>;
-
-pub(crate) fn err(e: &OrmError) -> async_graphql::Error {
-    to_graphql_error(e)
-}
-
 pub(crate) fn bad(path: &str, message: impl Into<String>) -> OrmError {
     OrmError::BadInput { path: path.to_owned(), message: message.into() }
-}
-
-pub(crate) fn request<'a>(ctx: &ResolverContext<'a>) -> GqlResult<&'a RequestCtx> {
-    ctx.data::<RequestCtx>().map_err(|_| err(&OrmError::invariant("request context missing")))
 }

@@ -1,7 +1,6 @@
 //! Selections: a root field's whole selection (nested relations, connections, aggregates)
 //! compiled into one IR read, from the resolver's view of the document or a plan's.
 
-use async_graphql::{SelectionField, Value};
 use crm_model::{Catalog, FieldKind, Model};
 use crm_orm::aggregatable;
 use crm_orm::{AggFn, Aggregate, Extra, Nested, OrmError, Page, Read, Selection};
@@ -10,8 +9,8 @@ use serde_json::{Map, Value as Json};
 use crate::args::{opt_string, opt_u32, parse_order, parse_page, parse_where, unique_filter};
 use crate::request::bad;
 
-/// A selected field, as the resolvers see it (async-graphql's `SelectionField`) or as a plan
-/// walks the document (`plan::AstNode`): what the IR of a selection is compiled from.
+/// A selected field, as the resolvers see it ([`crate::exec::sel::Sel`]) or as a plan walks the
+/// document (`plan::AstNode`): what the IR of a selection is compiled from.
 pub(crate) trait SelNode: Sized {
     /// The field name.
     fn name(&self) -> &str;
@@ -23,37 +22,6 @@ pub(crate) trait SelNode: Sized {
     fn args(&self) -> Result<Map<String, Json>, OrmError>;
     /// Left out by `@skip` / `@include`.
     fn skipped(&self) -> bool;
-}
-
-impl SelNode for SelectionField<'_> {
-    fn name(&self) -> &str {
-        SelectionField::name(self)
-    }
-    fn alias(&self) -> Option<&str> {
-        SelectionField::alias(self)
-    }
-    fn children(&self) -> Vec<Self> {
-        self.selection_set().collect()
-    }
-    fn args(&self) -> Result<Map<String, Json>, OrmError> {
-        raw_args_json(self)
-    }
-    fn skipped(&self) -> bool {
-        skipped(self)
-    }
-}
-
-pub(crate) fn raw_args_json(sf: &SelectionField<'_>) -> Result<Map<String, Json>, OrmError> {
-    let args = sf.arguments().map_err(|e| bad(sf.name(), e.message))?;
-    Ok(args.into_iter().map(|(k, v)| (k.to_string(), v.into_json().unwrap_or(Json::Null))).collect())
-}
-
-pub(crate) fn skipped(sf: &SelectionField<'_>) -> bool {
-    let Ok(dirs) = sf.directives() else { return false };
-    dirs.iter().any(|d| {
-        let cond = d.arguments.iter().find(|(n, _)| n.node.as_str() == "if").map(|(_, v)| &v.node);
-        matches!((d.name.node.as_str(), cond), ("skip", Some(Value::Boolean(true))) | ("include", Some(Value::Boolean(false))))
-    })
 }
 
 pub(crate) fn merge(into: &mut Selection, other: Selection) {

@@ -43,8 +43,8 @@ const ALL: &str = "name budgetCode notesLong altEmail mobile profileUrl employee
                    vip closeDate followUpAt tier channels labels extra partner { name }";
 
 async fn sdl_of(b: &Backend, org: &OrgId) -> String {
-    let (_, (schema, _)) = b.api.schema_for(&b.store, org).await.unwrap();
-    schema.sdl()
+    let (_, built) = b.api.schema_for(&b.store, org).await.unwrap();
+    crm_graphql::types::sdl(&built.schema)
 }
 
 /// The block of `sdl` that starts with `header` (`type Lead `), up to its closing brace.

@@ -258,7 +258,7 @@ async fn nul_characters_are_bad_input_and_change_nothing() {
         let cases: Vec<(&str, Json, &str)> = vec![
             ("mutation($v: String!) { createLead(data: {name: $v}) { id } }", json!({ "v": nul }), "name"),
             ("mutation($v: String!) { createLead(data: {name: \"ok\", email: $v}) { id } }", json!({ "v": nul }), "email"),
-            ("mutation($v: JSON!) { createLead(data: {name: \"ok\", budgetCode: $v}) { id } }", json!({ "v": nul }), "budgetCode"),
+            ("mutation($v: String!) { createLead(data: {name: \"ok\", budgetCode: $v}) { id } }", json!({ "v": nul }), "budgetCode"),
             ("query($v: String!) { leads(where: {name: $v}) { id } }", json!({ "v": nul }), "name"),
             ("query($v: String!) { leads(where: {name_contains: $v}) { id } }", json!({ "v": nul }), "name"),
             ("query($v: String!) { leads(where: {email_starts_with: $v}) { id } }", json!({ "v": nul }), "email"),

@@ -10,15 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use crm_graphql::{Request, Schema, SchemaOptions, build_schema};
+use crm_graphql::{Api, Request, SchemaOptions};
 use crm_model::standard::standard_catalog;
+use crm_orm::{Policy, Store};
 
 /// graphql-js's `getIntrospectionQuery()` with its default options (what most clients send).
 const QUERY_DEFAULT: &str = include_str!("graphql-js/introspection.graphql");
-/// `getIntrospectionQuery({...})` with every optional field async-graphql serves: schema
+/// `getIntrospectionQuery({...})` with every optional field the server serves: schema
 /// description, `isRepeatable`, `specifiedByURL`, `isOneOf`, deprecated arguments and input fields.
 const QUERY_FULL: &str = include_str!("graphql-js/introspection-full.graphql");
-/// The selection depth of both queries as async-graphql counts it (`typeDepth: 9` of `TypeRef`
+/// The selection depth of both queries as the document guard counts it (`typeDepth: 9` of `TypeRef`
 /// under `__schema.types.fields.type`): the default depth limit must admit it.
 const INTROSPECTION_DEPTH: usize = 15;
 
@@ -63,9 +64,19 @@ fn normalized(s: &str) -> String {
     s.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_owned()
 }
 
-/// Introspects `schema` with `query`, hands the `data` to graphql-js and returns its report.
-async fn validate(dir: &Path, schema: &Schema, label: &str, query: &str) -> String {
-    let resp = schema.execute(Request::new(query)).await;
+/// The API over a fresh SQLite store of the standard catalog, and a principal of a tenant
+/// without definitions of its own.
+async fn api() -> (Api, Store, crm_orm::Principal) {
+    let cat = Arc::new(standard_catalog().unwrap());
+    let (b, _) = crm_test_kit::sqlite(cat).await;
+    let p = crm_test_kit::principal(&crm_test_kit::org(), "introspector", &["admin"]);
+    (Api::new(SchemaOptions::default(), Policy::default_roles()), b.store, p)
+}
+
+/// Introspects the standard schema with `query`, hands the `data` to graphql-js and returns its
+/// report.
+async fn validate(dir: &Path, (api, store, p): &(Api, Store, crm_orm::Principal), label: &str, query: &str) -> String {
+    let resp = api.execute(store, p, Request::new(query)).await;
     assert!(resp.errors.is_empty(), "{label} introspection failed: {:#?}", resp.errors);
     let data = serde_json::to_vec(&resp.data).unwrap();
     let file = std::env::temp_dir().join(format!("crm-gql-introspection-{label}-{}.json", uuid::Uuid::now_v7()));
@@ -100,10 +111,9 @@ async fn standard_schema_is_valid_for_graphql_js() {
         "tests/graphql-js/introspection-full.graphql is stale: `node validate.mjs --print-query full > introspection-full.graphql`"
     );
 
-    let cat = Arc::new(standard_catalog().unwrap());
-    let schema = build_schema(&cat, &SchemaOptions::default()).unwrap();
+    let api = api().await;
     for (label, query) in [("default", QUERY_DEFAULT), ("full", QUERY_FULL)] {
-        let report = validate(&dir, &schema, label, query).await;
+        let report = validate(&dir, &api, label, query).await;
         println!("{label} introspection: {}", report.trim());
         assert!(report.contains("valid schema"), "unexpected validator output: {report}");
     }
@@ -113,10 +123,9 @@ async fn standard_schema_is_valid_for_graphql_js() {
 #[tokio::test]
 async fn default_limits_admit_the_standard_introspection_query() {
     assert!(SchemaOptions::default().max_depth >= INTROSPECTION_DEPTH);
-    let cat = Arc::new(standard_catalog().unwrap());
-    let schema = build_schema(&cat, &SchemaOptions::default()).unwrap();
+    let (api, store, p) = api().await;
     for (label, query) in [("default", QUERY_DEFAULT), ("full", QUERY_FULL)] {
-        let resp = schema.execute(Request::new(query)).await;
+        let resp = api.execute(&store, &p, Request::new(query)).await;
         assert!(resp.errors.is_empty(), "{label} introspection under the default limits: {:?}", resp.errors);
     }
 }

@@ -342,6 +342,10 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     text.push_str(&format!("crm_schema_cache_evictions_total {}\n", schemas.evictions));
     text.push_str("# HELP crm_schema_cache_entries GraphQL schemas cached now.\n# TYPE crm_schema_cache_entries gauge\n");
     text.push_str(&format!("crm_schema_cache_entries {}\n", schemas.entries));
+    text.push_str(
+        "# HELP crm_schema_cache_bytes Estimated bytes the cached tenant schemas and catalogs hold beyond the shared schema.\n# TYPE crm_schema_cache_bytes gauge\n",
+    );
+    text.push_str(&format!("crm_schema_cache_bytes {}\n", schemas.bytes));
     let (size, idle) = state.0.store.pool_stats();
     text.push_str("# HELP crm_db_pool_connections Database connections open.\n# TYPE crm_db_pool_connections gauge\n");
     text.push_str(&format!("crm_db_pool_connections {size}\n"));
@@ -448,13 +452,7 @@ async fn graphql(
     };
     let outcome = match response.errors.first() {
         None => "ok".to_owned(),
-        Some(e) => e
-            .extensions
-            .as_ref()
-            .and_then(|x| x.get("code"))
-            .and_then(|v| serde_json::to_value(v).ok())
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "error".to_owned()),
+        Some(e) => crm_graphql::code_of(e).unwrap_or("error").to_owned(),
     };
     // Nothing but unavailability: the request as a whole can be retried (503, `Retry-After`).
     let unavailable = crm_graphql::only_unavailable(&response);

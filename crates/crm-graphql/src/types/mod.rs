@@ -214,6 +214,49 @@ impl Derived {
         &self.schema
     }
 
+    /// The base catalog.
+    #[must_use]
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// An estimate of the bytes `schema` (derived by [`Derived::tenant`]) and `catalog` hold of
+    /// their own, beyond what they share with the base: the map of types, the field maps of the
+    /// types it changed, its new definitions and its changed models. Within a factor of two of
+    /// what the allocator counts (`examples/tenant_memory.rs` prints both).
+    #[must_use]
+    pub fn own_bytes(&self, schema: &Schema, catalog: &Catalog) -> usize {
+        const ENTRY: usize = 64;
+        const DEFINITION: usize = 320;
+        const FIELD: usize = 640;
+        let base = &self.schema;
+        let mut bytes = schema.types.len() * ENTRY;
+        for (name, ty) in &schema.types {
+            let old = base.types.get(name);
+            if old.is_some_and(|o| same_node(o, ty)) {
+                continue;
+            }
+            let (own, total) = match (ty, old) {
+                (ExtendedType::Object(t), Some(ExtendedType::Object(o))) => {
+                    (t.fields.iter().filter(|(k, f)| o.fields.get(*k).is_none_or(|b| !b.ptr_eq(f))).count(), t.fields.len())
+                }
+                (ExtendedType::InputObject(t), Some(ExtendedType::InputObject(o))) => {
+                    (t.fields.iter().filter(|(k, f)| o.fields.get(*k).is_none_or(|b| !b.ptr_eq(f))).count(), t.fields.len())
+                }
+                (ExtendedType::Enum(t), Some(ExtendedType::Enum(o))) => {
+                    (t.values.iter().filter(|(k, v)| o.values.get(*k).is_none_or(|b| !b.ptr_eq(v))).count(), t.values.len())
+                }
+                (ExtendedType::Object(t), None) => (t.fields.len(), t.fields.len()),
+                (ExtendedType::InputObject(t), None) => (t.fields.len(), t.fields.len()),
+                (ExtendedType::Enum(t), None) => (t.values.len(), t.values.len()),
+                _ => (1, 1),
+            };
+            bytes += total * ENTRY + own * DEFINITION;
+        }
+        let models = catalog.models().filter(|m| self.catalog.model(m.name.as_str()).is_none_or(|b| !Arc::ptr_eq(b, m)));
+        bytes + models.map(|m| m.fields.len() * FIELD).sum::<usize>()
+    }
+
     /// The schema of `catalog` (the base catalog extended by a tenant), sharing every
     /// definition that is the same as the base schema's: a whole type when it did not change,
     /// else each of its fields, arguments and values that did not.
@@ -242,7 +285,28 @@ impl Derived {
     }
 }
 
-/// Makes `ty` use `base`'s definitions wherever they are equal.
+/// Whether two type definitions are the same node (shared, not merely equal).
+fn same_node(a: &ExtendedType, b: &ExtendedType) -> bool {
+    match (a, b) {
+        (ExtendedType::Object(a), ExtendedType::Object(b)) => a.ptr_eq(b),
+        (ExtendedType::InputObject(a), ExtendedType::InputObject(b)) => a.ptr_eq(b),
+        (ExtendedType::Enum(a), ExtendedType::Enum(b)) => a.ptr_eq(b),
+        (ExtendedType::Interface(a), ExtendedType::Interface(b)) => a.ptr_eq(b),
+        (ExtendedType::Scalar(a), ExtendedType::Scalar(b)) => a.ptr_eq(b),
+        (ExtendedType::Union(a), ExtendedType::Union(b)) => a.ptr_eq(b),
+        _ => false,
+    }
+}
+
+/// The SDL of `schema`, its types in the order of their names (as a snapshot or a client wants
+/// to read it; the schema itself keeps them in the order they were defined).
+#[must_use]
+pub fn sdl(schema: &Schema) -> String {
+    let mut sorted = schema.clone();
+    sorted.types.sort_keys();
+    sorted.to_string()
+}
+
 /// Makes `ty` use `base`'s definitions wherever they are equal (a changed type keeps only its
 /// map of fields or values, sized to fit, and its new definitions).
 fn share(ty: &mut ExtendedType, base: &ExtendedType) {

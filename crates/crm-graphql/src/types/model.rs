@@ -11,7 +11,46 @@ use crm_orm::{aggregatable, groupable, orderable};
 
 use super::build::{Arg, Enm, Fld, Input, Obj, named, nn, nn_list, nn_list_nn};
 use super::{BOOLEAN, FLOAT, ID, INT, STRING};
-use crate::schema::{class_of, enum_name, is_list, scalar_type};
+use crm_model::TypeClass;
+use crm_model::api::builtin::{DATE, DATETIME, MONEY, MONEY_INPUT};
+
+/// The enum type of select or multi-select field `f` of `m` (every one has its enum, see
+/// [`crm_model::ApiNames`]).
+pub(crate) fn enum_name(m: &Model, f: &MField) -> String {
+    m.api.enums.get(&f.name).cloned().unwrap_or_else(|| STRING.to_owned())
+}
+
+/// The GraphQL type of a stored scalar for output (`input` false) or input.
+pub(crate) fn scalar_type(m: &Model, f: &MField, ty: &ScalarType, input: bool) -> String {
+    match ty {
+        ScalarType::Text | ScalarType::LongText | ScalarType::Email | ScalarType::Phone | ScalarType::Url | ScalarType::Tags => {
+            STRING.to_owned()
+        }
+        ScalarType::Int => INT.to_owned(),
+        ScalarType::Float => FLOAT.to_owned(),
+        ScalarType::Decimal => DECIMAL.to_owned(),
+        ScalarType::Money { .. } if input => MONEY_INPUT.to_owned(),
+        ScalarType::Money { .. } => MONEY.to_owned(),
+        ScalarType::Boolean => BOOLEAN.to_owned(),
+        ScalarType::Date => DATE.to_owned(),
+        ScalarType::DateTime => DATETIME.to_owned(),
+        ScalarType::Select(_) | ScalarType::MultiSelect(_) => enum_name(m, f),
+        ScalarType::Json => JSON.to_owned(),
+        ScalarType::Id => ID.to_owned(),
+    }
+}
+
+pub(crate) fn is_list(ty: &ScalarType) -> bool {
+    matches!(ty, ScalarType::Tags | ScalarType::MultiSelect(_))
+}
+
+pub(crate) fn class_of(f: &MField) -> Option<TypeClass> {
+    match &f.kind {
+        FieldKind::Scalar(t) => Some(t.class()),
+        FieldKind::Polymorphic { .. } => Some(TypeClass::Json),
+        _ => None,
+    }
+}
 
 /// The value type of a field in create/update inputs (`None`: written through relation inputs).
 pub(super) fn input_type(m: &Model, f: &MField, non_null: bool) -> Option<Type> {
