@@ -65,7 +65,7 @@ pub struct Api {
 pub const DEFAULT_METADATA_REFRESH: Duration = Duration::from_secs(1);
 
 /// Accesses kept (see [`Api`]).
-const ACCESS_CAPACITY: usize = 4096;
+const ACCESS_CAPACITY: usize = 16_384;
 
 /// What [`Api::answer`] returns.
 #[derive(Debug)]
@@ -88,7 +88,7 @@ fn internal_response() -> Response {
 }
 
 /// Validated documents kept by default.
-const VALIDATED_CAPACITY: usize = 1024;
+const VALIDATED_CAPACITY: usize = 2048;
 
 impl Api {
     /// A service building schemas with `options` and authorizing with `policy`.
@@ -185,23 +185,6 @@ impl Api {
     /// Like [`Api::execute`], with the answer of a planned operation as the response body
     /// itself (JSON), not decoded into a [`Response`]: what the server sends.
     pub async fn answer(&self, store: &Store, principal: &Principal, request: Request) -> Answer {
-        // The document guard, before anything else looks at the document: parsed once here (the
-        // parse is kept for plans), refused in linear time when too large, deep or costly. A
-        // document seen before and accepted is neither parsed nor guarded again.
-        let kept = match self.documents.get(&request.query) {
-            Some(doc) => Some(doc),
-            None => match async_graphql::parser::parse_query(&request.query) {
-                Ok(doc) => {
-                    if let Err(refusal) = guard::check(&doc, &self.limits) {
-                        return Answer::Executed(Response::from_errors(vec![refusal.into_error()]));
-                    }
-                    self.documents.insert(&request.query, &doc);
-                    self.documents.get(&request.query)
-                }
-                // Syntax errors are reported by validation, with their locations.
-                Err(_) => None,
-            },
-        };
         let (version, built) = match self.schema_for(store, &principal.org_id).await {
             Ok(s) => s,
             Err(e) => {
@@ -220,14 +203,32 @@ impl Api {
             Err(e) => return Answer::Executed(Response::from_errors(vec![to_graphql_error(&e)])),
         };
         let rc = RequestCtx { store, access, metadata_version: version, versions: Arc::clone(&self.versions) };
-        // A plan: no executor. A miss, or a plan that leaves the request to the executor, runs
-        // it; a success teaches the plans.
+        // A plan: no executor. Plans are learnt from documents the guard accepted, by their
+        // text, so a plan's document needs no guarding again. A miss, or a plan that leaves the
+        // request to the executor, runs it; a success teaches the plans.
         let schema_key = SchemaKey::of(&principal.org_id, version);
         if let Some(plan) = self.plans.get(&schema_key, &roles, &request.query, request.operation_name.as_deref())
             && let Some(body) = plan.run(&self.plans, &rc, &schema, &request.variables).await
         {
             return Answer::Planned(body);
         }
+        // The document guard, before anything else looks at the document: parsed once here (the
+        // parse is kept for plans), refused in linear time when too large, deep or costly. A
+        // document seen before and accepted is neither parsed nor guarded again.
+        let kept = match self.documents.get(&request.query) {
+            Some(doc) => Some(doc),
+            None => match async_graphql::parser::parse_query(&request.query) {
+                Ok(doc) => {
+                    if let Err(refusal) = guard::check(&doc, &self.limits) {
+                        return Answer::Executed(Response::from_errors(vec![refusal.into_error()]));
+                    }
+                    self.documents.insert(&request.query, &doc);
+                    Some(Arc::new(doc))
+                }
+                // Syntax errors are reported by validation, with their locations.
+                Err(_) => None,
+            },
+        };
         let doc = match self.validate(&schema_key, &schema, &request.query) {
             Ok(doc) => doc,
             Err(response) => return Answer::Executed(response),

@@ -42,11 +42,11 @@ use crate::request::RequestCtx;
 use crate::selection::{self, SelNode};
 
 /// Plans kept by default.
-pub const DEFAULT_PLAN_CAPACITY: usize = 1024;
+pub const DEFAULT_PLAN_CAPACITY: usize = 16_384;
 
 /// Compiled reads kept by default (one per plan root, principal and value of its structural
 /// variables; a few KiB each).
-pub const DEFAULT_STATEMENT_CAPACITY: usize = 4096;
+pub const DEFAULT_STATEMENT_CAPACITY: usize = 16_384;
 
 /// Which root field a plan answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
