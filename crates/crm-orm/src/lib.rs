@@ -27,7 +27,7 @@ pub use compiled::{CompiledRead, ReadStatement, Statement};
 pub use error::{Internal, OrmError, Result, decode_value};
 pub use exec::{
     CrossTenant, DbUse, Definitions, EventWork, MAX_TARGETS, MetaChange, StageStats, StageStay, Store, StoreOptions, TxCtx, TxFuture,
-    TxWork, WriteHook, WriteResult, Written, count_db_use,
+    TxWork, WriteHook, WriteResult, Written, count_db_use, statement_timeouts,
 };
 pub use ir::{
     AggFn, Aggregate, AuditQuery, Data, Deliveries, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Op, Operand, OrderBy,

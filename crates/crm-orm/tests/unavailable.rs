@@ -65,3 +65,38 @@ async fn a_database_that_cannot_serve_answers_unavailable_and_changes_nothing() 
         assert_eq!(count(&b.store, &other, "Lead").await.unwrap(), 1, "{}", b.name);
     }
 }
+
+/// A statement past `--db-statement-timeout-ms` (here one waiting for a lock another session
+/// holds) is cancelled by PostgreSQL: the request fails as unavailable within about the
+/// timeout, changes nothing, and the operator's counter says so. Two tenants, both cut off.
+#[tokio::test]
+async fn a_statement_past_its_time_limit_is_cancelled_and_counted() {
+    let Some(url) = crm_test_kit::postgres_url() else { return };
+    let limit = Duration::from_millis(300);
+    let options = StoreOptions { statement_timeout: Some(limit), ..StoreOptions::default() };
+    let store = crm_orm::Store::connect(&url, Arc::new(standard_catalog().unwrap()), options).await.unwrap();
+    store.migrate().await.unwrap();
+    let (a, other) = (principal(&org(), "admin-a", &["admin"]), principal(&org(), "admin-b", &["admin"]));
+    create(&store, &a, "Lead", &json!({ "name": "before" })).await.unwrap();
+    // Another session locks the table, as a long migration or a stuck batch would.
+    let raw = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut lock = raw.begin().await.unwrap();
+    sqlx::query("LOCK TABLE leads IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
+    for who in [&a, &other] {
+        let before = crm_orm::statement_timeouts();
+        let started = Instant::now();
+        // Bounded, so a limit that does not apply fails the test instead of hanging it.
+        let e = tokio::time::timeout(limit * 20, create(&store, who, "Lead", &json!({ "name": "during" })))
+            .await
+            .expect("cut off by the statement timeout")
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Unavailable, "a write: {e}");
+        assert!(started.elapsed() < limit * 10, "answered after {:?}", started.elapsed());
+        assert!(crm_orm::statement_timeouts() > before, "the timeout is counted");
+        let e = tokio::time::timeout(limit * 20, count(&store, who, "Lead")).await.expect("cut off").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Unavailable, "a read: {e}");
+    }
+    lock.rollback().await.unwrap();
+    assert_eq!(count(&store, &a, "Lead").await.unwrap(), 1, "nothing was written while cut off");
+    assert_eq!(count(&store, &other, "Lead").await.unwrap(), 0);
+}

@@ -11,7 +11,13 @@
 //! `scripts/tenant-bench` (see docs/ARCHITECTURE.md#many-tenants), or by hand:
 //! `cargo build --release -p crm-server --bin crm-server --example tenants && target/release/examples/tenants --pg URL`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_precision_loss, clippy::indexing_slicing)]
-#![allow(clippy::cast_possible_wrap, clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::missing_panics_doc, clippy::print_stdout)] // a measuring program: arithmetic on counts, sizes and durations far inside the casts' range; it stops at the first failure
+#![allow(
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::missing_panics_doc,
+    clippy::print_stdout
+)] // a measuring program: arithmetic on counts, sizes and durations far inside the casts' range; it stops at the first failure
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -97,13 +103,18 @@ async fn seed(url: &str, args: &Args) {
     // Leads are written directly, through a role that bypasses row-level security on PostgreSQL.
     let raw = Raw::connect(&url.replacen("://crm:crm@", "://postgres@", 1)).await;
     raw.execute("CREATE TABLE IF NOT EXISTS tenant_bench_seed (sizes TEXT NOT NULL)", &[]).await;
+    // Seeded before for fewer tenants (with as many leads): only the rest is seeded now.
     let have = raw.seeded().await;
-    if have.as_deref() == Some(mark.as_str()) {
+    let from = match have.as_deref().and_then(|h| h.split_once('x')) {
+        None => 0,
+        Some((t, l)) if l == args.leads.to_string() && t.parse::<usize>().is_ok_and(|t| t <= args.tenants) => t.parse().unwrap_or(0),
+        Some(_) => panic!("{url} was seeded for other sizes ({have:?}): remove it first"),
+    };
+    if from == args.tenants {
         return;
     }
-    assert!(have.is_none(), "{url} was seeded for other sizes ({have:?}): remove it first");
     let started = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(from));
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (store, catalog, raw, next) = (store.clone(), Arc::clone(&catalog), raw.clone(), Arc::clone(&next));
@@ -150,6 +161,7 @@ async fn seed(url: &str, args: &Args) {
     for t in tasks {
         t.await.unwrap();
     }
+    raw.execute("DELETE FROM tenant_bench_seed", &[]).await;
     raw.execute("INSERT INTO tenant_bench_seed (sizes) VALUES ($1)", &[mark]).await;
     eprintln!("  seeded in {:.0} s", started.elapsed().as_secs_f64());
 }
@@ -283,7 +295,8 @@ async fn drive(
     let url = Arc::new(format!("{}/graphql", server.base));
     let mut handles = Vec::new();
     for _ in 0..c {
-        let (client, tokens, counter, url, tenant_of) = (client.clone(), Arc::clone(tokens), Arc::clone(&counter), Arc::clone(&url), Arc::clone(&tenant_of));
+        let (client, tokens, counter, url, tenant_of) =
+            (client.clone(), Arc::clone(tokens), Arc::clone(&counter), Arc::clone(&url), Arc::clone(&tenant_of));
         handles.push(tokio::spawn(async move {
             let (mut lat, mut errors) = (Vec::new(), 0);
             while Instant::now() < deadline {
@@ -294,7 +307,8 @@ async fn drive(
                 let t = tenant_of(n);
                 let body = json!({ "query": query(t) }).to_string();
                 let at = Instant::now();
-                let resp = client.post(url.as_str()).bearer_auth(&tokens[t]).header("content-type", "application/json").body(body).send().await;
+                let resp =
+                    client.post(url.as_str()).bearer_auth(&tokens[t]).header("content-type", "application/json").body(body).send().await;
                 let ok = match resp {
                     Ok(r) if r.status().is_success() => {
                         let v: Json = r.json().await.unwrap_or(Json::Null);

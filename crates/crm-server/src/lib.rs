@@ -346,6 +346,8 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         "# HELP crm_schema_cache_bytes Estimated bytes the cached tenant schemas and catalogs hold beyond the shared schema.\n# TYPE crm_schema_cache_bytes gauge\n",
     );
     text.push_str(&format!("crm_schema_cache_bytes {}\n", schemas.bytes));
+    text.push_str("# HELP crm_db_statement_timeouts_total Statements cancelled for running past --db-statement-timeout-ms.\n# TYPE crm_db_statement_timeouts_total counter\n");
+    text.push_str(&format!("crm_db_statement_timeouts_total {}\n", crm_orm::statement_timeouts()));
     let (size, idle) = state.0.store.pool_stats();
     text.push_str("# HELP crm_db_pool_connections Database connections open.\n# TYPE crm_db_pool_connections gauge\n");
     text.push_str(&format!("crm_db_pool_connections {size}\n"));

@@ -40,7 +40,7 @@ mod write;
 
 pub use meta::{Definitions, MetaChange};
 pub use platform::CrossTenant;
-pub use pool::{DbUse, count_db_use};
+pub use pool::{DbUse, count_db_use, statement_timeouts};
 pub use stages::{StageStats, StageStay};
 pub use tx::{EventWork, MAX_TARGETS, TxCtx, TxFuture, TxWork, WriteHook, Written};
 

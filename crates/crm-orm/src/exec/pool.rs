@@ -143,6 +143,27 @@ pub async fn count_db_use<F: Future>(fut: F) -> (F::Output, DbUse) {
         .await
 }
 
+/// Statements the database cancelled for running past the statement timeout, since start.
+static STATEMENT_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+
+/// Statements the database cancelled for running past their time limit
+/// (`--db-statement-timeout-ms`), in this process so far: what the operator's metrics show.
+#[must_use]
+pub fn statement_timeouts() -> u64 {
+    STATEMENT_TIMEOUTS.load(Ordering::Relaxed)
+}
+
+/// A statement's failure, counted when it is the statement timeout (PostgreSQL's
+/// `query_canceled`, 57014, which only the timeout causes here).
+fn failed(e: sqlx::Error) -> crate::OrmError {
+    if let sqlx::Error::Database(db) = &e
+        && db.code().as_deref() == Some("57014")
+    {
+        STATEMENT_TIMEOUTS.fetch_add(1, Ordering::Relaxed);
+    }
+    crate::OrmError::Database(e)
+}
+
 /// One statement (and its round trip).
 fn counted() {
     let _ = DB_USE.try_with(|c| {
@@ -166,7 +187,7 @@ impl Executor<'_> {
     pub(super) async fn page_rows(self, (sql, values): (Arc<str>, sea_query_sqlx::SqlxValues), plan: &PagePlan) -> Result<Vec<PageRow>> {
         counted();
         run!(self, c => {
-            let rows = sqlx::query_with(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?;
+            let rows = sqlx::query_with(AssertSqlSafe(sql), values).fetch_all(&mut *c).await.map_err(failed)?;
             let own_keys = plan.keys.columns();
             let mut values = Vec::with_capacity(rows.first().map_or(0, sqlx::Row::len));
             rows.iter().map(|r| page_row(r, plan, own_keys, &mut values)).collect()
@@ -175,37 +196,41 @@ impl Executor<'_> {
     /// Rows of a text and an integer (ids with versions, positions, indexes).
     pub(super) async fn ids(self, (sql, values): Built) -> Result<Vec<(String, i64)>> {
         counted();
-        Ok(run!(self, c => sqlx::query_as_with::<_, (String, i64), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
+        Ok(
+            run!(self, c => sqlx::query_as_with::<_, (String, i64), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await.map_err(failed)?),
+        )
     }
     /// Rows of two texts.
     pub(super) async fn text_pairs(self, (sql, values): Built) -> Result<Vec<(String, String)>> {
         counted();
-        Ok(run!(self, c => sqlx::query_as_with::<_, (String, String), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
+        Ok(
+            run!(self, c => sqlx::query_as_with::<_, (String, String), _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await.map_err(failed)?),
+        )
     }
     /// The one integer of a statement's one row.
     pub(super) async fn scalar_i64(self, (sql, values): Built) -> Result<i64> {
         counted();
-        Ok(run!(self, c => sqlx::query_scalar_with::<_, i64, _>(AssertSqlSafe(sql), values).fetch_one(&mut *c).await?))
+        Ok(run!(self, c => sqlx::query_scalar_with::<_, i64, _>(AssertSqlSafe(sql), values).fetch_one(&mut *c).await.map_err(failed)?))
     }
     /// The integer of a statement's row, if it has one.
     pub(super) async fn optional_i64(self, (sql, values): Built) -> Result<Option<i64>> {
         counted();
-        Ok(run!(self, c => sqlx::query_scalar_with::<_, i64, _>(AssertSqlSafe(sql), values).fetch_optional(&mut *c).await?))
+        Ok(run!(self, c => sqlx::query_scalar_with::<_, i64, _>(AssertSqlSafe(sql), values).fetch_optional(&mut *c).await.map_err(failed)?))
     }
     /// One text per row.
     pub(super) async fn texts(self, (sql, values): Built) -> Result<Vec<String>> {
         counted();
-        Ok(run!(self, c => sqlx::query_scalar_with::<_, String, _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await?))
+        Ok(run!(self, c => sqlx::query_scalar_with::<_, String, _>(AssertSqlSafe(sql), values).fetch_all(&mut *c).await.map_err(failed)?))
     }
     /// The one text of a statement's one row.
     pub(super) async fn scalar_text(self, (sql, values): (Arc<str>, sea_query_sqlx::SqlxValues)) -> Result<String> {
         counted();
-        Ok(run!(self, c => sqlx::query_scalar_with::<_, String, _>(AssertSqlSafe(sql), values).fetch_one(&mut *c).await?))
+        Ok(run!(self, c => sqlx::query_scalar_with::<_, String, _>(AssertSqlSafe(sql), values).fetch_one(&mut *c).await.map_err(failed)?))
     }
     /// Runs a statement; the rows it changed.
     pub(super) async fn execute(self, (sql, values): Built) -> Result<u64> {
         counted();
-        Ok(run!(self, c => sqlx::query_with(AssertSqlSafe(sql), values).execute(&mut *c).await?.rows_affected()))
+        Ok(run!(self, c => sqlx::query_with(AssertSqlSafe(sql), values).execute(&mut *c).await.map_err(failed)?.rows_affected()))
     }
     /// Runs a statement when the dialect has one (`None`: nothing to do on this backend).
     pub(super) async fn execute_some(self, built: Option<Built>) -> Result<()> {
@@ -217,7 +242,7 @@ impl Executor<'_> {
     /// Runs DDL, which takes no parameters (and may be several statements).
     pub(super) async fn raw(self, sql: String) -> Result<()> {
         counted();
-        run!(self, c => { sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *c).await?; });
+        run!(self, c => { sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *c).await.map_err(failed)?; });
         Ok(())
     }
     /// Sets the tenant (and the further tenants reads may cover) for row-level security
