@@ -134,37 +134,25 @@ pub(crate) async fn custom_definitions(rc: &RequestCtx, args: &Map<String, Json>
 }
 
 /// The metadata change a metadata mutation (`root`, one of the `roots::*_CUSTOM_*` fields)
-/// asks for; `None` for any other field.
-pub(crate) fn change_of(root: &str, a: &Map<String, Json>) -> Option<Result<MetaChange, OrmError>> {
-    let change = || -> Result<MetaChange, OrmError> {
-        Ok(match root {
-            roots::CREATE_CUSTOM_FIELD => MetaChange::CreateField { model: string_arg(a, "model")?, def: field_def(a)? },
-            roots::UPDATE_CUSTOM_FIELD => {
-                MetaChange::UpdateField { model: string_arg(a, "model")?, name: string_arg(a, "name")?, def: field_def(a)? }
-            }
-            roots::ACTIVATE_CUSTOM_FIELD => {
-                MetaChange::SetFieldActive { model: string_arg(a, "model")?, name: string_arg(a, "name")?, active: true }
-            }
-            roots::DEACTIVATE_CUSTOM_FIELD => {
-                MetaChange::SetFieldActive { model: string_arg(a, "model")?, name: string_arg(a, "name")?, active: false }
-            }
-            roots::DELETE_CUSTOM_FIELD => MetaChange::DeleteField { model: string_arg(a, "model")?, name: string_arg(a, "name")? },
-            roots::CREATE_CUSTOM_OBJECT => MetaChange::CreateObject { def: model_def(a)? },
-            roots::UPDATE_CUSTOM_OBJECT => MetaChange::UpdateObject { name: string_arg(a, "name")?, def: model_def(a)? },
-            _ => MetaChange::DeleteObject { name: string_arg(a, "name")? },
-        })
-    };
-    let known = [
-        roots::CREATE_CUSTOM_FIELD,
-        roots::UPDATE_CUSTOM_FIELD,
-        roots::ACTIVATE_CUSTOM_FIELD,
-        roots::DEACTIVATE_CUSTOM_FIELD,
-        roots::DELETE_CUSTOM_FIELD,
-        roots::CREATE_CUSTOM_OBJECT,
-        roots::UPDATE_CUSTOM_OBJECT,
-        roots::DELETE_CUSTOM_OBJECT,
-    ];
-    known.contains(&root).then(change)
+/// asks for; `None` for any other root field.
+pub(crate) fn change_of(root: &str, a: &Map<String, Json>) -> Result<Option<MetaChange>, OrmError> {
+    Ok(Some(match root {
+        roots::CREATE_CUSTOM_FIELD => MetaChange::CreateField { model: string_arg(a, "model")?, def: field_def(a)? },
+        roots::UPDATE_CUSTOM_FIELD => {
+            MetaChange::UpdateField { model: string_arg(a, "model")?, name: string_arg(a, "name")?, def: field_def(a)? }
+        }
+        roots::ACTIVATE_CUSTOM_FIELD => {
+            MetaChange::SetFieldActive { model: string_arg(a, "model")?, name: string_arg(a, "name")?, active: true }
+        }
+        roots::DEACTIVATE_CUSTOM_FIELD => {
+            MetaChange::SetFieldActive { model: string_arg(a, "model")?, name: string_arg(a, "name")?, active: false }
+        }
+        roots::DELETE_CUSTOM_FIELD => MetaChange::DeleteField { model: string_arg(a, "model")?, name: string_arg(a, "name")? },
+        roots::CREATE_CUSTOM_OBJECT => MetaChange::CreateObject { def: model_def(a)? },
+        roots::UPDATE_CUSTOM_OBJECT => MetaChange::UpdateObject { name: string_arg(a, "name")?, def: model_def(a)? },
+        roots::DELETE_CUSTOM_OBJECT => MetaChange::DeleteObject { name: string_arg(a, "name")? },
+        _ => return Ok(None),
+    }))
 }
 
 /// Applies a metadata change and notes the tenant's new version.

@@ -94,8 +94,8 @@ pub(crate) async fn root<'c>(
         roots::INGEST_SOCIAL_EVENTS => return crate::engines::ingest(rc, args.clone()).await.map(Resolved::plain),
         _ => {}
     }
-    if let Some(change) = crate::meta::change_of(name, args) {
-        return crate::meta::apply(rc, change?).await.map(Resolved::plain);
+    if let Some(change) = crate::meta::change_of(name, args)? {
+        return crate::meta::apply(rc, change).await.map(Resolved::plain);
     }
     let Some((model, kind)) = model_root(cat, name) else {
         return Err(OrmError::invariant(format!("no resolver for root field `{name}`")));

@@ -20,7 +20,7 @@
 )] // a measuring program: arithmetic on counts, sizes and durations far inside the casts' range; it stops at the first failure
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -30,6 +30,10 @@ use crm_model::standard::standard_catalog;
 use crm_model::{OrgId, RoleName};
 use crm_orm::{MetaChange, Policy, Principal, Store, StoreOptions};
 use serde_json::{Value as Json, json};
+use server::Server;
+
+#[path = "common/server.rs"]
+mod server;
 
 #[derive(Parser, Debug)]
 #[command(about = "crm-server serving many tenants with schemas of their own")]
@@ -211,43 +215,15 @@ impl Raw {
     }
 }
 
-/// Kills the server when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn start_server(args: &Args, url: &str, data: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(&args.server)
-        .env("RUST_LOG", "warn")
+    let mut cmd = Command::new(&args.server);
+    cmd.env("RUST_LOG", "warn")
         .env_remove("CRM_CONFIG")
         .args(["--database-url", url, "--data-dir"])
         .arg(data)
         .args(["--db-max-connections", &args.db_connections.to_string()])
-        .args(["--max-tenant-schemas", &args.tenants.to_string()])
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("serve")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it: cargo build --release -p crm-server)", args.server.display()));
-    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client.get(format!("{}/healthz", server.base)).send().await.is_ok_and(|r| r.status().is_success()) {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server did not come up");
+        .args(["--max-tenant-schemas", &args.tenants.to_string()]);
+    server::start(cmd, &args.server).await
 }
 
 /// Resident and peak resident memory of a process, in MiB.

@@ -190,7 +190,6 @@ impl Store {
     pub async fn metadata_version(&self, org: &OrgId) -> Result<u64> {
         let d = self.dialect();
         let mut c = self.acquire().await?;
-        c.ex().set_orgs(false, org, &[]).await?;
         let v = c.ex().optional_i64(tenants::metadata_version(d, org)).await?;
         v.map_or(Ok(0), |v| u64::try_from(v).map_err(|e| OrmError::decode("metadata version", e)))
     }

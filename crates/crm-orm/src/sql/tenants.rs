@@ -58,10 +58,12 @@ fn version_of(org: &OrgId) -> sea_query::SelectStatement {
         .to_owned()
 }
 
-/// The metadata version of `org`'s registry row.
+/// The metadata version of `org`'s registry row, as `org` (the registry's row-level security
+/// lets a tenant read its own row): one statement that sets the tenant itself
+/// ([`Dialect::in_session`]), so a version check is one round trip.
 #[must_use]
 pub fn metadata_version(d: Dialect, org: &OrgId) -> Built {
-    d.build(&version_of(org))
+    d.in_session(d.build(&version_of(org)), org, &[])
 }
 
 /// Locks `org`'s registry row until the transaction ends, so changes of one tenant's metadata

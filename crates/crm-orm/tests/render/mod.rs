@@ -71,9 +71,13 @@ impl Rendered {
         out
     }
 
-    /// Placeholders match the values one to one, numbered in order of appearance.
+    /// Placeholders match the values one to one, numbered in order of appearance (a statement
+    /// that sets the tenant itself, `Dialect::in_session`, sets it from the last two first).
     pub fn check_placeholders(&self) {
-        let seen: Vec<usize> = self.placeholders().into_iter().map(|(_, n)| n).collect();
+        let mut seen: Vec<usize> = self.placeholders().into_iter().map(|(_, n)| n).collect();
+        if self.sql.starts_with("WITH \"crm_session\"") && seen.len() >= 2 {
+            seen.rotate_left(2);
+        }
         let expected: Vec<usize> = (1..=self.values.len()).collect();
         assert_eq!(seen, expected, "placeholders do not match the {} values in:\n{}", self.values.len(), self.sql);
     }

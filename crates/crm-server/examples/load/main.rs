@@ -16,11 +16,13 @@
 
 mod queries;
 mod seed;
+#[path = "../common/server.rs"]
+mod server;
 mod stats;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,7 @@ use clap::Parser;
 use queries::{Q, body, raw_sql, status, tenant};
 use seed::{Sizes, TENANTS, org};
 use serde_json::Value as Json;
+use server::Server;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
@@ -77,19 +80,6 @@ enum Raw {
     Sqlite(SqlitePool),
 }
 
-/// Kills the server when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn server_cmd(args: &Args, url: &str, data: &std::path::Path) -> Command {
     let mut c = Command::new(&args.server);
     c.env("RUST_LOG", "warn")
@@ -103,28 +93,8 @@ fn server_cmd(args: &Args, url: &str, data: &std::path::Path) -> Command {
     c
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn start_server(args: &Args, url: &str, data: &std::path::Path) -> Server {
-    let port = free_port();
-    let child = server_cmd(args, url, data)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("serve")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it: cargo build --release -p crm-server)", args.server.display()));
-    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client.get(format!("{}/healthz", server.base)).send().await.is_ok_and(|r| r.status().is_success()) {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server did not come up");
+    server::start(server_cmd(args, url, data), &args.server).await
 }
 
 /// What one phase measured.
