@@ -10,7 +10,7 @@ use sea_query::{Alias, Expr, ExprTrait};
 use crate::authorization::Access;
 use crate::error::{OrmError, Result};
 use crate::ir::{Filter, Op};
-use crate::sql::dialect::Dialect;
+use crate::sql::dialect::{Dialect, KeyForm};
 
 /// Page-size limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,11 @@ pub(super) const NOT_NULL_SYSTEM: &[&str] = &["id", "createdAt", "updatedAt", "v
 /// The value of a stored field of `model` rows aliased (or named) `alias`: its column, or for a
 /// custom field the typed value read from the row's JSON document.
 pub(crate) fn stored_value(d: Dialect, alias: &str, model: &Model, fl: &Field) -> Expr {
+    stored_value_keyed(d, alias, model, fl, KeyForm::Bound)
+}
+
+/// [`stored_value`] with a custom field's key in `form`.
+pub(crate) fn stored_value_keyed(d: Dialect, alias: &str, model: &Model, fl: &Field, form: KeyForm) -> Expr {
     const ID: &ScalarType = &ScalarType::Id;
     const JSON: &ScalarType = &ScalarType::Json;
     let col = |c: &str| Expr::col((Alias::new(alias), Alias::new(c)));
@@ -85,7 +90,7 @@ pub(crate) fn stored_value(d: Dialect, alias: &str, model: &Model, fl: &Field) -
         _ => JSON,
     };
     let guard = model.custom.then(|| (col("object"), model.name.as_str()));
-    d.custom_value(col(CUSTOM_COLUMN), fl.name.as_str(), ty, guard)
+    d.custom_value_keyed(col(CUSTOM_COLUMN), fl.name.as_str(), ty, guard, form)
 }
 
 impl<'a> Builder<'a> {
@@ -131,7 +136,12 @@ impl<'a> Builder<'a> {
     /// and aggregates use it: its column, or for a custom field the typed value from the row's
     /// JSON document.
     pub(super) fn value(&self, alias: &str, model: &Model, fl: &Field) -> Expr {
-        self.own_custom(alias, fl, stored_value(self.d, alias, model, fl))
+        self.value_keyed(alias, model, fl, KeyForm::Bound)
+    }
+
+    /// [`Self::value`] with a custom field's key in `form`.
+    pub(super) fn value_keyed(&self, alias: &str, model: &Model, fl: &Field, form: KeyForm) -> Expr {
+        self.own_custom(alias, fl, stored_value_keyed(self.d, alias, model, fl, form))
     }
 
     /// Reads covering descendant tenants see custom values of the caller's own tenant only: the

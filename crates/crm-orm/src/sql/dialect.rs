@@ -28,6 +28,15 @@ fn ordering(order: &[(Expr, bool)]) -> String {
     keys.join(", ")
 }
 
+/// How a custom value's key is put in a statement (see [`Dialect::custom_value_keyed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyForm {
+    /// As a bound parameter.
+    Bound,
+    /// Written into the SQL text.
+    Written,
+}
+
 impl Dialect {
     /// Renders a statement to SQL and bound values.
     ///
@@ -131,15 +140,31 @@ impl Dialect {
     /// object: other objects in the shared table may keep other types under the same key.
     #[must_use]
     pub fn custom_value(self, doc: Expr, key: &str, ty: &ScalarType, guard: Option<(Expr, &str)>) -> Expr {
+        self.custom_value_keyed(doc, key, ty, guard, KeyForm::Bound)
+    }
+
+    /// [`Dialect::custom_value`] with the key (and the object's name) in `form`: bound, so that
+    /// tenants whose custom fields differ only in name share one statement text (and so the
+    /// database's prepared statements and plans); or written, where the statement must repeat
+    /// the expression identically (`GROUP BY` and the grouped value in the select list).
+    #[must_use]
+    pub fn custom_value_keyed(self, doc: Expr, key: &str, ty: &ScalarType, guard: Option<(Expr, &str)>, form: KeyForm) -> Expr {
+        let text = |s: String| match form {
+            KeyForm::Bound => Expr::val(s),
+            // API names are letters and digits; doubled quotes keep anything else a literal.
+            KeyForm::Written => Expr::cust(format!("'{}'", s.replace('\'', "''"))),
+        };
+        let sqlite_path = |suffix: &str| text(format!("$.{key}{suffix}"));
+        let k = || text(key.to_owned());
         match (self, ty) {
             (Dialect::Sqlite, ScalarType::Json | ScalarType::Tags | ScalarType::MultiSelect(_)) => {
-                self.cust(&format!("({{}} -> '$.{key}')"), vec![doc])
+                self.cust("({} -> {})", vec![doc, sqlite_path("")])
             }
-            (Dialect::Sqlite, ScalarType::Decimal) => self.cust(&format!("CAST({{}} ->> '$.{key}' AS NUMERIC)"), vec![doc]),
-            (Dialect::Sqlite, ScalarType::Money { .. }) => self.cust(&format!("CAST({{}} ->> '$.{key}.amount' AS NUMERIC)"), vec![doc]),
-            (Dialect::Sqlite, _) => self.cust(&format!("({{}} ->> '$.{key}')"), vec![doc]),
+            (Dialect::Sqlite, ScalarType::Decimal) => self.cust("CAST({} ->> {} AS NUMERIC)", vec![doc, sqlite_path("")]),
+            (Dialect::Sqlite, ScalarType::Money { .. }) => self.cust("CAST({} ->> {} AS NUMERIC)", vec![doc, sqlite_path(".amount")]),
+            (Dialect::Sqlite, _) => self.cust("({} ->> {})", vec![doc, sqlite_path("")]),
             (Dialect::Postgres, ScalarType::Json | ScalarType::Tags | ScalarType::MultiSelect(_)) => {
-                self.cust(&format!("({{}} -> '{key}')"), vec![doc])
+                self.cust("({} -> {})", vec![doc, k()])
             }
             (Dialect::Postgres, ty) => {
                 // Each type is stored as one JSON type, and the cast only runs on a value of that
@@ -156,16 +181,18 @@ impl Dialect {
                     _ => ("string", ""),
                 };
                 if cast.is_empty() {
-                    return self.cust(&format!("({{}} ->> '{key}')"), vec![doc]);
+                    return self.cust("({} ->> {})", vec![doc, k()]);
                 }
                 let (typ, txt) = match ty {
-                    ScalarType::Money { .. } => (format!("{{}} -> '{key}' -> 'amount'"), format!("{{}} -> '{key}' ->> 'amount'")),
-                    _ => (format!("{{}} -> '{key}'"), format!("{{}} ->> '{key}'")),
+                    ScalarType::Money { .. } => ("{} -> {} -> 'amount'", "{} -> {} ->> 'amount'"),
+                    _ => ("{} -> {}", "{} ->> {}"),
                 };
-                let e =
-                    self.cust(&format!("(CASE WHEN jsonb_typeof({typ}) = '{json_type}' THEN ({txt}){cast} END)"), vec![doc.clone(), doc]);
+                let e = self.cust(
+                    &format!("(CASE WHEN jsonb_typeof({typ}) = '{json_type}' THEN ({txt}){cast} END)"),
+                    vec![doc.clone(), k(), doc, k()],
+                );
                 match guard {
-                    Some((col, name)) => self.cust(&format!("(CASE WHEN {{}} = '{name}' THEN {{}} END)"), vec![col, e]),
+                    Some((col, name)) => self.cust("(CASE WHEN {} = {} THEN {} END)", vec![col, text(name.to_owned()), e]),
                     None => e,
                 }
             }
@@ -173,12 +200,12 @@ impl Dialect {
     }
 
     /// A custom field's value as clients read it: the JSON stored under `key` (values are stored
-    /// in their client form).
+    /// in their client form). The key is bound (see [`Dialect::custom_value`]).
     #[must_use]
     pub fn custom_json(self, doc: Expr, key: &str) -> Expr {
         match self {
-            Dialect::Sqlite => self.cust(&format!("json({{}} -> '$.{key}')"), vec![doc]),
-            Dialect::Postgres => self.cust(&format!("({{}} -> '{key}')"), vec![doc]),
+            Dialect::Sqlite => self.cust("json({} -> {})", vec![doc, Expr::val(format!("$.{key}"))]),
+            Dialect::Postgres => self.cust("({} -> {})", vec![doc, Expr::val(key.to_owned())]),
         }
     }
 

@@ -12,7 +12,7 @@ use super::page::PagePlan;
 use crate::authorization::Access;
 use crate::error::{OrmError, Result};
 use crate::ir::{AggFn, Aggregate, Filter, GroupBy, Locate, Op, OrderBy, Page, Read, aggregatable, groupable};
-use crate::sql::dialect::Dialect;
+use crate::sql::dialect::{Dialect, KeyForm};
 
 /// `stmt` as a read of `access` on a pooled connection: built, with the tenant settings for
 /// row-level security made by the statement itself (one round trip, see [`Dialect::in_session`]).
@@ -150,15 +150,17 @@ impl Builder<'_> {
             if !groupable(fl) || matches!(fl.kind, FieldKind::Scalar(ScalarType::Money { .. })) {
                 return Err(OrmError::bad("by", format!("`{name}` cannot be grouped by")));
             }
-            // The key is output from the grouped expression itself (a custom value's typed form).
+            // The key is output from the grouped expression itself (a custom value's typed form),
+            // its key written: PostgreSQL only sees two expressions as one when their text is.
+            let grouped = self.value_keyed(&a0, model, fl, KeyForm::Written);
             let key = if fl.custom {
                 let ty = fl.scalar().cloned().unwrap_or(ScalarType::Id);
-                self.d.json_value(Some(&ty), self.value(&a0, model, fl), None)
+                self.d.json_value(Some(&ty), grouped.clone(), None)
             } else {
                 self.field_json(&a0, fl)?
             };
             key_pairs.push((self.d.key(name.as_str())?, key));
-            cols.push(self.value(&a0, model, fl));
+            cols.push(grouped);
         }
         let mut pairs = vec![(self.d.key("key")?, self.d.object(key_pairs))];
         let agg = Aggregate { count: true, numeric: q.aggregate.numeric.clone() };
