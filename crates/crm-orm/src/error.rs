@@ -3,7 +3,7 @@
 
 use crm_model::{ErrorCode, MetadataError, ValueError};
 
-use crate::sql::dialect::{DbFailure, classify};
+use crate::failure::{DbFailure, classify};
 use thiserror::Error;
 
 /// What went wrong inside the store: never the client's fault, never shown to a client.

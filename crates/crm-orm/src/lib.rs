@@ -14,6 +14,7 @@ mod authorization;
 mod compiled;
 mod error;
 mod exec;
+mod failure;
 mod field_use;
 mod ir;
 mod page;

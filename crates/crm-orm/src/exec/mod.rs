@@ -20,9 +20,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use uuid::Uuid;
 
 use crate::error::{OrmError, Result};
+use crate::failure::{DbFailure, classify};
 use crate::page::PageResult;
 use crate::sql::Limits;
-use crate::sql::dialect::{DbFailure, Dialect, classify};
+use crate::sql::dialect::Dialect;
 use pool::{Conn, Db, Tx};
 
 mod deliveries;

@@ -60,7 +60,7 @@ impl Tx {
             Tx::Pg(t) => t.commit().await,
         };
         match out {
-            Err(e) if crate::sql::dialect::classify(&e) == crate::sql::dialect::DbFailure::Unavailable => Err(OrmError::CommitUnknown(e)),
+            Err(e) if crate::failure::classify(&e) == crate::failure::DbFailure::Unavailable => Err(OrmError::CommitUnknown(e)),
             other => Ok(other?),
         }
     }
