@@ -1,7 +1,7 @@
 //! Plans: a query operation seen before is answered without the GraphQL executor.
 //!
-//! The first time a (schema, roles, document, operation) runs, async-graphql parses, validates
-//! and executes it as usual. If it succeeded and its shape is one a plan can answer (root
+//! The first time a (schema, roles, document, operation) runs, it is parsed (by the document
+//! guard), validated and executed as usual. If it succeeded and its shape is one a plan can answer (root
 //! lists, connections and single records of models, with scalar fields, nested to-one
 //! objects and nested to-many lists below them: no fragments, no directives, no input-object
 //! variables), the operation is kept as a [`Plan`]. The next requests for it skip parsing,
@@ -511,8 +511,8 @@ fn is_enum_value(schema: &Schema, ty: &str, value: &str) -> bool {
     matches!(schema.types.get(ty), Some(ExtendedType::Enum(e)) if e.values.contains_key(value))
 }
 
-/// A field of the document, with the request's variables: what the plan compiles into IR the
-/// way the resolvers compile async-graphql's selection.
+/// A field of the document (the guard's parse), with the request's variables: what the plan
+/// compiles into IR the way the root fields compile the executor's selection.
 pub(crate) struct AstNode<'a> {
     field: &'a Field,
     vars: &'a Variables,
