@@ -1,8 +1,8 @@
 //! Execution: a validated document run against a tenant's schema as data, in two steps.
 //!
-//! 1. The operation's root fields are resolved by [`crate::resolve`], each into one statement,
-//!    in order (a mutation's serially, stopping at the first failure of a non-null field, as
-//!    the executor would).
+//! 1. The operation's root fields are resolved by [`crate::resolve`], each into one statement:
+//!    a query's at the same time, a mutation's serially, stopping at the first failure of a
+//!    non-null field (as the specification's serial execution does).
 //! 2. apollo-compiler's executor completes the response (spec-compliant: fragments, `@skip` /
 //!    `@include`, introspection, null propagation, error paths) over their results, reading the
 //!    objects below the roots from the JSON the statements built ([`objects`]).
@@ -109,6 +109,19 @@ impl ObjectValue for Root<'_> {
     }
 }
 
+/// Resolves one root field (every occurrence of it under one response key).
+async fn resolve_root<'c>(
+    ctx: &Ctx<'c>,
+    doc: &ExecutableDocument,
+    vars: &JsonMap,
+    occurrences: Vec<&apollo_compiler::executable::Field>,
+) -> Result<Resolved<'c>, OrmError> {
+    let name = occurrences.first().map_or("", |f| f.name.as_str()).to_owned();
+    let sel = Sel::new(occurrences, doc, vars);
+    let args = crate::selection::SelNode::args(&sel)?;
+    crate::resolve::root(ctx.rc, ctx.cat, &name, &args, &sel).await
+}
+
 /// The root fields of `op` by response key, in order (fragments expanded, `@skip` / `@include`
 /// applied), each with every occurrence of it.
 fn root_fields<'d>(
@@ -166,24 +179,28 @@ pub(crate) async fn execute(
     let mutation = op.operation_type == OperationType::Mutation;
     let mut fields = Vec::new();
     root_fields(doc, &op.selection_set.selections, &vars, &mut fields);
+    // Meta-fields (`__typename`, `__schema`, `__type`) are the executor's own.
+    fields.retain(|(_, occurrences)| occurrences.first().is_some_and(|f| !f.name.as_str().starts_with("__")));
     let mut results = std::collections::HashMap::new();
-    for (key, occurrences) in fields {
-        let Some(first) = occurrences.first() else { continue };
-        let name = first.name.as_str();
-        if name.starts_with("__") {
-            continue;
+    if mutation {
+        // Serially, stopping at the first failure of a non-null field (the rest would not run).
+        for (key, occurrences) in fields {
+            let non_null = occurrences.first().is_some_and(|f| f.definition.ty.is_non_null());
+            let result = resolve_root(ctx, doc, &vars, occurrences).await;
+            let failed = result.is_err();
+            results.insert(key, result.map_err(|e| ctx.errors.field_error(&e)));
+            if failed && non_null {
+                break;
+            }
         }
-        let non_null = first.definition.ty.is_non_null();
-        let sel = Sel::new(occurrences.clone(), doc, &vars);
-        let args = crate::selection::SelNode::args(&sel);
-        let result = match args {
-            Ok(args) => crate::resolve::root(ctx.rc, ctx.cat, name, &args, &sel).await,
-            Err(e) => Err(e),
-        };
-        let failed = result.is_err();
-        results.insert(key, result.map_err(|e| ctx.errors.field_error(&e)));
-        if mutation && failed && non_null {
-            break;
+    } else {
+        // A query's root fields are independent reads: at the same time.
+        let reads = fields.into_iter().map(|(key, occurrences)| {
+            let vars = &vars;
+            async move { (key, resolve_root(ctx, doc, vars, occurrences).await) }
+        });
+        for (key, result) in futures::future::join_all(reads).await {
+            results.insert(key, result.map_err(|e| ctx.errors.field_error(&e)));
         }
     }
     let ty = if mutation { MUTATION } else { QUERY };
