@@ -302,8 +302,7 @@ impl Plan {
 
     /// The response body, or `None` to leave the request to the executor.
     pub(crate) async fn run(&self, plans: &Plans, rc: &RequestCtx, schema: &Schema, given: &crate::Variables) -> Option<String> {
-        let given = Variables::from_json(Json::Object(given.as_map().clone()));
-        let vars = self.variables(schema, &given)?;
+        let vars = self.variables(schema, given)?;
         let inputs = self.inputs(&vars);
         let mut out = String::with_capacity(1024);
         out.push_str("{\"data\":{");
@@ -436,10 +435,14 @@ impl Plan {
     }
 
     /// The variables with their defaults, when every one fits its declared type.
-    fn variables(&self, schema: &Schema, given: &Variables) -> Option<Variables> {
+    /// Only the declared variables are converted from the request's JSON.
+    fn variables(&self, schema: &Schema, given: &crate::Variables) -> Option<Variables> {
         let mut out = Variables::default();
         for (name, ty, default) in &self.variables {
-            let value = given.get(name).cloned().or_else(|| default.clone());
+            let value = match given.as_map().get(name.as_str()) {
+                Some(v) => Some(ConstValue::from_json(v.clone()).ok()?),
+                None => default.clone(),
+            };
             match value {
                 Some(v) => {
                     if !fits(schema, ty, &v) {

@@ -54,23 +54,22 @@ enum ModelRoot {
 fn model_root<'c>(cat: &'c Catalog, name: &str) -> Option<(&'c Model, ModelRoot)> {
     cat.models().find_map(|m| {
         let a = &m.api;
-        let kind = match name {
-            n if n == a.one => ModelRoot::One,
-            n if n == a.list => ModelRoot::List,
-            n if n == a.list_connection => ModelRoot::Connection,
-            n if n == a.trash => ModelRoot::Trash,
-            n if n == a.list_group_by => ModelRoot::GroupBy,
-            n if n == a.create => ModelRoot::Create,
-            n if n == a.update => ModelRoot::Update,
-            n if n == a.delete => ModelRoot::Delete,
-            n if n == a.restore => ModelRoot::Restore,
-            n if n == a.destroy => ModelRoot::Destroy,
-            n if n == a.upsert => ModelRoot::Upsert,
-            n if n == a.delete_many => ModelRoot::DeleteMany,
-            n if n == a.update_many => ModelRoot::UpdateMany,
-            _ => return None,
-        };
-        Some((&**m, kind))
+        let roots = [
+            (&a.one, ModelRoot::One),
+            (&a.list, ModelRoot::List),
+            (&a.list_connection, ModelRoot::Connection),
+            (&a.trash, ModelRoot::Trash),
+            (&a.list_group_by, ModelRoot::GroupBy),
+            (&a.create, ModelRoot::Create),
+            (&a.update, ModelRoot::Update),
+            (&a.delete, ModelRoot::Delete),
+            (&a.restore, ModelRoot::Restore),
+            (&a.destroy, ModelRoot::Destroy),
+            (&a.upsert, ModelRoot::Upsert),
+            (&a.delete_many, ModelRoot::DeleteMany),
+            (&a.update_many, ModelRoot::UpdateMany),
+        ];
+        roots.into_iter().find(|(n, _)| n.as_str() == name).map(|(_, kind)| (&**m, kind))
     })
 }
 
