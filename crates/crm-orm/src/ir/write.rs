@@ -24,13 +24,8 @@ impl Unique {
     /// # Errors
     /// No key, several keys, a field that is not unique, a bad value.
     pub fn parse(model: &Model, input: &Json, path: &str) -> Result<Unique> {
-        let Json::Object(o) = input else {
-            return Err(OrmError::bad(path, "expected an object with exactly one unique field"));
-        };
-        let given: Vec<(&String, &Json)> = o.iter().filter(|(_, v)| !v.is_null()).collect();
-        let [(key, val)] = given.as_slice() else {
-            return Err(OrmError::bad(path, "exactly one unique field must be given"));
-        };
+        let (key, val) =
+            one_entry(input, path, "expected an object with exactly one unique field", "exactly one unique field must be given")?;
         let p = format!("{path}.{key}");
         if key.as_str() == "id" {
             return match val {
@@ -141,13 +136,7 @@ fn parse_data(catalog: &Catalog, model: &Model, input: &Json, path: &str, budget
 }
 
 fn parse_to_one(catalog: &Catalog, target: &Model, val: &Json, path: &str, budget: &mut usize, depth: usize) -> Result<ToOneWrite> {
-    let Json::Object(o) = val else {
-        return Err(OrmError::bad(path, "expected {connect | create | disconnect}"));
-    };
-    let given: Vec<(&String, &Json)> = o.iter().filter(|(_, v)| !v.is_null()).collect();
-    let [(key, v)] = given.as_slice() else {
-        return Err(OrmError::bad(path, "give exactly one of connect, create, disconnect"));
-    };
+    let (key, v) = one_entry(val, path, "expected {connect | create | disconnect}", "give exactly one of connect, create, disconnect")?;
     let p = format!("{path}.{key}");
     match key.as_str() {
         "connect" => Ok(ToOneWrite::Connect(Unique::parse(target, v, &p)?)),
@@ -290,5 +279,18 @@ impl Write {
             | Write::UpdateMany { model, .. }
             | Write::DeleteMany { model, .. } => model,
         }
+    }
+}
+
+/// The one non-null entry of the input object `input` at `path`: `not_object` when it is no
+/// object, `not_one` when it has none or several.
+fn one_entry<'j>(input: &'j Json, path: &str, not_object: &str, not_one: &str) -> Result<(&'j String, &'j Json)> {
+    let Json::Object(o) = input else {
+        return Err(OrmError::bad(path, not_object));
+    };
+    let mut given = o.iter().filter(|(_, v)| !v.is_null());
+    match (given.next(), given.next()) {
+        (Some(entry), None) => Ok(entry),
+        _ => Err(OrmError::bad(path, not_one)),
     }
 }
