@@ -13,10 +13,12 @@
 pub mod automation;
 pub mod egress;
 pub mod ingest;
+pub mod relay;
 pub mod reports;
 pub mod routing;
 pub mod rows;
 mod rules;
+pub mod stats;
 pub mod tagging;
 pub mod webhooks;
 pub mod worker;

@@ -1,8 +1,13 @@
-//! The in-process workers: one task per outbox consumer (automation rules, webhook fan-out) and
-//! the webhook deliverer. Each consumer reads the events it has not processed, oldest first, and
-//! handles each in the transaction that advances its position, so a killed process loses nothing
-//! and repeats nothing on restart. Several server instances may run workers over one database:
-//! positions are locked per tenant while an event is handled, deliveries are leased.
+//! The in-process workers: one task per outbox consumer (automation rules, webhook fan-out, and
+//! the NATS relay when configured), the webhook deliverer and retention. Each consumer reads the
+//! events it has not processed, oldest first, and handles each in the transaction that advances
+//! its position, so a killed process loses nothing and repeats nothing on restart. Several server
+//! instances may run workers over one database: positions are locked per tenant while an event is
+//! handled, deliveries are leased.
+//!
+//! An idle consumer waits for a wake-up: a commit of this process that appended events, or on
+//! PostgreSQL a notification of another process's (`LISTEN`), and looks anyway every
+//! [`WorkerOptions::sweep`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,13 +19,23 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::webhooks::{self, DeliveryOptions};
-use crate::{Engines, automation};
+use crate::{Engines, automation, stats};
 
 /// Worker settings.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// How long a worker with nothing to do waits before looking again.
+    /// How long the webhook deliverer with nothing to do waits before looking again, and a
+    /// consumer after a failure.
     pub poll: Duration,
+    /// The longest an idle consumer waits for a wake-up before it looks anyway (a wake-up lost
+    /// with a database connection).
+    pub sweep: Duration,
+    /// How long processed events and finished deliveries are kept; `None` keeps them forever.
+    pub retention: Option<Duration>,
+    /// How often retention runs.
+    pub retention_every: Duration,
+    /// Publish the events to NATS JetStream (the relay), when set.
+    pub relay: Option<crate::relay::RelayOptions>,
     /// Events read at a time.
     pub batch: u32,
     /// Webhook deliveries attempted at a time.
@@ -35,6 +50,10 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             poll: Duration::from_millis(200),
+            sweep: Duration::from_secs(10),
+            retention: Some(Duration::from_hours(24 * 7)),
+            retention_every: Duration::from_mins(10),
+            relay: None,
             batch: 100,
             deliveries: 16,
             delivery: DeliveryOptions::default(),
@@ -57,10 +76,23 @@ impl Workers {
     pub fn start(store: Store, opts: WorkerOptions) -> Workers {
         let (stop, rx) = watch::channel(false);
         let mut tasks = Vec::new();
+        let platform = store.cross_tenant_platform_work();
+        let listen = rx.clone();
+        tasks.push(tokio::spawn(async move { platform.relay_notifications(listen).await }));
         let consumers: [(&'static str, Arc<dyn EventWork>); 2] =
             [(automation::CONSUMER, Arc::new(automation::Automation)), (webhooks::CONSUMER, Arc::new(webhooks::FanOut))];
         for (name, work) in consumers {
             tasks.push(tokio::spawn(consume(store.clone(), name, work, opts.clone(), rx.clone())));
+        }
+        if let Some(relay) = opts.relay.clone() {
+            tasks.push(tokio::spawn(crate::relay::run(store.cross_tenant_platform_work(), relay, opts.clone(), rx.clone())));
+        }
+        if let Some(keep) = opts.retention {
+            let mut consumers = vec![automation::CONSUMER, webhooks::CONSUMER];
+            if opts.relay.is_some() {
+                consumers.push(crate::relay::CONSUMER);
+            }
+            tasks.push(tokio::spawn(retention(store.cross_tenant_platform_work(), consumers, keep, opts.retention_every, rx.clone())));
         }
         tasks.push(tokio::spawn(deliver(store, opts, rx)));
         Workers { stop, tasks }
@@ -75,7 +107,7 @@ impl Workers {
     }
 }
 
-async fn pause(rx: &mut watch::Receiver<bool>, d: Duration) -> bool {
+pub(crate) async fn pause(rx: &mut watch::Receiver<bool>, d: Duration) -> bool {
     tokio::select! {
         () = tokio::time::sleep(d) => *rx.borrow(),
         _ = rx.changed() => true,
@@ -139,15 +171,43 @@ impl EventWork for Skip {
     }
 }
 
+/// How often a working consumer measures how far behind it is.
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// Waits for a wake-up in `wake`, `sweep` at most; `true` when the workers stop.
+pub(crate) async fn idle(wake: &mut watch::Receiver<u64>, sweep: Duration, rx: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = wake.changed() => *rx.borrow(),
+        () = tokio::time::sleep(sweep) => *rx.borrow(),
+        _ = rx.changed() => true,
+    }
+}
+
+/// Measures how far `name` is behind, for the metrics.
+pub(crate) async fn measure_lag(platform: &CrossTenant, name: &str, orgs: &[String]) {
+    match platform.lag(name, orgs).await {
+        Ok(lag) => {
+            let secs = lag.oldest.map_or(0.0, |t| (chrono::Utc::now() - t).to_std().unwrap_or_default().as_secs_f64());
+            stats::lag(name, lag.events, secs);
+        }
+        Err(e) => tracing::warn!(consumer = name, error = %e, "measuring the outbox lag failed"),
+    }
+}
+
 async fn consume(store: Store, name: &'static str, work: Arc<dyn EventWork>, opts: WorkerOptions, mut rx: watch::Receiver<bool>) {
     let platform = store.cross_tenant_platform_work();
+    let mut wake = platform.wakeups();
     let mut catalogs = Catalogs::default();
     let mut failures: HashMap<i64, u32> = HashMap::new();
+    let mut last_org = String::new();
+    let mut measured = std::time::Instant::now();
     loop {
         if *rx.borrow() {
             return;
         }
-        let events = match platform.pending_events(name, opts.batch, &opts.orgs).await {
+        // Seen before reading: an append committed during the read wakes the next wait.
+        wake.borrow_and_update();
+        let events = match platform.pending_events(name, opts.batch, &opts.orgs, &last_org).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(consumer = name, error = %e, "reading the outbox failed");
@@ -157,11 +217,17 @@ async fn consume(store: Store, name: &'static str, work: Arc<dyn EventWork>, opt
                 continue;
             }
         };
-        if events.is_empty() {
-            if pause(&mut rx, opts.poll).await {
+        let Some(last) = events.last() else {
+            stats::lag(name, 0, 0.0);
+            if idle(&mut wake, opts.sweep, &mut rx).await {
                 return;
             }
             continue;
+        };
+        last_org.clone_from(&last.org);
+        if measured.elapsed() >= LAG_EVERY {
+            measure_lag(&platform, name, &opts.orgs).await;
+            measured = std::time::Instant::now();
         }
         // One metadata-version check per tenant and batch, not per event.
         let mut stores: HashMap<String, CrossTenant> = HashMap::new();
@@ -184,20 +250,50 @@ async fn consume(store: Store, name: &'static str, work: Arc<dyn EventWork>, opt
                     Err(e) => Err(e),
                 },
             };
-            if let Err(e) = handled {
-                let n = failures.entry(event.seq).or_insert(0);
-                *n += 1;
-                tracing::warn!(consumer = name, seq = event.seq, event = %event.kind, attempt = *n, error = %e, "event handling failed");
-                if *n >= EVENT_ATTEMPTS {
-                    tracing::error!(consumer = name, seq = event.seq, event = %event.kind, "event passed over after repeated failures");
-                    let _ = platform.process_event(name, &event, &Skip).await;
-                    failures.remove(&event.seq);
-                } else if pause(&mut rx, opts.poll).await {
-                    return;
+            match handled {
+                Ok(true) => stats::handled(name, stats::Handled::Done, 1),
+                Ok(false) => {}
+                Err(e) => {
+                    stats::handled(name, stats::Handled::Failed, 1);
+                    let n = failures.entry(event.seq).or_insert(0);
+                    *n += 1;
+                    tracing::warn!(consumer = name, seq = event.seq, event = %event.kind, attempt = *n, error = %e, "event handling failed");
+                    if *n >= EVENT_ATTEMPTS {
+                        tracing::error!(consumer = name, seq = event.seq, event = %event.kind, "event passed over after repeated failures");
+                        stats::handled(name, stats::Handled::PassedOver, 1);
+                        let _ = platform.process_event(name, &event, &Skip).await;
+                        failures.remove(&event.seq);
+                    } else if pause(&mut rx, opts.poll).await {
+                        return;
+                    }
+                    // Later events of this tenant wait for this one: read again.
+                    break;
                 }
-                // Later events of this tenant wait for this one: read again.
-                break;
             }
+        }
+    }
+}
+
+/// Retention: every `every`, deletes the events older than `keep` that every consumer has
+/// passed, and the finished deliveries older than `keep`, in short batches.
+async fn retention(platform: CrossTenant, consumers: Vec<&'static str>, keep: Duration, every: Duration, mut rx: watch::Receiver<bool>) {
+    /// Rows deleted per statement: short transactions, no long locks.
+    const BATCH: u32 = 1000;
+    loop {
+        let before = chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(7));
+        let events = platform.purge_events(&consumers, before, BATCH).await;
+        let deliveries = platform.purge_deliveries(before, BATCH).await;
+        match (events, deliveries) {
+            (Ok(e), Ok(d)) => {
+                stats::purged(e, d);
+                if e + d > 0 {
+                    tracing::info!(events = e, deliveries = d, "retention deleted old events and deliveries");
+                }
+            }
+            (e, d) => tracing::warn!(events = ?e.err(), deliveries = ?d.err(), "retention failed; trying again later"),
+        }
+        if pause(&mut rx, every).await {
+            return;
         }
     }
 }
@@ -235,8 +331,9 @@ async fn deliver(store: Store, opts: WorkerOptions, mut rx: watch::Receiver<bool
                         *n += 1;
                         let (platform, client, o) = (platform.clone(), client.clone(), opts.delivery.clone());
                         set.spawn(async move {
-                            if let Err(e) = webhooks::deliver(&platform, &client, &o, &d).await {
-                                tracing::warn!(delivery = %d.id, error = %e, "recording a webhook delivery failed");
+                            match webhooks::deliver(&platform, &client, &o, &d).await {
+                                Ok(attempt) => stats::delivery(&attempt),
+                                Err(e) => tracing::warn!(delivery = %d.id, error = %e, "recording a webhook delivery failed"),
                             }
                             d.webhook
                         });

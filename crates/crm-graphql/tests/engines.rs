@@ -619,7 +619,7 @@ async fn event_tables_are_behind_row_level_security() {
             .execute(&mut c)
             .await
             .unwrap();
-        for table in ["crm_outbox", "crm_deliveries", "crm_event_cursors", "crm_tenants"] {
+        for table in ["crm_outbox", "crm_outbox_heads", "crm_deliveries", "crm_event_cursors", "crm_tenants"] {
             let count = |org: &str| format!("SELECT COUNT(*) FROM {table} WHERE org_id = '{org}'");
             let theirs: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(b_org.as_str()))).fetch_one(&mut c).await.unwrap();
             let mine: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(a_org.as_str()))).fetch_one(&mut c).await.unwrap();
@@ -631,11 +631,17 @@ async fn event_tables_are_behind_row_level_security() {
             .execute(&mut c)
             .await;
         assert!(forged.is_err(), "a row of B written from A's connection");
+        let forged_head =
+            sqlx::query("INSERT INTO crm_outbox_heads (org_id, last_seq) VALUES ($1, 1) ON CONFLICT (org_id) DO UPDATE SET last_seq = 1")
+                .bind(b_org.as_str())
+                .execute(&mut c)
+                .await;
+        assert!(forged_head.is_err(), "B's outbox head moved from A's connection");
         // A session with no tenant, and a platform flag set in the wrong way (session-level
         // `off`), sees nothing.
         let mut plain = sqlx::PgConnection::connect(&url).await.unwrap();
         sqlx::query("SELECT set_config('crm.platform', 'off', false)").execute(&mut plain).await.unwrap();
-        for table in ["crm_outbox", "crm_deliveries", "crm_event_cursors", "crm_tenants"] {
+        for table in ["crm_outbox", "crm_outbox_heads", "crm_deliveries", "crm_event_cursors", "crm_tenants"] {
             let n: i64 =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))).fetch_one(&mut plain).await.unwrap();
             assert_eq!(n, 0, "{table} from a session without a tenant");

@@ -132,6 +132,24 @@ pub struct Config {
     /// How long an idle worker waits before looking for new events, in milliseconds.
     #[arg(long, env = "CRM_WORKER_POLL_MS", default_value_t = 200, value_name = "MS")]
     pub worker_poll_ms: u64,
+    /// How long processed events (the outbox, record timelines) and finished webhook deliveries
+    /// are kept, in hours; an event a consumer has not passed is kept however old. 0: forever.
+    #[arg(long, env = "CRM_EVENT_RETENTION_HOURS", default_value_t = 168, value_name = "HOURS")]
+    pub event_retention_hours: u64,
+    /// Publish committed events to this NATS server's JetStream (`nats://host:4222`). None: events
+    /// stay in the database (webhooks and the workers still get them).
+    #[arg(long, env = "CRM_NATS_URL", value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// The JetStream stream events are published to (created when missing).
+    #[arg(long, env = "CRM_NATS_STREAM", default_value = "CRM", value_name = "NAME")]
+    pub nats_stream: String,
+    /// The first token of the events' subjects: `<prefix>.<org>.<Model>.<op>`.
+    #[arg(long, env = "CRM_NATS_SUBJECT_PREFIX", default_value = "crm", value_name = "TOKEN")]
+    pub nats_subject_prefix: String,
+    /// The stream's duplicate window when the server creates it, in seconds: a re-sent event
+    /// (after a crash) within it is stored once.
+    #[arg(long, env = "CRM_NATS_DUPLICATE_WINDOW_SECS", default_value_t = 120, value_name = "SECS")]
+    pub nats_duplicate_window_secs: u64,
     /// Only handle these tenants' events (repeatable, or comma-separated): how worker processes
     /// can be split by tenant. None: every tenant.
     #[arg(long = "worker-org", env = "CRM_WORKER_ORGS", value_delimiter = ',', value_name = "ORG")]
@@ -191,6 +209,11 @@ impl Default for Config {
             workers: true,
             worker_poll_ms: 200,
             worker_orgs: Vec::new(),
+            event_retention_hours: 168,
+            nats_url: None,
+            nats_stream: "CRM".to_owned(),
+            nats_subject_prefix: "crm".to_owned(),
+            nats_duplicate_window_secs: 120,
             webhook_allow: Vec::new(),
             max_tenant_schemas: crm_graphql::DEFAULT_SCHEMA_CAPACITY,
             log_format: LogFormat::Text,
@@ -230,6 +253,11 @@ struct FileConfig {
     workers: Option<bool>,
     worker_poll_ms: Option<u64>,
     worker_orgs: Option<Vec<String>>,
+    event_retention_hours: Option<u64>,
+    nats_url: Option<String>,
+    nats_stream: Option<String>,
+    nats_subject_prefix: Option<String>,
+    nats_duplicate_window_secs: Option<u64>,
     webhook_allow: Option<Vec<String>>,
     max_tenant_schemas: Option<usize>,
     log_format: Option<LogFormat>,
@@ -333,10 +361,10 @@ impl Config {
                 }
             )*};
         }
-        take!(opt database_url, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen);
+        take!(opt database_url, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen, nats_url);
         take!(val data_dir, listen, db_max_connections, db_acquire_timeout_ms, db_statement_timeout_ms, tenant_concurrency, oidc_leeway_secs, dev_allow_remote, default_page_size, max_page_size);
         take!(val max_depth, max_complexity, max_aliases, max_query_nodes, cors_origins, body_limit, request_timeout_secs, metadata_refresh_ms, max_tenant_schemas, log_format);
-        take!(val workers, worker_poll_ms, worker_orgs, webhook_allow);
+        take!(val workers, worker_poll_ms, worker_orgs, webhook_allow, event_retention_hours, nats_stream, nats_subject_prefix, nats_duplicate_window_secs);
         if let Some(roles) = file.roles {
             self.roles = Some(roles);
         }
@@ -481,6 +509,11 @@ impl std::fmt::Debug for Config {
             .field("workers", &self.workers)
             .field("worker_poll_ms", &self.worker_poll_ms)
             .field("worker_orgs", &self.worker_orgs)
+            .field("event_retention_hours", &self.event_retention_hours)
+            .field("nats_url", &self.nats_url)
+            .field("nats_stream", &self.nats_stream)
+            .field("nats_subject_prefix", &self.nats_subject_prefix)
+            .field("nats_duplicate_window_secs", &self.nats_duplicate_window_secs)
             .field("webhook_allow", &self.webhook_allow)
             .field("default_page_size", &self.default_page_size)
             .field("max_page_size", &self.max_page_size)

@@ -183,6 +183,14 @@ impl AppState {
             poll: Duration::from_millis(config.worker_poll_ms.max(10)),
             orgs: config.worker_orgs.clone(),
             delivery: crm_engines::webhooks::DeliveryOptions { egress, ..Default::default() },
+            retention: (config.event_retention_hours > 0).then(|| Duration::from_hours(config.event_retention_hours)),
+            relay: config.nats_url.clone().map(|url| crm_engines::relay::RelayOptions {
+                url,
+                stream: config.nats_stream.clone(),
+                prefix: config.nats_subject_prefix.clone(),
+                duplicate_window: Duration::from_secs(config.nats_duplicate_window_secs.max(1)),
+                ..crm_engines::relay::RelayOptions::default()
+            }),
             ..crm_engines::WorkerOptions::default()
         });
         let admission = admission::Admission::new(config.tenant_concurrency);
@@ -348,12 +356,77 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     text.push_str(&format!("crm_schema_cache_bytes {}\n", schemas.bytes));
     text.push_str("# HELP crm_db_statement_timeouts_total Statements cancelled for running past --db-statement-timeout-ms.\n# TYPE crm_db_statement_timeouts_total counter\n");
     text.push_str(&format!("crm_db_statement_timeouts_total {}\n", crm_orm::statement_timeouts()));
+    text.push_str(&worker_metrics(&crm_engines::stats::snapshot()));
     let (size, idle) = state.0.store.pool_stats();
     text.push_str("# HELP crm_db_pool_connections Database connections open.\n# TYPE crm_db_pool_connections gauge\n");
     text.push_str(&format!("crm_db_pool_connections {size}\n"));
     text.push_str("# HELP crm_db_pool_idle_connections Open database connections not in use.\n# TYPE crm_db_pool_idle_connections gauge\n");
     text.push_str(&format!("crm_db_pool_idle_connections {idle}\n"));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+/// The workers' series (see `crm_engines::stats`), in the Prometheus text format.
+fn worker_metrics(s: &crm_engines::stats::Snapshot) -> String {
+    let mut text = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, value) in rows {
+            text.push_str(&format!("{name}{labels} {value}\n"));
+        }
+    };
+    let per = |f: &dyn Fn(&crm_engines::stats::ConsumerSnapshot) -> String| {
+        s.consumers.iter().map(|c| (format!("{{consumer=\"{}\"}}", c.name), f(c))).collect::<Vec<_>>()
+    };
+    family(
+        "crm_outbox_events_handled_total",
+        "counter",
+        "Outbox events a consumer handled (its effects and position committed).",
+        per(&|c| c.handled.to_string()),
+    );
+    family(
+        "crm_outbox_events_failed_total",
+        "counter",
+        "Attempts at outbox events that failed (retried, up to 3 times).",
+        per(&|c| c.failed.to_string()),
+    );
+    family(
+        "crm_outbox_events_passed_over_total",
+        "counter",
+        "Outbox events a consumer passed over after repeated failures.",
+        per(&|c| c.passed_over.to_string()),
+    );
+    family(
+        "crm_outbox_lag_events",
+        "gauge",
+        "Outbox events a consumer has not handled yet (measured every few seconds while it works).",
+        per(&|c| c.lag_events.to_string()),
+    );
+    family(
+        "crm_outbox_lag_seconds",
+        "gauge",
+        "Age of the oldest outbox event a consumer has not handled yet.",
+        per(&|c| format!("{:.3}", c.lag_seconds)),
+    );
+    family(
+        "crm_webhook_deliveries_total",
+        "counter",
+        "Webhook delivery attempts by outcome: delivered (2xx), retried (failed, tried again later), given_up.",
+        vec![
+            ("{outcome=\"delivered\"}".to_owned(), s.delivered.to_string()),
+            ("{outcome=\"retried\"}".to_owned(), s.retried.to_string()),
+            ("{outcome=\"given_up\"}".to_owned(), s.given_up.to_string()),
+        ],
+    );
+    family(
+        "crm_retention_deleted_total",
+        "counter",
+        "Rows retention deleted: processed outbox events and finished webhook deliveries older than --event-retention-hours.",
+        vec![
+            ("{table=\"outbox\"}".to_owned(), s.events_purged.to_string()),
+            ("{table=\"deliveries\"}".to_owned(), s.deliveries_purged.to_string()),
+        ],
+    );
+    text
 }
 
 /// The outcome label of an authentication failure (the code its response carries).

@@ -100,7 +100,7 @@ async fn a_killed_worker_loses_no_event_and_qualifies_each_lead_once() {
         }
         // The worker also consumes the updates it wrote itself: wait until it has caught up.
         let orgs = [org.as_str().to_owned()];
-        while !store.cross_tenant_platform_work().pending_events("automation", 1, &orgs).await.unwrap().is_empty() {
+        while !store.cross_tenant_platform_work().pending_events("automation", 1, &orgs, "").await.unwrap().is_empty() {
             assert!(start.elapsed() < Duration::from_mins(2), "[{name}] the worker did not catch up");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -43,7 +43,7 @@ pub use meta::{Definitions, MetaChange};
 pub use platform::CrossTenant;
 pub use pool::{DbUse, count_db_use, statement_timeouts};
 pub use stages::{StageStats, StageStay};
-pub use tx::{EventWork, MAX_TARGETS, TxCtx, TxFuture, TxWork, WriteHook, Written};
+pub use tx::{EventWork, MAX_TARGETS, SendEvents, TxCtx, TxFuture, TxWork, WriteHook, Written};
 
 /// Store settings.
 #[derive(Debug, Clone)]
@@ -89,6 +89,8 @@ pub struct Store {
     hook: Option<Arc<dyn WriteHook>>,
     /// PostgreSQL connections for one-statement reads (see [`lane`]), beside the pool.
     reads: Option<Arc<lane::ReadLane>>,
+    /// Moves each time events are appended (see [`CrossTenant::wakeups`]).
+    appended: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 fn db_error(e: OrmError, model: &Model) -> OrmError {
@@ -194,7 +196,8 @@ impl Store {
         } else {
             return Err(OrmError::Config("DATABASE_URL must start with sqlite: or postgres:".to_owned()));
         };
-        Ok(Store { db, base: Arc::clone(&catalog), catalog, limits: opts.limits, hook: None, reads })
+        let appended = Arc::new(tokio::sync::watch::Sender::new(0));
+        Ok(Store { db, base: Arc::clone(&catalog), catalog, limits: opts.limits, hook: None, reads, appended })
     }
 
     /// The backend.
@@ -235,6 +238,13 @@ impl Store {
     #[must_use]
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Wakes the consumers after a commit that appended `events` events (none: nothing).
+    fn appended(&self, events: usize) {
+        if events > 0 {
+            self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     async fn begin(&self) -> Result<Tx> {

@@ -87,6 +87,13 @@ pub trait EventWork: Send + Sync {
     fn handle<'a>(&'a self, tx: &'a mut TxCtx<'_>, event: &'a Event) -> TxFuture<'a, ()>;
 }
 
+/// Publishes a tenant's events elsewhere for [`crate::CrossTenant::send_events`].
+pub trait SendEvents: Send + Sync {
+    /// Sends `events` (oldest first) and returns the position of the last one the receiver
+    /// accepted such that every earlier one was accepted too (`None`: none was).
+    fn send<'a>(&'a self, events: &'a [Event]) -> TxFuture<'a, Option<i64>>;
+}
+
 /// A transaction of the engines, confined to one tenant. Reads and writes act with the
 /// platform's own access in that tenant ([`Access::system`]); [`TxCtx::caller_ids`] applies the
 /// caller's own row rules, so on-demand work only touches what the caller may touch.
@@ -241,8 +248,9 @@ impl TxCtx<'_> {
     }
 
     /// Shows the records written so far to the write hook (once), then appends every pending
-    /// event to the outbox. Called once, at the end of the transaction.
-    pub(super) async fn finish(&mut self) -> Result<()> {
+    /// event to the outbox. Called once, at the end of the transaction; returns how many events
+    /// it appended (after the commit, [`Store::appended`] wakes the consumers when some were).
+    pub(super) async fn finish(&mut self) -> Result<usize> {
         if let Some(hook) = self.hook.clone() {
             let written = std::mem::take(&mut self.written);
             if !written.is_empty() {
@@ -286,9 +294,10 @@ impl Store {
         tx.ex().set_orgs(true, caller.org(), &[]).await?;
         let mut ctx = self.ctx(&mut tx, caller.clone(), caller.actor());
         let out = work.run(&mut ctx).await?;
-        ctx.finish().await?;
+        let appended = ctx.finish().await?;
         drop(ctx);
         tx.commit().await?;
+        self.appended(appended);
         Ok(out)
     }
 

@@ -52,9 +52,10 @@ impl Store {
         for p in events {
             merge(&mut ctx.events, p.written, p.before);
         }
-        ctx.finish().await?;
+        let appended = ctx.finish().await?;
         drop(ctx);
         tx.commit().await?;
+        self.appended(appended);
         Ok(out)
     }
 }

@@ -208,3 +208,19 @@ pub fn postpone(d: Dialect, id: Uuid, at: DateTime<Utc>) -> Built {
         .to_owned();
     d.build(&stmt)
 }
+
+/// Deletes up to `limit` finished deliveries (delivered or given up) whose last attempt was due
+/// before `before` (retention), by the `(status, next_at)` index.
+#[must_use]
+pub fn purge_finished(d: Dialect, before: DateTime<Utc>, limit: u32) -> Built {
+    let old = Query::select()
+        .column(Alias::new("id"))
+        .from(Alias::new("crm_deliveries"))
+        .cond_where(
+            col("status").is_in([Expr::val("DELIVERED"), Expr::val("FAILED")]).and(col("next_at").lt(d.bind(&Value::DateTime(before)))),
+        )
+        .limit(u64::from(limit))
+        .to_owned();
+    let stmt = Query::delete().from_table(Alias::new("crm_deliveries")).cond_where(col("id").in_subquery(old)).to_owned();
+    d.build(&stmt)
+}

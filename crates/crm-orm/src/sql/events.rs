@@ -103,13 +103,19 @@ pub struct NewEvent {
     pub payload: Json,
 }
 
-/// Appends `events` of `org`, written by `actor` at `at`, in one statement. `None` for none.
+/// The channel on which PostgreSQL notifies listeners (the workers) of appended events.
+pub const CHANNEL: &str = "crm_outbox";
+
+/// Appends `events` of `org`, written by `actor` at `at`, and moves the tenant's head (the last
+/// position it appended, [`pending_tenants`] reads it) in the same transaction. PostgreSQL: one
+/// statement, which also notifies [`CHANNEL`] (delivered at commit, once per transaction);
+/// SQLite: two (the insert, then the head, set to the last row inserted). Empty for no events.
 ///
 /// # Errors
 /// A statement sea-query cannot build (an internal error).
-pub fn append(d: Dialect, org: &OrgId, actor: &str, at: DateTime<Utc>, events: &[NewEvent]) -> Result<Option<Built>> {
+pub fn append(d: Dialect, org: &OrgId, actor: &str, at: DateTime<Utc>, events: &[NewEvent]) -> Result<Vec<Built>> {
     if events.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let mut stmt = Query::insert();
     stmt.into_table(Alias::new("crm_outbox"))
@@ -127,7 +133,29 @@ pub fn append(d: Dialect, org: &OrgId, actor: &str, at: DateTime<Utc>, events: &
         ])
         .map_err(OrmError::statement)?;
     }
-    Ok(Some(d.build(&stmt)))
+    let (insert, values) = d.build(&stmt);
+    Ok(match d {
+        // The head takes the largest position inserted (never a smaller one: positions are
+        // numbered in the tenant's commit order under its lock, see `locks::key`).
+        Dialect::Postgres => vec![(
+            format!(
+                "WITH \"ins\" AS ({insert} RETURNING \"seq\", \"org_id\"), \
+                 \"head\" AS (INSERT INTO \"crm_outbox_heads\" (\"org_id\", \"last_seq\") \
+                 SELECT \"org_id\", MAX(\"seq\") FROM \"ins\" GROUP BY \"org_id\" \
+                 ON CONFLICT (\"org_id\") DO UPDATE SET \"last_seq\" = GREATEST(\"crm_outbox_heads\".\"last_seq\", EXCLUDED.\"last_seq\")) \
+                 SELECT pg_notify('{CHANNEL}', '')"
+            ),
+            values,
+        )],
+        Dialect::Sqlite => vec![
+            (insert, values),
+            d.statement(
+                "INSERT INTO \"crm_outbox_heads\" (\"org_id\", \"last_seq\") VALUES ({}, last_insert_rowid()) \
+                 ON CONFLICT (\"org_id\") DO UPDATE SET \"last_seq\" = MAX(\"last_seq\", excluded.\"last_seq\")",
+                vec![org.as_str().into()],
+            ),
+        ],
+    })
 }
 
 /// A column of the outbox, aliased `o`.
@@ -190,29 +218,191 @@ pub fn of_record(d: Dialect, org: Option<&OrgId>, model: &ModelName, record: Uui
     Ok(d.build(&stmt))
 }
 
-/// The next events (at most `limit`, oldest first) that `consumer` has not processed, across
-/// tenants (only `orgs` when not empty).
+/// The tenants with events `consumer` has not processed (only `orgs` when not empty), after
+/// tenant `after_org` in id order (`""`: from the first), at most `limit`, each with the
+/// consumer's position in it (0 before its first event): a read of the tenants' heads (one row
+/// per tenant), never of the outbox itself.
+#[must_use]
+pub fn pending_tenants(d: Dialect, consumer: &str, orgs: &[String], after_org: &str, limit: u32) -> Built {
+    let (h, c) = (|| Alias::new("h"), || Alias::new("c"));
+    let position = || d.cust("COALESCE({}, 0)", vec![Expr::col((c(), Alias::new("last_seq")))]);
+    let mut cond = Expr::col((h(), Alias::new("last_seq"))).gt(position());
+    if !orgs.is_empty() {
+        cond = cond.and(Expr::col((h(), Alias::new("org_id"))).is_in(orgs.iter().map(|o| Expr::val(o.as_str()))));
+    }
+    if !after_org.is_empty() {
+        cond = cond.and(Expr::col((h(), Alias::new("org_id"))).gt(Expr::val(after_org)));
+    }
+    let stmt = Query::select()
+        .expr(Expr::col((h(), Alias::new("org_id"))))
+        .expr(d.cust("CAST({} AS BIGINT)", vec![position()]))
+        .from_as(Alias::new("crm_outbox_heads"), h())
+        .join_as(
+            sea_query::JoinType::LeftJoin,
+            Alias::new("crm_event_cursors"),
+            c(),
+            Expr::col((c(), Alias::new("consumer")))
+                .eq(Expr::val(consumer))
+                .and(Expr::col((c(), Alias::new("org_id"))).equals((h(), Alias::new("org_id")))),
+        )
+        .cond_where(cond)
+        .order_by_expr(Expr::col((h(), Alias::new("org_id"))), sea_query::Order::Asc)
+        .limit(u64::from(limit))
+        .to_owned();
+    d.build(&stmt)
+}
+
+/// The events of `org` after position `after`, oldest first, at most `limit`: a range of the
+/// `(org_id, seq)` index, which never touches the events before it.
 ///
 /// # Errors
 /// A key the dialect cannot write (an internal error).
-pub fn pending(d: Dialect, consumer: &str, limit: u32, orgs: &[String]) -> Result<Built> {
-    let c = || Alias::new("c");
-    let mut after = outbox_col("seq").gt(d.cust("COALESCE({}, 0)", vec![Expr::col((c(), Alias::new("last_seq")))]));
-    if !orgs.is_empty() {
-        after = after.and(outbox_col("org_id").is_in(orgs.iter().map(|o| Expr::val(o.as_str()))));
-    }
-    let mut stmt = outbox_select(d, after)?;
-    stmt.join_as(
-        sea_query::JoinType::LeftJoin,
-        Alias::new("crm_event_cursors"),
-        c(),
-        Expr::col((c(), Alias::new("consumer")))
-            .eq(Expr::val(consumer))
-            .and(Expr::col((c(), Alias::new("org_id"))).equals((Alias::new("o"), Alias::new("org_id")))),
-    )
-    .order_by_expr(outbox_col("seq"), sea_query::Order::Asc)
-    .limit(u64::from(limit));
+pub fn pending_of(d: Dialect, org: &str, after: i64, limit: u32) -> Result<Built> {
+    let cond = outbox_col("org_id").eq(Expr::val(org)).and(outbox_col("seq").gt(Expr::val(after)));
+    let mut stmt = outbox_select(d, cond)?;
+    stmt.order_by_expr(outbox_col("seq"), sea_query::Order::Asc).limit(u64::from(limit));
     Ok(d.build(&stmt))
+}
+
+/// How far `consumer` is behind (only `orgs` when not empty), as JSON text `{"events": n,
+/// "oldest": <time of the oldest unprocessed event, or null>}`: the tenants' heads, then the
+/// unprocessed range of each tenant behind.
+///
+/// # Errors
+/// A key the dialect cannot write (an internal error).
+pub fn lag(d: Dialect, consumer: &str, orgs: &[String]) -> Result<Built> {
+    let (h, c) = (|| Alias::new("h"), || Alias::new("c"));
+    let position = || d.cust("COALESCE({}, 0)", vec![Expr::col((c(), Alias::new("last_seq")))]);
+    let mut cond = Expr::col((h(), Alias::new("last_seq"))).gt(position());
+    if !orgs.is_empty() {
+        cond = cond.and(Expr::col((h(), Alias::new("org_id"))).is_in(orgs.iter().map(|o| Expr::val(o.as_str()))));
+    }
+    let oldest = d.cust("MIN({})", vec![outbox_col("at")]);
+    let obj = d.object(vec![
+        (d.key("events")?, Expr::cust("CAST(COUNT(*) AS BIGINT)")),
+        (d.key("oldest")?, d.json_value(Some(&ScalarType::DateTime), oldest, None)),
+    ]);
+    let stmt = Query::select()
+        .expr(d.json_text(obj))
+        .from_as(Alias::new("crm_outbox_heads"), h())
+        .join_as(
+            sea_query::JoinType::LeftJoin,
+            Alias::new("crm_event_cursors"),
+            c(),
+            Expr::col((c(), Alias::new("consumer")))
+                .eq(Expr::val(consumer))
+                .and(Expr::col((c(), Alias::new("org_id"))).equals((h(), Alias::new("org_id")))),
+        )
+        .join_as(
+            sea_query::JoinType::InnerJoin,
+            Alias::new("crm_outbox"),
+            Alias::new("o"),
+            outbox_col("org_id").equals((h(), Alias::new("org_id"))).and(outbox_col("seq").gt(position())),
+        )
+        .cond_where(cond)
+        .to_owned();
+    Ok(d.build(&stmt))
+}
+
+/// How far a consumer is behind ([`lag`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub struct Lag {
+    /// Events not processed yet.
+    pub events: i64,
+    /// When the oldest of them was written.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// The oldest events after position `after` (every tenant), at most `limit`, as JSON text
+/// `{"seq", "org", "at"}`: what retention walks, from the front of the outbox.
+///
+/// # Errors
+/// A key the dialect cannot write (an internal error).
+pub fn front(d: Dialect, after: i64, limit: u32) -> Result<Built> {
+    let obj = d.object(vec![
+        (d.key("seq")?, outbox_col("seq")),
+        (d.key("org")?, outbox_col("org_id")),
+        (d.key("at")?, d.json_value(Some(&ScalarType::DateTime), outbox_col("at"), None)),
+    ]);
+    let stmt = Query::select()
+        .expr(d.json_text(obj))
+        .from_as(Alias::new("crm_outbox"), Alias::new("o"))
+        .cond_where(outbox_col("seq").gt(Expr::val(after)))
+        .order_by_expr(outbox_col("seq"), sea_query::Order::Asc)
+        .limit(u64::from(limit))
+        .to_owned();
+    Ok(d.build(&stmt))
+}
+
+/// An event at the front of the outbox ([`front`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FrontRow {
+    /// Its position.
+    pub seq: i64,
+    /// Its tenant.
+    pub org: String,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+}
+
+/// The consumers that moved a position since `since`: those retention waits for, besides the
+/// ones the server runs itself.
+#[must_use]
+pub fn active_consumers(d: Dialect, since: DateTime<Utc>) -> Built {
+    let stmt = Query::select()
+        .distinct()
+        .expr(Expr::cust("CAST(consumer AS TEXT)"))
+        .from(Alias::new("crm_event_cursors"))
+        .cond_where(Expr::col(Alias::new("updated_at")).gt(d.bind(&Value::DateTime(since))))
+        .to_owned();
+    d.build(&stmt)
+}
+
+/// The positions of `consumers` in `orgs`, as JSON text `{"consumer", "org", "seq"}`.
+///
+/// # Errors
+/// A key the dialect cannot write (an internal error).
+pub fn positions(d: Dialect, consumers: &[String], orgs: &[String]) -> Result<Built> {
+    let obj = d.object(vec![
+        (d.key("consumer")?, Expr::col(Alias::new("consumer"))),
+        (d.key("org")?, Expr::col(Alias::new("org_id"))),
+        (d.key("seq")?, Expr::col(Alias::new("last_seq"))),
+    ]);
+    let stmt = Query::select()
+        .expr(d.json_text(obj))
+        .from(Alias::new("crm_event_cursors"))
+        .cond_where(
+            Expr::col(Alias::new("consumer"))
+                .is_in(consumers.iter().map(|c| Expr::val(c.as_str())))
+                .and(Expr::col(Alias::new("org_id")).is_in(orgs.iter().map(|o| Expr::val(o.as_str())))),
+        )
+        .to_owned();
+    Ok(d.build(&stmt))
+}
+
+/// A consumer's position in a tenant ([`positions`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Position {
+    /// The consumer.
+    pub consumer: String,
+    /// The tenant.
+    pub org: String,
+    /// The last position processed.
+    pub seq: i64,
+}
+
+/// Deletes the events at positions `seqs` (retention; every consumer has passed them). `None`
+/// for none.
+#[must_use]
+pub fn purge(d: Dialect, seqs: &[i64]) -> Option<Built> {
+    if seqs.is_empty() {
+        return None;
+    }
+    let stmt = Query::delete()
+        .from_table(Alias::new("crm_outbox"))
+        .cond_where(Expr::col(Alias::new("seq")).is_in(seqs.iter().map(|s| Expr::val(*s))))
+        .to_owned();
+    Some(d.build(&stmt))
 }
 
 /// Event `seq` of `org`.
@@ -267,6 +457,34 @@ pub fn cursor_advance(d: Dialect, consumer: &str, org: &OrgId, seq: i64, now: Da
         .value(Alias::new("last_seq"), Expr::val(seq))
         .value(Alias::new("updated_at"), d.bind(&Value::DateTime(now)))
         .cond_where(consumer_row(consumer, org))
+        .to_owned();
+    d.build(&stmt)
+}
+
+/// `consumer`'s position in `org`, as `(consumer, last_seq)`: on PostgreSQL locked until the
+/// transaction ends, and no row when another transaction holds it (`SKIP LOCKED`).
+#[must_use]
+pub fn cursor_claim(d: Dialect, consumer: &str, org: &OrgId) -> Built {
+    let mut stmt = Query::select()
+        .expr(Expr::cust("CAST(consumer AS TEXT)"))
+        .column(Alias::new("last_seq"))
+        .from(Alias::new("crm_event_cursors"))
+        .cond_where(consumer_row(consumer, org))
+        .to_owned();
+    if d == Dialect::Postgres {
+        stmt.lock_with_behavior(sea_query::LockType::Update, sea_query::LockBehavior::SkipLocked);
+    }
+    d.build(&stmt)
+}
+
+/// Moves `consumer`'s position in `org` forward to `seq` (never back).
+#[must_use]
+pub fn cursor_advance_to(d: Dialect, consumer: &str, org: &OrgId, seq: i64, now: DateTime<Utc>) -> Built {
+    let stmt = Query::update()
+        .table(Alias::new("crm_event_cursors"))
+        .value(Alias::new("last_seq"), Expr::val(seq))
+        .value(Alias::new("updated_at"), d.bind(&Value::DateTime(now)))
+        .cond_where(consumer_row(consumer, org).and(Expr::col(Alias::new("last_seq")).lt(Expr::val(seq))))
         .to_owned();
     d.build(&stmt)
 }
