@@ -11,7 +11,8 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use crm_orm::{Filter, Op, OrmError, Result, TxCtx, TxFuture, TxWork};
+use crm_model::Value;
+use crm_orm::{Data, FieldWrite, Filter, Op, OrmError, Result, TxCtx, TxFuture, TxWork};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
@@ -155,150 +156,433 @@ impl TxWork for Ingest {
             }
             // One batch at a time per tenant: the idempotency check and the inserts are atomic.
             tx.lock_key("social-ingest").await?;
-            let mut out = IngestOutcome { received: self.events.len(), ..IngestOutcome::default() };
-            // Known events, per platform.
-            let mut known: HashSet<(String, String)> = HashSet::new();
-            let mut by_platform: HashMap<&str, Vec<&str>> = HashMap::new();
-            for e in &self.events {
-                by_platform.entry(e.platform.as_str()).or_default().push(e.external_id.as_str());
-            }
-            for (platform, ids) in by_platform {
-                let f = Filter::parse(tx.catalog(), &social, &json!({ "platform": platform, "externalId_in": ids }))?;
-                for row in tx.find_all(&social, f, u32::try_from(MAX_BATCH).unwrap_or(1000)).await? {
-                    known.insert((platform.to_owned(), SocialEvent::decode(row)?.external_id));
+            let mut rules = Vec::new();
+            for r in rules::enabled::<IngestionRule>(tx).await? {
+                match rules::condition(tx.catalog(), &social, r.condition.as_ref()) {
+                    Ok(cond) => rules.push((r.action, cond)),
+                    Err(e) => tracing::warn!(rule = %r.name, error = %e, "ingestion rule skipped: its condition is invalid"),
                 }
             }
-            let contact_model = tx.model(CONTACT)?;
-            let social_rules: Vec<IngestionRule> = rules::enabled(tx).await?;
-            let mut contacts: HashMap<String, Uuid> = HashMap::new();
-            // Conversation → (lead, ticket).
-            let mut threads: HashMap<(String, String), (Option<Uuid>, Option<Uuid>)> = HashMap::new();
-            for e in &self.events {
-                let mut item = IngestItem {
+            let batch = Batch::read(tx, &self.events).await?;
+            match batch.plan(tx, &rules)? {
+                Some(plan) => batch.write(tx, plan).await,
+                // A rule the engine cannot decide in memory (a relation, search, …): event by
+                // event, each rule asked of the database.
+                None => one_by_one(tx, &self.events, batch.known, &rules).await,
+            }
+        })
+    }
+}
+
+/// What a batch finds stored: events already known, authors' contacts, conversations' links.
+struct Batch<'e> {
+    events: &'e [SocialInput],
+    known: HashSet<(String, String)>,
+    contacts: HashMap<String, Uuid>,
+    links: HashMap<(String, String), (Option<Uuid>, Option<Uuid>)>,
+}
+
+/// The conversation of an event: its thread, or the event itself.
+fn thread_of(e: &SocialInput) -> String {
+    e.thread.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| e.external_id.clone())
+}
+
+/// A conversation's link decided in this batch: an existing record, or one this batch creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Stored(Option<Uuid>, Option<Uuid>),
+    NewLead(usize),
+    NewTicket(usize),
+}
+
+/// Everything a batch writes, decided in memory.
+struct Plan<'e> {
+    /// Per input event: `None` for a duplicate, else the index of its new social event.
+    items: Vec<Option<usize>>,
+    /// New events: the event, its author's key, its conversation's link.
+    fresh: Vec<(&'e SocialInput, String, Link)>,
+    /// Contacts to create: the key and the first event by them.
+    new_contacts: Vec<(String, &'e SocialInput)>,
+    /// Leads and tickets to create: the event that starts the conversation.
+    new_leads: Vec<&'e SocialInput>,
+    new_tickets: Vec<&'e SocialInput>,
+}
+
+impl<'e> Batch<'e> {
+    /// The stored state a batch depends on, in a few statements whatever its size: the known
+    /// events (one read per platform), the authors' contacts (one read per 500 handles), the
+    /// conversations' links (one read per platform and 500 threads).
+    async fn read(tx: &mut TxCtx<'_>, events: &'e [SocialInput]) -> Result<Batch<'e>> {
+        let social = tx.model(SocialEvent::MODEL)?;
+        let contact = tx.model(CONTACT)?;
+        let mut known: HashSet<(String, String)> = HashSet::new();
+        let mut by_platform: HashMap<&str, Vec<&str>> = HashMap::new();
+        for e in events {
+            by_platform.entry(e.platform.as_str()).or_default().push(e.external_id.as_str());
+        }
+        for (platform, ids) in &by_platform {
+            let f = Filter::parse(tx.catalog(), &social, &json!({ "platform": platform, "externalId_in": ids }))?;
+            for row in tx.find_all(&social, f, u32::try_from(MAX_BATCH).unwrap_or(1000)).await? {
+                known.insert(((*platform).to_owned(), SocialEvent::decode(row)?.external_id));
+            }
+        }
+        let mut keys: Vec<String> = events.iter().map(|e| handle_key(&e.platform, &e.author_handle)).collect();
+        keys.sort();
+        keys.dedup();
+        let mut contacts: HashMap<String, Uuid> = HashMap::new();
+        for chunk in keys.chunks(500) {
+            let f = Filter::parse(tx.catalog(), &contact, &json!({ "socialHandles_contains_some": chunk }))?;
+            for row in tx.find_all(&contact, f, 100_000).await? {
+                let handles: Vec<String> = row
+                    .get("socialHandles")
+                    .and_then(Json::as_array)
+                    .map_or_else(Vec::new, |a| a.iter().filter_map(Json::as_str).map(str::to_owned).collect());
+                let id = Id::decode(row)?.id;
+                for h in handles {
+                    if chunk.binary_search(&h).is_ok() {
+                        contacts.entry(h).or_insert(id);
+                    }
+                }
+            }
+        }
+        let mut threads: HashMap<&str, Vec<String>> = HashMap::new();
+        for e in events {
+            threads.entry(e.platform.as_str()).or_default().push(thread_of(e));
+        }
+        let mut links = HashMap::new();
+        for (platform, mut list) in threads {
+            list.sort();
+            list.dedup();
+            for chunk in list.chunks(500) {
+                let Ok(f) = Filter::parse(
+                    tx.catalog(),
+                    &social,
+                    &json!({ "platform": platform, "thread_in": chunk, "OR": [{ "lead_not": null }, { "ticket_not": null }] }),
+                ) else {
+                    continue;
+                };
+                for row in tx.find_all(&social, f, 100_000).await? {
+                    let thread = row.get("thread").and_then(Json::as_str).map(str::to_owned);
+                    let linked = SocialEvent::decode(row)?;
+                    if let Some(t) = thread {
+                        links.entry((platform.to_owned(), t)).or_insert((linked.lead, linked.ticket));
+                    }
+                }
+            }
+        }
+        Ok(Batch { events, known, contacts, links })
+    }
+
+    /// Decides everything in memory, in input order, as [`one_by_one`] would: duplicates, new
+    /// authors, and each new conversation's lead or ticket by the first rule its event matches.
+    /// `None` when a rule cannot be decided in memory.
+    fn plan(&self, tx: &TxCtx<'_>, rules: &[(IngestAction, Filter)]) -> Result<Option<Plan<'e>>> {
+        let social = tx.model(SocialEvent::MODEL)?;
+        let mut seen = self.known.clone();
+        let mut plan =
+            Plan { items: Vec::new(), fresh: Vec::new(), new_contacts: Vec::new(), new_leads: Vec::new(), new_tickets: Vec::new() };
+        let mut authors: HashSet<String> = self.contacts.keys().cloned().collect();
+        let mut links: HashMap<(String, String), Link> = self.links.iter().map(|(k, (l, t))| (k.clone(), Link::Stored(*l, *t))).collect();
+        for e in self.events {
+            if !seen.insert((e.platform.clone(), e.external_id.clone())) {
+                plan.items.push(None);
+                continue;
+            }
+            let key = handle_key(&e.platform, &e.author_handle);
+            if authors.insert(key.clone()) {
+                plan.new_contacts.push((key.clone(), e));
+            }
+            let conv = (e.platform.clone(), thread_of(e));
+            let mut link = links.get(&conv).copied().unwrap_or(Link::Stored(None, None));
+            if link == Link::Stored(None, None) {
+                // The event as it will be stored, for the rules' conditions.
+                let data = Data::parse(tx.catalog(), &social, &social_input(e, None), "data")?;
+                let value = |name: &str| -> Option<Value> {
+                    let f = social.field(name)?;
+                    if f.system || !matches!(f.kind, crm_model::FieldKind::Scalar(_)) {
+                        return None;
+                    }
+                    Some(match data.fields.get(&f.name) {
+                        Some(FieldWrite::Set(v)) => v.clone(),
+                        Some(_) => return None,
+                        None => f.default.clone().unwrap_or(Value::Null),
+                    })
+                };
+                let mut action = None;
+                for (a, cond) in rules {
+                    match crm_orm::eval::matches(cond, &value) {
+                        Some(true) => {
+                            action = Some(*a);
+                            break;
+                        }
+                        Some(false) => {}
+                        None => return Ok(None),
+                    }
+                }
+                link = match action {
+                    Some(IngestAction::Lead) => {
+                        plan.new_leads.push(e);
+                        Link::NewLead(plan.new_leads.len() - 1)
+                    }
+                    Some(IngestAction::Ticket) => {
+                        plan.new_tickets.push(e);
+                        Link::NewTicket(plan.new_tickets.len() - 1)
+                    }
+                    _ => Link::Stored(None, None),
+                };
+                links.insert(conv, link);
+            }
+            plan.items.push(Some(plan.fresh.len()));
+            plan.fresh.push((e, key, link));
+        }
+        Ok(Some(plan))
+    }
+
+    /// Writes a plan: contacts, leads, tickets, social events and timeline entries, each kind
+    /// with one batch create.
+    async fn write(self, tx: &mut TxCtx<'_>, plan: Plan<'e>) -> Result<IngestOutcome> {
+        let events = self.events;
+        let mut contacts = self.contacts;
+        let inputs: Vec<Json> = plan.new_contacts.iter().map(|(key, e)| contact_input(e, key)).collect();
+        for ((key, _), id) in plan.new_contacts.iter().zip(tx.create_many(CONTACT, &inputs).await?) {
+            contacts.insert(key.clone(), id);
+        }
+        let author = |e: &SocialInput| contacts.get(&handle_key(&e.platform, &e.author_handle)).copied();
+        let inputs: Vec<Json> = plan.new_leads.iter().map(|e| lead_input(e, author(e))).collect();
+        let leads = tx.create_many(LEAD, &inputs).await?;
+        let inputs: Vec<Json> = plan.new_tickets.iter().map(|e| ticket_input(e, author(e))).collect();
+        let tickets = tx.create_many(TICKET, &inputs).await?;
+        let resolve = |link: Link| match link {
+            Link::Stored(l, t) => (l, t),
+            Link::NewLead(n) => (leads.get(n).copied(), None),
+            Link::NewTicket(n) => (None, tickets.get(n).copied()),
+        };
+        let inputs: Vec<Json> = plan.fresh.iter().map(|(e, _, _)| social_input(e, author(e))).collect();
+        let inputs: Vec<Json> = inputs
+            .into_iter()
+            .zip(&plan.fresh)
+            .map(|(mut input, (_, _, link))| {
+                let (lead, ticket) = resolve(*link);
+                if let Some(o) = input.as_object_mut() {
+                    if let Some(l) = lead {
+                        o.insert("lead".into(), connect(l));
+                    }
+                    if let Some(t) = ticket {
+                        o.insert("ticket".into(), connect(t));
+                    }
+                }
+                input
+            })
+            .collect();
+        let social_ids = tx.create_many(SocialEvent::MODEL, &inputs).await?;
+        let inputs: Vec<Json> = plan
+            .fresh
+            .iter()
+            .map(|(e, key, link)| {
+                let (lead, ticket) = resolve(*link);
+                activity_input(e, lead, ticket, contacts.get(key).copied())
+            })
+            .collect();
+        tx.create_many("Activity", &inputs).await?;
+        let mut out = IngestOutcome {
+            received: events.len(),
+            created: plan.fresh.len(),
+            duplicates: events.len() - plan.fresh.len(),
+            contacts_created: plan.new_contacts.len(),
+            leads_created: leads.len(),
+            tickets_created: tickets.len(),
+            items: Vec::with_capacity(events.len()),
+        };
+        for (e, item) in events.iter().zip(&plan.items) {
+            out.items.push(match item {
+                None => IngestItem {
                     external_id: e.external_id.clone(),
                     status: "DUPLICATE".to_owned(),
                     social_event: None,
                     contact: None,
                     lead: None,
                     ticket: None,
-                };
-                if !known.insert((e.platform.clone(), e.external_id.clone())) {
-                    out.duplicates += 1;
-                    out.items.push(item);
-                    continue;
-                }
-                // The author.
-                let key = handle_key(&e.platform, &e.author_handle);
-                let contact = if let Some(c) = contacts.get(&key) {
-                    *c
-                } else {
-                    let f = Filter::parse(tx.catalog(), &contact_model, &json!({ "socialHandles_contains_some": [key] }))?;
-                    let found = tx.find_all(&contact_model, f, 1).await?.into_iter().next().map(Id::decode).transpose()?.map(|c| c.id);
-                    let id = if let Some(c) = found {
-                        c
-                    } else {
-                        let name = e.author_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
-                        let (first, last) = match name.map(|n| n.rsplit_once(' ').map_or((None, n), |(f, l)| (Some(f), l))) {
-                            Some((f, l)) => (f, l.to_owned()),
-                            None => (None, e.author_handle.trim().to_owned()),
-                        };
-                        out.contacts_created += 1;
-                        tx.create(CONTACT, &json!({ "firstName": first, "lastName": last, "socialHandles": [key] })).await?
-                    };
-                    contacts.insert(key.clone(), id);
-                    id
-                };
-                item.contact = Some(contact);
-                let thread = e.thread.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| e.external_id.clone());
-                let conv_key = (e.platform.clone(), thread.clone());
-                // An earlier event of the conversation already linked?
-                if !threads.contains_key(&conv_key) {
-                    let f = Filter::parse(
-                        tx.catalog(),
-                        &social,
-                        &json!({ "platform": e.platform, "thread": thread, "OR": [{ "lead_not": null }, { "ticket_not": null }] }),
-                    );
-                    let prior = match f {
-                        Ok(f) => tx.find_all(&social, f, 1).await?.into_iter().next().map(SocialEvent::decode).transpose()?,
-                        Err(_) => None,
-                    };
-                    let link = prior.map_or((None, None), |p| (p.lead, p.ticket));
-                    threads.insert(conv_key.clone(), link);
-                }
-                let occurred = e.occurred_at.unwrap_or_else(Utc::now);
-                let id = tx
-                    .create(
-                        SocialEvent::MODEL,
-                        &json!({
-                            "platform": e.platform, "kind": e.kind, "externalId": e.external_id, "thread": thread,
-                            "authorHandle": e.author_handle, "text": e.text, "url": e.url, "occurredAt": occurred,
-                            "contact": connect(contact),
-                        }),
-                    )
-                    .await?;
-                item.social_event = Some(id);
-                out.created += 1;
-                let (mut lead, mut ticket) = threads.get(&conv_key).copied().unwrap_or((None, None));
-                if lead.is_none() && ticket.is_none() {
-                    let mut action = None;
-                    for r in &social_rules {
-                        let Ok(cond) = rules::condition(tx.catalog(), &social, r.condition.as_ref()) else { continue };
-                        if !tx.matching(&social, &[id], &cond).await?.is_empty() {
-                            action = Some(r.action);
-                            break;
-                        }
+                },
+                Some(n) => {
+                    let (_, key, link) = plan.fresh.get(*n).ok_or_else(|| OrmError::invariant("an ingestion plan without its event"))?;
+                    let (lead, ticket) = resolve(*link);
+                    IngestItem {
+                        external_id: e.external_id.clone(),
+                        status: "CREATED".to_owned(),
+                        social_event: social_ids.get(*n).copied(),
+                        contact: contacts.get(key).copied(),
+                        lead,
+                        ticket,
                     }
-                    let who = e.author_name.clone().unwrap_or_else(|| e.author_handle.clone());
-                    let text = e.text.clone().unwrap_or_default();
-                    match action {
-                        Some(IngestAction::Lead) => {
-                            lead = Some(tx.create(LEAD, &json!({ "name": who, "source": "SOCIAL", "contact": connect(contact) })).await?);
-                            out.leads_created += 1;
-                        }
-                        Some(IngestAction::Ticket) => {
-                            let subject: String = if text.trim().is_empty() {
-                                format!("{} from {} on {}", e.kind.to_lowercase(), e.author_handle, e.platform)
-                            } else {
-                                text.chars().take(120).collect()
-                            };
-                            ticket = Some(
-                                tx.create(TICKET, &json!({ "subject": subject, "description": text, "contact": connect(contact) })).await?,
-                            );
-                            out.tickets_created += 1;
-                        }
-                        _ => {}
-                    }
-                    threads.insert(conv_key, (lead, ticket));
                 }
-                if lead.is_some() || ticket.is_some() {
-                    let mut set = serde_json::Map::new();
-                    if let Some(l) = lead {
-                        set.insert("lead".into(), connect(l));
-                    }
-                    if let Some(t) = ticket {
-                        set.insert("ticket".into(), connect(t));
-                    }
-                    tx.update(SocialEvent::MODEL, id, &Json::Object(set)).await?;
-                }
-                item.lead = lead;
-                item.ticket = ticket;
-                // The timeline entry.
-                let (subject_model, subject_id) = match (lead, ticket) {
-                    (Some(l), _) => (LEAD, l),
-                    (None, Some(t)) => (TICKET, t),
-                    _ => (CONTACT, contact),
-                };
-                let title = format!("{} on {} from {}", e.kind, e.platform, e.author_handle);
-                tx.create(
-                    "Activity",
-                    &json!({ "kind": "SOCIAL", "subject": { "type": subject_model, "id": subject_id.to_string() },
-                             "title": title, "body": e.text, "occurredAt": occurred }),
-                )
-                .await?;
-                "CREATED".clone_into(&mut item.status);
-                out.items.push(item);
-            }
-            Ok(out)
-        })
+            });
+        }
+        Ok(out)
     }
+}
+
+/// The create input of an author's contact.
+fn contact_input(e: &SocialInput, key: &str) -> Json {
+    let name = e.author_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let (first, last) = match name.map(|n| n.rsplit_once(' ').map_or((None, n), |(f, l)| (Some(f), l))) {
+        Some((f, l)) => (f, l.to_owned()),
+        None => (None, e.author_handle.trim().to_owned()),
+    };
+    json!({ "firstName": first, "lastName": last, "socialHandles": [key] })
+}
+
+/// The create input of a conversation's lead.
+fn lead_input(e: &SocialInput, contact: Option<Uuid>) -> Json {
+    let who = e.author_name.clone().unwrap_or_else(|| e.author_handle.clone());
+    let mut input = json!({ "name": who, "source": "SOCIAL" });
+    if let (Some(c), Some(o)) = (contact, input.as_object_mut()) {
+        o.insert("contact".into(), connect(c));
+    }
+    input
+}
+
+/// The create input of a conversation's ticket.
+fn ticket_input(e: &SocialInput, contact: Option<Uuid>) -> Json {
+    let text = e.text.clone().unwrap_or_default();
+    let subject: String = if text.trim().is_empty() {
+        format!("{} from {} on {}", e.kind.to_lowercase(), e.author_handle, e.platform)
+    } else {
+        text.chars().take(120).collect()
+    };
+    let mut input = json!({ "subject": subject, "description": text });
+    if let (Some(c), Some(o)) = (contact, input.as_object_mut()) {
+        o.insert("contact".into(), connect(c));
+    }
+    input
+}
+
+/// The create input of an event's `SocialEvent` (its lead or ticket added by the caller).
+fn social_input(e: &SocialInput, contact: Option<Uuid>) -> Json {
+    let occurred = e.occurred_at.unwrap_or_else(Utc::now);
+    let mut input = json!({
+        "platform": e.platform, "kind": e.kind, "externalId": e.external_id, "thread": thread_of(e),
+        "authorHandle": e.author_handle, "text": e.text, "url": e.url, "occurredAt": occurred,
+    });
+    if let (Some(c), Some(o)) = (contact, input.as_object_mut()) {
+        o.insert("contact".into(), connect(c));
+    }
+    input
+}
+
+/// The create input of an event's timeline entry: on its lead, else its ticket, else its author.
+fn activity_input(e: &SocialInput, lead: Option<Uuid>, ticket: Option<Uuid>, contact: Option<Uuid>) -> Json {
+    let (subject_model, subject_id) = match (lead, ticket, contact) {
+        (Some(l), _, _) => (LEAD, Some(l)),
+        (None, Some(t), _) => (TICKET, Some(t)),
+        (None, None, c) => (CONTACT, c),
+    };
+    let occurred = e.occurred_at.unwrap_or_else(Utc::now);
+    let title = format!("{} on {} from {}", e.kind, e.platform, e.author_handle);
+    json!({ "kind": "SOCIAL", "subject": subject_id.map(|id| json!({ "type": subject_model, "id": id.to_string() })),
+             "title": title, "body": e.text, "occurredAt": occurred })
+}
+
+/// Ingests event by event, asking the database for each rule: the way for rules the engine
+/// cannot decide in memory.
+async fn one_by_one(
+    tx: &mut TxCtx<'_>,
+    events: &[SocialInput],
+    mut known: HashSet<(String, String)>,
+    social_rules: &[(IngestAction, Filter)],
+) -> Result<IngestOutcome> {
+    let social = tx.model(SocialEvent::MODEL)?;
+    let mut out = IngestOutcome { received: events.len(), ..IngestOutcome::default() };
+    let contact_model = tx.model(CONTACT)?;
+    let mut contacts: HashMap<String, Uuid> = HashMap::new();
+    // Conversation → (lead, ticket).
+    let mut threads: HashMap<(String, String), (Option<Uuid>, Option<Uuid>)> = HashMap::new();
+    for e in events {
+        let mut item = IngestItem {
+            external_id: e.external_id.clone(),
+            status: "DUPLICATE".to_owned(),
+            social_event: None,
+            contact: None,
+            lead: None,
+            ticket: None,
+        };
+        if !known.insert((e.platform.clone(), e.external_id.clone())) {
+            out.duplicates += 1;
+            out.items.push(item);
+            continue;
+        }
+        // The author.
+        let key = handle_key(&e.platform, &e.author_handle);
+        let contact = if let Some(c) = contacts.get(&key) {
+            *c
+        } else {
+            let f = Filter::parse(tx.catalog(), &contact_model, &json!({ "socialHandles_contains_some": [key] }))?;
+            let found = tx.find_all(&contact_model, f, 1).await?.into_iter().next().map(Id::decode).transpose()?.map(|c| c.id);
+            let id = if let Some(c) = found {
+                c
+            } else {
+                out.contacts_created += 1;
+                tx.create(CONTACT, &contact_input(e, &key)).await?
+            };
+            contacts.insert(key.clone(), id);
+            id
+        };
+        item.contact = Some(contact);
+        let thread = thread_of(e);
+        let conv_key = (e.platform.clone(), thread.clone());
+        // An earlier event of the conversation already linked?
+        if !threads.contains_key(&conv_key) {
+            let f = Filter::parse(
+                tx.catalog(),
+                &social,
+                &json!({ "platform": e.platform, "thread": thread, "OR": [{ "lead_not": null }, { "ticket_not": null }] }),
+            );
+            let prior = match f {
+                Ok(f) => tx.find_all(&social, f, 1).await?.into_iter().next().map(SocialEvent::decode).transpose()?,
+                Err(_) => None,
+            };
+            let link = prior.map_or((None, None), |p| (p.lead, p.ticket));
+            threads.insert(conv_key.clone(), link);
+        }
+        let id = tx.create(SocialEvent::MODEL, &social_input(e, Some(contact))).await?;
+        item.social_event = Some(id);
+        out.created += 1;
+        let (mut lead, mut ticket) = threads.get(&conv_key).copied().unwrap_or((None, None));
+        if lead.is_none() && ticket.is_none() {
+            let mut action = None;
+            for (a, cond) in social_rules {
+                if !tx.matching(&social, &[id], cond).await?.is_empty() {
+                    action = Some(*a);
+                    break;
+                }
+            }
+            match action {
+                Some(IngestAction::Lead) => {
+                    lead = Some(tx.create(LEAD, &lead_input(e, Some(contact))).await?);
+                    out.leads_created += 1;
+                }
+                Some(IngestAction::Ticket) => {
+                    ticket = Some(tx.create(TICKET, &ticket_input(e, Some(contact))).await?);
+                    out.tickets_created += 1;
+                }
+                _ => {}
+            }
+            threads.insert(conv_key, (lead, ticket));
+        }
+        if lead.is_some() || ticket.is_some() {
+            let mut set = serde_json::Map::new();
+            if let Some(l) = lead {
+                set.insert("lead".into(), connect(l));
+            }
+            if let Some(t) = ticket {
+                set.insert("ticket".into(), connect(t));
+            }
+            tx.update(SocialEvent::MODEL, id, &Json::Object(set)).await?;
+        }
+        item.lead = lead;
+        item.ticket = ticket;
+        tx.create("Activity", &activity_input(e, lead, ticket, Some(contact))).await?;
+        "CREATED".clone_into(&mut item.status);
+        out.items.push(item);
+    }
+    Ok(out)
 }

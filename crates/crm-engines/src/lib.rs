@@ -110,10 +110,8 @@ impl WriteHook for Engines {
             if !created.is_empty() && tx.catalog().model(RoutingRule::MODEL).is_some() {
                 let lead = tx.model(LEAD)?;
                 let unowned = crm_orm::Filter::parse(tx.catalog(), &lead, &serde_json::json!({ "owner": Json::Null }))?;
-                let now = Utc::now();
-                for id in tx.matching(&lead, &created, &unowned).await? {
-                    routing::route(tx, id, now).await?;
-                }
+                let unowned = tx.matching(&lead, &created, &unowned).await?;
+                routing::route_many(tx, &unowned, Utc::now()).await?;
             }
             Ok(())
         })

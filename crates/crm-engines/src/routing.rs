@@ -142,19 +142,45 @@ async fn loads(tx: &mut TxCtx<'_>) -> Result<HashMap<Uuid, i64>> {
 /// # Errors
 /// Database failures; an unknown lead (`NotFound`).
 pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Result<Decision> {
+    route_many(tx, &[lead_id], at).await?.into_iter().next().ok_or_else(|| OrmError::invariant("routing one lead made no decision"))
+}
+
+/// A lead as routing sees it.
+struct Routed {
+    attributes: LeadAttributes,
+    /// Its owner before routing.
+    owner: Option<Uuid>,
+    /// Whether it counts as open work.
+    open: bool,
+}
+
+/// Routes leads `ids`, in order, at time `at`, exactly as routing them one after the other would
+/// (each choice moves its rule's pointer and the chosen member's load before the next lead),
+/// with a few statements for the whole set: the leads, rules, members and loads read once, one
+/// match per rule, owners set per member, pointers per rule, decisions recorded together.
+///
+/// # Errors
+/// Database failures; an unknown lead (`NotFound`).
+pub async fn route_many(tx: &mut TxCtx<'_>, ids: &[Uuid], at: DateTime<Utc>) -> Result<Vec<Decision>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let lead_model = tx.model(LEAD)?;
-    let lead = tx
-        .find_all(&lead_model, crm_orm::Filter::ids(&[lead_id])?, 1)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| crm_orm::OrmError::NotFound(format!("no Lead with id {lead_id}")))?;
-    let lead = LeadAttributes::decode(lead)?;
+    let mut leads: HashMap<Uuid, Routed> = HashMap::new();
+    for row in tx.find_all(&lead_model, Filter::ids(ids)?, u32::try_from(ids.len()).unwrap_or(u32::MAX)).await? {
+        let owner =
+            row.get("owner").and_then(Json::as_str).map(Uuid::parse_str).transpose().map_err(|e| OrmError::decode("lead owner", e))?;
+        let open = !row.get("status").and_then(Json::as_str).is_some_and(|s| CLOSED_LEAD_STATUSES.contains(&s));
+        let attributes = LeadAttributes::decode(row)?;
+        leads.insert(attributes.id, Routed { attributes, owner, open });
+    }
+    if let Some(missing) = ids.iter().find(|id| !leads.contains_key(id)) {
+        return Err(OrmError::NotFound(format!("no Lead with id {missing}")));
+    }
+    let blank = |lead: Uuid| Decision { lead, member: None, member_name: None, rule: None, strategy: None, reason: String::new() };
     let rule_rows: Vec<RoutingRule> = rules::enabled(tx).await?;
-    let mut decision = Decision { lead: lead_id, member: None, member_name: None, rule: None, strategy: None, reason: String::new() };
     if rule_rows.is_empty() {
-        "no enabled routing rule".clone_into(&mut decision.reason);
-        return Ok(decision);
+        return Ok(ids.iter().map(|id| Decision { reason: "no enabled routing rule".to_owned(), ..blank(*id) }).collect());
     }
     let member_model = tx.model(Member::MODEL)?;
     let rule_model = tx.model(RoutingRule::MODEL)?;
@@ -165,121 +191,178 @@ pub async fn route(tx: &mut TxCtx<'_>, lead_id: Uuid, at: DateTime<Utc>) -> Resu
         m.skills = m.skills.iter().map(|s| s.to_lowercase()).collect();
     }
     members.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-    let attributes: Vec<String> = lead.tags.iter().chain(&lead.source).map(|s| s.to_lowercase()).collect();
-    let mut load: Option<HashMap<Uuid, i64>> = None;
-    let mut tried = Vec::new();
-    for r in &rule_rows {
-        let (rule_id, name) = (r.id, r.name.as_str());
+    // Which rule applies to which lead: one statement per rule for the whole set.
+    let mut applies: Vec<(RoutingRule, std::collections::HashSet<Uuid>)> = Vec::new();
+    for r in rule_rows {
         let cond = match rules::condition(tx.catalog(), &lead_model, r.condition.as_ref()) {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(rule = %name, error = %e, "routing rule skipped: its condition is invalid");
+                tracing::warn!(rule = %r.name, error = %e, "routing rule skipped: its condition is invalid");
                 continue;
             }
         };
-        if tx.matching(&lead_model, &[lead_id], &cond).await?.is_empty() {
+        let hits = tx.matching(&lead_model, ids, &cond).await?.into_iter().collect();
+        applies.push((r, hits));
+    }
+    // Serialize routings through these rules, then read their pointers and the loads afresh.
+    let mut locked: HashMap<Uuid, RoutingRule> = HashMap::new();
+    for (r, hits) in &applies {
+        if hits.is_empty() {
             continue;
         }
-        // Serialize routings through this rule, then read its pointer and the loads afresh.
-        tx.lock(&rule_model, rule_id).await?;
-        let rule = match tx.find_all(&rule_model, crm_orm::Filter::ids(&[rule_id])?, 1).await?.into_iter().next() {
-            Some(row) => RoutingRule::decode(row)?,
-            None => r.clone(),
-        };
-        let loads = if let Some(l) = &load {
-            l.clone()
-        } else {
-            let l = loads(tx).await?;
-            load = Some(l.clone());
-            l
-        };
-        let pool = &rule.pool;
-        let required: Vec<String> = rule.required_skills.iter().map(|s| s.to_lowercase()).collect();
-        // Null is the model's default: working hours are respected.
-        let hours_apply = rule.respect_working_hours != Some(false);
-        let strategy = rule.strategy;
-        let last = rule.last_assigned;
-        let in_pool: Vec<&Member> = members
-            .iter()
-            .filter(|m| pool.is_empty() || m.teams.iter().any(|t| pool.contains(t)))
-            .filter(|m| required.iter().all(|s| m.skills.contains(s)))
-            .collect();
-        let mut skipped = Vec::new();
-        let mut ok: Vec<&Member> = Vec::new();
-        for m in &in_pool {
-            let open = loads.get(&m.id).copied().unwrap_or(0);
-            if m.away == Some(true) {
-                skipped.push(format!("{} (away)", m.name));
-            } else if hours_apply && !within_hours(m.working_hours.as_ref(), m.time_zone.as_deref(), at).unwrap_or(false) {
-                skipped.push(format!("{} (outside working hours)", m.name));
-            } else if m.capacity.is_some_and(|c| open >= c) {
-                skipped.push(format!("{} (at capacity {open}/{})", m.name, m.capacity.unwrap_or(0)));
-            } else {
-                ok.push(m);
+        tx.lock(&rule_model, r.id).await?;
+        let fresh = tx.find_all(&rule_model, Filter::ids(&[r.id])?, 1).await?.into_iter().next();
+        locked.insert(
+            r.id,
+            match fresh {
+                Some(row) => RoutingRule::decode(row)?,
+                None => r.clone(),
+            },
+        );
+    }
+    let mut load = if locked.is_empty() { HashMap::new() } else { loads(tx).await? };
+    let mut decisions = Vec::with_capacity(ids.len());
+    for id in ids {
+        let lead = leads.get(id).ok_or_else(|| OrmError::invariant("a routed lead not read"))?;
+        let mut decision = blank(*id);
+        let mut tried = Vec::new();
+        for (r, hits) in &applies {
+            if !hits.contains(id) {
+                continue;
+            }
+            let Some(rule) = locked.get(&r.id) else { continue };
+            match choose(rule, &members, &load, &lead.attributes, at) {
+                Err(why) => tried.push(format!("{}: {why}", rule.name)),
+                Ok((m, reason)) => {
+                    decision.reason = reason;
+                    if !tried.is_empty() {
+                        decision.reason.push_str(&format!(" (fell through: {})", tried.join("; ")));
+                    }
+                    decision.member = Some(m.id);
+                    decision.member_name = Some(m.name.clone());
+                    decision.rule = Some(rule.id);
+                    decision.strategy = Some(rule.strategy.as_str().to_owned());
+                    break;
+                }
             }
         }
-        // Round-robin order: pool order, starting after the pointer.
-        let start = last.and_then(|l| in_pool.iter().position(|m| m.id == l)).map_or(0, |p| p + 1);
-        let n = in_pool.len().max(1);
-        let rr = |m: &Member| in_pool.iter().position(|x| x.id == m.id).map_or(usize::MAX, |p| (p + n - start % n) % n);
-        let score = |m: &Member| m.skills.iter().filter(|s| attributes.contains(s)).count();
-        if strategy == Strategy::SkillMatch {
-            ok.retain(|m| {
-                let keep = score(m) > 0;
-                if !keep {
-                    skipped.push(format!("{} (no matching skill)", m.name));
+        if let (Some(m), Some(rule)) = (decision.member, decision.rule) {
+            // The next lead sees this choice: the rule's pointer and the loads move.
+            if let Some(r) = locked.get_mut(&rule) {
+                r.last_assigned = Some(m);
+            }
+            if lead.open {
+                *load.entry(m).or_insert(0) += 1;
+                if let Some(o) = lead.owner {
+                    *load.entry(o).or_insert(0) -= 1;
                 }
-                keep
-            });
-        }
-        let chosen = match strategy {
-            Strategy::LoadBalanced => ok.iter().min_by_key(|m| (loads.get(&m.id).copied().unwrap_or(0), rr(m))),
-            Strategy::SkillMatch => ok.iter().min_by_key(|m| (usize::MAX - score(m), loads.get(&m.id).copied().unwrap_or(0), rr(m))),
-            Strategy::RoundRobin => ok.iter().min_by_key(|m| rr(m)),
-        }
-        .copied();
-        let skipped_text = if skipped.is_empty() { String::new() } else { format!("; skipped: {}", skipped.join(", ")) };
-        let Some(m) = chosen else {
-            let why = if in_pool.is_empty() {
-                "no active member in its pool with the required skills".to_owned()
+            }
+        } else {
+            decision.reason = if tried.is_empty() {
+                "no routing rule matched the lead".to_owned()
             } else {
-                format!("no member qualified{skipped_text}")
+                format!("nobody qualified: {}", tried.join("; "))
             };
-            tried.push(format!("{name}: {why}"));
-            continue;
-        };
-        let open = loads.get(&m.id).copied().unwrap_or(0);
-        let why = match strategy {
-            Strategy::LoadBalanced => format!("fewest open leads ({open})"),
-            Strategy::SkillMatch => format!("{} matching skill(s), {open} open lead(s)", score(m)),
-            Strategy::RoundRobin => match last.and_then(|l| members.iter().find(|x| x.id == l)) {
-                Some(prev) => format!("next in turn after {}", prev.name),
-                None => "first in turn".to_owned(),
-            },
-        };
-        let cap = m.capacity.map_or(String::new(), |c| format!(", load {open}/{c}"));
-        decision.reason =
-            format!("rule `{name}` ({}): {} — {why}{cap}{skipped_text}", strategy.as_str().to_lowercase().replace('_', "-"), m.name);
-        if !tried.is_empty() {
-            decision.reason.push_str(&format!(" (fell through: {})", tried.join("; ")));
         }
-        decision.member = Some(m.id);
-        decision.member_name = Some(m.name.clone());
-        decision.rule = Some(rule_id);
-        decision.strategy = Some(strategy.as_str().to_owned());
-        let member_ref = json!({ "connect": { "id": m.id.to_string() } });
-        tx.update(LEAD, lead_id, &json!({ "owner": member_ref })).await?;
-        tx.update(RoutingRule::MODEL, rule_id, &json!({ "lastAssigned": member_ref })).await?;
-        record(tx, &decision).await?;
-        return Ok(decision);
+        decisions.push(decision);
     }
-    decision.reason =
-        if tried.is_empty() { "no routing rule matched the lead".to_owned() } else { format!("nobody qualified: {}", tried.join("; ")) };
-    record(tx, &decision).await?;
-    Ok(decision)
+    // Owners per member, pointers per rule, every decision recorded.
+    let mut by_member: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let mut last_of_rule: HashMap<Uuid, Uuid> = HashMap::new();
+    for d in &decisions {
+        if let (Some(m), Some(r)) = (d.member, d.rule) {
+            by_member.entry(m).or_default().push(d.lead);
+            last_of_rule.insert(r, m);
+        }
+    }
+    for (m, leads) in by_member {
+        tx.update_many(LEAD, &leads, &json!({ "owner": { "connect": { "id": m.to_string() } } })).await?;
+    }
+    for (r, m) in last_of_rule {
+        tx.update(RoutingRule::MODEL, r, &json!({ "lastAssigned": { "connect": { "id": m.to_string() } } })).await?;
+    }
+    let inputs: Vec<Json> = decisions.iter().map(assignment_input).collect();
+    tx.create_many(ASSIGNMENT, &inputs).await?;
+    Ok(decisions)
 }
 
-async fn record(tx: &mut TxCtx<'_>, d: &Decision) -> Result<()> {
+/// The member rule `rule` picks for a lead with `attributes` at `at`, and why; or why nobody.
+fn choose<'m>(
+    rule: &RoutingRule,
+    members: &'m [Member],
+    loads: &HashMap<Uuid, i64>,
+    attributes: &LeadAttributes,
+    at: DateTime<Utc>,
+) -> std::result::Result<(&'m Member, String), String> {
+    let attributes: Vec<String> = attributes.tags.iter().chain(&attributes.source).map(|s| s.to_lowercase()).collect();
+    let pool = &rule.pool;
+    let required: Vec<String> = rule.required_skills.iter().map(|s| s.to_lowercase()).collect();
+    // Null is the model's default: working hours are respected.
+    let hours_apply = rule.respect_working_hours != Some(false);
+    let strategy = rule.strategy;
+    let last = rule.last_assigned;
+    let in_pool: Vec<&Member> = members
+        .iter()
+        .filter(|m| pool.is_empty() || m.teams.iter().any(|t| pool.contains(t)))
+        .filter(|m| required.iter().all(|s| m.skills.contains(s)))
+        .collect();
+    let mut skipped = Vec::new();
+    let mut ok: Vec<&Member> = Vec::new();
+    for m in &in_pool {
+        let open = loads.get(&m.id).copied().unwrap_or(0);
+        if m.away == Some(true) {
+            skipped.push(format!("{} (away)", m.name));
+        } else if hours_apply && !within_hours(m.working_hours.as_ref(), m.time_zone.as_deref(), at).unwrap_or(false) {
+            skipped.push(format!("{} (outside working hours)", m.name));
+        } else if m.capacity.is_some_and(|c| open >= c) {
+            skipped.push(format!("{} (at capacity {open}/{})", m.name, m.capacity.unwrap_or(0)));
+        } else {
+            ok.push(m);
+        }
+    }
+    // Round-robin order: pool order, starting after the pointer.
+    let start = last.and_then(|l| in_pool.iter().position(|m| m.id == l)).map_or(0, |p| p + 1);
+    let n = in_pool.len().max(1);
+    let rr = |m: &Member| in_pool.iter().position(|x| x.id == m.id).map_or(usize::MAX, |p| (p + n - start % n) % n);
+    let score = |m: &Member| m.skills.iter().filter(|s| attributes.contains(s)).count();
+    if strategy == Strategy::SkillMatch {
+        ok.retain(|m| {
+            let keep = score(m) > 0;
+            if !keep {
+                skipped.push(format!("{} (no matching skill)", m.name));
+            }
+            keep
+        });
+    }
+    let chosen = match strategy {
+        Strategy::LoadBalanced => ok.iter().min_by_key(|m| (loads.get(&m.id).copied().unwrap_or(0), rr(m))),
+        Strategy::SkillMatch => ok.iter().min_by_key(|m| (usize::MAX - score(m), loads.get(&m.id).copied().unwrap_or(0), rr(m))),
+        Strategy::RoundRobin => ok.iter().min_by_key(|m| rr(m)),
+    }
+    .copied();
+    let skipped_text = if skipped.is_empty() { String::new() } else { format!("; skipped: {}", skipped.join(", ")) };
+    let Some(m) = chosen else {
+        return Err(if in_pool.is_empty() {
+            "no active member in its pool with the required skills".to_owned()
+        } else {
+            format!("no member qualified{skipped_text}")
+        });
+    };
+    let open = loads.get(&m.id).copied().unwrap_or(0);
+    let why = match strategy {
+        Strategy::LoadBalanced => format!("fewest open leads ({open})"),
+        Strategy::SkillMatch => format!("{} matching skill(s), {open} open lead(s)", score(m)),
+        Strategy::RoundRobin => match last.and_then(|l| members.iter().find(|x| x.id == l)) {
+            Some(prev) => format!("next in turn after {}", prev.name),
+            None => "first in turn".to_owned(),
+        },
+    };
+    let cap = m.capacity.map_or(String::new(), |c| format!(", load {open}/{c}"));
+    let name = &rule.name;
+    Ok((m, format!("rule `{name}` ({}): {} — {why}{cap}{skipped_text}", strategy.as_str().to_lowercase().replace('_', "-"), m.name)))
+}
+
+fn assignment_input(d: &Decision) -> Json {
     let mut input = json!({ "lead": { "connect": { "id": d.lead.to_string() } }, "strategy": d.strategy, "reason": d.reason });
     if let Some(o) = input.as_object_mut() {
         if let Some(m) = d.member {
@@ -289,8 +372,7 @@ async fn record(tx: &mut TxCtx<'_>, d: &Decision) -> Result<()> {
             o.insert("rule".into(), json!({ "connect": { "id": r.to_string() } }));
         }
     }
-    tx.create(ASSIGNMENT, &input).await?;
-    Ok(())
+    input
 }
 
 /// On-demand routing of the leads matching a `LeadWhere` that the caller may update.
@@ -315,12 +397,7 @@ impl TxWork for RouteLeads {
             let unassigned = if self.reassign { Filter::True } else { Filter::parse(tx.catalog(), &lead, &json!({ "owner": null }))? };
             let targets = tx.caller_targets(&lead, Op::Update, filter, unassigned)?;
             let ids = tx.caller_ids(&targets).await?;
-            let at = self.at.unwrap_or_else(Utc::now);
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                out.push(route(tx, id, at).await?);
-            }
-            Ok(out)
+            route_many(tx, &ids, self.at.unwrap_or_else(Utc::now)).await
         })
     }
 }

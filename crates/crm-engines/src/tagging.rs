@@ -64,20 +64,15 @@ pub async fn apply(tx: &mut TxCtx<'_>, leads: &[Uuid]) -> Result<TagOutcome> {
         let current = tx.find_all(&lead, Filter::ids(&ids)?, u32::try_from(ids.len()).unwrap_or(u32::MAX)).await?;
         let assignment = tx.model(TagAssignment::MODEL)?;
         let existing = tx
-            .find_all(
-                &assignment,
-                Filter::parse(
-                    tx.catalog(),
-                    &assignment,
-                    &json!({ "lead": { "id_in": ids.iter().map(Uuid::to_string).collect::<Vec<_>>() } }),
-                )?,
-                100_000,
-            )
+            .find_all(&assignment, Filter::cmp(&assignment, "lead", crm_orm::FilterOp::In, &json!(ids))?, 100_000)
             .await?
             .into_iter()
             .map(TagAssignment::decode)
             .collect::<Result<Vec<_>>>()?;
         let assigned: HashSet<(Uuid, String)> = existing.into_iter().map(|a| (a.lead, a.tag)).collect();
+        // Leads that end with the same tags are updated together; assignments are created together.
+        let mut by_tags: Vec<(Vec<String>, Vec<Uuid>)> = Vec::new();
+        let mut assignments = Vec::new();
         for row in current {
             let LeadAttributes { id, mut tags, .. } = LeadAttributes::decode(row)?;
             let mut added = Vec::new();
@@ -94,15 +89,20 @@ pub async fn apply(tx: &mut TxCtx<'_>, leads: &[Uuid]) -> Result<TagOutcome> {
             }
             out.changed += 1;
             out.tags_added += added.len();
-            tx.update(LEAD, id, &json!({ "tags": tags })).await?;
+            match by_tags.iter_mut().find(|(t, _)| *t == tags) {
+                Some((_, ids)) => ids.push(id),
+                None => by_tags.push((tags, vec![id])),
+            }
             for (tag, rule) in added {
-                if assigned.contains(&(id, tag.clone())) {
-                    continue;
+                if !assigned.contains(&(id, tag.clone())) {
+                    assignments.push(json!({ "lead": { "connect": { "id": id } }, "tag": tag, "rule": { "connect": { "id": rule } } }));
                 }
-                let input = json!({ "lead": { "connect": { "id": id } }, "tag": tag, "rule": { "connect": { "id": rule } } });
-                tx.create(TagAssignment::MODEL, &input).await?;
             }
         }
+        for (tags, ids) in by_tags {
+            tx.update_many(LEAD, &ids, &json!({ "tags": tags })).await?;
+        }
+        tx.create_many(TagAssignment::MODEL, &assignments).await?;
     }
     Ok(out)
 }

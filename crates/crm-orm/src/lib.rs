@@ -33,7 +33,7 @@ pub use exec::{
 pub use ir::{
     AggFn, Aggregate, AuditQuery, Data, Deliveries, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Op, Operand, OrderBy,
     Output, Page, Quantifier, Read, RecordEvents, Selection, StageQuery, Targets, ToManyWrite, ToOneWrite, Unique, Write, aggregatable,
-    groupable, orderable,
+    eval, groupable, orderable,
 };
 pub use page::{PageResult, nested_page};
 pub use sql::Limits;

@@ -5,6 +5,7 @@ mod common;
 
 use common::{backends, by_id, client, id, org, principal};
 use crm_orm::{OrmError, Page};
+use serde_json::Value as Json;
 use serde_json::json;
 
 fn page(first: u32) -> Page {
@@ -746,5 +747,36 @@ async fn reads_after_dropped_reads_answer_as_before() {
             o.count("Lead", json!({"name": "L7"}))
         );
         assert_eq!((w, x, y, z), (30, 1, 1, 0), "[{}]", b.name);
+    }
+}
+
+#[tokio::test]
+async fn long_in_lists_match_exactly_whatever_the_text() {
+    // A list of 16 or more values is one array parameter on PostgreSQL: quotes, backslashes,
+    // commas and braces in values must come through unchanged, and another tenant's rows stay out.
+    for b in backends().await {
+        let a = client(&b, principal(&org(), "admin", &["admin"]));
+        let other = client(&b, principal(&org(), "admin", &["admin"]));
+        let names: Vec<String> = (0..20)
+            .map(|i| match i % 5 {
+                0 => format!("plain {i}"),
+                1 => format!("quote \"{i}\""),
+                2 => format!("back\\slash {i}"),
+                3 => format!("comma, {{brace}} {i}"),
+                _ => format!("NULL {i}"),
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for n in &names {
+            ids.push(common::id(&a.create("Lead", json!({ "name": n })).await.unwrap()));
+            other.create("Lead", json!({ "name": n })).await.unwrap();
+        }
+        assert_eq!(a.count("Lead", json!({ "name_in": names })).await, 20, "{}", b.name);
+        assert_eq!(a.count("Lead", json!({ "name_in": names[..17] })).await, 17, "{}", b.name);
+        assert_eq!(a.count("Lead", json!({ "name_not_in": names[..17] })).await, 3, "{}", b.name);
+        assert_eq!(a.count("Lead", json!({ "id_in": ids })).await, 20, "{}", b.name);
+        let mut with_null: Vec<Json> = names[..16].iter().map(|n| json!(n)).collect();
+        with_null.push(Json::Null);
+        assert_eq!(a.count("Lead", json!({ "name_in": with_null })).await, 16, "{}", b.name);
     }
 }

@@ -245,7 +245,7 @@ fn outbox() {
         Some(events::pending_tenants(d, "webhooks", &[t.org.to_string(), "org-c-3333".to_owned()], "org-b", 32))
     });
     s.tenant("a tenant's next events after a position", &[], |d, t| events::pending_of(d, t.org.as_str(), 41, 100).unwrap());
-    s.platform("how far a consumer is behind", &["webhooks"], |d, _| Some(events::lag(d, "webhooks", &[]).unwrap()));
+    s.tenant("how far a consumer is behind in a tenant", &[], |d, t| events::lag_in(d, t.org.as_str(), 41).unwrap());
     s.platform("the front of the outbox (retention)", &[], |d, _| Some(events::front(d, 41, 1000).unwrap()));
     s.platform("the consumers active since a time (retention)", &[], |d, _| Some(events::active_consumers(d, at())));
     s.platform("consumers' positions in tenants (retention)", &["nats", "org-c-3333"], |d, _| {

@@ -29,7 +29,7 @@ impl TxCtx<'_> {
             return Ok(0);
         }
         let d = self.d;
-        let pending = std::mem::take(&mut self.events);
+        let pending = self.events.take();
         let mut after: HashMap<(ModelName, Uuid), Json> = HashMap::new();
         let mut groups: HashMap<(ModelName, bool), Vec<Uuid>> = HashMap::new();
         for p in &pending {
@@ -67,8 +67,12 @@ impl TxCtx<'_> {
         self.tx.ex().execute_some(locks::key(d, org.as_str())).await?;
         // The time is taken under the tenant's lock: a tenant's events are stamped in the order
         // they are numbered (retention walks them by position and stops at the first recent one).
-        for stmt in events::append(d, &org, self.system.actor(), Utc::now(), &new)? {
-            self.tx.ex().execute(stmt).await?;
+        let at = Utc::now();
+        // A batch (ingestion) appends thousands: at most 1,000 rows a statement.
+        for chunk in new.chunks(1000) {
+            for stmt in events::append(d, &org, self.system.actor(), at, chunk)? {
+                self.tx.ex().execute(stmt).await?;
+            }
         }
         Ok(new.len())
     }
@@ -129,6 +133,9 @@ async fn listen(pool: &sqlx::PgPool, store: &Store) -> std::result::Result<std::
     }
 }
 
+/// Most tenants [`CrossTenant::lag`] counts (those first in id order; beyond them it says less).
+pub const LAG_TENANTS: u32 = 10_000;
+
 /// Tenants read at a time by [`CrossTenant::pending_events`].
 pub const TENANTS_PER_READ: u32 = 32;
 
@@ -164,15 +171,27 @@ impl CrossTenant {
     }
 
     /// How far `consumer` is behind (only `orgs` when not empty): events not processed yet and
-    /// when the oldest of them was written.
+    /// when the oldest of them was written. The tenants behind, then a range of the index in
+    /// each (at most [`LAG_TENANTS`] tenants).
     ///
     /// # Errors
     /// Database failures.
     pub async fn lag(&self, consumer: &str, orgs: &[String]) -> Result<Lag> {
+        let d = self.0.dialect();
         let mut tx = self.0.platform_tx().await?;
-        let rows = tx.ex().texts(events::lag(self.0.dialect(), consumer, orgs)?).await?;
+        let behind = tx.ex().ids(events::pending_tenants(d, consumer, orgs, "", LAG_TENANTS)).await?;
+        let mut lag = Lag::default();
+        for (org, after) in behind {
+            let rows = tx.ex().texts(events::lag_in(d, &org, after)?).await?;
+            let one = rows.first().map_or(Ok(Lag::default()), |t| crate::error::decode_json::<Lag>("outbox lag", t))?;
+            lag.events += one.events;
+            lag.oldest = match (lag.oldest, one.oldest) {
+                (Some(a), Some(b)) => Some(std::cmp::min(a, b)),
+                (a, b) => a.or(b),
+            };
+        }
         tx.commit().await?;
-        rows.first().map_or(Ok(Lag::default()), |t| crate::error::decode_json::<Lag>("outbox lag", t))
+        Ok(lag)
     }
 
     /// Retention: deletes the events written before `before` that every consumer has passed, in

@@ -8,6 +8,7 @@
 //! consumer reading a tenant's events by number never skips one that commits late. SQLite's
 //! writers are serial already.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -50,19 +51,49 @@ pub(super) struct Pending {
     pub(super) last: EventKind,
 }
 
-/// Adds a change to the pending list: one event per record and transaction, with the state
-/// before the first change and the kind of the first (a record created and then updated in one
-/// transaction is `created`), unless it ends up in the trash or destroyed.
-pub(super) fn merge(pending: &mut Vec<Pending>, written: Written, before: Option<Json>) {
-    if let Some(p) = pending.iter_mut().find(|p| p.written.model == written.model && p.written.id == written.id) {
-        p.last = written.kind;
-        if matches!(written.kind, EventKind::Deleted | EventKind::Destroyed | EventKind::Restored) {
-            p.written.kind = written.kind;
+/// The changes waiting to become events, one per record, in the order of their first change
+/// (indexed by record: a batch of thousands merges in linear time).
+#[derive(Debug, Default)]
+pub(super) struct PendingEvents {
+    list: Vec<Pending>,
+    at: HashMap<(ModelName, Uuid), usize>,
+}
+
+impl PendingEvents {
+    /// Adds a change: one event per record and transaction, with the state before the first
+    /// change and the kind of the first (a record created and then updated in one transaction
+    /// is `created`), unless it ends up in the trash or destroyed.
+    pub(super) fn merge(&mut self, written: Written, before: Option<Json>) {
+        if let Some(p) = self.at.get(&(written.model.clone(), written.id)).and_then(|i| self.list.get_mut(*i)) {
+            p.last = written.kind;
+            if matches!(written.kind, EventKind::Deleted | EventKind::Destroyed | EventKind::Restored) {
+                p.written.kind = written.kind;
+            }
+            return;
         }
-        return;
+        self.at.insert((written.model.clone(), written.id), self.list.len());
+        let last = written.kind;
+        self.list.push(Pending { written, before, last });
     }
-    let last = written.kind;
-    pending.push(Pending { written, before, last });
+
+    /// Whether record `id` of `model` has a change here.
+    pub(super) fn contains(&self, model: &ModelName, id: Uuid) -> bool {
+        self.at.contains_key(&(model.clone(), id))
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub(super) fn iter(&self) -> std::slice::Iter<'_, Pending> {
+        self.list.iter()
+    }
+
+    /// The changes, in order, leaving none.
+    pub(super) fn take(&mut self) -> Vec<Pending> {
+        self.at.clear();
+        std::mem::take(&mut self.list)
+    }
 }
 
 /// Runs inside every write's transaction after the write itself (before its events are
@@ -105,9 +136,11 @@ pub struct TxCtx<'t> {
     pub(super) limits: Limits,
     pub(super) tx: &'t mut Tx,
     pub(super) hook: Option<Arc<dyn WriteHook>>,
-    pub(super) events: Vec<Pending>,
+    pub(super) events: PendingEvents,
     /// Records written outside hooks, not yet shown to the hook.
     pub(super) written: Vec<Written>,
+    /// The records in `written`.
+    pub(super) written_at: std::collections::HashSet<(ModelName, Uuid)>,
     pub(super) hooking: bool,
 }
 
@@ -237,6 +270,16 @@ impl TxCtx<'_> {
         self.tx.ex().execute_some(stmt).await
     }
 
+    /// Plans the transaction's next statements for their own values (`true`), or generically
+    /// again (`false`, the store's way) on PostgreSQL; nothing on SQLite: for batch look-ups whose
+    /// statements carry hundreds of values (see [`crate::sql::locks::custom_plans`]).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn plan_for_values(&mut self, on: bool) -> Result<()> {
+        self.tx.ex().execute_some(locks::custom_plans(self.d, on)).await
+    }
+
     /// Serializes transactions of this tenant that take the same `key` (PostgreSQL advisory
     /// transaction lock; SQLite's write transactions are serial already).
     ///
@@ -253,6 +296,7 @@ impl TxCtx<'_> {
     pub(super) async fn finish(&mut self) -> Result<usize> {
         if let Some(hook) = self.hook.clone() {
             let written = std::mem::take(&mut self.written);
+            self.written_at.clear();
             if !written.is_empty() {
                 self.hooking = true;
                 let out = hook.after_write(self, &written).await;
@@ -311,8 +355,9 @@ impl Store {
             limits: self.limits,
             tx,
             hook: self.hook.clone(),
-            events: Vec::new(),
+            events: PendingEvents::default(),
             written: Vec::new(),
+            written_at: std::collections::HashSet::new(),
             hooking: false,
         }
     }

@@ -10,13 +10,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::Utc;
-use crm_model::{Catalog, Field, FieldKind, FieldName, Model, OnDelete, Value};
+use crm_model::{Catalog, Field, FieldKind, FieldName, Model, ModelName, OnDelete, Value};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::pool::ExecutorSource;
 use super::read::read_page;
-use super::tx::{Pending, TxCtx, Written, merge};
+use super::tx::{Pending, PendingEvents, TxCtx, Written};
 use super::{Store, WriteResult, db_error, parse_uuid, retried};
 use crate::authorization::{Access, Scoped};
 use crate::error::{OrmError, Result};
@@ -45,18 +45,53 @@ impl Store {
         let mut ctx = self.ctx(&mut tx, w.access.clone(), w.access.actor());
         let mut wr = Writer::new(&mut ctx, &cat, &w.access, w.tenant_predicate, true);
         let out = wr.run(&w.query, select).await?;
-        let events = std::mem::take(&mut wr.events);
+        let events = wr.events.take();
         drop(wr);
         // The write hook (tagging, routing) ran inside `run`, before the result was read; the
         // events of the write and of the hook's own writes go to the outbox before the commit.
         for p in events {
-            merge(&mut ctx.events, p.written, p.before);
+            ctx.events.merge(p.written, p.before);
         }
         let appended = ctx.finish().await?;
         drop(ctx);
         tx.commit().await?;
         self.appended(appended);
         Ok(out)
+    }
+}
+
+/// The value a batch write stores in field `f` for `write` (`None`: not given), noting a record
+/// it refers to in `refs` (checked once for the batch). Relations are connected by id only.
+fn batch_value(
+    f: &Field,
+    write: Option<&FieldWrite>,
+    refs: &mut HashMap<ModelName, Vec<(Uuid, String)>>,
+    path: &str,
+) -> Result<Option<Value>> {
+    Ok(Some(match (write, &f.kind) {
+        (None, _) => return Ok(None),
+        (Some(FieldWrite::Set(v)), FieldKind::Polymorphic { .. }) => {
+            if let Value::Ref { model: t, id } = v {
+                refs.entry(t.clone()).or_default().push((*id, path.to_owned()));
+            }
+            v.clone()
+        }
+        (Some(FieldWrite::Set(v)), _) => v.clone(),
+        (Some(FieldWrite::ToOne(ToOneWrite::Connect(Unique::Id(t)))), FieldKind::ToOne { target, .. }) => {
+            refs.entry(target.clone()).or_default().push((*t, format!("{path}.connect")));
+            Value::Uuid(*t)
+        }
+        (Some(FieldWrite::ToOne(ToOneWrite::Disconnect)), FieldKind::ToOne { .. }) => Value::Null,
+        (Some(FieldWrite::ToMany(_)), _) => return Ok(None),
+        (Some(_), _) => return Err(OrmError::bad(path, "a batch write connects relations by id only")),
+    }))
+}
+
+/// A batch write cannot write to-many relations.
+fn no_to_many(data: &Data, path: &str) -> Result<()> {
+    match data.fields.iter().find_map(|(n, w)| matches!(w, FieldWrite::ToMany(_)).then_some(n)) {
+        Some(name) => Err(OrmError::bad(format!("{path}.{name}"), "a batch write cannot write to-many relations")),
+        None => Ok(()),
     }
 }
 
@@ -71,16 +106,73 @@ impl TxCtx<'_> {
         let (cat, system) = (Arc::clone(&self.cat), self.system.clone());
         let mut wr = Writer::new(self, &cat, &system, true, false);
         let out = wr.run(w, select).await;
-        let pending = std::mem::take(&mut wr.events);
+        let pending = wr.events.take();
         drop(wr);
         let out = out?;
+        self.keep(pending, hooking);
+        Ok(out)
+    }
+
+    /// Keeps a write's changes: as events of the transaction, and (outside a hook) for the hook.
+    fn keep(&mut self, pending: Vec<Pending>, hooking: bool) {
         for p in pending {
-            if !hooking && !self.written.iter().any(|x| x.model == p.written.model && x.id == p.written.id) {
+            if !hooking && self.written_at.insert((p.written.model.clone(), p.written.id)) {
                 self.written.push(p.written.clone());
             }
-            merge(&mut self.events, p.written.clone(), p.before.clone());
+            self.events.merge(p.written, p.before);
         }
-        Ok(out)
+    }
+
+    /// Creates `model` records from `inputs` (each the JSON of a create input, without to-many
+    /// relations; to-one relations by `connect: {id}`) with one INSERT per 500 rows, and returns
+    /// their ids in order: the batch form of [`TxCtx::create`], for the engines' bulk work
+    /// (ingestion). The records get their events and are shown to the write hook like any.
+    ///
+    /// # Errors
+    /// Bad input (naming `data[i].<field>`), a connected record that does not exist
+    /// (`NotFound`); as [`TxCtx::write`].
+    pub async fn create_many(&mut self, model: &str, inputs: &[Json]) -> Result<Vec<Uuid>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let m = self.model(model)?;
+        let data = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| Data::parse(&self.cat, &m, input, &format!("data[{i}]")))
+            .collect::<Result<Vec<Data>>>()?;
+        let hooking = self.hooking;
+        let (cat, system) = (Arc::clone(&self.cat), self.system.clone());
+        let mut wr = Writer::new(self, &cat, &system, true, false);
+        let out = wr.create_many(&m, &data).await;
+        let pending = wr.events.take();
+        drop(wr);
+        let ids = out?;
+        self.keep(pending, hooking);
+        Ok(ids)
+    }
+
+    /// Applies one change, `input` (the JSON of an update input, scalars and to-one relations by
+    /// `connect: {id}`), to records `ids` of `model` with one UPDATE: the batch form of
+    /// [`TxCtx::update`]. The records get their events and are shown to the write hook.
+    ///
+    /// # Errors
+    /// Bad input (naming `data.<field>`), a record not there (`NotFound`); as [`TxCtx::write`].
+    pub async fn update_many(&mut self, model: &str, ids: &[Uuid], input: &Json) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let m = self.model(model)?;
+        let data = Data::parse(&self.cat, &m, input, "data")?;
+        let hooking = self.hooking;
+        let (cat, system) = (Arc::clone(&self.cat), self.system.clone());
+        let mut wr = Writer::new(self, &cat, &system, true, false);
+        let out = wr.update_many(&m, ids, &data).await;
+        let pending = wr.events.take();
+        drop(wr);
+        out?;
+        self.keep(pending, hooking);
+        Ok(())
     }
 
     /// Creates a `model` record from `input` (the JSON of its create input) and returns its id.
@@ -134,7 +226,7 @@ struct Writer<'a, 't> {
     limits: Limits,
     ctx: &'a mut TxCtx<'t>,
     /// Records written, with their state before, for the outbox.
-    events: Vec<Pending>,
+    events: PendingEvents,
     /// Runs the write hook in [`Writer::settle`] (a request's write; a store's writes are
     /// shown to the hook when its work ends).
     settles: bool,
@@ -142,7 +234,7 @@ struct Writer<'a, 't> {
 
 impl<'a, 't> Writer<'a, 't> {
     fn new(ctx: &'a mut TxCtx<'t>, cat: &'a Catalog, access: &'a Access, tenant: bool, settles: bool) -> Self {
-        Writer { d: ctx.d, cat, access, tenant, limits: ctx.limits, ctx, events: Vec::new(), settles }
+        Writer { d: ctx.d, cat, access, tenant, limits: ctx.limits, ctx, events: PendingEvents::default(), settles }
     }
 
     /// Runs the write hook on what was written so far, so the result read next reflects its
@@ -156,8 +248,8 @@ impl<'a, 't> Writer<'a, 't> {
         if written.is_empty() {
             return Ok(());
         }
-        for p in std::mem::take(&mut self.events) {
-            merge(&mut self.ctx.events, p.written, p.before);
+        for p in self.events.take() {
+            self.ctx.events.merge(p.written, p.before);
         }
         self.ctx.hooking = true;
         let out = hook.after_write(self.ctx, &written).await;
@@ -168,8 +260,7 @@ impl<'a, 't> Writer<'a, 't> {
     /// Notes that `ids` of `model` are about to change (`kind`): their state before is read
     /// (as the platform, every field) unless the write already noted them.
     async fn note(&mut self, model: &Model, ids: &[Uuid], kind: EventKind) -> Result<()> {
-        let fresh: Vec<Uuid> =
-            ids.iter().copied().filter(|id| !self.events.iter().any(|p| p.written.model == model.name && p.written.id == *id)).collect();
+        let fresh: Vec<Uuid> = ids.iter().copied().filter(|id| !self.events.contains(&model.name, *id)).collect();
         let mut before: HashMap<Uuid, Json> = HashMap::new();
         if kind != EventKind::Created && !fresh.is_empty() {
             let trash = kind == EventKind::Restored;
@@ -180,7 +271,7 @@ impl<'a, 't> Writer<'a, 't> {
             }
         }
         for id in ids {
-            merge(&mut self.events, Written { model: model.name.clone(), id: *id, kind }, before.remove(id));
+            self.events.merge(Written { model: model.name.clone(), id: *id, kind }, before.remove(id));
         }
         Ok(())
     }
@@ -496,6 +587,93 @@ impl Writer<'_, '_> {
             self.check_rows(model, &[id], Op::Create).await?;
             Ok(id)
         })
+    }
+
+    /// Inserts a batch (see [`TxCtx::create_many`]): the records referred to are checked with
+    /// one read per target model, the rows inserted with one statement per 500, checked against
+    /// the row rules with one read.
+    async fn create_many(&mut self, model: &Model, batch: &[Data]) -> Result<Vec<Uuid>> {
+        if !self.access.allows(&model.name, Op::Create) {
+            return Err(OrmError::Forbidden(format!("not allowed to create {}", model.name)));
+        }
+        let stamp = self.stamp();
+        let d = self.d;
+        // Records referred to, per target model: (id, where).
+        let mut refs: HashMap<ModelName, Vec<(Uuid, String)>> = HashMap::new();
+        let mut rows = Vec::with_capacity(batch.len());
+        for (i, data) in batch.iter().enumerate() {
+            let id = Uuid::now_v7();
+            let mut sets = Sets::default();
+            for f in model.stored().filter(|f| !f.system) {
+                let path = format!("data[{i}].{}", f.name);
+                let value = match batch_value(f, data.fields.get(&f.name), &mut refs, &path)? {
+                    Some(v) => v,
+                    None => f.default.clone().unwrap_or(Value::Null),
+                };
+                if f.required && value.is_null() {
+                    return Err(OrmError::bad(path, format!("`{}` is required", f.name)));
+                }
+                sets.add(d, f, &value);
+            }
+            no_to_many(data, &format!("data[{i}]"))?;
+            rows.push((id, sets));
+        }
+        self.check_refs(refs).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+        for stmt in write::insert_many(d, model, &stamp, rows)? {
+            self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, model))?;
+        }
+        self.note(model, &ids, EventKind::Created).await?;
+        self.check_rows(model, &ids, Op::Create).await?;
+        Ok(ids)
+    }
+
+    /// Applies one change to records `ids` (see [`TxCtx::update_many`]): the records referred to
+    /// checked with one read per target model, their state before read once, one UPDATE, the row
+    /// rules checked with one read.
+    async fn update_many(&mut self, model: &Model, ids: &[Uuid], data: &Data) -> Result<()> {
+        if !self.access.allows(&model.name, Op::Update) {
+            return Err(OrmError::Forbidden(format!("not allowed to update {}", model.name)));
+        }
+        let mut refs: HashMap<ModelName, Vec<(Uuid, String)>> = HashMap::new();
+        let mut sets = Sets::default();
+        for (name, w) in &data.fields {
+            let f = model.field(name.as_str()).ok_or_else(|| OrmError::bad(name.as_str(), "unknown field"))?;
+            let path = format!("data.{name}");
+            let Some(value) = batch_value(f, Some(w), &mut refs, &path)? else { continue };
+            if f.required && value.is_null() {
+                return Err(OrmError::bad(path, format!("`{name}` is required and cannot be null")));
+            }
+            sets.add(self.d, f, &value);
+        }
+        no_to_many(data, "data")?;
+        self.check_refs(refs).await?;
+        let live = self.builder().target_ids(model, &Filter::ids(ids)?, Op::Update, &[], None)?;
+        let found = self.ctx.tx.ex().ids(self.d.build(&live)).await?.len();
+        if found != ids.len() {
+            return Err(OrmError::NotFound(format!("{} of the {} records are not there to update", ids.len() - found, model.name)));
+        }
+        self.note(model, ids, EventKind::Updated).await?;
+        self.update_rows(model, ids, sets, None).await?;
+        self.check_rows(model, ids, Op::Update).await
+    }
+
+    /// Checks that the records referred to by a batch exist: one read per target model.
+    async fn check_refs(&mut self, refs: HashMap<ModelName, Vec<(Uuid, String)>>) -> Result<()> {
+        let d = self.d;
+        for (target, wanted) in refs {
+            let target = self.model(target.as_str())?;
+            let mut ids: Vec<Uuid> = wanted.iter().map(|(id, _)| *id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let stmt = self.builder().target_ids(target, &Filter::ids(&ids)?, Op::Read, &[], None)?;
+            let found: std::collections::HashSet<Uuid> =
+                self.ctx.tx.ex().ids(d.build(&stmt)).await?.into_iter().map(|(id, _)| parse_uuid(&id)).collect::<Result<_>>()?;
+            if let Some((id, path)) = wanted.iter().find(|(id, _)| !found.contains(id)) {
+                return Err(OrmError::NotFound(format!("{path}: no {} with id {id}", target.name)));
+            }
+        }
+        Ok(())
     }
 
     async fn write_to_one(&mut self, target: &Model, op: &ToOneWrite, path: &str) -> Result<Value> {

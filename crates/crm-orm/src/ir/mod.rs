@@ -5,6 +5,7 @@
 //! "acme", "account": {"name": "X"}}`) against the [`Catalog`], so unknown fields, operators that
 //! do not apply to a type and badly typed values are rejected here, naming the input path.
 
+pub mod eval;
 mod filter;
 mod op;
 mod read;

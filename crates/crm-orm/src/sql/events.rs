@@ -218,15 +218,31 @@ pub fn of_record(d: Dialect, org: Option<&OrgId>, model: &ModelName, record: Uui
     Ok(d.build(&stmt))
 }
 
+/// `consumer`'s position in the tenant of heads row `h` (0 before its first event): a primary-key
+/// look-up per tenant, whatever the statistics say (a join let the planner loop over every
+/// cursor for every head).
+fn position_in_head(d: Dialect, consumer: &str) -> Expr {
+    let c = || Alias::new("c");
+    let sub = Query::select()
+        .column((c(), Alias::new("last_seq")))
+        .from_as(Alias::new("crm_event_cursors"), c())
+        .cond_where(
+            Expr::col((c(), Alias::new("consumer")))
+                .eq(Expr::val(consumer))
+                .and(Expr::col((c(), Alias::new("org_id"))).equals((Alias::new("h"), Alias::new("org_id")))),
+        )
+        .to_owned();
+    d.cust("COALESCE({}, 0)", vec![Expr::SubQuery(None, Box::new(sub.into()))])
+}
+
 /// The tenants with events `consumer` has not processed (only `orgs` when not empty), after
 /// tenant `after_org` in id order (`""`: from the first), at most `limit`, each with the
 /// consumer's position in it (0 before its first event): a read of the tenants' heads (one row
 /// per tenant), never of the outbox itself.
 #[must_use]
 pub fn pending_tenants(d: Dialect, consumer: &str, orgs: &[String], after_org: &str, limit: u32) -> Built {
-    let (h, c) = (|| Alias::new("h"), || Alias::new("c"));
-    let position = || d.cust("COALESCE({}, 0)", vec![Expr::col((c(), Alias::new("last_seq")))]);
-    let mut cond = Expr::col((h(), Alias::new("last_seq"))).gt(position());
+    let h = || Alias::new("h");
+    let mut cond = Expr::col((h(), Alias::new("last_seq"))).gt(position_in_head(d, consumer));
     if !orgs.is_empty() {
         cond = cond.and(Expr::col((h(), Alias::new("org_id"))).is_in(orgs.iter().map(|o| Expr::val(o.as_str()))));
     }
@@ -235,16 +251,8 @@ pub fn pending_tenants(d: Dialect, consumer: &str, orgs: &[String], after_org: &
     }
     let stmt = Query::select()
         .expr(Expr::col((h(), Alias::new("org_id"))))
-        .expr(d.cust("CAST({} AS BIGINT)", vec![position()]))
+        .expr(d.cust("CAST({} AS BIGINT)", vec![position_in_head(d, consumer)]))
         .from_as(Alias::new("crm_outbox_heads"), h())
-        .join_as(
-            sea_query::JoinType::LeftJoin,
-            Alias::new("crm_event_cursors"),
-            c(),
-            Expr::col((c(), Alias::new("consumer")))
-                .eq(Expr::val(consumer))
-                .and(Expr::col((c(), Alias::new("org_id"))).equals((h(), Alias::new("org_id")))),
-        )
         .cond_where(cond)
         .order_by_expr(Expr::col((h(), Alias::new("org_id"))), sea_query::Order::Asc)
         .limit(u64::from(limit))
@@ -264,19 +272,13 @@ pub fn pending_of(d: Dialect, org: &str, after: i64, limit: u32) -> Result<Built
     Ok(d.build(&stmt))
 }
 
-/// How far `consumer` is behind (only `orgs` when not empty), as JSON text `{"events": n,
-/// "oldest": <time of the oldest unprocessed event, or null>}`: the tenants' heads, then the
-/// unprocessed range of each tenant behind.
+/// How far a consumer is behind in `org` from position `after` (a tenant [`pending_tenants`]
+/// found behind), as JSON text `{"events": n, "oldest": <time of the oldest unprocessed event, or
+/// null>}`: a range of the `(org_id, seq)` index.
 ///
 /// # Errors
 /// A key the dialect cannot write (an internal error).
-pub fn lag(d: Dialect, consumer: &str, orgs: &[String]) -> Result<Built> {
-    let (h, c) = (|| Alias::new("h"), || Alias::new("c"));
-    let position = || d.cust("COALESCE({}, 0)", vec![Expr::col((c(), Alias::new("last_seq")))]);
-    let mut cond = Expr::col((h(), Alias::new("last_seq"))).gt(position());
-    if !orgs.is_empty() {
-        cond = cond.and(Expr::col((h(), Alias::new("org_id"))).is_in(orgs.iter().map(|o| Expr::val(o.as_str()))));
-    }
+pub fn lag_in(d: Dialect, org: &str, after: i64) -> Result<Built> {
     let oldest = d.cust("MIN({})", vec![outbox_col("at")]);
     let obj = d.object(vec![
         (d.key("events")?, Expr::cust("CAST(COUNT(*) AS BIGINT)")),
@@ -284,27 +286,13 @@ pub fn lag(d: Dialect, consumer: &str, orgs: &[String]) -> Result<Built> {
     ]);
     let stmt = Query::select()
         .expr(d.json_text(obj))
-        .from_as(Alias::new("crm_outbox_heads"), h())
-        .join_as(
-            sea_query::JoinType::LeftJoin,
-            Alias::new("crm_event_cursors"),
-            c(),
-            Expr::col((c(), Alias::new("consumer")))
-                .eq(Expr::val(consumer))
-                .and(Expr::col((c(), Alias::new("org_id"))).equals((h(), Alias::new("org_id")))),
-        )
-        .join_as(
-            sea_query::JoinType::InnerJoin,
-            Alias::new("crm_outbox"),
-            Alias::new("o"),
-            outbox_col("org_id").equals((h(), Alias::new("org_id"))).and(outbox_col("seq").gt(position())),
-        )
-        .cond_where(cond)
+        .from_as(Alias::new("crm_outbox"), Alias::new("o"))
+        .cond_where(outbox_col("org_id").eq(Expr::val(org)).and(outbox_col("seq").gt(Expr::val(after))))
         .to_owned();
     Ok(d.build(&stmt))
 }
 
-/// How far a consumer is behind ([`lag`]).
+/// How far a consumer is behind ([`lag_in`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub struct Lag {
     /// Events not processed yet.

@@ -114,10 +114,10 @@ impl Builder<'_> {
             (FilterOp::Not, Operand::One(v)) => d.is_not_true(c.eq(d.bind(v))),
             (FilterOp::In | FilterOp::NotIn, Operand::Many(vs)) => {
                 let has_null = vs.iter().any(Value::is_null);
-                let binds: Vec<Expr> = vs.iter().filter(|v| !v.is_null()).map(|v| d.bind(v)).collect();
+                let listed: Vec<&Value> = vs.iter().filter(|v| !v.is_null()).collect();
                 let mut parts = Vec::with_capacity(2);
-                if !binds.is_empty() {
-                    parts.push(c.clone().is_in(binds));
+                if !listed.is_empty() {
+                    parts.push(d.is_in(c.clone(), &listed));
                 }
                 if has_null {
                     parts.push(c.is_null());

@@ -159,6 +159,49 @@ pub fn insert(d: Dialect, model: &Model, stamp: &Stamp<'_>, id: Uuid, sets: Sets
     Ok(d.build(&stmt))
 }
 
+/// Most rows one INSERT of [`insert_many`] carries (bound values stay far below both backends'
+/// limits).
+pub const ROWS_PER_INSERT: usize = 500;
+
+/// Inserts records `rows` (id and sets) of `model` like [`insert`], rows of the same columns
+/// together, at most [`ROWS_PER_INSERT`] a statement.
+///
+/// # Errors
+/// A statement sea-query cannot build (an internal error).
+pub fn insert_many(d: Dialect, model: &Model, stamp: &Stamp<'_>, rows: Vec<(Uuid, Sets)>) -> Result<Vec<Built>> {
+    let mut shapes: Vec<(Vec<String>, Vec<Vec<Expr>>)> = Vec::new();
+    for (id, sets) in rows {
+        let mut cols: Vec<(String, Expr)> = vec![
+            ("org_id".into(), stamp.org()),
+            ("id".into(), d.bind(&Value::Uuid(id))),
+            ("created_at".into(), stamp.now(d)),
+            ("updated_at".into(), stamp.now(d)),
+            ("created_by".into(), stamp.actor(d)),
+            ("updated_by".into(), stamp.actor(d)),
+            ("version".into(), d.bind(&Value::Int(1))),
+        ];
+        cols.extend(sets.into_insert(d));
+        if model.custom {
+            cols.push(("object".into(), Expr::val(model.name.as_str())));
+        }
+        let (names, values): (Vec<String>, Vec<Expr>) = cols.into_iter().unzip();
+        match shapes.iter_mut().find(|(n, v)| *n == names && v.len() < ROWS_PER_INSERT) {
+            Some((_, v)) => v.push(values),
+            None => shapes.push((names, vec![values])),
+        }
+    }
+    let mut out = Vec::with_capacity(shapes.len());
+    for (names, rows) in shapes {
+        let mut stmt = Query::insert();
+        stmt.into_table(Alias::new(model.table.as_str())).columns(names.iter().map(|c| Alias::new(c.as_str())));
+        for values in rows {
+            stmt.values(values).map_err(OrmError::statement)?;
+        }
+        out.push(d.build(&stmt));
+    }
+    Ok(out)
+}
+
 /// An UPDATE of `model`'s table as a write: `sets`, the version bumped, `updatedAt`/`updatedBy`
 /// stamped, on the tenant's rows matching `cond`.
 fn update_where(d: Dialect, model: &Model, stamp: &Stamp<'_>, sets: Vec<(String, Expr)>, cond: Expr) -> Built {
