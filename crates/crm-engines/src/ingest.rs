@@ -70,6 +70,20 @@ pub struct IngestItem {
     pub ticket: Option<Uuid>,
 }
 
+impl IngestItem {
+    /// An event already known (or repeated in the batch).
+    fn duplicate(e: &SocialInput) -> IngestItem {
+        IngestItem {
+            external_id: e.external_id.clone(),
+            status: "DUPLICATE".to_owned(),
+            social_event: None,
+            contact: None,
+            lead: None,
+            ticket: None,
+        }
+    }
+}
+
 /// What a batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -395,14 +409,7 @@ impl<'e> Batch<'e> {
         };
         for (e, item) in events.iter().zip(&plan.items) {
             out.items.push(match item {
-                None => IngestItem {
-                    external_id: e.external_id.clone(),
-                    status: "DUPLICATE".to_owned(),
-                    social_event: None,
-                    contact: None,
-                    lead: None,
-                    ticket: None,
-                },
+                None => IngestItem::duplicate(e),
                 Some(n) => {
                     let (_, key, link) = plan.fresh.get(*n).ok_or_else(|| OrmError::invariant("an ingestion plan without its event"))?;
                     let (lead, ticket) = resolve(*link);
@@ -497,14 +504,7 @@ async fn one_by_one(
     // Conversation → (lead, ticket).
     let mut threads: HashMap<(String, String), (Option<Uuid>, Option<Uuid>)> = HashMap::new();
     for e in events {
-        let mut item = IngestItem {
-            external_id: e.external_id.clone(),
-            status: "DUPLICATE".to_owned(),
-            social_event: None,
-            contact: None,
-            lead: None,
-            ticket: None,
-        };
+        let mut item = IngestItem::duplicate(e);
         if !known.insert((e.platform.clone(), e.external_id.clone())) {
             out.duplicates += 1;
             out.items.push(item);

@@ -20,7 +20,7 @@ use crm_orm::{CrossTenant, Event, Result, SendEvents, TxFuture};
 use tokio::sync::watch;
 
 use crate::stats;
-use crate::worker::{WorkerOptions, idle, measure_lag};
+use crate::worker::{Reader, WorkerOptions};
 
 /// The consumer name of the relay.
 pub const CONSUMER: &str = "nats";
@@ -154,36 +154,8 @@ pub(crate) async fn run(platform: CrossTenant, opts: RelayOptions, worker: Worke
     };
     tracing::info!(url = %opts.url, stream = %opts.stream, "the NATS relay publishes outbox events");
     let publisher = Publisher { js, opts };
-    let mut wake = platform.wakeups();
-    let mut last_org = String::new();
-    let mut measured = std::time::Instant::now();
-    loop {
-        if *rx.borrow() {
-            return;
-        }
-        wake.borrow_and_update();
-        let events = match platform.pending_events(CONSUMER, worker.batch, &worker.orgs, &last_org).await {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(consumer = CONSUMER, error = %e, "reading the outbox failed");
-                if crate::worker::pause(&mut rx, worker.poll * 5).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        let Some(last) = events.last() else {
-            stats::lag(CONSUMER, 0, 0.0);
-            if idle(&mut wake, worker.sweep, &mut rx).await {
-                return;
-            }
-            continue;
-        };
-        last_org.clone_from(&last.org);
-        if measured.elapsed() >= Duration::from_secs(5) {
-            measure_lag(&platform, CONSUMER, &worker.orgs).await;
-            measured = std::time::Instant::now();
-        }
+    let mut reader = Reader::new(platform.clone(), CONSUMER);
+    while let Some(events) = reader.next(&worker, &mut rx).await {
         let mut tenants: Vec<(String, Vec<Event>)> = Vec::new();
         let mut at: HashMap<String, usize> = HashMap::new();
         for e in events {

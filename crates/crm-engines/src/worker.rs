@@ -175,7 +175,7 @@ impl EventWork for Skip {
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
 /// Waits for a wake-up in `wake`, `sweep` at most; `true` when the workers stop.
-pub(crate) async fn idle(wake: &mut watch::Receiver<u64>, sweep: Duration, rx: &mut watch::Receiver<bool>) -> bool {
+async fn idle(wake: &mut watch::Receiver<u64>, sweep: Duration, rx: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         _ = wake.changed() => *rx.borrow(),
         () = tokio::time::sleep(sweep) => *rx.borrow(),
@@ -184,7 +184,7 @@ pub(crate) async fn idle(wake: &mut watch::Receiver<u64>, sweep: Duration, rx: &
 }
 
 /// Measures how far `name` is behind, for the metrics.
-pub(crate) async fn measure_lag(platform: &CrossTenant, name: &str, orgs: &[String]) {
+async fn measure_lag(platform: &CrossTenant, name: &str, orgs: &[String]) {
     match platform.lag(name, orgs).await {
         Ok(lag) => {
             let secs = lag.oldest.map_or(0.0, |t| (chrono::Utc::now() - t).to_std().unwrap_or_default().as_secs_f64());
@@ -194,41 +194,64 @@ pub(crate) async fn measure_lag(platform: &CrossTenant, name: &str, orgs: &[Stri
     }
 }
 
+/// A consumer's way through the outbox: it waits for wake-ups, reads the next events round robin
+/// over the tenants behind, and keeps its lag measured for the metrics.
+pub(crate) struct Reader {
+    platform: CrossTenant,
+    name: &'static str,
+    wake: watch::Receiver<u64>,
+    last_org: String,
+    measured: std::time::Instant,
+}
+
+impl Reader {
+    pub(crate) fn new(platform: CrossTenant, name: &'static str) -> Reader {
+        let wake = platform.wakeups();
+        Reader { platform, name, wake, last_org: String::new(), measured: std::time::Instant::now() }
+    }
+
+    /// The next events to handle, waiting for them as long as it takes; `None` once the workers
+    /// stop.
+    pub(crate) async fn next(&mut self, opts: &WorkerOptions, rx: &mut watch::Receiver<bool>) -> Option<Vec<Event>> {
+        loop {
+            if *rx.borrow() {
+                return None;
+            }
+            // Seen before reading: an append committed during the read wakes the next wait.
+            self.wake.borrow_and_update();
+            match self.platform.pending_events(self.name, opts.batch, &opts.orgs, &self.last_org).await {
+                Err(e) => {
+                    tracing::warn!(consumer = self.name, error = %e, "reading the outbox failed");
+                    if pause(rx, opts.poll * 5).await {
+                        return None;
+                    }
+                }
+                Ok(events) => {
+                    let Some(last) = events.last() else {
+                        stats::lag(self.name, 0, 0.0);
+                        if idle(&mut self.wake, opts.sweep, rx).await {
+                            return None;
+                        }
+                        continue;
+                    };
+                    self.last_org.clone_from(&last.org);
+                    if self.measured.elapsed() >= LAG_EVERY {
+                        measure_lag(&self.platform, self.name, &opts.orgs).await;
+                        self.measured = std::time::Instant::now();
+                    }
+                    return Some(events);
+                }
+            }
+        }
+    }
+}
+
 async fn consume(store: Store, name: &'static str, work: Arc<dyn EventWork>, opts: WorkerOptions, mut rx: watch::Receiver<bool>) {
     let platform = store.cross_tenant_platform_work();
-    let mut wake = platform.wakeups();
+    let mut reader = Reader::new(platform.clone(), name);
     let mut catalogs = Catalogs::default();
     let mut failures: HashMap<i64, u32> = HashMap::new();
-    let mut last_org = String::new();
-    let mut measured = std::time::Instant::now();
-    loop {
-        if *rx.borrow() {
-            return;
-        }
-        // Seen before reading: an append committed during the read wakes the next wait.
-        wake.borrow_and_update();
-        let events = match platform.pending_events(name, opts.batch, &opts.orgs, &last_org).await {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(consumer = name, error = %e, "reading the outbox failed");
-                if pause(&mut rx, opts.poll * 5).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        let Some(last) = events.last() else {
-            stats::lag(name, 0, 0.0);
-            if idle(&mut wake, opts.sweep, &mut rx).await {
-                return;
-            }
-            continue;
-        };
-        last_org.clone_from(&last.org);
-        if measured.elapsed() >= LAG_EVERY {
-            measure_lag(&platform, name, &opts.orgs).await;
-            measured = std::time::Instant::now();
-        }
+    while let Some(events) = reader.next(&opts, &mut rx).await {
         // One metadata-version check per tenant and batch, not per event.
         let mut stores: HashMap<String, CrossTenant> = HashMap::new();
         for event in events {

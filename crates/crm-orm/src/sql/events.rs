@@ -422,18 +422,26 @@ pub fn cursor_init(d: Dialect, consumer: &str, org: &OrgId, now: DateTime<Utc>) 
 }
 
 /// `consumer`'s position in `org`, as `(consumer, last_seq)`, locked until the transaction ends
-/// on PostgreSQL.
+/// on PostgreSQL (waiting for another holder).
 #[must_use]
 pub fn cursor_position(d: Dialect, consumer: &str, org: &OrgId) -> Built {
+    cursor_locked(d, consumer, org, false)
+}
+
+/// `consumer`'s position row in `org`, locked on PostgreSQL (skipping it when another transaction
+/// holds it, with `skip`).
+fn cursor_locked(d: Dialect, consumer: &str, org: &OrgId, skip: bool) -> Built {
     let mut stmt = Query::select()
         .expr(Expr::cust("CAST(consumer AS TEXT)"))
         .column(Alias::new("last_seq"))
         .from(Alias::new("crm_event_cursors"))
         .cond_where(consumer_row(consumer, org))
         .to_owned();
-    if d == Dialect::Postgres {
-        stmt.lock(sea_query::LockType::Update);
-    }
+    match (d, skip) {
+        (Dialect::Postgres, true) => stmt.lock_with_behavior(sea_query::LockType::Update, sea_query::LockBehavior::SkipLocked),
+        (Dialect::Postgres, false) => stmt.lock(sea_query::LockType::Update),
+        (Dialect::Sqlite, _) => &mut stmt,
+    };
     d.build(&stmt)
 }
 
@@ -453,16 +461,7 @@ pub fn cursor_advance(d: Dialect, consumer: &str, org: &OrgId, seq: i64, now: Da
 /// transaction ends, and no row when another transaction holds it (`SKIP LOCKED`).
 #[must_use]
 pub fn cursor_claim(d: Dialect, consumer: &str, org: &OrgId) -> Built {
-    let mut stmt = Query::select()
-        .expr(Expr::cust("CAST(consumer AS TEXT)"))
-        .column(Alias::new("last_seq"))
-        .from(Alias::new("crm_event_cursors"))
-        .cond_where(consumer_row(consumer, org))
-        .to_owned();
-    if d == Dialect::Postgres {
-        stmt.lock_with_behavior(sea_query::LockType::Update, sea_query::LockBehavior::SkipLocked);
-    }
-    d.build(&stmt)
+    cursor_locked(d, consumer, org, true)
 }
 
 /// Moves `consumer`'s position in `org` forward to `seq` (never back).

@@ -137,6 +137,12 @@ fn tenant_rows(model: &Model, org: &OrgId, cond: Expr) -> Expr {
 /// # Errors
 /// A statement sea-query cannot build (an internal error).
 pub fn insert(d: Dialect, model: &Model, stamp: &Stamp<'_>, id: Uuid, sets: Sets) -> Result<Built> {
+    insert_many(d, model, stamp, vec![(id, sets)])?.pop().ok_or_else(|| OrmError::invariant("an insert of one row made no statement"))
+}
+
+/// The columns of a new record's row: tenant, id, stamps, version 1, the sets (and a custom
+/// object's name).
+fn row_columns(d: Dialect, model: &Model, stamp: &Stamp<'_>, id: Uuid, sets: Sets) -> Vec<(String, Expr)> {
     let mut cols: Vec<(String, Expr)> = vec![
         ("org_id".into(), stamp.org()),
         ("id".into(), d.bind(&Value::Uuid(id))),
@@ -150,13 +156,7 @@ pub fn insert(d: Dialect, model: &Model, stamp: &Stamp<'_>, id: Uuid, sets: Sets
     if model.custom {
         cols.push(("object".into(), Expr::val(model.name.as_str())));
     }
-    let stmt = Query::insert()
-        .into_table(Alias::new(model.table.as_str()))
-        .columns(cols.iter().map(|(c, _)| Alias::new(c.as_str())))
-        .values(cols.into_iter().map(|(_, e)| e))
-        .map_err(OrmError::statement)?
-        .to_owned();
-    Ok(d.build(&stmt))
+    cols
 }
 
 /// Most rows one INSERT of [`insert_many`] carries (bound values stay far below both backends'
@@ -171,20 +171,7 @@ pub const ROWS_PER_INSERT: usize = 500;
 pub fn insert_many(d: Dialect, model: &Model, stamp: &Stamp<'_>, rows: Vec<(Uuid, Sets)>) -> Result<Vec<Built>> {
     let mut shapes: Vec<(Vec<String>, Vec<Vec<Expr>>)> = Vec::new();
     for (id, sets) in rows {
-        let mut cols: Vec<(String, Expr)> = vec![
-            ("org_id".into(), stamp.org()),
-            ("id".into(), d.bind(&Value::Uuid(id))),
-            ("created_at".into(), stamp.now(d)),
-            ("updated_at".into(), stamp.now(d)),
-            ("created_by".into(), stamp.actor(d)),
-            ("updated_by".into(), stamp.actor(d)),
-            ("version".into(), d.bind(&Value::Int(1))),
-        ];
-        cols.extend(sets.into_insert(d));
-        if model.custom {
-            cols.push(("object".into(), Expr::val(model.name.as_str())));
-        }
-        let (names, values): (Vec<String>, Vec<Expr>) = cols.into_iter().unzip();
+        let (names, values): (Vec<String>, Vec<Expr>) = row_columns(d, model, stamp, id, sets).into_iter().unzip();
         match shapes.iter_mut().find(|(n, v)| *n == names && v.len() < ROWS_PER_INSERT) {
             Some((_, v)) => v.push(values),
             None => shapes.push((names, vec![values])),
