@@ -13,6 +13,7 @@
 pub mod automation;
 pub mod egress;
 pub mod ingest;
+mod reader;
 pub mod relay;
 pub mod reports;
 pub mod routing;

@@ -19,8 +19,8 @@ use std::time::Duration;
 use crm_orm::{CrossTenant, Event, Result, SendEvents, TxFuture};
 use tokio::sync::watch;
 
+use crate::reader::{ReadOptions, Reader, pause};
 use crate::stats;
-use crate::worker::{Reader, WorkerOptions};
 
 /// The consumer name of the relay.
 pub const CONSUMER: &str = "nats";
@@ -136,7 +136,7 @@ async fn connect(opts: &RelayOptions) -> std::result::Result<async_nats::jetstre
 
 /// Runs the relay until `rx` turns true: waits for events like the other consumers and publishes
 /// each tenant's in order.
-pub(crate) async fn run(platform: CrossTenant, opts: RelayOptions, worker: WorkerOptions, mut rx: watch::Receiver<bool>) {
+pub(crate) async fn run(platform: CrossTenant, opts: RelayOptions, read: ReadOptions, mut rx: watch::Receiver<bool>) {
     let js = loop {
         let attempt = tokio::select! {
             js = connect(&opts) => js,
@@ -146,7 +146,7 @@ pub(crate) async fn run(platform: CrossTenant, opts: RelayOptions, worker: Worke
             Ok(js) => break js,
             Err(e) => {
                 tracing::warn!(url = %opts.url, error = %e, "the NATS relay could not connect or create its stream; trying again in 5 s");
-                if crate::worker::pause(&mut rx, Duration::from_secs(5)).await {
+                if pause(&mut rx, Duration::from_secs(5)).await {
                     return;
                 }
             }
@@ -155,7 +155,7 @@ pub(crate) async fn run(platform: CrossTenant, opts: RelayOptions, worker: Worke
     tracing::info!(url = %opts.url, stream = %opts.stream, "the NATS relay publishes outbox events");
     let publisher = Publisher { js, opts };
     let mut reader = Reader::new(platform.clone(), CONSUMER);
-    while let Some(events) = reader.next(&worker, &mut rx).await {
+    while let Some(events) = reader.next(&read, &mut rx).await {
         let mut tenants: Vec<(String, Vec<Event>)> = Vec::new();
         let mut at: HashMap<String, usize> = HashMap::new();
         for e in events {
@@ -185,7 +185,7 @@ pub(crate) async fn run(platform: CrossTenant, opts: RelayOptions, worker: Worke
             }
         }
         // NATS refused or did not answer: wait a little before the events are sent again.
-        if stalled && crate::worker::pause(&mut rx, worker.poll * 5).await {
+        if stalled && pause(&mut rx, read.poll * 5).await {
             return;
         }
     }

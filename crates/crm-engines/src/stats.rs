@@ -3,11 +3,7 @@
 //! deleted. Process-wide counters (one set of workers per process); [`snapshot`] reads them.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-
-use crate::{automation, relay, webhooks};
-
-/// The outbox consumers a process may run, in the order [`snapshot`] lists them.
-pub const CONSUMERS: [&str; 3] = [automation::CONSUMER, webhooks::CONSUMER, relay::CONSUMER];
+use std::sync::{Arc, Mutex, PoisonError};
 
 struct Consumer {
     handled: AtomicU64,
@@ -31,7 +27,8 @@ impl Consumer {
 }
 
 struct Stats {
-    consumers: [Consumer; CONSUMERS.len()],
+    /// The consumers this process runs, by name, in the order they were registered.
+    consumers: Mutex<Vec<(&'static str, Arc<Consumer>)>>,
     delivered: AtomicU64,
     retried: AtomicU64,
     given_up: AtomicU64,
@@ -40,7 +37,7 @@ struct Stats {
 }
 
 static STATS: Stats = Stats {
-    consumers: [Consumer::new(), Consumer::new(), Consumer::new()],
+    consumers: Mutex::new(Vec::new()),
     delivered: AtomicU64::new(0),
     retried: AtomicU64::new(0),
     given_up: AtomicU64::new(0),
@@ -48,8 +45,20 @@ static STATS: Stats = Stats {
     deliveries_purged: AtomicU64::new(0),
 };
 
-fn consumer(name: &str) -> Option<&'static Consumer> {
-    CONSUMERS.iter().position(|c| *c == name).and_then(|i| STATS.consumers.get(i))
+/// The figures of consumer `name`, registered on first use.
+fn consumer(name: &'static str) -> Arc<Consumer> {
+    let mut all = STATS.consumers.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, c)) = all.iter().find(|(n, _)| *n == name) {
+        return Arc::clone(c);
+    }
+    let c = Arc::new(Consumer::new());
+    all.push((name, Arc::clone(&c)));
+    c
+}
+
+/// Lists consumer `name` in the metrics from now on (at zero).
+pub(crate) fn register(name: &'static str) {
+    consumer(name);
 }
 
 /// What happened to an event a consumer took up.
@@ -63,22 +72,20 @@ pub(crate) enum Handled {
     PassedOver,
 }
 
-pub(crate) fn handled(name: &str, what: Handled, n: u64) {
-    if let Some(c) = consumer(name) {
-        let counter = match what {
-            Handled::Done => &c.handled,
-            Handled::Failed => &c.failed,
-            Handled::PassedOver => &c.passed_over,
-        };
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
+pub(crate) fn handled(name: &'static str, what: Handled, n: u64) {
+    let c = consumer(name);
+    let counter = match what {
+        Handled::Done => &c.handled,
+        Handled::Failed => &c.failed,
+        Handled::PassedOver => &c.passed_over,
+    };
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
-pub(crate) fn lag(name: &str, events: i64, seconds: f64) {
-    if let Some(c) = consumer(name) {
-        c.lag_events.store(events, Ordering::Relaxed);
-        c.lag_seconds.store(seconds.to_bits(), Ordering::Relaxed);
-    }
+pub(crate) fn lag(name: &'static str, events: i64, seconds: f64) {
+    let c = consumer(name);
+    c.lag_events.store(events, Ordering::Relaxed);
+    c.lag_seconds.store(seconds.to_bits(), Ordering::Relaxed);
 }
 
 /// The outcome of a webhook delivery attempt.
@@ -116,7 +123,7 @@ pub struct ConsumerSnapshot {
 /// The workers' figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
-    /// Per consumer, in [`CONSUMERS`] order.
+    /// Per consumer this process runs, in the order they started.
     pub consumers: Vec<ConsumerSnapshot>,
     /// Webhook deliveries answered 2xx.
     pub delivered: u64,
@@ -135,9 +142,11 @@ pub struct Snapshot {
 pub fn snapshot() -> Snapshot {
     let read = |a: &AtomicU64| a.load(Ordering::Relaxed);
     Snapshot {
-        consumers: CONSUMERS
+        consumers: STATS
+            .consumers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .zip(&STATS.consumers)
             .map(|(name, c)| ConsumerSnapshot {
                 name,
                 handled: read(&c.handled),

@@ -18,6 +18,7 @@ use crm_orm::{CrossTenant, Event, EventWork, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::reader::{ReadOptions, Reader, pause};
 use crate::webhooks::{self, DeliveryOptions};
 use crate::{Engines, automation, stats};
 
@@ -44,6 +45,13 @@ pub struct WorkerOptions {
     pub delivery: DeliveryOptions,
     /// Only these tenants' events and deliveries (empty: every tenant).
     pub orgs: Vec<String>,
+}
+
+impl WorkerOptions {
+    /// How the consumers read the outbox.
+    pub(crate) fn reading(&self) -> ReadOptions {
+        ReadOptions { batch: self.batch, orgs: self.orgs.clone(), poll: self.poll, sweep: self.sweep }
+    }
 }
 
 impl Default for WorkerOptions {
@@ -82,10 +90,12 @@ impl Workers {
         let consumers: [(&'static str, Arc<dyn EventWork>); 2] =
             [(automation::CONSUMER, Arc::new(automation::Automation)), (webhooks::CONSUMER, Arc::new(webhooks::FanOut))];
         for (name, work) in consumers {
+            stats::register(name);
             tasks.push(tokio::spawn(consume(store.clone(), name, work, opts.clone(), rx.clone())));
         }
         if let Some(relay) = opts.relay.clone() {
-            tasks.push(tokio::spawn(crate::relay::run(store.cross_tenant_platform_work(), relay, opts.clone(), rx.clone())));
+            stats::register(crate::relay::CONSUMER);
+            tasks.push(tokio::spawn(crate::relay::run(store.cross_tenant_platform_work(), relay, opts.reading(), rx.clone())));
         }
         if let Some(keep) = opts.retention {
             let mut consumers = vec![automation::CONSUMER, webhooks::CONSUMER];
@@ -104,13 +114,6 @@ impl Workers {
         for t in self.tasks {
             let _ = t.await;
         }
-    }
-}
-
-pub(crate) async fn pause(rx: &mut watch::Receiver<bool>, d: Duration) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(d) => *rx.borrow(),
-        _ = rx.changed() => true,
     }
 }
 
@@ -171,87 +174,13 @@ impl EventWork for Skip {
     }
 }
 
-/// How often a working consumer measures how far behind it is.
-const LAG_EVERY: Duration = Duration::from_secs(5);
-
-/// Waits for a wake-up in `wake`, `sweep` at most; `true` when the workers stop.
-async fn idle(wake: &mut watch::Receiver<u64>, sweep: Duration, rx: &mut watch::Receiver<bool>) -> bool {
-    tokio::select! {
-        _ = wake.changed() => *rx.borrow(),
-        () = tokio::time::sleep(sweep) => *rx.borrow(),
-        _ = rx.changed() => true,
-    }
-}
-
-/// Measures how far `name` is behind, for the metrics.
-async fn measure_lag(platform: &CrossTenant, name: &str, orgs: &[String]) {
-    match platform.lag(name, orgs).await {
-        Ok(lag) => {
-            let secs = lag.oldest.map_or(0.0, |t| (chrono::Utc::now() - t).to_std().unwrap_or_default().as_secs_f64());
-            stats::lag(name, lag.events, secs);
-        }
-        Err(e) => tracing::warn!(consumer = name, error = %e, "measuring the outbox lag failed"),
-    }
-}
-
-/// A consumer's way through the outbox: it waits for wake-ups, reads the next events round robin
-/// over the tenants behind, and keeps its lag measured for the metrics.
-pub(crate) struct Reader {
-    platform: CrossTenant,
-    name: &'static str,
-    wake: watch::Receiver<u64>,
-    last_org: String,
-    measured: std::time::Instant,
-}
-
-impl Reader {
-    pub(crate) fn new(platform: CrossTenant, name: &'static str) -> Reader {
-        let wake = platform.wakeups();
-        Reader { platform, name, wake, last_org: String::new(), measured: std::time::Instant::now() }
-    }
-
-    /// The next events to handle, waiting for them as long as it takes; `None` once the workers
-    /// stop.
-    pub(crate) async fn next(&mut self, opts: &WorkerOptions, rx: &mut watch::Receiver<bool>) -> Option<Vec<Event>> {
-        loop {
-            if *rx.borrow() {
-                return None;
-            }
-            // Seen before reading: an append committed during the read wakes the next wait.
-            self.wake.borrow_and_update();
-            match self.platform.pending_events(self.name, opts.batch, &opts.orgs, &self.last_org).await {
-                Err(e) => {
-                    tracing::warn!(consumer = self.name, error = %e, "reading the outbox failed");
-                    if pause(rx, opts.poll * 5).await {
-                        return None;
-                    }
-                }
-                Ok(events) => {
-                    let Some(last) = events.last() else {
-                        stats::lag(self.name, 0, 0.0);
-                        if idle(&mut self.wake, opts.sweep, rx).await {
-                            return None;
-                        }
-                        continue;
-                    };
-                    self.last_org.clone_from(&last.org);
-                    if self.measured.elapsed() >= LAG_EVERY {
-                        measure_lag(&self.platform, self.name, &opts.orgs).await;
-                        self.measured = std::time::Instant::now();
-                    }
-                    return Some(events);
-                }
-            }
-        }
-    }
-}
-
 async fn consume(store: Store, name: &'static str, work: Arc<dyn EventWork>, opts: WorkerOptions, mut rx: watch::Receiver<bool>) {
     let platform = store.cross_tenant_platform_work();
     let mut reader = Reader::new(platform.clone(), name);
+    let read = opts.reading();
     let mut catalogs = Catalogs::default();
     let mut failures: HashMap<i64, u32> = HashMap::new();
-    while let Some(events) = reader.next(&opts, &mut rx).await {
+    while let Some(events) = reader.next(&read, &mut rx).await {
         // One metadata-version check per tenant and batch, not per event.
         let mut stores: HashMap<String, CrossTenant> = HashMap::new();
         for event in events {
