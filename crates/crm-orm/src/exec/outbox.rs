@@ -133,6 +133,9 @@ async fn listen(pool: &sqlx::PgPool, store: &Store) -> std::result::Result<std::
     }
 }
 
+/// Events retention reads at a time from the front of the outbox.
+const FRONT_WINDOW: u32 = 1000;
+
 /// Most tenants [`CrossTenant::lag`] counts (those first in id order; beyond them it says less).
 pub const LAG_TENANTS: u32 = 10_000;
 
@@ -196,7 +199,9 @@ impl CrossTenant {
 
     /// Retention: deletes the events written before `before` that every consumer has passed, in
     /// batches of `batch` (each its own short transaction, so writers and consumers go on
-    /// meanwhile), from the front of the outbox up to the first event not older than `before`.
+    /// meanwhile), walking the front of the outbox 1,000 events at a time up to the first window
+    /// with no event older than `before`. Events kept (a consumer has not passed them) are read
+    /// again by the next run.
     /// The consumers waited for are `consumers` (those this server runs) and every consumer
     /// that moved a position since `before`; a tenant without a position of one of them keeps
     /// its events. Returns how many events were deleted.
@@ -219,7 +224,7 @@ impl CrossTenant {
             let mut tx = self.0.platform_tx().await?;
             let front: Vec<FrontRow> = tx
                 .ex()
-                .texts(events::front(d, after, batch)?)
+                .texts(events::front(d, after, FRONT_WINDOW)?)
                 .await?
                 .iter()
                 .map(|t| crate::error::decode_json::<FrontRow>("outbox row", t))
@@ -244,12 +249,16 @@ impl CrossTenant {
                 .filter(|r| waited.iter().all(|c| passed.get(&(c.clone(), r.org.clone())).is_some_and(|p| *p >= r.seq)))
                 .map(|r| r.seq)
                 .collect();
-            if let Some(stmt) = events::purge(d, &gone) {
-                deleted += tx.ex().execute(stmt).await?;
-            }
             tx.commit().await?;
+            for chunk in gone.chunks(batch.max(1) as usize) {
+                let mut tx = self.0.platform_tx().await?;
+                if let Some(stmt) = events::purge(d, chunk) {
+                    deleted += tx.ex().execute(stmt).await?;
+                }
+                tx.commit().await?;
+            }
             match front.last() {
-                Some(last) if front.len() == batch as usize => after = last.seq,
+                Some(last) if front.len() == FRONT_WINDOW as usize => after = last.seq,
                 _ => return Ok(deleted),
             }
         }
