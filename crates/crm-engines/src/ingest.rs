@@ -119,9 +119,17 @@ fn validate(events: &[SocialInput]) -> Result<()> {
     }
     for (i, e) in events.iter().enumerate() {
         let path = |f: &str| format!("events[{i}].{f}");
-        if let Ok(Json::Object(fields)) = serde_json::to_value(e)
-            && let Some((name, _)) = fields.iter().find(|(_, v)| crm_model::value::has_nul(v))
-        {
+        let texts = [
+            ("platform", Some(&e.platform)),
+            ("kind", Some(&e.kind)),
+            ("externalId", Some(&e.external_id)),
+            ("thread", e.thread.as_ref()),
+            ("authorHandle", Some(&e.author_handle)),
+            ("authorName", e.author_name.as_ref()),
+            ("text", e.text.as_ref()),
+            ("url", e.url.as_ref()),
+        ];
+        if let Some((name, _)) = texts.iter().find(|(_, t)| t.is_some_and(|t| t.contains('\0'))) {
             return Err(OrmError::bad(path(name), crm_model::value::NUL_MESSAGE));
         }
         if e.platform.trim().is_empty() || e.platform.len() > 50 {
@@ -170,14 +178,16 @@ impl TxWork for Ingest {
             }
             // One batch at a time per tenant: the idempotency check and the inserts are atomic.
             tx.lock_key("social-ingest").await?;
+            let batch = Batch::read(tx, &self.events).await?;
+            // Rules only matter to new events: a batch of duplicates does not read them.
             let mut rules = Vec::new();
-            for r in rules::enabled::<IngestionRule>(tx).await? {
+            let all_known = self.events.iter().all(|e| batch.known.contains(&(e.platform.clone(), e.external_id.clone())));
+            for r in if all_known { Vec::new() } else { rules::enabled::<IngestionRule>(tx).await? } {
                 match rules::condition(tx.catalog(), &social, r.condition.as_ref()) {
                     Ok(cond) => rules.push((r.action, cond)),
                     Err(e) => tracing::warn!(rule = %r.name, error = %e, "ingestion rule skipped: its condition is invalid"),
                 }
             }
-            let batch = Batch::read(tx, &self.events).await?;
             match batch.plan(tx, &rules)? {
                 Some(plan) => batch.write(tx, plan).await,
                 // A rule the engine cannot decide in memory (a relation, search, …): event by
@@ -224,8 +234,8 @@ struct Plan<'e> {
 
 impl<'e> Batch<'e> {
     /// The stored state a batch depends on, in a few statements whatever its size: the known
-    /// events (one read per platform), the authors' contacts (one read per 500 handles), the
-    /// conversations' links (one read per platform and 500 threads).
+    /// events (one read per platform), then for the new ones the authors' contacts (one read per
+    /// 500 handles) and the conversations' links (one read per platform and 500 threads).
     async fn read(tx: &mut TxCtx<'_>, events: &'e [SocialInput]) -> Result<Batch<'e>> {
         let social = tx.model(SocialEvent::MODEL)?;
         let contact = tx.model(CONTACT)?;
@@ -240,7 +250,10 @@ impl<'e> Batch<'e> {
                 known.insert(((*platform).to_owned(), SocialEvent::decode(row)?.external_id));
             }
         }
-        let mut keys: Vec<String> = events.iter().map(|e| handle_key(&e.platform, &e.author_handle)).collect();
+        // Authors and conversations are looked up for the new events only (none for a batch of
+        // duplicates).
+        let fresh: Vec<&SocialInput> = events.iter().filter(|e| !known.contains(&(e.platform.clone(), e.external_id.clone()))).collect();
+        let mut keys: Vec<String> = fresh.iter().map(|e| handle_key(&e.platform, &e.author_handle)).collect();
         keys.sort();
         keys.dedup();
         let mut contacts: HashMap<String, Uuid> = HashMap::new();
@@ -260,7 +273,7 @@ impl<'e> Batch<'e> {
             }
         }
         let mut threads: HashMap<&str, Vec<String>> = HashMap::new();
-        for e in events {
+        for e in &fresh {
             threads.entry(e.platform.as_str()).or_default().push(thread_of(e));
         }
         let mut links = HashMap::new();
