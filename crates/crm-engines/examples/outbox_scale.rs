@@ -145,36 +145,29 @@ async fn seed(url: &str, n: u64) {
         v.push(format!("INSERT INTO bench_seeded (n) VALUES ({n})"));
         v
     };
-    let seeded = |rows: Vec<i64>| rows.first().copied().unwrap_or(0) as u64;
     let t = Instant::now();
+    // The same steps on either backend's connection type.
+    macro_rules! run {
+        ($conn:ty, $analyze:expr) => {{
+            let mut c = <$conn>::connect(url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(stmts[0].clone())).execute(&mut c).await.unwrap();
+            let have: Vec<i64> = sqlx::query_scalar("SELECT n FROM bench_seeded").fetch_all(&mut c).await.unwrap();
+            if have.first().copied().unwrap_or(0) as u64 >= n {
+                return;
+            }
+            let mut tx = c.begin().await.unwrap();
+            for (i, s) in stmts.iter().enumerate().skip(1) {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(s.clone())).execute(&mut *tx).await.unwrap();
+                eprintln!("  seeding: step {i} of {} ({:.0?})", stmts.len() - 1, t.elapsed());
+            }
+            tx.commit().await.unwrap();
+            sqlx::raw_sql($analyze).execute(&mut c).await.unwrap();
+        }};
+    }
     if postgres {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(stmts[0].clone())).execute(&mut c).await.unwrap();
-        let have: Vec<i64> = sqlx::query_scalar("SELECT n FROM bench_seeded").fetch_all(&mut c).await.unwrap();
-        if seeded(have) >= n {
-            return;
-        }
-        let mut tx = c.begin().await.unwrap();
-        for (i, s) in stmts.iter().enumerate().skip(1) {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(s.clone())).execute(&mut *tx).await.unwrap();
-            eprintln!("  seeding: step {i} of {} ({:.0?})", stmts.len() - 1, t.elapsed());
-        }
-        tx.commit().await.unwrap();
-        sqlx::raw_sql("VACUUM ANALYZE crm_outbox").execute(&mut c).await.unwrap();
+        run!(sqlx::PgConnection, "VACUUM ANALYZE crm_outbox");
     } else {
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(stmts[0].clone())).execute(&mut c).await.unwrap();
-        let have: Vec<i64> = sqlx::query_scalar("SELECT n FROM bench_seeded").fetch_all(&mut c).await.unwrap();
-        if seeded(have) >= n {
-            return;
-        }
-        let mut tx = c.begin().await.unwrap();
-        for (i, s) in stmts.iter().enumerate().skip(1) {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(s.clone())).execute(&mut *tx).await.unwrap();
-            eprintln!("  seeding: step {i} of {} ({:.0?})", stmts.len() - 1, t.elapsed());
-        }
-        tx.commit().await.unwrap();
-        sqlx::raw_sql("ANALYZE").execute(&mut c).await.unwrap();
+        run!(sqlx::SqliteConnection, "ANALYZE");
     }
     eprintln!("  seeded {n} processed events in {:.0?}", t.elapsed());
 }

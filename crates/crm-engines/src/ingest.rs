@@ -181,8 +181,7 @@ impl TxWork for Ingest {
             let batch = Batch::read(tx, &self.events).await?;
             // Rules only matter to new events: a batch of duplicates does not read them.
             let mut rules = Vec::new();
-            let all_known = self.events.iter().all(|e| batch.known.contains(&(e.platform.clone(), e.external_id.clone())));
-            for r in if all_known { Vec::new() } else { rules::enabled::<IngestionRule>(tx).await? } {
+            for r in if batch.any_new { rules::enabled::<IngestionRule>(tx).await? } else { Vec::new() } {
                 match rules::condition(tx.catalog(), &social, r.condition.as_ref()) {
                     Ok(cond) => rules.push((r.action, cond)),
                     Err(e) => tracing::warn!(rule = %r.name, error = %e, "ingestion rule skipped: its condition is invalid"),
@@ -202,6 +201,8 @@ impl TxWork for Ingest {
 struct Batch<'e> {
     events: &'e [SocialInput],
     known: HashSet<(String, String)>,
+    /// Whether any event is new.
+    any_new: bool,
     contacts: HashMap<String, Uuid>,
     links: HashMap<(String, String), (Option<Uuid>, Option<Uuid>)>,
 }
@@ -297,7 +298,7 @@ impl<'e> Batch<'e> {
                 }
             }
         }
-        Ok(Batch { events, known, contacts, links })
+        Ok(Batch { events, any_new: !fresh.is_empty(), known, contacts, links })
     }
 
     /// Decides everything in memory, in input order, as [`one_by_one`] would: duplicates, new

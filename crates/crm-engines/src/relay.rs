@@ -13,10 +13,9 @@
 //! - Replicas share the work per tenant: while one publishes a tenant's events it holds the
 //!   tenant's position row (PostgreSQL `FOR UPDATE SKIP LOCKED`); the others pass that tenant.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use crm_orm::{CrossTenant, Event, Result, SendEvents, TxFuture};
+use crm_orm::{CrossTenant, Event, SendEvents, TxFuture};
 use tokio::sync::watch;
 
 use crate::reader::{ReadOptions, Reader, pause};
@@ -156,20 +155,10 @@ pub(crate) async fn run(platform: CrossTenant, opts: RelayOptions, read: ReadOpt
     let publisher = Publisher { js, opts };
     let mut reader = Reader::new(platform.clone(), CONSUMER);
     while let Some(events) = reader.next(&read, &mut rx).await {
-        let mut tenants: Vec<(String, Vec<Event>)> = Vec::new();
-        let mut at: HashMap<String, usize> = HashMap::new();
-        for e in events {
-            let i = *at.entry(e.org.clone()).or_insert_with(|| {
-                tenants.push((e.org.clone(), Vec::new()));
-                tenants.len() - 1
-            });
-            if let Some((_, list)) = tenants.get_mut(i) {
-                list.push(e);
-            }
-        }
         let mut stalled = false;
-        for (org, list) in tenants {
-            match sent(&platform, &list, &publisher).await {
+        // The events come tenant after tenant.
+        for list in events.chunk_by(|a, b| a.org == b.org) {
+            match platform.send_events(CONSUMER, list, &publisher).await {
                 Ok(Some(n)) => {
                     stats::handled(CONSUMER, stats::Handled::Done, n as u64);
                     if n < list.len() {
@@ -179,7 +168,7 @@ pub(crate) async fn run(platform: CrossTenant, opts: RelayOptions, read: ReadOpt
                 Ok(None) => {}
                 Err(e) => {
                     stats::handled(CONSUMER, stats::Handled::Failed, 1);
-                    tracing::warn!(consumer = CONSUMER, org = %org, error = %e, "relaying events failed");
+                    tracing::warn!(consumer = CONSUMER, org = %list.first().map_or("", |e| e.org.as_str()), error = %e, "relaying events failed");
                     stalled = true;
                 }
             }
@@ -189,8 +178,4 @@ pub(crate) async fn run(platform: CrossTenant, opts: RelayOptions, read: ReadOpt
             return;
         }
     }
-}
-
-async fn sent(platform: &CrossTenant, events: &[Event], publisher: &Publisher) -> Result<Option<usize>> {
-    platform.send_events(CONSUMER, events, publisher).await
 }

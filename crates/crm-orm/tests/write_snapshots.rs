@@ -254,10 +254,9 @@ fn outbox() {
     s.platform("delete passed events (retention)", &[], |d, _| events::purge(d, &[3, 4, 5]));
     s.platform("delete finished deliveries (retention)", &[], |d, _| Some(deliveries::purge_finished(d, at(), 1000)));
     s.tenant("a consumer's position, claimed (another holder skipped)", &["nats"], |d, t| events::cursor_claim(d, "nats", &t.org));
-    s.tenant("a consumer's position, moved forward only", &["nats"], |d, t| events::cursor_advance_to(d, "nats", &t.org, 42, at()));
     s.tenant("a consumer's position, created", &["routing"], |d, t| events::cursor_init(d, "routing", &t.org, at()).unwrap());
     s.tenant("a consumer's position, locked", &["routing"], |d, t| events::cursor_position(d, "routing", &t.org));
-    s.tenant("a consumer's position, advanced", &["routing"], |d, t| events::cursor_advance(d, "routing", &t.org, 42, at()));
+    s.tenant("a consumer's position, advanced (never back)", &["routing"], |d, t| events::cursor_advance(d, "routing", &t.org, 42, at()));
     s.tenant("whether a record is visible, live or in the trash", &[], |d, t| {
         let access = access_of(&cat, t, "admin");
         let side = |trash: bool| {

@@ -241,7 +241,7 @@ impl Store {
     }
 
     /// Wakes the consumers after a commit that appended `events` events (none: nothing).
-    fn appended(&self, events: usize) {
+    fn wake_consumers(&self, events: usize) {
         if events > 0 {
             self.appended.send_modify(|n| *n = n.wrapping_add(1));
         }

@@ -126,10 +126,10 @@ async fn listen(pool: &sqlx::PgPool, store: &Store) -> std::result::Result<std::
     let mut l = sqlx::postgres::PgListener::connect_with(pool).await?;
     l.listen(events::CHANNEL).await?;
     // Whatever was appended while no one listened.
-    store.appended(1);
+    store.wake_consumers(1);
     loop {
         l.recv().await?;
-        store.appended(1);
+        store.wake_consumers(1);
     }
 }
 
@@ -301,7 +301,7 @@ impl CrossTenant {
             tokio::select! {
                 Err(e) = listen(pool, &self.0) => {
                     tracing::warn!(error = %e, "listening for outbox notifications failed; listening again in 1 s");
-                    self.0.appended(1);
+                    self.0.wake_consumers(1);
                 }
                 _ = stop.changed() => return,
             }
@@ -344,7 +344,7 @@ impl CrossTenant {
         drop(ctx);
         tx.ex().execute(events::cursor_advance(d, consumer, &org, event.seq, now)).await?;
         tx.commit().await?;
-        self.0.appended(appended);
+        self.0.wake_consumers(appended);
         Ok(true)
     }
 
@@ -390,7 +390,7 @@ impl CrossTenant {
             Some(tx) => tx,
             None => self.0.platform_tx().await?,
         };
-        tx.ex().execute(events::cursor_advance_to(d, consumer, &org, accepted, Utc::now())).await?;
+        tx.ex().execute(events::cursor_advance(d, consumer, &org, accepted, Utc::now())).await?;
         tx.commit().await?;
         Ok(Some(count))
     }

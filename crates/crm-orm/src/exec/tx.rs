@@ -270,16 +270,6 @@ impl TxCtx<'_> {
         self.tx.ex().execute_some(stmt).await
     }
 
-    /// Plans the transaction's next statements for their own values (`true`), or generically
-    /// again (`false`, the store's way) on PostgreSQL; nothing on SQLite: for batch look-ups whose
-    /// statements carry hundreds of values (see [`crate::sql::locks::custom_plans`]).
-    ///
-    /// # Errors
-    /// Database failures.
-    pub async fn plan_for_values(&mut self, on: bool) -> Result<()> {
-        self.tx.ex().execute_some(locks::custom_plans(self.d, on)).await
-    }
-
     /// Serializes transactions of this tenant that take the same `key` (PostgreSQL advisory
     /// transaction lock; SQLite's write transactions are serial already).
     ///
@@ -292,7 +282,7 @@ impl TxCtx<'_> {
 
     /// Shows the records written so far to the write hook (once), then appends every pending
     /// event to the outbox. Called once, at the end of the transaction; returns how many events
-    /// it appended (after the commit, [`Store::appended`] wakes the consumers when some were).
+    /// it appended (after the commit, [`Store::wake_consumers`] wakes the consumers when some were).
     pub(super) async fn finish(&mut self) -> Result<usize> {
         if let Some(hook) = self.hook.clone() {
             let written = std::mem::take(&mut self.written);
@@ -341,7 +331,7 @@ impl Store {
         let appended = ctx.finish().await?;
         drop(ctx);
         tx.commit().await?;
-        self.appended(appended);
+        self.wake_consumers(appended);
         Ok(out)
     }
 

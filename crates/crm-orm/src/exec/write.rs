@@ -55,7 +55,7 @@ impl Store {
         let appended = ctx.finish().await?;
         drop(ctx);
         tx.commit().await?;
-        self.appended(appended);
+        self.wake_consumers(appended);
         Ok(out)
     }
 }

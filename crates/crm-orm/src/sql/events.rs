@@ -445,18 +445,6 @@ fn cursor_locked(d: Dialect, consumer: &str, org: &OrgId, skip: bool) -> Built {
     d.build(&stmt)
 }
 
-/// Moves `consumer`'s position in `org` to `seq`.
-#[must_use]
-pub fn cursor_advance(d: Dialect, consumer: &str, org: &OrgId, seq: i64, now: DateTime<Utc>) -> Built {
-    let stmt = Query::update()
-        .table(Alias::new("crm_event_cursors"))
-        .value(Alias::new("last_seq"), Expr::val(seq))
-        .value(Alias::new("updated_at"), d.bind(&Value::DateTime(now)))
-        .cond_where(consumer_row(consumer, org))
-        .to_owned();
-    d.build(&stmt)
-}
-
 /// `consumer`'s position in `org`, as `(consumer, last_seq)`: on PostgreSQL locked until the
 /// transaction ends, and no row when another transaction holds it (`SKIP LOCKED`).
 #[must_use]
@@ -466,7 +454,7 @@ pub fn cursor_claim(d: Dialect, consumer: &str, org: &OrgId) -> Built {
 
 /// Moves `consumer`'s position in `org` forward to `seq` (never back).
 #[must_use]
-pub fn cursor_advance_to(d: Dialect, consumer: &str, org: &OrgId, seq: i64, now: DateTime<Utc>) -> Built {
+pub fn cursor_advance(d: Dialect, consumer: &str, org: &OrgId, seq: i64, now: DateTime<Utc>) -> Built {
     let stmt = Query::update()
         .table(Alias::new("crm_event_cursors"))
         .value(Alias::new("last_seq"), Expr::val(seq))

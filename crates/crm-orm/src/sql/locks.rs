@@ -22,16 +22,6 @@ pub fn no_statement_timeout(d: Dialect) -> Option<Built> {
     (d == Dialect::Postgres).then(|| d.statement("SELECT set_config('statement_timeout', '0', true)", Vec::new()))
 }
 
-/// Plans the transaction's next statements for their own values (`on`), or generically again,
-/// as the store does (PostgreSQL): for batch look-ups that carry hundreds of values, where a
-/// generic plan may compare every row of the tenant with every value of an `IN` list one by one.
-/// A custom plan costs planning time per statement: writes keep the generic plans.
-#[must_use]
-pub fn custom_plans(d: Dialect, on: bool) -> Option<Built> {
-    let mode = if on { "force_custom_plan" } else { "force_generic_plan" };
-    (d == Dialect::Postgres).then(|| d.statement(&format!("SELECT set_config('plan_cache_mode', '{mode}', true)"), Vec::new()))
-}
-
 /// The lock of text `key` (a tenant, or a tenant and a store's own key), held until the
 /// transaction ends.
 #[must_use]
