@@ -17,6 +17,10 @@ use crm_model::standard::standard_catalog;
 use crm_orm::{Data, Selection, Store, StoreOptions, TxCtx, TxFuture, TxWork, Write};
 use serde_json::json;
 
+/// The server's allocator (`crm-server` runs ingestion with mimalloc).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Rules;
 impl TxWork for Rules {
     type Output = ();

@@ -198,6 +198,20 @@ async fn search_ignores_case_and_accents() {
         for (term, want) in cases {
             assert_eq!(names(term).await, want, "{}: _search {term:?}", b.name);
         }
+        // The store keeps the search column with the row: an update of a searchable field (one
+        // record, or a batch) is found by its new text and no longer by the old one; another
+        // field's update leaves the text alone; the other tenant's equal record is untouched.
+        let zoe = a.values("Contact", json!({ "firstName": "Zoë" }), &[], "id").await;
+        a.update("Contact", json!({ "id": zoe[0] }), json!({ "lastName": "Ångström" }), None).await.unwrap();
+        a.update("Contact", json!({ "id": zoe[0] }), json!({ "phone": "+15550100" }), None).await.unwrap();
+        a.update_many("Contact", json!({ "lastName": "Garcia" }), json!({ "email": "joseph@ÉCOLE.fr" })).await.unwrap();
+        for (term, want) in
+            [("angstrom zoe", "Zoë"), ("muller", ""), ("ecole", "JOSEPH"), ("joe@example", ""), ("jose garcia", "JOSEPH,José")]
+        {
+            assert_eq!(names(term).await, want, "{}: after updates, _search {term:?}", b.name);
+        }
+        let theirs = |term: &str| other.count("Contact", json!({ "_search": term }));
+        assert_eq!((theirs("jose garcia").await, theirs("ecole").await), (1, 0), "{}", b.name);
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use crm_model::standard::standard_catalog;
 use crm_model::{Catalog, Extension, FieldDef as F, Model, ModelDef, OrgId, RoleName, Value};
-use crm_orm::sql::{Builder, Built, audit, ddl, deliveries, events, locks, metadata, stages, tenants, write};
+use crm_orm::sql::{Builder, Built, audit, ddl, deliveries, events, locks, metadata, search, stages, tenants, write};
 use crm_orm::{Access, Attempt, Definition, Dialect, EventKind, Filter, Op, Policy, Principal};
 use render::rendered;
 use serde_json::json;
@@ -164,6 +164,10 @@ fn writes() {
     s.tenant("update a lead at version 4 (custom value patched in place)", &[name], |d, t| {
         let v = sets(d, lead, &[("name", Value::Text(name.into())), ("budget", Value::Decimal("99.90".into()))]);
         write::update(d, lead, &stamp(t), &[id(1)], v, Some(4))
+    });
+    s.tenant("the searchable text of leads after an update changed it", &[], |d, t| search::unfolded(d, lead, &t.org, &[id(1), id(2)]));
+    s.tenant("their search column, folded by the store", &["o'brien", "zoe"], |d, t| {
+        search::fill(d, lead, &t.org, &[(id(1), "o'brien".into()), (id(2), "zoe".into())]).unwrap()
     });
     s.tenant("update a batch of leads", &[], |d, t| {
         let v = sets(d, lead, &[("score", Value::Int(70))]);

@@ -7,7 +7,7 @@ use super::Store;
 use super::pool::{Db, ExecutorSource};
 use crate::error::Result;
 use crate::sql::dialect::Dialect;
-use crate::sql::{ddl, locks};
+use crate::sql::{ddl, locks, search};
 
 impl Store {
     /// Whether the database answers and the system migrations are applied.
@@ -57,6 +57,9 @@ impl Store {
             if let Some(create) = statements.first() {
                 tx.ex().raw(create.clone()).await?;
             }
+            if tx.ex().scalar_i64(ddl::generated_search_column(d, m.table.as_str())).await? > 0 {
+                tx.ex().raw(ddl::ungenerate_search_column(d, m.table.as_str())).await?;
+            }
             let existing = tx.ex().texts(ddl::list_columns(d, m.table.as_str())).await?;
             for stmt in ddl::add_columns(d, m, &existing) {
                 tx.ex().raw(stmt).await?;
@@ -68,6 +71,20 @@ impl Store {
             }
             tx.ex().execute(ddl::record_migrated(d, m, hash, chrono::Utc::now())?).await?;
         }
-        tx.commit().await
+        // The search column, filled for rows written before it existed or before the model's
+        // searchable fields changed (new rows get it from the store).
+        for m in self.catalog.models() {
+            let Some(refill) = search::refill(d, m) else { continue };
+            let hash = ddl::fingerprint(std::slice::from_ref(&refill));
+            if known.get(&ddl::search_key(m)) != Some(&hash) {
+                tx.ex().raw(refill).await?;
+                tx.ex().execute(ddl::record_search_filled(d, m, &hash, chrono::Utc::now())?).await?;
+            }
+        }
+        tx.commit().await?;
+        if !changed.is_empty() {
+            self.schema.changed();
+        }
+        Ok(())
     }
 }

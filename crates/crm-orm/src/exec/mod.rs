@@ -91,6 +91,41 @@ pub struct Store {
     reads: Option<Arc<lane::ReadLane>>,
     /// Moves each time events are appended (see [`CrossTenant::wakeups`]).
     appended: Arc<tokio::sync::watch::Sender<u64>>,
+    /// When a migration last changed the schema (SQLite: older connections are not reused).
+    schema: Arc<SchemaChange>,
+}
+
+/// When a migration last changed the schema. A SQLite connection reads the schema once and checks
+/// it only when a statement runs: a statement prepared against an older schema (an INSERT into a
+/// column that was generated then) fails before that check. So the pool does not hand out a SQLite
+/// connection opened before the last change; a new one is opened instead.
+#[derive(Debug)]
+pub(crate) struct SchemaChange {
+    base: std::time::Instant,
+    /// Nanoseconds after `base` of the last change, 0 for none.
+    at: std::sync::atomic::AtomicU64,
+}
+
+impl SchemaChange {
+    fn new() -> SchemaChange {
+        SchemaChange { base: std::time::Instant::now(), at: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// Notes a change now.
+    pub(crate) fn changed(&self) {
+        let nanos = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.at.store(nanos, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether a connection of age `age` was opened after the last change.
+    fn opened_after(&self, age: Duration) -> bool {
+        let at = self.at.load(std::sync::atomic::Ordering::Acquire);
+        if at == 0 {
+            return true;
+        }
+        let changed = self.base + Duration::from_nanos(at);
+        std::time::Instant::now().checked_sub(age).is_some_and(|opened| opened >= changed)
+    }
 }
 
 fn db_error(e: OrmError, model: &Model) -> OrmError {
@@ -144,6 +179,7 @@ impl Store {
     /// An unsupported URL, an unreachable database, or a role that bypasses row-level security.
     pub async fn connect(url: &str, catalog: Arc<Catalog>, opts: StoreOptions) -> Result<Store> {
         let mut reads = None;
+        let schema = Arc::new(SchemaChange::new());
         let db = if url.starts_with("sqlite:") {
             let co = SqliteConnectOptions::from_str(url)
                 .map_err(|e| OrmError::Config(format!("bad SQLite URL: {e}")))?
@@ -158,6 +194,13 @@ impl Store {
                 // A ping before every checkout is a round trip per request; a broken connection
                 // fails its statement instead and is dropped by the pool.
                 .test_before_acquire(false)
+                .before_acquire({
+                    let schema = Arc::clone(&schema);
+                    move |_, meta| {
+                        let current = schema.opened_after(meta.age);
+                        Box::pin(async move { Ok(current) })
+                    }
+                })
                 .connect_with(co)
                 .await?;
             Db::Sqlite(pool)
@@ -197,7 +240,7 @@ impl Store {
             return Err(OrmError::Config("DATABASE_URL must start with sqlite: or postgres:".to_owned()));
         };
         let appended = Arc::new(tokio::sync::watch::Sender::new(0));
-        Ok(Store { db, base: Arc::clone(&catalog), catalog, limits: opts.limits, hook: None, reads, appended })
+        Ok(Store { db, base: Arc::clone(&catalog), catalog, limits: opts.limits, hook: None, reads, appended, schema })
     }
 
     /// The backend.

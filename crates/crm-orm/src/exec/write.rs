@@ -25,6 +25,7 @@ use crate::ir::{Data, FieldWrite, Filter, FilterOp, Operand, OrderBy, Page, Read
 use crate::page::PageResult;
 use crate::sql::dialect::Dialect;
 use crate::sql::events::EventKind;
+use crate::sql::search;
 use crate::sql::write::{self, Sets, Stamp};
 use crate::sql::{Builder, Limits, audit};
 
@@ -768,8 +769,25 @@ impl Writer<'_, '_> {
     /// Updates records `ids` of `model` with `sets` (with `version`, only at that version);
     /// the rows changed.
     async fn update_rows(&mut self, model: &Model, ids: &[Uuid], sets: Sets, version: Option<i64>) -> Result<u64> {
+        let refold = sets.sets_searched() && search::has_column(model);
         let stmt = write::update(self.d, model, &self.stamp(), ids, sets, version);
-        self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, model))
+        let n = self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, model))?;
+        if refold && n > 0 {
+            self.refold(model, ids).await?;
+        }
+        Ok(n)
+    }
+
+    /// Rewrites the search column of rows `ids` from their searchable columns as they now are:
+    /// one read, one update per 500 rows.
+    async fn refold(&mut self, model: &Model, ids: &[Uuid]) -> Result<()> {
+        let org = self.access.org();
+        for chunk in ids.chunks(500) {
+            let rows = self.ctx.tx.ex().text_pairs(search::unfolded(self.d, model, org, chunk)).await?;
+            let folded = rows.into_iter().map(|(id, text)| Ok((parse_uuid(&id)?, search::fold(&text)))).collect::<Result<Vec<_>>>()?;
+            self.ctx.tx.ex().execute_some(search::fill(self.d, model, org, &folded)).await?;
+        }
+        Ok(())
     }
 
     fn update<'s>(&'s mut self, model: &'s Model, target: &'s Unique, data: &'s Data, expected: Option<i64>) -> BoxFut<'s, Uuid> {

@@ -25,7 +25,7 @@ pub mod locks;
 pub mod metadata;
 mod page;
 mod read;
-pub(crate) mod search;
+pub mod search;
 mod select;
 pub mod stages;
 pub mod tenants;

@@ -1,21 +1,32 @@
 //! `_search`: case- and accent-insensitive matching with the same meaning on both backends.
 //!
-//! Every model with searchable fields has a generated column `crm_search`: its searchable fields
-//! joined by spaces, folded by the database (Latin letters with diacritics to their base letters,
-//! then lower case). The search term is folded the same way here, split into words, and every word
-//! must occur in the column (`LIKE '%word%'`). The database maintains the column itself (STORED on
-//! PostgreSQL, VIRTUAL on SQLite), so existing rows are covered the moment it is added.
+//! Every model with searchable fields has a column `crm_search`: its searchable fields joined by
+//! spaces, folded (Latin letters with diacritics to their base letters, then lower case). The store
+//! writes it with the row, folded here by [`fold`] (an insert carries it; an update that changes a
+//! searchable field rewrites it from the row as updated), so the column costs the database nothing
+//! per row and the schema holds no expression (stock `sqlite3` could not parse the hundred nested
+//! `replace()` calls of the generated column of earlier versions). The search term is folded the
+//! same way, split into words, and every word must occur in the column (`LIKE '%word%'`).
+//!
+//! A migration fills the column of rows written before it existed (or before the model's
+//! searchable fields changed) with one UPDATE computing the same fold in SQL ([`fold_sql`]), the
+//! way custom searchable fields are folded inline by the reads.
 //!
 //! Typos: a word of four or more letters also matches text one edit away (a letter replaced,
 //! two neighbours swapped, a letter missing; from five letters, one letter too many), through
 //! `LIKE` patterns with `_` wildcards, so the meaning is the same on both backends and partial
 //! words still match.
 //!
-//! Differences left: PostgreSQL's `lower()` folds the case of every script, SQLite's only ASCII
-//! (letters of the fold table are folded on both).
+//! Differences left: rows filled by a migration's UPDATE and custom searchable fields are folded by
+//! the database, whose `lower()` folds the case of every script on PostgreSQL and only ASCII on
+//! SQLite (letters of the fold table are folded on both); what the store writes is folded here, the
+//! same on both backends.
 
-use crm_model::Model;
+use crm_model::{Model, OrgId, Value};
+use sea_query::{Alias, CaseStatement, Expr, ExprTrait, Query};
+use uuid::Uuid;
 
+use super::Built;
 use crate::sql::dialect::Dialect;
 
 /// The search column of a model's table.
@@ -66,6 +77,10 @@ fn pairs() -> Vec<(char, &'static str)> {
 pub fn fold(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+            continue;
+        }
         let lc = c.to_lowercase().next().unwrap_or(c);
         match FOLD.iter().find(|(f, _)| *f == lc) {
             Some((_, to)) => out.push_str(to),
@@ -133,15 +148,6 @@ fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The SQL expression computing the search column of `m` (none without searchable fields).
-/// Custom searchable fields are not part of it (their values live in a JSON document the column
-/// cannot follow per tenant); the SQL builder folds them inline with [`fold_sql`].
-#[must_use]
-pub fn column_expr(d: Dialect, m: &Model) -> Option<String> {
-    let cols: Vec<String> = m.searchable().filter(|f| !f.custom).map(|f| format!("\"{}\"", f.column)).collect();
-    fold_sql(d, &cols)
-}
-
 /// The folded text of the SQL text expressions `parts`, joined by spaces (none when empty).
 #[must_use]
 pub fn fold_sql(d: Dialect, parts: &[String]) -> Option<String> {
@@ -172,16 +178,72 @@ pub fn fold_sql(d: Dialect, parts: &[String]) -> Option<String> {
     })
 }
 
-/// The column definition of the search column (generated, maintained by the database).
+/// Whether `m`'s table has the search column: it has searchable fields of its own columns.
 #[must_use]
-pub fn column_def(d: Dialect, m: &Model) -> Option<String> {
-    let expr = column_expr(d, m)?;
-    let storage = match d {
-        // SQLite can only add VIRTUAL generated columns to an existing table.
-        Dialect::Sqlite => "VIRTUAL",
-        Dialect::Postgres => "STORED",
-    };
-    Some(format!("\"{SEARCH_COLUMN}\" TEXT GENERATED ALWAYS AS ({expr}) {storage}"))
+pub fn has_column(m: &Model) -> bool {
+    !m.custom && m.searchable().any(|f| !f.custom)
+}
+
+/// The column definition of the search column (written by the store, see the module doc).
+#[must_use]
+pub fn column_def(m: &Model) -> Option<String> {
+    has_column(m).then(|| format!("\"{SEARCH_COLUMN}\" TEXT"))
+}
+
+/// The search column's value of a row whose searchable columns hold `value(column)` (none: null).
+pub fn text<'v>(m: &Model, mut value: impl FnMut(&str) -> Option<&'v str>) -> String {
+    let parts: Vec<&str> = m.searchable().filter(|f| !f.custom).map(|f| value(f.column.as_str()).unwrap_or("")).collect();
+    fold(&parts.join(" "))
+}
+
+/// The searchable columns of rows `ids` of the tenant's `m`, joined as [`text`] joins them but
+/// not folded: `(id, text)` pairs for the store to fold after an update.
+#[must_use]
+pub fn unfolded(d: Dialect, m: &Model, org: &OrgId, ids: &[Uuid]) -> Built {
+    let parts: Vec<String> = m.searchable().filter(|f| !f.custom).map(|f| format!("coalesce(\"{}\", '')", f.column)).collect();
+    let joined = if parts.is_empty() { "''".to_owned() } else { parts.join(" || ' ' || ") };
+    let stmt = Query::select()
+        .expr(Expr::cust("CAST(\"id\" AS TEXT)"))
+        .expr(Expr::cust(joined))
+        .from(Alias::new(m.table.as_str()))
+        .cond_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())).and(super::write::ids_in(d, ids)))
+        .to_owned();
+    d.build(&stmt)
+}
+
+/// Sets the search column of the tenant's rows of `m`: `(id, folded text)` pairs, one statement
+/// (none for no pairs). Not a write of the record: version and stamps stay.
+#[must_use]
+pub fn fill(d: Dialect, m: &Model, org: &OrgId, rows: &[(Uuid, String)]) -> Option<Built> {
+    if rows.is_empty() {
+        return None;
+    }
+    let mut case = CaseStatement::new();
+    for (id, text) in rows {
+        case = case.case(Expr::col(Alias::new("id")).eq(d.bind(&Value::Uuid(*id))), d.bind(&Value::Text(text.clone())));
+    }
+    let stmt = Query::update()
+        .table(Alias::new(m.table.as_str()))
+        .value(Alias::new(SEARCH_COLUMN), case.finally(Expr::col(Alias::new(SEARCH_COLUMN))))
+        .cond_where(
+            Expr::col(Alias::new("org_id"))
+                .eq(Expr::val(org.as_str()))
+                .and(super::write::ids_in(d, &rows.iter().map(|(i, _)| *i).collect::<Vec<_>>())),
+        )
+        .to_owned();
+    Some(d.build(&stmt))
+}
+
+/// The migration's refill of `m`'s search column over every row of every tenant, folded by the
+/// database (none without the column).
+#[must_use]
+pub fn refill(d: Dialect, m: &Model) -> Option<String> {
+    if !has_column(m) {
+        return None;
+    }
+    let cols: Vec<String> = m.searchable().filter(|f| !f.custom).map(|f| format!("\"{}\"", f.column)).collect();
+    let expr = fold_sql(d, &cols)?;
+    Some(format!("UPDATE \"{}\" SET \"{SEARCH_COLUMN}\" = {expr}", m.table))
 }
 
 #[cfg(test)]

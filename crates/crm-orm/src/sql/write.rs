@@ -43,6 +43,8 @@ impl Stamp<'_> {
 pub struct Sets {
     cols: Vec<(String, Expr)>,
     custom: serde_json::Map<String, Json>,
+    /// The values of searchable columns set (by column), for the search column.
+    searched: Vec<(String, Option<String>)>,
 }
 
 impl Sets {
@@ -51,8 +53,21 @@ impl Sets {
         if f.custom {
             self.custom.insert(f.name.to_string(), stored_json(v));
         } else {
+            if f.searchable {
+                let text = match v {
+                    Value::Text(t) => Some(t.clone()),
+                    _ => None,
+                };
+                self.searched.push((f.column.to_string(), text));
+            }
             self.cols.extend(columns_of(d, f, v));
         }
+    }
+
+    /// Whether a searchable column is set: an update must rewrite the row's search column.
+    #[must_use]
+    pub fn sets_searched(&self) -> bool {
+        !self.searched.is_empty()
     }
 
     /// The assignments of an UPDATE: custom values patch the document in place.
@@ -117,8 +132,10 @@ fn col(c: &str) -> Expr {
     Expr::col(Alias::new(c))
 }
 
-fn ids_in(d: Dialect, ids: &[Uuid]) -> Expr {
-    col("id").is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i))))
+/// `id` is one of `ids` (a long list as one array parameter on PostgreSQL, see [`Dialect::is_in`]).
+pub(crate) fn ids_in(d: Dialect, ids: &[Uuid]) -> Expr {
+    let values: Vec<Value> = ids.iter().map(|i| Value::Uuid(*i)).collect();
+    d.is_in(col("id"), &values.iter().collect::<Vec<_>>())
 }
 
 /// `cond` on the tenant's rows of `model` (for a custom object, its own records of the shared
@@ -152,7 +169,14 @@ fn row_columns(d: Dialect, model: &Model, stamp: &Stamp<'_>, id: Uuid, sets: Set
         ("updated_by".into(), stamp.actor(d)),
         ("version".into(), d.bind(&Value::Int(1))),
     ];
+    let search = super::search::has_column(model).then(|| {
+        let searched = &sets.searched;
+        super::search::text(model, |c| searched.iter().find(|(s, _)| s == c).and_then(|(_, t)| t.as_deref()))
+    });
     cols.extend(sets.into_insert(d));
+    if let Some(text) = search {
+        cols.push((super::search::SEARCH_COLUMN.to_owned(), d.bind(&Value::Text(text))));
+    }
     if model.custom {
         cols.push(("object".into(), Expr::val(model.name.as_str())));
     }

@@ -161,6 +161,7 @@ impl Rendered {
             "crm.org_id",
             "crm.read_orgs",
             "crm.platform",
+            " ",
         ];
         let mut parts = self.sql.split('\'');
         parts.next();
