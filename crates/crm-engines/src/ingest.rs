@@ -207,6 +207,14 @@ struct Batch<'e> {
     links: HashMap<(String, String), (Option<Uuid>, Option<Uuid>)>,
 }
 
+/// A stored event's conversation and what it became.
+#[derive(Deserialize)]
+struct ThreadLink {
+    thread: Option<String>,
+    lead: Option<Uuid>,
+    ticket: Option<Uuid>,
+}
+
 /// The conversation of an event: its thread, or the event itself.
 fn thread_of(e: &SocialInput) -> String {
     e.thread.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| e.external_id.clone())
@@ -247,8 +255,12 @@ impl<'e> Batch<'e> {
         }
         for (platform, ids) in &by_platform {
             let f = Filter::parse(tx.catalog(), &social, &json!({ "platform": platform, "externalId_in": ids }))?;
-            for row in tx.find_all(&social, f, u32::try_from(MAX_BATCH).unwrap_or(1000)).await? {
-                known.insert(((*platform).to_owned(), SocialEvent::decode(row)?.external_id));
+            for row in tx.find_fields(&social, f, &["externalId"], u32::try_from(MAX_BATCH).unwrap_or(1000)).await? {
+                let id = row
+                    .get("externalId")
+                    .and_then(Json::as_str)
+                    .ok_or_else(|| OrmError::decode("social event", "without its externalId"))?;
+                known.insert(((*platform).to_owned(), id.to_owned()));
             }
         }
         // Authors and conversations are looked up for the new events only (none for a batch of
@@ -260,7 +272,7 @@ impl<'e> Batch<'e> {
         let mut contacts: HashMap<String, Uuid> = HashMap::new();
         for chunk in keys.chunks(500) {
             let f = Filter::parse(tx.catalog(), &contact, &json!({ "socialHandles_contains_some": chunk }))?;
-            for row in tx.find_all(&contact, f, 100_000).await? {
+            for row in tx.find_fields(&contact, f, &["socialHandles"], 100_000).await? {
                 let handles: Vec<String> = row
                     .get("socialHandles")
                     .and_then(Json::as_array)
@@ -289,10 +301,9 @@ impl<'e> Batch<'e> {
                 ) else {
                     continue;
                 };
-                for row in tx.find_all(&social, f, 100_000).await? {
-                    let thread = row.get("thread").and_then(Json::as_str).map(str::to_owned);
-                    let linked = SocialEvent::decode(row)?;
-                    if let Some(t) = thread {
+                for row in tx.find_fields(&social, f, &["thread", "lead", "ticket"], 100_000).await? {
+                    let linked: ThreadLink = crm_orm::decode_value(SocialEvent::MODEL, row)?;
+                    if let Some(t) = linked.thread {
                         links.entry((platform.to_owned(), t)).or_insert((linked.lead, linked.ticket));
                     }
                 }

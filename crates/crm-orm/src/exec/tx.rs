@@ -13,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crm_model::{Catalog, Model, ModelName, OrgId};
+use crm_model::{Catalog, FieldName, Model, ModelName, OrgId};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ use super::{Store, parse_uuid, retried};
 use crate::authorization::{Access, Scoped};
 use crate::error::{OrmError, Result, decode_json};
 use crate::ir::Op;
-use crate::ir::{Filter, GroupBy, Page, Read, Targets};
+use crate::ir::{Filter, GroupBy, Page, Read, Selection, Targets};
 use crate::page::PageResult;
 use crate::sql::dialect::Dialect;
 use crate::sql::events::{Event, EventKind};
@@ -199,6 +199,26 @@ impl TxCtx<'_> {
         let mut read = Read::new(model);
         read.filter = filter;
         read.page = Page { first: Some(limit), ..Page::default() };
+        read.cursors = false;
+        Ok(self.read(&read).await?.rows)
+    }
+
+    /// Like [`TxCtx::find_all`], with only `fields` of each record (and its `id`): for bulk
+    /// look-ups that need a key or two of many records.
+    ///
+    /// # Errors
+    /// An unknown field; as [`TxCtx::find_all`].
+    pub async fn find_fields(&mut self, model: &Model, filter: Filter, fields: &[&str], limit: u32) -> Result<Vec<Json>> {
+        let mut read = Read::new(model);
+        read.filter = filter;
+        read.page = Page { first: Some(limit), ..Page::default() };
+        read.cursors = false;
+        let mut names = vec![FieldName::new("id").map_err(|e| OrmError::invariant(e.to_string()))?];
+        for f in fields {
+            let field = model.field(f).ok_or_else(|| OrmError::bad("fields", format!("unknown field `{f}` of {}", model.name)))?;
+            names.push(field.name.clone());
+        }
+        read.select = Selection { fields: names, ..Selection::default() };
         Ok(self.read(&read).await?.rows)
     }
 
@@ -308,6 +328,7 @@ impl TxCtx<'_> {
         read.filter = Filter::ids(ids)?;
         read.page = Page { first: Some(n), ..Page::default() };
         read.trash = trash;
+        read.cursors = false;
         let limits = Limits { default_page: self.limits.default_page, max_page: std::cmp::max(n, self.limits.max_page) };
         Ok(read_page(self.d, &self.cat, &self.system, true, limits, self.tx, &read, false).await?.decoded()?.rows)
     }

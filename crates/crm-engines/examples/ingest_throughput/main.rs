@@ -2,13 +2,20 @@
 //! join them, mentions that become tickets, posts) into a fresh tenant, with tagging and routing
 //! rules in place, then the same batches again (all duplicates).
 //!
+//! Beside it, in the same run and database, the ceiling (`raw.rs`): the same rows written by
+//! hand-written SQL into another tenant, decided in advance. Printed: events per second of both
+//! and their ratio.
+//!
 //! `cargo run --release -p crm-engines --example ingest_throughput [DATABASE_URL]` (SQLite in a
 //! temporary file by default).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![allow(clippy::cast_precision_loss, clippy::cast_possible_wrap, clippy::cast_possible_truncation, clippy::missing_panics_doc)] // a measuring program: arithmetic on counts, sizes and durations far inside the casts' range; it stops at the first failure
 
+mod raw;
+
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crm_engines::Engines;
 use crm_engines::ingest::{Ingest, SocialInput};
@@ -80,25 +87,49 @@ async fn main() {
     let access = store.cross_tenant_platform_work().system_access(org, "bench");
     store.transaction(&access, &Rules).await.unwrap();
     let (batches, size) = (10, 500);
+    let rate = |d: Duration| (batches * size) as f64 / d.as_secs_f64();
     let t = Instant::now();
     for b in 0..batches {
         let out = store.transaction(&access, &Ingest { events: batch(size, b * size) }).await.unwrap();
         assert_eq!(out.created, size);
     }
-    let new = t.elapsed();
+    let new = rate(t.elapsed());
     let t = Instant::now();
     for b in 0..batches {
         let out = store.transaction(&access, &Ingest { events: batch(size, b * size) }).await.unwrap();
         assert_eq!(out.duplicates, size);
     }
-    let dup = t.elapsed();
-    let n = (batches * size) as f64;
+    let dup = rate(t.elapsed());
+
+    // The ceiling, in another tenant with the same members and rules.
+    let ceiling = OrgId::new(format!("raw-{}", uuid::Uuid::now_v7().simple())).unwrap();
+    store.register_tenant(&ceiling, None).await.unwrap();
+    store.transaction(&store.cross_tenant_platform_work().system_access(ceiling.clone(), "bench"), &Rules).await.unwrap();
+    let mut conn = raw::Raw::connect(&url).await;
+    let org = ceiling.as_str();
+    let mut known = raw::Known {
+        org: org.to_owned(),
+        members: conn.ids(org, "members").await,
+        tag_rule: conn.ids(org, "tag_rules").await[0],
+        routing_rule: conn.ids(org, "routing_rules").await[0],
+        next_member: 0,
+        authors: HashMap::new(),
+        threads: HashMap::new(),
+    };
+    let t = Instant::now();
+    for b in 0..batches {
+        raw::batch(&mut conn, &mut known, &batch(size, b * size)).await;
+    }
+    let raw_new = rate(t.elapsed());
+    let t = Instant::now();
+    for b in 0..batches {
+        raw::duplicates(&mut conn, org, &batch(size, b * size)).await;
+    }
+    let raw_dup = rate(t.elapsed());
     println!(
-        "{:?}: {} new events in {:.2?} = {:.0} events/s; same again (duplicates) {:.0} events/s",
+        "{:?}: new events {new:.0}/s (ceiling {raw_new:.0}/s, {:.2} of it); duplicates {dup:.0}/s (ceiling {raw_dup:.0}/s, {:.2} of it)",
         store.dialect(),
-        n,
-        new,
-        n / new.as_secs_f64(),
-        n / dup.as_secs_f64()
+        new / raw_new,
+        dup / raw_dup
     );
 }
