@@ -5,6 +5,7 @@
 use crm_model::{OrgId, ScalarType, Value};
 use sea_query::{Expr, PostgresQueryBuilder, SqliteQueryBuilder};
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
+use uuid::Uuid;
 
 use crate::error::{OrmError, Result};
 
@@ -292,6 +293,14 @@ impl Dialect {
             (Dialect::Postgres, Value::Json(_) | Value::List(_)) => Expr::val(Q::Json(Some(Box::new(v.to_json())))),
             (Dialect::Sqlite, Value::Json(_) | Value::List(_)) => Expr::val(Q::String(Some(v.to_json().to_string()))),
         }
+    }
+
+    /// Column `id` (no table alias) is one of `ids`, a long list as one array parameter on
+    /// PostgreSQL (see [`Dialect::is_in`]).
+    #[must_use]
+    pub fn ids_in(self, ids: &[Uuid]) -> Expr {
+        let values: Vec<Value> = ids.iter().map(|i| Value::Uuid(*i)).collect();
+        self.is_in(Expr::col(sea_query::Alias::new("id")), &values.iter().collect::<Vec<_>>())
     }
 
     /// `col IN (values)`. On PostgreSQL a long list of ids, texts or integers is one array

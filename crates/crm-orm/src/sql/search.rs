@@ -206,7 +206,7 @@ pub fn unfolded(d: Dialect, m: &Model, org: &OrgId, ids: &[Uuid]) -> Built {
         .expr(Expr::cust("CAST(\"id\" AS TEXT)"))
         .expr(Expr::cust(joined))
         .from(Alias::new(m.table.as_str()))
-        .cond_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())).and(super::write::ids_in(d, ids)))
+        .cond_where(Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())).and(d.ids_in(ids)))
         .to_owned();
     d.build(&stmt)
 }
@@ -226,9 +226,7 @@ pub fn fill(d: Dialect, m: &Model, org: &OrgId, rows: &[(Uuid, String)]) -> Opti
         .table(Alias::new(m.table.as_str()))
         .value(Alias::new(SEARCH_COLUMN), case.finally(Expr::col(Alias::new(SEARCH_COLUMN))))
         .cond_where(
-            Expr::col(Alias::new("org_id"))
-                .eq(Expr::val(org.as_str()))
-                .and(super::write::ids_in(d, &rows.iter().map(|(i, _)| *i).collect::<Vec<_>>())),
+            Expr::col(Alias::new("org_id")).eq(Expr::val(org.as_str())).and(d.ids_in(&rows.iter().map(|(i, _)| *i).collect::<Vec<_>>())),
         )
         .to_owned();
     Some(d.build(&stmt))

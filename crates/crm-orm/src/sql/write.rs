@@ -132,10 +132,8 @@ fn col(c: &str) -> Expr {
     Expr::col(Alias::new(c))
 }
 
-/// `id` is one of `ids` (a long list as one array parameter on PostgreSQL, see [`Dialect::is_in`]).
-pub(crate) fn ids_in(d: Dialect, ids: &[Uuid]) -> Expr {
-    let values: Vec<Value> = ids.iter().map(|i| Value::Uuid(*i)).collect();
-    d.is_in(col("id"), &values.iter().collect::<Vec<_>>())
+fn ids_in(d: Dialect, ids: &[Uuid]) -> Expr {
+    d.ids_in(ids)
 }
 
 /// `cond` on the tenant's rows of `model` (for a custom object, its own records of the shared
