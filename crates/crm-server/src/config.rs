@@ -52,6 +52,11 @@ pub struct Config {
     /// Directory for the embedded database and local state.
     #[arg(long, env = "CRM_DATA_DIR", default_value = "data", value_name = "DIR")]
     pub data_dir: PathBuf,
+    /// Directory of installation-wide models, one `*.model.json` file each (a `ModelDef` in the
+    /// JSON form the runtime metadata API takes): served to every tenant next to the standard
+    /// models, with their own tables. None: the standard models (and those given in Rust).
+    #[arg(long, env = "CRM_MODELS", value_name = "DIR")]
+    pub models: Option<PathBuf>,
     /// Address to listen on (loopback unless told otherwise).
     #[arg(long, env = "CRM_LISTEN", default_value_t = DEFAULT_LISTEN, value_name = "ADDR")]
     pub listen: SocketAddr,
@@ -185,6 +190,7 @@ impl Default for Config {
             config_file: None,
             database_url: None,
             data_dir: PathBuf::from("data"),
+            models: None,
             listen: DEFAULT_LISTEN,
             db_max_connections: 10,
             db_acquire_timeout_ms: 5000,
@@ -229,6 +235,7 @@ impl Default for Config {
 struct FileConfig {
     database_url: Option<String>,
     data_dir: Option<PathBuf>,
+    models: Option<PathBuf>,
     listen: Option<SocketAddr>,
     db_max_connections: Option<u32>,
     db_acquire_timeout_ms: Option<u64>,
@@ -361,7 +368,7 @@ impl Config {
                 }
             )*};
         }
-        take!(opt database_url, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen, nats_url);
+        take!(opt database_url, models, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen, nats_url);
         take!(val data_dir, listen, db_max_connections, db_acquire_timeout_ms, db_statement_timeout_ms, tenant_concurrency, oidc_leeway_secs, dev_allow_remote, default_page_size, max_page_size);
         take!(val max_depth, max_complexity, max_aliases, max_query_nodes, cors_origins, body_limit, request_timeout_secs, metadata_refresh_ms, max_tenant_schemas, log_format);
         take!(val workers, worker_poll_ms, worker_orgs, webhook_allow, event_retention_hours, nats_stream, nats_subject_prefix, nats_duplicate_window_secs);
@@ -399,6 +406,18 @@ impl Config {
         crm_engines::egress::Egress::with_allowed(&self.webhook_allow)
             .map(std::sync::Arc::new)
             .map_err(|e| ServerError::Config(format!("--webhook-allow: {e}")))
+    }
+
+    /// The GraphQL limits of the configuration.
+    #[must_use]
+    pub fn schema_options(&self) -> crm_graphql::SchemaOptions {
+        crm_graphql::SchemaOptions {
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+            max_aliases: self.max_aliases,
+            max_nodes: self.max_query_nodes,
+            introspection: true,
+        }
     }
 
     /// The SQLite URL in the data directory unless a database URL is configured. The directory
@@ -495,6 +514,7 @@ impl std::fmt::Debug for Config {
             .field("config_file", &self.config_file)
             .field("database_url", &database_url)
             .field("data_dir", &self.data_dir)
+            .field("models", &self.models)
             .field("listen", &self.listen)
             .field("db_max_connections", &self.db_max_connections)
             .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)

@@ -11,6 +11,7 @@
 
 mod admission;
 pub mod authentication;
+mod cli;
 mod config;
 mod files;
 mod http;
@@ -26,8 +27,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router, middleware};
-use crm_graphql::{Api, Request, SchemaOptions};
-use crm_model::standard::standard_catalog;
+use crm_graphql::{Api, Request};
+use crm_model::standard::standard_models;
+use crm_model::{Catalog, ModelDef};
 use crm_orm::{OrmError, Principal, Store, StoreOptions};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -36,6 +38,7 @@ use tower_http::cors::CorsLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::authentication::{AuthError, Authenticator, DevKey, Oidc, OidcSettings, Secret};
+pub use crate::cli::Server;
 pub use crate::config::{BODY_LIMIT, Config, DEFAULT_LISTEN, LogFormat, REQUEST_TIMEOUT_SECS, redact_url};
 use crate::http::{OperationSlot, Outcome, gql_error};
 pub use crate::http::{RequestId, X_REQUEST_ID};
@@ -58,12 +61,21 @@ pub enum ServerError {
     Config(String),
 }
 
-/// Connects the store with the standard catalog.
+/// Connects the store with the standard catalog (and the `--models` files).
 ///
 /// # Errors
-/// Bad URL, unreachable database, a role that bypasses row-level security.
+/// As [`connect_with`].
 pub async fn connect(config: &Config) -> Result<Store, ServerError> {
-    let catalog = Arc::new(standard_catalog()?);
+    connect_with(config, &[]).await
+}
+
+/// Connects the store serving [`catalog`]`(config, models)`, with the CRM engines installed.
+///
+/// # Errors
+/// A model that does not resolve or a `--models` file that cannot be read, a bad URL, an
+/// unreachable database, a role that bypasses row-level security.
+pub async fn connect_with(config: &Config, models: &[ModelDef]) -> Result<Store, ServerError> {
+    let catalog = Arc::new(catalog(config, models)?);
     let url = config.resolved_database_url()?;
     let opts = StoreOptions {
         max_connections: config.db_max_connections,
@@ -73,6 +85,35 @@ pub async fn connect(config: &Config) -> Result<Store, ServerError> {
     };
     // The CRM engines' write hook (rule validation, tagging, routing) runs in every write.
     Ok(crm_engines::Engines::install_with(&Store::connect(&url, catalog, opts).await?, config.egress()?))
+}
+
+/// The models the server serves every tenant: the standard ones, then `models` (declared in Rust
+/// by the program embedding the server), then the `*.model.json` files of `--models` in the order
+/// of their names. Each file holds one model in the JSON form of [`ModelDef`] (the form the
+/// runtime metadata API takes).
+///
+/// # Errors
+/// A file that cannot be read or is not a model (the error names the file), a model that does
+/// not resolve (a name taken twice, a relation to a model that does not exist, …).
+pub fn catalog(config: &Config, models: &[ModelDef]) -> Result<Catalog, ServerError> {
+    let mut defs = standard_models();
+    defs.extend_from_slice(models);
+    if let Some(dir) = &config.models {
+        let read_dir = std::fs::read_dir(dir).map_err(|e| ServerError::Config(format!("--models {}: {e}", dir.display())))?;
+        let mut files: Vec<std::path::PathBuf> = read_dir
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".model.json")))
+            .collect();
+        files.sort();
+        for path in files {
+            let text = std::fs::read_to_string(&path).map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
+            let def: ModelDef =
+                serde_json::from_str(&text).map_err(|e| ServerError::Config(format!("{}: not a model: {e}", path.display())))?;
+            tracing::info!(model = %def.name, file = %path.display(), "model from --models");
+            defs.push(def);
+        }
+    }
+    Ok(crm_model::resolve(&defs)?)
 }
 
 /// Sets up logging to standard output in `format`, at the level `RUST_LOG` gives (default
@@ -166,15 +207,8 @@ impl AppState {
             );
             Authenticator::Dev(DevKey::load_or_create(&config.data_dir)?)
         };
-        let options = SchemaOptions {
-            max_depth: config.max_depth,
-            max_complexity: config.max_complexity,
-            max_aliases: config.max_aliases,
-            max_nodes: config.max_query_nodes,
-            introspection: true,
-        };
         let api = Arc::new(
-            Api::new(options, config.policy())
+            Api::new(config.schema_options(), config.policy())
                 .with_metadata_refresh(std::time::Duration::from_millis(config.metadata_refresh_ms))
                 .with_schema_capacity(config.max_tenant_schemas),
         );
@@ -229,6 +263,7 @@ impl AppState {
 /// ```
 pub struct App {
     config: Config,
+    models: Vec<ModelDef>,
     store: Option<Arc<Store>>,
     migrate: bool,
     routes: Option<Router<AppState>>,
@@ -244,7 +279,15 @@ impl App {
     /// A builder for `config`.
     #[must_use]
     pub fn new(config: Config) -> App {
-        App { config, store: None, migrate: true, routes: None }
+        App { config, models: Vec::new(), store: None, migrate: true, routes: None }
+    }
+
+    /// Adds models declared in Rust, served next to the standard ones (see [`catalog`]). Not
+    /// used when given a store: the store's catalog is served.
+    #[must_use]
+    pub fn models(mut self, models: impl IntoIterator<Item = ModelDef>) -> App {
+        self.models.extend(models);
+        self
     }
 
     /// Uses `store` instead of connecting to the configured database.
@@ -282,7 +325,7 @@ impl App {
     pub async fn build(self) -> Result<AppState, ServerError> {
         let store = match self.store {
             Some(e) => e,
-            None => Arc::new(connect(&self.config).await?),
+            None => Arc::new(connect_with(&self.config, &self.models).await?),
         };
         if self.migrate {
             store.migrate().await?;
