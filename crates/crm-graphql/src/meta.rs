@@ -87,9 +87,9 @@ fn model_info(m: &Model, access: &Access) -> Json {
         "label": m.label,
         "description": m.description,
         "custom": m.custom,
-        "canCreate": access.allows(&m.name, Op::Create),
-        "canUpdate": access.allows(&m.name, Op::Update),
-        "canDelete": access.allows(&m.name, Op::Delete),
+        "canCreate": access.can(m, Op::Create),
+        "canUpdate": access.can(m, Op::Update),
+        "canDelete": access.can(m, Op::Delete),
         "fields": fields,
     })
 }

@@ -380,6 +380,13 @@ async fn bad_metadata_is_refused_precisely_and_changes_nothing() {
     }
 }
 
+/// What `metadata` says `g` may do with Project and Lead.
+async fn can_create(g: &Gql<'_>) -> (Json, Json) {
+    let m = g.ok("{ metadata { models { name canCreate canUpdate canDelete } } }", no_vars()).await;
+    let of = |n: &str| m["metadata"]["models"].as_array().unwrap().iter().find(|x| x["name"] == n).cloned().unwrap_or(Json::Null);
+    (of("Project"), of("Lead"))
+}
+
 #[tokio::test]
 async fn custom_object_related_to_account() {
     for b in backends().await {
@@ -417,6 +424,21 @@ async fn custom_object_related_to_account() {
                 json!({"id": acme}),
             )
             .await;
+
+        // `metadata` says what a create will do: sales may create only its own (or unassigned)
+        // records, and a custom object has no owner field, so no Project can be theirs; leads can.
+        let (project, lead) = can_create(&c.restricted).await;
+        assert_eq!(project, json!({"name": "Project", "canCreate": false, "canUpdate": false, "canDelete": false}), "[{}]", b.name);
+        assert_eq!(lead, json!({"name": "Lead", "canCreate": true, "canUpdate": true, "canDelete": true}), "[{}]", b.name);
+        let make = "mutation($d: ProjectCreateInput!) { createProject(data: $d) { title } }";
+        let attempt = json!({"d": {"title": "Mine", "lead": {"connect": {"id": acme}}}});
+        assert_eq!(c.restricted.code(make, attempt.clone()).await, "FORBIDDEN", "[{}] as metadata said", b.name);
+        assert_eq!(
+            c.restricted.ok("mutation { createLead(data: {name: \"Mine\"}) { name } }", no_vars()).await["createLead"]["name"],
+            "Mine"
+        );
+        assert_eq!(can_create(&c.admin).await.0["canCreate"], true, "[{}]", b.name);
+        assert_eq!(can_create(&c.other).await.0, Json::Null, "[{}] tenant B has no Project", b.name);
 
         let d = c
             .restricted

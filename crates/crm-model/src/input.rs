@@ -25,9 +25,24 @@ fn expected(field: &Field, what: &str, got: &Json) -> ValueError {
 }
 
 fn parse_datetime(field: &Field, s: &str) -> Result<DateTime<Utc>, ValueError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ValueError::new(field.name.as_str(), format!("`{s}` is not an RFC 3339 date-time")))
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|_| ValueError::new(field.name.as_str(), datetime_hint(s)))
+}
+
+/// Why `s` is not an instant, and what is expected: a local time without an offset and a bare
+/// date are told apart (the instant they mean depends on a time zone the server cannot guess).
+fn datetime_hint(s: &str) -> String {
+    let local = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        .iter()
+        .any(|f| chrono::NaiveDateTime::parse_from_str(s, f).is_ok());
+    if local {
+        return format!(
+            "`{s}` is not an RFC 3339 date-time: it has no time zone offset; add one, e.g. `Z` for UTC or `+02:00` (`2026-03-01T09:30:00Z`)"
+        );
+    }
+    if chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() {
+        return format!("`{s}` is not an RFC 3339 date-time: it is a date; give a time and an offset (`{s}T00:00:00Z`)");
+    }
+    format!("`{s}` is not an RFC 3339 date-time (a date, a time and an offset: `2026-03-01T09:30:00Z`)")
 }
 
 fn parse_scalar(field: &Field, ty: &ScalarType, j: &Json) -> Result<Value, ValueError> {

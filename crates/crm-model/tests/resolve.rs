@@ -980,9 +980,14 @@ fn dates_and_datetimes() {
     assert_eq!(t.to_json(), json!("2026-03-01T08:30:00.000000Z"));
     let t = parsed(&cat, "Ticket", "nextContactAt", json!("2026-03-01T08:30:00.123456789Z")).unwrap();
     assert_eq!(t.to_json(), json!("2026-03-01T08:30:00.123456Z"));
-    for bad in ["2026-03-01", "2026-03-01 10:30", "2026-03-01T10:30:00", "now"] {
+    for (bad, hint) in [
+        ("2026-03-01", "it is a date; give a time and an offset (`2026-03-01T00:00:00Z`)"),
+        ("2026-03-01 10:30", "it has no time zone offset"),
+        ("2026-03-01T10:30:00", "it has no time zone offset; add one, e.g. `Z` for UTC or `+02:00`"),
+        ("now", "(a date, a time and an offset: `2026-03-01T09:30:00Z`)"),
+    ] {
         let e = value_err(&cat, "Ticket", "nextContactAt", json!(bad));
-        assert!(e.reason.contains("is not an RFC 3339 date-time"), "{bad}: {e}");
+        assert!(e.reason.contains("is not an RFC 3339 date-time") && e.reason.contains(hint), "{bad}: {e}");
     }
     assert_eq!(value_err(&cat, "Ticket", "nextContactAt", json!(0)).reason, "expected a date-time (RFC 3339), got a number");
 }

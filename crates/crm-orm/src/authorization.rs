@@ -309,6 +309,21 @@ impl Access {
     pub fn allows(&self, model: &ModelName, op: Op) -> bool {
         self.grants.get(model).and_then(|g| g.get(op)).is_some()
     }
+
+    /// Whether `op` on `model` can succeed for some record: a grant whose row rule a record can
+    /// meet (own records need an owner field), and for a create, write access to every required
+    /// field without a default. What a form-rendering client asks before offering the action.
+    #[must_use]
+    pub fn can(&self, model: &Model, op: Op) -> bool {
+        if !self.allows(&model.name, op) || matches!(self.predicate(model, op), Filter::False) {
+            return false;
+        }
+        op != Op::Create
+            || model
+                .fields
+                .values()
+                .all(|f| f.system || !f.required || f.default.is_some() || self.writes_field(&model.name, f.name.as_str()))
+    }
     /// The row predicate of `op` on `model`: `True` for all rows, an owner filter for own rows,
     /// `False` with no grant. Together with the tenant predicate the SQL builder always adds,
     /// this is the whole scope.

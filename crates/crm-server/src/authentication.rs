@@ -86,6 +86,22 @@ impl AuthError {
     }
 }
 
+impl AuthError {
+    /// Why the token was refused, for a client to act on without reading the message
+    /// (`extensions.reason`): `MISSING_TOKEN`, `TOKEN_EXPIRED` (refresh it), `INVALID_TOKEN`,
+    /// `NO_TENANT_ACCESS`; none when the provider is unavailable.
+    #[must_use]
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            AuthError::Missing => Some("MISSING_TOKEN"),
+            AuthError::Expired => Some("TOKEN_EXPIRED"),
+            AuthError::Invalid(_) => Some("INVALID_TOKEN"),
+            AuthError::Forbidden(_) => Some("NO_TENANT_ACCESS"),
+            AuthError::Unavailable => None,
+        }
+    }
+}
+
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let code = self.code();
@@ -94,7 +110,11 @@ impl IntoResponse for AuthError {
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         };
-        let body = json!({ "errors": [{ "message": self.to_string(), "extensions": { "code": code.as_str() } }] });
+        let mut extensions = json!({ "code": code.as_str() });
+        if let (Some(reason), Some(e)) = (self.reason(), extensions.as_object_mut()) {
+            e.insert("reason".to_owned(), json!(reason));
+        }
+        let body = json!({ "errors": [{ "message": self.to_string(), "extensions": extensions }] });
         let mut resp = (status, axum::Json(body)).into_response();
         if code == ErrorCode::Unavailable {
             crate::http::retry_after(&mut resp);

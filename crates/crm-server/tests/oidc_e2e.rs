@@ -321,6 +321,9 @@ async fn token_attacks_are_rejected_with_401_and_no_data() {
             assert!(body["errors"][0]["message"].as_str().unwrap().contains("expired"), "{body}");
             assert!(www.contains("expired"), "{www}");
         }
+        // The reason a client acts on (refresh, or sign in again) without reading the message.
+        let want = if name == "expired" { "TOKEN_EXPIRED" } else { "INVALID_TOKEN" };
+        assert_eq!(body["errors"][0]["extensions"]["reason"], want, "{name}: {body}");
     }
     // No token, or another scheme: 401 with a bare challenge.
     for auth in [None, Some("Basic YWxhZGRpbjpvcGVuc2VzYW1l")] {

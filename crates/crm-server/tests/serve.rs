@@ -103,12 +103,17 @@ async fn graphql_over_http_with_dev_tokens() {
     let create = r#"{"query": "mutation { createLead(data: {name: \"Ada\"}) { name status } }"}"#;
     let list = r#"{"query": "{ leads { name } }"}"#;
 
-    for (auth, why) in [(None, "no token"), (Some(forged.as_str()), "signed by another key"), (Some("Bearer abc.def.ghi"), "garbage")] {
+    for (auth, why, reason) in [
+        (None, "no token", "MISSING_TOKEN"),
+        (Some(forged.as_str()), "signed by another key", "INVALID_TOKEN"),
+        (Some("Bearer abc.def.ghi"), "garbage", "INVALID_TOKEN"),
+    ] {
         let headers: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
         let resp = post(addr, "/graphql", &headers, create).await;
         assert!(resp.starts_with("HTTP/1.1 401"), "{why}: {resp}");
         assert!(resp.to_ascii_lowercase().contains("www-authenticate: bearer"), "{why}: {resp}");
         assert_eq!(body_json(&resp)["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{why}");
+        assert_eq!(body_json(&resp)["errors"][0]["extensions"]["reason"], reason, "{why}");
     }
     let resp = post(addr, "/graphql", &[("authorization", &admin_a)], create).await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
