@@ -580,6 +580,42 @@ async fn version_conflicts() {
     }
 }
 
+/// An update made on an older version goes through when nothing changed since that version
+/// touched a field it writes (a client's edit after a background change of other fields); it
+/// conflicts when a field it writes was changed meanwhile. Another tenant's update of the record
+/// finds nothing, whatever the version.
+#[tokio::test]
+async fn an_update_on_an_older_version_merges_when_its_fields_are_untouched() {
+    for b in backends().await {
+        let a = client(&b, principal(&org(), "admin", &["admin"]));
+        let bob = client(&b, principal(&org(), "admin", &["admin"]));
+        let l = a.create("Lead", json!({"name": "Merge", "score": 1})).await.unwrap();
+        // Someone else (a worker, another user) changes the status: version 2.
+        a.update("Lead", by_id(&l), json!({"status": "CONTACTED"}), Some(1)).await.unwrap();
+        // The client still holds version 1 and edits the name and the score: merged, version 3.
+        let r = a.update("Lead", by_id(&l), json!({"name": "Merged", "score": 5}), Some(1)).await.unwrap();
+        assert_eq!(
+            (r["name"].as_str(), r["status"].as_str(), r["score"].as_i64()),
+            (Some("Merged"), Some("CONTACTED"), Some(5)),
+            "{}",
+            b.name
+        );
+        assert_eq!(r["version"], 3, "{}", b.name);
+        // A field changed since the client's version: conflict, nothing written.
+        let e = a.update("Lead", by_id(&l), json!({"status": "NEW"}), Some(1)).await.unwrap_err();
+        assert!(matches!(e, OrmError::Version { expected: 1, found: 3 }), "{}: {e:?}", b.name);
+        let e = a.update("Lead", by_id(&l), json!({"score": 9}), Some(2)).await.unwrap_err();
+        assert!(matches!(e, OrmError::Version { expected: 2, found: 3 }), "{}: {e:?}", b.name);
+        assert_eq!(a.values("Lead", json!({}), &[], "score").await, vec![json!(5)], "{}", b.name);
+        // A version from the future is a conflict too.
+        assert!(matches!(a.update("Lead", by_id(&l), json!({"name": "X"}), Some(7)).await, Err(OrmError::Version { .. })));
+        // Another tenant: not found, merge or not.
+        let e = bob.update("Lead", by_id(&l), json!({"name": "Theirs"}), Some(1)).await.unwrap_err();
+        assert_eq!(e.code(), crm_model::ErrorCode::NotFound, "{}", b.name);
+        assert_eq!(a.values("Lead", json!({}), &[], "name").await, vec![json!("Merged")], "{}", b.name);
+    }
+}
+
 #[tokio::test]
 async fn bad_input_is_typed_names_the_field_and_writes_nothing() {
     for b in backends().await {

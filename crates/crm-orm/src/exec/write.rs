@@ -24,7 +24,7 @@ use crate::ir::Op;
 use crate::ir::{Data, FieldWrite, Filter, FilterOp, Operand, OrderBy, Page, Read, Selection, ToManyWrite, ToOneWrite, Unique, Write};
 use crate::page::PageResult;
 use crate::sql::dialect::Dialect;
-use crate::sql::events::EventKind;
+use crate::sql::events::{self, EventKind};
 use crate::sql::search;
 use crate::sql::write::{self, Sets, Stamp};
 use crate::sql::{Builder, Limits, audit};
@@ -795,6 +795,7 @@ impl Writer<'_, '_> {
             let (id, version) = self.find_for(model, target, Op::Update).await?;
             if let Some(e) = expected
                 && e != version
+                && (e > version || !self.untouched_since(model, id, e, data).await?)
             {
                 return Err(OrmError::Version { expected: e, found: version });
             }
@@ -822,6 +823,19 @@ impl Writer<'_, '_> {
             self.check_rows(model, &[id], Op::Update).await?;
             Ok(id)
         })
+    }
+
+    /// Whether no change committed after version `since` of record `id` set a field `data`
+    /// writes (the merge of an update made on an older version, see `docs/API.md`): read from
+    /// the record's events. Changes the events no longer reach count as touching everything.
+    async fn untouched_since(&mut self, model: &Model, id: Uuid, since: i64, data: &Data) -> Result<bool> {
+        /// How many of the record's latest changes are looked at: an update older than that is a
+        /// conflict.
+        const LOOK_BACK: u32 = 100;
+        let stmt = events::latest_of_record(self.d, self.access.org(), &model.name, id, LOOK_BACK)?;
+        let rows = self.ctx.tx.ex().texts(stmt).await?;
+        let list = rows.iter().rev().map(|t| events::decode(t)).collect::<Result<Vec<_>>>()?;
+        Ok(events::changed_since(&list, since).is_some_and(|changed| data.fields.keys().all(|f| !changed.contains(f.as_str()))))
     }
 
     /// Moves rows to the trash (`deleted`) or out of it, as a write (version, updatedAt,

@@ -218,6 +218,52 @@ pub fn of_record(d: Dialect, org: Option<&OrgId>, model: &ModelName, record: Uui
     Ok(d.build(&stmt))
 }
 
+/// The fields of a record that changes committed after its version `since` set, from the
+/// record's events in order (see [`of_record`]): `None` when the events do not reach back to
+/// `since` (older ones passed the retention) or the record was destroyed. System fields that
+/// every write moves (`version`, `updatedAt`, `updatedBy`) are left out.
+#[must_use]
+pub fn changed_since(events: &[Event], since: i64) -> Option<std::collections::HashSet<String>> {
+    let version = |side: &Option<Json>| side.as_ref().and_then(|o| o.get("version")).and_then(Json::as_i64);
+    let mut changed = std::collections::HashSet::new();
+    let mut reached = false;
+    for e in events {
+        let after_version = version(&e.after)?;
+        if after_version <= since {
+            continue;
+        }
+        if !reached {
+            // The first change after `since` must start from it (or before): no gap.
+            if version(&e.before).is_none_or(|b| b > since) {
+                return None;
+            }
+            reached = true;
+        }
+        let (Some(Json::Object(before)), Some(Json::Object(after))) = (&e.before, &e.after) else { return None };
+        for (k, v) in after {
+            if before.get(k) != Some(v) && !matches!(k.as_str(), "version" | "updatedAt" | "updatedBy") {
+                changed.insert(k.clone());
+            }
+        }
+    }
+    reached.then_some(changed)
+}
+
+/// The newest `n` events of one record, newest first (the changes an update made on an older
+/// version is checked against, see [`changed_since`]).
+///
+/// # Errors
+/// A statement sea-query cannot build (an internal error).
+pub fn latest_of_record(d: Dialect, org: &OrgId, model: &ModelName, record: Uuid, n: u32) -> Result<Built> {
+    let cond = outbox_col("org_id")
+        .eq(Expr::val(org.as_str()))
+        .and(outbox_col("model").eq(Expr::val(model.as_str())))
+        .and(outbox_col("record_id").eq(d.bind(&Value::Uuid(record))));
+    let mut stmt = outbox_select(d, cond)?;
+    stmt.order_by_expr(outbox_col("seq"), sea_query::Order::Desc).limit(u64::from(n));
+    Ok(d.build(&stmt))
+}
+
 /// `consumer`'s position in the tenant of heads row `h` (0 before its first event): a primary-key
 /// look-up per tenant, whatever the statistics say (a join let the planner loop over every
 /// cursor for every head).
@@ -462,4 +508,45 @@ pub fn cursor_advance(d: Dialect, consumer: &str, org: &OrgId, seq: i64, now: Da
         .cond_where(consumer_row(consumer, org).and(Expr::col(Alias::new("last_seq")).lt(Expr::val(seq))))
         .to_owned();
     d.build(&stmt)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn change(before: Option<Json>, after: Option<Json>) -> Event {
+        Event {
+            seq: 0,
+            id: Uuid::nil(),
+            org: "o".into(),
+            kind: "lead.updated".into(),
+            model: "Lead".into(),
+            record_id: Uuid::nil(),
+            actor: None,
+            at: Utc::now(),
+            before,
+            after,
+        }
+    }
+
+    #[test]
+    fn fields_changed_since_a_version() {
+        let v = |n: i64, status: &str, score: i64| json!({ "version": n, "status": status, "score": score, "updatedAt": format!("t{n}") });
+        let events = [
+            change(None, Some(v(1, "NEW", 0))),
+            change(Some(v(1, "NEW", 0)), Some(v(2, "CONTACTED", 0))),
+            change(Some(v(2, "CONTACTED", 0)), Some(v(3, "CONTACTED", 7))),
+        ];
+        let set = |names: &[&str]| names.iter().map(|s| (*s).to_owned()).collect::<std::collections::HashSet<_>>();
+        assert_eq!(changed_since(&events, 1), Some(set(&["status", "score"])));
+        assert_eq!(changed_since(&events, 2), Some(set(&["score"])));
+        // Nothing after the current version: nothing changed.
+        assert_eq!(changed_since(&events, 3), None, "no change after it: not reached, as for an unknown version");
+        // The events no longer reach back to version 1 (retention removed the first change).
+        assert_eq!(changed_since(&events[2..], 1), None);
+        // A destroyed record.
+        assert_eq!(changed_since(&[change(Some(v(1, "NEW", 0)), None)], 0), None);
+    }
 }
