@@ -127,7 +127,8 @@ enum Command {
         #[arg(long, default_value_t = 12 * 3600)]
         ttl_secs: u64,
     },
-    /// Print the effective configuration (secrets redacted) and exit.
+    /// Print the effective configuration as the TOML file `--config` accepts (secrets left out),
+    /// or fail on a setting the server would refuse; then exit.
     CheckConfig,
     /// Print the GraphQL schema (SDL) a tenant is served, its custom fields and objects
     /// included, for code generators that do not introspect.
@@ -166,7 +167,9 @@ async fn shutdown_signal() {
 
 async fn main_inner(cli: Cli, models: &[ModelDef]) -> Result<(), ServerError> {
     if let Some(Command::CheckConfig) = &cli.command {
-        println!("{:#?}", cli.config);
+        cli.config.check()?;
+        crate::catalog(&cli.config, models)?;
+        print!("{}", cli.config.to_toml());
         return Ok(());
     }
     if let Some(Command::DevToken { org, sub, roles, also_org, ttl_secs }) = &cli.command {
@@ -216,11 +219,14 @@ async fn main_inner(cli: Cli, models: &[ModelDef]) -> Result<(), ServerError> {
         }
         Command::Serve => {
             let state = App::new(cli.config.clone()).store(Arc::new(store)).migrate(false).build().await?;
-            let listener = tokio::net::TcpListener::bind(cli.config.listen).await?;
+            let bind = |addr: std::net::SocketAddr| async move {
+                tokio::net::TcpListener::bind(addr).await.map_err(|e| ServerError::Config(format!("cannot listen on {addr}: {e}")))
+            };
+            let listener = bind(cli.config.listen).await?;
             tracing::info!(addr = %listener.local_addr()?, "listening");
             let metrics_listener = match cli.config.metrics_listen {
                 Some(addr) => {
-                    let l = tokio::net::TcpListener::bind(addr).await?;
+                    let l = bind(addr).await?;
                     tracing::info!(addr = %l.local_addr()?, "metrics listening");
                     Some(l)
                 }

@@ -392,6 +392,109 @@ impl Config {
         Ok(())
     }
 
+    /// Every check of the configuration that needs no network: [`Config::validate`], then what
+    /// the server would refuse when it starts (an issuer without a project id, half of the
+    /// introspection credentials, development mode on a non-loopback address without
+    /// `--dev-allow-remote`). `check-config` fails on the same.
+    ///
+    /// # Errors
+    /// The first setting the server would refuse.
+    pub fn check(&self) -> Result<(), ServerError> {
+        self.validate()?;
+        crate::http::cors_layer(&self.cors_origins)?;
+        if self.oidc_issuer.is_some() {
+            if self.oidc_project_id.is_none() {
+                return Err(ServerError::Config("--oidc-project-id is required with --oidc-issuer".to_owned()));
+            }
+        } else if !self.listen.ip().is_loopback() && !self.dev_allow_remote {
+            return Err(ServerError::Config(format!(
+                "development mode (no --oidc-issuer) listens on loopback only, not {}; configure an issuer or pass --dev-allow-remote",
+                self.listen
+            )));
+        }
+        if self.oidc_client_id.is_some() != self.oidc_client_secret.is_some() {
+            return Err(ServerError::Config("give both --oidc-client-id and --oidc-client-secret, or neither".to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as the TOML file `--config` accepts: every key with its value,
+    /// unset ones and secrets as comments (a secret is given by its environment variable or a
+    /// file of its own, and never printed).
+    #[must_use]
+    pub fn to_toml(&self) -> String {
+        use toml::Value as V;
+        let text = |s: &str| Some(V::String(s.to_owned()));
+        let int = |n: u64| Some(V::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
+        let list = |l: &[String]| Some(V::Array(l.iter().map(|s| V::String(s.clone())).collect()));
+        let usize_ = |n: usize| int(n as u64);
+        let mut lines = vec!["# crm-server check-config: the effective configuration (flags, environment, file, defaults)".to_owned()];
+        let secret_url = self.database_url.as_deref().is_some_and(|u| redact_url(u) != u);
+        let entries: Vec<(&str, Option<V>)> = vec![
+            ("database_url", if secret_url { None } else { self.database_url.as_deref().and_then(text) }),
+            ("data_dir", text(&self.data_dir.to_string_lossy())),
+            ("models", self.models.as_ref().and_then(|m| text(&m.to_string_lossy()))),
+            ("listen", text(&self.listen.to_string())),
+            ("db_max_connections", int(u64::from(self.db_max_connections))),
+            ("db_acquire_timeout_ms", int(self.db_acquire_timeout_ms)),
+            ("db_statement_timeout_ms", int(self.db_statement_timeout_ms)),
+            ("tenant_concurrency", usize_(self.tenant_concurrency)),
+            ("oidc_issuer", self.oidc_issuer.as_deref().and_then(text)),
+            ("oidc_project_id", self.oidc_project_id.as_deref().and_then(text)),
+            ("oidc_client_id", self.oidc_client_id.as_deref().and_then(text)),
+            ("oidc_client_secret", None),
+            ("oidc_leeway_secs", int(self.oidc_leeway_secs)),
+            ("dev_allow_remote", Some(V::Boolean(self.dev_allow_remote))),
+            ("default_page_size", int(u64::from(self.default_page_size))),
+            ("max_page_size", int(u64::from(self.max_page_size))),
+            ("max_depth", usize_(self.max_depth)),
+            ("max_complexity", usize_(self.max_complexity)),
+            ("max_aliases", usize_(self.max_aliases)),
+            ("max_query_nodes", usize_(self.max_query_nodes)),
+            ("cors_origins", list(&self.cors_origins)),
+            ("body_limit", usize_(self.body_limit)),
+            ("request_timeout_secs", int(self.request_timeout_secs)),
+            ("metadata_refresh_ms", int(self.metadata_refresh_ms)),
+            ("max_tenant_schemas", usize_(self.max_tenant_schemas)),
+            (
+                "log_format",
+                text(match self.log_format {
+                    LogFormat::Text => "text",
+                    LogFormat::Json => "json",
+                }),
+            ),
+            ("metrics_listen", self.metrics_listen.map(|a| V::String(a.to_string()))),
+            ("workers", Some(V::Boolean(self.workers))),
+            ("worker_poll_ms", int(self.worker_poll_ms)),
+            ("worker_orgs", list(&self.worker_orgs)),
+            ("webhook_allow", list(&self.webhook_allow)),
+            ("event_retention_hours", int(self.event_retention_hours)),
+            ("nats_url", self.nats_url.as_deref().and_then(text)),
+            ("nats_stream", text(&self.nats_stream)),
+            ("nats_subject_prefix", text(&self.nats_subject_prefix)),
+            ("nats_duplicate_window_secs", int(self.nats_duplicate_window_secs)),
+        ];
+        for (key, value) in entries {
+            lines.push(match (key, value) {
+                (_, Some(v)) => format!("{key} = {v}"),
+                ("database_url", None) if secret_url => {
+                    format!(
+                        "# database_url: {} (holds a password: give it by CRM_DATABASE_URL)",
+                        self.database_url.as_deref().map(redact_url).unwrap_or_default()
+                    )
+                }
+                ("oidc_client_secret", None) if self.oidc_client_secret.is_some() => {
+                    "# oidc_client_secret: set (a secret: give it by CRM_OIDC_CLIENT_SECRET)".to_owned()
+                }
+                (_, None) => format!("# {key}: not set"),
+            });
+        }
+        if let Some(roles) = &self.roles {
+            lines.push(format!("# [roles]: {} roles from the configuration file (not repeated here)", roles.roles.len()));
+        }
+        lines.join("\n") + "\n"
+    }
+
     /// The request timeout; `None` when disabled (0).
     #[must_use]
     pub fn request_timeout(&self) -> Option<Duration> {

@@ -120,7 +120,17 @@ pub(crate) fn make_span(req: &axum::http::Request<Body>) -> Span {
         route = %route,
         path = %req.uri().path(),
         operation = tracing::field::Empty,
+        org = tracing::field::Empty,
+        sub = tracing::field::Empty,
     )
+}
+
+/// The access log: one line per request when it is answered, in the request's span (id, method,
+/// route, operation, and the tenant and user once authenticated), with the status, the outcome
+/// (`ok`, an error code, `timeout`) and the latency.
+pub(crate) fn log_response(resp: &Response, latency: Duration, _span: &Span) {
+    let outcome = resp.extensions().get::<Outcome>().map_or(if resp.status().is_success() { "ok" } else { "error" }, |o| o.0.as_str());
+    tracing::info!(status = resp.status().as_u16(), outcome, latency_ms = latency.as_secs_f64() * 1000.0, "request answered");
 }
 
 /// Cuts a request off after the configured time: 503 with code `LIMIT_EXCEEDED`. The handler's

@@ -35,7 +35,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::CorsLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 
 use crate::authentication::{AuthError, Authenticator, DevKey, Oidc, OidcSettings, Secret};
 pub use crate::cli::Server;
@@ -53,6 +53,14 @@ pub enum ServerError {
     /// The store (database, migrations, metadata).
     #[error(transparent)]
     Orm(#[from] OrmError),
+    /// The database could not be reached or used at start (the address with its password hidden).
+    #[error("database {url}: {reason}")]
+    Database {
+        /// The database URL, its password replaced by `***`.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
     /// Metadata did not resolve.
     #[error(transparent)]
     Metadata(#[from] crm_model::MetadataError),
@@ -83,8 +91,18 @@ pub async fn connect_with(config: &Config, models: &[ModelDef]) -> Result<Store,
         acquire_timeout: std::time::Duration::from_millis(config.db_acquire_timeout_ms.max(1)),
         statement_timeout: (config.db_statement_timeout_ms > 0).then(|| std::time::Duration::from_millis(config.db_statement_timeout_ms)),
     };
+    // Said before the first connection, so a database that does not answer is never silence;
+    // the pool gives up after the acquire timeout and the error names the address.
+    let shown = redact_url(&url);
+    tracing::info!(database = %shown, "connecting to the database");
+    let wait = opts.acquire_timeout;
+    let store = match tokio::time::timeout(wait + Duration::from_secs(1), Store::connect(&url, catalog, opts)).await {
+        Ok(Ok(store)) => store,
+        Ok(Err(e)) => return Err(ServerError::Database { url: shown, reason: e.to_string() }),
+        Err(_) => return Err(ServerError::Database { url: shown, reason: format!("no answer within {} ms", wait.as_millis()) }),
+    };
     // The CRM engines' write hook (rule validation, tagging, routing) runs in every write.
-    Ok(crm_engines::Engines::install_with(&Store::connect(&url, catalog, opts).await?, config.egress()?))
+    Ok(crm_engines::Engines::install_with(&store, config.egress()?))
 }
 
 /// The models the server serves every tenant: the standard ones, then `models` (declared in Rust
@@ -120,8 +138,10 @@ pub fn catalog(config: &Config, models: &[ModelDef]) -> Result<Catalog, ServerEr
 /// `info`). Does nothing when a subscriber is already installed.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a log file or collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let _ = match format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).try_init(),
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).try_init(),
         LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(true).with_span_list(true).try_init(),
     };
 }
@@ -171,7 +191,7 @@ impl AppState {
     }
 
     async fn with_routes(store: Arc<Store>, config: &Config, routes: Option<Router<AppState>>) -> Result<AppState, ServerError> {
-        config.validate()?;
+        config.check()?;
         let http = HttpSettings {
             body_limit: config.body_limit,
             timeout: config.request_timeout(),
@@ -487,7 +507,12 @@ impl axum::extract::FromRequestParts<AppState> for Authenticated {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
-        state.0.auth.authenticate(&parts.headers).await.map(Authenticated).map_err(|e| {
+        let principal = state.0.auth.authenticate(&parts.headers).await;
+        if let Ok(p) = &principal {
+            // The access log names the tenant and the user of every authenticated request.
+            tracing::Span::current().record("org", tracing::field::display(&p.org_id)).record("sub", tracing::field::display(&p.sub));
+        }
+        principal.map(Authenticated).map_err(|e| {
             let outcome = auth_outcome(&e);
             let mut resp = e.into_response();
             resp.extensions_mut().insert(Outcome(outcome.to_owned()));
@@ -609,11 +634,7 @@ pub fn app(state: AppState) -> Router {
     }
     router
         .layer(middleware::from_fn_with_state(state.clone(), http::track))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(http::make_span)
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Millis)),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(http::make_span).on_response(http::log_response))
         .layer(middleware::from_fn(http::request_id))
         .with_state(state)
 }
