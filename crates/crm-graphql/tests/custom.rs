@@ -639,10 +639,52 @@ async fn parent_reads_see_only_their_own_custom_values_and_required_fields_stay_
         }
         create(&c, "Note", json!({"body": "child's"})).await;
         assert_eq!(p.ok("{ notes { body } }", no_vars()).await["notes"], json!([]), "[{}]", b.name);
-        // A required field added to a model with records: old records read as null, new ones need it.
-        p.ok(CREATE_FIELD, json!({"m": "Lead", "d": {"name": "region", "type": "text", "required": true}})).await;
-        let d = p.ok("{ leads(where: {name: \"P1\"}) { name region } }", no_vars()).await;
-        assert_eq!(d["leads"], json!([{"name": "P1", "region": null}]), "[{}]", b.name);
-        assert_eq!(p.code("mutation { createLead(data: {name: \"P2\"}) { id } }", no_vars()).await, "BAD_USER_INPUT");
+        // A required field added to a model with records needs a default, which fills the
+        // parent's own records only (the child's row reads the parent's field as null).
+        let region = json!({"m": "Lead", "d": {"name": "region", "type": "text", "required": true}});
+        assert_eq!(p.code(CREATE_FIELD, region).await, "BAD_USER_INPUT", "[{}]", b.name);
+        p.ok(CREATE_FIELD, json!({"m": "Lead", "d": {"name": "region", "type": "text", "required": true, "default": "none"}})).await;
+        let d = p.ok("{ leads(orderBy: name_ASC) { name region } }", no_vars()).await;
+        assert_eq!(d["leads"], json!([{"name": "C1", "region": null}, {"name": "P1", "region": "none"}]), "[{}]", b.name);
+        assert_eq!(p.code("mutation { createLead(data: {name: \"P2\", region: null}) { id } }", no_vars()).await, "BAD_USER_INPUT");
+    }
+}
+
+/// A custom field made required on a model that has records: refused without a default (naming
+/// what to do, nothing changed), filled with the default otherwise, in this tenant only; a null
+/// never reaches a `String!` field.
+#[tokio::test]
+async fn a_required_field_on_a_model_with_records_is_filled_or_refused() {
+    for b in backends().await {
+        let c = cast(&b, "sales");
+        create(&c.admin, "Lead", json!({"name": "Old one"})).await;
+        create(&c.other, "Lead", json!({"name": "B's"})).await;
+        let before = version(&c.admin).await;
+        let required = json!({"m": "Lead", "d": {"name": "region", "type": "text", "required": true}});
+        let e = c.admin.error(CREATE_FIELD, required).await;
+        assert_eq!(e["extensions"]["code"], "BAD_USER_INPUT", "[{}] {e}", b.name);
+        let message = e["message"].as_str().unwrap();
+        assert!(message.contains("1 record(s) without a value of `region`") && message.contains("give the field a default"), "{message}");
+        assert_eq!(version(&c.admin).await, before, "[{}] nothing changed", b.name);
+
+        // Optional first, then required with a default: the records without a value get it.
+        c.admin.ok(CREATE_FIELD, json!({"m": "Lead", "d": {"name": "region", "type": "text"}})).await;
+        create(&c.admin, "Lead", json!({"name": "Has one", "region": "north"})).await;
+        let upd = "mutation($d: JSON!) { updateCustomField(model: \"Lead\", name: \"region\", definition: $d) { version } }";
+        c.admin.ok(upd, json!({"d": {"name": "region", "type": "text", "required": true, "default": "unknown"}})).await;
+        let got = c.restricted.ok("{ leads(orderBy: name_ASC) { name region } }", no_vars()).await;
+        assert_eq!(got["leads"], json!([{"name": "Has one", "region": "north"}, {"name": "Old one", "region": "unknown"}]), "[{}]", b.name);
+        // A required field with a default on creation fills at once; tenant B is untouched.
+        c.admin
+            .ok(
+                CREATE_FIELD,
+                json!({"m": "Lead", "d": {"name": "tier", "type": "select", "options": ["A", "B"], "required": true, "default": "B"}}),
+            )
+            .await;
+        let tiers = c.admin.ok("{ leads(orderBy: name_ASC) { tier } }", no_vars()).await;
+        assert_eq!(tiers["leads"], json!([{"tier": "B"}, {"tier": "B"}]), "[{}]", b.name);
+        c.other.ok(CREATE_FIELD, json!({"m": "Lead", "d": {"name": "note", "type": "text"}})).await;
+        let theirs = c.other.ok("{ leads { name note } }", no_vars()).await;
+        assert_eq!(theirs["leads"], json!([{"name": "B's", "note": null}]), "[{}]", b.name);
     }
 }

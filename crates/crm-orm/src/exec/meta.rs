@@ -181,6 +181,30 @@ fn extension_of(rows: &[Definition]) -> Extension {
 /// Custom values to remove, with their history: `(model, field)`.
 type Purge = Vec<(String, String)>;
 
+/// Custom fields made required whose default fills the records without a value: (model, field,
+/// the default's stored JSON).
+type Fills = Vec<(String, String, Json)>;
+
+/// The active required custom fields of `after` that were not active and required in `before`
+/// (fields of custom objects included): (model, field).
+fn newly_required(before: &[Definition], after: &[Definition]) -> Vec<(String, String)> {
+    let required = |defs: &[Definition]| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for d in defs.iter().filter(|d| d.active) {
+            if d.kind == FIELD {
+                if parse_field(d).is_some_and(|f| f.required) {
+                    out.push((d.model.clone(), d.name.clone()));
+                }
+            } else if let Some(object) = parse_object(d) {
+                out.extend(object.fields.iter().filter(|f| f.required).map(|f| (d.model.clone(), f.name.clone())));
+            }
+        }
+        out
+    };
+    let was = required(before);
+    required(after).into_iter().filter(|f| !was.contains(f)).collect()
+}
+
 impl Store {
     /// The metadata version of `org` (0 for a tenant that never defined anything). One cheap
     /// statement: servers compare it to decide whether a cached tenant schema is current.
@@ -253,7 +277,7 @@ impl Store {
         tx.ex().set_tenant(true, access).await?;
         tx.ex().execute_some(tenants::lock_metadata(d, org)).await?;
         let rows = load(d, tx.ex(), org).await?;
-        let (after, purge, detail) = self.plan(&rows, change, &mut tx, d, org).await?;
+        let (after, purge, fills, detail) = self.plan(&rows, change, &mut tx, d, org).await?;
         let stamp = Stamp { org, actor: access.actor(), now: chrono::Utc::now() };
         let key = |r: &Definition| (r.kind.clone(), r.model.clone(), r.name.clone());
         for r in rows.iter().filter(|r| !after.iter().any(|a| key(a) == key(r))) {
@@ -267,6 +291,10 @@ impl Store {
         }
         for (model, field) in &purge {
             self.purge(d, &mut tx, org, model, field).await?;
+        }
+        for (model, field, value) in &fills {
+            let (table, object) = self.table_of(model);
+            tx.ex().execute(metadata::fill_values(d, org, &table, object, field, value)).await?;
         }
         let version = tx.ex().scalar_i64(tenants::bump_metadata_version(d, org)).await?;
         let (model, _) = target_of(change);
@@ -285,7 +313,7 @@ impl Store {
         tx: &mut Tx,
         d: Dialect,
         org: &OrgId,
-    ) -> Result<(Vec<Definition>, Purge, Json)> {
+    ) -> Result<(Vec<Definition>, Purge, Fills, Json)> {
         let find = |kind: &str, model: &str, name: &str| rows.iter().find(|r| r.kind == kind && r.model == model && r.name == name);
         let no_field = |model: &str, name: &str| OrmError::NotFound(format!("`{model}` has no custom field `{name}`"));
         let no_object = |name: &str| OrmError::NotFound(format!("there is no custom object `{name}`"));
@@ -388,19 +416,44 @@ impl Store {
                 a.active = true;
             }
         }
-        self.base.extend(&extension_of(&check))?;
+        let catalog = self.base.extend(&extension_of(&check))?;
+        // A field that becomes required (created so, made so, or active again) must have a value
+        // in every record: its default fills the records without one, or the change is refused.
+        let mut fills = Vec::new();
+        for (model, name) in newly_required(rows, &after) {
+            let (table, object) = self.table_of(&model);
+            let missing = tx.ex().scalar_i64(metadata::missing_values(d, org, &table, object, &name)).await?;
+            if missing == 0 {
+                continue;
+            }
+            let default = catalog.model(&model).and_then(|m| m.field(&name)).and_then(|f| f.default.as_ref());
+            let Some(value) = default else {
+                return Err(bad(
+                    "definition.required",
+                    format!(
+                        "`{model}` has {missing} record(s) without a value of `{name}` (in the trash or not): give the field a default to fill them, or keep it optional until every record has a value"
+                    ),
+                ));
+            };
+            fills.push((model, name, crate::sql::write::stored_json(value)));
+        }
         let (model, field) = target_of(change);
         let detail = json!({ "model": model, "field": field, "before": before, "after": now });
-        Ok((after, purge, detail))
+        Ok((after, purge, fills, detail))
+    }
+
+    /// The table of `model`'s records: its own for a base model, the shared one (and the object's
+    /// name) for a custom object.
+    fn table_of<'m>(&self, model: &'m str) -> (String, Option<&'m str>) {
+        match self.base.model(model) {
+            Some(m) => (m.table.to_string(), None),
+            None => (RECORDS_TABLE.to_owned(), Some(model)),
+        }
     }
 
     /// Removes a deleted custom field's values from every record of the tenant, and its history.
     async fn purge(&self, d: Dialect, tx: &mut Tx, org: &OrgId, model: &str, field: &str) -> Result<()> {
-        // The model is found in the base catalog or is a custom object (the shared table).
-        let (table, object) = match self.base.model(model) {
-            Some(m) => (m.table.to_string(), None),
-            None => (RECORDS_TABLE.to_owned(), Some(model)),
-        };
+        let (table, object) = self.table_of(model);
         tx.ex().execute(metadata::purge_values(d, org, &table, object, field)).await?;
         tx.ex().execute(metadata::purge_history(d, org, model, field)).await?;
         Ok(())

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use super::Store;
 use super::pool::{Db, ExecutorSource};
-use crate::error::Result;
+use crate::error::{OrmError, Result};
 use crate::sql::dialect::Dialect;
-use crate::sql::{ddl, locks, search};
+use crate::sql::{ddl, locks, search, write};
 
 impl Store {
     /// Whether the database answers and the system migrations are applied.
@@ -64,6 +64,36 @@ impl Store {
             for stmt in ddl::add_columns(d, m, &existing) {
                 tx.ex().raw(stmt).await?;
             }
+            // A required field added to a table with rows: its default fills them, or the
+            // migration stops (a null in a required field would reach clients as an error).
+            let added: Vec<&crm_model::Field> =
+                m.stored().filter(|f| !f.system && f.required && !existing.iter().any(|c| c == f.column.as_str())).collect();
+            if added.is_empty() {
+                continue;
+            }
+            let lift = ddl::all_tenants_of(d, m.table.as_str());
+            if let Some((off, _)) = &lift {
+                tx.ex().raw(off.clone()).await?;
+            }
+            for f in added {
+                match &f.default {
+                    Some(v) => {
+                        tx.ex().execute(write::fill_column(d, m, f, v)).await?;
+                    }
+                    None => {
+                        let missing = tx.ex().scalar_i64(write::count_missing(d, m, f)).await?;
+                        if missing > 0 {
+                            return Err(OrmError::Config(format!(
+                                "{}.{} is a new required field but {missing} existing row(s) have no value: give it a default (which fills them) or make it optional",
+                                m.name, f.name
+                            )));
+                        }
+                    }
+                }
+            }
+            if let Some((_, on)) = lift {
+                tx.ex().raw(on).await?;
+            }
         }
         for (m, statements, hash) in &changed {
             for stmt in statements.iter().skip(1) {
@@ -77,7 +107,14 @@ impl Store {
             let Some(refill) = search::refill(d, m) else { continue };
             let hash = ddl::fingerprint(std::slice::from_ref(&refill));
             if known.get(&ddl::search_key(m)) != Some(&hash) {
+                let lift = ddl::all_tenants_of(d, m.table.as_str());
+                if let Some((off, _)) = &lift {
+                    tx.ex().raw(off.clone()).await?;
+                }
                 tx.ex().raw(refill).await?;
+                if let Some((_, on)) = lift {
+                    tx.ex().raw(on).await?;
+                }
                 tx.ex().execute(ddl::record_search_filled(d, m, &hash, chrono::Utc::now())?).await?;
             }
         }

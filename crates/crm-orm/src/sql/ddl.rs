@@ -259,6 +259,20 @@ pub fn row_level_security(m: &Model) -> Vec<String> {
     out
 }
 
+/// A migration's work on every tenant's rows of `table` (a fill, a refill): on PostgreSQL the
+/// statements that lift row-level security for the table's owner (the migrating role) and put it
+/// back, run around that work in the migration's transaction, so no other session ever sees the
+/// table unforced (`ALTER TABLE` holds its lock until the commit). None on SQLite.
+#[must_use]
+pub fn all_tenants_of(d: Dialect, table: &str) -> Option<(String, String)> {
+    (d == Dialect::Postgres).then(|| {
+        (
+            format!("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY", quoted(table)),
+            format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", quoted(table)),
+        )
+    })
+}
+
 /// The columns of `table`, by name.
 #[must_use]
 pub fn list_columns(d: Dialect, table: &str) -> Built {

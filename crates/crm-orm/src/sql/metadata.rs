@@ -139,6 +139,39 @@ pub fn purge_values(d: Dialect, org: &OrgId, table: &str, object: Option<&str>, 
     d.build(&stmt)
 }
 
+/// How many records of `org` in `table` (of custom object `object` when the table is the shared
+/// one), in the trash or not, have no value of custom field `field`.
+#[must_use]
+pub fn missing_values(d: Dialect, org: &OrgId, table: &str, object: Option<&str>, field: &str) -> Built {
+    let mut stmt = Query::select();
+    stmt.expr(Expr::cust("COUNT(*)"))
+        .from(Alias::new(table))
+        .and_where(col("org_id").eq(Expr::val(org.as_str())))
+        .and_where(d.custom_json(col(CUSTOM_COLUMN), field).is_null());
+    if let Some(o) = object {
+        stmt.and_where(col("object").eq(Expr::val(o)));
+    }
+    d.build(&stmt)
+}
+
+/// Gives every record of `org` in `table` (of `object`) without a value of custom field `field`
+/// the value `stored` (the stored JSON of the field's default): a field made required.
+#[must_use]
+pub fn fill_values(d: Dialect, org: &OrgId, table: &str, object: Option<&str>, field: &str, stored: &Json) -> Built {
+    let mut changes = serde_json::Map::new();
+    changes.insert(field.to_owned(), stored.clone());
+    let doc = col(CUSTOM_COLUMN);
+    let mut stmt = Query::update();
+    stmt.table(Alias::new(table))
+        .value(Alias::new(CUSTOM_COLUMN), d.custom_patch(doc.clone(), &changes))
+        .and_where(col("org_id").eq(Expr::val(org.as_str())))
+        .and_where(d.custom_json(doc, field).is_null());
+    if let Some(o) = object {
+        stmt.and_where(col("object").eq(Expr::val(o)));
+    }
+    d.build(&stmt)
+}
+
 /// Removes the history of field `field` of `model` in `org`.
 #[must_use]
 pub fn purge_history(d: Dialect, org: &OrgId, model: &str, field: &str) -> Built {

@@ -92,7 +92,7 @@ impl Sets {
 
 /// A custom value as stored: its client JSON form, decimals without trailing zeros (as the
 /// columns give them back).
-fn stored_json(v: &Value) -> Json {
+pub(crate) fn stored_json(v: &Value) -> Json {
     match v {
         Value::Decimal(s) => Json::String(trim_decimal(s)),
         Value::Money { amount, currency } => serde_json::json!({ "amount": trim_decimal(amount), "currency": currency }),
@@ -235,6 +235,30 @@ pub fn update(d: Dialect, model: &Model, stamp: &Stamp<'_>, ids: &[Uuid], sets: 
         cond = cond.and(col("version").eq(Expr::val(v)));
     }
     update_where(d, model, stamp, sets.into_update(d), cond)
+}
+
+/// Gives every row of `model` (every tenant: a migration's work) without a value of `field` the
+/// value `v`: a required field added to a table with rows, filled with its default.
+#[must_use]
+pub fn fill_column(d: Dialect, model: &Model, field: &Field, v: &Value) -> Built {
+    let mut stmt = Query::update();
+    stmt.table(Alias::new(model.table.as_str()));
+    for (c, e) in columns_of(d, field, v) {
+        stmt.value(Alias::new(c.as_str()), e);
+    }
+    stmt.and_where(col(field.column.as_str()).is_null());
+    d.build(&stmt)
+}
+
+/// How many rows of `model` (every tenant) have no value of `field`.
+#[must_use]
+pub fn count_missing(d: Dialect, model: &Model, field: &Field) -> Built {
+    let stmt = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from(Alias::new(model.table.as_str()))
+        .and_where(col(field.column.as_str()).is_null())
+        .to_owned();
+    d.build(&stmt)
 }
 
 /// Sets `fields` to null on the tenant's rows of `model` matching `cond`, as a write.
