@@ -12,6 +12,7 @@ mod engines;
 mod error;
 mod exec;
 pub mod guard;
+mod live;
 mod lru;
 mod meta;
 mod options;
@@ -32,6 +33,7 @@ use apollo_compiler::validation::Valid;
 pub use cache::{BuildError, Built, CacheStats, DEFAULT_SCHEMA_CAPACITY, SchemaCache, SchemaKey};
 use crm_orm::{Policy, Principal, Store};
 pub use error::{GraphqlError, Response, code_of, coded, only_unavailable, to_graphql_error};
+pub use live::Live;
 pub use options::SchemaOptions;
 pub use plan::DEFAULT_PLAN_CAPACITY;
 pub use request::{Request, RequestCtx, Variables};
@@ -246,7 +248,12 @@ impl Api {
 
     /// `query` validated against `schema` (kept by schema and text), or the response of its
     /// errors.
-    fn validate(&self, key: &SchemaKey, schema: &Valid<Schema>, query: &str) -> Result<Arc<Valid<ExecutableDocument>>, Response> {
+    pub(crate) fn validate(
+        &self,
+        key: &SchemaKey,
+        schema: &Valid<Schema>,
+        query: &str,
+    ) -> Result<Arc<Valid<ExecutableDocument>>, Response> {
         let k = (key.clone(), Arc::<str>::from(query));
         if let Some(doc) = self.validated.get(&k) {
             return Ok(doc);

@@ -37,7 +37,7 @@ fn every_generated_name_is_reserved_or_derived() {
             continue;
         }
         if let ExtendedType::Object(o) = t
-            && ["Query", "Mutation"].contains(&name.as_str())
+            && ["Query", "Mutation", "Subscription"].contains(&name.as_str())
         {
             roots.extend(o.fields.keys().map(ToString::to_string));
         }

@@ -13,6 +13,10 @@ pub mod builtin {
     pub const QUERY: &str = "Query";
     /// The mutation root.
     pub const MUTATION: &str = "Mutation";
+    /// The subscription root (live changes, over WebSocket).
+    pub const SUBSCRIPTION: &str = "Subscription";
+    /// What happened to a record: `CREATED`, `UPDATED`, `DELETED`.
+    pub const CHANGE_KIND: &str = "ChangeKind";
     /// The interface of every record.
     pub const NODE: &str = "Node";
     /// A connection's page information.
@@ -85,6 +89,8 @@ pub const BUILTIN_TYPES: &[&str] = &[
     "ID",
     builtin::QUERY,
     builtin::MUTATION,
+    builtin::SUBSCRIPTION,
+    builtin::CHANGE_KIND,
     builtin::NODE,
     builtin::PAGE_INFO,
     builtin::DATE,
@@ -117,9 +123,9 @@ pub const BUILTIN_TYPES: &[&str] = &[
     builtin::WEBHOOK_DELIVERY,
 ];
 
-/// Type names no model may take though no schema defines them: GraphQL's subscription root, and
-/// a spelling of a platform type that only differs in case.
-pub const RESERVED_TYPES: &[&str] = &["Subscription", "Json"];
+/// Type names no model may take though no schema defines them: a spelling of a platform type
+/// that only differs in case.
+pub const RESERVED_TYPES: &[&str] = &["Json"];
 
 /// The platform's own root fields.
 pub mod roots {
@@ -224,6 +230,8 @@ pub struct ApiNames {
     pub group_by_key: String,
     /// `LeadGroupByField`: the fields a group may be keyed by.
     pub group_by_field: String,
+    /// `LeadChange`: one change of a record, as a subscription delivers it.
+    pub change: String,
     /// The enum of each select and multi-select field (`LeadStatus`).
     pub enums: IndexMap<FieldName, String>,
     /// The connection field of each to-many relation (`contacts` → `contactsConnection`).
@@ -254,6 +262,8 @@ pub struct ApiNames {
     pub update_many: String,
     /// `deleteManyLeadsConnection`.
     pub delete_many: String,
+    /// `leadChanged`: the subscription to changes.
+    pub changed: String,
 }
 
 /// `s` with its first character upper-cased (`status` → `Status`).
@@ -297,6 +307,7 @@ impl ApiNames {
             group_by: t("GroupBy"),
             group_by_key: t("GroupByKey"),
             group_by_field: t("GroupByField"),
+            change: t("Change"),
             enums: enum_fields.into_iter().map(|f| (f.clone(), format!("{name}{}", pascal(f.as_str())))).collect(),
             connection_fields: to_many.into_iter().map(|f| (f.clone(), format!("{f}Connection"))).collect(),
             one: singular.to_owned(),
@@ -312,6 +323,7 @@ impl ApiNames {
             upsert: format!("upsert{name}"),
             update_many: format!("updateMany{plural_pascal}Connection"),
             delete_many: format!("deleteMany{plural_pascal}Connection"),
+            changed: format!("{singular}Changed"),
         }
     }
 
@@ -339,6 +351,7 @@ impl ApiNames {
             &self.group_by,
             &self.group_by_key,
             &self.group_by_field,
+            &self.change,
         ];
         out.extend(self.enums.values().map(String::as_str));
         out
@@ -361,6 +374,7 @@ impl ApiNames {
             &self.upsert,
             &self.update_many,
             &self.delete_many,
+            &self.changed,
         ]
     }
 }

@@ -281,7 +281,7 @@ static GRAPHIQL_CSP: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// `GET /graphql`: the GraphiQL IDE.
-pub(crate) async fn graphiql() -> Response {
+pub(crate) fn graphiql() -> Response {
     let mut resp = Html(GRAPHIQL_PAGE.as_str()).into_response();
     let headers = resp.headers_mut();
     if let Ok(csp) = HeaderValue::from_str(&GRAPHIQL_CSP) {

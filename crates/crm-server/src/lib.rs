@@ -15,6 +15,7 @@ mod cli;
 mod config;
 mod files;
 mod http;
+mod live;
 pub mod metrics;
 mod rest;
 pub mod seed;
@@ -164,6 +165,8 @@ struct Shared {
     /// Per-tenant admission of requests (fairness between tenants).
     admission: admission::Admission,
     routes: Option<Router<AppState>>,
+    /// The tenants' live change feeds (subscriptions).
+    feeds: live::Feeds,
     /// Event workers to run while serving, if any.
     workers: Option<crm_engines::WorkerOptions>,
 }
@@ -248,7 +251,17 @@ impl AppState {
             ..crm_engines::WorkerOptions::default()
         });
         let admission = admission::Admission::new(config.tenant_concurrency);
-        Ok(AppState(Arc::new(Shared { store, api, auth, http, metrics: Metrics::default(), admission, routes, workers })))
+        Ok(AppState(Arc::new(Shared {
+            store,
+            api,
+            auth,
+            http,
+            metrics: Metrics::default(),
+            admission,
+            routes,
+            feeds: live::Feeds::default(),
+            workers,
+        })))
     }
 
     /// The store.
@@ -554,6 +567,19 @@ impl axum::extract::FromRequestParts<AppState> for Admitted {
     }
 }
 
+/// `GET /graphql`: a WebSocket upgrade for subscriptions (graphql-transport-ws), else GraphiQL.
+async fn graphql_get(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return http::graphiql();
+    }
+    let (mut parts, _) = req.into_parts();
+    match <axum::extract::ws::WebSocketUpgrade as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await {
+        Ok(ws) => ws.protocols([live::PROTOCOL]).on_upgrade(move |socket| live::connection(state, socket)),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
 async fn graphql(
     State(state): State<AppState>,
     Admitted { principal, place: _place }: Admitted,
@@ -613,7 +639,7 @@ async fn graphql(
 pub fn app(state: AppState) -> Router {
     let s = &state.0;
     let mut router =
-        Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/graphql", get(http::graphiql).post(graphql));
+        Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/graphql", get(graphql_get).post(graphql));
     router = router
         .route("/api/leads/tag", axum::routing::post(rest::tag))
         .route("/api/leads/route", axum::routing::post(rest::route))

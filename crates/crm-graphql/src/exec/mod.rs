@@ -176,6 +176,11 @@ pub(crate) async fn execute(
         Ok(v) => v,
         Err(e) => return Response::from_errors(vec![located(e.to_graphql_error(&doc.sources))]),
     };
+    if op.operation_type == OperationType::Subscription {
+        return request_error(
+            "subscriptions are served over WebSocket: open /graphql with the graphql-transport-ws protocol and send them there".to_owned(),
+        );
+    }
     let mutation = op.operation_type == OperationType::Mutation;
     let mut fields = Vec::new();
     root_fields(doc, &op.selection_set.selections, &vars, &mut fields);

@@ -20,7 +20,7 @@ use apollo_compiler::collections::IndexMap;
 use apollo_compiler::schema::{Component, ExtendedType, SchemaDefinition};
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, Node, Schema};
-use crm_model::api::builtin::{AUDIT_ENTRY, MUTATION, NODE, QUERY};
+use crm_model::api::builtin::{AUDIT_ENTRY, MUTATION, NODE, QUERY, SUBSCRIPTION};
 use crm_model::api::roots;
 use crm_model::{Catalog, Model};
 
@@ -147,10 +147,11 @@ pub fn generate(catalog: &Catalog) -> Result<Valid<Schema>, GraphqlError> {
     let definition = SchemaDefinition {
         query: Some(name(QUERY).into()),
         mutation: roots.mutation.is_some().then(|| name(MUTATION).into()),
+        subscription: Some(name(SUBSCRIPTION).into()),
         ..SchemaDefinition::default()
     };
     schema.schema_definition = Node::new(definition);
-    for t in types.into_iter().chain([roots.query]).chain(roots.mutation) {
+    for t in types.into_iter().chain([roots.query]).chain(roots.mutation).chain([roots.subscription]) {
         schema.types.insert(t.name().clone(), t);
     }
     Ok(Valid::assume_valid(schema))
@@ -161,6 +162,8 @@ struct Roots {
     query: ExtendedType,
     /// `None` when nothing can be written.
     mutation: Option<ExtendedType>,
+    /// A change feed per model.
+    subscription: ExtendedType,
 }
 
 /// The root types of `catalog`'s schema, with the types of the models `with_types` names and
@@ -172,12 +175,22 @@ fn roots(catalog: &Catalog, types: &mut Vec<ExtendedType>, with_types: &dyn Fn(&
             .arg(Arg::new("id", nn(ID))),
     );
     let mut mutation = Obj::new(MUTATION).describe("Writes. Each mutation is one transaction.");
+    let mut subscription = Obj::new(SUBSCRIPTION)
+        .describe("Live changes, over WebSocket (graphql-transport-ws on /graphql), confined to the caller's tenant and roles like reads.");
     for m in catalog.models() {
         if with_types(m) {
             check_names(m)?;
             types.extend(model::types(catalog, m));
         }
         (query, mutation) = model_roots(m, query, mutation);
+        subscription = subscription.field(
+            Fld::new(&m.api.changed, nn(&m.api.change))
+                .describe(&format!(
+                    "Each committed change of a {} record the caller may read and `where` matches (a deletion: of a record this subscription delivered).",
+                    m.name
+                ))
+                .arg(Arg::new("where", named(&m.api.where_input))),
+        );
     }
     query = query.field(
         Fld::new(roots::AUDIT_LOG, nn_list_nn(AUDIT_ENTRY))
@@ -189,7 +202,7 @@ fn roots(catalog: &Catalog, types: &mut Vec<ExtendedType>, with_types: &dyn Fn(&
     if crm_engines::rows::MODELS.iter().all(|m| catalog.model(m).is_some()) {
         (query, mutation) = platform::engines(types, query, mutation);
     }
-    Ok(Roots { query: query.done(), mutation: mutation.has_fields().then(|| mutation.done()) })
+    Ok(Roots { query: query.done(), mutation: mutation.has_fields().then(|| mutation.done()), subscription: subscription.done() })
 }
 
 /// A base catalog with its schema: what tenants' schemas are derived from.
@@ -269,7 +282,7 @@ impl Derived {
         let mut types = Vec::new();
         let roots = roots(catalog, &mut types, &changed)?;
         let mut schema = Schema::clone(&self.schema);
-        for mut t in types.into_iter().chain([roots.query]).chain(roots.mutation) {
+        for mut t in types.into_iter().chain([roots.query]).chain(roots.mutation).chain([roots.subscription]) {
             if let Some(b) = schema.types.get(t.name()) {
                 share(&mut t, b);
             }

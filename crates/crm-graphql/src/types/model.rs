@@ -4,7 +4,7 @@
 
 use apollo_compiler::ast::Type;
 use apollo_compiler::schema::ExtendedType;
-use crm_model::api::builtin::{DECIMAL, HISTORY, JSON, NODE, PAGE_INFO, RECORD_REF, RECORD_REF_INPUT, STAGE_TRANSITION};
+use crm_model::api::builtin::{CHANGE_KIND, DECIMAL, HISTORY, JSON, NODE, PAGE_INFO, RECORD_REF, RECORD_REF_INPUT, STAGE_TRANSITION};
 use crm_model::{Catalog, Field as MField, FieldKind, Model, ScalarType};
 use crm_orm::{AggFn, FilterOp, Quantifier};
 use crm_orm::{aggregatable, groupable, orderable};
@@ -162,6 +162,17 @@ pub(super) fn types(cat: &Catalog, m: &Model) -> Vec<ExtendedType> {
         }
     }
     out.push(object_type(cat, m));
+    out.push(
+        Obj::new(&m.api.change)
+            .describe(&format!("A change of one {} record, as a subscription delivers it.", m.name))
+            .field(Fld::new("kind", nn(CHANGE_KIND)).describe("What happened."))
+            .field(Fld::new("id", nn(ID)).describe("The record."))
+            .field(
+                Fld::new("record", named(&m.api.object))
+                    .describe("The record as it now is, as the subscriber may read it; null when deleted."),
+            )
+            .done(),
+    );
     // Filters, ordering, unique lookup.
     out.push(where_input(cat, m, &m.api.where_input));
     out.push(where_input(cat, m, &m.api.many_where_input));

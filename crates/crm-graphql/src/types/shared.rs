@@ -4,11 +4,11 @@
 use apollo_compiler::Node;
 use apollo_compiler::schema::{ExtendedType, InterfaceType, ScalarType};
 use crm_model::api::builtin::{
-    AUDIT_ENTRY, DATE, DATETIME, DECIMAL, HISTORY, JSON, MONEY, MONEY_INPUT, NODE, PAGE_INFO, RECORD_REF, RECORD_REF_INPUT,
+    AUDIT_ENTRY, CHANGE_KIND, DATE, DATETIME, DECIMAL, HISTORY, JSON, MONEY, MONEY_INPUT, NODE, PAGE_INFO, RECORD_REF, RECORD_REF_INPUT,
     STAGE_TRANSITION,
 };
 
-use super::build::{Arg, Fld, Input, Obj, name, named, nn};
+use super::build::{Arg, Enm, Fld, Input, Obj, name, named, nn};
 use super::{BOOLEAN, FLOAT, ID, INT, STRING};
 
 fn scalar(n: &str, description: &str) -> ExtendedType {
@@ -36,6 +36,12 @@ pub(super) fn types() -> Vec<ExtendedType> {
         scalar(DATE, "A calendar date, `YYYY-MM-DD`."),
         scalar(DECIMAL, "An exact decimal number, as a string (`\"1250.50\"`); numbers are accepted as input."),
         scalar(JSON, "Any JSON value."),
+        Enm::new(CHANGE_KIND)
+            .describe("What happened to a record.")
+            .value("CREATED")
+            .value("UPDATED")
+            .value("DELETED")
+            .done(),
         Obj::new(MONEY)
             .describe("An amount with its ISO 4217 currency.")
             .field(Fld::new("amount", nn(DECIMAL)))

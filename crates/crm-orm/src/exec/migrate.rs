@@ -76,18 +76,15 @@ impl Store {
                 tx.ex().raw(off.clone()).await?;
             }
             for f in added {
-                match &f.default {
-                    Some(v) => {
-                        tx.ex().execute(write::fill_column(d, m, f, v)).await?;
-                    }
-                    None => {
-                        let missing = tx.ex().scalar_i64(write::count_missing(d, m, f)).await?;
-                        if missing > 0 {
-                            return Err(OrmError::Config(format!(
-                                "{}.{} is a new required field but {missing} existing row(s) have no value: give it a default (which fills them) or make it optional",
-                                m.name, f.name
-                            )));
-                        }
+                if let Some(v) = &f.default {
+                    tx.ex().execute(write::fill_column(d, m, f, v)).await?;
+                } else {
+                    let missing = tx.ex().scalar_i64(write::count_missing(d, m, f)).await?;
+                    if missing > 0 {
+                        return Err(OrmError::Config(format!(
+                            "{}.{} is a new required field but {missing} existing row(s) have no value: give it a default (which fills them) or make it optional",
+                            m.name, f.name
+                        )));
                     }
                 }
             }

@@ -395,6 +395,29 @@ impl CrossTenant {
         Ok(Some(count))
     }
 
+    /// The events of `org` after position `after` (0: from its first kept event), oldest first,
+    /// at most `limit`: a live feed's read (subscriptions), a range of the `(org_id, seq)` index.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn events_after(&self, org: &OrgId, after: i64, limit: u32) -> Result<Vec<Event>> {
+        let stmt = events::pending_of(self.0.dialect(), org.as_str(), after, limit)?;
+        let mut conn = self.0.acquire().await?;
+        conn.ex().set_orgs(false, org, &[]).await?;
+        let rows = conn.ex().texts(stmt).await?;
+        rows.iter().map(|t| events::decode(t)).collect()
+    }
+
+    /// The last position `org` appended (0 before its first event): where a live feed starts.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn head(&self, org: &OrgId) -> Result<i64> {
+        let mut conn = self.0.acquire().await?;
+        conn.ex().set_orgs(false, org, &[]).await?;
+        Ok(conn.ex().optional_i64(events::head_of(self.0.dialect(), org)).await?.unwrap_or(0))
+    }
+
     /// One event of the outbox by position, in `org`.
     ///
     /// # Errors

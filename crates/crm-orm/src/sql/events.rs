@@ -318,6 +318,12 @@ pub fn pending_of(d: Dialect, org: &str, after: i64, limit: u32) -> Result<Built
     Ok(d.build(&stmt))
 }
 
+/// The last position tenant `org` appended: its head (no row before its first event).
+#[must_use]
+pub fn head_of(d: Dialect, org: &OrgId) -> Built {
+    d.statement("SELECT \"last_seq\" FROM \"crm_outbox_heads\" WHERE \"org_id\" = {}", vec![org.as_str().into()])
+}
+
 /// How far a consumer is behind in `org` from position `after` (a tenant [`pending_tenants`]
 /// found behind), as JSON text `{"events": n, "oldest": <time of the oldest unprocessed event, or
 /// null>}`: a range of the `(org_id, seq)` index.
