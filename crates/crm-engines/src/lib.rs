@@ -13,6 +13,7 @@
 pub mod automation;
 pub mod egress;
 pub mod ingest;
+pub mod live;
 mod reader;
 pub mod relay;
 pub mod reports;

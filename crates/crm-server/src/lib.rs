@@ -166,7 +166,7 @@ struct Shared {
     admission: admission::Admission,
     routes: Option<Router<AppState>>,
     /// The tenants' live change feeds (subscriptions).
-    feeds: live::Feeds,
+    feeds: Arc<crm_engines::live::Feeds>,
     /// Event workers to run while serving, if any.
     workers: Option<crm_engines::WorkerOptions>,
 }
@@ -259,7 +259,7 @@ impl AppState {
             metrics: Metrics::default(),
             admission,
             routes,
-            feeds: live::Feeds::default(),
+            feeds: Arc::default(),
             workers,
         })))
     }

@@ -4,23 +4,20 @@
 //! - The token comes in `connection_init` (`{"Authorization": "Bearer …"}`, any case, or
 //!   `{"token": "…"}`); without a valid one the socket closes with 4403. A JWT's expiry closes the
 //!   socket then (4403 `token expired`); a token is also checked again every minute (revocation).
-//! - Changes come from the outbox: one feed per tenant with subscribers, started at the tenant's
-//!   head, woken by commits (and every second, for other servers' commits), read by index.
+//! - Changes come from the outbox through the tenant's feed ([`crm_engines::live`]).
 //! - Each subscription's payload is a read as the subscriber ([`crm_graphql::Live`]).
 //! - Bounded: a connection holds [`OUTGOING`] messages to send and may fall [`FEED`] changes
 //!   behind its tenant's feed; past either it is closed (1013 `too slow: reconnect and refetch`),
 //!   so a slow subscriber never holds up the feed or the others.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
 use crm_graphql::{Live, Request};
-use crm_model::OrgId;
-use crm_orm::Event;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value as Json, json};
 use tokio::sync::{broadcast, mpsc};
@@ -35,65 +32,8 @@ const OUTGOING: usize = 256;
 const FEED: usize = 1024;
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a feed looks for changes committed by other servers.
-const SWEEP: Duration = Duration::from_secs(1);
 /// How often a connection's token is checked again.
 const RECHECK: Duration = Duration::from_mins(1);
-
-/// The tenants' change feeds of this server.
-#[derive(Default)]
-pub(crate) struct Feeds(Mutex<HashMap<OrgId, broadcast::Sender<Arc<Event>>>>);
-
-impl Feeds {
-    /// A receiver of `org`'s changes from now on; the tenant's feed starts with its first one.
-    fn subscribe(&self, state: &AppState, org: &OrgId) -> broadcast::Receiver<Arc<Event>> {
-        let mut feeds = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(tx) = feeds.get(org) {
-            return tx.subscribe();
-        }
-        let (tx, rx) = broadcast::channel(FEED);
-        feeds.insert(org.clone(), tx.clone());
-        tokio::spawn(feed(state.clone(), org.clone(), tx));
-        rx
-    }
-
-    fn forget(&self, org: &OrgId) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(org);
-    }
-}
-
-/// Reads `org`'s committed changes after its head at start and sends them to the tenant's
-/// subscribers, until none is left.
-async fn feed(state: AppState, org: OrgId, tx: broadcast::Sender<Arc<Event>>) {
-    let platform = state.store().cross_tenant_platform_work();
-    let mut wakeups = platform.wakeups();
-    let mut at = match platform.head(&org).await {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::warn!(error = %e, org = %org, "live feed could not start");
-            state.0.feeds.forget(&org);
-            return;
-        }
-    };
-    loop {
-        if tx.receiver_count() == 0 {
-            state.0.feeds.forget(&org);
-            // A subscriber that came between the count and the removal re-subscribes on its next
-            // connection; the count is checked again after each wait.
-            return;
-        }
-        match platform.events_after(&org, at, 500).await {
-            Ok(events) => {
-                for e in events {
-                    at = at.max(e.seq);
-                    let _ = tx.send(Arc::new(e));
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, org = %org, "live feed read failed; retrying"),
-        }
-        let _ = tokio::time::timeout(SWEEP, wakeups.changed()).await;
-    }
-}
 
 /// The seconds until a JWT's `exp` (none for an opaque token or a JWT without one).
 fn expires_in(token: &str) -> Option<Duration> {
@@ -181,7 +121,7 @@ pub(crate) async fn connection(state: AppState, socket: WebSocket) {
     tokio::pin!(expired);
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.tick().await;
-    let mut feed = state.0.feeds.subscribe(&state, &principal.org_id);
+    let mut feed = state.0.feeds.subscribe(state.store(), &principal.org_id, FEED);
     let mut subs: HashMap<String, Live> = HashMap::new();
     let store = Arc::clone(state.store());
     let api = Arc::clone(&state.0.api);
@@ -210,7 +150,7 @@ pub(crate) async fn connection(state: AppState, socket: WebSocket) {
                         break;
                     }
                     Err(broadcast::error::RecvError::Closed) => {
-                        feed = state.0.feeds.subscribe(&state, &principal.org_id);
+                        feed = state.0.feeds.subscribe(state.store(), &principal.org_id, FEED);
                         continue;
                     }
                 };
