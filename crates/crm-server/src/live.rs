@@ -17,7 +17,9 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
-use crm_graphql::{Live, Request};
+use crm_graphql::{Api, Live, Request};
+use crm_orm::{Event, Principal, Store};
+use futures::stream::SplitStream;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value as Json, json};
 use tokio::sync::{broadcast, mpsc};
@@ -80,147 +82,155 @@ pub(crate) async fn connection(state: AppState, socket: WebSocket) {
         }
         let _ = sink.close().await;
     });
-    // `connection_init`, in time.
-    let init = tokio::time::timeout(INIT_TIMEOUT, stream.next()).await;
-    let Ok(Some(Ok(Message::Text(first)))) = init else {
-        let _ = out.send(close(4408, "Connection initialisation timeout")).await;
-        drop(out);
-        let _ = writer.await;
-        return;
+    match handshake(&state, &mut stream).await {
+        Ok((principal, headers, expiry)) => {
+            tracing::info!(org = %principal.org_id, sub = %principal.sub, "live connection");
+            let _ = out.send(text(&json!({ "type": "connection_ack" }))).await;
+            let session = Session { store: Arc::clone(state.store()), api: Arc::clone(&state.0.api), principal, subs: HashMap::new(), out };
+            session.run(&state, &headers, expiry, &mut stream).await;
+        }
+        Err(refusal) => {
+            let _ = out.send(refusal).await;
+            drop(out);
+        }
+    }
+    let _ = writer.await;
+}
+
+/// `connection_init`, in time, with a token the server accepts: the principal, the token as a
+/// header (checked again later) and how long until it expires; or the close to send.
+async fn handshake(state: &AppState, stream: &mut SplitStream<WebSocket>) -> Result<(Principal, HeaderMap, Duration), Message> {
+    let Ok(Some(Ok(Message::Text(first)))) = tokio::time::timeout(INIT_TIMEOUT, stream.next()).await else {
+        return Err(close(4408, "Connection initialisation timeout"));
     };
     let msg: Json = serde_json::from_str(first.as_str()).unwrap_or(Json::Null);
     if msg.get("type").and_then(Json::as_str) != Some("connection_init") {
-        let _ = out.send(close(4400, "connection_init expected first")).await;
-        drop(out);
-        let _ = writer.await;
-        return;
+        return Err(close(4400, "connection_init expected first"));
     }
-    let Some(token) = msg.get("payload").and_then(token_of) else {
-        let _ = out.send(close(4403, "Forbidden: no token in connection_init")).await;
-        drop(out);
-        let _ = writer.await;
-        return;
-    };
+    let token = msg.get("payload").and_then(token_of).ok_or_else(|| close(4403, "Forbidden: no token in connection_init"))?;
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
         headers.insert(header::AUTHORIZATION, v);
     }
-    let principal = match state.0.auth.authenticate(&headers).await {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = out.send(close(4403, &format!("Forbidden: {e}"))).await;
-            drop(out);
-            let _ = writer.await;
-            return;
-        }
-    };
-    tracing::info!(org = %principal.org_id, sub = %principal.sub, "live connection");
-    let _ = out.send(text(&json!({ "type": "connection_ack" }))).await;
-    let expiry = expires_in(&token).unwrap_or(Duration::from_hours(24 * 365));
-    let expired = tokio::time::sleep(expiry);
-    tokio::pin!(expired);
-    let mut recheck = tokio::time::interval(RECHECK);
-    recheck.tick().await;
-    let mut feed = state.0.feeds.subscribe(state.store(), &principal.org_id, FEED);
-    let mut subs: HashMap<String, Live> = HashMap::new();
-    let store = Arc::clone(state.store());
-    let api = Arc::clone(&state.0.api);
-    let send = |m: Message| match out.try_send(m) {
-        Ok(()) => true,
-        Err(_) => false,
-    };
-    loop {
-        tokio::select! {
-            () = &mut expired => {
-                let _ = out.send(close(4403, "Forbidden: token expired")).await;
-                break;
-            }
-            _ = recheck.tick() => {
-                if let Err(e) = state.0.auth.authenticate(&headers).await {
-                    let _ = out.send(close(4403, &format!("Forbidden: {e}"))).await;
-                    break;
-                }
-            }
-            change = feed.recv() => {
-                let event = match change {
-                    Ok(e) => e,
+    let principal = state.0.auth.authenticate(&headers).await.map_err(|e| close(4403, &format!("Forbidden: {e}")))?;
+    Ok((principal, headers, expires_in(&token).unwrap_or(Duration::from_hours(24 * 365))))
+}
+
+/// An acknowledged connection: its subscriber and subscriptions.
+struct Session {
+    store: Arc<Store>,
+    api: Arc<Api>,
+    principal: Principal,
+    subs: HashMap<String, Live>,
+    out: mpsc::Sender<Message>,
+}
+
+/// Whether a connection goes on.
+enum Flow {
+    Go,
+    Stop(Message),
+}
+
+impl Session {
+    /// Queues `m` to be written; `false` when the connection has too much waiting.
+    fn send(&self, m: Message) -> bool {
+        self.out.try_send(m).is_ok()
+    }
+
+    /// Until the client leaves, the token expires or is refused, or the connection is too slow.
+    async fn run(mut self, state: &AppState, headers: &HeaderMap, expiry: Duration, stream: &mut SplitStream<WebSocket>) {
+        let expired = tokio::time::sleep(expiry);
+        tokio::pin!(expired);
+        let mut recheck = tokio::time::interval(RECHECK);
+        recheck.tick().await;
+        let mut feed = state.0.feeds.subscribe(state.store(), &self.principal.org_id, FEED);
+        let flow = loop {
+            let flow = tokio::select! {
+                () = &mut expired => Flow::Stop(close(4403, "Forbidden: token expired")),
+                _ = recheck.tick() => match state.0.auth.authenticate(headers).await {
+                    Ok(_) => Flow::Go,
+                    Err(e) => Flow::Stop(close(4403, &format!("Forbidden: {e}"))),
+                },
+                change = feed.recv() => match change {
+                    Ok(event) => self.deliver(&event).await,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(org = %principal.org_id, behind = n, "live connection too slow; closed");
-                        let _ = out.send(close(1013, "too slow: reconnect and refetch")).await;
-                        break;
+                        tracing::warn!(org = %self.principal.org_id, behind = n, "live connection too slow; closed");
+                        Flow::Stop(close(1013, "too slow: reconnect and refetch"))
                     }
                     Err(broadcast::error::RecvError::Closed) => {
-                        feed = state.0.feeds.subscribe(state.store(), &principal.org_id, FEED);
-                        continue;
+                        feed = state.0.feeds.subscribe(state.store(), &self.principal.org_id, FEED);
+                        Flow::Go
                     }
-                };
-                let mut slow = false;
-                for (id, live) in &mut subs {
-                    if let Some(resp) = live.payload(&api, &store, &event).await {
-                        let payload = serde_json::to_value(&resp).unwrap_or(Json::Null);
-                        if !send(text(&json!({ "id": id, "type": "next", "payload": payload }))) {
-                            slow = true;
-                            break;
-                        }
-                    }
-                }
-                if slow {
-                    let _ = out.send(close(1013, "too slow: reconnect and refetch")).await;
-                    break;
-                }
+                },
+                incoming = stream.next() => match incoming {
+                    Some(Ok(Message::Text(t))) => self.on_message(t.as_str()).await,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break None,
+                    Some(Ok(_)) => Flow::Go,
+                },
+            };
+            if let Flow::Stop(m) = flow {
+                break Some(m);
             }
-            incoming = stream.next() => {
-                let Some(Ok(m)) = incoming else { break };
-                let text_msg = match m {
-                    Message::Text(t) => t,
-                    Message::Close(_) => break,
-                    _ => continue,
-                };
-                let msg: Json = serde_json::from_str(text_msg.as_str()).unwrap_or(Json::Null);
-                let id = msg.get("id").and_then(Json::as_str).map(str::to_owned);
-                match (msg.get("type").and_then(Json::as_str), id) {
-                    (Some("ping"), _) => { send(text(&json!({ "type": "pong" }))); }
-                    (Some("pong"), _) => {}
-                    (Some("connection_init"), _) => {
-                        let _ = out.send(close(4429, "Too many initialisation requests")).await;
-                        break;
-                    }
-                    (Some("complete"), Some(id)) => { subs.remove(&id); }
-                    (Some("subscribe"), Some(id)) => {
-                        if subs.contains_key(&id) {
-                            let _ = out.send(close(4409, &format!("Subscriber for {id} already exists"))).await;
-                            break;
-                        }
-                        let request: Request = match serde_json::from_value(msg.get("payload").cloned().unwrap_or(Json::Null)) {
-                            Ok(r) => r,
-                            Err(e) => {
-                                let _ = out.send(close(4400, &format!("Invalid subscribe payload: {e}"))).await;
-                                break;
-                            }
-                        };
-                        match api.subscribe(&store, &principal, &request).await {
-                            Ok(Some(live)) => { subs.insert(id, live); }
-                            Ok(None) => {
-                                // A query or mutation: one result, then complete.
-                                let resp = api.execute(&store, &principal, request).await;
-                                let payload = serde_json::to_value(&resp).unwrap_or(Json::Null);
-                                send(text(&json!({ "id": id, "type": "next", "payload": payload })));
-                                send(text(&json!({ "id": id, "type": "complete" })));
-                            }
-                            Err(resp) => {
-                                let errors = serde_json::to_value(&resp.errors).unwrap_or(Json::Null);
-                                send(text(&json!({ "id": id, "type": "error", "payload": errors })));
-                            }
-                        }
-                    }
-                    _ => {
-                        let _ = out.send(close(4400, "Invalid message")).await;
-                        break;
-                    }
-                }
-            }
+        };
+        if let Some(m) = flow {
+            let _ = self.out.send(m).await;
         }
     }
-    drop(out);
-    let _ = writer.await;
+
+    /// Sends each subscription's payload for `event`.
+    async fn deliver(&mut self, event: &Event) -> Flow {
+        let mut sent = Vec::new();
+        for (id, live) in &mut self.subs {
+            if let Some(resp) = live.payload(&self.api, &self.store, event).await {
+                let payload = serde_json::to_value(&resp).unwrap_or(Json::Null);
+                sent.push(text(&json!({ "id": id, "type": "next", "payload": payload })));
+            }
+        }
+        if sent.into_iter().all(|m| self.send(m)) { Flow::Go } else { Flow::Stop(close(1013, "too slow: reconnect and refetch")) }
+    }
+
+    /// A client message after the handshake.
+    async fn on_message(&mut self, raw: &str) -> Flow {
+        let msg: Json = serde_json::from_str(raw).unwrap_or(Json::Null);
+        let id = msg.get("id").and_then(Json::as_str).map(str::to_owned);
+        match (msg.get("type").and_then(Json::as_str), id) {
+            (Some("ping"), _) => {
+                self.send(text(&json!({ "type": "pong" })));
+                Flow::Go
+            }
+            (Some("pong"), _) => Flow::Go,
+            (Some("connection_init"), _) => Flow::Stop(close(4429, "Too many initialisation requests")),
+            (Some("complete"), Some(id)) => {
+                self.subs.remove(&id);
+                Flow::Go
+            }
+            (Some("subscribe"), Some(id)) => {
+                if self.subs.contains_key(&id) {
+                    return Flow::Stop(close(4409, &format!("Subscriber for {id} already exists")));
+                }
+                let request: Request = match serde_json::from_value(msg.get("payload").cloned().unwrap_or(Json::Null)) {
+                    Ok(r) => r,
+                    Err(e) => return Flow::Stop(close(4400, &format!("Invalid subscribe payload: {e}"))),
+                };
+                match self.api.subscribe(&self.store, &self.principal, &request).await {
+                    Ok(Some(live)) => {
+                        self.subs.insert(id, live);
+                    }
+                    Ok(None) => {
+                        // A query or mutation: one result, then complete.
+                        let resp = self.api.execute(&self.store, &self.principal, request).await;
+                        let payload = serde_json::to_value(&resp).unwrap_or(Json::Null);
+                        self.send(text(&json!({ "id": id, "type": "next", "payload": payload })));
+                        self.send(text(&json!({ "id": id, "type": "complete" })));
+                    }
+                    Err(resp) => {
+                        let errors = serde_json::to_value(&resp.errors).unwrap_or(Json::Null);
+                        self.send(text(&json!({ "id": id, "type": "error", "payload": errors })));
+                    }
+                }
+                Flow::Go
+            }
+            _ => Flow::Stop(close(4400, "Invalid message")),
+        }
+    }
 }

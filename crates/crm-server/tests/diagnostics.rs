@@ -4,12 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::io::Read;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::{free_addr, post, wait_listening};
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crm-server");
 
@@ -103,34 +104,17 @@ fn check_config_prints_the_toml_it_accepts_and_fails_on_what_the_server_refuses(
     let _ = std::fs::remove_dir_all(dir);
 }
 
-async fn post(addr: SocketAddr, token: &str, body: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "POST /graphql HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 #[tokio::test]
 async fn the_access_log_names_tenant_user_operation_and_outcome() {
     let dir = temp();
     let token = String::from_utf8(run(&dir, &["dev-token", "--org", "acme", "--sub", "ann"]).stdout).unwrap().trim().to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = free_addr();
     let mut child = server(&dir, &["--listen", &addr.to_string(), "--workers", "false", "serve"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_listening(addr).await;
     assert!(post(addr, &token, r#"{"query": "query Pipeline { leads { name } }"}"#).await.starts_with("HTTP/1.1 200"));
     assert!(
         post(addr, &token, r#"{"query": "mutation Bad { createLead(data: {name: \"\"}) { name } }"}"#).await.starts_with("HTTP/1.1 200")

@@ -10,12 +10,14 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{Killed, free_addr, graphql as gql, wait_listening};
 use serde_json::{Value as Json, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crm-server");
 
@@ -31,14 +33,6 @@ fn available() -> bool {
         eprintln!("note: live test skipped (node or tests/live/node_modules missing)");
     }
     ok
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A subscribing client: its lines as they come.
@@ -98,19 +92,6 @@ impl Subscriber {
     }
 }
 
-async fn gql(addr: SocketAddr, token: &str, query: &str, variables: Json) -> Json {
-    let body = json!({ "query": query, "variables": variables }).to_string();
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "POST /graphql HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
 #[tokio::test]
 async fn a_subscriber_receives_its_tenants_changes_as_it_may_read_them() {
     if !available() {
@@ -133,8 +114,7 @@ async fn a_subscriber_receives_its_tenants_changes_as_it_may_read_them() {
     let a = cli(&["dev-token", "--org", "acme", "--sub", "ann"]);
     let b = cli(&["dev-token", "--org", "globex", "--sub", "bob"]);
     let short = cli(&["dev-token", "--org", "acme", "--sub", "ann", "--ttl-secs", "3"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = free_addr();
     let _server = Killed(
         Command::new(BIN)
             .arg("--data-dir")
@@ -148,11 +128,7 @@ async fn a_subscriber_receives_its_tenants_changes_as_it_may_read_them() {
             .spawn()
             .unwrap(),
     );
-    let start = Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_listening(addr).await;
 
     let sub = "subscription { leadChanged(where: {status: NEW}) { kind id lead: record { name status } } }";
     let ann = Subscriber::start(addr, &a, sub);

@@ -6,11 +6,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value as Json, json};
+use common::{Killed, free_addr, graphql as post};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
 
 /// The example binary, built next to this test by `cargo test` (examples are built with the tests).
 fn example() -> PathBuf {
@@ -33,28 +36,6 @@ fn cli(dir: &Path, models: &Path, args: &[&str]) -> std::process::Output {
         .env_remove("DATABASE_URL")
         .output()
         .unwrap()
-}
-
-struct Served(Child);
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn post(addr: SocketAddr, token: &str, query: &str, variables: Json) -> Json {
-    let body = json!({ "query": query, "variables": variables }).to_string();
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "POST /graphql HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
 async fn healthy(addr: SocketAddr) -> bool {
@@ -99,9 +80,8 @@ async fn a_rust_model_and_a_json_model_are_served_by_the_whole_cli() {
         assert!(sdl.contains(want), "the SDL has {want}");
     }
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let server = Served(
+    let addr = free_addr();
+    let server = Killed(
         Command::new(example())
             .arg("--data-dir")
             .arg(&dir)
