@@ -70,6 +70,8 @@ fn field_info(m: &Model, f: &MField, access: &Access) -> Json {
         "system": f.system,
         "readOnly": f.system || !access.writes_field(&m.name, f.name.as_str()),
         "options": options,
+        "optionLabels": (!f.option_labels.is_empty())
+            .then(|| f.option_labels.iter().map(|(value, label)| json!({ "value": value, "label": label })).collect::<Vec<_>>()),
         "target": target,
         "targets": targets,
         "via": via,

@@ -688,3 +688,31 @@ async fn a_required_field_on_a_model_with_records_is_filled_or_refused() {
         assert_eq!(theirs["leads"], json!([{"name": "B's", "note": null}]), "[{}]", b.name);
     }
 }
+
+/// Select options carry the labels people see: given in the definition, or the value in words;
+/// a label for an option that does not exist is refused.
+#[tokio::test]
+async fn select_options_have_display_labels() {
+    for b in backends().await {
+        let c = cast(&b, "sales");
+        let def = json!({"m": "Lead", "d": {"name": "tier", "type": "select", "options": ["GOLD", "SILVER_PLUS"], "optionLabels": {"GOLD": "Gold partner"}}});
+        c.admin.ok(CREATE_FIELD, def).await;
+        let stray = json!({"m": "Lead", "d": {"name": "size", "type": "select", "options": ["S"], "optionLabels": {"XL": "Huge"}}});
+        let e = c.admin.error(CREATE_FIELD, stray).await;
+        assert!(e["message"].as_str().unwrap().contains("a label for `XL`, which is not an option"), "[{}] {e}", b.name);
+        let m = c.restricted.ok("{ metadata { models { name fields { name options optionLabels { value label } } } } }", no_vars()).await;
+        let lead = m["metadata"]["models"].as_array().unwrap().iter().find(|x| x["name"] == "Lead").unwrap().clone();
+        let field = |n: &str| lead["fields"].as_array().unwrap().iter().find(|f| f["name"] == n).unwrap().clone();
+        assert_eq!(
+            field("tier")["optionLabels"],
+            json!([{"value": "GOLD", "label": "Gold partner"}, {"value": "SILVER_PLUS", "label": "Silver plus"}]),
+            "[{}]",
+            b.name
+        );
+        assert_eq!(field("status")["optionLabels"][0], json!({"value": "NEW", "label": "New"}), "[{}] standard fields too", b.name);
+        assert_eq!(field("name")["optionLabels"], Json::Null, "[{}] not a select", b.name);
+        let theirs = c.other.ok("{ metadata { models { name fields { name } } } }", no_vars()).await;
+        let their_lead = theirs["metadata"]["models"].as_array().unwrap().iter().find(|x| x["name"] == "Lead").unwrap().clone();
+        assert!(!their_lead["fields"].as_array().unwrap().iter().any(|f| f["name"] == "tier"), "[{}] B has no tier", b.name);
+    }
+}

@@ -49,6 +49,8 @@ pub mod builtin {
     pub const MODEL_INFO: &str = "ModelInfo";
     /// The metadata API: one field.
     pub const FIELD_INFO: &str = "FieldInfo";
+    /// The metadata API: an option of a select field and what people see for it.
+    pub const OPTION_LABEL: &str = "OptionLabel";
     /// The metadata API: a stored custom definition.
     pub const CUSTOM_DEFINITION: &str = "CustomDefinition";
     /// The metadata API: what a change did.
@@ -107,6 +109,7 @@ pub const BUILTIN_TYPES: &[&str] = &[
     builtin::METADATA,
     builtin::MODEL_INFO,
     builtin::FIELD_INFO,
+    builtin::OPTION_LABEL,
     builtin::CUSTOM_DEFINITION,
     builtin::METADATA_CHANGE,
     builtin::TAG_OUTCOME,

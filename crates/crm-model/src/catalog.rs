@@ -184,6 +184,9 @@ pub struct Field {
     pub description: Option<String>,
     /// The name people see.
     pub label: String,
+    /// What people see for each option of a select or multi-select field, in option order
+    /// (empty for other types).
+    pub option_labels: indexmap::IndexMap<String, String>,
     /// Value checks.
     pub checks: Checks,
     /// True for the system fields (`id`, `createdAt`, …), which clients cannot write.

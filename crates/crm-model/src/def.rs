@@ -198,11 +198,18 @@ pub enum FieldType {
     Select {
         /// The options, valid GraphQL enum values.
         options: Vec<String>,
+        /// What people see for an option (`{"CLOSED_WON": "Won"}`); an option without one is
+        /// shown in words (`CLOSED_WON` → `Closed won`).
+        #[serde(default, rename = "optionLabels", skip_serializing_if = "indexmap::IndexMap::is_empty")]
+        option_labels: indexmap::IndexMap<String, String>,
     },
     /// Any subset of a fixed list of options.
     MultiSelect {
         /// The options, valid GraphQL enum values.
         options: Vec<String>,
+        /// As for [`FieldType::Select`].
+        #[serde(default, rename = "optionLabels", skip_serializing_if = "indexmap::IndexMap::is_empty")]
+        option_labels: indexmap::IndexMap<String, String>,
     },
     /// A free list of short strings.
     Tags,
@@ -395,12 +402,27 @@ impl FieldDef {
     /// A select field with its options.
     #[must_use]
     pub fn select(name: impl Into<String>, options: &[&str]) -> Self {
-        Self::of(name, FieldType::Select { options: options.iter().map(|s| (*s).to_owned()).collect() })
+        Self::of(
+            name,
+            FieldType::Select { options: options.iter().map(|s| (*s).to_owned()).collect(), option_labels: indexmap::IndexMap::new() },
+        )
     }
     /// A multi-select field with its options.
     #[must_use]
     pub fn multi_select(name: impl Into<String>, options: &[&str]) -> Self {
-        Self::of(name, FieldType::MultiSelect { options: options.iter().map(|s| (*s).to_owned()).collect() })
+        Self::of(
+            name,
+            FieldType::MultiSelect { options: options.iter().map(|s| (*s).to_owned()).collect(), option_labels: indexmap::IndexMap::new() },
+        )
+    }
+    /// The labels people see for some options of a select or multi-select field (the others are
+    /// shown in words). No effect on other types.
+    #[must_use]
+    pub fn option_labels(mut self, labels: &[(&str, &str)]) -> Self {
+        if let FieldType::Select { option_labels, .. } | FieldType::MultiSelect { option_labels, .. } = &mut self.ty {
+            option_labels.extend(labels.iter().map(|(o, l)| ((*o).to_owned(), (*l).to_owned())));
+        }
+        self
     }
     /// A to-one relation to `target`.
     #[must_use]

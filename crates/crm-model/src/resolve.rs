@@ -32,6 +32,7 @@ fn sys_field(name: &str, column: &str, ty: ScalarType) -> Option<Field> {
         description: None,
         checks: Checks::default(),
         label: humanize(name),
+        option_labels: indexmap::IndexMap::new(),
         system: true,
         custom: false,
     })
@@ -72,6 +73,28 @@ impl Ctx<'_> {
     fn clash(&self, what: &'static str, name: &str, other: impl Into<String>) -> MetadataError {
         MetadataError::Clash { model: self.model.to_owned(), what, name: name.to_owned(), other: other.into() }
     }
+}
+
+/// The label of every option of a select or multi-select field `fd`: given, or the option in
+/// words (`CLOSED_WON` → `Closed won`). A label for an option the field does not have is refused.
+fn option_labels(cx: &Ctx<'_>, fd: &FieldDef) -> Result<indexmap::IndexMap<String, String>, MetadataError> {
+    let (FieldType::Select { options, option_labels } | FieldType::MultiSelect { options, option_labels }) = &fd.ty else {
+        return Ok(indexmap::IndexMap::new());
+    };
+    if let Some(stray) = option_labels.keys().find(|k| !options.contains(k)) {
+        return Err(cx.bad_field(&fd.name, format!("a label for `{stray}`, which is not an option")));
+    }
+    Ok(options
+        .iter()
+        .map(|o| {
+            let label = option_labels.get(o).cloned().unwrap_or_else(|| {
+                let words = o.to_lowercase().replace('_', " ");
+                let mut c = words.chars();
+                c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+            });
+            (o.clone(), label)
+        })
+        .collect())
 }
 
 fn options(cx: &Ctx<'_>, field: &str, opts: &[String]) -> Result<Vec<OptionName>, MetadataError> {
@@ -244,8 +267,8 @@ fn resolve_model(def: &ModelDef, mark: Mark) -> Result<Model, MetadataError> {
                     FieldType::Boolean => ScalarType::Boolean,
                     FieldType::Date => ScalarType::Date,
                     FieldType::DateTime => ScalarType::DateTime,
-                    FieldType::Select { options: o } => ScalarType::Select(options(&cx, &fd.name, o)?),
-                    FieldType::MultiSelect { options: o } => ScalarType::MultiSelect(options(&cx, &fd.name, o)?),
+                    FieldType::Select { options: o, .. } => ScalarType::Select(options(&cx, &fd.name, o)?),
+                    FieldType::MultiSelect { options: o, .. } => ScalarType::MultiSelect(options(&cx, &fd.name, o)?),
                     FieldType::Tags => ScalarType::Tags,
                     _ => ScalarType::Json,
                 };
@@ -293,6 +316,7 @@ fn resolve_model(def: &ModelDef, mark: Mark) -> Result<Model, MetadataError> {
             default: None,
             description: fd.description.clone(),
             label: fd.label.clone().unwrap_or_else(|| humanize(&fd.name)),
+            option_labels: option_labels(&cx, fd)?,
             checks,
             system: false,
             custom,

@@ -5,7 +5,7 @@
 use apollo_compiler::schema::ExtendedType;
 use crm_model::api::builtin::{
     CUSTOM_DEFINITION, DATETIME, FIELD_INFO, FUNNEL_STAGE, INGEST_ITEM, INGEST_OUTCOME, JSON, LEAD_REPORT, METADATA, METADATA_CHANGE,
-    MODEL_INFO, REP_WORKLOAD, REPORT_BUCKET, REPORT_SUMMARY, ROUTING_DECISION, SOCIAL_EVENT_INPUT, STAGE_TIME, TAG_OUTCOME,
+    MODEL_INFO, OPTION_LABEL, REP_WORKLOAD, REPORT_BUCKET, REPORT_SUMMARY, ROUTING_DECISION, SOCIAL_EVENT_INPUT, STAGE_TIME, TAG_OUTCOME,
     WEBHOOK_DELIVERY,
 };
 use crm_model::api::roots;
@@ -17,6 +17,13 @@ use super::{BOOLEAN, FLOAT, ID, INT, STRING};
 pub(super) fn metadata(types: &mut Vec<ExtendedType>, query: Obj, mutation: Obj) -> (Obj, Obj) {
     let s = || nn(STRING);
     let b = || nn(BOOLEAN);
+    types.push(
+        Obj::new(OPTION_LABEL)
+            .describe("An option of a select field and its label.")
+            .field(Fld::new("value", s()).describe("The enum value."))
+            .field(Fld::new("label", s()).describe("What people see: the definition's `optionLabels`, else the value in words."))
+            .done(),
+    );
     types.push(
         Obj::new(FIELD_INFO)
             .describe("A field as clients render it: type, label, options, checks, and what the caller may do with it.")
@@ -33,6 +40,10 @@ pub(super) fn metadata(types: &mut Vec<ExtendedType>, query: Obj, mutation: Obj)
             .field(Fld::new("system", b()))
             .field(Fld::new("readOnly", b()).describe("The caller cannot set it."))
             .field(Fld::new("options", list(STRING)).describe("Options of a select or multi-select."))
+            .field(
+                Fld::new("optionLabels", list(OPTION_LABEL))
+                    .describe("Each option of a select or multi-select with what people see for it, in option order."),
+            )
             .field(Fld::new("target", named(STRING)).describe("The related model of a relation."))
             .field(Fld::new("targets", list(STRING)).describe("The models a polymorphic reference may point to."))
             .field(Fld::new("via", named(STRING)).describe("The to-one field on the target an inverse relation follows."))

@@ -136,8 +136,8 @@ fn check_field_change(path: &str, old: &FieldDef, new: &FieldDef) -> Result<()> 
         return Err(bad(path, format!("the type of `{}` cannot change; create a new field instead", old.name)));
     }
     if let (
-        FieldType::Select { options: a } | FieldType::MultiSelect { options: a },
-        FieldType::Select { options: b } | FieldType::MultiSelect { options: b },
+        FieldType::Select { options: a, .. } | FieldType::MultiSelect { options: a, .. },
+        FieldType::Select { options: b, .. } | FieldType::MultiSelect { options: b, .. },
     ) = (&old.ty, &new.ty)
         && let Some(gone) = a.iter().find(|o| !b.contains(o))
     {
