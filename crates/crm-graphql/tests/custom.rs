@@ -91,7 +91,7 @@ async fn custom_fields_of_every_type_on_lead() {
         // Metadata describes them for form-rendering clients.
         let m = c
             .restricted
-            .ok("{ metadata { models { name fields { name label type custom options target validation readOnly } } } }", no_vars())
+            .ok("{ metadata { models { name fields { name label type custom options target validation { minLength maxLength min max pattern } readOnly } } } }", no_vars())
             .await;
         let lead = m["metadata"]["models"].as_array().unwrap().iter().find(|x| x["name"] == "Lead").unwrap().clone();
         let field = |n: &str| lead["fields"].as_array().unwrap().iter().find(|f| f["name"] == n).unwrap().clone();

@@ -41,6 +41,10 @@ pub mod builtin {
     pub const HISTORY: &str = "History";
     /// A stay in a stage.
     pub const STAGE_TRANSITION: &str = "StageTransition";
+    /// An entry of a record's timeline.
+    pub const TIMELINE_ENTRY: &str = "TimelineEntry";
+    /// The metadata API: a field's value checks.
+    pub const FIELD_VALIDATION: &str = "FieldValidation";
     /// An entry of the audit log.
     pub const AUDIT_ENTRY: &str = "AuditEntry";
     /// The metadata API: the tenant's schema.
@@ -105,6 +109,8 @@ pub const BUILTIN_TYPES: &[&str] = &[
     builtin::RECORD_REF_INPUT,
     builtin::HISTORY,
     builtin::STAGE_TRANSITION,
+    builtin::TIMELINE_ENTRY,
+    builtin::FIELD_VALIDATION,
     builtin::AUDIT_ENTRY,
     builtin::METADATA,
     builtin::MODEL_INFO,

@@ -4,7 +4,9 @@
 
 use apollo_compiler::ast::Type;
 use apollo_compiler::schema::ExtendedType;
-use crm_model::api::builtin::{CHANGE_KIND, DECIMAL, HISTORY, JSON, NODE, PAGE_INFO, RECORD_REF, RECORD_REF_INPUT, STAGE_TRANSITION};
+use crm_model::api::builtin::{
+    CHANGE_KIND, DECIMAL, HISTORY, JSON, NODE, PAGE_INFO, RECORD_REF, RECORD_REF_INPUT, STAGE_TRANSITION, TIMELINE_ENTRY,
+};
 use crm_model::{Catalog, Field as MField, FieldKind, Model, ScalarType};
 use crm_orm::{AggFn, FilterOp, Quantifier};
 use crm_orm::{aggregatable, groupable, orderable};
@@ -365,11 +367,8 @@ fn object_type(cat: &Catalog, m: &Model) -> ExtendedType {
         );
     }
     o = o.field(
-        Fld::new("timeline", nn(JSON))
-            .describe(
-                "The record's timeline, newest first: its property changes (`{kind: \"change\", at, actor, field, oldValue, newValue}`) \
-                 merged with the records that refer to it (`{kind: \"Activity\", at, actor, id, record}`).",
-            )
+        Fld::new("timeline", nn_list_nn(TIMELINE_ENTRY))
+            .describe("The record's timeline, newest first: its property changes merged with the records that refer to it.")
             .arg(Arg::new("first", named(INT)).describe("Most entries (default 20).")),
     );
     let stages: Vec<&str> = m.fields.values().filter(|f| f.stage).map(|f| f.name.as_str()).collect();

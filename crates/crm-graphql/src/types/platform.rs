@@ -4,9 +4,9 @@
 
 use apollo_compiler::schema::ExtendedType;
 use crm_model::api::builtin::{
-    CUSTOM_DEFINITION, DATETIME, FIELD_INFO, FUNNEL_STAGE, INGEST_ITEM, INGEST_OUTCOME, JSON, LEAD_REPORT, METADATA, METADATA_CHANGE,
-    MODEL_INFO, OPTION_LABEL, REP_WORKLOAD, REPORT_BUCKET, REPORT_SUMMARY, ROUTING_DECISION, SOCIAL_EVENT_INPUT, STAGE_TIME, TAG_OUTCOME,
-    WEBHOOK_DELIVERY,
+    CUSTOM_DEFINITION, DATETIME, FIELD_INFO, FIELD_VALIDATION, FUNNEL_STAGE, INGEST_ITEM, INGEST_OUTCOME, JSON, LEAD_REPORT, METADATA,
+    METADATA_CHANGE, MODEL_INFO, OPTION_LABEL, REP_WORKLOAD, REPORT_BUCKET, REPORT_SUMMARY, ROUTING_DECISION, SOCIAL_EVENT_INPUT,
+    STAGE_TIME, TAG_OUTCOME, WEBHOOK_DELIVERY,
 };
 use crm_model::api::roots;
 
@@ -17,6 +17,16 @@ use super::{BOOLEAN, FLOAT, ID, INT, STRING};
 pub(super) fn metadata(types: &mut Vec<ExtendedType>, query: Obj, mutation: Obj) -> (Obj, Obj) {
     let s = || nn(STRING);
     let b = || nn(BOOLEAN);
+    types.push(
+        Obj::new(FIELD_VALIDATION)
+            .describe("A field's value checks, as a form enforces them.")
+            .field(Fld::new("minLength", named(INT)))
+            .field(Fld::new("maxLength", named(INT)))
+            .field(Fld::new("min", named(FLOAT)))
+            .field(Fld::new("max", named(FLOAT)))
+            .field(Fld::new("pattern", named(STRING)).describe("A regular expression the whole value must match."))
+            .done(),
+    );
     types.push(
         Obj::new(OPTION_LABEL)
             .describe("An option of a select field and its label.")
@@ -48,7 +58,7 @@ pub(super) fn metadata(types: &mut Vec<ExtendedType>, query: Obj, mutation: Obj)
             .field(Fld::new("targets", list(STRING)).describe("The models a polymorphic reference may point to."))
             .field(Fld::new("via", named(STRING)).describe("The to-one field on the target an inverse relation follows."))
             .field(Fld::new("default", named(JSON)))
-            .field(Fld::new("validation", nn(JSON)).describe("minLength, maxLength, min, max, pattern."))
+            .field(Fld::new("validation", nn(FIELD_VALIDATION)).describe("The value checks (each null when not set)."))
             .done(),
     );
     types.push(

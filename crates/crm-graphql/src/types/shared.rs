@@ -5,7 +5,7 @@ use apollo_compiler::Node;
 use apollo_compiler::schema::{ExtendedType, InterfaceType, ScalarType};
 use crm_model::api::builtin::{
     AUDIT_ENTRY, CHANGE_KIND, DATE, DATETIME, DECIMAL, HISTORY, JSON, MONEY, MONEY_INPUT, NODE, PAGE_INFO, RECORD_REF, RECORD_REF_INPUT,
-    STAGE_TRANSITION,
+    STAGE_TRANSITION, TIMELINE_ENTRY,
 };
 
 use super::build::{Arg, Enm, Fld, Input, Obj, name, named, nn};
@@ -69,6 +69,17 @@ pub(super) fn types() -> Vec<ExtendedType> {
             .field(Fld::new("newValue", named(JSON)))
             .field(Fld::new("changedAt", nn(DATETIME)))
             .field(Fld::new("changedBy", named(STRING)).describe("The acting user's id."))
+            .done(),
+        Obj::new(TIMELINE_ENTRY)
+            .describe("An entry of a record's timeline: a change of a tracked field, or a record that refers to it (an activity, a note).")
+            .field(Fld::new("kind", nn(STRING)).describe("`change`, or the referring record's model (`Activity`)."))
+            .field(Fld::new("at", nn(DATETIME)))
+            .field(Fld::new("actor", named(STRING)).describe("The acting user's id."))
+            .field(Fld::new("field", named(STRING)).describe("A change: the field."))
+            .field(Fld::new("oldValue", named(JSON)).describe("A change: the value before."))
+            .field(Fld::new("newValue", named(JSON)).describe("A change: the value after."))
+            .field(Fld::new("id", named(ID)).describe("A referring record: its id."))
+            .field(Fld::new("record", named(JSON)).describe("A referring record: its fields."))
             .done(),
         Obj::new(STAGE_TRANSITION)
             .describe("A stay in one stage of a lifecycle (stage) field.")
