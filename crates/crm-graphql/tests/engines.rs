@@ -705,8 +705,12 @@ async fn social_ingestion_is_idempotent_and_feeds_contacts_leads_tickets_and_the
         assert_eq!(before["activitiesConnection"]["aggregate"]["count"], 4);
         // The lead's timeline shows both DMs.
         let lead_id = items[0]["lead"].as_str().unwrap();
-        let t =
-            admin.ok("query($id: ID!) { lead(where: {id: $id}) { source contact { lastName } timeline { kind at id record } } }", json!({ "id": lead_id })).await;
+        let t = admin
+            .ok(
+                "query($id: ID!) { lead(where: {id: $id}) { source contact { lastName } timeline { kind at id record } } }",
+                json!({ "id": lead_id }),
+            )
+            .await;
         assert_eq!(t["lead"]["source"], "SOCIAL");
         let socials = t["lead"]["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "Activity").count();
         assert_eq!(socials, 2, "[{}] {t}", b.name);

@@ -184,7 +184,12 @@ async fn timeline_merges_changes_and_activities() {
         let gone = c.admin.ok(q, json!({"id": id, "t": "Trashed", "at": "2022-01-01T10:00:00Z"})).await["createActivity"]["id"].clone();
         c.admin.ok("mutation($id: ID!) { deleteActivity(where: {id: $id}) { id } }", json!({"id": gone})).await;
         for g in [&c.admin, &c.restricted] {
-            let d = g.ok("query($id: ID!) { lead(where: {id: $id}) { timeline { kind at actor field oldValue newValue id record } } }", json!({"id": id})).await;
+            let d = g
+                .ok(
+                    "query($id: ID!) { lead(where: {id: $id}) { timeline { kind at actor field oldValue newValue id record } } }",
+                    json!({"id": id}),
+                )
+                .await;
             let t = d["lead"]["timeline"].as_array().unwrap();
             let summary: Vec<String> = t
                 .iter()
@@ -196,7 +201,13 @@ async fn timeline_merges_changes_and_activities() {
             assert_eq!(summary, ["Activity:Planned call", "status:CONTACTED", "status:NEW", "Activity:Old call"], "[{}]", b.name);
             assert_eq!(t[0]["id"], future["createActivity"]["id"]);
         }
-        let d = c.other.ok("query($id: ID!) { lead(where: {id: $id}) { timeline { kind at actor field oldValue newValue id record } } }", json!({"id": id})).await;
+        let d = c
+            .other
+            .ok(
+                "query($id: ID!) { lead(where: {id: $id}) { timeline { kind at actor field oldValue newValue id record } } }",
+                json!({"id": id}),
+            )
+            .await;
         assert_eq!(d["lead"], Json::Null);
         let d = c.admin.ok("query($id: ID!) { lead(where: {id: $id}) { timeline(first: 1) { kind } } }", json!({"id": id})).await;
         assert_eq!(d["lead"]["timeline"].as_array().unwrap().len(), 1);

@@ -231,21 +231,37 @@ const GRAPHIQL_SCRIPT: &str = r#"
     '}',
     ''
   ].join('\n');
-  ReactDOM.createRoot(document.getElementById('graphiql')).render(
-    React.createElement(GraphiQL, {
-      fetcher: GraphiQL.createFetcher({ url: url }),
+  var root = ReactDOM.createRoot(document.getElementById('graphiql'));
+  var initial = JSON.stringify({ Authorization: 'Bearer <token>' }, null, 2);
+  var current = '';
+  // The schema is loaded with the headers' token: once one is entered (or changed), a new
+  // fetcher makes GraphiQL introspect again, so the docs and completion appear without a reload.
+  function render(headers) {
+    var parsed = {};
+    try { parsed = JSON.parse(headers || '{}'); } catch (e) { return; }
+    var token = parsed.Authorization || parsed.authorization || '';
+    if (token === current) { return; }
+    current = token;
+    var entered = token !== '' && token.indexOf('<token>') < 0;
+    root.render(React.createElement(GraphiQL, {
+      fetcher: GraphiQL.createFetcher({ url: url, headers: entered ? parsed : {} }),
+      // No schema (and no introspection, which would fail) until a token is entered.
+      schema: entered ? undefined : null,
       defaultQuery: help,
-      defaultHeaders: JSON.stringify({ Authorization: 'Bearer <token>' }, null, 2),
+      defaultHeaders: initial,
       isHeadersEditorEnabled: true,
       shouldPersistHeaders: false,
-      defaultEditorToolsVisibility: 'headers'
-    })
-  );
+      defaultEditorToolsVisibility: 'headers',
+      onEditHeaders: render
+    }));
+  }
+  render(initial);
 })();
 "#;
 
-/// The GraphiQL page: GraphiQL 3.8.3 and React 18.2.0 from unpkg, pinned by subresource
-/// integrity; the inline script is allowed by its hash in the page's Content-Security-Policy.
+/// The GraphiQL page: GraphiQL 3.8.3 and React 18.2.0 served from the binary ([`GRAPHIQL_ASSETS`],
+/// so an air-gapped install has it), pinned by subresource integrity all the same; the inline
+/// script is allowed by its hash in the page's Content-Security-Policy.
 static GRAPHIQL_PAGE: LazyLock<String> = LazyLock::new(|| {
     format!(
         r#"<!doctype html>
@@ -255,14 +271,14 @@ static GRAPHIQL_PAGE: LazyLock<String> = LazyLock::new(|| {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
 <title>crm-platform GraphiQL</title>
-<link rel="stylesheet" href="https://unpkg.com/graphiql@3.8.3/graphiql.min.css" integrity="sha384-Mq3vbRBY71jfjQAt/DcjxUIYY33ksal4cgdRt9U/hNPvHBCaT2JfJ/PTRiPKf0aM" crossorigin="anonymous">
+<link rel="stylesheet" href="/graphql/assets/graphiql.min.css" integrity="sha384-Mq3vbRBY71jfjQAt/DcjxUIYY33ksal4cgdRt9U/hNPvHBCaT2JfJ/PTRiPKf0aM" crossorigin="anonymous">
 <style>body {{ margin: 0; height: 100vh; overflow: hidden; }} #graphiql {{ height: 100vh; }}</style>
 </head>
 <body>
-<div id="graphiql">Loading GraphiQL (needs JavaScript and access to unpkg.com)…</div>
-<script src="https://unpkg.com/react@18.2.0/umd/react.production.min.js" integrity="sha384-tMH8h3BGESGckSAVGZ82T9n90ztNXxvdwvdM6UoR56cYcf+0iGXBliJ29D+wZ/x8" crossorigin="anonymous"></script>
-<script src="https://unpkg.com/react-dom@18.2.0/umd/react-dom.production.min.js" integrity="sha384-bm7MnzvK++ykSwVJ2tynSE5TRdN+xL418osEVF2DE/L/gfWHj91J2Sphe582B1Bh" crossorigin="anonymous"></script>
-<script src="https://unpkg.com/graphiql@3.8.3/graphiql.min.js" integrity="sha384-HbRVEFG0JGJZeAHCJ9Xm2+tpknBQ7QZmNlO/DgZtkZ0aJSypT96YYGRNod99l9Ie" crossorigin="anonymous"></script>
+<div id="graphiql">Loading GraphiQL (needs JavaScript)…</div>
+<script src="/graphql/assets/react.production.min.js" integrity="sha384-tMH8h3BGESGckSAVGZ82T9n90ztNXxvdwvdM6UoR56cYcf+0iGXBliJ29D+wZ/x8" crossorigin="anonymous"></script>
+<script src="/graphql/assets/react-dom.production.min.js" integrity="sha384-bm7MnzvK++ykSwVJ2tynSE5TRdN+xL418osEVF2DE/L/gfWHj91J2Sphe582B1Bh" crossorigin="anonymous"></script>
+<script src="/graphql/assets/graphiql.min.js" integrity="sha384-HbRVEFG0JGJZeAHCJ9Xm2+tpknBQ7QZmNlO/DgZtkZ0aJSypT96YYGRNod99l9Ie" crossorigin="anonymous"></script>
 <script>{GRAPHIQL_SCRIPT}</script>
 </body>
 </html>
@@ -273,12 +289,34 @@ static GRAPHIQL_PAGE: LazyLock<String> = LazyLock::new(|| {
 static GRAPHIQL_CSP: LazyLock<String> = LazyLock::new(|| {
     let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(GRAPHIQL_SCRIPT.as_bytes()));
     format!(
-        "default-src 'none'; script-src 'sha256-{hash}' https://unpkg.com; \
-         style-src 'unsafe-inline' https://unpkg.com https://fonts.googleapis.com; \
-         font-src data: https://unpkg.com https://fonts.gstatic.com; img-src 'self' data: https://unpkg.com; \
-         connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'self' 'sha256-{hash}'; style-src 'self' 'unsafe-inline'; \
+         font-src data:; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
 });
+
+/// The files of the GraphiQL page, embedded (`assets/graphiql/`, unchanged from their npm
+/// packages; their licenses in `LICENSES` there): name, content type, bytes.
+const GRAPHIQL_ASSETS: &[(&str, &str, &[u8])] = &[
+    ("react.production.min.js", "text/javascript; charset=utf-8", include_bytes!("../assets/graphiql/react.production.min.js")),
+    ("react-dom.production.min.js", "text/javascript; charset=utf-8", include_bytes!("../assets/graphiql/react-dom.production.min.js")),
+    ("graphiql.min.js", "text/javascript; charset=utf-8", include_bytes!("../assets/graphiql/graphiql.min.js")),
+    ("graphiql.min.css", "text/css; charset=utf-8", include_bytes!("../assets/graphiql/graphiql.min.css")),
+    ("LICENSES", "text/plain; charset=utf-8", include_bytes!("../assets/graphiql/LICENSES")),
+];
+
+/// `GET /graphql/assets/{name}`: a file of the GraphiQL page, cached for a year (its name changes
+/// with its version).
+pub(crate) async fn graphiql_asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    let Some((_, content_type, bytes)) = GRAPHIQL_ASSETS.iter().find(|(n, _, _)| *n == name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut resp = (*bytes).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    resp
+}
 
 /// `GET /graphql`: the GraphiQL IDE.
 pub(crate) fn graphiql() -> Response {

@@ -638,8 +638,11 @@ async fn graphql(
 /// server's layers.
 pub fn app(state: AppState) -> Router {
     let s = &state.0;
-    let mut router =
-        Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/graphql", get(graphql_get).post(graphql));
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/graphql", get(graphql_get).post(graphql))
+        .route("/graphql/assets/{name}", get(http::graphiql_asset));
     router = router
         .route("/api/leads/tag", axum::routing::post(rest::tag))
         .route("/api/leads/route", axum::routing::post(rest::route))
