@@ -7,7 +7,7 @@
 
 use std::process::{Command, Stdio};
 
-use common::{Killed, free_addr, wait_listening};
+use common::free_addr;
 
 mod common;
 
@@ -44,20 +44,7 @@ async fn graphiql_renders_offline_in_chromium() {
     let Some(bin) = chromium() else { return };
     let dir = std::env::temp_dir().join(format!("crm-graphiql-{}", uuid::Uuid::now_v7()));
     let addr = free_addr();
-    let _server = Killed(
-        Command::new(BIN)
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(["--listen", &addr.to_string(), "--workers", "false", "serve"])
-            .env_remove("CRM_CONFIG")
-            .env_remove("CRM_DATABASE_URL")
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(addr).await;
+    let _server = common::serve(BIN, &dir, addr, &["--workers", "false"]).await;
     let url = format!("http://{addr}/graphql");
     let dom = browse(&bin, &dir.join("profile-dom"), &["--dump-dom".to_owned()], &url);
     let dom = String::from_utf8_lossy(&dom.stdout);

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Killed, free_addr, graphql as gql, wait_listening};
+use common::{Killed, free_addr, graphql as gql};
 use serde_json::{Value as Json, json};
 
 mod common;
@@ -99,15 +99,7 @@ async fn a_subscriber_receives_its_tenants_changes_as_it_may_read_them() {
     }
     let dir = std::env::temp_dir().join(format!("crm-live-{}", uuid::Uuid::now_v7()));
     let cli = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(args)
-            .env_remove("CRM_CONFIG")
-            .env_remove("CRM_DATABASE_URL")
-            .env_remove("DATABASE_URL")
-            .output()
-            .unwrap();
+        let out = common::command(BIN, &dir, args).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
@@ -115,20 +107,7 @@ async fn a_subscriber_receives_its_tenants_changes_as_it_may_read_them() {
     let b = cli(&["dev-token", "--org", "globex", "--sub", "bob"]);
     let short = cli(&["dev-token", "--org", "acme", "--sub", "ann", "--ttl-secs", "3"]);
     let addr = free_addr();
-    let _server = Killed(
-        Command::new(BIN)
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(["--listen", &addr.to_string(), "--workers", "false", "serve"])
-            .env_remove("CRM_CONFIG")
-            .env_remove("CRM_DATABASE_URL")
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(addr).await;
+    let _server = common::serve(BIN, &dir, addr, &["--workers", "false"]).await;
 
     let sub = "subscription { leadChanged(where: {status: NEW}) { kind id lead: record { name status } } }";
     let ann = Subscriber::start(addr, &a, sub);

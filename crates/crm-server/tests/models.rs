@@ -4,14 +4,11 @@
 //! confined to each tenant.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::{Killed, free_addr, graphql as post};
+use common::{free_addr, graphql as post};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
 
@@ -36,15 +33,6 @@ fn cli(dir: &Path, models: &Path, args: &[&str]) -> std::process::Output {
         .env_remove("DATABASE_URL")
         .output()
         .unwrap()
-}
-
-async fn healthy(addr: SocketAddr) -> bool {
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else { return false };
-    if s.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.is_err() {
-        return false;
-    }
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.is_ok() && out.starts_with("HTTP/1.1 200")
 }
 
 #[tokio::test]
@@ -81,26 +69,8 @@ async fn a_rust_model_and_a_json_model_are_served_by_the_whole_cli() {
     }
 
     let addr = free_addr();
-    let server = Killed(
-        Command::new(example())
-            .arg("--data-dir")
-            .arg(&dir)
-            .arg("--models")
-            .arg(&models)
-            .args(["--listen", &addr.to_string(), "serve"])
-            .env_remove("CRM_CONFIG")
-            .env_remove("CRM_DATABASE_URL")
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while !healthy(addr).await {
-        assert!(start.elapsed() < Duration::from_secs(30), "the example server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let models_dir = models.to_string_lossy().into_owned();
+    let server = common::serve(example(), &dir, addr, &["--models", &models_dir]).await;
 
     let create = "mutation($p: ProjectCreateInput!) { createProject(data: $p) { id name status } }";
     let made = post(addr, &a, create, json!({ "p": { "name": "Apollo" } })).await;

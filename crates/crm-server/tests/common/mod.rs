@@ -3,7 +3,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
-use std::process::Child;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
@@ -17,6 +18,30 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `program` (`crm-server`, or a program running its command line) with its data in `dir` and
+/// the environment's configuration (`CRM_CONFIG`, database URLs) left out; `args` follow.
+pub fn command(program: impl AsRef<std::ffi::OsStr>, dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(program);
+    c.arg("--data-dir").arg(dir).args(args);
+    for var in ["CRM_CONFIG", "CRM_DATABASE_URL", "DATABASE_URL"] {
+        c.env_remove(var);
+    }
+    c
+}
+
+/// `program` serving on `addr` (options `args` before the command, output discarded), once it
+/// listens.
+pub async fn serve(program: impl AsRef<std::ffi::OsStr>, dir: &Path, addr: SocketAddr, args: &[&str]) -> Killed {
+    let listen = addr.to_string();
+    let mut all = vec!["--listen", listen.as_str()];
+    all.extend_from_slice(args);
+    all.push("serve");
+    let child = command(program, dir, &all).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let served = Killed(child);
+    wait_listening(addr).await;
+    served
 }
 
 /// A loopback address nothing listens on (for a server told to listen there).
