@@ -482,7 +482,7 @@ fn plain_type(schema: &Schema, ty: &Type) -> bool {
     match &ty.base {
         BaseType::List(inner) => plain_type(schema, inner),
         BaseType::Named(n) => {
-            matches!(n.as_str(), "String" | "ID" | "Int" | "Float" | "Boolean")
+            matches!(n.as_str(), "String" | "ID" | "Int" | "Long" | "Float" | "Boolean")
                 || matches!(schema.types.get(n.as_str()), Some(ExtendedType::Enum(_)))
         }
     }
@@ -502,6 +502,7 @@ fn fits(schema: &Schema, ty: &Type, v: &ConstValue) -> bool {
             ("String", ConstValue::String(_)) | ("Boolean", ConstValue::Boolean(_)) => true,
             ("ID", ConstValue::String(_)) => true,
             ("ID" | "Int", ConstValue::Number(x)) => x.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+            ("Long", ConstValue::Number(x)) => x.as_i64().is_some(),
             ("Float", ConstValue::Number(_)) => true,
             (name, ConstValue::String(s)) => is_enum_value(schema, name, s),
             (name, ConstValue::Enum(s)) => is_enum_value(schema, name, s.as_str()),

@@ -152,7 +152,7 @@ async fn compiled_reads_answer_each_request_with_its_own_values() {
         let runs: &[(&str, Vec<Json>)] = &[
             (CASES[0].1, vec![json!({"s": "QUALIFIED"}), json!({"s": "NEW"}), json!({"s": "REJECTED"}), json!({"s": "QUALIFIED"})]),
             (
-                "query S($min: Int!, $a: String!, $b: String) { leads(where: {score_gte: $min, name_in: [$a, $b]}, orderBy: score_ASC) { name score } }",
+                "query S($min: Long!, $a: String!, $b: String) { leads(where: {score_gte: $min, name_in: [$a, $b]}, orderBy: score_ASC) { name score } }",
                 vec![
                     json!({"min": 0, "a": "Ann", "b": "Bo"}),
                     json!({"min": 5, "a": "Ann", "b": "Bo"}),

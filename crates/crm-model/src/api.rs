@@ -27,6 +27,8 @@ pub mod builtin {
     pub const DATETIME: &str = "DateTime";
     /// An exact decimal number.
     pub const DECIMAL: &str = "Decimal";
+    /// A 64-bit integer (the `int` fields).
+    pub const LONG: &str = "Long";
     /// Any JSON value.
     pub const JSON: &str = "JSON";
     /// An amount with its currency.
@@ -102,6 +104,7 @@ pub const BUILTIN_TYPES: &[&str] = &[
     builtin::DATE,
     builtin::DATETIME,
     builtin::DECIMAL,
+    builtin::LONG,
     builtin::JSON,
     builtin::MONEY,
     builtin::MONEY_INPUT,

@@ -14,7 +14,7 @@ use crm_orm::{aggregatable, groupable, orderable};
 use super::build::{Arg, Enm, Fld, Input, Obj, named, nn, nn_list, nn_list_nn};
 use super::{BOOLEAN, FLOAT, ID, INT, STRING};
 use crm_model::TypeClass;
-use crm_model::api::builtin::{DATE, DATETIME, MONEY, MONEY_INPUT};
+use crm_model::api::builtin::{DATE, DATETIME, LONG, MONEY, MONEY_INPUT};
 
 /// The enum type of select or multi-select field `f` of `m` (every one has its enum, see
 /// [`crm_model::ApiNames`]).
@@ -28,7 +28,9 @@ pub(crate) fn scalar_type(m: &Model, f: &MField, ty: &ScalarType, input: bool) -
         ScalarType::Text | ScalarType::LongText | ScalarType::Email | ScalarType::Phone | ScalarType::Url | ScalarType::Tags => {
             STRING.to_owned()
         }
-        ScalarType::Int => INT.to_owned(),
+        // `version` counts a record's writes: GraphQL's `Int`, as `expectedVersion` takes it.
+        ScalarType::Int if f.system => INT.to_owned(),
+        ScalarType::Int => LONG.to_owned(),
         ScalarType::Float => FLOAT.to_owned(),
         ScalarType::Decimal => DECIMAL.to_owned(),
         ScalarType::Money { .. } if input => MONEY_INPUT.to_owned(),

@@ -4,8 +4,8 @@
 use apollo_compiler::Node;
 use apollo_compiler::schema::{ExtendedType, InterfaceType, ScalarType};
 use crm_model::api::builtin::{
-    AUDIT_ENTRY, CHANGE_KIND, DATE, DATETIME, DECIMAL, HISTORY, JSON, MONEY, MONEY_INPUT, NODE, PAGE_INFO, RECORD_REF, RECORD_REF_INPUT,
-    STAGE_TRANSITION, TIMELINE_ENTRY,
+    AUDIT_ENTRY, CHANGE_KIND, DATE, DATETIME, DECIMAL, HISTORY, JSON, LONG, MONEY, MONEY_INPUT, NODE, PAGE_INFO, RECORD_REF,
+    RECORD_REF_INPUT, STAGE_TRANSITION, TIMELINE_ENTRY,
 };
 
 use super::build::{Arg, Enm, Fld, Input, Obj, name, named, nn};
@@ -36,6 +36,10 @@ pub(super) fn types() -> Vec<ExtendedType> {
         scalar(DATE, "A calendar date, `YYYY-MM-DD`."),
         scalar(DECIMAL, "An exact decimal number, as a string (`\"1250.50\"`); numbers are accepted as input."),
         scalar(JSON, "Any JSON value."),
+        scalar(
+            LONG,
+            "A 64-bit integer (the `int` fields: GraphQL's `Int` stops at 2^31), as a JSON number; JavaScript reads it exactly up to 2^53.",
+        ),
         Enm::new(CHANGE_KIND)
             .describe("What happened to a record.")
             .value("CREATED")

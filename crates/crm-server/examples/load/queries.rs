@@ -56,7 +56,7 @@ fn page(name: &str) -> String {
          {{ edges {{ cursor node {{ id name email status createdAt }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
     )
 }
-const WRITE: &str = "mutation Q7_write($id: ID!, $score: Int!) { updateLead(where: {id: $id}, data: {score: $score}) { id score } }";
+const WRITE: &str = "mutation Q7_write($id: ID!, $score: Long!) { updateLead(where: {id: $id}, data: {score: $score}) { id score } }";
 
 /// The `n`-th request body of `q` for tenant `t`; `cursor` is the page-500 cursor of the tenant
 /// and status (taken from the server before the run).
