@@ -22,25 +22,13 @@ use std::time::{Duration, Instant};
 use crm_engines::{Engines, WorkerOptions, Workers};
 use crm_model::OrgId;
 use crm_model::standard::standard_catalog;
-use crm_orm::{Access, Store, StoreOptions, TxCtx, TxFuture, TxWork};
-use serde_json::{Value as Json, json};
+use crm_orm::{Access, Store, StoreOptions};
+use crm_test_kit::Creates;
+use serde_json::json;
 use sqlx::Connection;
 
 const SEED_TENANTS: u64 = 1000;
 const WRITERS: usize = 8;
-
-struct Create(Vec<(&'static str, Json)>);
-impl TxWork for Create {
-    type Output = ();
-    fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, ()> {
-        Box::pin(async move {
-            for (model, data) in &self.0 {
-                tx.create(model, data).await?;
-            }
-            Ok(())
-        })
-    }
-}
 
 struct Args {
     empty: String,
@@ -190,7 +178,7 @@ async fn open(label: String, url: &str) -> Db {
         let access = platform.system_access(org, "bench");
         let rule =
             json!({ "name": "Qualify", "event": "lead.created", "condition": { "status": "NEW" }, "set": { "status": "QUALIFIED" } });
-        store.transaction(&access, &Create(vec![("AutomationRule", rule)])).await.unwrap();
+        store.transaction(&access, &Creates(vec![("AutomationRule", rule)])).await.unwrap();
         writers.push(access);
     }
     Db { label, store, writers, rates: Vec::new() }
@@ -211,7 +199,7 @@ async fn write_round(db: &mut Db, secs: f64) {
         tasks.push(tokio::spawn(async move {
             let mut i = 0u64;
             while Instant::now() < until {
-                store.transaction(&access, &Create(vec![("Lead", json!({ "name": format!("lead {i}") }))])).await.unwrap();
+                store.transaction(&access, &Creates(vec![("Lead", json!({ "name": format!("lead {i}") }))])).await.unwrap();
                 done.fetch_add(1, Ordering::Relaxed);
                 i += 1;
             }

@@ -10,25 +10,12 @@ use std::time::{Duration, Instant};
 use crm_engines::{Engines, WorkerOptions, Workers};
 use crm_model::OrgId;
 use crm_model::standard::standard_catalog;
-use crm_orm::{Access, Filter, Op, Read, RecordEvents, Store, StoreOptions, TxCtx, TxFuture, TxWork};
+use crm_orm::{Access, Filter, Op, Read, RecordEvents, Store, StoreOptions};
+use crm_test_kit::Creates;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
 /// Creates records in one transaction: `(model, data)`.
-struct Create(Vec<(&'static str, Json)>);
-impl TxWork for Create {
-    type Output = Vec<Uuid>;
-    fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, Vec<Uuid>> {
-        Box::pin(async move {
-            let mut ids = Vec::new();
-            for (model, data) in &self.0 {
-                ids.push(tx.create(model, data).await?);
-            }
-            Ok(ids)
-        })
-    }
-}
-
 /// A rule that qualifies every new lead with an email: one `lead.created` event handled by the
 /// automation consumer shows as one `QUALIFIED` lead.
 fn qualify_rule() -> (&'static str, Json) {
@@ -92,13 +79,13 @@ async fn an_idle_consumer_wakes_on_a_commit_not_a_poll() {
         let (a, b) = (crm_test_kit::org(), crm_test_kit::org());
         let platform = store.cross_tenant_platform_work();
         let (sys_a, sys_b) = (platform.system_access(a.clone(), "test"), platform.system_access(b.clone(), "test"));
-        store.transaction(&sys_a, &Create(vec![qualify_rule()])).await.unwrap();
+        store.transaction(&sys_a, &Creates(vec![qualify_rule()])).await.unwrap();
         let workers = Workers::start(store.clone(), sleepy(&[&a, &b]));
         // Let the consumers pass the rule's own event and fall idle.
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         // A write of this process wakes them.
-        store.transaction(&sys_a, &Create(vec![lead(1)])).await.unwrap();
+        store.transaction(&sys_a, &Creates(vec![lead(1)])).await.unwrap();
         let took = until(&format!("{name}: the lead qualified"), Duration::from_secs(5), async || {
             count(&store, &sys_a, "Lead", json!({ "status": "QUALIFIED" })).await == 1
         })
@@ -106,12 +93,12 @@ async fn an_idle_consumer_wakes_on_a_commit_not_a_poll() {
         eprintln!("{name}: woken by this process's commit in {took:?}");
 
         // Tenant B has no rule: its lead stays new, and A's rule never reached it.
-        store.transaction(&sys_b, &Create(vec![lead(2)])).await.unwrap();
+        store.transaction(&sys_b, &Creates(vec![lead(2)])).await.unwrap();
 
         // On PostgreSQL a write of another process wakes them through LISTEN/NOTIFY.
         if let Some(other) = other {
             let sys = other.cross_tenant_platform_work().system_access(a.clone(), "test");
-            other.transaction(&sys, &Create(vec![lead(3)])).await.unwrap();
+            other.transaction(&sys, &Creates(vec![lead(3)])).await.unwrap();
             let took = until(&format!("{name}: the other process's lead qualified"), Duration::from_secs(5), async || {
                 count(&store, &sys_a, "Lead", json!({ "status": "QUALIFIED" })).await == 2
             })
@@ -128,18 +115,23 @@ async fn an_idle_consumer_wakes_on_a_commit_not_a_poll() {
     }
 }
 
+/// Retention deletes across tenants (it is platform work): the tests that purge take turns, so
+/// one test's purge cannot take the events another test keeps for a consumer it did not name.
+static PURGING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn retention_deletes_passed_events_while_writes_go_on_and_no_consumer_misses_one() {
     const LEADS: i64 = 120;
+    let _turn = PURGING.lock().await;
     for (name, store, _) in stores().await {
         let org = crm_test_kit::org();
         let platform = store.cross_tenant_platform_work();
         let sys = platform.system_access(org.clone(), "test");
-        store.transaction(&sys, &Create(vec![qualify_rule()])).await.unwrap();
+        store.transaction(&sys, &Creates(vec![qualify_rule()])).await.unwrap();
         let orgs = vec![org.to_string()];
 
         // The consumers are behind (not started yet): retention deletes nothing of this tenant.
-        let first = store.transaction(&sys, &Create(vec![lead(0)])).await.unwrap()[0];
+        let first = store.transaction(&sys, &Creates(vec![lead(0)])).await.unwrap()[0];
         let far = chrono::Utc::now() + chrono::Duration::hours(1);
         platform.purge_events(&["automation", "webhooks"], far, 1000).await.unwrap();
         assert_eq!(platform.lag("automation", &orgs).await.unwrap().events, 2, "{name}: unprocessed events are kept");
@@ -151,7 +143,7 @@ async fn retention_deletes_passed_events_while_writes_go_on_and_no_consumer_miss
             let (store, sys) = (store.clone(), sys.clone());
             tokio::spawn(async move {
                 for i in 1..usize::try_from(LEADS).unwrap() {
-                    store.transaction(&sys, &Create(vec![lead(i)])).await.unwrap();
+                    store.transaction(&sys, &Creates(vec![lead(i)])).await.unwrap();
                 }
             })
         };
@@ -191,7 +183,7 @@ async fn retention_deletes_passed_events_while_writes_go_on_and_no_consumer_miss
                 .unwrap()
         };
         assert!(store.record_events(&timeline(first)).await.unwrap().is_empty(), "{name}: purged");
-        let recent = store.transaction(&sys, &Create(vec![("Lead", json!({ "name": "kept" }))])).await.unwrap()[0];
+        let recent = store.transaction(&sys, &Creates(vec![("Lead", json!({ "name": "kept" }))])).await.unwrap()[0];
         let past = chrono::Utc::now() - chrono::Duration::hours(1);
         platform.purge_events(&["automation", "webhooks"], past, 1000).await.unwrap();
         let events = store.record_events(&timeline(recent)).await.unwrap();
@@ -201,11 +193,12 @@ async fn retention_deletes_passed_events_while_writes_go_on_and_no_consumer_miss
 
 #[tokio::test]
 async fn retention_keeps_what_a_consumer_has_not_passed() {
+    let _turn = PURGING.lock().await;
     for (name, store, _) in stores().await {
         let org = crm_test_kit::org();
         let platform = store.cross_tenant_platform_work();
         let sys = platform.system_access(org.clone(), "test");
-        store.transaction(&sys, &Create(vec![lead(1), lead(2)])).await.unwrap();
+        store.transaction(&sys, &Creates(vec![lead(1), lead(2)])).await.unwrap();
         let orgs = vec![org.to_string()];
         // Only automation runs; a second consumer (`nats`) that has never read this tenant is
         // waited for, as the configuration says.

@@ -11,22 +11,10 @@ use std::sync::Arc;
 use crm_engines::Engines;
 use crm_engines::ingest::{Ingest, IngestOutcome, SocialInput};
 use crm_model::standard::standard_catalog;
-use crm_orm::{Access, Filter, Op, Read, Store, TxCtx, TxFuture, TxWork};
+use crm_orm::{Access, Filter, Op, Read, Store};
+use crm_test_kit::Creates;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
-
-struct Create(Vec<(&'static str, Json)>);
-impl TxWork for Create {
-    type Output = ();
-    fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, ()> {
-        Box::pin(async move {
-            for (model, data) in &self.0 {
-                tx.create(model, data).await?;
-            }
-            Ok(())
-        })
-    }
-}
 
 fn rules(undecidable: bool) -> Vec<(&'static str, Json)> {
     let mut r = vec![
@@ -110,7 +98,7 @@ async fn a_batch_decided_in_memory_writes_what_event_by_event_ingestion_writes()
         let mut shapes = Vec::new();
         for undecidable in [false, true] {
             let access = platform.system_access(crm_test_kit::org(), "test");
-            store.transaction(&access, &Create(rules(undecidable))).await.unwrap();
+            store.transaction(&access, &Creates(rules(undecidable))).await.unwrap();
             // Two batches: the second continues conversations of the first and repeats a few.
             let first = store.transaction(&access, &Ingest { events: batch(0, 60) }).await.unwrap();
             let mut second = batch(50, 100);

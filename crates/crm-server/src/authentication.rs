@@ -212,12 +212,13 @@ impl VerifiedTokens {
         cache.insert(digest, Verified { exp, claims: Arc::clone(claims), principals: Vec::new() });
     }
 
-    /// The principal the token of `digest` gave before for `requested`, while it is valid.
-    fn principal_of(&self, digest: &[u8; 32], requested: Option<&str>) -> Option<Principal> {
+    /// The principal the token of `digest` gave before for `requested`, and the token's `exp`,
+    /// while it is valid.
+    fn principal_of(&self, digest: &[u8; 32], requested: Option<&str>) -> Option<(Principal, u64)> {
         let now = jsonwebtoken::get_current_timestamp();
         let cache = self.lock();
         let v = cache.get(digest).filter(|v| now < v.exp)?;
-        v.principals.iter().find(|(r, _)| r.as_deref() == requested).map(|(_, p)| p.clone())
+        v.principals.iter().find(|(r, _)| r.as_deref() == requested).map(|(_, p)| (p.clone(), v.exp))
     }
 
     /// Keeps the principal the token of `digest` gave for `requested`.
@@ -594,6 +595,16 @@ impl Authenticator {
     /// 401-class errors for missing, malformed, expired or wrongly addressed tokens; `Forbidden`
     /// when `X-Org-Id` names a tenant the token grants nothing in.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        self.authenticate_until(headers).await.map(|(p, _)| p)
+    }
+
+    /// Like [`Authenticator::authenticate`], with the token's expiry (its verified `exp`, in
+    /// seconds since the epoch; none for a token without one): what a long-lived connection is
+    /// closed at.
+    ///
+    /// # Errors
+    /// As [`Authenticator::authenticate`].
+    pub async fn authenticate_until(&self, headers: &HeaderMap) -> Result<(Principal, Option<u64>), AuthError> {
         let Some(value) = headers.get(header::AUTHORIZATION) else { return Err(AuthError::Missing) };
         if value.len() > MAX_AUTHORIZATION_LEN {
             return Err(AuthError::Invalid("the Authorization header is too large".to_owned()));
@@ -611,14 +622,14 @@ impl Authenticator {
         let digest = digest_of(token);
         let (verified, claims): (Option<&VerifiedTokens>, Arc<Json>) = match self {
             Authenticator::Dev(k) => {
-                if let Some(p) = k.verified.principal_of(&digest, requested) {
-                    return Ok(p);
+                if let Some((p, exp)) = k.verified.principal_of(&digest, requested) {
+                    return Ok((p, Some(exp)));
                 }
                 (Some(&k.verified), k.verified.claims(digest, || async { k.verify(token) }).await?)
             }
             Authenticator::Oidc(o) if token.split('.').count() == 3 => {
-                if let Some(p) = o.verified.principal_of(&digest, requested) {
-                    return Ok(p);
+                if let Some((p, exp)) = o.verified.principal_of(&digest, requested) {
+                    return Ok((p, Some(exp)));
                 }
                 (Some(&o.verified), o.verified.claims(digest, || o.verify_jwt(token)).await?)
             }
@@ -629,7 +640,7 @@ impl Authenticator {
             v.remember(&digest, requested, &p);
         }
         tracing::debug!(sub = %p.sub, org = %p.org_id, jti = claims.get("jti").and_then(Json::as_str).unwrap_or(""), "authenticated");
-        Ok(p)
+        Ok((p, claims.get("exp").and_then(Json::as_u64)))
     }
 }
 

@@ -402,20 +402,36 @@ impl Config {
     pub fn check(&self) -> Result<(), ServerError> {
         self.validate()?;
         crate::http::cors_layer(&self.cors_origins)?;
-        if self.oidc_issuer.is_some() {
-            if self.oidc_project_id.is_none() {
-                return Err(ServerError::Config("--oidc-project-id is required with --oidc-issuer".to_owned()));
-            }
-        } else if !self.listen.ip().is_loopback() && !self.dev_allow_remote {
+        if self.oidc()?.is_none() && !self.listen.ip().is_loopback() && !self.dev_allow_remote {
             return Err(ServerError::Config(format!(
                 "development mode (no --oidc-issuer) listens on loopback only, not {}; configure an issuer or pass --dev-allow-remote",
                 self.listen
             )));
         }
-        if self.oidc_client_id.is_some() != self.oidc_client_secret.is_some() {
-            return Err(ServerError::Config("give both --oidc-client-id and --oidc-client-secret, or neither".to_owned()));
-        }
         Ok(())
+    }
+
+    /// The OpenID provider's settings (none: development mode).
+    ///
+    /// # Errors
+    /// An issuer without a project id, half of the introspection credentials.
+    pub fn oidc(&self) -> Result<Option<crate::authentication::OidcSettings>, ServerError> {
+        let introspection = match (&self.oidc_client_id, &self.oidc_client_secret) {
+            (Some(id), Some(secret)) => Some((id.clone(), crate::authentication::Secret(secret.clone()))),
+            (None, None) => None,
+            _ => return Err(ServerError::Config("give both --oidc-client-id and --oidc-client-secret, or neither".to_owned())),
+        };
+        let Some(issuer) = &self.oidc_issuer else { return Ok(None) };
+        let project_id = self
+            .oidc_project_id
+            .clone()
+            .ok_or_else(|| ServerError::Config("--oidc-project-id is required with --oidc-issuer".to_owned()))?;
+        Ok(Some(crate::authentication::OidcSettings {
+            issuer: issuer.clone(),
+            project_id,
+            introspection,
+            leeway: Duration::from_secs(self.oidc_leeway_secs),
+        }))
     }
 
     /// The effective configuration as the TOML file `--config` accepts: every key with its value,

@@ -38,7 +38,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::authentication::{AuthError, Authenticator, DevKey, Oidc, OidcSettings, Secret};
+use crate::authentication::{AuthError, Authenticator, DevKey, Oidc};
 pub use crate::cli::Server;
 pub use crate::config::{BODY_LIMIT, Config, DEFAULT_LISTEN, LogFormat, REQUEST_TIMEOUT_SECS, redact_url};
 use crate::http::{OperationSlot, Outcome, gql_error};
@@ -201,30 +201,10 @@ impl AppState {
             cors: http::cors_layer(&config.cors_origins)?,
             metrics_on_main: config.metrics_listen.is_none(),
         };
-        let auth = if let Some(issuer) = &config.oidc_issuer {
-            let project_id = config
-                .oidc_project_id
-                .clone()
-                .ok_or_else(|| ServerError::Config("--oidc-project-id is required with --oidc-issuer".to_owned()))?;
-            let introspection = match (&config.oidc_client_id, &config.oidc_client_secret) {
-                (Some(id), Some(secret)) => Some((id.clone(), Secret(secret.clone()))),
-                (None, None) => None,
-                _ => return Err(ServerError::Config("give both --oidc-client-id and --oidc-client-secret, or neither".to_owned())),
-            };
-            let settings = OidcSettings {
-                issuer: issuer.clone(),
-                project_id,
-                introspection,
-                leeway: std::time::Duration::from_secs(config.oidc_leeway_secs),
-            };
+        // `check` refused what cannot run; the settings are the checked ones.
+        let auth = if let Some(settings) = config.oidc()? {
             Authenticator::Oidc(Arc::new(Oidc::discover(settings).await.map_err(ServerError::Config)?))
         } else {
-            if !config.listen.ip().is_loopback() && !config.dev_allow_remote {
-                return Err(ServerError::Config(format!(
-                    "development mode (no --oidc-issuer) listens on loopback only, not {}; configure an issuer or pass --dev-allow-remote",
-                    config.listen
-                )));
-            }
             tracing::warn!(
                 "DEVELOPMENT MODE: no OpenID provider configured; the server accepts tokens it signs itself (`crm-server dev-token`). Never use this in production"
             );

@@ -2,8 +2,9 @@
 //! protocol (what Apollo Client, urql, `graphql_flutter` and ferry speak through `graphql-ws`).
 //!
 //! - The token comes in `connection_init` (`{"Authorization": "Bearer …"}`, any case, or
-//!   `{"token": "…"}`); without a valid one the socket closes with 4403. A JWT's expiry closes the
-//!   socket then (4403 `token expired`); a token is also checked again every minute (revocation).
+//!   `{"token": "…"}`); without a valid one the socket closes with 4403. The token's verified
+//!   expiry closes the socket then (4403 `token expired`); a token is also checked again every
+//!   minute (revocation).
 //! - Changes come from the outbox through the tenant's feed ([`crm_engines::live`]).
 //! - Each subscription's payload is a read as the subscriber ([`crm_graphql::Live`]).
 //! - Bounded: a connection holds [`OUTGOING`] messages to send and may fall [`FEED`] changes
@@ -16,7 +17,6 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::{HeaderMap, HeaderValue, header};
-use base64::Engine as _;
 use crm_graphql::{Api, Live, Request};
 use crm_orm::{Event, Principal, Store};
 use futures::stream::SplitStream;
@@ -36,15 +36,6 @@ const FEED: usize = 1024;
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a connection's token is checked again.
 const RECHECK: Duration = Duration::from_mins(1);
-
-/// The seconds until a JWT's `exp` (none for an opaque token or a JWT without one).
-fn expires_in(token: &str) -> Option<Duration> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let exp = serde_json::from_slice::<Json>(&bytes).ok()?.get("exp")?.as_i64()?;
-    let now = chrono::Utc::now().timestamp();
-    Some(Duration::from_secs(u64::try_from(exp.saturating_sub(now)).unwrap_or(0)))
-}
 
 /// The bearer token of a `connection_init` payload.
 fn token_of(payload: &Json) -> Option<String> {
@@ -112,8 +103,10 @@ async fn handshake(state: &AppState, stream: &mut SplitStream<WebSocket>) -> Res
     if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
         headers.insert(header::AUTHORIZATION, v);
     }
-    let principal = state.0.auth.authenticate(&headers).await.map_err(|e| close(4403, &format!("Forbidden: {e}")))?;
-    Ok((principal, headers, expires_in(&token).unwrap_or(Duration::from_hours(24 * 365))))
+    let (principal, exp) = state.0.auth.authenticate_until(&headers).await.map_err(|e| close(4403, &format!("Forbidden: {e}")))?;
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    let left = exp.map_or(Duration::from_hours(24 * 365), |exp| Duration::from_secs(exp.saturating_sub(now)));
+    Ok((principal, headers, left))
 }
 
 /// An acknowledged connection: its subscriber and subscriptions.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crm_model::{Catalog, OrgId, RoleName};
-use crm_orm::{Data, Op, OrmError, Policy, Principal, Read, Selection, Store, StoreOptions, Write, authorize};
+use crm_orm::{Data, Op, OrmError, Policy, Principal, Read, Selection, Store, StoreOptions, TxCtx, TxFuture, TxWork, Write, authorize};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -157,4 +157,22 @@ pub async fn create(store: &Store, p: &Principal, model: &str, data: &Json) -> R
     let data = Data::parse(cat, m, data, "data")?;
     let write = authorize(cat, &Policy::default_roles(), p, &m.name, Op::Create, Write::Create { model: m.name.clone(), data })?;
     store.write(&write, &Selection::scalars(m)).await.map(|_| ())
+}
+
+/// Work that creates records (model, create input) in one transaction, as `Store::transaction`
+/// runs it: the ids in order. What tests and benchmarks set a tenant up with.
+#[derive(Debug, Clone)]
+pub struct Creates(pub Vec<(&'static str, Json)>);
+
+impl TxWork for Creates {
+    type Output = Vec<Uuid>;
+    fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, Vec<Uuid>> {
+        Box::pin(async move {
+            let mut ids = Vec::with_capacity(self.0.len());
+            for (model, data) in &self.0 {
+                ids.push(tx.create(model, data).await?);
+            }
+            Ok(ids)
+        })
+    }
 }

@@ -21,35 +21,26 @@ use crm_engines::Engines;
 use crm_engines::ingest::{Ingest, SocialInput};
 use crm_model::OrgId;
 use crm_model::standard::standard_catalog;
-use crm_orm::{Data, Selection, Store, StoreOptions, TxCtx, TxFuture, TxWork, Write};
+use crm_orm::{Store, StoreOptions};
+use crm_test_kit::Creates;
 use serde_json::json;
 
 /// The server's allocator (`crm-server` runs ingestion with mimalloc).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-struct Rules;
-impl TxWork for Rules {
-    type Output = ();
-    fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, ()> {
-        Box::pin(async move {
-            for (model, data) in [
-                ("Member", json!({ "name": "Ann", "teams": ["social"] })),
-                ("Member", json!({ "name": "Bob", "teams": ["social"] })),
-                ("TagRule", json!({ "name": "social", "condition": { "source": "SOCIAL" }, "tags": ["social"] })),
-                ("RoutingRule", json!({ "name": "rr", "pool": ["social"], "respectWorkingHours": false })),
-                ("IngestionRule", json!({ "name": "dm", "condition": { "kind": "DM" }, "action": "LEAD", "priority": 1 })),
-                ("IngestionRule", json!({ "name": "help", "condition": { "kind": "MENTION" }, "action": "TICKET", "priority": 2 })),
-            ] {
-                let m = tx.model(model)?;
-                let data = Data::parse(tx.catalog(), &m, &data, "data")?;
-                tx.write(&Write::Create { model: m.name.clone(), data }, &Selection::default()).await?;
-            }
-            Ok(())
-        })
-    }
+/// The rules of the run: two members of a team, a tag rule, round-robin routing, DMs to leads
+/// and mentions to tickets.
+fn rules() -> Creates {
+    Creates(vec![
+        ("Member", json!({ "name": "Ann", "teams": ["social"] })),
+        ("Member", json!({ "name": "Bob", "teams": ["social"] })),
+        ("TagRule", json!({ "name": "social", "condition": { "source": "SOCIAL" }, "tags": ["social"] })),
+        ("RoutingRule", json!({ "name": "rr", "pool": ["social"], "respectWorkingHours": false })),
+        ("IngestionRule", json!({ "name": "dm", "condition": { "kind": "DM" }, "action": "LEAD", "priority": 1 })),
+        ("IngestionRule", json!({ "name": "help", "condition": { "kind": "MENTION" }, "action": "TICKET", "priority": 2 })),
+    ])
 }
-
 fn batch(n: usize, offset: usize) -> Vec<SocialInput> {
     (0..n)
         .map(|i| {
@@ -85,7 +76,7 @@ async fn main() {
     let org = OrgId::new(format!("bench-{}", uuid::Uuid::now_v7().simple())).unwrap();
     store.register_tenant(&org, None).await.unwrap();
     let access = store.cross_tenant_platform_work().system_access(org, "bench");
-    store.transaction(&access, &Rules).await.unwrap();
+    store.transaction(&access, &rules()).await.unwrap();
     let (batches, size) = (10, 500);
     let rate = |d: Duration| (batches * size) as f64 / d.as_secs_f64();
     let t = Instant::now();
@@ -104,7 +95,7 @@ async fn main() {
     // The ceiling, in another tenant with the same members and rules.
     let ceiling = OrgId::new(format!("raw-{}", uuid::Uuid::now_v7().simple())).unwrap();
     store.register_tenant(&ceiling, None).await.unwrap();
-    store.transaction(&store.cross_tenant_platform_work().system_access(ceiling.clone(), "bench"), &Rules).await.unwrap();
+    store.transaction(&store.cross_tenant_platform_work().system_access(ceiling.clone(), "bench"), &rules()).await.unwrap();
     let mut conn = raw::Raw::connect(&url).await;
     let org = ceiling.as_str();
     let mut known = raw::Known {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::Store;
-use super::pool::{Db, ExecutorSource};
+use super::pool::{Db, ExecutorSource, Tx};
 use crate::error::{OrmError, Result};
 use crate::sql::dialect::Dialect;
 use crate::sql::{ddl, locks, search, write};
@@ -71,10 +71,7 @@ impl Store {
             if added.is_empty() {
                 continue;
             }
-            let lift = ddl::all_tenants_of(d, m.table.as_str());
-            if let Some((off, _)) = &lift {
-                tx.ex().raw(off.clone()).await?;
-            }
+            owner_rls(&mut tx, d, m.table.as_str(), true).await?;
             for f in added {
                 if let Some(v) = &f.default {
                     tx.ex().execute(write::fill_column(d, m, f, v)).await?;
@@ -88,9 +85,7 @@ impl Store {
                     }
                 }
             }
-            if let Some((_, on)) = lift {
-                tx.ex().raw(on).await?;
-            }
+            owner_rls(&mut tx, d, m.table.as_str(), false).await?;
         }
         for (m, statements, hash) in &changed {
             for stmt in statements.iter().skip(1) {
@@ -104,14 +99,9 @@ impl Store {
             let Some(refill) = search::refill(d, m) else { continue };
             let hash = ddl::fingerprint(std::slice::from_ref(&refill));
             if known.get(&ddl::search_key(m)) != Some(&hash) {
-                let lift = ddl::all_tenants_of(d, m.table.as_str());
-                if let Some((off, _)) = &lift {
-                    tx.ex().raw(off.clone()).await?;
-                }
+                owner_rls(&mut tx, d, m.table.as_str(), true).await?;
                 tx.ex().raw(refill).await?;
-                if let Some((_, on)) = lift {
-                    tx.ex().raw(on).await?;
-                }
+                owner_rls(&mut tx, d, m.table.as_str(), false).await?;
                 tx.ex().execute(ddl::record_search_filled(d, m, &hash, chrono::Utc::now())?).await?;
             }
         }
@@ -121,4 +111,13 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Lifts row-level security on `table` for the migrating role, or puts it back (see
+/// [`ddl::owner_rls`]).
+async fn owner_rls(tx: &mut Tx, d: Dialect, table: &str, lifted: bool) -> Result<()> {
+    if let Some(sql) = ddl::owner_rls(d, table, lifted) {
+        tx.ex().raw(sql).await?;
+    }
+    Ok(())
 }

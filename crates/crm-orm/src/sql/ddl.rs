@@ -259,18 +259,13 @@ pub fn row_level_security(m: &Model) -> Vec<String> {
     out
 }
 
-/// A migration's work on every tenant's rows of `table` (a fill, a refill): on PostgreSQL the
-/// statements that lift row-level security for the table's owner (the migrating role) and put it
-/// back, run around that work in the migration's transaction, so no other session ever sees the
-/// table unforced (`ALTER TABLE` holds its lock until the commit). None on SQLite.
+/// Around a migration's work on every tenant's rows of `table` (a fill, a refill): on PostgreSQL
+/// the statement that lifts row-level security for the table's owner, the migrating role
+/// (`lifted`), or puts it back. Both run in the migration's transaction, so no other session
+/// ever sees the table unforced (`ALTER TABLE` holds its lock until the commit). None on SQLite.
 #[must_use]
-pub fn all_tenants_of(d: Dialect, table: &str) -> Option<(String, String)> {
-    (d == Dialect::Postgres).then(|| {
-        (
-            format!("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY", quoted(table)),
-            format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", quoted(table)),
-        )
-    })
+pub fn owner_rls(d: Dialect, table: &str, lifted: bool) -> Option<String> {
+    (d == Dialect::Postgres).then(|| format!("ALTER TABLE {} {}FORCE ROW LEVEL SECURITY", quoted(table), if lifted { "NO " } else { "" }))
 }
 
 /// The columns of `table`, by name.

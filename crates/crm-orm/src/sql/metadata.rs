@@ -121,36 +121,49 @@ pub fn object_records(d: Dialect, org: &OrgId, name: &str) -> Built {
     d.build(&stmt)
 }
 
+/// The records of `org` in `table` (of custom object `object` when the table is the shared one)
+/// with a value of custom field `field` (`with`), or without one.
+fn records_by_value(d: Dialect, org: &OrgId, object: Option<&str>, field: &str, with: bool) -> sea_query::Condition {
+    let value = d.custom_json(col(CUSTOM_COLUMN), field);
+    let mut cond = sea_query::Condition::all().add(col("org_id").eq(Expr::val(org.as_str()))).add(if with {
+        value.is_not_null()
+    } else {
+        value.is_null()
+    });
+    if let Some(o) = object {
+        cond = cond.add(col("object").eq(Expr::val(o)));
+    }
+    cond
+}
+
+/// Sets custom field `field` to `stored` (its stored JSON; null removes it) in the records
+/// [`records_by_value`] selects.
+fn set_values(d: Dialect, org: &OrgId, table: &str, object: Option<&str>, field: &str, stored: Json, with: bool) -> Built {
+    let changes = serde_json::Map::from_iter([(field.to_owned(), stored)]);
+    let stmt = Query::update()
+        .table(Alias::new(table))
+        .value(Alias::new(CUSTOM_COLUMN), d.custom_patch(col(CUSTOM_COLUMN), &changes))
+        .cond_where(records_by_value(d, org, object, field, with))
+        .to_owned();
+    d.build(&stmt)
+}
+
 /// Removes custom field `field`'s values from every record of `org` in `table` (of custom
 /// object `object` when the table is the shared one).
 #[must_use]
 pub fn purge_values(d: Dialect, org: &OrgId, table: &str, object: Option<&str>, field: &str) -> Built {
-    let mut changes = serde_json::Map::new();
-    changes.insert(field.to_owned(), Json::Null);
-    let doc = col(CUSTOM_COLUMN);
-    let mut stmt = Query::update();
-    stmt.table(Alias::new(table))
-        .value(Alias::new(CUSTOM_COLUMN), d.custom_patch(doc.clone(), &changes))
-        .and_where(col("org_id").eq(Expr::val(org.as_str())))
-        .and_where(d.custom_json(doc, field).is_not_null());
-    if let Some(o) = object {
-        stmt.and_where(col("object").eq(Expr::val(o)));
-    }
-    d.build(&stmt)
+    set_values(d, org, table, object, field, Json::Null, true)
 }
 
-/// How many records of `org` in `table` (of custom object `object` when the table is the shared
-/// one), in the trash or not, have no value of custom field `field`.
+/// How many records of `org` in `table` (of `object`), in the trash or not, have no value of
+/// custom field `field`.
 #[must_use]
 pub fn missing_values(d: Dialect, org: &OrgId, table: &str, object: Option<&str>, field: &str) -> Built {
-    let mut stmt = Query::select();
-    stmt.expr(Expr::cust("COUNT(*)"))
+    let stmt = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
         .from(Alias::new(table))
-        .and_where(col("org_id").eq(Expr::val(org.as_str())))
-        .and_where(d.custom_json(col(CUSTOM_COLUMN), field).is_null());
-    if let Some(o) = object {
-        stmt.and_where(col("object").eq(Expr::val(o)));
-    }
+        .cond_where(records_by_value(d, org, object, field, false))
+        .to_owned();
     d.build(&stmt)
 }
 
@@ -158,18 +171,7 @@ pub fn missing_values(d: Dialect, org: &OrgId, table: &str, object: Option<&str>
 /// the value `stored` (the stored JSON of the field's default): a field made required.
 #[must_use]
 pub fn fill_values(d: Dialect, org: &OrgId, table: &str, object: Option<&str>, field: &str, stored: &Json) -> Built {
-    let mut changes = serde_json::Map::new();
-    changes.insert(field.to_owned(), stored.clone());
-    let doc = col(CUSTOM_COLUMN);
-    let mut stmt = Query::update();
-    stmt.table(Alias::new(table))
-        .value(Alias::new(CUSTOM_COLUMN), d.custom_patch(doc.clone(), &changes))
-        .and_where(col("org_id").eq(Expr::val(org.as_str())))
-        .and_where(d.custom_json(doc, field).is_null());
-    if let Some(o) = object {
-        stmt.and_where(col("object").eq(Expr::val(o)));
-    }
-    d.build(&stmt)
+    set_values(d, org, table, object, field, stored.clone(), false)
 }
 
 /// Removes the history of field `field` of `model` in `org`.
