@@ -12,6 +12,7 @@
 
 pub mod automation;
 pub mod egress;
+pub mod files;
 pub mod ingest;
 pub mod live;
 mod reader;

@@ -314,6 +314,38 @@ impl RuleCondition {
     }
 }
 
+/// A polymorphic reference as a read returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RecordRef {
+    /// The model.
+    #[serde(rename = "type")]
+    pub model: String,
+    /// The record.
+    pub id: Uuid,
+}
+
+/// A file attached to a record ([`crate::files`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// The attachment.
+    pub id: Uuid,
+    /// The record it is attached to (null only while that record is being destroyed).
+    pub subject: Option<RecordRef>,
+    /// The file's name.
+    pub file_name: String,
+    /// The media type.
+    pub content_type: String,
+    /// Bytes.
+    pub size: i64,
+    /// `PENDING` or `READY`.
+    pub status: String,
+}
+
+impl Record for Attachment {
+    const MODEL: &'static str = "Attachment";
+}
+
 /// Any record, by its id alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct Id {

@@ -45,6 +45,9 @@ pub struct WorkerOptions {
     pub delivery: DeliveryOptions,
     /// Only these tenants' events and deliveries (empty: every tenant).
     pub orgs: Vec<String>,
+    /// The files whose destroyed attachments' objects the [`crate::files::CONSUMER`] removes
+    /// (none: no such consumer).
+    pub files: Option<Arc<crate::files::Files>>,
 }
 
 impl WorkerOptions {
@@ -66,6 +69,7 @@ impl Default for WorkerOptions {
             deliveries: 16,
             delivery: DeliveryOptions::default(),
             orgs: Vec::new(),
+            files: None,
         }
     }
 }
@@ -87,8 +91,12 @@ impl Workers {
         let platform = store.cross_tenant_platform_work();
         let listen = rx.clone();
         tasks.push(tokio::spawn(async move { platform.relay_notifications(listen).await }));
-        let consumers: [(&'static str, Arc<dyn EventWork>); 2] =
-            [(automation::CONSUMER, Arc::new(automation::Automation)), (webhooks::CONSUMER, Arc::new(webhooks::FanOut))];
+        let mut consumers: Vec<(&'static str, Arc<dyn EventWork>)> =
+            vec![(automation::CONSUMER, Arc::new(automation::Automation)), (webhooks::CONSUMER, Arc::new(webhooks::FanOut))];
+        if let Some(files) = &opts.files {
+            consumers.push((crate::files::CONSUMER, Arc::new(crate::files::RemoveObjects(Arc::clone(files)))));
+        }
+        let names: Vec<&'static str> = consumers.iter().map(|(n, _)| *n).collect();
         for (name, work) in consumers {
             stats::register(name);
             tasks.push(tokio::spawn(consume(store.clone(), name, work, opts.clone(), rx.clone())));
@@ -98,7 +106,7 @@ impl Workers {
             tasks.push(tokio::spawn(crate::relay::run(store.cross_tenant_platform_work(), relay, opts.reading(), rx.clone())));
         }
         if let Some(keep) = opts.retention {
-            let mut consumers = vec![automation::CONSUMER, webhooks::CONSUMER];
+            let mut consumers = names;
             if opts.relay.is_some() {
                 consumers.push(crate::relay::CONSUMER);
             }

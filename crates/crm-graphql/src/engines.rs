@@ -66,3 +66,40 @@ pub(crate) fn deliveries(rc: &crate::RequestCtx, args: serde_json::Map<String, J
         to_json(&rows)
     })
 }
+
+fn files(rc: &crate::RequestCtx) -> Result<&crm_engines::files::Files, OrmError> {
+    rc.files.as_deref().ok_or_else(|| OrmError::Dependency("file storage is not configured on this server".to_owned()))
+}
+
+/// `startAttachmentUpload(subject:, fileName:, contentType:, size:)`.
+pub(crate) fn start_upload(rc: &crate::RequestCtx, args: serde_json::Map<String, Json>) -> JsonFuture<'_> {
+    Box::pin(async move {
+        let files = files(rc)?;
+        let text = |k: &str| args.get(k).and_then(Json::as_str).map(str::to_owned).ok_or_else(|| bad(k, "required"));
+        let subject = args.get("subject").ok_or_else(|| bad("subject", "required"))?;
+        let subject_model = subject.get("type").and_then(Json::as_str).ok_or_else(|| bad("subject.type", "required"))?.to_owned();
+        let subject_id = subject
+            .get("id")
+            .and_then(Json::as_str)
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .ok_or_else(|| bad("subject.id", "not an id"))?;
+        let size = args.get("size").and_then(Json::as_u64).ok_or_else(|| bad("size", "a number of bytes (0 or more)"))?;
+        let req = crm_engines::files::UploadRequest {
+            subject_model,
+            subject_id,
+            file_name: text("fileName")?,
+            content_type: text("contentType")?,
+            size,
+        };
+        to_json(&files.start_upload(&rc.store, &rc.access, req).await?)
+    })
+}
+
+/// `attachmentDownload(id:)`.
+pub(crate) fn download(rc: &crate::RequestCtx, args: serde_json::Map<String, Json>) -> JsonFuture<'_> {
+    Box::pin(async move {
+        let files = files(rc)?;
+        let id = args.get("id").and_then(Json::as_str).and_then(|s| uuid::Uuid::parse_str(s).ok()).ok_or_else(|| bad("id", "not an id"))?;
+        to_json(&files.download_link(&rc.store, &rc.access, id).await?)
+    })
+}

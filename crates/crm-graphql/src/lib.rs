@@ -60,6 +60,8 @@ pub struct Api {
     accesses: lru::Lru<(crm_model::OrgId, u64, String, String), crm_orm::Access>,
     policy: Arc<Policy>,
     versions: Arc<Versions>,
+    /// Attachments' storage, when the server has one.
+    files: Option<Arc<crm_engines::files::Files>>,
 }
 
 /// How long a tenant's metadata version is trusted before it is read again by default: the
@@ -106,7 +108,15 @@ impl Api {
             cache: SchemaCache::new(),
             policy: Arc::new(policy),
             versions: Arc::new(Versions::new(DEFAULT_METADATA_REFRESH)),
+            files: None,
         }
+    }
+
+    /// Serves attachments' uploads and downloads from `files`.
+    #[must_use]
+    pub fn with_files(mut self, files: Arc<crm_engines::files::Files>) -> Self {
+        self.files = Some(files);
+        self
     }
 
     /// Keeps at most `capacity` tenant schemas in the cache (least recently used evicted first).
@@ -204,7 +214,7 @@ impl Api {
             Ok(a) => a,
             Err(e) => return Answer::Executed(Response::from_errors(vec![to_graphql_error(&e)])),
         };
-        let rc = RequestCtx { store, access, metadata_version: version, versions: Arc::clone(&self.versions) };
+        let rc = RequestCtx { store, access, metadata_version: version, versions: Arc::clone(&self.versions), files: self.files.clone() };
         // A plan: no executor. Plans are learnt from documents the guard accepted, by their
         // text, so a plan's document needs no guarding again. A miss, or a plan that leaves the
         // request to the executor, runs it; a success teaches the plans.

@@ -47,6 +47,8 @@ fn field_info(m: &Model, f: &MField, access: &Access) -> Json {
     let (target, targets, via) = match &f.kind {
         FieldKind::ToOne { target, .. } => (Some(target.as_str()), None, None),
         FieldKind::ToMany { target, via } => (Some(target.as_str()), None, Some(via.as_str())),
+        // No list: any model, shown as `["*"]` as it is declared.
+        FieldKind::Polymorphic { targets, .. } if targets.is_empty() => (None, Some(vec!["*"]), None),
         FieldKind::Polymorphic { targets, .. } => (None, Some(targets.iter().map(crm_model::ModelName::as_str).collect::<Vec<_>>()), None),
         FieldKind::Scalar(_) => (None, None, None),
     };
@@ -68,7 +70,7 @@ fn field_info(m: &Model, f: &MField, access: &Access) -> Json {
         "stage": f.stage,
         "custom": f.custom,
         "system": f.system,
-        "readOnly": f.system || !access.writes_field(&m.name, f.name.as_str()),
+        "readOnly": f.system || f.read_only || !access.writes_field(&m.name, f.name.as_str()),
         "options": options,
         "optionLabels": (!f.option_labels.is_empty())
             .then(|| f.option_labels.iter().map(|(value, label)| json!({ "value": value, "label": label })).collect::<Vec<_>>()),

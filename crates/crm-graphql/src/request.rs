@@ -78,6 +78,8 @@ pub struct RequestCtx {
     /// Where a metadata change made by this request is noted, so this server's next request of
     /// the tenant uses the new schema at once.
     pub(crate) versions: Arc<crate::versions::Versions>,
+    /// Where attachments' bytes are kept (none: uploads and downloads are unavailable).
+    pub(crate) files: Option<Arc<crm_engines::files::Files>>,
 }
 
 pub(crate) fn bad(path: &str, message: impl Into<String>) -> OrmError {

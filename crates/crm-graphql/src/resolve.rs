@@ -91,6 +91,8 @@ pub(crate) async fn root<'c>(
         roots::TAG_LEADS => return crate::engines::tag_leads(rc, args.clone()).await.map(Resolved::plain),
         roots::ROUTE_LEADS => return crate::engines::route_leads(rc, args.clone()).await.map(Resolved::plain),
         roots::INGEST_SOCIAL_EVENTS => return crate::engines::ingest(rc, args.clone()).await.map(Resolved::plain),
+        roots::START_ATTACHMENT_UPLOAD => return crate::engines::start_upload(rc, args.clone()).await.map(Resolved::plain),
+        roots::ATTACHMENT_DOWNLOAD => return crate::engines::download(rc, args.clone()).await.map(Resolved::plain),
         _ => {}
     }
     if let Some(change) = crate::meta::change_of(name, args)? {

@@ -85,6 +85,10 @@ pub mod builtin {
     pub const REP_WORKLOAD: &str = "RepWorkload";
     /// Webhooks: one delivery.
     pub const WEBHOOK_DELIVERY: &str = "WebhookDelivery";
+    /// Files: a signed upload URL for a new attachment.
+    pub const ATTACHMENT_UPLOAD: &str = "AttachmentUpload";
+    /// Files: a signed download URL.
+    pub const FILE_LINK: &str = "FileLink";
 }
 
 /// Every type the platform defines itself, GraphQL's own scalars included: exactly the types of
@@ -133,6 +137,8 @@ pub const BUILTIN_TYPES: &[&str] = &[
     builtin::STAGE_TIME,
     builtin::REP_WORKLOAD,
     builtin::WEBHOOK_DELIVERY,
+    builtin::ATTACHMENT_UPLOAD,
+    builtin::FILE_LINK,
 ];
 
 /// Type names no model may take though no schema defines them: a spelling of a platform type
@@ -175,6 +181,10 @@ pub mod roots {
     pub const REPORT_SUMMARY: &str = "reportSummary";
     /// Webhook deliveries.
     pub const WEBHOOK_DELIVERIES: &str = "webhookDeliveries";
+    /// Starts a file upload.
+    pub const START_ATTACHMENT_UPLOAD: &str = "startAttachmentUpload";
+    /// A file's download URL.
+    pub const ATTACHMENT_DOWNLOAD: &str = "attachmentDownload";
 }
 
 /// Every root field the platform defines itself.
@@ -196,6 +206,8 @@ pub const BUILTIN_ROOTS: &[&str] = &[
     roots::INGEST_SOCIAL_EVENTS,
     roots::REPORT_SUMMARY,
     roots::WEBHOOK_DELIVERIES,
+    roots::START_ATTACHMENT_UPLOAD,
+    roots::ATTACHMENT_DOWNLOAD,
 ];
 
 /// The GraphQL names of one model: its types and root fields. Derived from the model's name,

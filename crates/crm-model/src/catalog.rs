@@ -135,10 +135,12 @@ pub enum FieldKind {
     },
     /// A reference to one of several models: `type_column` holds the model name, `column` the id.
     Polymorphic {
-        /// Allowed target models.
+        /// Allowed target models; empty for any model of the catalog (declared as `["*"]`).
         targets: Vec<ModelName>,
         /// Column holding the target's model name.
         type_column: SqlName,
+        /// What destroying the target does: clear the reference or destroy this row too.
+        on_delete: OnDelete,
     },
 }
 
@@ -191,12 +193,19 @@ pub struct Field {
     pub checks: Checks,
     /// True for the system fields (`id`, `createdAt`, …), which clients cannot write.
     pub system: bool,
+    /// Set by the platform (an engine) and read by clients: not part of the API's write inputs.
+    pub read_only: bool,
     /// True for tenant-defined fields and every field of a custom object: the value lives in the
     /// row's [`CUSTOM_COLUMN`] JSON object under the field's API name, not in a column of its own.
     pub custom: bool,
 }
 
 impl Field {
+    /// Whether this is a polymorphic reference that may point at a `model` record.
+    #[must_use]
+    pub fn points_at(&self, model: &ModelName) -> bool {
+        matches!(&self.kind, FieldKind::Polymorphic { targets, .. } if targets.is_empty() || targets.contains(model))
+    }
     /// The scalar type, if the field stores a scalar.
     #[must_use]
     pub fn scalar(&self) -> Option<&ScalarType> {

@@ -87,6 +87,10 @@ pub struct FieldDef {
     /// Checks on written values beyond the type's own format checks.
     #[serde(default, skip_serializing_if = "Validation::is_empty")]
     pub validation: Validation,
+    /// Set by the platform (an engine), read by clients: absent from the API's create and
+    /// update inputs and refused in them (`status` and `size` of an attachment).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -117,10 +121,12 @@ struct FieldCommon {
     label: Option<String>,
     #[serde(default)]
     validation: Validation,
+    #[serde(default)]
+    read_only: bool,
 }
 
 const COMMON_KEYS: &[&str] =
-    &["name", "required", "unique", "indexed", "searchable", "tracked", "stage", "description", "label", "validation"];
+    &["name", "required", "unique", "indexed", "searchable", "tracked", "stage", "description", "label", "validation", "readOnly"];
 
 impl<'de> Deserialize<'de> for FieldDef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -162,6 +168,7 @@ impl<'de> Deserialize<'de> for FieldDef {
             description: c.description,
             label: c.label,
             validation: c.validation,
+            read_only: c.read_only,
         })
     }
 }
@@ -233,8 +240,12 @@ pub enum FieldType {
     /// A to-one reference to a record of one of several models (`subject` of an activity), kept
     /// as `<name>_type` + `<name>_id`; checked to exist in the same tenant on write.
     Polymorphic {
-        /// The models it may point to.
+        /// The models it may point to; `["*"]` for any model of the tenant's catalog.
         targets: Vec<String>,
+        /// What destroying the record pointed at does to this row: `setNull` (the default) or
+        /// `cascade` (the row is destroyed with it). Moving it to the trash changes nothing.
+        #[serde(default, rename = "onDelete", skip_serializing_if = "Option::is_none")]
+        on_delete: Option<OnDelete>,
     },
 }
 
@@ -367,6 +378,7 @@ impl FieldDef {
             description: None,
             label: None,
             validation: Validation::default(),
+            read_only: false,
         }
     }
     ctor! {
@@ -437,7 +449,7 @@ impl FieldDef {
     /// A polymorphic reference to one of `targets`.
     #[must_use]
     pub fn polymorphic(name: impl Into<String>, targets: &[&str]) -> Self {
-        Self::of(name, FieldType::Polymorphic { targets: targets.iter().map(|s| (*s).to_owned()).collect() })
+        Self::of(name, FieldType::Polymorphic { targets: targets.iter().map(|s| (*s).to_owned()).collect(), on_delete: None })
     }
     /// Marks the field required.
     #[must_use]
@@ -493,12 +505,18 @@ impl FieldDef {
         self.label = Some(text.into());
         self
     }
-    /// Sets the relation's delete behaviour (to-one relations only).
+    /// Sets the delete behaviour (to-one relations and polymorphic references).
     #[must_use]
     pub fn on_delete(mut self, action: OnDelete) -> Self {
-        if let FieldType::Relation { on_delete, .. } = &mut self.ty {
+        if let FieldType::Relation { on_delete, .. } | FieldType::Polymorphic { on_delete, .. } = &mut self.ty {
             *on_delete = Some(action);
         }
+        self
+    }
+    /// Marks the field set by the platform and read-only for clients (see [`FieldDef::read_only`]).
+    #[must_use]
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
         self
     }
     /// Limits the length in characters.

@@ -174,11 +174,16 @@ pub fn parse(field: &Field, j: &Json) -> Result<Value, ValueError> {
             let (Some(Json::String(t)), Some(Json::String(id))) = (j.get("type"), j.get("id")) else {
                 return Err(ValueError::new(name, "expected {\"type\": <model>, \"id\": <id>}"));
             };
-            let model = targets
-                .iter()
-                .find(|m| m.as_str() == t)
-                .cloned()
-                .ok_or_else(|| ValueError::new(name, format!("`{t}` is not an allowed target")))?;
+            let model = if targets.is_empty() {
+                // Any model: whether it exists is checked on write.
+                crate::ModelName::new(t.as_str()).map_err(|_| ValueError::new(name, format!("`{t}` is not a model")))?
+            } else {
+                targets
+                    .iter()
+                    .find(|m| m.as_str() == t)
+                    .cloned()
+                    .ok_or_else(|| ValueError::new(name, format!("`{t}` is not an allowed target")))?
+            };
             let id = Uuid::parse_str(id).map_err(|_| ValueError::new(name, format!("`{id}` is not a valid id")))?;
             Ok(Value::Ref { model, id })
         }

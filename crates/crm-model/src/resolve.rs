@@ -34,6 +34,7 @@ fn sys_field(name: &str, column: &str, ty: ScalarType) -> Option<Field> {
         label: humanize(name),
         option_labels: indexmap::IndexMap::new(),
         system: true,
+        read_only: false,
         custom: false,
     })
 }
@@ -150,6 +151,9 @@ fn custom_field_rules(cx: &Ctx<'_>, fd: &FieldDef) -> Result<(), MetadataError> 
     if fd.stage {
         return refuse("stage fields are declared in code, not at runtime");
     }
+    if fd.read_only {
+        return refuse("read-only fields are set by the platform's engines, declared in code");
+    }
     match &fd.ty {
         FieldType::Polymorphic { .. } => refuse("custom fields cannot be polymorphic references"),
         FieldType::Relation { on_delete: Some(OnDelete::Cascade), .. } => {
@@ -239,15 +243,32 @@ fn resolve_model(def: &ModelDef, mark: Mark) -> Result<Model, MetadataError> {
                 }
                 (FieldKind::ToMany { target, via }, snake.clone())
             }
-            FieldType::Polymorphic { targets } => {
+            FieldType::Polymorphic { targets, on_delete } => {
                 if targets.is_empty() {
-                    return Err(cx.bad_field(&fd.name, "a polymorphic reference needs at least one target"));
+                    return Err(cx.bad_field(&fd.name, "a polymorphic reference needs at least one target (`*` for any model)"));
                 }
-                let targets =
-                    targets.iter().map(|t| ModelName::new(t.as_str()).map_err(|e| cx.bad_name(e))).collect::<Result<Vec<_>, _>>()?;
+                // `["*"]`: any model, kept as no list.
+                let targets = if targets.iter().any(|t| t == "*") {
+                    if targets.len() > 1 {
+                        return Err(cx.bad_field(&fd.name, "`*` stands for every model: list no other target with it"));
+                    }
+                    Vec::new()
+                } else {
+                    targets.iter().map(|t| ModelName::new(t.as_str()).map_err(|e| cx.bad_name(e))).collect::<Result<Vec<_>, _>>()?
+                };
+                let on_delete = match on_delete {
+                    None | Some(OnDelete::SetNull) if fd.required => {
+                        return Err(cx.bad_field(&fd.name, "a required polymorphic reference needs onDelete: cascade"));
+                    }
+                    None | Some(OnDelete::SetNull) => OnDelete::SetNull,
+                    Some(OnDelete::Cascade) => OnDelete::Cascade,
+                    Some(OnDelete::Restrict) => {
+                        return Err(cx.bad_field(&fd.name, "a polymorphic reference supports onDelete setNull or cascade"));
+                    }
+                };
                 let type_column = SqlName::new(format!("{snake}_type")).map_err(|e| cx.bad_name(e))?;
                 extra_columns.push(type_column.to_string());
-                (FieldKind::Polymorphic { targets, type_column }, format!("{snake}_id"))
+                (FieldKind::Polymorphic { targets, type_column, on_delete }, format!("{snake}_id"))
             }
             other => {
                 let st = match other {
@@ -319,6 +340,7 @@ fn resolve_model(def: &ModelDef, mark: Mark) -> Result<Model, MetadataError> {
             option_labels: option_labels(&cx, fd)?,
             checks,
             system: false,
+            read_only: fd.read_only,
             custom,
         };
         // `"default": null` means no default.
@@ -406,11 +428,12 @@ fn resolve_indexes(def: &ModelDef, mark: Mark, fields: &IndexMap<FieldName, Fiel
             let f = fields.get(name).ok_or_else(|| bad(format!("index key `{k}` is not a field of the model")))?;
             let indexable = match &f.kind {
                 FieldKind::Scalar(t) => !matches!(t, ScalarType::Json | ScalarType::Tags | ScalarType::MultiSelect(_)),
-                FieldKind::ToOne { .. } => true,
-                _ => false,
+                // A polymorphic reference indexes its id (ids are unique across models).
+                FieldKind::ToOne { .. } | FieldKind::Polymorphic { .. } => true,
+                FieldKind::ToMany { .. } => false,
             };
             if !indexable || f.custom || f.name.as_str() == "id" {
-                return Err(bad(format!("index key `{k}` must be a stored scalar or to-one field other than `id`")));
+                return Err(bad(format!("index key `{k}` must be a stored scalar, to-one or polymorphic field other than `id`")));
             }
             if keys.iter().any(|(n, _)| n == &f.name) {
                 return Err(bad(format!("index key `{name}` appears twice")));

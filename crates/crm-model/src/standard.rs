@@ -193,6 +193,36 @@ pub fn standard_models() -> Vec<ModelDef> {
             .field(F::text("secret").required().length(Some(16), Some(200)).describe("Signs every delivery (HMAC-SHA256)."))
             .field(F::text("description"))
             .field(F::boolean("active").default_value(json!(true))),
+        ModelDef::new("Attachment")
+            .describe(
+                "A file attached to a record. Made by `startAttachmentUpload`, which answers with a signed URL to PUT the \
+                 bytes to; read through a signed URL from `attachmentDownload`. Destroyed with the record it is attached to.",
+            )
+            .field(
+                F::polymorphic("subject", &["*"])
+                    .required()
+                    .read_only()
+                    .on_delete(OnDelete::Cascade)
+                    .describe("The record the file is attached to (any model)."),
+            )
+            .field(
+                F::text("fileName")
+                    .required()
+                    .searchable()
+                    .length(Some(1), Some(255))
+                    .describe("The file's name, as uploaded; may be renamed."),
+            )
+            .field(F::text("contentType").required().read_only().describe("The media type the upload was declared and stored with."))
+            .field(F::int("size").required().read_only().describe("Bytes."))
+            .field(
+                F::select("status", &["PENDING", "READY"])
+                    .required()
+                    .read_only()
+                    .default_value(json!("PENDING"))
+                    .describe("PENDING until the bytes are uploaded, then READY."),
+            )
+            .field(F::text("sha256").read_only().describe("The SHA-256 of the stored bytes, hex; set when READY."))
+            .index(&["subject", "createdAt_DESC"]),
     ]
 }
 

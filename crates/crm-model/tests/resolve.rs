@@ -76,7 +76,7 @@ fn kind_label(k: &FieldKind) -> String {
         FieldKind::Scalar(s) => format!("{s:?}").to_lowercase(),
         FieldKind::ToOne { target, on_delete } => format!("-> {target} onDelete={on_delete:?}"),
         FieldKind::ToMany { target, via } => format!("<- {target}.{via}"),
-        FieldKind::Polymorphic { targets, type_column } => {
+        FieldKind::Polymorphic { targets, type_column, .. } => {
             format!("-> {} (+{type_column})", targets.iter().map(crm_model::ModelName::as_str).collect::<Vec<_>>().join("|"))
         }
     }
@@ -152,7 +152,8 @@ fn standard_catalog_resolves_with_expected_names() {
             "Assignment",
             "AutomationRule",
             "IngestionRule",
-            "Webhook"
+            "Webhook",
+            "Attachment"
         ]
     );
 
@@ -176,7 +177,7 @@ fn standard_catalog_resolves_with_expected_names() {
     let subject = field(&cat, "Activity", "subject");
     assert_eq!(subject.column.as_str(), "subject_id");
     match &subject.kind {
-        FieldKind::Polymorphic { targets, type_column } => {
+        FieldKind::Polymorphic { targets, type_column, .. } => {
             assert_eq!(type_column.as_str(), "subject_type");
             assert_eq!(targets.len(), 5);
         }
@@ -1045,8 +1046,8 @@ fn indexes_are_resolved_and_checked() {
         assert!(matches!(&e, MetadataError::BadModel { model, reason: r } if model == "Thing" && r.contains(reason)), "{keys:?}: {e:?}");
     };
     bad(&["nope"], "not a field");
-    bad(&["t"], "stored scalar or to-one");
-    bad(&["id"], "stored scalar or to-one");
+    bad(&["t"], "stored scalar, to-one or polymorphic");
+    bad(&["id"], "stored scalar, to-one or polymorphic");
     bad(&["n", "n_DESC"], "appears twice");
     bad(&[], "1 to 8 keys");
     // A custom object's records share one table: no indexes of its own.

@@ -88,6 +88,9 @@ pub enum OrmError {
     /// Something inside the store failed (a bug, or data the store cannot read).
     #[error("internal: {0}")]
     Internal(#[from] Internal),
+    /// A service the work needs besides the database failed (file storage): retryable.
+    #[error("{0}")]
+    Dependency(String),
 }
 
 impl OrmError {
@@ -101,7 +104,7 @@ impl OrmError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Unique { .. } | Self::Version { .. } | Self::Referenced(_) => ErrorCode::Conflict,
             Self::Database(e) if classify(e) == DbFailure::Unavailable => ErrorCode::Unavailable,
-            Self::CommitUnknown(_) => ErrorCode::Unavailable,
+            Self::CommitUnknown(_) | Self::Dependency(_) => ErrorCode::Unavailable,
             Self::Config(_) | Self::Database(_) | Self::Migrate(_) | Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -113,6 +116,7 @@ impl OrmError {
             (Self::CommitUnknown(_), _) => {
                 "the database became unavailable while the write was committing: it may or may not have been applied; read the record before retrying".to_owned()
             }
+            (Self::Dependency(_), _) => "a service the platform depends on is unavailable: nothing was changed; retry later".to_owned(),
             (_, ErrorCode::Unavailable) => "the database is unavailable: nothing was changed; retry later".to_owned(),
             (_, ErrorCode::Internal) => "internal error".to_owned(),
             _ => self.to_string(),

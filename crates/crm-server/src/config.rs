@@ -177,6 +177,28 @@ pub struct Config {
     /// served on `--listen`.
     #[arg(long, env = "CRM_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Where attachments' bytes are kept: a directory (`file:///var/lib/crm/files` or a path) or
+    /// S3-compatible storage (`s3://bucket[/prefix]`, with endpoint, region and credentials from
+    /// the standard `AWS_*` variables: `AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`). None: `<data-dir>/files`.
+    #[arg(long, env = "CRM_FILES_URL", value_name = "URL")]
+    pub files_url: Option<String>,
+    /// The key signing file upload and download URLs (at least 32 characters; the same on every
+    /// server of an installation). None: a random key kept in `<data-dir>/files.key`.
+    #[arg(long, env = "CRM_FILES_SIGNING_KEY", value_name = "KEY", hide_env_values = true)]
+    pub files_signing_key: Option<String>,
+    /// The largest attachment accepted, in bytes.
+    #[arg(long, env = "CRM_MAX_FILE_SIZE", default_value_t = 25 * 1024 * 1024, value_name = "BYTES")]
+    pub max_file_size: u64,
+    /// The media types attachments may have (`image/png`, `image/*`, `*/*`); repeatable, or
+    /// comma-separated. None: images, PDF, text, CSV, JSON, office documents, ZIP, audio and
+    /// video (not HTML or SVG).
+    #[arg(long = "file-type", env = "CRM_FILE_TYPES", value_delimiter = ',', value_name = "TYPE")]
+    pub file_types: Vec<String>,
+    /// The address clients reach this server at (`https://crm.example.com`), which signed file
+    /// URLs start with. None: `http://<listen>`.
+    #[arg(long, env = "CRM_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// Roles and their grants, from the file's `[roles]` table only: each role given there
     /// replaces (or adds to) the default roles `admin`, `sales`, `viewer` and `parent_admin`.
     #[arg(skip)]
@@ -224,6 +246,11 @@ impl Default for Config {
             max_tenant_schemas: crm_graphql::DEFAULT_SCHEMA_CAPACITY,
             log_format: LogFormat::Text,
             metrics_listen: None,
+            files_url: None,
+            files_signing_key: None,
+            max_file_size: 25 * 1024 * 1024,
+            file_types: Vec::new(),
+            public_url: None,
             roles: None,
         }
     }
@@ -269,11 +296,16 @@ struct FileConfig {
     max_tenant_schemas: Option<usize>,
     log_format: Option<LogFormat>,
     metrics_listen: Option<SocketAddr>,
+    files_url: Option<String>,
+    files_signing_key: Option<String>,
+    max_file_size: Option<u64>,
+    file_types: Option<Vec<String>>,
+    public_url: Option<String>,
     roles: Option<crm_orm::Policy>,
 }
 
 /// File keys whose values are never quoted in an error message.
-const SECRET_KEYS: [&str; 2] = ["oidc_client_secret", "database_url"];
+const SECRET_KEYS: [&str; 3] = ["oidc_client_secret", "database_url", "files_signing_key"];
 
 impl FileConfig {
     fn load(path: &Path) -> Result<FileConfig, ServerError> {
@@ -369,6 +401,8 @@ impl Config {
             )*};
         }
         take!(opt database_url, models, oidc_issuer, oidc_project_id, oidc_client_id, oidc_client_secret, metrics_listen, nats_url);
+        take!(opt files_url, files_signing_key, public_url);
+        take!(val max_file_size, file_types);
         take!(val data_dir, listen, db_max_connections, db_acquire_timeout_ms, db_statement_timeout_ms, tenant_concurrency, oidc_leeway_secs, dev_allow_remote, default_page_size, max_page_size);
         take!(val max_depth, max_complexity, max_aliases, max_query_nodes, cors_origins, body_limit, request_timeout_secs, metadata_refresh_ms, max_tenant_schemas, log_format);
         take!(val workers, worker_poll_ms, worker_orgs, webhook_allow, event_retention_hours, nats_stream, nats_subject_prefix, nats_duplicate_window_secs);
@@ -402,6 +436,7 @@ impl Config {
     pub fn check(&self) -> Result<(), ServerError> {
         self.validate()?;
         crate::http::cors_layer(&self.cors_origins)?;
+        self.file_settings()?;
         if self.oidc()?.is_none() && !self.listen.ip().is_loopback() && !self.dev_allow_remote {
             return Err(ServerError::Config(format!(
                 "development mode (no --oidc-issuer) listens on loopback only, not {}; configure an issuer or pass --dev-allow-remote",
@@ -409,6 +444,68 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// The file settings, checked without touching storage: where files go, the signing key's
+    /// length, the public URL's form.
+    ///
+    /// # Errors
+    /// A storage URL of another scheme, a short key, a public URL that is not http(s).
+    pub fn file_settings(&self) -> Result<(String, crm_engines::files::FileOptions, String), ServerError> {
+        let url = match &self.files_url {
+            Some(u) => u.clone(),
+            None => format!("file://{}", self.data_dir.join("files").display()),
+        };
+        if url.contains("://") && !["file://", "s3://", "memory://"].iter().any(|p| url.starts_with(p)) {
+            return Err(ServerError::Config(format!("--files-url {url}: use file://, s3:// or a directory path")));
+        }
+        if self.files_signing_key.as_ref().is_some_and(|k| k.len() < 32) {
+            return Err(ServerError::Config("--files-signing-key: at least 32 characters".to_owned()));
+        }
+        let public = if let Some(u) = &self.public_url {
+            u.trim_end_matches('/').to_owned()
+        } else {
+            let host = if self.listen.ip().is_unspecified() { "127.0.0.1".to_owned() } else { self.listen.ip().to_string() };
+            let host = if self.listen.is_ipv6() && !self.listen.ip().is_unspecified() { format!("[{host}]") } else { host };
+            format!("http://{host}:{}", self.listen.port())
+        };
+        if !(public.starts_with("http://") || public.starts_with("https://")) {
+            return Err(ServerError::Config(format!("--public-url {public}: an http:// or https:// address")));
+        }
+        let mut opts = crm_engines::files::FileOptions { max_size: self.max_file_size, ..Default::default() };
+        if !self.file_types.is_empty() {
+            if let Some(t) = self.file_types.iter().find(|t| !t.contains('/')) {
+                return Err(ServerError::Config(format!("--file-type {t}: a media type such as image/png or image/*")));
+            }
+            opts.content_types.clone_from(&self.file_types);
+        }
+        Ok((url, opts, public))
+    }
+
+    /// The files service of these settings: opens the storage (making the directory) and loads
+    /// or makes the signing key.
+    ///
+    /// # Errors
+    /// As [`Config::file_settings`]; storage that cannot be opened; the key file.
+    pub fn files(&self) -> Result<crm_engines::files::Files, ServerError> {
+        let (url, opts, public) = self.file_settings()?;
+        let objects = crm_engines::files::object_store(&url).map_err(ServerError::Config)?;
+        let key = if let Some(k) = &self.files_signing_key {
+            k.clone().into_bytes()
+        } else {
+            let path = self.data_dir.join("files.key");
+            match std::fs::read_to_string(&path) {
+                Ok(text) if text.trim().len() >= 32 => text.trim().as_bytes().to_vec(),
+                _ => {
+                    crate::files::private_dir(&self.data_dir)?;
+                    let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+                    crate::files::write_private(&path, key.as_bytes())
+                        .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
+                    key.into_bytes()
+                }
+            }
+        };
+        crm_engines::files::Files::new(objects, &key, opts, &public).map_err(ServerError::Config)
     }
 
     /// The OpenID provider's settings (none: development mode).
@@ -489,6 +586,11 @@ impl Config {
             ("nats_stream", text(&self.nats_stream)),
             ("nats_subject_prefix", text(&self.nats_subject_prefix)),
             ("nats_duplicate_window_secs", int(self.nats_duplicate_window_secs)),
+            ("files_url", self.files_url.as_deref().and_then(text)),
+            ("files_signing_key", None),
+            ("max_file_size", int(self.max_file_size)),
+            ("file_types", list(&self.file_types)),
+            ("public_url", self.public_url.as_deref().and_then(text)),
         ];
         for (key, value) in entries {
             lines.push(match (key, value) {
@@ -501,6 +603,9 @@ impl Config {
                 }
                 ("oidc_client_secret", None) if self.oidc_client_secret.is_some() => {
                     "# oidc_client_secret: set (a secret: give it by CRM_OIDC_CLIENT_SECRET)".to_owned()
+                }
+                ("files_signing_key", None) if self.files_signing_key.is_some() => {
+                    "# files_signing_key: set (a secret: give it by CRM_FILES_SIGNING_KEY)".to_owned()
                 }
                 (_, None) => format!("# {key}: not set"),
             });
@@ -667,6 +772,11 @@ impl std::fmt::Debug for Config {
             .field("max_tenant_schemas", &self.max_tenant_schemas)
             .field("log_format", &self.log_format)
             .field("metrics_listen", &self.metrics_listen)
+            .field("files_url", &self.files_url)
+            .field("files_signing_key", &self.files_signing_key.as_ref().map(|_| Redacted("***")))
+            .field("max_file_size", &self.max_file_size)
+            .field("file_types", &self.file_types)
+            .field("public_url", &self.public_url)
             .field("roles", &self.roles.as_ref().map(|p| p.roles.len()))
             .finish()
     }

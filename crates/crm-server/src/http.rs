@@ -118,7 +118,8 @@ pub(crate) fn make_span(req: &axum::http::Request<Body>) -> Span {
         id = %id,
         method = %req.method(),
         route = %route,
-        path = %req.uri().path(),
+        // A signed file URL is a credential: its token is not logged.
+        path = %if req.uri().path().starts_with("/files/") { "/files/<token>" } else { req.uri().path() },
         operation = tracing::field::Empty,
         org = tracing::field::Empty,
         sub = tracing::field::Empty,

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod admission;
+mod attachments;
 pub mod authentication;
 mod cli;
 mod config;
@@ -169,6 +170,8 @@ struct Shared {
     feeds: Arc<crm_engines::live::Feeds>,
     /// Event workers to run while serving, if any.
     workers: Option<crm_engines::WorkerOptions>,
+    /// Attachments' storage and URL signing.
+    files: Arc<crm_engines::files::Files>,
 }
 
 /// What the HTTP handlers share; cheap to clone.
@@ -210,10 +213,12 @@ impl AppState {
             );
             Authenticator::Dev(DevKey::load_or_create(&config.data_dir)?)
         };
+        let files = Arc::new(config.files()?);
         let api = Arc::new(
             Api::new(config.schema_options(), config.policy())
                 .with_metadata_refresh(std::time::Duration::from_millis(config.metadata_refresh_ms))
-                .with_schema_capacity(config.max_tenant_schemas),
+                .with_schema_capacity(config.max_tenant_schemas)
+                .with_files(Arc::clone(&files)),
         );
         let egress = config.egress()?;
         let workers = config.workers.then(|| crm_engines::WorkerOptions {
@@ -228,6 +233,7 @@ impl AppState {
                 duplicate_window: Duration::from_secs(config.nats_duplicate_window_secs.max(1)),
                 ..crm_engines::relay::RelayOptions::default()
             }),
+            files: Some(Arc::clone(&files)),
             ..crm_engines::WorkerOptions::default()
         });
         let admission = admission::Admission::new(config.tenant_concurrency);
@@ -241,6 +247,7 @@ impl AppState {
             routes,
             feeds: Arc::default(),
             workers,
+            files,
         })))
     }
 
@@ -622,7 +629,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/graphql", get(graphql_get).post(graphql))
-        .route("/graphql/assets/{name}", get(http::graphiql_asset));
+        .route("/graphql/assets/{name}", get(http::graphiql_asset))
+        .route("/files/{token}", get(attachments::download).put(attachments::upload));
     router = router
         .route("/api/leads/tag", axum::routing::post(rest::tag))
         .route("/api/leads/route", axum::routing::post(rest::route))

@@ -202,6 +202,9 @@ fn roots(catalog: &Catalog, types: &mut Vec<ExtendedType>, with_types: &dyn Fn(&
     if crm_engines::rows::MODELS.iter().all(|m| catalog.model(m).is_some()) {
         (query, mutation) = platform::engines(types, query, mutation);
     }
+    if catalog.model(<crm_engines::rows::Attachment as crm_engines::rows::Record>::MODEL).is_some() {
+        (query, mutation) = platform::files(types, query, mutation);
+    }
     Ok(Roots { query: query.done(), mutation: mutation.has_fields().then(|| mutation.done()), subscription: subscription.done() })
 }
 

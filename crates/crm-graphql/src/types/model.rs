@@ -200,7 +200,7 @@ pub(super) fn types(cat: &Catalog, m: &Model) -> Vec<ExtendedType> {
     let mut update = Input::new(&m.api.update_input).describe(&format!("Changes to a {}; absent fields are left as they are.", m.name));
     let mut many = Input::new(&m.api.update_many_input).describe(&format!("Changes applied to every {} matched.", m.name));
     let mut many_fields = 0usize;
-    for f in m.fields.values().filter(|f| !f.system) {
+    for f in m.fields.values().filter(|f| !f.system && !f.read_only) {
         let d = f.description.as_ref();
         match &f.kind {
             FieldKind::ToOne { target, .. } => {
@@ -341,8 +341,8 @@ fn object_type(cat: &Catalog, m: &Model) -> ExtendedType {
             }
             FieldKind::Polymorphic { targets, .. } => {
                 let list: Vec<&str> = targets.iter().map(crm_model::ModelName::as_str).collect();
-                Fld::new(f.name.as_str(), named(RECORD_REF))
-                    .describe(&f.description.clone().unwrap_or_else(|| format!("A {}.", list.join(" or "))))
+                let default = if list.is_empty() { "A record of any model.".to_owned() } else { format!("A {}.", list.join(" or ")) };
+                Fld::new(f.name.as_str(), named(RECORD_REF)).describe(&f.description.clone().unwrap_or(default))
             }
             FieldKind::ToOne { target, .. } => {
                 let Some(t) = cat.model(target.as_str()) else { continue };

@@ -4,9 +4,9 @@
 
 use apollo_compiler::schema::ExtendedType;
 use crm_model::api::builtin::{
-    CUSTOM_DEFINITION, DATETIME, FIELD_INFO, FIELD_VALIDATION, FUNNEL_STAGE, INGEST_ITEM, INGEST_OUTCOME, JSON, LEAD_REPORT, METADATA,
-    METADATA_CHANGE, MODEL_INFO, OPTION_LABEL, REP_WORKLOAD, REPORT_BUCKET, REPORT_SUMMARY, ROUTING_DECISION, SOCIAL_EVENT_INPUT,
-    STAGE_TIME, TAG_OUTCOME, WEBHOOK_DELIVERY,
+    ATTACHMENT_UPLOAD, CUSTOM_DEFINITION, DATETIME, FIELD_INFO, FIELD_VALIDATION, FILE_LINK, FUNNEL_STAGE, INGEST_ITEM, INGEST_OUTCOME,
+    JSON, LEAD_REPORT, LONG, METADATA, METADATA_CHANGE, MODEL_INFO, OPTION_LABEL, RECORD_REF_INPUT, REP_WORKLOAD, REPORT_BUCKET,
+    REPORT_SUMMARY, ROUTING_DECISION, SOCIAL_EVENT_INPUT, STAGE_TIME, TAG_OUTCOME, WEBHOOK_DELIVERY,
 };
 use crm_model::api::roots;
 
@@ -55,7 +55,7 @@ pub(super) fn metadata(types: &mut Vec<ExtendedType>, query: Obj, mutation: Obj)
                     .describe("Each option of a select or multi-select with what people see for it, in option order."),
             )
             .field(Fld::new("target", named(STRING)).describe("The related model of a relation."))
-            .field(Fld::new("targets", list(STRING)).describe("The models a polymorphic reference may point to."))
+            .field(Fld::new("targets", list(STRING)).describe("The models a polymorphic reference may point to; `*` for any."))
             .field(Fld::new("via", named(STRING)).describe("The to-one field on the target an inverse relation follows."))
             .field(Fld::new("default", named(JSON)))
             .field(Fld::new("validation", nn(FIELD_VALIDATION)).describe("The value checks (each null when not set)."))
@@ -313,5 +313,40 @@ pub(super) fn engines(types: &mut Vec<ExtendedType>, query: Obj, mutation: Obj) 
                 .describe("Ingests a batch of social events (at most 1000), idempotent by platform and external id.")
                 .arg(Arg::new("events", nn_list_nn(SOCIAL_EVENT_INPUT))),
         );
+    (query, mutation)
+}
+
+/// Files: starting an upload and signing a download (see `crm_engines::files`).
+pub(super) fn files(types: &mut Vec<ExtendedType>, query: Obj, mutation: Obj) -> (Obj, Obj) {
+    types.push(
+        Obj::new(ATTACHMENT_UPLOAD)
+            .describe("A new attachment (PENDING) and where to send its bytes: `PUT <url>` with the `Content-Type` given and exactly the declared size, before `expiresAt`.")
+            .field(Fld::new("id", nn(ID)).describe("The attachment."))
+            .field(Fld::new("url", nn(STRING)).describe("The signed upload URL."))
+            .field(Fld::new("method", nn(STRING)).describe("PUT."))
+            .field(Fld::new("contentType", nn(STRING)).describe("The `Content-Type` header the upload must carry."))
+            .field(Fld::new("expiresAt", nn(DATETIME)))
+            .done(),
+    );
+    types.push(
+        Obj::new(FILE_LINK)
+            .describe("A signed download URL: a GET needs no token until `expiresAt`.")
+            .field(Fld::new("url", nn(STRING)))
+            .field(Fld::new("expiresAt", nn(DATETIME)))
+            .done(),
+    );
+    let query = query.field(
+        Fld::new(roots::ATTACHMENT_DOWNLOAD, nn(FILE_LINK))
+            .describe("A signed, short-lived download URL of a READY attachment the caller may read (and whose record they may read).")
+            .arg(Arg::new("id", nn(ID))),
+    );
+    let mutation = mutation.field(
+        Fld::new(roots::START_ATTACHMENT_UPLOAD, nn(ATTACHMENT_UPLOAD))
+            .describe("Attaches a file to a record the caller may read: creates the Attachment (PENDING) and answers with a signed upload URL. Size and media type are checked against the server's limits.")
+            .arg(Arg::new("subject", nn(RECORD_REF_INPUT)).describe("The record, `{type, id}`."))
+            .arg(Arg::new("fileName", nn(STRING)))
+            .arg(Arg::new("contentType", nn(STRING)).describe("The media type, e.g. `application/pdf`."))
+            .arg(Arg::new("size", nn(LONG)).describe("Bytes.")),
+    );
     (query, mutation)
 }

@@ -140,7 +140,7 @@ impl TxCtx<'_> {
         let data = inputs
             .iter()
             .enumerate()
-            .map(|(i, input)| Data::parse(&self.cat, &m, input, &format!("data[{i}]")))
+            .map(|(i, input)| Data::parse_platform(&self.cat, &m, input, &format!("data[{i}]")))
             .collect::<Result<Vec<Data>>>()?;
         let hooking = self.hooking;
         let (cat, system) = (Arc::clone(&self.cat), self.system.clone());
@@ -164,7 +164,7 @@ impl TxCtx<'_> {
             return Ok(());
         }
         let m = self.model(model)?;
-        let data = Data::parse(&self.cat, &m, input, "data")?;
+        let data = Data::parse_platform(&self.cat, &m, input, "data")?;
         let hooking = self.hooking;
         let (cat, system) = (Arc::clone(&self.cat), self.system.clone());
         let mut wr = Writer::new(self, &cat, &system, true, false);
@@ -182,7 +182,7 @@ impl TxCtx<'_> {
     /// Bad input (naming `data.<field>`); as [`TxCtx::write`].
     pub async fn create(&mut self, model: &str, input: &Json) -> Result<Uuid> {
         let m = self.model(model)?;
-        let data = Data::parse(&self.cat, &m, input, "data")?;
+        let data = Data::parse_platform(&self.cat, &m, input, "data")?;
         let select =
             Selection { fields: vec![FieldName::new("id").map_err(|e| OrmError::invariant(e.to_string()))?], ..Selection::default() };
         match self.write(&Write::Create { model: m.name.clone(), data }, &select).await? {
@@ -202,7 +202,7 @@ impl TxCtx<'_> {
     /// Bad input (naming `data.<field>`); as [`TxCtx::write`].
     pub async fn update(&mut self, model: &str, id: Uuid, input: &Json) -> Result<()> {
         let m = self.model(model)?;
-        let data = Data::parse(&self.cat, &m, input, "data")?;
+        let data = Data::parse_platform(&self.cat, &m, input, "data")?;
         self.write(&Write::Update { model: m.name.clone(), target: Unique::Id(id), data, expected_version: None }, &Selection::default())
             .await?;
         Ok(())
@@ -576,6 +576,12 @@ impl Writer<'_, '_> {
                     (Some(_), _) => return Err(OrmError::bad(format!("data.{}", f.name), "wrong kind of write for this field")),
                     (None, _) => f.default.clone().unwrap_or(Value::Null),
                 };
+                if f.required && value.is_null() && f.read_only {
+                    return Err(OrmError::bad(
+                        format!("data.{}", f.name),
+                        format!("`{}` is set by the platform: {} records are made by their own operation", f.name, model.name),
+                    ));
+                }
                 if f.required && value.is_null() {
                     return Err(OrmError::bad(format!("data.{}", f.name), format!("`{}` is required", f.name)));
                 }
@@ -893,16 +899,25 @@ impl Writer<'_, '_> {
         let polys: Vec<(Arc<Model>, Field)> = self
             .cat
             .models()
-            .flat_map(|m| {
-                m.fields.values().filter_map(move |f| match &f.kind {
-                    FieldKind::Polymorphic { targets, .. } if targets.contains(&model.name) => Some((Arc::clone(m), f.clone())),
-                    _ => None,
-                })
-            })
+            .flat_map(|m| m.fields.values().filter(|f| f.points_at(&model.name)).map(move |f| (Arc::clone(m), f.clone())))
             .collect();
         for (m, f) in polys {
-            let stmt = write::clear_polymorphic(d, &m, &f, &self.stamp(), &model.name, &ids);
-            self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, &m))?;
+            if matches!(f.kind, FieldKind::Polymorphic { on_delete: OnDelete::Cascade, .. }) {
+                // Destroyed with it, as a foreign key's cascade would (events and audit included,
+                // so the engines see them go: an attachment's file is removed).
+                let stmt = write::polymorphic_referrers(d, &m, &f, self.access.org(), &model.name, &ids);
+                let rows = self.ctx.tx.ex().ids(stmt).await?;
+                let rows: Vec<(Uuid, i64)> = rows.into_iter().map(|(id, v)| Ok((parse_uuid(&id)?, v))).collect::<Result<_>>()?;
+                if !rows.is_empty() {
+                    let referrers: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+                    self.note(&m, &referrers, EventKind::Destroyed).await?;
+                    Box::pin(self.delete_ids(&m, &rows)).await?;
+                    self.audit(&m, &referrers, "destroy").await?;
+                }
+            } else {
+                let stmt = write::clear_polymorphic(d, &m, &f, &self.stamp(), &model.name, &ids);
+                self.ctx.tx.ex().execute(stmt).await.map_err(|e| db_error(e, &m))?;
+            }
         }
         for (id, version) in targets {
             let stmt = write::delete(d, model, self.access.org(), *id, *version);

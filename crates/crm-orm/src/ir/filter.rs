@@ -353,7 +353,7 @@ pub(super) fn target_model<'c>(catalog: &'c Catalog, target: &ModelName, path: &
 fn field_class(f: &Field) -> Option<TypeClass> {
     match &f.kind {
         FieldKind::Scalar(t) => Some(t.class()),
-        // A to-one compares its id; a polymorphic reference only null checks.
+        // A to-one compares its id; a polymorphic reference null or one reference.
         FieldKind::ToOne { .. } => Some(TypeClass::Enum),
         FieldKind::Polymorphic { .. } => Some(TypeClass::Json),
         FieldKind::ToMany { .. } => None,
@@ -375,7 +375,12 @@ fn parse_cmp(model: &Model, name: &str, op: FilterOp, val: &Json, path: &str) ->
             // Text matching on an id takes any part of its text form.
             (FieldKind::Scalar(ScalarType::Id), Json::String(s)) if op.is_text_match() => Ok(Value::Text(s.clone())),
             (FieldKind::Polymorphic { .. }, Json::Null) => Ok(Value::Null),
-            (FieldKind::Polymorphic { .. }, _) => Err(OrmError::bad(path, "a polymorphic reference can only be compared with null")),
+            (FieldKind::Polymorphic { .. }, Json::Object(_)) if matches!(op, FilterOp::Eq | FilterOp::Not) => {
+                input::parse(f, j).map_err(|e| OrmError::bad(path, e.reason))
+            }
+            (FieldKind::Polymorphic { .. }, _) => {
+                Err(OrmError::bad(path, "a polymorphic reference compares with null or a {type, id} reference"))
+            }
             (FieldKind::Scalar(ScalarType::Json), Json::Null) => Ok(Value::Null),
             (FieldKind::Scalar(ScalarType::Json), _) => Err(OrmError::bad(path, "a JSON field can only be compared with null")),
             _ => input::parse(f, j).map_err(|e| OrmError::bad(path, e.reason)),

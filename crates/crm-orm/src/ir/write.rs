@@ -96,11 +96,29 @@ impl Data {
     /// inputs.
     pub fn parse(catalog: &Catalog, model: &Model, input: &Json, path: &str) -> Result<Data> {
         let mut budget = MAX_NESTED_WRITES;
-        parse_data(catalog, model, input, path, &mut budget, 0)
+        parse_data(catalog, model, input, path, &mut budget, 0, false)
+    }
+
+    /// As [`Data::parse`], for the platform's own writes (the engines'): read-only fields
+    /// ([`crm_model::Field::read_only`]) may be set.
+    ///
+    /// # Errors
+    /// As [`Data::parse`].
+    pub fn parse_platform(catalog: &Catalog, model: &Model, input: &Json, path: &str) -> Result<Data> {
+        let mut budget = MAX_NESTED_WRITES;
+        parse_data(catalog, model, input, path, &mut budget, 0, true)
     }
 }
 
-fn parse_data(catalog: &Catalog, model: &Model, input: &Json, path: &str, budget: &mut usize, depth: usize) -> Result<Data> {
+fn parse_data(
+    catalog: &Catalog,
+    model: &Model,
+    input: &Json,
+    path: &str,
+    budget: &mut usize,
+    depth: usize,
+    platform: bool,
+) -> Result<Data> {
     if depth > MAX_FILTER_DEPTH {
         return Err(OrmError::bad(path, "nested writes are too deep"));
     }
@@ -112,7 +130,7 @@ fn parse_data(catalog: &Catalog, model: &Model, input: &Json, path: &str, budget
     for (key, val) in obj {
         let p = format!("{path}.{key}");
         let f = model.field(key).ok_or_else(|| OrmError::bad(&p, format!("unknown field `{key}` on {}", model.name)))?;
-        if f.system {
+        if f.system || (f.read_only && !platform) {
             return Err(OrmError::bad(&p, format!("`{key}` is set by the system")));
         }
         let w = match &f.kind {
@@ -140,7 +158,7 @@ fn parse_to_one(catalog: &Catalog, target: &Model, val: &Json, path: &str, budge
     let p = format!("{path}.{key}");
     match key.as_str() {
         "connect" => Ok(ToOneWrite::Connect(Unique::parse(target, v, &p)?)),
-        "create" => Ok(ToOneWrite::Create(Box::new(parse_data(catalog, target, v, &p, budget, depth + 1)?))),
+        "create" => Ok(ToOneWrite::Create(Box::new(parse_data(catalog, target, v, &p, budget, depth + 1, false)?))),
         "disconnect" => match v {
             Json::Bool(true) => Ok(ToOneWrite::Disconnect),
             _ => Err(OrmError::bad(p, "disconnect takes true")),
@@ -175,7 +193,7 @@ fn parse_to_many(catalog: &Catalog, target: &Model, val: &Json, path: &str, budg
                 w.create = items
                     .iter()
                     .enumerate()
-                    .map(|(i, d)| parse_data(catalog, target, d, &format!("{p}[{i}]"), budget, depth + 1))
+                    .map(|(i, d)| parse_data(catalog, target, d, &format!("{p}[{i}]"), budget, depth + 1, false))
                     .collect::<Result<_>>()?;
             }
             other => return Err(OrmError::bad(p, format!("unknown relation operation `{other}`"))),

@@ -107,6 +107,14 @@ impl Builder<'_> {
         let fl = Self::field(model, name)?;
         let c = self.value(alias, model, fl);
         let d = self.d;
+        if let (FieldKind::Polymorphic { type_column, .. }, Operand::One(Value::Ref { model: target, id })) = (&fl.kind, value) {
+            let same = Self::col(alias, type_column.as_str()).eq(Expr::val(target.as_str())).and(c.eq(d.bind(&Value::Uuid(*id))));
+            return match op {
+                FilterOp::Eq => Ok(same),
+                FilterOp::Not => Ok(d.is_not_true(same)),
+                _ => Err(OrmError::invariant("a polymorphic reference compared with an operator other than equality")),
+            };
+        }
         Ok(match (op, value) {
             (FilterOp::Eq, Operand::One(Value::Null)) => c.is_null(),
             (FilterOp::Not, Operand::One(Value::Null)) => c.is_not_null(),

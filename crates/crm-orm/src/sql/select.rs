@@ -268,8 +268,8 @@ impl Builder<'_> {
         let cat = self.cat;
         for other in cat.models() {
             for f in other.fields.values() {
-                let FieldKind::Polymorphic { targets, type_column } = &f.kind else { continue };
-                if !targets.contains(&model.name) || !self.access.allows(&other.name, Op::Read) {
+                let FieldKind::Polymorphic { type_column, .. } = &f.kind else { continue };
+                if !f.points_at(&model.name) || !self.access.allows(&other.name, Op::Read) {
                     continue;
                 }
                 let a = self.alias();

@@ -309,6 +309,26 @@ pub fn clear_polymorphic(d: Dialect, model: &Model, field: &Field, stamp: &Stamp
     clear(d, model, stamp, &[field], cond)
 }
 
+/// The tenant's rows of `model` (in the trash or not) whose polymorphic reference `field` points
+/// at one of `ids` of `target`, as `(id, version)`: what a cascading reference destroys with them.
+#[must_use]
+pub fn polymorphic_referrers(d: Dialect, model: &Model, field: &Field, org: &OrgId, target: &ModelName, ids: &[Uuid]) -> Built {
+    let FieldKind::Polymorphic { type_column, .. } = &field.kind else {
+        // Not a polymorphic reference: nothing refers through it this way.
+        return d.build(&Query::select().expr(Expr::cust("NULL")).and_where(Expr::cust("1 = 0")).to_owned());
+    };
+    let pointing = col(type_column.as_str())
+        .eq(Expr::val(target.as_str()))
+        .and(col(field.column.as_str()).is_in(ids.iter().map(|i| d.bind(&Value::Uuid(*i)))));
+    let stmt = Query::select()
+        .expr_as(d.cust("CAST({} AS TEXT)", vec![col("id")]), Alias::new("id"))
+        .expr_as(col("version"), Alias::new("version"))
+        .from(Alias::new(model.table.as_str()))
+        .cond_where(tenant_rows(model, org, pointing))
+        .to_owned();
+    d.build(&stmt)
+}
+
 /// How many of the tenant's rows of `model` (in the trash or not) refer to one of `ids` through
 /// `field`: a restrict relation without a foreign key (custom references).
 #[must_use]
