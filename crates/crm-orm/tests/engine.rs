@@ -830,3 +830,65 @@ async fn long_in_lists_match_exactly_whatever_the_text() {
         assert_eq!(a.count("Lead", json!({ "name_in": with_null })).await, 16, "{}", b.name);
     }
 }
+
+/// Attaches a file record to `subject` as the platform does (its fields are read-only for
+/// clients).
+struct Attach {
+    subject: Json,
+}
+
+impl crm_orm::TxWork for Attach {
+    type Output = uuid::Uuid;
+    fn run<'a>(&'a self, tx: &'a mut crm_orm::TxCtx<'_>) -> crm_orm::TxFuture<'a, uuid::Uuid> {
+        Box::pin(async move {
+            let input =
+                json!({"subject": self.subject, "fileName": "a.pdf", "contentType": "application/pdf", "size": 3, "status": "READY"});
+            tx.create("Attachment", &input).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn destroying_a_record_destroys_what_cascades_to_it_through_a_polymorphic_reference() {
+    for b in backends().await {
+        let (o1, o2) = (org(), org());
+        let a = client(&b, principal(&o1, "admin-1", &["admin"]));
+        let other = client(&b, principal(&o2, "admin-2", &["admin"]));
+        let access = |c: &common::Client<'_>| crm_orm::access(c.cat(), &c.policy, &c.p);
+        let lead = a.create("Lead", json!({"name": "Ada"})).await.unwrap();
+        let kept = a.create("Lead", json!({"name": "Bea"})).await.unwrap();
+        let ref_of = |l: &Json| json!({"type": "Lead", "id": id(l)});
+
+        // Clients cannot write the platform's fields.
+        let refused = a.create("Attachment", json!({"subject": ref_of(&lead), "fileName": "x.pdf"})).await.unwrap_err();
+        assert!(matches!(&refused, OrmError::BadInput { path, .. } if path == "data.subject"), "{}: {refused:?}", b.name);
+        // Another tenant cannot attach to the lead (it does not exist for them).
+        let theirs = other.store.transaction(&access(&other), &Attach { subject: ref_of(&lead) }).await.unwrap_err();
+        assert_eq!(theirs.code(), crm_model::ErrorCode::NotFound, "{}", b.name);
+        let other_lead = other.create("Lead", json!({"name": "Other"})).await.unwrap();
+        other.store.transaction(&access(&other), &Attach { subject: ref_of(&other_lead) }).await.unwrap();
+
+        for _ in 0..2 {
+            a.store.transaction(&access(&a), &Attach { subject: ref_of(&lead) }).await.unwrap();
+        }
+        a.store.transaction(&access(&a), &Attach { subject: ref_of(&kept) }).await.unwrap();
+        a.create("Activity", json!({"kind": "NOTE", "subject": ref_of(&lead)})).await.unwrap();
+        let on = |l: &Json| json!({"subject": ref_of(l)});
+        assert_eq!(a.count("Attachment", on(&lead)).await, 2, "{}: equality on a polymorphic reference", b.name);
+        assert_eq!(a.count("Attachment", json!({"subject_not": ref_of(&lead)})).await, 1, "{}", b.name);
+
+        // Moving the lead to the trash keeps its attachments; destroying it destroys them (the
+        // activity's reference is cleared), and nothing of the other lead or tenant.
+        a.delete("Lead", by_id(&lead), None).await.unwrap();
+        assert_eq!(a.count("Attachment", on(&lead)).await, 2, "{}", b.name);
+        a.destroy("Lead", by_id(&lead)).await.unwrap();
+        assert_eq!(a.count("Attachment", on(&lead)).await, 0, "{}", b.name);
+        assert_eq!(a.count("Attachment", json!({})).await, 1, "{}", b.name);
+        assert_eq!(a.values("Activity", json!({}), &[], "subject").await, vec![json!(null)], "{}", b.name);
+        assert_eq!(other.count("Attachment", on(&other_lead)).await, 1, "{}", b.name);
+        // Each destroyed attachment has its event (the files consumer removes its object).
+        let events = a.store.cross_tenant_platform_work().events_after(&o1, 0, 1000).await.unwrap();
+        let destroyed = events.iter().filter(|e| e.kind == "attachment.destroyed").count();
+        assert_eq!(destroyed, 2, "{}", b.name);
+    }
+}
