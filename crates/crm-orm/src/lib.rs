@@ -27,8 +27,8 @@ pub use authorization::{
 pub use compiled::{CompiledRead, ReadStatement, Statement};
 pub use error::{Internal, OrmError, Result, decode_value};
 pub use exec::{
-    CrossTenant, DbUse, Definitions, EventWork, MAX_TARGETS, MetaChange, SendEvents, StageStats, StageStay, Store, StoreOptions, TxCtx,
-    TxFuture, TxWork, WriteHook, WriteResult, Written, count_db_use, statement_timeouts,
+    CrossTenant, DbUse, Definitions, EventWork, Import, MAX_TARGETS, MetaChange, SendEvents, StageStats, StageStay, Store, StoreOptions,
+    TxCtx, TxFuture, TxWork, WriteHook, WriteResult, Written, count_db_use, statement_timeouts,
 };
 pub use ir::{
     AggFn, Aggregate, AuditQuery, Data, Deliveries, Extra, FieldWrite, Filter, FilterOp, GroupBy, Locate, Nested, Op, Operand, OrderBy,

@@ -137,6 +137,26 @@ enum Command {
         #[arg(long, default_value = "dev")]
         org: String,
     },
+    /// Write a tenant's metadata and data as NDJSON: custom definitions, every record (trashed
+    /// ones too) with its id, stamps and version, the property history, stage transitions and
+    /// audit log. Attachments' bytes stay in the file storage.
+    Export {
+        /// The tenant.
+        #[arg(long)]
+        org: String,
+        /// The file to write; standard output by default.
+        #[arg(long, short)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Read an export into an empty tenant, exactly as exported, in one transaction (a failed or
+    /// truncated import changes nothing).
+    Import {
+        /// The export file; `-` for standard input.
+        file: std::path::PathBuf,
+        /// The tenant to import into; the file's by default.
+        #[arg(long)]
+        org: Option<String>,
+    },
     /// Fills a tenant with demo data (members, rules, accounts, contacts, leads through their
     /// stages, tickets, social events); a tenant that already has members is left alone.
     SeedDemo {
@@ -208,6 +228,35 @@ async fn main_inner(cli: Cli, models: &[ModelDef]) -> Result<(), ServerError> {
                 }
                 None => println!("tenant {org} already has data; nothing seeded"),
             }
+            Ok(())
+        }
+        Command::Export { org, out } => {
+            let org = crm_model::OrgId::new(&org).map_err(|e| ServerError::Config(e.to_string()))?;
+            let n = if let Some(path) = out {
+                let file = std::fs::File::create(&path).map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
+                let mut w = std::io::BufWriter::new(file);
+                let n = crate::transfer::export(&store, &org, &mut w).await?;
+                eprintln!("tenant {org}: {n} records exported to {}", path.display());
+                n
+            } else {
+                let stdout = std::io::stdout();
+                let mut w = std::io::BufWriter::new(stdout.lock());
+                crate::transfer::export(&store, &org, &mut w).await?
+            };
+            tracing::info!(org = %org, records = n, "exported");
+            Ok(())
+        }
+        Command::Import { file, org } => {
+            let org = org.map(|o| crm_model::OrgId::new(&o)).transpose().map_err(|e| ServerError::Config(e.to_string()))?;
+            let done = if file.as_os_str() == "-" {
+                let stdin = std::io::stdin();
+                crate::transfer::import(&store, org.as_ref(), &mut stdin.lock(), None).await?
+            } else {
+                let f = std::fs::File::open(&file).map_err(|e| ServerError::Config(format!("{}: {e}", file.display())))?;
+                let size = f.metadata().ok().map(|m| m.len());
+                crate::transfer::import(&store, org.as_ref(), &mut std::io::BufReader::new(f), size).await?
+            };
+            println!("imported {} records and {} log entries", done.records, done.logs);
             Ok(())
         }
         Command::Tenant { org, parent } => {

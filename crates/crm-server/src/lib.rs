@@ -20,6 +20,7 @@ mod live;
 pub mod metrics;
 mod rest;
 pub mod seed;
+pub mod transfer;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -155,7 +155,7 @@ fn parse_object(d: &Definition) -> Option<ModelDef> {
 }
 
 /// The extension made of the active stored definitions (objects, then fields, in order).
-fn extension_of(rows: &[Definition]) -> Extension {
+pub(super) fn extension_of(rows: &[Definition]) -> Extension {
     let mut ext = Extension::default();
     for r in rows.iter().filter(|r| r.active) {
         match r.kind.as_str() {
@@ -473,7 +473,7 @@ fn target_of(change: &MetaChange) -> (&str, Option<&str>) {
 }
 
 /// Every stored definition of `org`, in declaration order.
-async fn load(d: Dialect, ex: Executor<'_>, org: &OrgId) -> Result<Vec<Definition>> {
+pub(super) async fn load(d: Dialect, ex: Executor<'_>, org: &OrgId) -> Result<Vec<Definition>> {
     let rows = ex.texts(metadata::definitions(d, org)?).await?;
     rows.iter().map(|t| decode_json("definition row", t)).collect()
 }

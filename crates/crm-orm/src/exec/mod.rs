@@ -36,6 +36,7 @@ mod pool;
 mod read;
 mod stages;
 mod tenants;
+mod transfer;
 mod tx;
 mod write;
 
@@ -43,6 +44,7 @@ pub use meta::{Definitions, MetaChange};
 pub use platform::CrossTenant;
 pub use pool::{DbUse, count_db_use, statement_timeouts};
 pub use stages::{StageStats, StageStay};
+pub use transfer::Import;
 pub use tx::{EventWork, MAX_TARGETS, SendEvents, TxCtx, TxFuture, TxWork, WriteHook, Written};
 
 /// Store settings.

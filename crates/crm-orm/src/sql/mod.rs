@@ -29,6 +29,7 @@ pub mod search;
 mod select;
 pub mod stages;
 pub mod tenants;
+pub mod transfer;
 pub mod write;
 
 pub use builder::{Builder, Limits};

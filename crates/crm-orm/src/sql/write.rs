@@ -376,3 +376,87 @@ pub fn lock(d: Dialect, model: &Model, org: &OrgId, id: Uuid) -> Option<Built> {
         .to_owned();
     Some(d.build(&stmt))
 }
+
+/// A record as an export holds it: its id, stamps, version and trash state, and its fields.
+#[derive(Debug)]
+pub struct Restored {
+    /// The record.
+    pub id: Uuid,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Who created it.
+    pub created_by: Option<String>,
+    /// Who changed it last.
+    pub updated_by: Option<String>,
+    /// Its version.
+    pub version: i64,
+    /// When it was moved to the trash (none: live).
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Its fields' values.
+    pub sets: Sets,
+}
+
+/// Inserts records of `model` of `org` exactly as `rows` hold them (ids, stamps, versions, the
+/// trash), like [`insert_many`] otherwise (search column, a custom object's name): an import.
+///
+/// # Errors
+/// A statement sea-query cannot build (an internal error).
+pub fn restore_many(d: Dialect, model: &Model, org: &OrgId, rows: Vec<Restored>) -> Result<Vec<Built>> {
+    let mut shapes: Vec<(Vec<String>, Vec<Vec<Expr>>)> = Vec::new();
+    let text = |s: &Option<String>| s.as_ref().map_or_else(|| Expr::cust("NULL"), |t| d.bind(&Value::Text(t.clone())));
+    for r in rows {
+        let mut cols: Vec<(String, Expr)> = vec![
+            ("org_id".into(), Expr::val(org.as_str())),
+            ("id".into(), d.bind(&Value::Uuid(r.id))),
+            ("created_at".into(), d.bind(&Value::DateTime(r.created_at))),
+            ("updated_at".into(), d.bind(&Value::DateTime(r.updated_at))),
+            ("created_by".into(), text(&r.created_by)),
+            ("updated_by".into(), text(&r.updated_by)),
+            ("version".into(), d.bind(&Value::Int(r.version))),
+            ("deleted_at".into(), r.deleted_at.map_or_else(|| Expr::cust("NULL"), |t| d.bind(&Value::DateTime(t)))),
+        ];
+        let search = super::search::has_column(model).then(|| {
+            let searched = &r.sets.searched;
+            super::search::text(model, |c| searched.iter().find(|(s, _)| s == c).and_then(|(_, t)| t.as_deref()))
+        });
+        cols.extend(r.sets.into_insert(d));
+        if let Some(text) = search {
+            cols.push((super::search::SEARCH_COLUMN.to_owned(), d.bind(&Value::Text(text))));
+        }
+        if model.custom {
+            cols.push(("object".into(), Expr::val(model.name.as_str())));
+        }
+        let (names, values): (Vec<String>, Vec<Expr>) = cols.into_iter().unzip();
+        match shapes.iter_mut().find(|(n, v)| *n == names && v.len() < ROWS_PER_INSERT) {
+            Some((_, v)) => v.push(values),
+            None => shapes.push((names, vec![values])),
+        }
+    }
+    let mut out = Vec::with_capacity(shapes.len());
+    for (names, rows) in shapes {
+        let mut stmt = Query::insert();
+        stmt.into_table(Alias::new(model.table.as_str())).columns(names.iter().map(|c| Alias::new(c.as_str())));
+        for values in rows {
+            stmt.values(values).map_err(OrmError::statement)?;
+        }
+        out.push(d.build(&stmt));
+    }
+    Ok(out)
+}
+
+/// Sets to-one `field` of record `id` of `model` to `target` without a write's stamps or version
+/// (the second pass of an import, for references to records imported after it).
+#[must_use]
+pub fn restore_reference(d: Dialect, model: &Model, field: &Field, org: &OrgId, id: Uuid, target: Uuid) -> Built {
+    let mut sets = Sets::default();
+    sets.add(d, field, &Value::Uuid(target));
+    let mut stmt = Query::update();
+    stmt.table(Alias::new(model.table.as_str()));
+    for (c, e) in sets.into_update(d) {
+        stmt.value(Alias::new(c.as_str()), e);
+    }
+    stmt.cond_where(tenant_rows(model, org, col("id").eq(d.bind(&Value::Uuid(id)))));
+    d.build(&stmt)
+}
