@@ -612,6 +612,7 @@ impl TxWork for StartUpload {
                 "contentType": r.content_type,
                 "size": self.size,
                 "status": "PENDING",
+                "uploadedBy": tx.caller().actor(),
             });
             let id = tx.create(Attachment::MODEL, &input).await?;
             Ok((id, r.file_name.clone()))

@@ -222,6 +222,8 @@ pub fn standard_models() -> Vec<ModelDef> {
                     .describe("PENDING until the bytes are uploaded, then READY."),
             )
             .field(F::text("sha256").read_only().describe("The SHA-256 of the stored bytes, hex; set when READY."))
+            .field(F::text("uploadedBy").read_only().describe("The user (`sub`) who attached it: its owner for the row rules."))
+            .owner("uploadedBy")
             .index(&["subject", "createdAt_DESC"]),
     ]
 }

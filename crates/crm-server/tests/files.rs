@@ -77,7 +77,7 @@ const LIST: &str = "query($s: RecordRefInput!) {
 
 /// Everything a user of one storage does, checked: `object` reads what the store holds for an
 /// attachment id (None: nothing).
-async fn attach_download_destroy<F, Fut>(addr: SocketAddr, a: &str, b: &str, object: F)
+async fn attach_download_destroy<F, Fut>(addr: SocketAddr, a: &str, sales: &str, b: &str, object: F)
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Option<Vec<u8>>>,
@@ -147,6 +147,17 @@ where
     let r = gql(addr, b, LIST, json!({ "s": subject })).await;
     assert_eq!(r["data"]["attachments"], json!([]), "{r}");
 
+    // A sales rep of the tenant attaches too, and owns only what they attached.
+    let r = gql(addr, sales, START, vars("notes.txt", "text/plain", 5)).await;
+    let own = r["data"]["startAttachmentUpload"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let rename = "mutation($id: ID!) { updateAttachment(where: {id: $id}, data: {fileName: \"renamed.txt\"}) { fileName uploadedBy } }";
+    let r = gql(addr, sales, rename, json!({ "id": own })).await;
+    assert_eq!(r["data"]["updateAttachment"], json!({ "fileName": "renamed.txt", "uploadedBy": "sam" }), "{r}");
+    let r = gql(addr, sales, rename, json!({ "id": id })).await;
+    assert_eq!(code(&r), "FORBIDDEN", "not another's attachment: {r}");
+    let r = gql(addr, a, "mutation($id: ID!) { updateAttachment(where: {id: $id}, data: {size: 1}) { id } }", json!({ "id": id })).await;
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("size"), "size is the platform's: {r}");
+
     // Download through a signed URL.
     let r = gql(addr, b, DOWNLOAD, json!({ "id": id })).await;
     assert_eq!(code(&r), "NOT_FOUND", "another tenant gets no link: {r}");
@@ -207,6 +218,7 @@ async fn attachments_go_through_s3_compatible_storage() {
 
     let dir = tmp("s3");
     let a = cli(&dir, &["dev-token", "--org", "acme", "--sub", "ann"]);
+    let sales = cli(&dir, &["dev-token", "--org", "acme", "--sub", "sam", "--roles", "sales"]);
     let b = cli(&dir, &["dev-token", "--org", "globex", "--sub", "bob"]);
     let addr = free_addr();
     let env = [
@@ -228,7 +240,7 @@ async fn attachments_go_through_s3_compatible_storage() {
             Some(resp.bytes().await.unwrap().to_vec())
         }
     };
-    attach_download_destroy(addr, &a, &b, object).await;
+    attach_download_destroy(addr, &a, &sales, &b, object).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -236,6 +248,7 @@ async fn attachments_go_through_s3_compatible_storage() {
 async fn attachments_go_to_the_data_directory_by_default() {
     let dir = tmp("local");
     let a = cli(&dir, &["dev-token", "--org", "acme", "--sub", "ann"]);
+    let sales = cli(&dir, &["dev-token", "--org", "acme", "--sub", "sam", "--roles", "sales"]);
     let b = cli(&dir, &["dev-token", "--org", "globex", "--sub", "bob"]);
     let addr = free_addr();
     let _server = serve(&dir, addr, &["--max-file-size", "1000000"], &[]).await;
@@ -244,6 +257,6 @@ async fn attachments_go_to_the_data_directory_by_default() {
         let path = files.join("orgs").join("acme").join("attachments").join(id);
         async move { std::fs::read(path).ok() }
     };
-    attach_download_destroy(addr, &a, &b, object).await;
+    attach_download_destroy(addr, &a, &sales, &b, object).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
