@@ -1,6 +1,7 @@
 //! Tenant-defined metadata (`crm_metadata`): the stored definitions of custom fields and objects,
 //! and the purge of a removed field's values and history.
 
+use chrono::{DateTime, Utc};
 use crm_model::{CUSTOM_COLUMN, OrgId, RECORDS_TABLE, ScalarType, Value};
 use sea_query::{Alias, Expr, ExprTrait, Query};
 use serde::{Deserialize, Serialize};
@@ -62,31 +63,37 @@ pub fn definitions(d: Dialect, org: &OrgId) -> Result<Built> {
     Ok(d.build(&stmt))
 }
 
-/// Inserts or replaces definition `r` of the stamp's tenant.
-///
-/// # Errors
-/// A statement sea-query cannot build (an internal error).
-pub fn upsert(d: Dialect, stamp: &Stamp<'_>, r: &Definition) -> Result<Built> {
-    let now = d.bind(&Value::DateTime(stamp.now));
-    let stmt = Query::insert()
+/// The INSERT of definition `r` of `org`, changed last at `at` by `by`.
+pub(crate) fn insert(d: Dialect, org: &OrgId, r: &Definition, at: DateTime<Utc>, by: Option<&str>) -> Result<sea_query::InsertStatement> {
+    let at = d.bind(&Value::DateTime(at));
+    Ok(Query::insert()
         .into_table(Alias::new("crm_metadata"))
         .columns(
             ["org_id", "kind", "model", "name", "definition", "active", "position", "created_at", "updated_at", "updated_by"]
                 .map(Alias::new),
         )
         .values([
-            Expr::val(stamp.org.as_str()),
+            Expr::val(org.as_str()),
             Expr::val(r.kind.as_str()),
             Expr::val(r.model.as_str()),
             Expr::val(r.name.as_str()),
             d.bind(&Value::Json(r.definition.clone())),
             d.bind(&Value::Bool(r.active)),
             Expr::val(r.position),
-            now.clone(),
-            now,
-            d.bind(&Value::Text(stamp.actor.to_owned())),
+            at.clone(),
+            at,
+            by.map_or_else(|| Expr::cust("NULL"), |b| d.bind(&Value::Text(b.to_owned()))),
         ])
         .map_err(OrmError::statement)?
+        .to_owned())
+}
+
+/// Inserts or replaces definition `r` of the stamp's tenant.
+///
+/// # Errors
+/// A statement sea-query cannot build (an internal error).
+pub fn upsert(d: Dialect, stamp: &Stamp<'_>, r: &Definition) -> Result<Built> {
+    let stmt = insert(d, stamp.org, r, stamp.now, Some(stamp.actor))?
         .on_conflict(
             sea_query::OnConflict::columns(["org_id", "kind", "model", "name"].map(Alias::new))
                 .update_columns(["definition", "active", "updated_at", "updated_by"].map(Alias::new))

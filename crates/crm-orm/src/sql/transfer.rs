@@ -254,26 +254,5 @@ pub fn restore_definition(d: Dialect, org: &OrgId, r: &Definition) -> Result<Bui
     let at = DateTime::parse_from_rfc3339(&r.updated_at)
         .map_err(|_| OrmError::bad("definition.updatedAt", "expected an RFC 3339 instant"))?
         .with_timezone(&Utc);
-    let at = d.bind(&Value::DateTime(at));
-    let stmt = Query::insert()
-        .into_table(Alias::new("crm_metadata"))
-        .columns(
-            ["org_id", "kind", "model", "name", "definition", "active", "position", "created_at", "updated_at", "updated_by"]
-                .map(Alias::new),
-        )
-        .values([
-            Expr::val(org.as_str()),
-            Expr::val(r.kind.as_str()),
-            Expr::val(r.model.as_str()),
-            Expr::val(r.name.as_str()),
-            d.bind(&Value::Json(r.definition.clone())),
-            d.bind(&Value::Bool(r.active)),
-            Expr::val(r.position),
-            at.clone(),
-            at,
-            r.updated_by.as_ref().map_or_else(|| Expr::cust("NULL"), |b| d.bind(&Value::Text(b.clone()))),
-        ])
-        .map_err(OrmError::statement)?
-        .to_owned();
-    Ok(d.build(&stmt))
+    Ok(d.build(&super::metadata::insert(d, org, r, at, r.updated_by.as_deref())?))
 }

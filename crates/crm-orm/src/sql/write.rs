@@ -167,11 +167,17 @@ fn row_columns(d: Dialect, model: &Model, stamp: &Stamp<'_>, id: Uuid, sets: Set
         ("updated_by".into(), stamp.actor(d)),
         ("version".into(), d.bind(&Value::Int(1))),
     ];
+    cols.extend(field_columns(d, model, sets));
+    cols
+}
+
+/// The columns of a new row's fields: the sets, the search column, a custom object's name.
+fn field_columns(d: Dialect, model: &Model, sets: Sets) -> Vec<(String, Expr)> {
     let search = super::search::has_column(model).then(|| {
         let searched = &sets.searched;
         super::search::text(model, |c| searched.iter().find(|(s, _)| s == c).and_then(|(_, t)| t.as_deref()))
     });
-    cols.extend(sets.into_insert(d));
+    let mut cols = sets.into_insert(d);
     if let Some(text) = search {
         cols.push((super::search::SEARCH_COLUMN.to_owned(), d.bind(&Value::Text(text))));
     }
@@ -191,9 +197,15 @@ pub const ROWS_PER_INSERT: usize = 500;
 /// # Errors
 /// A statement sea-query cannot build (an internal error).
 pub fn insert_many(d: Dialect, model: &Model, stamp: &Stamp<'_>, rows: Vec<(Uuid, Sets)>) -> Result<Vec<Built>> {
+    inserts(d, model, rows.into_iter().map(|(id, sets)| row_columns(d, model, stamp, id, sets)))
+}
+
+/// The INSERTs of rows given as their columns: rows of the same columns together, at most
+/// [`ROWS_PER_INSERT`] a statement.
+fn inserts(d: Dialect, model: &Model, rows: impl Iterator<Item = Vec<(String, Expr)>>) -> Result<Vec<Built>> {
     let mut shapes: Vec<(Vec<String>, Vec<Vec<Expr>>)> = Vec::new();
-    for (id, sets) in rows {
-        let (names, values): (Vec<String>, Vec<Expr>) = row_columns(d, model, stamp, id, sets).into_iter().unzip();
+    for cols in rows {
+        let (names, values): (Vec<String>, Vec<Expr>) = cols.into_iter().unzip();
         match shapes.iter_mut().find(|(n, v)| *n == names && v.len() < ROWS_PER_INSERT) {
             Some((_, v)) => v.push(values),
             None => shapes.push((names, vec![values])),
@@ -404,9 +416,8 @@ pub struct Restored {
 /// # Errors
 /// A statement sea-query cannot build (an internal error).
 pub fn restore_many(d: Dialect, model: &Model, org: &OrgId, rows: Vec<Restored>) -> Result<Vec<Built>> {
-    let mut shapes: Vec<(Vec<String>, Vec<Vec<Expr>>)> = Vec::new();
     let text = |s: &Option<String>| s.as_ref().map_or_else(|| Expr::cust("NULL"), |t| d.bind(&Value::Text(t.clone())));
-    for r in rows {
+    let columns = rows.into_iter().map(|r| {
         let mut cols: Vec<(String, Expr)> = vec![
             ("org_id".into(), Expr::val(org.as_str())),
             ("id".into(), d.bind(&Value::Uuid(r.id))),
@@ -417,33 +428,10 @@ pub fn restore_many(d: Dialect, model: &Model, org: &OrgId, rows: Vec<Restored>)
             ("version".into(), d.bind(&Value::Int(r.version))),
             ("deleted_at".into(), r.deleted_at.map_or_else(|| Expr::cust("NULL"), |t| d.bind(&Value::DateTime(t)))),
         ];
-        let search = super::search::has_column(model).then(|| {
-            let searched = &r.sets.searched;
-            super::search::text(model, |c| searched.iter().find(|(s, _)| s == c).and_then(|(_, t)| t.as_deref()))
-        });
-        cols.extend(r.sets.into_insert(d));
-        if let Some(text) = search {
-            cols.push((super::search::SEARCH_COLUMN.to_owned(), d.bind(&Value::Text(text))));
-        }
-        if model.custom {
-            cols.push(("object".into(), Expr::val(model.name.as_str())));
-        }
-        let (names, values): (Vec<String>, Vec<Expr>) = cols.into_iter().unzip();
-        match shapes.iter_mut().find(|(n, v)| *n == names && v.len() < ROWS_PER_INSERT) {
-            Some((_, v)) => v.push(values),
-            None => shapes.push((names, vec![values])),
-        }
-    }
-    let mut out = Vec::with_capacity(shapes.len());
-    for (names, rows) in shapes {
-        let mut stmt = Query::insert();
-        stmt.into_table(Alias::new(model.table.as_str())).columns(names.iter().map(|c| Alias::new(c.as_str())));
-        for values in rows {
-            stmt.values(values).map_err(OrmError::statement)?;
-        }
-        out.push(d.build(&stmt));
-    }
-    Ok(out)
+        cols.extend(field_columns(d, model, r.sets));
+        cols
+    });
+    inserts(d, model, columns)
 }
 
 /// Sets to-one `field` of record `id` of `model` to `target` without a write's stamps or version

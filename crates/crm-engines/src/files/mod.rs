@@ -22,120 +22,38 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use crm_model::{ModelName, OrgId};
-use crm_orm::{Access, Event, EventWork, Filter, Op, OrmError, Read, Store, TxCtx, TxFuture, TxWork};
+use crm_model::OrgId;
+use crm_orm::{Access, Event, EventWork, Filter, Op, OrmError, Read, Store, TxCtx, TxFuture};
 use futures::{Stream, StreamExt};
-use hmac::{Hmac, Mac};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value as Json, json};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use crate::rows::{Attachment, Record};
 
+mod grant;
+mod limits;
+mod storage;
+mod work;
+
+pub use grant::{FileError, Grant, Signer};
+pub use limits::{DEFAULT_CONTENT_TYPES, FileOptions, essence};
+pub use storage::{object_key, object_store};
+use work::{MarkReady, StartUpload};
+
 /// The consumer name of the object removal.
 pub const CONSUMER: &str = "files";
-
-/// Limits and lifetimes of files.
-#[derive(Debug, Clone)]
-pub struct FileOptions {
-    /// The largest file accepted, in bytes.
-    pub max_size: u64,
-    /// The media types accepted (`image/png`; `image/*` for a family; `*/*` for any).
-    pub content_types: Vec<String>,
-    /// How long an upload URL stays valid.
-    pub upload_ttl: Duration,
-    /// How long a download URL stays valid.
-    pub download_ttl: Duration,
-}
-
-impl Default for FileOptions {
-    fn default() -> Self {
-        FileOptions {
-            max_size: 25 * 1024 * 1024,
-            content_types: DEFAULT_CONTENT_TYPES.iter().map(|s| (*s).to_owned()).collect(),
-            upload_ttl: Duration::from_mins(15),
-            download_ttl: Duration::from_mins(5),
-        }
-    }
-}
-
-/// What is accepted unless configured otherwise: images, PDF, text and CSV, office documents,
-/// archives, audio and video. Not HTML or SVG (active content, even served as a download).
-pub const DEFAULT_CONTENT_TYPES: &[&str] = &[
-    "image/png",
-    "image/jpeg",
-    "image/gif",
-    "image/webp",
-    "image/heic",
-    "application/pdf",
-    "text/plain",
-    "text/csv",
-    "application/json",
-    "application/zip",
-    "application/msword",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/vnd.ms-excel",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "application/vnd.ms-powerpoint",
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    "application/vnd.oasis.opendocument.text",
-    "application/vnd.oasis.opendocument.spreadsheet",
-    "audio/mpeg",
-    "audio/mp4",
-    "video/mp4",
-    "video/quicktime",
-];
-
-/// Where files are kept, from a URL: `file:///var/lib/crm/files` (or a plain path) for a local
-/// directory, `s3://bucket[/prefix]` for S3-compatible storage (endpoint, region and credentials
-/// from the standard `AWS_*` environment variables, e.g. `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`),
-/// `memory://` for tests.
-///
-/// # Errors
-/// An unsupported scheme, a directory that cannot be made, bad S3 settings.
-pub fn object_store(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
-    if url == "memory://" {
-        return Ok(Arc::new(object_store::memory::InMemory::new()));
-    }
-    if let Some(rest) = url.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let s3 =
-            object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket).build().map_err(|e| format!("files at {url}: {e}"))?;
-        let store: Arc<dyn ObjectStore> = Arc::new(s3);
-        return Ok(if prefix.trim_matches('/').is_empty() {
-            store
-        } else {
-            Arc::new(object_store::prefix::PrefixStore::new(store, prefix.trim_matches('/')))
-        });
-    }
-    let dir = url.strip_prefix("file://").unwrap_or(url);
-    if dir.contains("://") {
-        return Err(format!("files at {url}: use file://, s3:// or a directory path"));
-    }
-    std::fs::create_dir_all(dir).map_err(|e| format!("files at {dir}: {e}"))?;
-    let local = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| format!("files at {dir}: {e}"))?;
-    Ok(Arc::new(local))
-}
-
-/// The object key of attachment `id` of `org`.
-#[must_use]
-pub fn object_key(org: &str, id: Uuid) -> ObjectPath {
-    ObjectPath::from_iter(["orgs", org, "attachments", &id.to_string()])
-}
 
 /// Files: the object store, the URL signing key, the limits and the public address links start
 /// with.
 pub struct Files {
     objects: Arc<dyn ObjectStore>,
-    key: Vec<u8>,
+    signer: Signer,
     opts: FileOptions,
     /// `https://crm.example.com`: links are `<base>/files/<token>`.
     base_url: String,
@@ -192,105 +110,7 @@ pub struct Link {
     pub expires_at: DateTime<Utc>,
 }
 
-/// What a signed URL grants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grant {
-    /// `put` or `get`.
-    pub op: String,
-    /// The tenant.
-    pub org: String,
-    /// The attachment.
-    pub id: Uuid,
-    /// Expiry, seconds since the epoch.
-    pub exp: i64,
-    /// The size, bytes.
-    pub size: u64,
-    /// The media type.
-    #[serde(rename = "type")]
-    pub content_type: String,
-    /// The file name (downloads are served with it).
-    pub name: String,
-}
-
-/// Why a file request failed; each maps to an HTTP status.
-#[derive(Debug, thiserror::Error)]
-pub enum FileError {
-    /// A signed URL that is malformed, tampered with, or for another operation.
-    #[error("the link is not valid")]
-    BadLink,
-    /// A signed URL past its expiry.
-    #[error("the link has expired")]
-    Expired,
-    /// The attachment or its object does not exist (any more).
-    #[error("no such file")]
-    NotFound,
-    /// The body is larger than declared.
-    #[error("the body is larger than the declared {0} bytes")]
-    TooLarge(u64),
-    /// The body is smaller than declared.
-    #[error("the body has {got} bytes, {declared} were declared")]
-    Incomplete {
-        /// Bytes declared.
-        declared: u64,
-        /// Bytes received.
-        got: u64,
-    },
-    /// The `Content-Type` differs from the declared one.
-    #[error("the content type must be `{0}`, as declared")]
-    WrongType(String),
-    /// The attachment already has its bytes.
-    #[error("the file was already uploaded")]
-    AlreadyUploaded,
-    /// The object store failed (retryable).
-    #[error("file storage is unavailable")]
-    Storage(#[source] object_store::Error),
-    /// The database failed.
-    #[error(transparent)]
-    Store(#[from] OrmError),
-}
-
-impl FileError {
-    /// The HTTP status.
-    #[must_use]
-    pub fn status(&self) -> u16 {
-        match self {
-            FileError::BadLink | FileError::Expired => 403,
-            FileError::NotFound => 404,
-            FileError::TooLarge(_) => 413,
-            FileError::Incomplete { .. } => 400,
-            FileError::WrongType(_) => 415,
-            FileError::AlreadyUploaded => 409,
-            FileError::Storage(_) => 503,
-            FileError::Store(e) if e.code() == crm_model::ErrorCode::Unavailable => 503,
-            FileError::Store(_) => 500,
-        }
-    }
-
-    /// A stable code for clients (as GraphQL's `extensions.code`).
-    #[must_use]
-    pub fn code(&self) -> &'static str {
-        match self {
-            FileError::BadLink => "INVALID_LINK",
-            FileError::Expired => "LINK_EXPIRED",
-            FileError::NotFound => "NOT_FOUND",
-            FileError::TooLarge(_) => "TOO_LARGE",
-            FileError::Incomplete { .. } => "INCOMPLETE",
-            FileError::WrongType(_) => "WRONG_CONTENT_TYPE",
-            FileError::AlreadyUploaded => "CONFLICT",
-            FileError::Storage(_) => "UNAVAILABLE",
-            FileError::Store(e) if e.code() == crm_model::ErrorCode::Unavailable => "UNAVAILABLE",
-            FileError::Store(_) => "INTERNAL",
-        }
-    }
-}
-
-/// The media type without parameters, lower case (`Text/Plain; charset=utf-8` → `text/plain`).
-#[must_use]
-pub fn essence(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
-}
-
-fn bad(path: &str, message: impl Into<String>) -> OrmError {
+pub(super) fn bad(path: &str, message: impl Into<String>) -> OrmError {
     OrmError::BadInput { path: path.to_owned(), message: message.into() }
 }
 
@@ -301,10 +121,7 @@ impl Files {
     /// # Errors
     /// A key shorter than 32 bytes.
     pub fn new(objects: Arc<dyn ObjectStore>, key: &[u8], opts: FileOptions, base_url: &str) -> Result<Files, String> {
-        if key.len() < 32 {
-            return Err("the file signing key must have at least 32 bytes".to_owned());
-        }
-        Ok(Files { objects, key: key.to_vec(), opts, base_url: base_url.trim_end_matches('/').to_owned() })
+        Ok(Files { objects, signer: Signer::new(key)?, opts, base_url: base_url.trim_end_matches('/').to_owned() })
     }
 
     /// The object store.
@@ -319,49 +136,18 @@ impl Files {
         &self.opts
     }
 
-    fn accepts(&self, content_type: &str) -> bool {
-        self.opts.content_types.iter().any(|allowed| {
-            let allowed = allowed.to_ascii_lowercase();
-            allowed == "*/*"
-                || allowed == content_type
-                || allowed.strip_suffix("/*").is_some_and(|family| content_type.split('/').next() == Some(family))
-        })
-    }
-
-    fn mac(&self) -> Hmac<Sha256> {
-        // HMAC takes a key of any length.
-        #[allow(clippy::expect_used)]
-        <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC accepts any key length")
-    }
-
     /// The token of a signed URL granting `grant`.
     #[must_use]
     pub fn sign(&self, grant: &Grant) -> String {
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(grant).unwrap_or_default());
-        let mut mac = self.mac();
-        mac.update(payload.as_bytes());
-        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+        self.signer.sign(grant)
     }
 
-    /// What `token` grants for `op`, if it is genuine, for `op` and not expired.
+    /// What `token` grants for `op` (see [`Signer::verify`]).
     ///
     /// # Errors
     /// [`FileError::BadLink`], [`FileError::Expired`].
     pub fn verify(&self, token: &str, op: &str) -> Result<Grant, FileError> {
-        let (payload, tag) = token.split_once('.').ok_or(FileError::BadLink)?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| FileError::BadLink)?;
-        let mut mac = self.mac();
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&tag).map_err(|_| FileError::BadLink)?;
-        let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| FileError::BadLink)?;
-        let grant: Grant = serde_json::from_slice(&bytes).map_err(|_| FileError::BadLink)?;
-        if grant.op != op {
-            return Err(FileError::BadLink);
-        }
-        if grant.exp < Utc::now().timestamp() {
-            return Err(FileError::Expired);
-        }
-        Ok(grant)
+        self.signer.verify(token, op)
     }
 
     fn url(&self, token: &str) -> String {
@@ -385,7 +171,7 @@ impl Files {
             return Err(bad("size", format!("{} bytes is above the limit of {} bytes", req.size, self.opts.max_size)));
         }
         let content_type = essence(&req.content_type);
-        if !content_type.contains('/') || !self.accepts(&content_type) {
+        if !content_type.contains('/') || !self.opts.accepts(&content_type) {
             return Err(bad("contentType", format!("`{content_type}` files are not accepted here")));
         }
         let size = i64::try_from(req.size).map_err(|_| bad("size", "too large"))?;
@@ -578,70 +364,6 @@ async fn pending(store: &Store, system: &Access, id: Uuid) -> Result<Option<bool
     Ok(row.map(Attachment::decode).transpose()?.map(|a| a.status == "PENDING"))
 }
 
-/// Creates the `PENDING` attachment after the caller's checks; returns its id and file name.
-struct StartUpload {
-    req: UploadRequest,
-    size: i64,
-}
-
-impl TxWork for StartUpload {
-    type Output = (Uuid, String);
-    fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, (Uuid, String)> {
-        Box::pin(async move {
-            let attachment = tx.model(Attachment::MODEL)?;
-            if !tx.caller().allows(&attachment.name, Op::Create) {
-                return Err(OrmError::Forbidden("not allowed to create Attachment".to_owned()));
-            }
-            let r = &self.req;
-            let target = ModelName::new(r.subject_model.as_str())
-                .map_err(|_| bad("subject.type", format!("`{}` is not a model", r.subject_model)))?;
-            let Ok(subject) = tx.model(target.as_str()) else {
-                return Err(bad("subject.type", format!("`{target}` is not a model")));
-            };
-            let not_found = || OrmError::NotFound(format!("subject: no {target} with id {}", r.subject_id));
-            if !tx.caller().allows(&subject.name, Op::Read) {
-                return Err(not_found());
-            }
-            let q = tx.caller_targets(&subject, Op::Read, Filter::ids(&[r.subject_id])?, Filter::True)?;
-            if tx.caller_ids(&q).await?.is_empty() {
-                return Err(not_found());
-            }
-            let input = json!({
-                "subject": { "type": target.as_str(), "id": r.subject_id },
-                "fileName": r.file_name,
-                "contentType": r.content_type,
-                "size": self.size,
-                "status": "PENDING",
-                "uploadedBy": tx.caller().actor(),
-            });
-            let id = tx.create(Attachment::MODEL, &input).await?;
-            Ok((id, r.file_name.clone()))
-        })
-    }
-}
-
-/// Makes a `PENDING` attachment `READY`; false when it is no longer there or not pending.
-struct MarkReady {
-    id: Uuid,
-    sha256: String,
-}
-
-impl TxWork for MarkReady {
-    type Output = bool;
-    fn run<'a>(&'a self, tx: &'a mut TxCtx<'_>) -> TxFuture<'a, bool> {
-        Box::pin(async move {
-            let model = tx.model(Attachment::MODEL)?;
-            tx.lock(&model, self.id).await?;
-            let filter = Filter::and(vec![Filter::ids(&[self.id])?, Filter::parse(tx.catalog(), &model, &json!({ "status": "PENDING" }))?]);
-            if tx.find_fields(&model, filter, &["id"], 1).await?.is_empty() {
-                return Ok(false);
-            }
-            tx.update(Attachment::MODEL, self.id, &json!({ "status": "READY", "sha256": self.sha256 })).await?;
-            Ok(true)
-        })
-    }
-}
-
 /// The outbox consumer deleting the objects of destroyed attachments.
 #[derive(Debug)]
 pub struct RemoveObjects(pub Arc<Files>);
@@ -658,12 +380,6 @@ impl EventWork for RemoveObjects {
             }
         })
     }
-}
-
-/// The JSON form of an upload, for the API.
-#[must_use]
-pub fn upload_json(u: &Upload) -> Json {
-    serde_json::to_value(u).unwrap_or(Json::Null)
 }
 
 #[cfg(test)]
@@ -709,11 +425,11 @@ mod tests {
     #[test]
     fn media_types_match_exactly_or_by_family() {
         let f = files(&["image/*", "application/pdf"]);
-        assert!(f.accepts("image/png") && f.accepts("image/webp") && f.accepts("application/pdf"));
-        assert!(!f.accepts("text/html") && !f.accepts("application/pdfx") && !f.accepts("imagex/png"));
-        assert!(files(&["*/*"]).accepts("text/html"));
+        assert!(f.options().accepts("image/png") && f.options().accepts("image/webp") && f.options().accepts("application/pdf"));
+        assert!(!f.options().accepts("text/html") && !f.options().accepts("application/pdfx") && !f.options().accepts("imagex/png"));
+        assert!(files(&["*/*"]).options().accepts("text/html"));
         let defaults = files(&[]);
-        assert!(!defaults.accepts("text/html") && !defaults.accepts("image/svg+xml"), "no active content by default");
+        assert!(!defaults.options().accepts("text/html") && !defaults.options().accepts("image/svg+xml"), "no active content by default");
         assert_eq!(essence("Application/PDF; charset=binary"), "application/pdf");
     }
 }
