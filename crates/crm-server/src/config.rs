@@ -489,6 +489,11 @@ impl Config {
     /// As [`Config::file_settings`]; storage that cannot be opened; the key file.
     pub fn files(&self) -> Result<crm_engines::files::Files, ServerError> {
         let (url, opts, public) = self.file_settings()?;
+        if !url.contains("://") || url.starts_with("file://") {
+            // A local directory is private to the server's user, like the data directory.
+            let dir = std::path::Path::new(url.strip_prefix("file://").unwrap_or(&url));
+            crate::files::private_dir(dir).map_err(|e| ServerError::Config(format!("files at {}: {e}", dir.display())))?;
+        }
         let objects = crm_engines::files::object_store(&url).map_err(ServerError::Config)?;
         let key = if let Some(k) = &self.files_signing_key {
             k.clone().into_bytes()

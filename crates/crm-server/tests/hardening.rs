@@ -211,7 +211,8 @@ async fn the_data_directory_and_its_files_are_private() {
     assert_eq!(st, 200);
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&s.dir), 0o700, "data directory");
-    for f in ["crm.db", "dev-signing-key"] {
+    assert_eq!(mode(&s.dir.join("files")), 0o700, "attachments' directory");
+    for f in ["crm.db", "dev-signing-key", "files.key"] {
         assert_eq!(mode(&s.dir.join(f)), 0o600, "{f}");
     }
     for f in ["crm.db-wal", "crm.db-shm"] {
