@@ -244,19 +244,32 @@ async fn attachments_go_through_s3_compatible_storage() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The default storage, on SQLite and (with `CRM_TEST_DATABASE_URL`) PostgreSQL, whose
+/// tenants here are fresh ones (the database is shared with other tests).
 #[tokio::test]
 async fn attachments_go_to_the_data_directory_by_default() {
-    let dir = tmp("local");
-    let a = cli(&dir, &["dev-token", "--org", "acme", "--sub", "ann"]);
-    let sales = cli(&dir, &["dev-token", "--org", "acme", "--sub", "sam", "--roles", "sales"]);
-    let b = cli(&dir, &["dev-token", "--org", "globex", "--sub", "bob"]);
-    let addr = free_addr();
-    let _server = serve(&dir, addr, &["--max-file-size", "1000000"], &[]).await;
-    let files = dir.join("files");
-    let object = |id: String| {
-        let path = files.join("orgs").join("acme").join("attachments").join(id);
-        async move { std::fs::read(path).ok() }
-    };
-    attach_download_destroy(addr, &a, &sales, &b, object).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let mut backends = vec![(None, "acme".to_owned(), "globex".to_owned())];
+    if let Some(url) = crm_test_kit::postgres_url() {
+        let fresh = |name: &str| format!("{name}{}", uuid::Uuid::now_v7().simple());
+        backends.push((Some(url), fresh("acme"), fresh("globex")));
+    }
+    for (url, org_a, org_b) in backends {
+        let dir = tmp("local");
+        let a = cli(&dir, &["dev-token", "--org", &org_a, "--sub", "ann"]);
+        let sales = cli(&dir, &["dev-token", "--org", &org_a, "--sub", "sam", "--roles", "sales"]);
+        let b = cli(&dir, &["dev-token", "--org", &org_b, "--sub", "bob"]);
+        let addr = free_addr();
+        let mut args = vec!["--max-file-size", "1000000"];
+        if let Some(url) = &url {
+            args.extend(["--database-url", url.as_str()]);
+        }
+        let _server = serve(&dir, addr, &args, &[]).await;
+        let files = dir.join("files");
+        let object = |id: String| {
+            let path = files.join("orgs").join(&org_a).join("attachments").join(id);
+            async move { std::fs::read(path).ok() }
+        };
+        attach_download_destroy(addr, &a, &sales, &b, object).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
