@@ -175,7 +175,11 @@ impl Files {
             return Err(bad("contentType", format!("`{content_type}` files are not accepted here")));
         }
         let size = i64::try_from(req.size).map_err(|_| bad("size", "too large"))?;
-        let work = StartUpload { req: UploadRequest { content_type: content_type.clone(), ..req }, size };
+        // Twice the URL's lifetime: an upload that started just before its URL expired has had
+        // as long again to finish.
+        let abandoned_before =
+            Utc::now() - chrono::Duration::from_std(self.opts.upload_ttl.saturating_mul(2)).unwrap_or(chrono::Duration::minutes(30));
+        let work = StartUpload { req: UploadRequest { content_type: content_type.clone(), ..req }, size, abandoned_before };
         let (id, name) = store.transaction(caller, &work).await?;
         let expires_at = Self::expiry(self.opts.upload_ttl);
         let grant = Grant {

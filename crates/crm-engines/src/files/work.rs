@@ -1,18 +1,26 @@
-//! The transactions of files: making the `PENDING` attachment on the caller's behalf, and
-//! making it `READY` once its bytes are stored.
+//! The transactions of files: making the `PENDING` attachment on the caller's behalf (and
+//! destroying the tenant's attachments whose upload can no longer come), and making it `READY`
+//! once its bytes are stored.
 
+use chrono::{DateTime, Utc};
 use crm_model::ModelName;
-use crm_orm::{Filter, Op, OrmError, TxCtx, TxFuture, TxWork};
+use crm_orm::{Filter, Op, OrmError, Selection, TxCtx, TxFuture, TxWork, Unique, Write};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{UploadRequest, bad};
 use crate::rows::{Attachment, Record};
 
+/// Most abandoned uploads one start destroys.
+const SWEEP: u32 = 100;
+
 /// Creates the `PENDING` attachment after the caller's checks; returns its id and file name.
+/// First destroys (up to [`SWEEP`]) the tenant's attachments still `PENDING` that were created
+/// before `abandoned_before`: their upload URLs have expired, so their bytes can no longer come.
 pub(super) struct StartUpload {
     pub(super) req: UploadRequest,
     pub(super) size: i64,
+    pub(super) abandoned_before: DateTime<Utc>,
 }
 
 impl TxWork for StartUpload {
@@ -36,6 +44,13 @@ impl TxWork for StartUpload {
             let q = tx.caller_targets(&subject, Op::Read, Filter::ids(&[r.subject_id])?, Filter::True)?;
             if tx.caller_ids(&q).await?.is_empty() {
                 return Err(not_found());
+            }
+            let stale = json!({ "status": "PENDING", "createdAt_lt": self.abandoned_before.to_rfc3339() });
+            let stale = Filter::parse(tx.catalog(), &attachment, &stale)?;
+            for row in tx.find_fields(&attachment, stale, &["id"], SWEEP).await? {
+                let id = crate::rows::Id::decode(row)?.id;
+                let destroy = Write::Destroy { model: attachment.name.clone(), target: Unique::Id(id) };
+                tx.write(&destroy, &Selection::default()).await?;
             }
             let input = json!({
                 "subject": { "type": target.as_str(), "id": r.subject_id },
