@@ -342,6 +342,13 @@ pub struct Attachment {
     pub status: String,
 }
 
+impl Attachment {
+    /// `status` while the bytes have not come.
+    pub const PENDING: &'static str = "PENDING";
+    /// `status` once the bytes are stored.
+    pub const READY: &'static str = "READY";
+}
+
 impl Record for Attachment {
     const MODEL: &'static str = "Attachment";
 }

@@ -131,8 +131,7 @@ async fn attempt(platform: &CrossTenant, client: &reqwest::Client, opts: &Delive
     let store = store.with_catalog(catalog);
     let system = store.cross_tenant_platform_work().system_access(org.clone(), "system:webhooks");
     let model = store.catalog().model(Webhook::MODEL).cloned().ok_or_else(|| crm_orm::OrmError::missing_model(Webhook::MODEL))?;
-    let mut read = Read::new(&model);
-    read.filter = crm_orm::Filter::ids(&[d.webhook])?;
+    let read = Read::by_id(&model, d.webhook)?;
     let hook = store.read(&system.scope(store.catalog(), &model.name, Op::Read, read)?).await?.rows.into_iter().next();
     let Some(hook) = hook else { return Ok(give_up("the webhook was deleted".to_owned())) };
     let hook = Webhook::decode(hook)?;

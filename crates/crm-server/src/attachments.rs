@@ -11,7 +11,7 @@ use crm_engines::files::FileError;
 use serde_json::json;
 
 use crate::AppState;
-use crate::http::{Outcome, retry_after};
+use crate::http::{Outcome, error_response};
 
 fn error(e: &FileError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -22,12 +22,7 @@ fn error(e: &FileError) -> Response {
     if status == StatusCode::INTERNAL_SERVER_ERROR || matches!(e, FileError::Storage(_)) {
         tracing::error!(error = %e, source = ?std::error::Error::source(e).map(ToString::to_string), "a file request failed");
     }
-    let mut resp = (status, axum::Json(json!({ "errors": [{ "message": message, "extensions": { "code": e.code() } }] }))).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        retry_after(&mut resp);
-    }
-    resp.extensions_mut().insert(Outcome(e.code().to_owned()));
-    resp
+    error_response(status, e.code(), &message)
 }
 
 /// `PUT /files/{token}`: the bytes of an upload URL's attachment.

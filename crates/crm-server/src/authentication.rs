@@ -515,17 +515,7 @@ impl DevKey {
     /// # Errors
     /// The file cannot be read or written.
     pub fn load_or_create(data_dir: &Path) -> std::io::Result<DevKey> {
-        let path = data_dir.join("dev-signing-key");
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let secret = text.trim().as_bytes().to_vec();
-            if secret.len() >= 32 {
-                return Ok(DevKey { secret, verified: Arc::default() });
-            }
-        }
-        crate::files::private_dir(data_dir)?;
-        let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        crate::files::write_private(&path, secret.as_bytes())?;
-        Ok(DevKey { secret: secret.into_bytes(), verified: Arc::default() })
+        Ok(DevKey { secret: crate::files::secret(data_dir, "dev-signing-key")?, verified: Arc::default() })
     }
 
     /// A development access token with ZITADEL-shaped claims: `roles` in `org` (and in every

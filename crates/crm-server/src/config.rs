@@ -451,14 +451,11 @@ impl Config {
     ///
     /// # Errors
     /// A storage URL of another scheme, a short key, a public URL that is not http(s).
-    pub fn file_settings(&self) -> Result<(String, crm_engines::files::FileOptions, String), ServerError> {
-        let url = match &self.files_url {
-            Some(u) => u.clone(),
-            None => format!("file://{}", self.data_dir.join("files").display()),
+    pub fn file_settings(&self) -> Result<(crm_engines::files::Location, crm_engines::files::FileOptions, String), ServerError> {
+        let location = match &self.files_url {
+            Some(u) => crm_engines::files::Location::parse(u).map_err(|e| ServerError::Config(format!("--files-url {e}")))?,
+            None => crm_engines::files::Location::Directory(self.data_dir.join("files")),
         };
-        if url.contains("://") && !["file://", "s3://", "memory://"].iter().any(|p| url.starts_with(p)) {
-            return Err(ServerError::Config(format!("--files-url {url}: use file://, s3:// or a directory path")));
-        }
         if self.files_signing_key.as_ref().is_some_and(|k| k.len() < 32) {
             return Err(ServerError::Config("--files-signing-key: at least 32 characters".to_owned()));
         }
@@ -479,7 +476,7 @@ impl Config {
             }
             opts.content_types.clone_from(&self.file_types);
         }
-        Ok((url, opts, public))
+        Ok((location, opts, public))
     }
 
     /// The files service of these settings: opens the storage (making the directory) and loads
@@ -488,27 +485,16 @@ impl Config {
     /// # Errors
     /// As [`Config::file_settings`]; storage that cannot be opened; the key file.
     pub fn files(&self) -> Result<crm_engines::files::Files, ServerError> {
-        let (url, opts, public) = self.file_settings()?;
-        if !url.contains("://") || url.starts_with("file://") {
+        let (location, opts, public) = self.file_settings()?;
+        if let crm_engines::files::Location::Directory(dir) = &location {
             // A local directory is private to the server's user, like the data directory.
-            let dir = std::path::Path::new(url.strip_prefix("file://").unwrap_or(&url));
             crate::files::private_dir(dir).map_err(|e| ServerError::Config(format!("files at {}: {e}", dir.display())))?;
         }
-        let objects = crm_engines::files::object_store(&url).map_err(ServerError::Config)?;
-        let key = if let Some(k) = &self.files_signing_key {
-            k.clone().into_bytes()
-        } else {
-            let path = self.data_dir.join("files.key");
-            match std::fs::read_to_string(&path) {
-                Ok(text) if text.trim().len() >= 32 => text.trim().as_bytes().to_vec(),
-                _ => {
-                    crate::files::private_dir(&self.data_dir)?;
-                    let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-                    crate::files::write_private(&path, key.as_bytes())
-                        .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
-                    key.into_bytes()
-                }
-            }
+        let objects = location.open().map_err(ServerError::Config)?;
+        let key = match &self.files_signing_key {
+            Some(k) => k.clone().into_bytes(),
+            None => crate::files::secret(&self.data_dir, "files.key")
+                .map_err(|e| ServerError::Config(format!("{}: {e}", self.data_dir.join("files.key").display())))?,
         };
         crm_engines::files::Files::new(objects, &key, opts, &public).map_err(ServerError::Config)
     }

@@ -46,6 +46,24 @@ pub(crate) fn private_file(path: &Path) -> io::Result<()> {
     }
 }
 
+/// The secret kept in file `name` of `data_dir` (at least 32 characters), made and kept there
+/// (private) when missing or shorter: the development signing key, the file signing key.
+///
+/// # Errors
+/// IO failures.
+pub(crate) fn secret(data_dir: &Path, name: &str) -> io::Result<Vec<u8>> {
+    let path = data_dir.join(name);
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && text.trim().len() >= 32
+    {
+        return Ok(text.trim().as_bytes().to_vec());
+    }
+    private_dir(data_dir)?;
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    write_private(&path, secret.as_bytes())?;
+    Ok(secret.into_bytes())
+}
+
 /// Writes `contents` to a new private file at `path` (replacing one that exists).
 ///
 /// # Errors

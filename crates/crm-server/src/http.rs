@@ -51,11 +51,17 @@ pub struct RequestId(pub String);
 
 /// A GraphQL-shaped error response: `{"errors": [{"message", "extensions": {"code"}}]}`.
 pub(crate) fn gql_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    let mut resp = (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] }))).into_response();
-    if code == ErrorCode::Unavailable {
+    error_response(status, code.as_str(), message)
+}
+
+/// A response with status `status` and one error in the GraphQL shape with `extensions.code`
+/// `code`; an `UNAVAILABLE` one also says when to retry.
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut resp = (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))).into_response();
+    if code == ErrorCode::Unavailable.as_str() {
         retry_after(&mut resp);
     }
-    resp.extensions_mut().insert(Outcome(code.as_str().to_owned()));
+    resp.extensions_mut().insert(Outcome(code.to_owned()));
     resp
 }
 

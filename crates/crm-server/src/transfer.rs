@@ -75,14 +75,17 @@ pub async fn export(store: &Store, org: &OrgId, out: &mut dyn Write) -> Result<u
     let platform = store.cross_tenant_platform_work();
     let catalog = platform.tenant_catalog(org).await?;
     let order = model_order(&catalog);
-    let mut total = 0u64;
-    for name in &order {
-        if let Some(m) = catalog.model(name.as_str()) {
-            total += u64::try_from(platform.count_records(org, m).await?).unwrap_or(0);
+    // The totals only serve the progress bar: counted only when it is drawn.
+    let mut progress = Progress::new(0);
+    if progress.shown {
+        for name in &order {
+            if let Some(m) = catalog.model(name.as_str()) {
+                progress.total += u64::try_from(platform.count_records(org, m).await?).unwrap_or(0);
+            }
         }
-    }
-    for log in LOGS {
-        total += u64::try_from(platform.count_log(org, log).await?).unwrap_or(0);
+        for log in LOGS {
+            progress.total += u64::try_from(platform.count_log(org, log).await?).unwrap_or(0);
+        }
     }
     let mut line = |v: &Json| -> Result<(), ServerError> {
         serde_json::to_writer(&mut *out, v).map_err(|e| ServerError::Config(e.to_string()))?;
@@ -94,7 +97,6 @@ pub async fn export(store: &Store, org: &OrgId, out: &mut dyn Write) -> Result<u
     for def in platform.export_definitions(org).await? {
         line(&json!({ "type": "definition", "definition": def }))?;
     }
-    let mut progress = Progress::new(total);
     let (mut records, mut logs) = (0u64, 0u64);
     for name in &order {
         let Some(m) = catalog.model(name.as_str()) else { continue };

@@ -31,6 +31,15 @@ pub struct Grant {
     pub name: String,
 }
 
+impl Grant {
+    /// A grant of `op` on attachment `id` of `org`, serving `size` bytes of `content_type` named
+    /// `name`; its expiry is set when it is issued.
+    #[must_use]
+    pub fn new(op: &str, org: &crm_model::OrgId, id: Uuid, size: u64, content_type: &str, name: String) -> Grant {
+        Grant { op: op.to_owned(), org: org.as_str().to_owned(), id, exp: 0, size, content_type: content_type.to_owned(), name }
+    }
+}
+
 /// Why a file request failed; each maps to an HTTP status.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {

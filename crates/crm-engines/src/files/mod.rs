@@ -25,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use crm_model::OrgId;
-use crm_orm::{Access, Event, EventWork, Filter, Op, OrmError, Read, Store, TxCtx, TxFuture};
+use crm_orm::{Access, Event, EventWork, Op, OrmError, Read, Store, TxCtx, TxFuture};
 use futures::{Stream, StreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -43,7 +43,7 @@ mod work;
 
 pub use grant::{FileError, Grant, Signer};
 pub use limits::{DEFAULT_CONTENT_TYPES, FileOptions, essence};
-pub use storage::{object_key, object_store};
+pub use storage::{Location, object_key, object_store};
 use work::{MarkReady, StartUpload};
 
 /// The consumer name of the object removal.
@@ -150,14 +150,6 @@ impl Files {
         self.signer.verify(token, op)
     }
 
-    fn url(&self, token: &str) -> String {
-        format!("{}/files/{token}", self.base_url)
-    }
-
-    fn expiry(ttl: Duration) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(5))
-    }
-
     /// Creates a `PENDING` attachment on the caller's behalf and signs its upload URL. The
     /// caller must be allowed to create attachments and to read the record attached to; the
     /// size and type must be within the limits.
@@ -181,17 +173,16 @@ impl Files {
             Utc::now() - chrono::Duration::from_std(self.opts.upload_ttl.saturating_mul(2)).unwrap_or(chrono::Duration::minutes(30));
         let work = StartUpload { req: UploadRequest { content_type: content_type.clone(), ..req }, size, abandoned_before };
         let (id, name) = store.transaction(caller, &work).await?;
-        let expires_at = Self::expiry(self.opts.upload_ttl);
-        let grant = Grant {
-            op: "put".to_owned(),
-            org: caller.org().as_str().to_owned(),
-            id,
-            exp: expires_at.timestamp(),
-            size: work.req.size,
-            content_type: content_type.clone(),
-            name,
-        };
-        Ok(Upload { id, url: self.url(&self.sign(&grant)), method: "PUT", content_type, expires_at })
+        let grant = Grant::new("put", caller.org(), id, work.req.size, &content_type, name);
+        let Link { url, expires_at } = self.issue(grant, self.opts.upload_ttl);
+        Ok(Upload { id, url, method: "PUT", content_type, expires_at })
+    }
+
+    /// The signed URL of `grant`, valid for `ttl` from now.
+    fn issue(&self, mut grant: Grant, ttl: Duration) -> Link {
+        let expires_at = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(5));
+        grant.exp = expires_at.timestamp();
+        Link { url: format!("{}/files/{}", self.base_url, self.sign(&grant)), expires_at }
     }
 
     /// Signs a download URL for attachment `id`, if the caller may read it and the record it is
@@ -201,30 +192,17 @@ impl Files {
     /// `NOT_FOUND` for an attachment (or its record) the caller cannot read, `BAD_USER_INPUT`
     /// for one still `PENDING`; database failures.
     pub async fn download_link(&self, store: &Store, caller: &Access, id: Uuid) -> Result<Link, OrmError> {
-        let model = store.catalog().model(Attachment::MODEL).cloned().ok_or_else(|| OrmError::missing_model(Attachment::MODEL))?;
-        let mut read = Read::new(&model);
-        read.filter = Filter::ids(&[id])?;
-        let row = store.read(&caller.scope(store.catalog(), &model.name, Op::Read, read)?).await?.rows.into_iter().next();
         let not_found = || OrmError::NotFound(format!("no Attachment with id {id}"));
-        let a = Attachment::decode(row.ok_or_else(not_found)?)?;
+        let a = Attachment::decode(one(store, caller, Attachment::MODEL, id).await?.ok_or_else(not_found)?)?;
         let subject = a.subject.ok_or_else(not_found)?;
-        if !readable(store, caller, &subject.model, subject.id).await? {
+        if one(store, caller, &subject.model, subject.id).await?.is_none() {
             return Err(not_found());
         }
-        if a.status != "READY" {
+        if a.status != Attachment::READY {
             return Err(bad("id", "the file has not been uploaded yet"));
         }
-        let expires_at = Self::expiry(self.opts.download_ttl);
-        let grant = Grant {
-            op: "get".to_owned(),
-            org: caller.org().as_str().to_owned(),
-            id,
-            exp: expires_at.timestamp(),
-            size: u64::try_from(a.size).unwrap_or(0),
-            content_type: a.content_type,
-            name: a.file_name,
-        };
-        Ok(Link { url: self.url(&self.sign(&grant)), expires_at })
+        let grant = Grant::new("get", caller.org(), id, u64::try_from(a.size).unwrap_or(0), &a.content_type, a.file_name);
+        Ok(self.issue(grant, self.opts.download_ttl))
     }
 
     /// Receives the bytes of an upload URL's attachment: exactly the declared size, with the
@@ -250,10 +228,11 @@ impl Files {
         let (_, catalog) = store.tenant_catalog(&org).await?;
         let store = store.with_catalog(catalog);
         let system = store.cross_tenant_platform_work().system_access(org, "system:files");
-        match pending(&store, &system, grant.id).await? {
+        // Live (not destroyed, not in the trash) and still waiting for its bytes.
+        match one(&store, &system, Attachment::MODEL, grant.id).await?.map(Attachment::decode).transpose()? {
             None => return Err(FileError::NotFound),
-            Some(false) => return Err(FileError::AlreadyUploaded),
-            Some(true) => {}
+            Some(a) if a.status != Attachment::PENDING => return Err(FileError::AlreadyUploaded),
+            Some(_) => {}
         }
         let key = object_key(&grant.org, grant.id);
         let sha256 = self.write_object(&key, &grant, body).await?;
@@ -344,28 +323,15 @@ pub struct Received {
     pub sha256: String,
 }
 
-/// Whether record `id` of `model` is one the caller may read.
-async fn readable(store: &Store, caller: &Access, model: &str, id: Uuid) -> Result<bool, OrmError> {
-    let Some(m) = store.catalog().model(model).cloned() else { return Ok(false) };
-    if !caller.allows(&m.name, Op::Read) {
-        return Ok(false);
+/// Record `id` of `model` as `access` may read it (none: no such model, no read grant, or no
+/// such record in its scope).
+async fn one(store: &Store, access: &Access, model: &str, id: Uuid) -> Result<Option<serde_json::Value>, OrmError> {
+    let Some(m) = store.catalog().model(model).cloned() else { return Ok(None) };
+    if !access.allows(&m.name, Op::Read) {
+        return Ok(None);
     }
-    let mut read = Read::new(&m);
-    read.filter = Filter::ids(&[id])?;
-    read.select = crm_orm::Selection {
-        fields: vec![crm_model::FieldName::new("id").map_err(|e| OrmError::invariant(e.to_string()))?],
-        ..Default::default()
-    };
-    Ok(!store.read(&caller.scope(store.catalog(), &m.name, Op::Read, read)?).await?.rows.is_empty())
-}
-
-/// Whether attachment `id` waits for its bytes (`None`: it does not exist, or is in the trash).
-async fn pending(store: &Store, system: &Access, id: Uuid) -> Result<Option<bool>, OrmError> {
-    let model = store.catalog().model(Attachment::MODEL).cloned().ok_or_else(|| OrmError::missing_model(Attachment::MODEL))?;
-    let mut read = Read::new(&model);
-    read.filter = Filter::ids(&[id])?;
-    let row = store.read(&system.scope(store.catalog(), &model.name, Op::Read, read)?).await?.rows.into_iter().next();
-    Ok(row.map(Attachment::decode).transpose()?.map(|a| a.status == "PENDING"))
+    let read = Read::by_id(&m, id)?;
+    Ok(store.read(&access.scope(store.catalog(), &m.name, Op::Read, read)?).await?.rows.into_iter().next())
 }
 
 /// The outbox consumer deleting the objects of destroyed attachments.
@@ -375,7 +341,7 @@ pub struct RemoveObjects(pub Arc<Files>);
 impl EventWork for RemoveObjects {
     fn handle<'a>(&'a self, _tx: &'a mut TxCtx<'_>, event: &'a Event) -> TxFuture<'a, ()> {
         Box::pin(async move {
-            if event.model != Attachment::MODEL || !event.kind.ends_with(".destroyed") {
+            if event.kind != crm_orm::event_type(Attachment::MODEL, crm_orm::EventKind::Destroyed) {
                 return Ok(());
             }
             match self.0.objects.delete(&object_key(&event.org, event.record_id)).await {

@@ -45,7 +45,7 @@ impl TxWork for StartUpload {
             if tx.caller_ids(&q).await?.is_empty() {
                 return Err(not_found());
             }
-            let stale = json!({ "status": "PENDING", "createdAt_lt": self.abandoned_before.to_rfc3339() });
+            let stale = json!({ "status": Attachment::PENDING, "createdAt_lt": self.abandoned_before.to_rfc3339() });
             let stale = Filter::parse(tx.catalog(), &attachment, &stale)?;
             for row in tx.find_fields(&attachment, stale, &["id"], SWEEP).await? {
                 let id = crate::rows::Id::decode(row)?.id;
@@ -57,7 +57,7 @@ impl TxWork for StartUpload {
                 "fileName": r.file_name,
                 "contentType": r.content_type,
                 "size": self.size,
-                "status": "PENDING",
+                "status": Attachment::PENDING,
                 "uploadedBy": tx.caller().actor(),
             });
             let id = tx.create(Attachment::MODEL, &input).await?;
@@ -78,11 +78,14 @@ impl TxWork for MarkReady {
         Box::pin(async move {
             let model = tx.model(Attachment::MODEL)?;
             tx.lock(&model, self.id).await?;
-            let filter = Filter::and(vec![Filter::ids(&[self.id])?, Filter::parse(tx.catalog(), &model, &json!({ "status": "PENDING" }))?]);
+            let filter = Filter::and(vec![
+                Filter::ids(&[self.id])?,
+                Filter::parse(tx.catalog(), &model, &json!({ "status": Attachment::PENDING }))?,
+            ]);
             if tx.find_fields(&model, filter, &["id"], 1).await?.is_empty() {
                 return Ok(false);
             }
-            tx.update(Attachment::MODEL, self.id, &json!({ "status": "READY", "sha256": self.sha256 })).await?;
+            tx.update(Attachment::MODEL, self.id, &json!({ "status": Attachment::READY, "sha256": self.sha256 })).await?;
             Ok(true)
         })
     }

@@ -107,7 +107,7 @@ impl CrossTenant {
             return Err(OrmError::Referenced(format!("tenant {org} has custom definitions: import into an empty tenant")));
         }
         for m in self.0.base.models() {
-            if tx.ex().scalar_i64(transfer::count_records(d, m, org)).await? > 0 {
+            if tx.ex().scalar_i64(transfer::has_records(d, m, org)).await? > 0 {
                 return Err(OrmError::Referenced(format!("tenant {org} has {} records: import into an empty tenant", m.name)));
             }
         }

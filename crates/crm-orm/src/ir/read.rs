@@ -430,4 +430,12 @@ impl Read {
             cursors: true,
         }
     }
+
+    /// Record `id` of `model` (all scalar fields), if the scope admits it.
+    ///
+    /// # Errors
+    /// Never in practice (the `id` field always exists); typed for the filter's construction.
+    pub fn by_id(model: &Model, id: uuid::Uuid) -> Result<Read> {
+        Ok(Read { filter: Filter::ids(&[id])?, page: Page { first: Some(1), ..Page::default() }, cursors: false, ..Read::new(model) })
+    }
 }

@@ -157,6 +157,15 @@ pub fn records_page(d: Dialect, catalog: &Catalog, model: &Model, org: &OrgId, a
     Ok(d.build(&stmt))
 }
 
+/// Whether `org` has any record (live or trashed) of `model`: one row at most is looked at.
+#[must_use]
+pub fn has_records(d: Dialect, model: &Model, org: &OrgId) -> Built {
+    let any =
+        Query::select().expr(Expr::val(1)).from(Alias::new(model.table.as_str())).cond_where(rows_of(model, org, None)).limit(1).to_owned();
+    let stmt = Query::select().expr(Expr::cust("COUNT(*)")).from_subquery(any, Alias::new("x")).to_owned();
+    d.build(&stmt)
+}
+
 /// How many records (live and trashed) `org` has of `model`.
 #[must_use]
 pub fn count_records(d: Dialect, model: &Model, org: &OrgId) -> Built {
